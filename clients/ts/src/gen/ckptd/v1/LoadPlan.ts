@@ -1,0 +1,57 @@
+// Original file: proto/ckptd/v1/checkpoint_service.proto
+
+import type { CheckpointIn as _ckptd_v1_CheckpointIn, Checkpoint as _ckptd_v1_Checkpoint } from '../../ckptd/v1/Checkpoint.js';
+import type { TensorPlacementIn as _ckptd_v1_TensorPlacementIn, TensorPlacement as _ckptd_v1_TensorPlacement } from '../../ckptd/v1/TensorPlacement.js';
+import type { Long } from '@grpc/proto-loader';
+
+/**
+ * LoadPlan tells the loader what comes and where to put it.
+ */
+export interface LoadPlanIn {
+  /**
+   * The checkpoint being loaded (basic view).
+   */
+  'checkpoint'?: (_ckptd_v1_CheckpointIn | null);
+  /**
+   * The rank whose shard is streamed.
+   */
+  'sourceRank'?: (number);
+  /**
+   * Saved device -> target device, usable as torch.load(map_location=...).
+   */
+  'mapLocation'?: ({[key: string]: string});
+  /**
+   * The target device of every tensor that will be streamed.
+   */
+  'placements'?: (_ckptd_v1_TensorPlacementIn)[];
+  /**
+   * Raw bytes that will be streamed.
+   */
+  'totalBytes'?: (number | string | Long);
+}
+
+/**
+ * LoadPlan tells the loader what comes and where to put it.
+ */
+export interface LoadPlan {
+  /**
+   * The checkpoint being loaded (basic view).
+   */
+  'checkpoint': (_ckptd_v1_Checkpoint | null);
+  /**
+   * The rank whose shard is streamed.
+   */
+  'sourceRank': (number);
+  /**
+   * Saved device -> target device, usable as torch.load(map_location=...).
+   */
+  'mapLocation': ({[key: string]: string});
+  /**
+   * The target device of every tensor that will be streamed.
+   */
+  'placements': (_ckptd_v1_TensorPlacement)[];
+  /**
+   * Raw bytes that will be streamed.
+   */
+  'totalBytes': (number);
+}

@@ -1,0 +1,49 @@
+// Original file: proto/ckptd/v1/checkpoint_service.proto
+
+import type { LoadPlanIn as _ckptd_v1_LoadPlanIn, LoadPlan as _ckptd_v1_LoadPlan } from '../../ckptd/v1/LoadPlan.js';
+import type { LoadEntryIn as _ckptd_v1_LoadEntryIn, LoadEntry as _ckptd_v1_LoadEntry } from '../../ckptd/v1/LoadEntry.js';
+import type { ChunkIn as _ckptd_v1_ChunkIn, Chunk as _ckptd_v1_Chunk } from '../../ckptd/v1/Chunk.js';
+
+/**
+ * LoadResponse is one message of a Load stream: plan, then (entry, chunk*)*.
+ */
+export interface LoadResponseIn {
+  /**
+   * First message: the checkpoint and the device-mapping hints.
+   */
+  'plan'?: (_ckptd_v1_LoadPlanIn | null);
+  /**
+   * Starts an entry; its raw bytes follow as chunks.
+   */
+  'entry'?: (_ckptd_v1_LoadEntryIn | null);
+  /**
+   * A slice of the current entry's raw bytes, verified against its checksum.
+   */
+  'chunk'?: (_ckptd_v1_ChunkIn | null);
+  /**
+   * The message kind.
+   */
+  'msg'?: "plan"|"entry"|"chunk";
+}
+
+/**
+ * LoadResponse is one message of a Load stream: plan, then (entry, chunk*)*.
+ */
+export interface LoadResponse {
+  /**
+   * First message: the checkpoint and the device-mapping hints.
+   */
+  'plan'?: (_ckptd_v1_LoadPlan | null);
+  /**
+   * Starts an entry; its raw bytes follow as chunks.
+   */
+  'entry'?: (_ckptd_v1_LoadEntry | null);
+  /**
+   * A slice of the current entry's raw bytes, verified against its checksum.
+   */
+  'chunk'?: (_ckptd_v1_Chunk | null);
+  /**
+   * The message kind.
+   */
+  'msg'?: "plan"|"entry"|"chunk";
+}

@@ -1,0 +1,63 @@
+// Original file: proto/ckptd/v1/checkpoint_service.proto
+
+import type { Long } from '@grpc/proto-loader';
+
+/**
+ * SaveHeader names the checkpoint, the rank and the item a Save stream writes.
+ */
+export interface SaveHeaderIn {
+  /**
+   * The training job, the namespace of its checkpoints ([A-Za-z0-9._-], at most 128 characters).
+   */
+  'job'?: (string);
+  /**
+   * The checkpoint's id, e.g. "global_step1000" (same character rules as job).
+   */
+  'checkpointId'?: (string);
+  /**
+   * The training step of the checkpoint; every rank must agree.
+   */
+  'step'?: (number | string | Long);
+  /**
+   * The saving rank, in [0, world_size).
+   */
+  'rank'?: (number);
+  /**
+   * The number of ranks that take part in the checkpoint; every rank must agree.
+   */
+  'worldSize'?: (number);
+  /**
+   * The item's name, e.g. "model" or "mp_rank_00_model_states.pt" (same character rules as job).
+   */
+  'item'?: (string);
+}
+
+/**
+ * SaveHeader names the checkpoint, the rank and the item a Save stream writes.
+ */
+export interface SaveHeader {
+  /**
+   * The training job, the namespace of its checkpoints ([A-Za-z0-9._-], at most 128 characters).
+   */
+  'job': (string);
+  /**
+   * The checkpoint's id, e.g. "global_step1000" (same character rules as job).
+   */
+  'checkpointId': (string);
+  /**
+   * The training step of the checkpoint; every rank must agree.
+   */
+  'step': (number);
+  /**
+   * The saving rank, in [0, world_size).
+   */
+  'rank': (number);
+  /**
+   * The number of ranks that take part in the checkpoint; every rank must agree.
+   */
+  'worldSize': (number);
+  /**
+   * The item's name, e.g. "model" or "mp_rank_00_model_states.pt" (same character rules as job).
+   */
+  'item': (string);
+}

@@ -1,0 +1,58 @@
+// Original file: proto/ckptd/v1/checkpoint_service.proto
+
+import type { SaveHeaderIn as _ckptd_v1_SaveHeaderIn, SaveHeader as _ckptd_v1_SaveHeader } from '../../ckptd/v1/SaveHeader.js';
+import type { EntryHeaderIn as _ckptd_v1_EntryHeaderIn, EntryHeader as _ckptd_v1_EntryHeader } from '../../ckptd/v1/EntryHeader.js';
+import type { ChunkIn as _ckptd_v1_ChunkIn, Chunk as _ckptd_v1_Chunk } from '../../ckptd/v1/Chunk.js';
+import type { SaveTrailerIn as _ckptd_v1_SaveTrailerIn, SaveTrailer as _ckptd_v1_SaveTrailer } from '../../ckptd/v1/SaveTrailer.js';
+
+/**
+ * SaveRequest is one message of a Save stream.
+ */
+export interface SaveRequestIn {
+  /**
+   * First message of the stream: which checkpoint, rank and item.
+   */
+  'header'?: (_ckptd_v1_SaveHeaderIn | null);
+  /**
+   * Starts a new entry; its bytes follow as chunks.
+   */
+  'entry'?: (_ckptd_v1_EntryHeaderIn | null);
+  /**
+   * A slice of the current entry's bytes.
+   */
+  'chunk'?: (_ckptd_v1_ChunkIn | null);
+  /**
+   * Last message of the stream: counts and checksum of everything sent.
+   */
+  'trailer'?: (_ckptd_v1_SaveTrailerIn | null);
+  /**
+   * The message kind; the stream is header, (entry, chunk*)*, trailer.
+   */
+  'msg'?: "header"|"entry"|"chunk"|"trailer";
+}
+
+/**
+ * SaveRequest is one message of a Save stream.
+ */
+export interface SaveRequest {
+  /**
+   * First message of the stream: which checkpoint, rank and item.
+   */
+  'header'?: (_ckptd_v1_SaveHeader | null);
+  /**
+   * Starts a new entry; its bytes follow as chunks.
+   */
+  'entry'?: (_ckptd_v1_EntryHeader | null);
+  /**
+   * A slice of the current entry's bytes.
+   */
+  'chunk'?: (_ckptd_v1_Chunk | null);
+  /**
+   * Last message of the stream: counts and checksum of everything sent.
+   */
+  'trailer'?: (_ckptd_v1_SaveTrailer | null);
+  /**
+   * The message kind; the stream is header, (entry, chunk*)*, trailer.
+   */
+  'msg'?: "header"|"entry"|"chunk"|"trailer";
+}
