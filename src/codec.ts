@@ -1,0 +1,118 @@
+/**
+ * Chunk codec: every chunk is stored as one standard LZ4 frame, so `lz4 -d` on a
+ * stored entry file gives back the raw bytes without ckptd. A chunk that does not
+ * shrink is stored as a frame of *uncompressed* blocks (the frame format allows
+ * them), flagged `raw` in the manifest: it costs 11 bytes and no CPU, and reading
+ * it back is a slice.
+ */
+import { crc32c } from "@node-rs/crc32";
+import { compressFrame, decompressFrame } from "lz4-napi";
+
+/** Largest block an LZ4 frame with BD=0x70 may hold (4 MiB); chunks are at most this. */
+export const LZ4_MAX_BLOCK = 4 << 20;
+/** Magic, FLG=0x60 (v01, independent blocks, no checksums), BD=0x70 (4 MiB), HC. */
+const FRAME_HEADER = Buffer.from([0x04, 0x22, 0x4d, 0x18, 0x60, 0x70, 0x73]);
+const UNCOMPRESSED_BIT = 0x80000000;
+const END_MARK = Buffer.alloc(4);
+/** Frame header + block size + end mark around a raw block. */
+export const RAW_FRAME_OVERHEAD = FRAME_HEADER.length + 4 + END_MARK.length;
+
+/** How one chunk was stored. */
+export interface StoredChunk {
+  /** Byte offset of the chunk's frame in the entry file. */
+  offset: number;
+  storedBytes: number;
+  rawBytes: number;
+  /** CRC-32C of the raw bytes. */
+  crc32c: number;
+  /** True when the frame holds an uncompressed block. */
+  raw: boolean;
+}
+
+/** An encoded chunk ready for `writev`: the parts alias the input where possible. */
+export interface EncodedChunk {
+  parts: Buffer[];
+  storedBytes: number;
+  raw: boolean;
+}
+
+/** Frames `data` as one LZ4 frame with a single uncompressed block; no copy of `data`. */
+export function rawFrame(data: Buffer): EncodedChunk {
+  if (data.length > LZ4_MAX_BLOCK) throw new RangeError(`chunk of ${data.length} bytes exceeds the 4 MiB LZ4 block`);
+  const head = Buffer.allocUnsafe(FRAME_HEADER.length + 4);
+  FRAME_HEADER.copy(head, 0);
+  head.writeUInt32LE((data.length | UNCOMPRESSED_BIT) >>> 0, FRAME_HEADER.length);
+  const parts = data.length === 0 ? [head, END_MARK] : [head, data, END_MARK];
+  return { parts, storedBytes: data.length + RAW_FRAME_OVERHEAD, raw: true };
+}
+
+/**
+ * Compresses `data` into an LZ4 frame unless that does not pay, in which case it is
+ * framed raw. `minSaving` is the fraction of bytes compression must save.
+ */
+export async function encodeChunk(data: Buffer, tryCompress: boolean, minSaving = 0.03): Promise<EncodedChunk> {
+  if (tryCompress && data.length > 0) {
+    const frame = await compressFrame(data);
+    if (frame.length <= data.length * (1 - minSaving)) return { parts: [frame], storedBytes: frame.length, raw: false };
+  }
+  return rawFrame(data);
+}
+
+/** Reasons a stored chunk does not decode, as a short phrase for DATA_LOSS messages. */
+export class ChunkCorruptError extends Error {}
+
+/**
+ * Decodes one stored chunk and verifies its length and CRC-32C. Throws
+ * ChunkCorruptError (never returns wrong bytes).
+ */
+export async function decodeChunk(stored: Buffer, chunk: StoredChunk): Promise<Buffer> {
+  let data: Buffer;
+  if (chunk.raw) {
+    const head = FRAME_HEADER.length;
+    if (
+      stored.length !== chunk.rawBytes + RAW_FRAME_OVERHEAD ||
+      !stored.subarray(0, head).equals(FRAME_HEADER) ||
+      stored.readUInt32LE(head) !== ((chunk.rawBytes | UNCOMPRESSED_BIT) >>> 0) ||
+      stored.readUInt32LE(stored.length - 4) !== 0
+    ) {
+      throw new ChunkCorruptError("raw LZ4 frame header or end mark is damaged");
+    }
+    data = stored.subarray(head + 4, head + 4 + chunk.rawBytes);
+  } else {
+    try {
+      data = await decompressFrame(stored);
+    } catch (err) {
+      throw new ChunkCorruptError(`LZ4 frame does not decode (${err instanceof Error ? err.message : String(err)})`);
+    }
+  }
+  if (data.length !== chunk.rawBytes)
+    throw new ChunkCorruptError(`decoded ${data.length} bytes where ${chunk.rawBytes} were stored`);
+  const crc = crc32c(data);
+  if (crc !== chunk.crc32c)
+    throw new ChunkCorruptError(`CRC-32C is ${hex(crc)} where ${hex(chunk.crc32c)} was recorded`);
+  return data;
+}
+
+export function hex(n: number): string {
+  return "0x" + (n >>> 0).toString(16).padStart(8, "0");
+}
+
+/**
+ * Decides per entry whether to spend CPU on compression: dense float weights do not
+ * shrink, so after a chunk that does not pay the next few are stored raw without
+ * trying, and compression is probed again every `probeEvery` chunks.
+ */
+export class CompressionPolicy {
+  private skip = 0;
+  constructor(private readonly probeEvery = 8) {}
+  shouldTry(): boolean {
+    if (this.skip > 0) {
+      this.skip--;
+      return false;
+    }
+    return true;
+  }
+  record(tried: boolean, compressed: boolean): void {
+    if (tried && !compressed) this.skip = this.probeEvery - 1;
+  }
+}

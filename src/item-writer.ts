@@ -1,0 +1,183 @@
+/**
+ * ItemWriter stages one item of one rank: entries arrive in order, each entry's
+ * bytes chunk by chunk; every chunk is checksummed, LZ4-framed and appended to the
+ * entry's file, one chunk at a time, so memory is bounded by one chunk per stream.
+ *
+ * Call order: open → (beginEntry → writeChunk*)* → finish | discard.
+ */
+import * as fsp from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import * as path from "node:path";
+import { crc32c } from "@node-rs/crc32";
+import { CompressionPolicy, encodeChunk, hex, LZ4_MAX_BLOCK } from "./codec.js";
+import { invalidArgument } from "./errors.js";
+import { entryFileName, type EntryRecord, type ItemRecord, type ObjectMeta, type TensorMeta } from "./manifest.js";
+import { fsyncDir } from "./storage.js";
+
+export interface EntrySpec {
+  key: string;
+  kind: "tensor" | "object";
+  tensor?: TensorMeta;
+  object?: ObjectMeta;
+  /** Exact byte count the entry must carry (dtype × shape, or the object's size). */
+  sizeBytes: number;
+}
+
+interface OpenEntry {
+  record: EntryRecord;
+  fh: FileHandle;
+  policy: CompressionPolicy;
+  /** Bytes written to the file so far (the next frame's offset). */
+  position: number;
+  /** Raw bytes received so far for this entry. */
+  received: number;
+}
+
+/** Fsyncs of finished entry files run behind the stream, at most this many at once. */
+const MAX_PENDING_SYNCS = 16;
+
+export class ItemWriter {
+  private readonly entries: EntryRecord[] = [];
+  private readonly keys = new Set<string>();
+  private current: OpenEntry | undefined;
+  private pendingSyncs: Promise<void>[] = [];
+  private streamCrc = 0;
+  bytesReceived = 0;
+  bytesStored = 0;
+
+  constructor(
+    readonly name: string,
+    readonly dir: string,
+  ) {}
+
+  async open(): Promise<void> {
+    await fsp.rm(this.dir, { recursive: true, force: true });
+    await fsp.mkdir(this.dir, { recursive: true });
+  }
+
+  async beginEntry(spec: EntrySpec): Promise<void> {
+    await this.endEntry();
+    if (this.keys.has(spec.key))
+      throw invalidArgument(`duplicate entry key ${JSON.stringify(spec.key)} in item '${this.name}'`);
+    this.keys.add(spec.key);
+    const file = entryFileName(this.entries.length);
+    const record: EntryRecord = {
+      key: spec.key,
+      kind: spec.kind,
+      ...(spec.tensor ? { tensor: spec.tensor } : {}),
+      ...(spec.object ? { object: spec.object } : {}),
+      file,
+      rawBytes: spec.sizeBytes,
+      storedBytes: 0,
+      chunks: [],
+    };
+    const fh = await fsp.open(path.join(this.dir, file), "wx");
+    this.current = { record, fh, policy: new CompressionPolicy(), position: 0, received: 0 };
+    this.entries.push(record);
+  }
+
+  get entryCount(): number {
+    return this.entries.length;
+  }
+
+  /** Appends one chunk of the current entry; `clientCrc` is verified when given. */
+  async writeChunk(data: Buffer, clientCrc: number | undefined): Promise<void> {
+    const cur = this.current;
+    if (!cur) throw invalidArgument("a data chunk arrived before any entry header");
+    if (data.length === 0) return;
+    if (data.length > LZ4_MAX_BLOCK)
+      throw invalidArgument(`a chunk of ${data.length} bytes exceeds the 4 MiB chunk limit`);
+    const rec = cur.record;
+    const received = cur.received + data.length;
+    if (received > rec.rawBytes)
+      throw invalidArgument(
+        `entry '${rec.key}' of item '${this.name}' got ${received} bytes so far but expects ${rec.rawBytes} bytes (${describe(rec)})`,
+      );
+    const crc = crc32c(data);
+    if (clientCrc !== undefined && clientCrc !== crc)
+      throw invalidArgument(
+        `chunk ${rec.chunks.length} of entry '${rec.key}' failed its checksum: CRC-32C ${hex(crc)}, client sent ${hex(clientCrc)}`,
+      );
+    this.streamCrc = crc32c(data, this.streamCrc);
+    const tried = cur.policy.shouldTry();
+    const enc = await encodeChunk(data, tried);
+    cur.policy.record(tried, !enc.raw);
+    await writeAll(cur.fh, enc.parts, enc.storedBytes);
+    rec.chunks.push({ offset: cur.position, storedBytes: enc.storedBytes, rawBytes: data.length, crc32c: crc, raw: enc.raw });
+    cur.position += enc.storedBytes;
+    cur.received = received;
+    rec.storedBytes += enc.storedBytes;
+    this.bytesReceived += data.length;
+    this.bytesStored += enc.storedBytes;
+  }
+
+  /** Checks the trailer, makes every file and directory entry durable and returns the record. */
+  async finish(trailer: { entryCount: number; byteCount: number; crc32c: number }): Promise<ItemRecord> {
+    await this.endEntry();
+    if (trailer.entryCount !== this.entries.length)
+      throw invalidArgument(`trailer says ${trailer.entryCount} entries but ${this.entries.length} were sent`);
+    if (trailer.byteCount !== this.bytesReceived)
+      throw invalidArgument(`trailer says ${trailer.byteCount} bytes but ${this.bytesReceived} bytes were sent`);
+    if ((trailer.crc32c >>> 0) !== (this.streamCrc >>> 0))
+      throw invalidArgument(
+        `item '${this.name}' failed its checksum: CRC-32C of the data is ${hex(this.streamCrc)}, trailer says ${hex(trailer.crc32c)}`,
+      );
+    await Promise.all(this.pendingSyncs);
+    this.pendingSyncs = [];
+    // The item's files must survive a crash before the rank's vote can count them.
+    await fsyncDir(this.dir);
+    await fsyncDir(path.dirname(this.dir));
+    return { name: this.name, rawBytes: this.bytesReceived, storedBytes: this.bytesStored, entries: this.entries };
+  }
+
+  /** Closes whatever is open and removes the item's files. */
+  async discard(): Promise<void> {
+    const cur = this.current;
+    this.current = undefined;
+    await Promise.allSettled([...this.pendingSyncs, cur?.fh.close()]);
+    await fsp.rm(this.dir, { recursive: true, force: true });
+  }
+
+  private async endEntry(): Promise<void> {
+    const cur = this.current;
+    if (!cur) return;
+    this.current = undefined;
+    const got = cur.received;
+    if (got !== cur.record.rawBytes) {
+      await cur.fh.close();
+      throw invalidArgument(
+        `entry '${cur.record.key}' of item '${this.name}' ended after ${got} bytes but expects ${cur.record.rawBytes} bytes (${describe(cur.record)})`,
+      );
+    }
+    if (this.pendingSyncs.length >= MAX_PENDING_SYNCS) {
+      await Promise.all(this.pendingSyncs);
+      this.pendingSyncs = [];
+    }
+    this.pendingSyncs.push(cur.fh.sync().finally(() => cur.fh.close()));
+  }
+}
+
+function describe(rec: EntryRecord): string {
+  if (rec.tensor) return `${rec.tensor.dtype} × [${rec.tensor.shape.join(", ")}]`;
+  return `object of ${rec.object?.sizeBytes ?? 0} bytes`;
+}
+
+/** writev until every byte is written (a large writev may be partial). */
+async function writeAll(fh: FileHandle, parts: Buffer[], total: number): Promise<void> {
+  let written = (await fh.writev(parts)).bytesWritten;
+  while (written < total) {
+    // Rare: finish the remainder from where the kernel stopped.
+    let skip = written;
+    const rest: Buffer[] = [];
+    for (const p of parts) {
+      if (skip >= p.length) {
+        skip -= p.length;
+        continue;
+      }
+      rest.push(skip > 0 ? p.subarray(skip) : p);
+      skip = 0;
+    }
+    parts = rest;
+    written += (await fh.writev(parts)).bytesWritten;
+  }
+}

@@ -1,0 +1,341 @@
+/**
+ * gRPC handlers: wire messages ↔ domain calls. A handler translates and reports
+ * errors through toServiceError; the protocol lives in the coordinator.
+ */
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import type { CheckpointServiceHandlers } from "../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
+import type { CheckpointIn } from "../clients/ts/src/gen/ckptd/v1/Checkpoint.js";
+import type { EntryHeader } from "../clients/ts/src/gen/ckptd/v1/EntryHeader.js";
+import type { LoadResponseIn } from "../clients/ts/src/gen/ckptd/v1/LoadResponse.js";
+import type { SaveRequest } from "../clients/ts/src/gen/ckptd/v1/SaveRequest.js";
+import type { TensorSpec } from "../clients/ts/src/gen/ckptd/v1/TensorSpec.js";
+import { dtypeSize, tensorByteSize } from "../clients/ts/src/wire.js";
+import type { Catalog } from "./catalog.js";
+import type { CommitCoordinator, Decision, SaveTicket } from "./coordinator.js";
+import { CkptdError, invalidArgument, toServiceError, unavailable } from "./errors.js";
+import { ItemWriter, type EntrySpec } from "./item-writer.js";
+import type { CheckpointLoader } from "./loader.js";
+import type { CheckpointSummary, EntryRecord, Manifest } from "./manifest.js";
+import { checkKey, checkName } from "./names.js";
+import type { DataDir } from "./storage.js";
+import * as fsp from "node:fs/promises";
+import { removeTree } from "./storage.js";
+
+export interface ServiceDeps {
+  dataDir: DataDir;
+  catalog: Catalog;
+  coordinator: CommitCoordinator;
+  loader: CheckpointLoader;
+  log: Logger;
+  /** False once the daemon drains: new saves are refused with UNAVAILABLE. */
+  acceptingSaves: () => boolean;
+}
+
+/** Largest object a client may declare (objects stream in chunks like tensors). */
+const MAX_OBJECT_BYTES = 2 ** 50;
+
+export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceHandlers {
+  const { coordinator, catalog, loader, log } = deps;
+
+  return {
+    Save(call, callback) {
+      void (async () => {
+        let ticket: SaveTicket | undefined;
+        let writer: ItemWriter | undefined;
+        let trailerSeen = false;
+        try {
+          for await (const req of call as AsyncIterable<SaveRequest>) {
+            if (trailerSeen) throw invalidArgument("a message arrived after the trailer");
+            if (req.msg === "header") {
+              if (ticket) throw invalidArgument("a second header arrived; one Save stream saves one item");
+              if (!deps.acceptingSaves()) throw unavailable("the daemon is shutting down and accepts no new saves; retry on its successor");
+              const h = req.header!;
+              ticket = await coordinator.beginSave(
+                { job: h.job, checkpointId: h.checkpointId, step: h.step, rank: h.rank, worldSize: h.worldSize },
+                h.item,
+              );
+              writer = new ItemWriter(h.item, ticket.dir);
+              await writer.open();
+              continue;
+            }
+            if (!ticket || !writer) throw invalidArgument(`a ${req.msg ?? "empty"} message arrived before the header; the first message must be the header`);
+            coordinator.checkLive(ticket);
+            if (req.msg === "entry") await writer.beginEntry(entrySpec(req.entry!));
+            else if (req.msg === "chunk") await writer.writeChunk(req.chunk!.data, req.chunk!.crc32c);
+            else if (req.msg === "trailer") {
+              const record = await writer.finish(req.trailer!);
+              coordinator.stageItem(ticket, record);
+              trailerSeen = true;
+            } else throw invalidArgument("an empty message arrived; set header, entry, chunk or trailer");
+          }
+          if (!ticket || !writer) throw invalidArgument("the stream ended before the header");
+          if (!trailerSeen) throw invalidArgument("the stream ended without a trailer; the item is discarded");
+          log.debug({ job: ticket.attempt.job, checkpoint: ticket.attempt.checkpointId, rank: ticket.rank, item: ticket.item, bytes: writer.bytesReceived }, "item staged");
+          callback(null, {
+            bytesReceived: writer.bytesReceived,
+            bytesStored: writer.bytesStored,
+            entryCount: writer.entryCount,
+            attempt: ticket.attempt.attempt,
+          });
+        } catch (err) {
+          if (writer && !trailerSeen) await writer.discard().catch((e: unknown) => log.warn({ err: e }, "could not remove a failed item"));
+          if (ticket && !trailerSeen) coordinator.release(ticket);
+          if (!(call as { cancelled?: boolean }).cancelled) logRejected(log, "Save", err, ticket);
+          callback(toServiceError(err));
+        }
+      })();
+    },
+
+    Commit(call, callback) {
+      const r = call.request;
+      const cancelled = new Promise<never>((_, reject) =>
+        call.on("cancelled", () => reject(new CkptdError(grpc.status.CANCELLED, "the caller went away"))),
+      );
+      cancelled.catch(() => {});
+      Promise.race([
+        coordinator.vote({ job: r.job, checkpointId: r.checkpointId, step: r.step, rank: r.rank, worldSize: r.worldSize }, r.items, r.attempt),
+        cancelled,
+      ]).then(
+        (d) => callback(null, decisionMessage(d)),
+        (err: unknown) => {
+          logRejected(log, "Commit", err);
+          callback(toServiceError(err));
+        },
+      );
+    },
+
+    Abort(call, callback) {
+      const r = call.request;
+      coordinator.abort({ job: r.job, checkpointId: r.checkpointId, rank: r.rank }, r.reason, r.attempt).then(
+        (d) => callback(null, { outcome: outcomeEnum(d), reason: d.reason, attempt: d.attempt }),
+        (err: unknown) => callback(toServiceError(err)),
+      );
+    },
+
+    GetCheckpoint(call, callback) {
+      const r = call.request;
+      void (async () => {
+        checkName("job", r.job);
+        const summary = catalog.get(r.job, r.checkpointId);
+        const manifest = r.view === "CHECKPOINT_VIEW_FULL" ? await catalog.readManifest(summary) : undefined;
+        return { checkpoint: checkpointMessage(summary, manifest) };
+      })().then(
+        (res) => callback(null, res),
+        (err: unknown) => callback(toServiceError(err)),
+      );
+    },
+
+    ListCheckpoints(call, callback) {
+      const r = call.request;
+      try {
+        checkName("job", r.job);
+        const pageSize = r.pageSize === 0 ? 100 : Math.min(r.pageSize, 1000);
+        const all = catalog.list(r.job);
+        let start = 0;
+        if (r.pageToken) {
+          const after = decodePageToken(r.pageToken);
+          // Position after the token's (step, id) so deletions between pages skip nothing.
+          start = all.findIndex((c) => c.step < after.step || (c.step === after.step && c.checkpointId < after.id));
+          if (start < 0) start = all.length;
+        }
+        const page = all.slice(start, start + pageSize);
+        const last = page[page.length - 1];
+        const more = start + pageSize < all.length;
+        callback(null, {
+          checkpoints: page.map((c) => checkpointMessage(c)),
+          nextPageToken: more && last ? encodePageToken(last) : "",
+        });
+      } catch (err) {
+        callback(toServiceError(err));
+      }
+    },
+
+    DeleteCheckpoint(call, callback) {
+      const r = call.request;
+      void (async () => {
+        checkName("job", r.job);
+        checkName("checkpoint_id", r.checkpointId);
+        const summary = catalog.get(r.job, r.checkpointId);
+        // Rename out of checkpoints/ first: the checkpoint disappears atomically, then its bytes go.
+        const trash = `${deps.dataDir.trashDir(r.job)}/${r.checkpointId}.${Date.now()}`;
+        catalog.remove(r.job, r.checkpointId);
+        await fsp.rename(deps.dataDir.checkpointDir(r.job, r.checkpointId), trash);
+        void removeTree(trash).catch((err: unknown) => log.warn({ err, trash }, "could not remove a deleted checkpoint"));
+        log.info({ job: r.job, checkpoint: r.checkpointId }, "checkpoint deleted");
+        return { freedBytes: summary.storedBytes };
+      })().then(
+        (res) => callback(null, res),
+        (err: unknown) => callback(toServiceError(err)),
+      );
+    },
+
+    Load(call) {
+      const r = call.request;
+      void (async () => {
+        const plan = await loader.plan({
+          job: r.job,
+          checkpointId: r.checkpointId,
+          rank: r.rank,
+          localRank: r.localRank,
+          devices: r.devices,
+          mapLocation: r.mapLocation,
+          items: r.items,
+          sourceRank: r.sourceRank,
+        });
+        const first: LoadResponseIn = {
+          plan: {
+            checkpoint: checkpointMessage(plan.checkpoint),
+            sourceRank: plan.sourceRank,
+            mapLocation: plan.mapLocation,
+            placements: plan.placements,
+            totalBytes: plan.totalBytes,
+          },
+        };
+        let ok = call.write(first);
+        for await (const part of loader.stream(plan)) {
+          if (call.cancelled) return;
+          if (!ok) await drained(call);
+          ok =
+            part.kind === "chunk"
+              ? call.write({ chunk: { data: part.data } } satisfies LoadResponseIn)
+              : call.write({
+                  entry: {
+                    item: part.item,
+                    key: part.entry.key,
+                    ...entryKind(part.entry),
+                    sizeBytes: part.entry.rawBytes,
+                    targetDevice: part.targetDevice,
+                  },
+                } satisfies LoadResponseIn);
+        }
+        call.end();
+      })().catch((err: unknown) => {
+        logRejected(log, "Load", err);
+        call.emit("error", toServiceError(err));
+      });
+    },
+  };
+}
+
+function drained(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      call.off("drain", done);
+      call.off("close", done);
+      resolve();
+    };
+    call.on("drain", done);
+    call.on("close", done);
+  });
+}
+
+function logRejected(log: Logger, rpc: string, err: unknown, ticket?: SaveTicket): void {
+  const s = toServiceError(err);
+  const ctx = ticket ? { job: ticket.attempt.job, checkpoint: ticket.attempt.checkpointId, rank: ticket.rank, item: ticket.item } : {};
+  if (s.code === grpc.status.INTERNAL) log.error({ rpc, err, ...ctx }, s.details);
+  else log.info({ rpc, code: grpc.status[s.code], ...ctx }, s.details);
+}
+
+/** Translates and validates an entry header into the writer's spec. */
+function entrySpec(e: EntryHeader): EntrySpec {
+  const key = checkKey(e.key);
+  if (e.kind === "tensor") {
+    const t = e.tensor!;
+    const size = dtypeSize(t.dtype);
+    if (size === undefined) throw invalidArgument(`entry '${key}' has unknown or unspecified dtype ${JSON.stringify(t.dtype)}`);
+    const bytes = tensorByteSize(size, t.shape);
+    if (typeof bytes === "string") throw invalidArgument(`entry '${key}': ${bytes}`);
+    checkSharding(key, t);
+    return {
+      key,
+      kind: "tensor",
+      tensor: { dtype: t.dtype, shape: t.shape, device: t.device || "cpu", globalShape: t.globalShape, globalOffsets: t.globalOffsets },
+      sizeBytes: bytes,
+    };
+  }
+  if (e.kind === "object") {
+    const o = e.object!;
+    if (!Number.isSafeInteger(o.sizeBytes) || o.sizeBytes < 0 || o.sizeBytes > MAX_OBJECT_BYTES)
+      throw invalidArgument(`entry '${key}' declares an object of ${o.sizeBytes} bytes`);
+    return { key, kind: "object", object: { sizeBytes: o.sizeBytes, format: o.format }, sizeBytes: o.sizeBytes };
+  }
+  throw invalidArgument(`entry '${key}' is neither a tensor nor an object`);
+}
+
+function checkSharding(key: string, t: TensorSpec): void {
+  if (t.globalShape.length === 0 && t.globalOffsets.length === 0) return;
+  if (t.globalShape.length !== t.shape.length || t.globalOffsets.length !== t.shape.length)
+    throw invalidArgument(`entry '${key}': global_shape and global_offsets must have one value per dimension of shape`);
+  t.shape.forEach((d, i) => {
+    const off = t.globalOffsets[i]!;
+    if (off < 0 || off + d > t.globalShape[i]!)
+      throw invalidArgument(`entry '${key}': shard [${off}, ${off + d}) lies outside global dimension ${i} of size ${t.globalShape[i]}`);
+  });
+}
+
+function entryKind(e: EntryRecord) {
+  return e.tensor
+    ? { tensor: { ...e.tensor, dtype: e.tensor.dtype as TensorSpec["dtype"] } }
+    : { object: { sizeBytes: e.object?.sizeBytes ?? 0, format: e.object?.format ?? "" } };
+}
+
+function outcomeEnum(d: Decision) {
+  return d.outcome === "COMMITTED" ? ("COMMIT_OUTCOME_COMMITTED" as const) : ("COMMIT_OUTCOME_ABORTED" as const);
+}
+
+function decisionMessage(d: Decision) {
+  return {
+    outcome: outcomeEnum(d),
+    reason: d.reason,
+    attempt: d.attempt,
+    ...(d.checkpoint ? { checkpoint: checkpointMessage(d.checkpoint) } : {}),
+  };
+}
+
+/** The wire Checkpoint; with a manifest, the full view with every entry. */
+export function checkpointMessage(s: CheckpointSummary, manifest?: Manifest): CheckpointIn {
+  const ms = Date.parse(s.commitTime);
+  const full = manifest ? new Map(manifest.ranks.map((r) => [r.rank, new Map(r.items.map((i) => [i.name, i]))])) : undefined;
+  return {
+    job: s.job,
+    checkpointId: s.checkpointId,
+    step: s.step,
+    worldSize: s.worldSize,
+    commitTime: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 },
+    rawBytes: s.rawBytes,
+    storedBytes: s.storedBytes,
+    attempt: s.attempt,
+    ranks: s.ranks.map((r) => ({
+      rank: r.rank,
+      items: r.items.map((i) => ({
+        name: i.name,
+        rawBytes: i.rawBytes,
+        storedBytes: i.storedBytes,
+        entryCount: i.entryCount,
+        entries:
+          full?.get(r.rank)?.get(i.name)?.entries.map((e) => ({
+            key: e.key,
+            ...entryKind(e),
+            rawBytes: e.rawBytes,
+            storedBytes: e.storedBytes,
+            chunkCount: e.chunks.length,
+          })) ?? [],
+      })),
+    })),
+  };
+}
+
+function encodePageToken(c: CheckpointSummary): string {
+  return Buffer.from(JSON.stringify({ s: c.step, i: c.checkpointId })).toString("base64url");
+}
+
+function decodePageToken(token: string): { step: number; id: string } {
+  try {
+    const v = JSON.parse(Buffer.from(token, "base64url").toString()) as { s: unknown; i: unknown };
+    if (typeof v.s === "number" && typeof v.i === "string") return { step: v.s, id: v.i };
+  } catch {
+    // Fall through to the error below.
+  }
+  throw invalidArgument("page_token is not one this daemon issued; pass next_page_token from the previous page");
+}
