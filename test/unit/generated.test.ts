@@ -1,0 +1,28 @@
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { REPO_ROOT } from "../integration/harness.js";
+
+function listFiles(dir: string): string[] {
+  return fs.readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((d) => d.isFile())
+    .map((d) => path.relative(dir, path.join(d.parentPath, d.name)))
+    .sort();
+}
+
+describe("generated types", () => {
+  it("clients/ts/src/gen matches proto/ (run `npm run gen` after editing a .proto)", () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-gen-"));
+    const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> };
+    const args = pkg.scripts["gen"]!.split(" ").slice(1).map((a) => (a === "clients/ts/src/gen" ? out : a));
+    const bin = path.join(REPO_ROOT, "node_modules", ".bin", "proto-loader-gen-types");
+    const protos = fs.readdirSync(path.join(REPO_ROOT, "proto/ckptd/v1")).map((f) => `proto/ckptd/v1/${f}`);
+    execFileSync(bin, [...args.filter((a) => !a.includes("*")), ...protos], { cwd: REPO_ROOT, stdio: "pipe" });
+    const committed = path.join(REPO_ROOT, "clients/ts/src/gen");
+    expect(listFiles(out)).toEqual(listFiles(committed));
+    for (const f of listFiles(out))
+      expect(fs.readFileSync(path.join(out, f), "utf8"), f).toBe(fs.readFileSync(path.join(committed, f), "utf8"));
+  });
+});
