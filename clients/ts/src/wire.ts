@@ -8,7 +8,9 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import type { ProtoGrpcType } from "./gen/checkpoint_service.js";
+import type { ProtoGrpcType as CheckpointProto } from "./gen/checkpoint_service.js";
+import type { ProtoGrpcType as EvaluationProto } from "./gen/evaluation_service.js";
+import type { ProtoGrpcType as RetentionProto } from "./gen/retention_service.js";
 import type { Dtype } from "./gen/ckptd/v1/Dtype.js";
 
 /** Largest chunk either side sends in one message. */
@@ -34,7 +36,14 @@ function findProtoRoot(): string {
 }
 
 export const PROTO_ROOT = findProtoRoot();
-export const PROTO_FILES = ["ckptd/v1/checkpoint_service.proto"];
+export const PROTO_FILES = [
+  "ckptd/v1/checkpoint_service.proto",
+  "ckptd/v1/evaluation_service.proto",
+  "ckptd/v1/retention_service.proto",
+];
+
+/** The grpc-js object of every ckptd.v1 service. */
+export type ProtoGrpcType = CheckpointProto & EvaluationProto & RetentionProto;
 
 /** Options matching the flags given to proto-loader-gen-types in `npm run gen`. */
 export const LOADER_OPTIONS: protoLoader.Options = {
