@@ -1,0 +1,589 @@
+/**
+ * CkptdClient: the typed client of ckptd's CheckpointService. One method per RPC,
+ * plus {@link CkptdClient.loadItems}, which assembles a Load stream into buffers.
+ *
+ * Call order for one checkpoint, per rank: `save` × N (one per item) → `commit`
+ * (the rank's vote) | `abort`. The checkpoint becomes visible to `getCheckpoint`,
+ * `listCheckpoints` and `load` once every rank has voted and the decision is durable.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { crc32c } from "@node-rs/crc32";
+import { Code, CkptdError } from "./errors.js";
+import type { Checkpoint } from "./gen/ckptd/v1/Checkpoint.js";
+import type { CheckpointServiceClient } from "./gen/ckptd/v1/CheckpointService.js";
+import type { AbortResponse } from "./gen/ckptd/v1/AbortResponse.js";
+import type { CommitOutcome } from "./gen/ckptd/v1/CommitOutcome.js";
+import type { CommitResponse } from "./gen/ckptd/v1/CommitResponse.js";
+import type { DeleteCheckpointResponse } from "./gen/ckptd/v1/DeleteCheckpointResponse.js";
+import type { EntryHeaderIn } from "./gen/ckptd/v1/EntryHeader.js";
+import type { GetCheckpointResponse } from "./gen/ckptd/v1/GetCheckpointResponse.js";
+import type { ListCheckpointsResponse } from "./gen/ckptd/v1/ListCheckpointsResponse.js";
+import type { LoadEntry } from "./gen/ckptd/v1/LoadEntry.js";
+import type { LoadPlan } from "./gen/ckptd/v1/LoadPlan.js";
+import type { LoadRequestIn } from "./gen/ckptd/v1/LoadRequest.js";
+import type { LoadResponse } from "./gen/ckptd/v1/LoadResponse.js";
+import type { SaveRequestIn } from "./gen/ckptd/v1/SaveRequest.js";
+import type { SaveResponse } from "./gen/ckptd/v1/SaveResponse.js";
+import { dtypeByteSize, fromProtoDtype, isDtypeName, toProtoDtype, type Tensor } from "./tensor.js";
+import { CLIENT_CHANNEL_OPTIONS, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES, loadWire, tensorByteSize } from "./wire.js";
+
+/** Options of {@link CkptdClient}. */
+export interface CkptdClientOptions {
+  /** The daemon's address, `host:port`, e.g. `127.0.0.1:7070`. */
+  address: string;
+  /** @default grpc.credentials.createInsecure() (the daemon listens on the node itself) */
+  credentials?: grpc.ChannelCredentials;
+  /** Size of the data chunks a save sends, in (0, 4 MiB]. @default 4 MiB */
+  chunkBytes?: number;
+  /** Extra grpc-js channel options, merged over the defaults (large messages and windows). */
+  channelOptions?: grpc.ChannelOptions;
+}
+
+/** Per-call options of {@link CkptdClient.save} and {@link CkptdClient.load}. */
+export interface StreamCallOptions {
+  /** Milliseconds from the start of the call until it fails with `DEADLINE_EXCEEDED`. @default no deadline */
+  deadlineMs?: number;
+}
+
+/** Per-call options of the unary calls. */
+export interface UnaryCallOptions {
+  /** Milliseconds until the call fails with `DEADLINE_EXCEEDED`. @default no deadline */
+  timeoutMs?: number;
+}
+
+/** An opaque value the caller serialised (pickle, JSON, ...). */
+export interface ObjectValue {
+  /** The serialised bytes; sent as views, so do not modify them until the save has resolved. */
+  data: Uint8Array;
+  /** How it was serialised, e.g. `json`, `pickle`; informational. @default "" */
+  format?: string;
+}
+
+/** One key of an item: a tensor or an opaque object. */
+export type SaveEntry = { key: string; tensor: Tensor } | { key: string; object: ObjectValue };
+
+/** Which checkpoint, rank and item a save writes, and its entries. */
+export interface SaveRequest {
+  /** The job ([A-Za-z0-9._-], at most 128 characters). */
+  job: string;
+  /** The checkpoint's id (tag), e.g. `global_step1000`. */
+  checkpointId: string;
+  /** The training step; every rank must agree. */
+  step: number;
+  /** The saving rank, in [0, worldSize). */
+  rank: number;
+  /** Number of ranks taking part; every rank must agree. */
+  worldSize: number;
+  /** The item's name, e.g. `model`. */
+  item: string;
+  /**
+   * The entries, in the order they are streamed. A generator is fine: entries are
+   * pulled one at a time, only as fast as the daemon takes them.
+   */
+  entries: Iterable<SaveEntry> | AsyncIterable<SaveEntry>;
+}
+
+/** What a save staged. */
+export interface SaveResult {
+  /** Raw bytes the daemon received. */
+  bytesReceived: number;
+  /** Bytes it stored after compression. */
+  bytesStored: number;
+  /** Entries staged. */
+  entryCount: number;
+  /** The attempt of the checkpoint the item was staged into; pass it to {@link CkptdClient.commit}. */
+  attempt: number;
+}
+
+/** A rank's vote. */
+export interface CommitRequest {
+  job: string;
+  checkpointId: string;
+  /** Must match the step the items were saved with. */
+  step: number;
+  rank: number;
+  worldSize: number;
+  /** The items this rank saved and wants in the checkpoint; a name not staged aborts the checkpoint. */
+  items: readonly string[];
+  /** The attempt from {@link SaveResult.attempt}. @default 0, the current attempt */
+  attempt?: number;
+}
+
+/** A decision of the two-phase commit. */
+export type Outcome = "COMMITTED" | "ABORTED";
+
+/** The decision a commit or abort received. */
+export interface CommitResult {
+  outcome: Outcome;
+  /** Why the attempt was aborted; empty when committed. */
+  reason: string;
+  /** The attempt the decision is about. */
+  attempt: number;
+  /** The committed checkpoint's summary; absent when aborted. */
+  checkpoint?: Checkpoint;
+}
+
+/** A rank's no-vote. */
+export interface AbortRequest {
+  job: string;
+  checkpointId: string;
+  rank: number;
+  /** Why, for the other ranks and the logs. */
+  reason?: string;
+  /** @default 0, the current attempt */
+  attempt?: number;
+}
+
+/** One page of {@link CkptdClient.listCheckpoints}. */
+export interface CheckpointPage {
+  /** Committed checkpoints, newest step first (basic view). */
+  checkpoints: Checkpoint[];
+  /** Pass as `pageToken` for the next page; empty on the last page. */
+  nextPageToken: string;
+}
+
+/** What to load. */
+export interface LoadRequest {
+  job: string;
+  /** The checkpoint's id, or `latest`. @default "latest" */
+  checkpointId?: string;
+  /** The loading rank; its own shard is loaded unless `sourceRank` is set. */
+  rank: number;
+  /** The loader's index on its node, used to pick its device. @default 0 */
+  localRank?: number;
+  /** The loader's devices, e.g. `cuda:0` … `cuda:7`; empty for a CPU-only loader. @default [] */
+  devices?: readonly string[];
+  /** Explicit saved device → target device mapping that wins over the hints; key `*` maps every device. */
+  mapLocation?: Readonly<Record<string, string>>;
+  /** Only these items. @default all of the rank's items */
+  items?: readonly string[];
+  /** Load the shard saved by this rank instead of `rank`'s own. */
+  sourceRank?: number;
+}
+
+/** One event of {@link CkptdClient.load}: a plan, then per entry its header and its chunks. */
+export type LoadEvent =
+  | { type: "plan"; plan: LoadPlan }
+  | { type: "entry"; entry: LoadEntry }
+  | { type: "chunk"; data: Buffer };
+
+/** A loaded entry of {@link CkptdClient.loadItems}. */
+export type LoadedEntry =
+  | {
+      kind: "tensor";
+      /** The tensor; its `device` is the target device the daemon suggests for this loader. */
+      tensor: Tensor;
+      /** The device it was saved from. */
+      savedDevice: string;
+    }
+  | { kind: "object"; data: Buffer; format: string };
+
+/** The result of {@link CkptdClient.loadItems}: item name → key → entry. */
+export interface LoadedItems {
+  plan: LoadPlan;
+  items: Map<string, Map<string, LoadedEntry>>;
+}
+
+const OUTCOMES: Readonly<Partial<Record<CommitOutcome, Outcome>>> = {
+  COMMIT_OUTCOME_COMMITTED: "COMMITTED",
+  COMMIT_OUTCOME_ABORTED: "ABORTED",
+};
+
+/**
+ * A client of one ckptd daemon (normally the one on the caller's node). Cheap to share:
+ * all methods may run concurrently. Every failure is thrown as a {@link CkptdError}.
+ */
+export class CkptdClient {
+  /** The underlying grpc-js client, for calls this class does not wrap. */
+  readonly raw: CheckpointServiceClient;
+  /** Bytes per data chunk on save. */
+  readonly chunkBytes: number;
+
+  constructor(addressOrOptions: string | CkptdClientOptions) {
+    const options = typeof addressOrOptions === "string" ? { address: addressOrOptions } : addressOrOptions;
+    const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    if (!Number.isSafeInteger(chunkBytes) || chunkBytes <= 0 || chunkBytes > MAX_CHUNK_BYTES) {
+      throw new RangeError(`chunkBytes must be an integer in [1, ${MAX_CHUNK_BYTES}], got ${chunkBytes}`);
+    }
+    this.chunkBytes = chunkBytes;
+    const { grpcObject } = loadWire();
+    this.raw = new grpcObject.ckptd.v1.CheckpointService(
+      options.address,
+      options.credentials ?? grpc.credentials.createInsecure(),
+      { ...CLIENT_CHANNEL_OPTIONS, ...options.channelOptions },
+    );
+  }
+
+  /**
+   * Streams one item into the staging area of a checkpoint and resolves once the daemon
+   * has staged it durably. Tensor bytes are sent as views of the caller's memory, chunk
+   * by chunk, pausing whenever the stream's buffers are full.
+   */
+  async save(req: SaveRequest, options: StreamCallOptions = {}): Promise<SaveResult> {
+    let settled = false;
+    let finish!: (err: grpc.ServiceError | null, res?: SaveResponse) => void;
+    const done = new Promise<SaveResponse | undefined>((resolve, reject) => {
+      finish = (err, res) => {
+        settled = true;
+        if (err) reject(CkptdError.from(err));
+        else resolve(res);
+      };
+    });
+    // Failures are handled by the awaits below; this keeps an early one from going unhandled.
+    done.catch(() => undefined);
+    const call = this.raw.save(callOptions(options.deadlineMs), (err, res) => finish(err, res));
+
+    const waitForRoom = (): Promise<void> =>
+      new Promise((resolve) => {
+        // The callback runs before the 'status' event, so checking `settled` first cannot miss the end.
+        if (settled) return resolve();
+        const onDrain = () => {
+          call.off("status", onStatus);
+          resolve();
+        };
+        const onStatus = () => {
+          call.off("drain", onDrain);
+          resolve();
+        };
+        call.once("drain", onDrain);
+        call.once("status", onStatus);
+      });
+
+    /** Writes one message; false once the call has ended (the reason is in `done`). */
+    const write = async (msg: SaveRequestIn): Promise<boolean> => {
+      if (settled) return false;
+      if (!call.write(msg)) await waitForRoom();
+      return !settled;
+    };
+
+    let entryCount = 0;
+    let byteCount = 0;
+    let runningCrc = 0;
+    let trailerSent = false;
+    try {
+      let open = await write({
+        header: { job: req.job, checkpointId: req.checkpointId, step: req.step, rank: req.rank, worldSize: req.worldSize, item: req.item },
+      });
+      const keys = new Set<string>();
+      for await (const entry of req.entries) {
+        if (!open) break;
+        const { header, data } = entryHeader(entry, keys);
+        open = await write({ entry: header });
+        for (let off = 0; open && off < data.byteLength; off += this.chunkBytes) {
+          // subarray is a view: the only copy of the bytes is grpc's serialisation into the frame.
+          const chunk = data.subarray(off, Math.min(off + this.chunkBytes, data.byteLength));
+          const chunkCrc = crc32c(chunk);
+          runningCrc = crc32c(chunk, runningCrc);
+          byteCount += chunk.byteLength;
+          open = await write({ chunk: { data: chunk, crc32c: chunkCrc } });
+        }
+        entryCount++;
+      }
+      if (open) {
+        trailerSent = true;
+        await write({ trailer: { entryCount, byteCount, crc32c: runningCrc } });
+        call.end();
+      }
+    } catch (err) {
+      // A bad entry or a failing entry source: cancel so that nothing of this stream is staged.
+      call.cancel();
+      throw err;
+    }
+    // When the call ended early, `done` rejects with the daemon's status.
+    const res = await done;
+    if (!trailerSent) {
+      throw new CkptdError(Code.INTERNAL, `the daemon ended the Save stream of item ${req.item} before the trailer without an error`);
+    }
+    if (!res) throw new CkptdError(Code.INTERNAL, `the daemon sent no SaveResponse for item ${req.item}`);
+    return { bytesReceived: res.bytesReceived, bytesStored: res.bytesStored, entryCount: res.entryCount, attempt: res.attempt };
+  }
+
+  /**
+   * Votes for a checkpoint and waits for the decision. Resolves with `ABORTED` (it does
+   * not throw) when the commit decided so; throws only on gRPC errors. Idempotent.
+   */
+  async commit(req: CommitRequest, options: UnaryCallOptions = {}): Promise<CommitResult> {
+    const res = await unary<CommitResponse>((cb) =>
+      this.raw.commit(
+        {
+          job: req.job,
+          checkpointId: req.checkpointId,
+          step: req.step,
+          rank: req.rank,
+          worldSize: req.worldSize,
+          items: [...req.items],
+          attempt: req.attempt ?? 0,
+        },
+        callOptions(options.timeoutMs),
+        cb,
+      ),
+    );
+    const result: CommitResult = { outcome: outcomeOf(res.outcome), reason: res.reason, attempt: res.attempt };
+    if (res.checkpoint) result.checkpoint = res.checkpoint;
+    return result;
+  }
+
+  /** Votes no: aborts the checkpoint's attempt for every rank. Resolves with the decision, which is COMMITTED if it had already been made. */
+  async abort(req: AbortRequest, options: UnaryCallOptions = {}): Promise<CommitResult> {
+    const res = await unary<AbortResponse>((cb) =>
+      this.raw.abort(
+        { job: req.job, checkpointId: req.checkpointId, rank: req.rank, reason: req.reason ?? "", attempt: req.attempt ?? 0 },
+        callOptions(options.timeoutMs),
+        cb,
+      ),
+    );
+    return { outcome: outcomeOf(res.outcome), reason: res.reason, attempt: res.attempt };
+  }
+
+  /**
+   * Describes one committed checkpoint. Throws `NOT_FOUND` when there is none.
+   * @param checkpointId an id, or `latest` for the newest committed step
+   * @param options.full include every entry of every item
+   */
+  async getCheckpoint(job: string, checkpointId = "latest", options: { full?: boolean } & UnaryCallOptions = {}): Promise<Checkpoint> {
+    const res = await unary<GetCheckpointResponse>((cb) =>
+      this.raw.getCheckpoint(
+        { job, checkpointId, view: options.full ? "CHECKPOINT_VIEW_FULL" : "CHECKPOINT_VIEW_BASIC" },
+        callOptions(options.timeoutMs),
+        cb,
+      ),
+    );
+    if (!res.checkpoint) throw new CkptdError(Code.INTERNAL, `the daemon answered GetCheckpoint ${job}/${checkpointId} without a checkpoint`);
+    return res.checkpoint;
+  }
+
+  /** One page of a job's committed checkpoints, newest step first. */
+  async listCheckpoints(job: string, options: { pageSize?: number; pageToken?: string } & UnaryCallOptions = {}): Promise<CheckpointPage> {
+    const res = await unary<ListCheckpointsResponse>((cb) =>
+      this.raw.listCheckpoints(
+        { job, pageSize: options.pageSize ?? 0, pageToken: options.pageToken ?? "" },
+        callOptions(options.timeoutMs),
+        cb,
+      ),
+    );
+    return { checkpoints: res.checkpoints, nextPageToken: res.nextPageToken };
+  }
+
+  /** Every committed checkpoint of a job, newest step first, fetching pages as it goes. */
+  async *listAllCheckpoints(job: string, options: { pageSize?: number } & UnaryCallOptions = {}): AsyncGenerator<Checkpoint, void, undefined> {
+    let pageToken = "";
+    do {
+      const page = await this.listCheckpoints(job, { ...options, pageToken });
+      yield* page.checkpoints;
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+  }
+
+  /** Deletes a committed checkpoint (atomically: it is listed whole or not at all). */
+  async deleteCheckpoint(job: string, checkpointId: string, options: UnaryCallOptions = {}): Promise<{ freedBytes: number }> {
+    const res = await unary<DeleteCheckpointResponse>((cb) =>
+      this.raw.deleteCheckpoint({ job, checkpointId }, callOptions(options.timeoutMs), cb),
+    );
+    return { freedBytes: res.freedBytes };
+  }
+
+  /**
+   * Streams one rank's items of a committed checkpoint: a `plan` event, then for each
+   * entry an `entry` event followed by `chunk` events with its raw bytes (verified by
+   * the daemon, and again here when the chunk carries a checksum).
+   *
+   * Pull-based: the call starts with the first `next()`, and while the consumer is busy
+   * the stream stops reading, so the daemon is held back by HTTP/2 flow control.
+   * Leaving the loop early cancels the call.
+   */
+  load(req: LoadRequest, options: StreamCallOptions = {}): AsyncIterable<LoadEvent> {
+    return this.loadEvents(req, options);
+  }
+
+  private async *loadEvents(req: LoadRequest, options: StreamCallOptions): AsyncGenerator<LoadEvent, void, undefined> {
+    const request: LoadRequestIn = {
+      job: req.job,
+      checkpointId: req.checkpointId ?? "latest",
+      rank: req.rank,
+      localRank: req.localRank ?? 0,
+      devices: [...(req.devices ?? [])],
+      mapLocation: { ...req.mapLocation },
+      items: [...(req.items ?? [])],
+    };
+    if (req.sourceRank !== undefined) request.sourceRank = req.sourceRank;
+    const call = this.raw.load(request, callOptions(options.deadlineMs));
+    let ended = false;
+    try {
+      for await (const msg of call as AsyncIterable<LoadResponse>) {
+        if (msg.msg === "plan" && msg.plan) {
+          yield { type: "plan", plan: msg.plan };
+        } else if (msg.msg === "entry" && msg.entry) {
+          yield { type: "entry", entry: msg.entry };
+        } else if (msg.msg === "chunk" && msg.chunk) {
+          const { data, crc32c: expected } = msg.chunk;
+          if (expected !== undefined && crc32c(data) !== expected) {
+            throw new CkptdError(Code.DATA_LOSS, `a chunk of ${data.byteLength} bytes failed its CRC-32C check in transit (job ${req.job}, checkpoint ${request.checkpointId}, rank ${req.rank})`);
+          }
+          yield { type: "chunk", data };
+        } else {
+          throw new CkptdError(Code.INTERNAL, `the daemon sent a LoadResponse without a plan, entry or chunk`);
+        }
+      }
+      ended = true;
+    } catch (err) {
+      throw CkptdError.from(err);
+    } finally {
+      // Reached without `ended` when the consumer left the loop or we threw: stop the daemon sending.
+      if (!ended) call.cancel();
+    }
+  }
+
+  /**
+   * Loads one rank's items fully into memory. Each entry is assembled in one buffer
+   * allocated at its announced size; a stream that delivers more or fewer bytes than
+   * announced fails with `DATA_LOSS`. Tensors carry the target device hint as `device`.
+   */
+  async loadItems(req: LoadRequest, options: StreamCallOptions = {}): Promise<LoadedItems> {
+    let plan: LoadPlan | undefined;
+    const items = new Map<string, Map<string, LoadedEntry>>();
+    let current: { entry: LoadEntry; buf: Buffer; filled: number } | undefined;
+    let total = 0;
+    const where = (e: LoadEntry) => `entry ${e.item}/${e.key} of ${req.job}/${req.checkpointId ?? "latest"} rank ${req.sourceRank ?? req.rank}`;
+    const finishEntry = () => {
+      if (current && current.filled !== current.buf.byteLength) {
+        throw new CkptdError(Code.DATA_LOSS, `${where(current.entry)}: received ${current.filled} bytes, expected ${current.buf.byteLength}`);
+      }
+      current = undefined;
+    };
+
+    for await (const ev of this.load(req, options)) {
+      if (ev.type === "plan") {
+        if (plan) throw protocolError("a second plan");
+        plan = ev.plan;
+      } else if (ev.type === "entry") {
+        if (!plan) throw protocolError("an entry before the plan");
+        finishEntry();
+        const entry = ev.entry;
+        const size = entry.sizeBytes;
+        if (!Number.isSafeInteger(size) || size < 0) throw protocolError(`${where(entry)} with size ${size}`);
+        // One allocation at the announced size; allocUnsafeSlow keeps byteOffset 0 so typed views of any width fit.
+        const buf = Buffer.allocUnsafeSlow(size);
+        const loaded = loadedEntry(entry, buf, where(entry));
+        let item = items.get(entry.item);
+        if (!item) items.set(entry.item, (item = new Map()));
+        if (item.has(entry.key)) throw protocolError(`${where(entry)} twice`);
+        item.set(entry.key, loaded);
+        current = { entry, buf, filled: 0 };
+      } else {
+        if (!current) throw protocolError("a chunk outside an entry");
+        if (current.filled + ev.data.byteLength > current.buf.byteLength) {
+          throw new CkptdError(Code.DATA_LOSS, `${where(current.entry)}: received more than the announced ${current.buf.byteLength} bytes`);
+        }
+        ev.data.copy(current.buf, current.filled);
+        current.filled += ev.data.byteLength;
+        total += ev.data.byteLength;
+      }
+    }
+    finishEntry();
+    if (!plan) throw protocolError("no plan");
+    if (total !== plan.totalBytes) {
+      throw new CkptdError(Code.DATA_LOSS, `the load of ${req.job}/${req.checkpointId ?? "latest"} rank ${req.rank} streamed ${total} bytes, the plan announced ${plan.totalBytes}`);
+    }
+    return { plan, items };
+  }
+
+  /** Closes the channel; calls in flight fail with `CANCELLED`. */
+  close(): void {
+    this.raw.close();
+  }
+}
+
+function callOptions(ms: number | undefined): grpc.CallOptions {
+  return ms === undefined ? {} : { deadline: new Date(Date.now() + ms) };
+}
+
+function unary<T>(start: (cb: (err: grpc.ServiceError | null, res?: T) => void) => unknown): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    start((err, res) => {
+      if (err) reject(CkptdError.from(err));
+      else if (res === undefined) reject(new CkptdError(Code.INTERNAL, "the daemon sent an empty response"));
+      else resolve(res);
+    });
+  });
+}
+
+function outcomeOf(outcome: CommitOutcome): Outcome {
+  const o = OUTCOMES[outcome];
+  if (!o) throw new CkptdError(Code.INTERNAL, `the daemon returned no commit decision (outcome ${outcome})`);
+  return o;
+}
+
+function protocolError(what: string): CkptdError {
+  return new CkptdError(Code.INTERNAL, `the daemon's Load stream is out of order: it sent ${what}`);
+}
+
+function invalidEntry(message: string): CkptdError {
+  return new CkptdError(Code.INVALID_ARGUMENT, message);
+}
+
+/** Checks an entry before it is sent, so a bad one fails here with its key named rather than mid-stream. */
+function entryHeader(entry: SaveEntry, seen: Set<string>): { header: EntryHeaderIn; data: Uint8Array } {
+  const key: unknown = entry.key;
+  if (typeof key !== "string" || key === "") throw invalidEntry("an entry key must be a non-empty string");
+  if (seen.has(key)) throw invalidEntry(`entry key ${JSON.stringify(key)} appears twice in the item`);
+  seen.add(key);
+  if ("tensor" in entry) {
+    const t = entry.tensor;
+    if (!isDtypeName(t.dtype)) throw invalidEntry(`entry ${key}: unknown dtype ${String(t.dtype)}`);
+    if (!(t.data instanceof Uint8Array)) throw invalidEntry(`entry ${key}: tensor data must be a Uint8Array`);
+    const size = tensorByteSize(dtypeByteSize(t.dtype), t.shape);
+    if (typeof size === "string") throw invalidEntry(`entry ${key}: ${size}`);
+    if (size !== t.data.byteLength) {
+      throw invalidEntry(`entry ${key}: a ${t.dtype} tensor of shape [${t.shape.join(", ")}] has ${size} bytes, but its data has ${t.data.byteLength}`);
+    }
+    return {
+      header: {
+        key,
+        tensor: {
+          dtype: toProtoDtype(t.dtype),
+          shape: [...t.shape],
+          device: t.device,
+          globalShape: [...(t.globalShape ?? [])],
+          globalOffsets: [...(t.globalOffsets ?? [])],
+        },
+      },
+      data: t.data,
+    };
+  }
+  if (!("object" in entry) || !(entry.object.data instanceof Uint8Array)) {
+    throw invalidEntry(`entry ${key}: expected {tensor} or {object: {data: Uint8Array}}`);
+  }
+  return {
+    header: { key, object: { sizeBytes: entry.object.data.byteLength, format: entry.object.format ?? "" } },
+    data: entry.object.data,
+  };
+}
+
+function loadedEntry(entry: LoadEntry, buf: Buffer, where: string): LoadedEntry {
+  if (entry.kind === "tensor" && entry.tensor) {
+    const spec = entry.tensor;
+    const dtype = fromProtoDtype(spec.dtype);
+    if (!dtype) throw new CkptdError(Code.INTERNAL, `${where}: unknown dtype ${spec.dtype}`);
+    const size = tensorByteSize(dtypeByteSize(dtype), spec.shape);
+    if (size !== buf.byteLength) {
+      throw new CkptdError(Code.DATA_LOSS, `${where}: a ${dtype} tensor of shape [${spec.shape.join(", ")}] cannot have ${buf.byteLength} bytes`);
+    }
+    const t: { -readonly [K in keyof Tensor]: Tensor[K] } = {
+      dtype,
+      shape: spec.shape,
+      data: buf,
+      // The daemon's hint is the point of the plan; fall back to where it was saved when there is none.
+      device: entry.targetDevice || spec.device,
+    };
+    if (spec.globalShape.length > 0) t.globalShape = spec.globalShape;
+    if (spec.globalOffsets.length > 0) t.globalOffsets = spec.globalOffsets;
+    return { kind: "tensor", tensor: t, savedDevice: spec.device };
+  }
+  if (entry.kind === "object" && entry.object) {
+    if (entry.object.sizeBytes !== buf.byteLength) {
+      throw new CkptdError(Code.DATA_LOSS, `${where}: the object has ${entry.object.sizeBytes} bytes but ${buf.byteLength} are announced`);
+    }
+    return { kind: "object", data: buf, format: entry.object.format };
+  }
+  throw new CkptdError(Code.INTERNAL, `${where}: neither a tensor nor an object`);
+}

@@ -1,0 +1,87 @@
+/**
+ * The TypeScript client of ckptd, the per-node checkpoint daemon.
+ *
+ * - {@link CkptdClient}: one method per CheckpointService RPC (save, commit, abort,
+ *   getCheckpoint, listCheckpoints, deleteCheckpoint, load) plus loadItems.
+ * - {@link CheckpointEngine}: DeepSpeed's CheckpointEngine (create, save, commit, load)
+ *   over nested state dicts.
+ * - {@link tensor}: wraps typed arrays as tensors without copying.
+ * - {@link CkptdError} and the `is…` helpers: every failure carries a gRPC status.
+ *
+ * @example
+ * const engine = new CheckpointEngine({ address: "127.0.0.1:7070", job: "pretrain", rank, worldSize: 8, devices: ["cuda:0"] });
+ * engine.create("global_step1000");
+ * await engine.save({ layer: { weight: tensor(w, { shape: [1024, 1024], device: "cuda:0" }) } }, "/ckpt/global_step1000/model");
+ * await engine.commit("global_step1000");
+ * const state = await engine.load("global_step1000/model");
+ */
+export {
+  CkptdClient,
+  type AbortRequest,
+  type CheckpointPage,
+  type CkptdClientOptions,
+  type CommitRequest,
+  type CommitResult,
+  type LoadedEntry,
+  type LoadedItems,
+  type LoadEvent,
+  type LoadRequest,
+  type ObjectValue,
+  type Outcome,
+  type SaveEntry,
+  type SaveRequest,
+  type SaveResult,
+  type StreamCallOptions,
+  type UnaryCallOptions,
+} from "./client.js";
+export {
+  CheckpointEngine,
+  flattenStateDict,
+  parseLoadPath,
+  stepOfTag,
+  type CheckpointEngineOptions,
+  type JsonValue,
+  type StateDict,
+  type StateValue,
+} from "./engine.js";
+export {
+  CheckpointAbortedError,
+  CkptdError,
+  Code,
+  codeName,
+  isAlreadyExists,
+  isDataLoss,
+  isDeadlineExceeded,
+  isFailedPrecondition,
+  isInvalidArgument,
+  isNotFound,
+  isUnavailable,
+  type CkptdErrorOptions,
+} from "./errors.js";
+export {
+  DTYPE_NAMES,
+  dtypeByteSize,
+  fromProtoDtype,
+  isDtypeName,
+  isTensor,
+  numel,
+  tensor,
+  tensorArray,
+  toProtoDtype,
+  type DtypeName,
+  type Tensor,
+  type TensorArray,
+  type TensorData,
+  type TensorOptions,
+} from "./tensor.js";
+export { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from "./wire.js";
+export type { Checkpoint } from "./gen/ckptd/v1/Checkpoint.js";
+export type { EntryManifest } from "./gen/ckptd/v1/EntryManifest.js";
+export type { ItemManifest } from "./gen/ckptd/v1/ItemManifest.js";
+export type { LoadEntry } from "./gen/ckptd/v1/LoadEntry.js";
+export type { LoadPlan } from "./gen/ckptd/v1/LoadPlan.js";
+export type { ObjectSpec } from "./gen/ckptd/v1/ObjectSpec.js";
+export type { RankManifest } from "./gen/ckptd/v1/RankManifest.js";
+export type { TensorPlacement } from "./gen/ckptd/v1/TensorPlacement.js";
+export type { TensorSpec } from "./gen/ckptd/v1/TensorSpec.js";
+export type { Timestamp } from "./gen/google/protobuf/Timestamp.js";
