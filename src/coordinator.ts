@@ -252,6 +252,12 @@ export class CommitCoordinator {
     const current = this.open.get(key);
     if (attemptNo !== 0 && attemptNo !== current?.attempt) return this.pastDecision(ref, attemptNo);
     if (!current && this.catalog.has(ref.job, ref.checkpointId)) return this.committedDecision(ref);
+    if (!current && items.length > 0) {
+      // A vote naming items with no open attempt cannot belong to a new attempt (its
+      // saves would have opened it): it is a retry, and gets the last decision.
+      const last = this.lastAttempt.get(key) ?? (await this.scanAttempts(ref.job, ref.checkpointId));
+      if (last > 0) return this.pastDecision(ref, last);
+    }
     const attempt = current ?? (await this.openAttempt(ref));
     this.checkAgreement(attempt, ref);
     if (attempt.state === "preparing" && !attempt.votes.has(ref.rank)) {
@@ -352,7 +358,11 @@ export class CommitCoordinator {
 
   private async scanAttempts(job: string, id: string): Promise<number> {
     let max = 0;
-    for (const f of await fsp.readdir(this.dataDir.decisionsDir(job))) {
+    const files = await fsp.readdir(this.dataDir.decisionsDir(job)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return [] as string[];
+      throw err;
+    });
+    for (const f of files) {
       const m = /^(.+)@(\d+)\.json$/.exec(f);
       if (m?.[1] === id) max = Math.max(max, Number(m[2]));
     }
