@@ -54,6 +54,11 @@ export interface CoordinatorOptions {
   prepareTimeoutMs: number;
   /** Test-only fault point. */
   fault?: "crash-after-decision" | undefined;
+  /**
+   * Called once a checkpoint is published, before the voters are told (so watchers
+   * hear of a commit no later than the trainer does). Its failure is logged, not fatal.
+   */
+  onCommitted?: (checkpoint: CheckpointSummary) => Promise<void>;
 }
 
 /** Who is saving what: identifies one rank's checkpoint for Save and Commit. */
@@ -389,6 +394,7 @@ export class CommitCoordinator {
       if (record.manifest) {
         const summary = await this.publish(record.manifest);
         decision = { outcome, reason, attempt: n, checkpoint: summary };
+        await this.options.onCommitted?.(summary).catch((err: unknown) => this.log.error({ ...logCtx, err }, "post-commit hook failed"));
         this.log.info({ ...logCtx, step: attempt.step, rawBytes: summary.rawBytes, storedBytes: summary.storedBytes }, "checkpoint committed");
       } else {
         decision = { outcome, reason, attempt: n };

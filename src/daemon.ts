@@ -9,7 +9,11 @@ import type { Logger } from "pino";
 import { loadWire, MAX_MESSAGE_BYTES } from "../clients/ts/src/wire.js";
 import { Catalog } from "./catalog.js";
 import { CommitCoordinator } from "./coordinator.js";
+import { evaluationServiceHandlers, retentionServiceHandlers } from "./evaluation-server.js";
+import { Evaluations } from "./evaluations.js";
+import { EventLog } from "./events.js";
 import { CheckpointLoader } from "./loader.js";
+import { Retention } from "./retention.js";
 import type { DaemonOptions } from "./options.js";
 import { checkpointServiceHandlers } from "./server.js";
 import { DataDir } from "./storage.js";
@@ -23,9 +27,13 @@ export class Daemon {
   readonly dataDir: DataDir;
   readonly catalog: Catalog;
   readonly coordinator: CommitCoordinator;
+  readonly events: EventLog;
+  readonly evaluations: Evaluations;
+  readonly retention: Retention;
   private readonly server: grpc.Server;
   private readonly health = new HealthImplementation({ "": "NOT_SERVING", [SERVICE_NAME]: "NOT_SERVING" });
   private boundAddress = "";
+  private readonly shutdown = new AbortController();
 
   constructor(
     private readonly options: DaemonOptions,
@@ -33,10 +41,27 @@ export class Daemon {
   ) {
     this.dataDir = new DataDir(options.dataDir);
     this.catalog = new Catalog(this.dataDir);
+    this.events = new EventLog(this.dataDir, log);
+    this.evaluations = new Evaluations(this.dataDir, this.catalog, options.leaseTtlMs, log);
+    this.retention = new Retention(
+      this.dataDir,
+      this.catalog,
+      this.events,
+      this.evaluations,
+      { keepLast: options.keepLast, keepEverySteps: options.keepEverySteps, keepBest: 0, bestMetric: "", bestMode: "" },
+      log,
+    );
     this.coordinator = new CommitCoordinator(
       this.dataDir,
       this.catalog,
-      { prepareTimeoutMs: options.prepareTimeoutMs, fault: options.fault },
+      {
+        prepareTimeoutMs: options.prepareTimeoutMs,
+        fault: options.fault,
+        onCommitted: async (checkpoint) => {
+          await this.events.append(checkpoint.job, "COMMITTED", checkpoint, "");
+          void this.retention.gc(checkpoint.job);
+        },
+      },
       log,
     );
     this.server = new grpc.Server({
@@ -64,15 +89,29 @@ export class Daemon {
         catalog: this.catalog,
         coordinator: this.coordinator,
         loader: new CheckpointLoader(this.dataDir, this.catalog),
+        retention: this.retention,
         log: this.log,
         acceptingSaves: () => this.state === "running",
       }),
     );
+    const evaluationDeps = {
+      catalog: this.catalog,
+      events: this.events,
+      evaluations: this.evaluations,
+      retention: this.retention,
+      log: this.log,
+      shutdown: this.shutdown.signal,
+    };
+    this.server.addService(grpcObject.ckptd.v1.EvaluationService.service, evaluationServiceHandlers(evaluationDeps));
+    this.server.addService(grpcObject.ckptd.v1.RetentionService.service, retentionServiceHandlers(evaluationDeps));
     this.health.addToServer(this.server);
     new ReflectionService(definition).addToServer(this.server);
 
     const orphans = await this.catalog.load();
     const recovered = await this.coordinator.recover();
+    await this.events.load(this.catalog);
+    await this.evaluations.load();
+    await this.retention.load();
     for (const dir of orphans) this.log.warn({ dir }, "a checkpoint directory without a manifest was found; it is ignored");
     this.log.info(
       { dataDir: this.dataDir.root, committed: this.catalog.jobsWithCheckpoints().reduce((n, j) => n + this.catalog.list(j).length, 0), ...recovered },
@@ -85,6 +124,7 @@ export class Daemon {
     const host = this.options.listen.slice(0, this.options.listen.lastIndexOf(":"));
     this.boundAddress = `${host}:${port}`;
     this.coordinator.start();
+    this.retention.start(this.options.gcIntervalMs);
     this.state = "running";
     this.health.setStatus("", "SERVING");
     this.health.setStatus(SERVICE_NAME, "SERVING");
@@ -98,6 +138,7 @@ export class Daemon {
     this.health.setStatus("", "NOT_SERVING");
     this.health.setStatus(SERVICE_NAME, "NOT_SERVING");
     this.log.info({ graceMs }, "draining: new saves are refused, in-flight calls may finish");
+    this.shutdown.abort();
     const graceful = new Promise<boolean>((resolve) => this.server.tryShutdown(() => resolve(true)));
     const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), graceMs).unref());
     if (!(await Promise.race([graceful, timeout]))) {
@@ -112,6 +153,7 @@ export class Daemon {
     if (this.state === "stopped") return;
     this.server.forceShutdown();
     this.coordinator.stop();
+    this.retention.stop();
     this.dataDir.unlock();
     this.state = "stopped";
   }

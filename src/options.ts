@@ -13,6 +13,14 @@ export interface DaemonOptions {
   prepareTimeoutMs: number;
   /** How long SIGTERM waits for in-flight calls before stopping. @default 30000 */
   shutdownGraceMs: number;
+  /** An evaluator sent a checkpoint keeps it from retention this long unless it reports. @default 600000 */
+  leaseTtlMs: number;
+  /** Retention runs on this timer (and after each commit and report). @default 30000 */
+  gcIntervalMs: number;
+  /** Default retention: keep the last N checkpoints of each job; 0 keeps all. @default 0 */
+  keepLast: number;
+  /** Default retention: also keep every checkpoint whose step is a multiple of K; 0 is off. @default 0 */
+  keepEverySteps: number;
   /** Log level. @default "info" */
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
   /** "json" for machines, "pretty" for a terminal. @default "json" */
@@ -25,6 +33,14 @@ function positiveInt(name: string) {
   return (v: string): number => {
     const n = Number(v);
     if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got '${v}'`);
+    return n;
+  };
+}
+
+function nonNegativeInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer, got '${v}'`);
     return n;
   };
 }
@@ -56,6 +72,30 @@ export function parseOptions(argv: string[]): DaemonOptions {
         .env("CKPTD_SHUTDOWN_GRACE_MS")
         .default(30_000)
         .argParser(positiveInt("--shutdown-grace-ms")),
+    )
+    .addOption(
+      new Option("--lease-ttl-ms <ms>", "how long a checkpoint sent to an evaluator is kept from retention while it has not reported")
+        .env("CKPTD_LEASE_TTL_MS")
+        .default(600_000)
+        .argParser(positiveInt("--lease-ttl-ms")),
+    )
+    .addOption(
+      new Option("--gc-interval-ms <ms>", "run retention on this timer (it also runs after every commit and report)")
+        .env("CKPTD_GC_INTERVAL_MS")
+        .default(30_000)
+        .argParser(positiveInt("--gc-interval-ms")),
+    )
+    .addOption(
+      new Option("--keep-last <n>", "default retention: keep each job's last N checkpoints (0 keeps all); SetRetentionPolicy overrides per job")
+        .env("CKPTD_KEEP_LAST")
+        .default(0)
+        .argParser(nonNegativeInt("--keep-last")),
+    )
+    .addOption(
+      new Option("--keep-every-steps <k>", "default retention: also keep checkpoints whose step is a multiple of K (0 is off)")
+        .env("CKPTD_KEEP_EVERY_STEPS")
+        .default(0)
+        .argParser(nonNegativeInt("--keep-every-steps")),
     )
     .addOption(new Option("--log-level <level>", "log level").env("CKPTD_LOG_LEVEL").default("info").choices(["fatal", "error", "warn", "info", "debug", "trace"]))
     .addOption(new Option("--log-format <format>", "json (one object per line) or pretty (for a terminal)").env("CKPTD_LOG_FORMAT").default("json").choices(["json", "pretty"]))

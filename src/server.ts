@@ -18,15 +18,15 @@ import { ItemWriter, type EntrySpec } from "./item-writer.js";
 import type { CheckpointLoader } from "./loader.js";
 import type { CheckpointSummary, EntryRecord, Manifest } from "./manifest.js";
 import { checkKey, checkName } from "./names.js";
+import type { Retention } from "./retention.js";
 import type { DataDir } from "./storage.js";
-import * as fsp from "node:fs/promises";
-import { removeTree } from "./storage.js";
 
 export interface ServiceDeps {
   dataDir: DataDir;
   catalog: Catalog;
   coordinator: CommitCoordinator;
   loader: CheckpointLoader;
+  retention: Retention;
   log: Logger;
   /** False once the daemon drains: new saves are refused with UNAVAILABLE. */
   acceptingSaves: () => boolean;
@@ -153,19 +153,12 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
 
     DeleteCheckpoint(call, callback) {
       const r = call.request;
-      void (async () => {
-        checkName("job", r.job);
-        checkName("checkpoint_id", r.checkpointId);
-        const summary = catalog.get(r.job, r.checkpointId);
-        // Rename out of checkpoints/ first: the checkpoint disappears atomically, then its bytes go.
-        const trash = `${deps.dataDir.trashDir(r.job)}/${r.checkpointId}.${Date.now()}`;
-        catalog.remove(r.job, r.checkpointId);
-        await fsp.rename(deps.dataDir.checkpointDir(r.job, r.checkpointId), trash);
-        void removeTree(trash).catch((err: unknown) => log.warn({ err, trash }, "could not remove a deleted checkpoint"));
-        log.info({ job: r.job, checkpoint: r.checkpointId }, "checkpoint deleted");
-        return { freedBytes: summary.storedBytes };
-      })().then(
-        (res) => callback(null, res),
+      if (r.checkpointId === "latest" || r.checkpointId === "") {
+        callback(toServiceError(invalidArgument("DeleteCheckpoint needs an explicit checkpoint_id, not 'latest'")));
+        return;
+      }
+      deps.retention.delete(r.job, r.checkpointId, "DeleteCheckpoint").then(
+        (freedBytes) => callback(null, { freedBytes }),
         (err: unknown) => callback(toServiceError(err)),
       );
     },
@@ -218,7 +211,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
   };
 }
 
-function drained(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
+export function drained(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       call.off("drain", done);
@@ -295,14 +288,13 @@ function decisionMessage(d: Decision) {
 
 /** The wire Checkpoint; with a manifest, the full view with every entry. */
 export function checkpointMessage(s: CheckpointSummary, manifest?: Manifest): CheckpointIn {
-  const ms = Date.parse(s.commitTime);
   const full = manifest ? new Map(manifest.ranks.map((r) => [r.rank, new Map(r.items.map((i) => [i.name, i]))])) : undefined;
   return {
     job: s.job,
     checkpointId: s.checkpointId,
     step: s.step,
     worldSize: s.worldSize,
-    commitTime: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 },
+    commitTime: timestamp(s.commitTime),
     rawBytes: s.rawBytes,
     storedBytes: s.storedBytes,
     attempt: s.attempt,
@@ -324,6 +316,12 @@ export function checkpointMessage(s: CheckpointSummary, manifest?: Manifest): Ch
       })),
     })),
   };
+}
+
+/** An ISO-8601 time as a protobuf Timestamp. */
+export function timestamp(iso: string): { seconds: number; nanos: number } {
+  const ms = Date.parse(iso);
+  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 };
 }
 
 function encodePageToken(c: CheckpointSummary): string {

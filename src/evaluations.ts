@@ -1,0 +1,191 @@
+/**
+ * Evaluations: durable reports of evaluators on committed checkpoints, the leases
+ * that keep a checkpoint alive while an evaluator works on it, and waiting for
+ * reports (the push version of wait_for_evaluators).
+ *
+ *   <data>/jobs/<job>/evaluations.log   one JSON report per line, fsynced
+ */
+import * as fsp from "node:fs/promises";
+import * as path from "node:path";
+import type { Logger } from "pino";
+import type { Catalog } from "./catalog.js";
+import { CkptdError, invalidArgument } from "./errors.js";
+import { checkName } from "./names.js";
+import type { DataDir } from "./storage.js";
+import { status } from "@grpc/grpc-js";
+
+export interface EvaluationReport {
+  job: string;
+  checkpointId: string;
+  step: number;
+  evaluator: string;
+  metrics: Record<string, number>;
+  failed: boolean;
+  message: string;
+  /** ISO-8601 time the report was recorded. */
+  time: string;
+}
+
+interface JobEvaluations {
+  /** checkpoint id → evaluator → report */
+  readonly reports: Map<string, Map<string, EvaluationReport>>;
+  /** checkpoint id → evaluator → lease expiry (ms since epoch) */
+  readonly leases: Map<string, Map<string, number>>;
+  readonly waiters: Set<() => void>;
+  chain: Promise<unknown>;
+}
+
+export class Evaluations {
+  private readonly jobs = new Map<string, JobEvaluations>();
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly dataDir: DataDir,
+    private readonly catalog: Catalog,
+    readonly leaseTtlMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  private job(job: string): JobEvaluations {
+    let j = this.jobs.get(job);
+    if (!j) this.jobs.set(job, (j = { reports: new Map(), leases: new Map(), waiters: new Set(), chain: Promise.resolve() }));
+    return j;
+  }
+
+  private file(job: string): string {
+    return path.join(this.dataDir.jobDir(job), "evaluations.log");
+  }
+
+  async load(): Promise<void> {
+    for (const job of await this.dataDir.listJobs()) {
+      let text: string;
+      try {
+        text = await fsp.readFile(this.file(job), "utf8");
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
+        throw err;
+      }
+      const lines = text.split("\n");
+      let good = 0;
+      for (const line of lines.slice(0, -1)) {
+        try {
+          this.index(JSON.parse(line) as EvaluationReport);
+        } catch {
+          break;
+        }
+        good += line.length + 1;
+      }
+      if (good < text.length) {
+        this.log.warn({ job, droppedBytes: text.length - good }, "evaluation log ended in a torn record; truncated");
+        await fsp.truncate(this.file(job), good);
+      }
+    }
+  }
+
+  private index(r: EvaluationReport): void {
+    const j = this.job(r.job);
+    let byEval = j.reports.get(r.checkpointId);
+    if (!byEval) j.reports.set(r.checkpointId, (byEval = new Map()));
+    byEval.set(r.evaluator, r);
+    j.leases.get(r.checkpointId)?.delete(r.evaluator);
+  }
+
+  /** Records a report durably, releases the evaluator's lease and wakes waiters. */
+  report(input: Omit<EvaluationReport, "step" | "time">): Promise<EvaluationReport> {
+    checkName("job", input.job);
+    checkName("evaluator", input.evaluator);
+    for (const [k, v] of Object.entries(input.metrics))
+      if (!k || typeof v !== "number") throw invalidArgument(`metric ${JSON.stringify(k)} must have a numeric value`);
+    const checkpoint = this.catalog.get(input.job, input.checkpointId);
+    const r: EvaluationReport = { ...input, checkpointId: checkpoint.checkpointId, step: checkpoint.step, time: new Date().toISOString() };
+    const j = this.job(input.job);
+    const run = j.chain.then(async () => {
+      const fh = await fsp.open(this.file(input.job), "a");
+      try {
+        await fh.write(JSON.stringify(r) + "\n");
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      this.index(r);
+      for (const w of [...j.waiters]) w();
+      return r;
+    });
+    j.chain = run.catch(() => {});
+    return run;
+  }
+
+  reportsFor(job: string, checkpointId: string): Map<string, EvaluationReport> {
+    return this.jobs.get(job)?.reports.get(checkpointId) ?? new Map<string, EvaluationReport>();
+  }
+
+  /** The latest reported value of `metric` for a checkpoint, if any evaluator reported it. */
+  metric(job: string, checkpointId: string, metric: string): number | undefined {
+    let best: EvaluationReport | undefined;
+    for (const r of this.reportsFor(job, checkpointId).values())
+      if (metric in r.metrics && !r.failed && (!best || r.time > best.time)) best = r;
+    return best?.metrics[metric];
+  }
+
+  /** An evaluator was sent a checkpoint: it holds a lease until it reports or the TTL passes. */
+  grantLease(job: string, checkpointId: string, evaluator: string): void {
+    if (this.reportsFor(job, checkpointId).has(evaluator)) return;
+    const j = this.job(job);
+    let byEval = j.leases.get(checkpointId);
+    if (!byEval) j.leases.set(checkpointId, (byEval = new Map()));
+    byEval.set(evaluator, Date.now() + this.leaseTtlMs);
+  }
+
+  /**
+   * Who keeps a checkpoint from retention: evaluators with unexpired leases, or
+   * "restart grace" for an unreported checkpoint while the leases lost in a restart
+   * could still be live.
+   */
+  holders(job: string, checkpointId: string, now = Date.now()): string[] {
+    const leases = this.jobs.get(job)?.leases.get(checkpointId);
+    const live = [...(leases?.entries() ?? [])].filter(([, exp]) => exp > now).map(([e]) => e);
+    if (live.length === 0 && now < this.startedAt + this.leaseTtlMs && this.reportsFor(job, checkpointId).size === 0)
+      return ["(restart grace)"];
+    return live;
+  }
+
+  /** Forgets a deleted checkpoint's leases (its reports stay in the log). */
+  forget(job: string, checkpointId: string): void {
+    this.jobs.get(job)?.leases.delete(checkpointId);
+  }
+
+  /**
+   * Resolves with the named evaluators' reports once all reported; rejects with
+   * DEADLINE_EXCEEDED naming the missing ones after `timeoutMs`.
+   */
+  async waitFor(job: string, checkpointId: string, evaluators: string[], timeoutMs: number, signal: AbortSignal): Promise<EvaluationReport[]> {
+    if (evaluators.length === 0) throw invalidArgument("name at least one evaluator to wait for");
+    for (const e of evaluators) checkName("evaluator", e);
+    const id = this.catalog.get(job, checkpointId).checkpointId;
+    const j = this.job(job);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const reports = this.reportsFor(job, id);
+      const missing = evaluators.filter((e) => !reports.has(e));
+      if (missing.length === 0) return evaluators.map((e) => reports.get(e)!);
+      const left = deadline - Date.now();
+      if (left <= 0 || signal.aborted)
+        throw new CkptdError(
+          status.DEADLINE_EXCEEDED,
+          `waited ${timeoutMs} ms for checkpoint '${id}' of job '${job}': missing evaluator(s) ${missing.map((m) => `'${m}'`).join(", ")}` +
+            (reports.size > 0 ? ` (reported: ${[...reports.keys()].map((m) => `'${m}'`).join(", ")})` : ""),
+        );
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          j.waiters.delete(done);
+          signal.removeEventListener("abort", done);
+          resolve();
+        };
+        const timer = setTimeout(done, left);
+        j.waiters.add(done);
+        signal.addEventListener("abort", done);
+      });
+    }
+  }
+}
