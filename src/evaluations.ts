@@ -138,13 +138,18 @@ export class Evaluations {
 
   /**
    * Who keeps a checkpoint from retention: evaluators with unexpired leases, or
-   * "restart grace" for an unreported checkpoint while the leases lost in a restart
-   * could still be live.
+   * "restart grace" for a checkpoint committed before this daemon started and not
+   * reported on, while the leases lost in the restart could still be live.
    */
-  holders(job: string, checkpointId: string, now = Date.now()): string[] {
-    const leases = this.jobs.get(job)?.leases.get(checkpointId);
+  holders(job: string, checkpoint: { checkpointId: string; commitTime: string }, now = Date.now()): string[] {
+    const leases = this.jobs.get(job)?.leases.get(checkpoint.checkpointId);
     const live = [...(leases?.entries() ?? [])].filter(([, exp]) => exp > now).map(([e]) => e);
-    if (live.length === 0 && now < this.startedAt + this.leaseTtlMs && this.reportsFor(job, checkpointId).size === 0)
+    if (
+      live.length === 0 &&
+      now < this.startedAt + this.leaseTtlMs &&
+      Date.parse(checkpoint.commitTime) < this.startedAt &&
+      this.reportsFor(job, checkpoint.checkpointId).size === 0
+    )
       return ["(restart grace)"];
     return live;
   }

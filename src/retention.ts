@@ -184,7 +184,7 @@ export class Retention {
     }
     const pinned = this.job(job).pinned;
     return all.filter(
-      (c) => !keep.has(c.checkpointId) && !pinned.has(c.checkpointId) && this.evaluations.holders(job, c.checkpointId).length === 0,
+      (c) => !keep.has(c.checkpointId) && !pinned.has(c.checkpointId) && this.evaluations.holders(job, c).length === 0,
     );
   }
 
