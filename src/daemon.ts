@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { loadWire, MAX_MESSAGE_BYTES } from "../clients/ts/src/wire.js";
 import { Catalog } from "./catalog.js";
 import { CommitCoordinator } from "./coordinator.js";
+import { adminServiceHandlers } from "./admin-server.js";
 import { evaluationServiceHandlers, retentionServiceHandlers } from "./evaluation-server.js";
 import { Evaluations } from "./evaluations.js";
 import { EventLog } from "./events.js";
@@ -82,13 +83,14 @@ export class Daemon {
     this.dataDir.lock();
     this.state = "recovering";
     const { definition, grpcObject } = loadWire();
+    const loader = new CheckpointLoader(this.dataDir, this.catalog);
     this.server.addService(
       grpcObject.ckptd.v1.CheckpointService.service,
       checkpointServiceHandlers({
         dataDir: this.dataDir,
         catalog: this.catalog,
         coordinator: this.coordinator,
-        loader: new CheckpointLoader(this.dataDir, this.catalog),
+        loader,
         retention: this.retention,
         log: this.log,
         acceptingSaves: () => this.state === "running",
@@ -104,6 +106,19 @@ export class Daemon {
     };
     this.server.addService(grpcObject.ckptd.v1.EvaluationService.service, evaluationServiceHandlers(evaluationDeps));
     this.server.addService(grpcObject.ckptd.v1.RetentionService.service, retentionServiceHandlers(evaluationDeps));
+    this.server.addService(
+      grpcObject.ckptd.v1.AdminService.service,
+      adminServiceHandlers({
+        catalog: this.catalog,
+        coordinator: this.coordinator,
+        events: this.events,
+        loader,
+        dataDir: this.dataDir.root,
+        startTime: new Date(),
+        state: () => this.state,
+        address: () => this.boundAddress,
+      }),
+    );
     this.health.addToServer(this.server);
     new ReflectionService(definition).addToServer(this.server);
 

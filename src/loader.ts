@@ -61,6 +61,16 @@ export function mapDevice(saved: string, devices: readonly string[], localRank: 
   return same.length > 0 ? same[localRank % same.length]! : "cpu";
 }
 
+export interface ChunkDamage {
+  rank: number;
+  item: string;
+  key: string;
+  chunkIndex: number;
+  file: string;
+  offset: number;
+  problem: string;
+}
+
 export class CheckpointLoader {
   constructor(
     private readonly dataDir: DataDir,
@@ -148,5 +158,54 @@ export class CheckpointLoader {
         }
       }
     }
+  }
+
+  /** Reads and checks every chunk of every rank; reports every damaged chunk. */
+  async verify(job: string, checkpointId: string): Promise<{ checkpointId: string; chunks: number; bytes: number; damaged: ChunkDamage[] }> {
+    checkName("job", job);
+    const summary = this.catalog.get(job, checkpointId);
+    const manifest = await this.catalog.readManifest(summary);
+    const base = this.dataDir.checkpointDir(job, summary.checkpointId);
+    const damaged: ChunkDamage[] = [];
+    let chunks = 0;
+    let bytes = 0;
+    for (const rank of manifest.ranks) {
+      for (const item of rank.items) {
+        const rel = itemDirName(rank.rank, item.name);
+        for (const entry of item.entries) {
+          if (entry.chunks.length === 0) continue;
+          const file = `${rel}/${entry.file}`;
+          const where = (chunkIndex: number, offset: number, problem: string) =>
+            damaged.push({ rank: rank.rank, item: item.name, key: entry.key, chunkIndex, file, offset, problem });
+          let fh: fsp.FileHandle;
+          try {
+            fh = await fsp.open(path.join(base, file), "r");
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+            entry.chunks.forEach((c, i) => where(i, c.offset, "file is missing"));
+            continue;
+          }
+          try {
+            for (let i = 0; i < entry.chunks.length; i++) {
+              const c = entry.chunks[i]!;
+              chunks++;
+              const stored = Buffer.allocUnsafe(c.storedBytes);
+              const { bytesRead } = await fh.read(stored, 0, c.storedBytes, c.offset);
+              try {
+                if (bytesRead !== c.storedBytes) throw new ChunkCorruptError(`file is truncated (${bytesRead} of ${c.storedBytes} bytes)`);
+                await decodeChunk(stored, c);
+                bytes += c.rawBytes;
+              } catch (err) {
+                if (!(err instanceof ChunkCorruptError)) throw err;
+                where(i, c.offset, err.message);
+              }
+            }
+          } finally {
+            await fh.close();
+          }
+        }
+      }
+    }
+    return { checkpointId: summary.checkpointId, chunks, bytes, damaged };
   }
 }

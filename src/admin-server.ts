@@ -1,0 +1,88 @@
+/**
+ * gRPC handlers of AdminService: status, jobs and verification for operators.
+ */
+import * as fs from "node:fs";
+import type { AdminServiceHandlers } from "../clients/ts/src/gen/ckptd/v1/AdminService.js";
+import type { Catalog } from "./catalog.js";
+import type { CommitCoordinator } from "./coordinator.js";
+import { toServiceError } from "./errors.js";
+import type { EventLog } from "./events.js";
+import type { CheckpointLoader } from "./loader.js";
+import { timestamp } from "./server.js";
+
+export interface AdminDeps {
+  catalog: Catalog;
+  coordinator: CommitCoordinator;
+  events: EventLog;
+  loader: CheckpointLoader;
+  dataDir: string;
+  startTime: Date;
+  state: () => string;
+  address: () => string;
+}
+
+/** The version in package.json, read once. */
+export const VERSION: string = (() => {
+  try {
+    const url = new URL("../../package.json", import.meta.url);
+    return (JSON.parse(fs.readFileSync(url, "utf8")) as { version: string }).version;
+  } catch {
+    return "unknown";
+  }
+})();
+
+export function adminServiceHandlers(deps: AdminDeps): AdminServiceHandlers {
+  const { catalog } = deps;
+  return {
+    GetStatus(_call, callback) {
+      const jobs = catalog.jobsWithCheckpoints();
+      let count = 0;
+      let stored = 0;
+      for (const j of jobs)
+        for (const c of catalog.list(j)) {
+          count++;
+          stored += c.storedBytes;
+        }
+      callback(null, {
+        version: VERSION,
+        state: deps.state(),
+        dataDir: deps.dataDir,
+        startTime: timestamp(deps.startTime.toISOString()),
+        jobCount: jobs.length,
+        checkpointCount: count,
+        checkpointsInFlight: deps.coordinator.inFlight(),
+        subscribers: deps.events.subscribers,
+        storedBytes: stored,
+        listenAddress: deps.address(),
+      });
+    },
+
+    ListJobs(_call, callback) {
+      const jobs = catalog.jobsWithCheckpoints().sort().map((job) => {
+        const list = catalog.list(job);
+        return {
+          job,
+          checkpointCount: list.length,
+          latestCheckpointId: list[0]?.checkpointId ?? "",
+          latestStep: list[0]?.step ?? 0,
+          storedBytes: list.reduce((n, c) => n + c.storedBytes, 0),
+        };
+      });
+      callback(null, { jobs });
+    },
+
+    VerifyCheckpoint(call, callback) {
+      deps.loader.verify(call.request.job, call.request.checkpointId).then(
+        (r) =>
+          callback(null, {
+            checkpointId: r.checkpointId,
+            ok: r.damaged.length === 0,
+            chunksChecked: r.chunks,
+            bytesChecked: r.bytes,
+            damaged: r.damaged,
+          }),
+        (err: unknown) => callback(toServiceError(err)),
+      );
+    },
+  };
+}
