@@ -3,6 +3,7 @@
  */
 import * as fs from "node:fs";
 import type { AdminServiceHandlers } from "../clients/ts/src/gen/ckptd/v1/AdminService.js";
+import type { Authorizer } from "./auth.js";
 import type { Catalog } from "./catalog.js";
 import type { CommitCoordinator } from "./coordinator.js";
 import { toServiceError } from "./errors.js";
@@ -19,6 +20,7 @@ export interface AdminDeps {
   startTime: Date;
   state: () => string;
   address: () => string;
+  auth: Authorizer;
 }
 
 /** The version in package.json, read once. */
@@ -34,7 +36,13 @@ export const VERSION: string = (() => {
 export function adminServiceHandlers(deps: AdminDeps): AdminServiceHandlers {
   const { catalog } = deps;
   return {
-    GetStatus(_call, callback) {
+    GetStatus(call, callback) {
+      try {
+        deps.auth.check(call.metadata, { admin: true });
+      } catch (err) {
+        callback(toServiceError(err));
+        return;
+      }
       const jobs = catalog.jobsWithCheckpoints();
       let count = 0;
       let stored = 0;
@@ -57,7 +65,13 @@ export function adminServiceHandlers(deps: AdminDeps): AdminServiceHandlers {
       });
     },
 
-    ListJobs(_call, callback) {
+    ListJobs(call, callback) {
+      try {
+        deps.auth.check(call.metadata, { admin: true });
+      } catch (err) {
+        callback(toServiceError(err));
+        return;
+      }
       const jobs = catalog.jobsWithCheckpoints().sort().map((job) => {
         const list = catalog.list(job);
         return {
@@ -72,7 +86,10 @@ export function adminServiceHandlers(deps: AdminDeps): AdminServiceHandlers {
     },
 
     VerifyCheckpoint(call, callback) {
-      deps.loader.verify(call.request.job, call.request.checkpointId).then(
+      Promise.resolve()
+        .then(() => deps.auth.check(call.metadata, { admin: true }))
+        .then(() => deps.loader.verify(call.request.job, call.request.checkpointId))
+        .then(
         (r) =>
           callback(null, {
             checkpointId: r.checkpointId,

@@ -27,6 +27,7 @@ import {
   type Manifest,
   type RankRecord,
 } from "./manifest.js";
+import { abortReason, type Metrics } from "./metrics.js";
 import { checkName } from "./names.js";
 import { fsyncDir, removeTree, writeFileDurable, type DataDir } from "./storage.js";
 
@@ -59,6 +60,7 @@ export interface CoordinatorOptions {
    * hear of a commit no later than the trainer does). Its failure is logged, not fatal.
    */
   onCommitted?: (checkpoint: CheckpointSummary) => Promise<void>;
+  metrics?: Metrics;
 }
 
 /** Who is saving what: identifies one rank's checkpoint for Save and Commit. */
@@ -178,6 +180,7 @@ export class CommitCoordinator {
             decidedAt: new Date().toISOString(),
           });
           abortedCount++;
+          this.options.metrics?.aborts.inc({ reason: "restart" });
           this.log.info({ job, checkpoint: id, attempt }, "recovery: aborted an undecided checkpoint and freed its staging");
         }
         await removeTree(dir);
@@ -203,6 +206,12 @@ export class CommitCoordinator {
   /** Checkpoints with an undecided attempt. */
   inFlight(): number {
     return this.open.size;
+  }
+
+  /** True while some attempt holds staged data or votes: a drain waits for these to be decided. */
+  hasUndecidedWork(): boolean {
+    for (const a of this.open.values()) if (a.state !== "preparing" || a.staged.size > 0 || a.votes.size > 0 || a.inflight.size > 0) return true;
+    return false;
   }
 
   /** Reserves (rank, item) in the checkpoint's open attempt, creating the attempt if needed. */
@@ -396,9 +405,11 @@ export class CommitCoordinator {
         decision = { outcome, reason, attempt: n, checkpoint: summary };
         await this.options.onCommitted?.(summary).catch((err: unknown) => this.log.error({ ...logCtx, err }, "post-commit hook failed"));
         this.log.info({ ...logCtx, step: attempt.step, rawBytes: summary.rawBytes, storedBytes: summary.storedBytes }, "checkpoint committed");
+        this.options.metrics?.commits.inc();
       } else {
         decision = { outcome, reason, attempt: n };
         this.log.warn({ ...logCtx, reason }, "checkpoint aborted");
+        this.options.metrics?.aborts.inc({ reason: abortReason(reason) });
         void removeTree(attempt.dir).catch((err: unknown) => this.log.error({ ...logCtx, err }, "could not free aborted staging"));
       }
     } catch (err) {

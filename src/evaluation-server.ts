@@ -6,6 +6,7 @@ import type { EvaluationServiceHandlers } from "../clients/ts/src/gen/ckptd/v1/E
 import type { EvaluationReportIn } from "../clients/ts/src/gen/ckptd/v1/EvaluationReport.js";
 import type { RetentionPolicy as WirePolicy, RetentionPolicyIn } from "../clients/ts/src/gen/ckptd/v1/RetentionPolicy.js";
 import type { RetentionServiceHandlers } from "../clients/ts/src/gen/ckptd/v1/RetentionService.js";
+import type { Authorizer } from "./auth.js";
 import type { Catalog } from "./catalog.js";
 import { toServiceError, unavailable } from "./errors.js";
 import type { EvaluationReport, Evaluations } from "./evaluations.js";
@@ -20,12 +21,13 @@ export interface EvaluationDeps {
   evaluations: Evaluations;
   retention: Retention;
   log: Logger;
+  auth: Authorizer;
   /** Aborted when the daemon drains: long-lived calls end with UNAVAILABLE so clients reconnect. */
   shutdown: AbortSignal;
 }
 
 export function evaluationServiceHandlers(deps: EvaluationDeps): EvaluationServiceHandlers {
-  const { events, evaluations, retention, catalog, log, shutdown } = deps;
+  const { events, evaluations, retention, catalog, log, shutdown, auth } = deps;
   const draining = () => unavailable("the daemon is shutting down; reconnect to its successor");
   return {
     WatchCheckpoints(call) {
@@ -37,6 +39,7 @@ export function evaluationServiceHandlers(deps: EvaluationDeps): EvaluationServi
       shutdown.addEventListener("abort", onShutdown);
       void (async () => {
         checkName("job", r.job);
+        auth.check(call.metadata, { job: r.job });
         if (r.evaluator) checkName("evaluator", r.evaluator);
         let cursor =
           r.start === "afterSequence" ? r.afterSequence! : r.start === "fromStep" ? events.seqBeforeStep(r.job, r.fromStep!) : r.start === "fromNow" ? events.lastSeq(r.job) : 0;
@@ -72,15 +75,16 @@ export function evaluationServiceHandlers(deps: EvaluationDeps): EvaluationServi
 
     ReportEvaluation(call, callback) {
       const r = call.request;
-      evaluations
-        .report({
+      Promise.resolve()
+        .then(() => auth.check(call.metadata, { job: r.job }))
+        .then(() => evaluations.report({
           job: r.job,
           checkpointId: r.checkpointId,
           evaluator: r.evaluator,
           metrics: r.metrics,
           failed: r.status === "EVALUATION_STATUS_FAILED",
           message: r.message,
-        })
+        }))
         .then(
           (report) => {
             log.info({ job: r.job, checkpoint: report.checkpointId, evaluator: r.evaluator, metrics: r.metrics }, "evaluation reported");
@@ -99,6 +103,7 @@ export function evaluationServiceHandlers(deps: EvaluationDeps): EvaluationServi
       shutdown.addEventListener("abort", onShutdown);
       void (async () => {
         checkName("job", r.job);
+        auth.check(call.metadata, { job: r.job });
         // Answer a little before the caller's deadline so it hears who is missing.
         const deadline = call.getDeadline();
         const untilDeadline = deadline instanceof Date ? deadline.getTime() - Date.now() - 100 : typeof deadline === "number" && Number.isFinite(deadline) ? deadline - Date.now() - 100 : Infinity;
@@ -120,12 +125,15 @@ export function evaluationServiceHandlers(deps: EvaluationDeps): EvaluationServi
 }
 
 export function retentionServiceHandlers(deps: EvaluationDeps): RetentionServiceHandlers {
-  const { retention } = deps;
+  const { retention, auth } = deps;
   return {
     SetRetentionPolicy(call, callback) {
       const r = call.request;
       const policy = fromWire(r.policy);
-      retention.setPolicy(r.job, policy).then(
+      Promise.resolve()
+        .then(() => auth.check(call.metadata, { job: r.job, admin: true }))
+        .then(() => retention.setPolicy(r.job, policy))
+        .then(
         (deleted) => callback(null, { policy: toWire(policy), deletedCheckpointIds: deleted }),
         (err: unknown) => callback(toServiceError(err)),
       );
@@ -133,6 +141,7 @@ export function retentionServiceHandlers(deps: EvaluationDeps): RetentionService
     GetRetentionPolicy(call, callback) {
       try {
         checkName("job", call.request.job);
+        auth.check(call.metadata, { job: call.request.job });
         callback(null, { policy: toWire(retention.policy(call.request.job)), pinnedCheckpointIds: retention.pinned(call.request.job) });
       } catch (err) {
         callback(toServiceError(err));
@@ -140,7 +149,10 @@ export function retentionServiceHandlers(deps: EvaluationDeps): RetentionService
     },
     PinCheckpoint(call, callback) {
       const r = call.request;
-      retention.pin(r.job, r.checkpointId, r.pinned).then(
+      Promise.resolve()
+        .then(() => auth.check(call.metadata, { job: r.job, admin: true }))
+        .then(() => retention.pin(r.job, r.checkpointId, r.pinned))
+        .then(
         (pinned) => callback(null, { pinned }),
         (err: unknown) => callback(toServiceError(err)),
       );

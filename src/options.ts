@@ -1,7 +1,11 @@
 /**
- * Daemon options: every tunable in one place, with its default, its flag and its
- * CKPTD_* environment variable, compiled once into a validated, normalised object.
+ * Daemon options: every tunable in one place, with its default, its flag, its
+ * CKPTD_* environment variable and its key in the optional JSON config file,
+ * compiled once into a validated, normalised object.
+ *
+ * Precedence: flag > environment > config file > default.
  */
+import * as fs from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 
 export interface DaemonOptions {
@@ -11,7 +15,7 @@ export interface DaemonOptions {
   dataDir: string;
   /** An undecided checkpoint with no activity for this long is aborted. @default 300000 */
   prepareTimeoutMs: number;
-  /** How long SIGTERM waits for in-flight calls before stopping. @default 30000 */
+  /** How long SIGTERM waits for in-flight saves and commits before stopping. @default 30000 */
   shutdownGraceMs: number;
   /** An evaluator sent a checkpoint keeps it from retention this long unless it reports. @default 600000 */
   leaseTtlMs: number;
@@ -21,11 +25,21 @@ export interface DaemonOptions {
   keepLast: number;
   /** Default retention: also keep every checkpoint whose step is a multiple of K; 0 is off. @default 0 */
   keepEverySteps: number;
+  /** host:port of the Prometheus /metrics endpoint; "" disables it. @default "" */
+  metricsListen: string;
+  /** PEM server certificate; with tlsKey, serves TLS. */
+  tlsCert: string;
+  /** PEM private key of tlsCert. */
+  tlsKey: string;
+  /** PEM CA bundle; when set, clients must present a certificate it signed (mTLS). */
+  tlsCa: string;
+  /** JSON file {"admin": "...", "jobs": {"job": "token"}}; when set, every call needs a bearer token. */
+  authTokens: string;
   /** Log level. @default "info" */
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
   /** "json" for machines, "pretty" for a terminal. @default "json" */
   logFormat: "json" | "pretty";
-  /** Test-only fault point. */
+  /** Test-only fault point (CKPTD_FAULT). */
   fault: "crash-after-decision" | undefined;
 }
 
@@ -51,60 +65,116 @@ function hostPort(v: string): string {
   return v;
 }
 
-/** Parses argv and the environment; exits with a clear message on invalid input. */
-export function parseOptions(argv: string[]): DaemonOptions {
-  const program = new Command("ckptd")
+function optionalHostPort(v: string): string {
+  return v === "" ? v : hostPort(v);
+}
+
+function readableFile(v: string): string {
+  if (v === "") return v;
+  try {
+    fs.accessSync(v, fs.constants.R_OK);
+  } catch {
+    throw new InvalidArgumentError(`cannot read file '${v}'`);
+  }
+  return v;
+}
+
+/** The command-line definition; also the source of `--help`. */
+export function daemonCommand(): Command {
+  const opt = (flags: string, help: string, env: string) => new Option(flags, help).env(env);
+  return new Command("ckptd")
     .description(
       "ckptd: per-node checkpoint daemon for distributed training. Trainer ranks stream " +
         "state-dict shards over gRPC; ckptd compresses them with LZ4, stages them durably and " +
         "commits each checkpoint across all ranks with two-phase commit.",
     )
-    .addOption(new Option("--listen <host:port>", "address to listen on (port 0 picks a free port)").env("CKPTD_LISTEN").default("127.0.0.1:7070").argParser(hostPort))
-    .addOption(new Option("--data-dir <dir>", "data directory for staging and committed checkpoints").env("CKPTD_DATA_DIR").default("./ckptd-data"))
+    .addOption(opt("--config <file>", "JSON config file; its keys are the long option names in camelCase (e.g. \"dataDir\")", "CKPTD_CONFIG").argParser(readableFile))
+    .addOption(opt("--listen <host:port>", "address to listen on (port 0 picks a free port)", "CKPTD_LISTEN").default("127.0.0.1:7070").argParser(hostPort))
+    .addOption(opt("--data-dir <dir>", "data directory for staging and committed checkpoints", "CKPTD_DATA_DIR").default("./ckptd-data"))
     .addOption(
-      new Option("--prepare-timeout-ms <ms>", "abort an undecided checkpoint after this long without activity")
-        .env("CKPTD_PREPARE_TIMEOUT_MS")
+      opt("--prepare-timeout-ms <ms>", "abort an undecided checkpoint after this long without activity", "CKPTD_PREPARE_TIMEOUT_MS")
         .default(300_000)
         .argParser(positiveInt("--prepare-timeout-ms")),
     )
     .addOption(
-      new Option("--shutdown-grace-ms <ms>", "on SIGTERM, wait this long for in-flight saves and commits")
-        .env("CKPTD_SHUTDOWN_GRACE_MS")
+      opt("--shutdown-grace-ms <ms>", "on SIGTERM, wait this long for in-flight saves and commits", "CKPTD_SHUTDOWN_GRACE_MS")
         .default(30_000)
         .argParser(positiveInt("--shutdown-grace-ms")),
     )
     .addOption(
-      new Option("--lease-ttl-ms <ms>", "how long a checkpoint sent to an evaluator is kept from retention while it has not reported")
-        .env("CKPTD_LEASE_TTL_MS")
+      opt("--lease-ttl-ms <ms>", "how long a checkpoint sent to an evaluator is kept from retention while it has not reported", "CKPTD_LEASE_TTL_MS")
         .default(600_000)
         .argParser(positiveInt("--lease-ttl-ms")),
     )
     .addOption(
-      new Option("--gc-interval-ms <ms>", "run retention on this timer (it also runs after every commit and report)")
-        .env("CKPTD_GC_INTERVAL_MS")
+      opt("--gc-interval-ms <ms>", "run retention on this timer (it also runs after every commit and report)", "CKPTD_GC_INTERVAL_MS")
         .default(30_000)
         .argParser(positiveInt("--gc-interval-ms")),
     )
     .addOption(
-      new Option("--keep-last <n>", "default retention: keep each job's last N checkpoints (0 keeps all); SetRetentionPolicy overrides per job")
-        .env("CKPTD_KEEP_LAST")
+      opt("--keep-last <n>", "default retention: keep each job's last N checkpoints (0 keeps all); SetRetentionPolicy overrides per job", "CKPTD_KEEP_LAST")
         .default(0)
         .argParser(nonNegativeInt("--keep-last")),
     )
     .addOption(
-      new Option("--keep-every-steps <k>", "default retention: also keep checkpoints whose step is a multiple of K (0 is off)")
-        .env("CKPTD_KEEP_EVERY_STEPS")
+      opt("--keep-every-steps <k>", "default retention: also keep checkpoints whose step is a multiple of K (0 is off)", "CKPTD_KEEP_EVERY_STEPS")
         .default(0)
         .argParser(nonNegativeInt("--keep-every-steps")),
     )
-    .addOption(new Option("--log-level <level>", "log level").env("CKPTD_LOG_LEVEL").default("info").choices(["fatal", "error", "warn", "info", "debug", "trace"]))
-    .addOption(new Option("--log-format <format>", "json (one object per line) or pretty (for a terminal)").env("CKPTD_LOG_FORMAT").default("json").choices(["json", "pretty"]))
+    .addOption(opt("--metrics-listen <host:port>", "serve Prometheus metrics at http://HOST:PORT/metrics (empty: off)", "CKPTD_METRICS_LISTEN").default("").argParser(optionalHostPort))
+    .addOption(opt("--tls-cert <file>", "PEM server certificate (TLS on when given with --tls-key)", "CKPTD_TLS_CERT").default("").argParser(readableFile))
+    .addOption(opt("--tls-key <file>", "PEM private key of --tls-cert", "CKPTD_TLS_KEY").default("").argParser(readableFile))
+    .addOption(opt("--tls-ca <file>", "PEM CA bundle; clients must present a certificate signed by it (mTLS)", "CKPTD_TLS_CA").default("").argParser(readableFile))
+    .addOption(
+      opt("--auth-tokens <file>", 'JSON {"admin": TOKEN, "jobs": {JOB: TOKEN}}: every call then needs "authorization: Bearer TOKEN"', "CKPTD_AUTH_TOKENS")
+        .default("")
+        .argParser(readableFile),
+    )
+    .addOption(opt("--log-level <level>", "log level", "CKPTD_LOG_LEVEL").default("info").choices(["fatal", "error", "warn", "info", "debug", "trace"]))
+    .addOption(opt("--log-format <format>", "json (one object per line) or pretty (for a terminal)", "CKPTD_LOG_FORMAT").default("json").choices(["json", "pretty"]))
     .showHelpAfterError()
     .allowExcessArguments(false);
+}
+
+/** Parses argv, the environment and the config file; exits with a clear message on invalid input. */
+export function parseOptions(argv: string[]): DaemonOptions {
+  const program = daemonCommand();
   program.parse(argv, { from: "user" });
-  const o = program.opts<Omit<DaemonOptions, "fault">>();
+  const configFile = program.getOptionValue("config") as string | undefined;
+  if (configFile) applyConfigFile(program, configFile);
+  const o = program.opts<Omit<DaemonOptions, "fault"> & { config?: string }>();
+  if ((o.tlsCert === "") !== (o.tlsKey === "")) program.error("ckptd: --tls-cert and --tls-key must be given together");
+  if (o.tlsCa && !o.tlsCert) program.error("ckptd: --tls-ca (mTLS) needs --tls-cert and --tls-key");
   const fault = process.env["CKPTD_FAULT"];
   if (fault !== undefined && fault !== "" && fault !== "crash-after-decision")
-    program.error(`CKPTD_FAULT must be 'crash-after-decision' or unset, got '${fault}'`);
-  return { ...o, fault: fault ? "crash-after-decision" : undefined };
+    program.error(`ckptd: CKPTD_FAULT must be 'crash-after-decision' or unset, got '${fault}'`);
+  const { config: _config, ...rest } = o;
+  return { ...rest, fault: fault ? "crash-after-decision" : undefined };
+}
+
+/** Fills every option still at its default from the config file, validated like a flag. */
+function applyConfigFile(program: Command, file: string): void {
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>;
+  } catch (err) {
+    program.error(`ckptd: config file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof config !== "object" || config === null || Array.isArray(config)) program.error(`ckptd: config file ${file} must hold a JSON object`);
+  const byKey = new Map(program.options.map((o) => [o.attributeName(), o]));
+  for (const [key, value] of Object.entries(config)) {
+    const option = byKey.get(key);
+    if (!option || key === "config")
+      program.error(`ckptd: config file ${file}: unknown key '${key}' (known: ${[...byKey.keys()].filter((k) => k !== "config").join(", ")})`);
+    if (program.getOptionValueSource(key) !== "default") continue;
+    const text = String(value);
+    let parsed: unknown = text;
+    try {
+      if (option.argChoices && !option.argChoices.includes(text)) throw new InvalidArgumentError(`allowed: ${option.argChoices.join(", ")}`);
+      if (option.parseArg) parsed = option.parseArg(text, undefined);
+    } catch (err) {
+      program.error(`ckptd: config file ${file}: '${key}': ${(err as Error).message}`);
+    }
+    program.setOptionValueWithSource(key, parsed, "config");
+  }
 }

@@ -16,6 +16,7 @@ import type { Evaluations } from "./evaluations.js";
 import type { EventLog } from "./events.js";
 import { failedPrecondition, invalidArgument } from "./errors.js";
 import type { CheckpointSummary } from "./manifest.js";
+import type { Metrics } from "./metrics.js";
 import { checkName } from "./names.js";
 import { fsyncDir, removeTree, writeFileDurable, type DataDir } from "./storage.js";
 
@@ -47,6 +48,7 @@ export class Retention {
     private readonly evaluations: Evaluations,
     private readonly defaults: RetentionPolicy,
     private readonly log: Logger,
+    private readonly metrics?: Metrics,
   ) {}
 
   private job(job: string): JobRetention {
@@ -155,6 +157,7 @@ export class Retention {
       for (const c of doomed) {
         try {
           await this.deleteNow(job, c.checkpointId, `retention: ${describe(policy)}`);
+          this.metrics?.deletions.inc({ by: "retention" });
           deleted.push(c.checkpointId);
         } catch (err) {
           this.log.error({ err, job, checkpoint: c.checkpointId }, "retention could not delete a checkpoint");

@@ -11,6 +11,7 @@ import type { LoadResponseIn } from "../clients/ts/src/gen/ckptd/v1/LoadResponse
 import type { SaveRequest } from "../clients/ts/src/gen/ckptd/v1/SaveRequest.js";
 import type { TensorSpec } from "../clients/ts/src/gen/ckptd/v1/TensorSpec.js";
 import { dtypeSize, tensorByteSize } from "../clients/ts/src/wire.js";
+import type { Authorizer } from "./auth.js";
 import type { Catalog } from "./catalog.js";
 import type { CommitCoordinator, Decision, SaveTicket } from "./coordinator.js";
 import { CkptdError, invalidArgument, toServiceError, unavailable } from "./errors.js";
@@ -18,6 +19,7 @@ import { ItemWriter, type EntrySpec } from "./item-writer.js";
 import type { CheckpointLoader } from "./loader.js";
 import type { CheckpointSummary, EntryRecord, Manifest } from "./manifest.js";
 import { checkKey, checkName } from "./names.js";
+import type { Metrics } from "./metrics.js";
 import type { Retention } from "./retention.js";
 import type { DataDir } from "./storage.js";
 
@@ -28,15 +30,19 @@ export interface ServiceDeps {
   loader: CheckpointLoader;
   retention: Retention;
   log: Logger;
+  auth: Authorizer;
+  metrics: Metrics;
   /** False once the daemon drains: new saves are refused with UNAVAILABLE. */
   acceptingSaves: () => boolean;
+  /** Save streams in progress (the drain waits for them). */
+  activeSaves: { count: number };
 }
 
 /** Largest object a client may declare (objects stream in chunks like tensors). */
 const MAX_OBJECT_BYTES = 2 ** 50;
 
 export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceHandlers {
-  const { coordinator, catalog, loader, log } = deps;
+  const { coordinator, catalog, loader, log, auth, metrics } = deps;
 
   return {
     Save(call, callback) {
@@ -44,6 +50,8 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         let ticket: SaveTicket | undefined;
         let writer: ItemWriter | undefined;
         let trailerSeen = false;
+        const started = process.hrtime.bigint();
+        deps.activeSaves.count++;
         try {
           for await (const req of call as AsyncIterable<SaveRequest>) {
             if (trailerSeen) throw invalidArgument("a message arrived after the trailer");
@@ -51,6 +59,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
               if (ticket) throw invalidArgument("a second header arrived; one Save stream saves one item");
               if (!deps.acceptingSaves()) throw unavailable("the daemon is shutting down and accepts no new saves; retry on its successor");
               const h = req.header!;
+              auth.check(call.metadata, { job: h.job });
               ticket = await coordinator.beginSave(
                 { job: h.job, checkpointId: h.checkpointId, step: h.step, rank: h.rank, worldSize: h.worldSize },
                 h.item,
@@ -62,7 +71,12 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
             if (!ticket || !writer) throw invalidArgument(`a ${req.msg ?? "empty"} message arrived before the header; the first message must be the header`);
             coordinator.checkLive(ticket);
             if (req.msg === "entry") await writer.beginEntry(entrySpec(req.entry!));
-            else if (req.msg === "chunk") await writer.writeChunk(req.chunk!.data, req.chunk!.crc32c);
+            else if (req.msg === "chunk") {
+              const before = writer.bytesStored;
+              await writer.writeChunk(req.chunk!.data, req.chunk!.crc32c);
+              metrics.bytesReceived.inc(req.chunk!.data.length);
+              metrics.bytesStoredWritten.inc(writer.bytesStored - before);
+            }
             else if (req.msg === "trailer") {
               const record = await writer.finish(req.trailer!);
               coordinator.stageItem(ticket, record);
@@ -72,6 +86,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           if (!ticket || !writer) throw invalidArgument("the stream ended before the header");
           if (!trailerSeen) throw invalidArgument("the stream ended without a trailer; the item is discarded");
           log.debug({ job: ticket.attempt.job, checkpoint: ticket.attempt.checkpointId, rank: ticket.rank, item: ticket.item, bytes: writer.bytesReceived }, "item staged");
+          metrics.saveSeconds.observe({ outcome: "ok" }, seconds(started));
           callback(null, {
             bytesReceived: writer.bytesReceived,
             bytesStored: writer.bytesStored,
@@ -82,23 +97,34 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           if (writer && !trailerSeen) await writer.discard().catch((e: unknown) => log.warn({ err: e }, "could not remove a failed item"));
           if (ticket && !trailerSeen) coordinator.release(ticket);
           if (!(call as { cancelled?: boolean }).cancelled) logRejected(log, "Save", err, ticket);
+          metrics.saveSeconds.observe({ outcome: "error" }, seconds(started));
           callback(toServiceError(err));
+        } finally {
+          deps.activeSaves.count--;
         }
       })();
     },
 
     Commit(call, callback) {
       const r = call.request;
+      const started = process.hrtime.bigint();
       const cancelled = new Promise<never>((_, reject) =>
         call.on("cancelled", () => reject(new CkptdError(grpc.status.CANCELLED, "the caller went away"))),
       );
       cancelled.catch(() => {});
       Promise.race([
+        Promise.resolve().then(() => auth.check(call.metadata, { job: r.job })),
+        cancelled,
+      ]).then(() => Promise.race([
         coordinator.vote({ job: r.job, checkpointId: r.checkpointId, step: r.step, rank: r.rank, worldSize: r.worldSize }, r.items, r.attempt),
         cancelled,
-      ]).then(
-        (d) => callback(null, decisionMessage(d)),
+      ])).then(
+        (d) => {
+          metrics.commitSeconds.observe({ outcome: d.outcome }, seconds(started));
+          callback(null, decisionMessage(d));
+        },
         (err: unknown) => {
+          metrics.commitSeconds.observe({ outcome: "error" }, seconds(started));
           logRejected(log, "Commit", err);
           callback(toServiceError(err));
         },
@@ -107,7 +133,10 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
 
     Abort(call, callback) {
       const r = call.request;
-      coordinator.abort({ job: r.job, checkpointId: r.checkpointId, rank: r.rank }, r.reason, r.attempt).then(
+      Promise.resolve()
+        .then(() => auth.check(call.metadata, { job: r.job }))
+        .then(() => coordinator.abort({ job: r.job, checkpointId: r.checkpointId, rank: r.rank }, r.reason, r.attempt))
+        .then(
         (d) => callback(null, { outcome: outcomeEnum(d), reason: d.reason, attempt: d.attempt }),
         (err: unknown) => callback(toServiceError(err)),
       );
@@ -117,6 +146,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
       const r = call.request;
       void (async () => {
         checkName("job", r.job);
+        auth.check(call.metadata, { job: r.job });
         const summary = catalog.get(r.job, r.checkpointId);
         const manifest = r.view === "CHECKPOINT_VIEW_FULL" ? await catalog.readManifest(summary) : undefined;
         return { checkpoint: checkpointMessage(summary, manifest) };
@@ -130,6 +160,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
       const r = call.request;
       try {
         checkName("job", r.job);
+        auth.check(call.metadata, { job: r.job });
         const pageSize = r.pageSize === 0 ? 100 : Math.min(r.pageSize, 1000);
         const all = catalog.list(r.job);
         let start = 0;
@@ -157,15 +188,24 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         callback(toServiceError(invalidArgument("DeleteCheckpoint needs an explicit checkpoint_id, not 'latest'")));
         return;
       }
-      deps.retention.delete(r.job, r.checkpointId, "DeleteCheckpoint").then(
-        (freedBytes) => callback(null, { freedBytes }),
+      Promise.resolve()
+        .then(() => auth.check(call.metadata, { job: r.job, admin: true }))
+        .then(() => deps.retention.delete(r.job, r.checkpointId, "DeleteCheckpoint"))
+        .then(
+        (freedBytes) => {
+          metrics.deletions.inc({ by: "rpc" });
+          callback(null, { freedBytes });
+        },
         (err: unknown) => callback(toServiceError(err)),
       );
     },
 
     Load(call) {
       const r = call.request;
+      const started = process.hrtime.bigint();
       void (async () => {
+        checkName("job", r.job);
+        auth.check(call.metadata, { job: r.job });
         const plan = await loader.plan({
           job: r.job,
           checkpointId: r.checkpointId,
@@ -189,6 +229,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         for await (const part of loader.stream(plan)) {
           if (call.cancelled) return;
           if (!ok) await drained(call);
+          if (part.kind === "chunk") metrics.bytesSent.inc(part.data.length);
           ok =
             part.kind === "chunk"
               ? call.write({ chunk: { data: part.data } } satisfies LoadResponseIn)
@@ -203,12 +244,18 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
                 } satisfies LoadResponseIn);
         }
         call.end();
+        metrics.loadSeconds.observe({ outcome: "ok" }, seconds(started));
       })().catch((err: unknown) => {
+        metrics.loadSeconds.observe({ outcome: "error" }, seconds(started));
         logRejected(log, "Load", err);
         call.emit("error", toServiceError(err));
       });
     },
   };
+}
+
+function seconds(since: bigint): number {
+  return Number(process.hrtime.bigint() - since) / 1e9;
 }
 
 export function drained(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
