@@ -116,3 +116,57 @@ export class CompressionPolicy {
     if (tried && !compressed) this.skip = this.probeEvery - 1;
   }
 }
+
+// CRC-32C combination (zlib's crc32_combine over the Castagnoli polynomial): the
+// CRC of A‖B from CRC(A), CRC(B) and |B|, so the stream checksum of a Save costs
+// no second pass over the bytes.
+const CRC32C_POLY_REFLECTED = 0x82f63b78;
+
+function gf2Times(mat: Uint32Array, vec: number): number {
+  let sum = 0;
+  for (let i = 0; vec !== 0; i++, vec >>>= 1) if (vec & 1) sum ^= mat[i]!;
+  return sum >>> 0;
+}
+
+function gf2Square(mat: Uint32Array): Uint32Array {
+  const sq = new Uint32Array(32);
+  for (let n = 0; n < 32; n++) sq[n] = gf2Times(mat, mat[n]!);
+  return sq;
+}
+
+function gf2Multiply(a: Uint32Array, b: Uint32Array): Uint32Array {
+  // (a ∘ b)(v) = a(b(v)): column n of the product is a applied to column n of b.
+  const out = new Uint32Array(32);
+  for (let n = 0; n < 32; n++) out[n] = gf2Times(a, b[n]!);
+  return out;
+}
+
+/** Operators that append 2^k zero bytes to a CRC, k = 0..63, built on first use. */
+let zeroByteOperators: Uint32Array[] | undefined;
+const shiftCache = new Map<number, Uint32Array>();
+
+function shiftOperator(len: number): Uint32Array {
+  const hit = shiftCache.get(len);
+  if (hit) return hit;
+  if (!zeroByteOperators) {
+    // One zero bit, then square three times: one zero byte.
+    let op = new Uint32Array(32);
+    op[0] = CRC32C_POLY_REFLECTED;
+    for (let n = 1; n < 32; n++) op[n] = (1 << (n - 1)) >>> 0;
+    for (let i = 0; i < 3; i++) op = gf2Square(op);
+    zeroByteOperators = [op];
+    for (let k = 1; k < 53; k++) zeroByteOperators.push(gf2Square(zeroByteOperators[k - 1]!));
+  }
+  let result: Uint32Array | undefined;
+  for (let k = 0, rest = len; rest > 0; k++, rest = Math.floor(rest / 2))
+    if (rest % 2 === 1) result = result ? gf2Multiply(zeroByteOperators[k]!, result) : zeroByteOperators[k]!;
+  const op = result!;
+  if (shiftCache.size < 64) shiftCache.set(len, op);
+  return op;
+}
+
+/** CRC-32C of A‖B given crcA = CRC(A), crcB = CRC(B) and lenB = |B|. */
+export function crc32cCombine(crcA: number, crcB: number, lenB: number): number {
+  if (lenB === 0) return crcA >>> 0;
+  return (gf2Times(shiftOperator(lenB), crcA >>> 0) ^ crcB) >>> 0;
+}

@@ -16,11 +16,16 @@ import { evaluationServiceHandlers, retentionServiceHandlers } from "./evaluatio
 import { Evaluations } from "./evaluations.js";
 import { EventLog } from "./events.js";
 import { CheckpointLoader } from "./loader.js";
+import { raiseConnectionWindow, raiseStreamWindow } from "./http2-window.js";
 import { Metrics } from "./metrics.js";
 import type { DaemonOptions } from "./options.js";
 import { Retention } from "./retention.js";
 import { checkpointServiceHandlers } from "./server.js";
 import { DataDir } from "./storage.js";
+
+/** HTTP/2 windows: a few chunks in flight per stream keep a fast client busy without unbounded buffering. */
+const STREAM_WINDOW_BYTES = 8 << 20;
+const CONNECTION_WINDOW_BYTES = 32 << 20;
 
 export type DaemonState = "starting" | "recovering" | "running" | "draining" | "stopped";
 
@@ -92,6 +97,7 @@ export class Daemon {
       "grpc.keepalive_time_ms": 60_000,
       "grpc.keepalive_timeout_ms": 20_000,
     });
+    raiseStreamWindow(this.server, STREAM_WINDOW_BYTES, log);
   }
 
   get address(): string {
@@ -121,6 +127,7 @@ export class Daemon {
     const port = await new Promise<number>((resolve, reject) =>
       this.server.bindAsync(this.options.listen, credentials, (err, p) => (err ? reject(err) : resolve(p))),
     );
+    raiseConnectionWindow(this.server, CONNECTION_WINDOW_BYTES, this.log);
     const host = this.options.listen.slice(0, this.options.listen.lastIndexOf(":"));
     this.boundAddress = `${host}:${port}`;
     this.coordinator.start();

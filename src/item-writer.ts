@@ -9,7 +9,7 @@ import * as fsp from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import * as path from "node:path";
 import { crc32c } from "@node-rs/crc32";
-import { CompressionPolicy, encodeChunk, hex, LZ4_MAX_BLOCK } from "./codec.js";
+import { CompressionPolicy, crc32cCombine, encodeChunk, hex, LZ4_MAX_BLOCK } from "./codec.js";
 import { invalidArgument } from "./errors.js";
 import { entryFileName, type EntryRecord, type ItemRecord, type ObjectMeta, type TensorMeta } from "./manifest.js";
 import { fsyncDir } from "./storage.js";
@@ -98,7 +98,7 @@ export class ItemWriter {
       throw invalidArgument(
         `chunk ${rec.chunks.length} of entry '${rec.key}' failed its checksum: CRC-32C ${hex(crc)}, client sent ${hex(clientCrc)}`,
       );
-    this.streamCrc = crc32c(data, this.streamCrc);
+    this.streamCrc = crc32cCombine(this.streamCrc, crc, data.length);
     const tried = cur.policy.shouldTry();
     const enc = await encodeChunk(data, tried);
     cur.policy.record(tried, !enc.raw);

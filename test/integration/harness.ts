@@ -21,6 +21,8 @@ export interface DaemonOptions {
   args?: string[];
   /** Extra environment, e.g. { CKPTD_FAULT: "crash-after-decision" }. */
   env?: Record<string, string>;
+  /** Extra arguments for node itself, e.g. ["--cpu-prof"] when profiling. */
+  nodeArgs?: string[];
 }
 
 export interface Daemon {
@@ -46,7 +48,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const dataDir = opts.dataDir ?? tempDataDir();
   const proc = spawn(
     process.execPath,
-    [DAEMON_ENTRY, "--listen", "127.0.0.1:0", "--data-dir", dataDir, ...(opts.args ?? [])],
+    [...(opts.nodeArgs ?? []), DAEMON_ENTRY, "--listen", "127.0.0.1:0", "--data-dir", dataDir, ...(opts.args ?? [])],
     { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";
