@@ -12,6 +12,7 @@ import type { ProtoGrpcType as CheckpointProto } from "./gen/checkpoint_service.
 import type { ProtoGrpcType as EvaluationProto } from "./gen/evaluation_service.js";
 import type { ProtoGrpcType as RetentionProto } from "./gen/retention_service.js";
 import type { ProtoGrpcType as AdminProto } from "./gen/admin_service.js";
+import type { ProtoGrpcType as PeerProto } from "./gen/peer_service.js";
 import type { Dtype } from "./gen/ckptd/v1/Dtype.js";
 
 /** Largest chunk either side sends in one message. */
@@ -42,10 +43,11 @@ export const PROTO_FILES = [
   "ckptd/v1/evaluation_service.proto",
   "ckptd/v1/retention_service.proto",
   "ckptd/v1/admin_service.proto",
+  "ckptd/v1/peer_service.proto",
 ];
 
 /** The grpc-js object of every ckptd.v1 service. */
-export type ProtoGrpcType = CheckpointProto & EvaluationProto & RetentionProto & AdminProto;
+export type ProtoGrpcType = CheckpointProto & EvaluationProto & RetentionProto & AdminProto & PeerProto;
 
 /** Options matching the flags given to proto-loader-gen-types in `npm run gen`. */
 export const LOADER_OPTIONS: protoLoader.Options = {

@@ -1,0 +1,120 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
+
+import type { AbortAttemptRequestIn as _ckptd_v1_AbortAttemptRequestIn, AbortAttemptRequest as _ckptd_v1_AbortAttemptRequest } from './ckptd/v1/AbortAttemptRequest.js';
+import type { AbortAttemptResponseIn as _ckptd_v1_AbortAttemptResponseIn, AbortAttemptResponse as _ckptd_v1_AbortAttemptResponse } from './ckptd/v1/AbortAttemptResponse.js';
+import type { AbortRequestIn as _ckptd_v1_AbortRequestIn, AbortRequest as _ckptd_v1_AbortRequest } from './ckptd/v1/AbortRequest.js';
+import type { AbortResponseIn as _ckptd_v1_AbortResponseIn, AbortResponse as _ckptd_v1_AbortResponse } from './ckptd/v1/AbortResponse.js';
+import type { CheckpointIn as _ckptd_v1_CheckpointIn, Checkpoint as _ckptd_v1_Checkpoint } from './ckptd/v1/Checkpoint.js';
+import type { CheckpointServiceClient as _ckptd_v1_CheckpointServiceClient, CheckpointServiceDefinition as _ckptd_v1_CheckpointServiceDefinition } from './ckptd/v1/CheckpointService.js';
+import type { ChunkIn as _ckptd_v1_ChunkIn, Chunk as _ckptd_v1_Chunk } from './ckptd/v1/Chunk.js';
+import type { CommitRequestIn as _ckptd_v1_CommitRequestIn, CommitRequest as _ckptd_v1_CommitRequest } from './ckptd/v1/CommitRequest.js';
+import type { CommitResponseIn as _ckptd_v1_CommitResponseIn, CommitResponse as _ckptd_v1_CommitResponse } from './ckptd/v1/CommitResponse.js';
+import type { DeleteCheckpointRequestIn as _ckptd_v1_DeleteCheckpointRequestIn, DeleteCheckpointRequest as _ckptd_v1_DeleteCheckpointRequest } from './ckptd/v1/DeleteCheckpointRequest.js';
+import type { DeleteCheckpointResponseIn as _ckptd_v1_DeleteCheckpointResponseIn, DeleteCheckpointResponse as _ckptd_v1_DeleteCheckpointResponse } from './ckptd/v1/DeleteCheckpointResponse.js';
+import type { EntryHeaderIn as _ckptd_v1_EntryHeaderIn, EntryHeader as _ckptd_v1_EntryHeader } from './ckptd/v1/EntryHeader.js';
+import type { EntryManifestIn as _ckptd_v1_EntryManifestIn, EntryManifest as _ckptd_v1_EntryManifest } from './ckptd/v1/EntryManifest.js';
+import type { GetCheckpointRequestIn as _ckptd_v1_GetCheckpointRequestIn, GetCheckpointRequest as _ckptd_v1_GetCheckpointRequest } from './ckptd/v1/GetCheckpointRequest.js';
+import type { GetCheckpointResponseIn as _ckptd_v1_GetCheckpointResponseIn, GetCheckpointResponse as _ckptd_v1_GetCheckpointResponse } from './ckptd/v1/GetCheckpointResponse.js';
+import type { GetDecisionRequestIn as _ckptd_v1_GetDecisionRequestIn, GetDecisionRequest as _ckptd_v1_GetDecisionRequest } from './ckptd/v1/GetDecisionRequest.js';
+import type { GetDecisionResponseIn as _ckptd_v1_GetDecisionResponseIn, GetDecisionResponse as _ckptd_v1_GetDecisionResponse } from './ckptd/v1/GetDecisionResponse.js';
+import type { HeartbeatRequestIn as _ckptd_v1_HeartbeatRequestIn, HeartbeatRequest as _ckptd_v1_HeartbeatRequest } from './ckptd/v1/HeartbeatRequest.js';
+import type { HeartbeatResponseIn as _ckptd_v1_HeartbeatResponseIn, HeartbeatResponse as _ckptd_v1_HeartbeatResponse } from './ckptd/v1/HeartbeatResponse.js';
+import type { ItemManifestIn as _ckptd_v1_ItemManifestIn, ItemManifest as _ckptd_v1_ItemManifest } from './ckptd/v1/ItemManifest.js';
+import type { ListCheckpointsRequestIn as _ckptd_v1_ListCheckpointsRequestIn, ListCheckpointsRequest as _ckptd_v1_ListCheckpointsRequest } from './ckptd/v1/ListCheckpointsRequest.js';
+import type { ListCheckpointsResponseIn as _ckptd_v1_ListCheckpointsResponseIn, ListCheckpointsResponse as _ckptd_v1_ListCheckpointsResponse } from './ckptd/v1/ListCheckpointsResponse.js';
+import type { LoadEntryIn as _ckptd_v1_LoadEntryIn, LoadEntry as _ckptd_v1_LoadEntry } from './ckptd/v1/LoadEntry.js';
+import type { LoadPlanIn as _ckptd_v1_LoadPlanIn, LoadPlan as _ckptd_v1_LoadPlan } from './ckptd/v1/LoadPlan.js';
+import type { LoadRequestIn as _ckptd_v1_LoadRequestIn, LoadRequest as _ckptd_v1_LoadRequest } from './ckptd/v1/LoadRequest.js';
+import type { LoadResponseIn as _ckptd_v1_LoadResponseIn, LoadResponse as _ckptd_v1_LoadResponse } from './ckptd/v1/LoadResponse.js';
+import type { ObjectSpecIn as _ckptd_v1_ObjectSpecIn, ObjectSpec as _ckptd_v1_ObjectSpec } from './ckptd/v1/ObjectSpec.js';
+import type { OpenAttemptRequestIn as _ckptd_v1_OpenAttemptRequestIn, OpenAttemptRequest as _ckptd_v1_OpenAttemptRequest } from './ckptd/v1/OpenAttemptRequest.js';
+import type { OpenAttemptResponseIn as _ckptd_v1_OpenAttemptResponseIn, OpenAttemptResponse as _ckptd_v1_OpenAttemptResponse } from './ckptd/v1/OpenAttemptResponse.js';
+import type { PeerServiceClient as _ckptd_v1_PeerServiceClient, PeerServiceDefinition as _ckptd_v1_PeerServiceDefinition } from './ckptd/v1/PeerService.js';
+import type { RankManifestIn as _ckptd_v1_RankManifestIn, RankManifest as _ckptd_v1_RankManifest } from './ckptd/v1/RankManifest.js';
+import type { SaveHeaderIn as _ckptd_v1_SaveHeaderIn, SaveHeader as _ckptd_v1_SaveHeader } from './ckptd/v1/SaveHeader.js';
+import type { SaveRequestIn as _ckptd_v1_SaveRequestIn, SaveRequest as _ckptd_v1_SaveRequest } from './ckptd/v1/SaveRequest.js';
+import type { SaveResponseIn as _ckptd_v1_SaveResponseIn, SaveResponse as _ckptd_v1_SaveResponse } from './ckptd/v1/SaveResponse.js';
+import type { SaveTrailerIn as _ckptd_v1_SaveTrailerIn, SaveTrailer as _ckptd_v1_SaveTrailer } from './ckptd/v1/SaveTrailer.js';
+import type { TensorPlacementIn as _ckptd_v1_TensorPlacementIn, TensorPlacement as _ckptd_v1_TensorPlacement } from './ckptd/v1/TensorPlacement.js';
+import type { TensorSpecIn as _ckptd_v1_TensorSpecIn, TensorSpec as _ckptd_v1_TensorSpec } from './ckptd/v1/TensorSpec.js';
+import type { VoteRequestIn as _ckptd_v1_VoteRequestIn, VoteRequest as _ckptd_v1_VoteRequest } from './ckptd/v1/VoteRequest.js';
+import type { VoteResponseIn as _ckptd_v1_VoteResponseIn, VoteResponse as _ckptd_v1_VoteResponse } from './ckptd/v1/VoteResponse.js';
+import type { TimestampIn as _google_protobuf_TimestampIn, Timestamp as _google_protobuf_Timestamp } from './google/protobuf/Timestamp.js';
+
+type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
+  new(...args: ConstructorParameters<Constructor>): Subtype;
+};
+
+export interface ProtoGrpcType {
+  ckptd: {
+    v1: {
+      AbortAttemptRequest: MessageTypeDefinition<_ckptd_v1_AbortAttemptRequestIn, _ckptd_v1_AbortAttemptRequest>
+      AbortAttemptResponse: MessageTypeDefinition<_ckptd_v1_AbortAttemptResponseIn, _ckptd_v1_AbortAttemptResponse>
+      AbortRequest: MessageTypeDefinition<_ckptd_v1_AbortRequestIn, _ckptd_v1_AbortRequest>
+      AbortResponse: MessageTypeDefinition<_ckptd_v1_AbortResponseIn, _ckptd_v1_AbortResponse>
+      Checkpoint: MessageTypeDefinition<_ckptd_v1_CheckpointIn, _ckptd_v1_Checkpoint>
+      /**
+       * CheckpointService stages, commits and serves the checkpoints of training jobs.
+       * 
+       * Call order for one checkpoint, per rank:
+       * Save x N (one stream per item) -> Commit (the rank's vote) | Abort
+       * The checkpoint becomes visible to GetCheckpoint, ListCheckpoints and Load only
+       * once every rank of the job has voted and the COMMIT decision is durable.
+       */
+      CheckpointService: SubtypeConstructor<typeof grpc.Client, _ckptd_v1_CheckpointServiceClient> & { service: _ckptd_v1_CheckpointServiceDefinition }
+      CheckpointView: EnumTypeDefinition
+      Chunk: MessageTypeDefinition<_ckptd_v1_ChunkIn, _ckptd_v1_Chunk>
+      CommitOutcome: EnumTypeDefinition
+      CommitRequest: MessageTypeDefinition<_ckptd_v1_CommitRequestIn, _ckptd_v1_CommitRequest>
+      CommitResponse: MessageTypeDefinition<_ckptd_v1_CommitResponseIn, _ckptd_v1_CommitResponse>
+      DeleteCheckpointRequest: MessageTypeDefinition<_ckptd_v1_DeleteCheckpointRequestIn, _ckptd_v1_DeleteCheckpointRequest>
+      DeleteCheckpointResponse: MessageTypeDefinition<_ckptd_v1_DeleteCheckpointResponseIn, _ckptd_v1_DeleteCheckpointResponse>
+      Dtype: EnumTypeDefinition
+      EntryHeader: MessageTypeDefinition<_ckptd_v1_EntryHeaderIn, _ckptd_v1_EntryHeader>
+      EntryManifest: MessageTypeDefinition<_ckptd_v1_EntryManifestIn, _ckptd_v1_EntryManifest>
+      GetCheckpointRequest: MessageTypeDefinition<_ckptd_v1_GetCheckpointRequestIn, _ckptd_v1_GetCheckpointRequest>
+      GetCheckpointResponse: MessageTypeDefinition<_ckptd_v1_GetCheckpointResponseIn, _ckptd_v1_GetCheckpointResponse>
+      GetDecisionRequest: MessageTypeDefinition<_ckptd_v1_GetDecisionRequestIn, _ckptd_v1_GetDecisionRequest>
+      GetDecisionResponse: MessageTypeDefinition<_ckptd_v1_GetDecisionResponseIn, _ckptd_v1_GetDecisionResponse>
+      HeartbeatRequest: MessageTypeDefinition<_ckptd_v1_HeartbeatRequestIn, _ckptd_v1_HeartbeatRequest>
+      HeartbeatResponse: MessageTypeDefinition<_ckptd_v1_HeartbeatResponseIn, _ckptd_v1_HeartbeatResponse>
+      ItemManifest: MessageTypeDefinition<_ckptd_v1_ItemManifestIn, _ckptd_v1_ItemManifest>
+      ListCheckpointsRequest: MessageTypeDefinition<_ckptd_v1_ListCheckpointsRequestIn, _ckptd_v1_ListCheckpointsRequest>
+      ListCheckpointsResponse: MessageTypeDefinition<_ckptd_v1_ListCheckpointsResponseIn, _ckptd_v1_ListCheckpointsResponse>
+      LoadEntry: MessageTypeDefinition<_ckptd_v1_LoadEntryIn, _ckptd_v1_LoadEntry>
+      LoadPlan: MessageTypeDefinition<_ckptd_v1_LoadPlanIn, _ckptd_v1_LoadPlan>
+      LoadRequest: MessageTypeDefinition<_ckptd_v1_LoadRequestIn, _ckptd_v1_LoadRequest>
+      LoadResponse: MessageTypeDefinition<_ckptd_v1_LoadResponseIn, _ckptd_v1_LoadResponse>
+      ObjectSpec: MessageTypeDefinition<_ckptd_v1_ObjectSpecIn, _ckptd_v1_ObjectSpec>
+      OpenAttemptRequest: MessageTypeDefinition<_ckptd_v1_OpenAttemptRequestIn, _ckptd_v1_OpenAttemptRequest>
+      OpenAttemptResponse: MessageTypeDefinition<_ckptd_v1_OpenAttemptResponseIn, _ckptd_v1_OpenAttemptResponse>
+      /**
+       * PeerService is spoken between the daemons of a multi-node job. The coordinator
+       * of every checkpoint (the peer with the lowest node id) serves it; participants
+       * call it. Every call is idempotent, so participants retry until they get an answer.
+       * 
+       * Call order, per checkpoint, from a participant:
+       * OpenAttempt (when a local rank begins a save) → Heartbeat* (while local saves
+       * stream) → Vote (per local rank, carrying its staged items) → the decision;
+       * AbortAttempt for a local no-vote; GetDecision after a participant restart.
+       */
+      PeerService: SubtypeConstructor<typeof grpc.Client, _ckptd_v1_PeerServiceClient> & { service: _ckptd_v1_PeerServiceDefinition }
+      RankManifest: MessageTypeDefinition<_ckptd_v1_RankManifestIn, _ckptd_v1_RankManifest>
+      SaveHeader: MessageTypeDefinition<_ckptd_v1_SaveHeaderIn, _ckptd_v1_SaveHeader>
+      SaveRequest: MessageTypeDefinition<_ckptd_v1_SaveRequestIn, _ckptd_v1_SaveRequest>
+      SaveResponse: MessageTypeDefinition<_ckptd_v1_SaveResponseIn, _ckptd_v1_SaveResponse>
+      SaveTrailer: MessageTypeDefinition<_ckptd_v1_SaveTrailerIn, _ckptd_v1_SaveTrailer>
+      TensorPlacement: MessageTypeDefinition<_ckptd_v1_TensorPlacementIn, _ckptd_v1_TensorPlacement>
+      TensorSpec: MessageTypeDefinition<_ckptd_v1_TensorSpecIn, _ckptd_v1_TensorSpec>
+      VoteRequest: MessageTypeDefinition<_ckptd_v1_VoteRequestIn, _ckptd_v1_VoteRequest>
+      VoteResponse: MessageTypeDefinition<_ckptd_v1_VoteResponseIn, _ckptd_v1_VoteResponse>
+    }
+  }
+  google: {
+    protobuf: {
+      Timestamp: MessageTypeDefinition<_google_protobuf_TimestampIn, _google_protobuf_Timestamp>
+    }
+  }
+}
+
