@@ -150,7 +150,7 @@ function shiftOperator(len: number): Uint32Array {
   if (hit) return hit;
   if (!zeroByteOperators) {
     // One zero bit, then square three times: one zero byte.
-    let op = new Uint32Array(32);
+    let op: Uint32Array = new Uint32Array(32);
     op[0] = CRC32C_POLY_REFLECTED;
     for (let n = 1; n < 32; n++) op[n] = (1 << (n - 1)) >>> 0;
     for (let i = 0; i < 3; i++) op = gf2Square(op);
