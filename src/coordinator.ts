@@ -74,7 +74,8 @@ export interface CheckpointRef {
 
 type AttemptState = "preparing" | "deciding" | "decided";
 
-class Attempt {
+/** One attempt of one checkpoint as this daemon sees it. */
+export class Attempt {
   state: AttemptState = "preparing";
   /** Completed, fsynced items per rank. */
   readonly staged = new Map<number, Map<string, ItemRecord>>();
@@ -124,11 +125,35 @@ export interface SaveTicket {
   readonly dir: string;
 }
 
-export class CommitCoordinator {
+/**
+ * What the gRPC handlers need from the commit protocol. Implemented by the
+ * coordinator (single node, or the coordinating node of a multi-node job) and by
+ * ParticipantCoordinator (the other nodes, which relay to the coordinator).
+ *
+ * Call order per rank and checkpoint: beginSave → (checkLive per message) →
+ * stageItem | release, for each item; then vote | abort.
+ */
+export interface CheckpointCoordinator {
+  recover(): Promise<{ published: number; aborted: number }>;
+  start(): void;
+  stop(): void;
+  inFlight(): number;
+  hasUndecidedWork(): boolean;
+  beginSave(ref: CheckpointRef, item: string): Promise<SaveTicket>;
+  checkLive(t: SaveTicket): void;
+  stageItem(t: SaveTicket, record: ItemRecord): void;
+  release(t: SaveTicket): void;
+  vote(ref: CheckpointRef, items: string[], attemptNo: number): Promise<Decision>;
+  abort(ref: Omit<CheckpointRef, "step" | "worldSize">, reason: string, attemptNo: number): Promise<Decision>;
+}
+
+export class CommitCoordinator implements CheckpointCoordinator {
   /** The open (undecided or deciding) attempt of each checkpoint, by "job/id". */
   private readonly open = new Map<string, Attempt>();
   /** Highest attempt number ever used per "job/id" (from the decision records). */
   private readonly lastAttempt = new Map<string, number>();
+  /** Attempts being created, by "job/id". */
+  private readonly opening = new Map<string, Promise<Attempt>>();
   /** Decisions of recently closed attempts, by "job/id@n", for idempotent replies. */
   private readonly recent = new Map<string, Decision>();
   private timer: NodeJS.Timeout | undefined;
@@ -310,6 +335,49 @@ export class CommitCoordinator {
     return current.decided();
   }
 
+  // --- Participants of a multi-node job call these through PeerService. ---
+
+  /** The attempt a participant's rank stages into (opened if needed). */
+  async openForPeer(ref: CheckpointRef): Promise<number> {
+    const attempt = await this.openAttempt(ref);
+    attempt.lastActivity = Date.now();
+    return attempt.attempt;
+  }
+
+  /** Activity on a participant keeps the attempt from timing out; returns the decision once made. */
+  async heartbeat(job: string, id: string, attemptNo: number, active: boolean): Promise<Decision | undefined> {
+    const current = this.open.get(`${job}/${id}`);
+    if (current?.attempt === attemptNo) {
+      if (active) current.lastActivity = Date.now();
+      return current.decision;
+    }
+    return this.pastDecision({ job, checkpointId: id }, attemptNo);
+  }
+
+  /** A rank's vote relayed by the participant that staged (and fsynced) its items. */
+  async peerVote(ref: CheckpointRef, attemptNo: number, records: ItemRecord[]): Promise<Decision> {
+    this.checkRef(ref);
+    const current = this.open.get(`${ref.job}/${ref.checkpointId}`);
+    if (!current || current.attempt !== attemptNo) return this.pastDecision(ref, attemptNo);
+    this.checkAgreement(current, ref);
+    if (current.state === "preparing" && !current.votes.has(ref.rank)) {
+      const items = new Map<string, ItemRecord>();
+      for (const r of records) {
+        checkName("item", r.name);
+        items.set(r.name, r);
+      }
+      current.staged.set(ref.rank, items);
+    }
+    return this.vote(ref, records.map((r) => r.name), attemptNo);
+  }
+
+  /** The durable decision of an attempt, or undefined while it is open. */
+  async decisionOf(job: string, id: string, attemptNo: number): Promise<Decision | undefined> {
+    const current = this.open.get(`${job}/${id}`);
+    if (current?.attempt === attemptNo) return current.decision;
+    return this.pastDecision({ job, checkpointId: id }, attemptNo);
+  }
+
   private checkRef(ref: CheckpointRef): void {
     checkName("job", ref.job);
     checkName("checkpoint_id", ref.checkpointId);
@@ -337,24 +405,13 @@ export class CommitCoordinator {
     const key = `${ref.job}/${ref.checkpointId}`;
     let attempt = this.open.get(key);
     if (!attempt) {
-      if (this.catalog.has(ref.job, ref.checkpointId))
-        throw failedPrecondition(`checkpoint '${ref.checkpointId}' of job '${ref.job}' is already committed; committed checkpoints are never overwritten`);
-      await this.dataDir.ensureJob(ref.job);
-      // Re-check after the await: another rank may have opened it meanwhile.
-      attempt = this.open.get(key);
-      if (!attempt) {
-        const prev = this.lastAttempt.get(key) ?? (await this.scanAttempts(ref.job, ref.checkpointId));
-        if (prev > 0 && (await this.readDecision(ref.job, ref.checkpointId, prev))?.outcome === "COMMITTED")
-          throw failedPrecondition(`checkpoint '${ref.checkpointId}' of job '${ref.job}' was committed (and since deleted); committed ids are never reused`);
-        attempt = this.open.get(key);
-        if (!attempt) {
-          const n = prev + 1;
-          this.noteAttempt(key, n);
-          attempt = new Attempt(ref.job, ref.checkpointId, n, ref.step, ref.worldSize, this.dataDir.stagingDir(ref.job, ref.checkpointId, n));
-          this.open.set(key, attempt);
-          this.log.info({ job: ref.job, checkpoint: ref.checkpointId, attempt: n, step: ref.step, worldSize: ref.worldSize }, "checkpoint attempt opened");
-        }
+      // One opener per checkpoint at a time: concurrent ranks share its result.
+      let opening = this.opening.get(key);
+      if (!opening) {
+        opening = this.createAttempt(ref, key).finally(() => this.opening.delete(key));
+        this.opening.set(key, opening);
       }
+      attempt = await opening;
     }
     this.checkAgreement(attempt, ref);
     if (attempt.state !== "preparing") {
@@ -363,6 +420,26 @@ export class CommitCoordinator {
         throw failedPrecondition(`checkpoint '${ref.checkpointId}' of job '${ref.job}' is already committed; committed checkpoints are never overwritten`);
       return this.openAttempt(ref);
     }
+    return attempt;
+  }
+
+  private async createAttempt(ref: CheckpointRef, key: string): Promise<Attempt> {
+    if (this.catalog.has(ref.job, ref.checkpointId))
+      throw failedPrecondition(`checkpoint '${ref.checkpointId}' of job '${ref.job}' is already committed; committed checkpoints are never overwritten`);
+    await this.dataDir.ensureJob(ref.job);
+    const prev = this.lastAttempt.get(key) ?? (await this.scanAttempts(ref.job, ref.checkpointId));
+    if (prev > 0 && (await this.readDecision(ref.job, ref.checkpointId, prev))?.outcome === "COMMITTED")
+      throw failedPrecondition(`checkpoint '${ref.checkpointId}' of job '${ref.job}' was committed (and since deleted); committed ids are never reused`);
+    const n = prev + 1;
+    this.noteAttempt(key, n);
+    // The staging directory exists before anyone hears the attempt number, so a
+    // restart finds it, records ABORT for it and never hands the number out again.
+    const dir = this.dataDir.stagingDir(ref.job, ref.checkpointId, n);
+    await fsp.mkdir(dir, { recursive: true });
+    await fsyncDir(this.dataDir.stagingRoot(ref.job));
+    const attempt = new Attempt(ref.job, ref.checkpointId, n, ref.step, ref.worldSize, dir);
+    this.open.set(key, attempt);
+    this.log.info({ job: ref.job, checkpoint: ref.checkpointId, attempt: n, step: ref.step, worldSize: ref.worldSize }, "checkpoint attempt opened");
     return attempt;
   }
 
