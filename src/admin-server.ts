@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import type { AdminServiceHandlers } from "../clients/ts/src/gen/ckptd/v1/AdminService.js";
 import type { Authorizer } from "./auth.js";
 import type { Catalog } from "./catalog.js";
-import type { CommitCoordinator } from "./coordinator.js";
+import type { CheckpointCoordinator } from "./coordinator.js";
 import { toServiceError } from "./errors.js";
 import type { EventLog } from "./events.js";
 import type { CheckpointLoader } from "./loader.js";
@@ -13,7 +13,7 @@ import { timestamp } from "./server.js";
 
 export interface AdminDeps {
   catalog: Catalog;
-  coordinator: CommitCoordinator;
+  coordinator: CheckpointCoordinator;
   events: EventLog;
   loader: CheckpointLoader;
   dataDir: string;

@@ -18,6 +18,8 @@ export interface AuthScope {
 
 export interface Authorizer {
   readonly enabled: boolean;
+  /** The admin token, which daemons of a multi-node job present to each other. */
+  readonly adminToken?: string | undefined;
   /** Throws UNAUTHENTICATED (no or unknown token) or PERMISSION_DENIED (a token for something else). */
   check(metadata: Metadata, scope: AuthScope): void;
 }
@@ -51,6 +53,7 @@ export function loadTokens(file: string): Authorizer {
 
   return {
     enabled: true,
+    adminToken: admin,
     check(metadata, scope) {
       const header = metadata.get("authorization")[0];
       const m = typeof header === "string" ? /^Bearer\s+(\S+)$/i.exec(header) : null;

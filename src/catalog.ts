@@ -13,7 +13,39 @@ import type { DataDir } from "./storage.js";
 export class Catalog {
   private readonly jobs = new Map<string, Map<string, CheckpointSummary>>();
 
-  constructor(private readonly dataDir: DataDir) {}
+  /**
+   * `shared`: other daemons publish into the same data directory (a multi-node job),
+   * so reads first re-scan checkpoints/ (refresh); the directory is the truth.
+   */
+  constructor(
+    private readonly dataDir: DataDir,
+    private readonly shared = false,
+  ) {}
+
+  /** Brings a job's entries in line with checkpoints/ on disk (multi-node only; cheap otherwise). */
+  async refresh(job: string): Promise<void> {
+    if (!this.shared) return;
+    let ids: string[];
+    try {
+      ids = await fsp.readdir(this.dataDir.checkpointsDir(job));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      ids = [];
+    }
+    const present = new Set(ids);
+    const known = this.jobs.get(job);
+    for (const id of known?.keys() ?? []) if (!present.has(id)) known!.delete(id);
+    for (const id of ids) {
+      if (known?.has(id)) continue;
+      const file = path.join(this.dataDir.checkpointDir(job, id), "manifest.json");
+      try {
+        this.add(summarize(parseManifest(await fsp.readFile(file, "utf8"), file)));
+      } catch (err) {
+        // Gone again (deleted meanwhile) or not a checkpoint: not visible.
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT" && !(err instanceof SyntaxError)) throw err;
+      }
+    }
+  }
 
   /** Reads every committed manifest; returns the directories under checkpoints/ that have none. */
   async load(): Promise<string[]> {

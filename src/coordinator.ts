@@ -85,6 +85,9 @@ export class Attempt {
   lastActivity = Date.now();
   decision: Decision | undefined;
   failure: Error | undefined;
+  /** Participant bookkeeping: a restart marker was written / the attempt predates a restart. */
+  marked = false;
+  restarted = false;
   private readonly waiters: { resolve: (d: Decision) => void; reject: (e: Error) => void }[] = [];
 
   constructor(
@@ -369,6 +372,14 @@ export class CommitCoordinator implements CheckpointCoordinator {
       current.staged.set(ref.rank, items);
     }
     return this.vote(ref, records.map((r) => r.name), attemptNo);
+  }
+
+  /** A participant's no-vote on an attempt. */
+  async peerAbort(job: string, id: string, attemptNo: number, reason: string): Promise<Decision> {
+    const current = this.open.get(`${job}/${id}`);
+    if (!current || current.attempt !== attemptNo) return this.pastDecision({ job, checkpointId: id }, attemptNo);
+    if (current.state === "preparing") void this.decide(current, "ABORTED", reason);
+    return current.decided();
   }
 
   /** The durable decision of an attempt, or undefined while it is open. */

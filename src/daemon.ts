@@ -11,7 +11,10 @@ import { loadWire, MAX_MESSAGE_BYTES } from "../clients/ts/src/wire.js";
 import { adminServiceHandlers } from "./admin-server.js";
 import { loadTokens, OPEN, type Authorizer } from "./auth.js";
 import { Catalog } from "./catalog.js";
-import { CommitCoordinator } from "./coordinator.js";
+import { Cluster, parsePeers } from "./cluster.js";
+import { CommitCoordinator, type CheckpointCoordinator } from "./coordinator.js";
+import { ParticipantCoordinator } from "./participant.js";
+import { peerServiceHandlers } from "./peer-server.js";
 import { evaluationServiceHandlers, retentionServiceHandlers } from "./evaluation-server.js";
 import { Evaluations } from "./evaluations.js";
 import { EventLog } from "./events.js";
@@ -22,6 +25,7 @@ import type { DaemonOptions } from "./options.js";
 import { Retention } from "./retention.js";
 import { checkpointServiceHandlers } from "./server.js";
 import { DataDir } from "./storage.js";
+import { openWriteIo, setWriteIo } from "./direct-io.js";
 
 /** HTTP/2 windows: a few chunks in flight per stream keep a fast client busy without unbounded buffering. */
 const STREAM_WINDOW_BYTES = 8 << 20;
@@ -29,13 +33,23 @@ const CONNECTION_WINDOW_BYTES = 32 << 20;
 
 export type DaemonState = "starting" | "recovering" | "running" | "draining" | "stopped";
 
-const SERVICE_NAMES = ["ckptd.v1.CheckpointService", "ckptd.v1.EvaluationService", "ckptd.v1.RetentionService", "ckptd.v1.AdminService"];
+const SERVICE_NAMES = [
+  "ckptd.v1.CheckpointService",
+  "ckptd.v1.EvaluationService",
+  "ckptd.v1.RetentionService",
+  "ckptd.v1.AdminService",
+  "ckptd.v1.PeerService",
+];
 
 export class Daemon {
   state: DaemonState = "starting";
   readonly dataDir: DataDir;
   readonly catalog: Catalog;
-  readonly coordinator: CommitCoordinator;
+  /** The commit protocol: the coordinator's, or a participant's relay in a multi-node job. */
+  readonly coordinator: CheckpointCoordinator;
+  /** Set on the coordinating (or only) node. */
+  private readonly commitCoordinator: CommitCoordinator | undefined;
+  readonly cluster: Cluster | undefined;
   readonly events: EventLog;
   readonly evaluations: Evaluations;
   readonly retention: Retention;
@@ -53,9 +67,15 @@ export class Daemon {
     private readonly log: Logger,
   ) {
     this.auth = options.authTokens ? loadTokens(options.authTokens) : OPEN;
-    this.dataDir = new DataDir(options.dataDir);
-    this.catalog = new Catalog(this.dataDir);
-    this.events = new EventLog(this.dataDir, log);
+    const multiNode = options.nodeId !== "";
+    this.dataDir = new DataDir(options.dataDir, multiNode ? `ckptd.${options.nodeId}.lock` : "ckptd.lock");
+    this.cluster = multiNode
+      ? new Cluster(options.nodeId, parsePeers(options.peers), this.dataDir.root, this.peerCredentials(), this.auth.adminToken)
+      : undefined;
+    // Only the coordinating node writes shared state (decisions, manifests, events, deletions).
+    const follower = this.cluster !== undefined && !this.cluster.isCoordinator;
+    this.catalog = new Catalog(this.dataDir, multiNode);
+    this.events = new EventLog(this.dataDir, log, follower);
     this.evaluations = new Evaluations(this.dataDir, this.catalog, options.leaseTtlMs, log);
     this.retention = new Retention(
       this.dataDir,
@@ -66,20 +86,26 @@ export class Daemon {
       log,
       this.metrics,
     );
-    this.coordinator = new CommitCoordinator(
-      this.dataDir,
-      this.catalog,
-      {
-        prepareTimeoutMs: options.prepareTimeoutMs,
-        fault: options.fault,
-        metrics: this.metrics,
-        onCommitted: async (checkpoint) => {
-          await this.events.append(checkpoint.job, "COMMITTED", checkpoint, "");
-          void this.retention.gc(checkpoint.job);
+    if (follower) {
+      this.commitCoordinator = undefined;
+      this.coordinator = new ParticipantCoordinator(this.dataDir, this.cluster!, { prepareTimeoutMs: options.prepareTimeoutMs }, log);
+    } else {
+      this.commitCoordinator = new CommitCoordinator(
+        this.dataDir,
+        this.catalog,
+        {
+          prepareTimeoutMs: options.prepareTimeoutMs,
+          fault: options.fault,
+          metrics: this.metrics,
+          onCommitted: async (checkpoint) => {
+            await this.events.append(checkpoint.job, "COMMITTED", checkpoint, "");
+            void this.retention.gc(checkpoint.job);
+          },
         },
-      },
-      log,
-    );
+        log,
+      );
+      this.coordinator = this.commitCoordinator;
+    }
     this.metrics.source = () => {
       let rawBytes = 0;
       let storedBytes = 0;
@@ -107,6 +133,9 @@ export class Daemon {
   /** Locks the data dir, recovers, then serves. Throws (with a clear message) if it cannot. */
   async start(): Promise<string> {
     this.dataDir.lock();
+    const io = openWriteIo(this.dataDir.root, { directIo: this.options.directIo === "on", memoryBudgetBytes: this.options.memoryBudgetMib * 2 ** 20 });
+    setWriteIo(io);
+    this.log.info({ directIo: io.pool !== undefined, memoryBudgetMib: this.options.memoryBudgetMib, ...(io.pool ? {} : { reason: io.directOffReason }) }, "save path I/O");
     this.state = "recovering";
     this.addServices();
     const credentials = this.credentials();
@@ -116,6 +145,11 @@ export class Daemon {
     }
 
     const orphans = await this.catalog.load();
+    if (this.cluster)
+      this.log.info(
+        { nodeId: this.cluster.nodeId, peers: this.cluster.peerIds, coordinator: this.cluster.coordinatorId },
+        this.cluster.isCoordinator ? "multi-node: this daemon coordinates" : `multi-node: node '${this.cluster.coordinatorId}' coordinates`,
+      );
     const recovered = await this.coordinator.recover();
     await this.events.load(this.catalog);
     await this.evaluations.load();
@@ -130,8 +164,9 @@ export class Daemon {
     raiseConnectionWindow(this.server, CONNECTION_WINDOW_BYTES, this.log);
     const host = this.options.listen.slice(0, this.options.listen.lastIndexOf(":"));
     this.boundAddress = `${host}:${port}`;
+    await this.cluster?.register(this.boundAddress);
     this.coordinator.start();
-    this.retention.start(this.options.gcIntervalMs);
+    if (this.commitCoordinator) this.retention.start(this.options.gcIntervalMs);
     this.state = "running";
     for (const s of ["", ...SERVICE_NAMES]) this.health.setStatus(s, "SERVING");
     return this.boundAddress;
@@ -154,6 +189,7 @@ export class Daemon {
         metrics: this.metrics,
         acceptingSaves: () => this.state === "running",
         activeSaves: this.activeSaves,
+        notCoordinator: this.notCoordinator(),
       }),
     );
     const evaluationDeps = {
@@ -164,6 +200,7 @@ export class Daemon {
       log: this.log,
       auth: this.auth,
       shutdown: this.shutdown.signal,
+      notCoordinator: this.notCoordinator(),
     };
     this.server.addService(v1.EvaluationService.service, evaluationServiceHandlers(evaluationDeps));
     this.server.addService(v1.RetentionService.service, retentionServiceHandlers(evaluationDeps));
@@ -181,8 +218,30 @@ export class Daemon {
         auth: this.auth,
       }),
     );
+    this.server.addService(
+      v1.PeerService.service,
+      peerServiceHandlers({
+        coordinator: this.commitCoordinator,
+        coordinatorId: this.cluster?.coordinatorId ?? this.options.nodeId,
+        nodeId: this.options.nodeId,
+        auth: this.auth,
+      }),
+    );
     this.health.addToServer(this.server);
     new ReflectionService(definition).addToServer(this.server);
+  }
+
+  /** On a participant, the message that sends writers of shared state to the coordinator. */
+  private notCoordinator(): string | undefined {
+    if (!this.cluster || this.cluster.isCoordinator) return undefined;
+    return `this is node '${this.cluster.nodeId}' of a multi-node job: deletions, evaluation reports and retention go to the coordinating node '${this.cluster.coordinatorId}'`;
+  }
+
+  /** How this daemon calls its peers: TLS (with its own certificate as client certificate) when it serves TLS. */
+  private peerCredentials(): grpc.ChannelCredentials {
+    const { tlsCert, tlsKey, tlsCa } = this.options;
+    if (!tlsCert) return grpc.credentials.createInsecure();
+    return grpc.credentials.createSsl(tlsCa ? fs.readFileSync(tlsCa) : null, fs.readFileSync(tlsKey), fs.readFileSync(tlsCert));
   }
 
   private credentials(): grpc.ServerCredentials {

@@ -8,7 +8,7 @@ import type { RetentionPolicy as WirePolicy, RetentionPolicyIn } from "../client
 import type { RetentionServiceHandlers } from "../clients/ts/src/gen/ckptd/v1/RetentionService.js";
 import type { Authorizer } from "./auth.js";
 import type { Catalog } from "./catalog.js";
-import { toServiceError, unavailable } from "./errors.js";
+import { failedPrecondition, toServiceError, unavailable } from "./errors.js";
 import type { EvaluationReport, Evaluations } from "./evaluations.js";
 import type { CheckpointEventRecord, EventLog } from "./events.js";
 import { checkName } from "./names.js";
@@ -22,6 +22,8 @@ export interface EvaluationDeps {
   retention: Retention;
   log: Logger;
   auth: Authorizer;
+  /** On a multi-node participant: why reports and retention must go to the coordinator. */
+  notCoordinator: string | undefined;
   /** Aborted when the daemon drains: long-lived calls end with UNAVAILABLE so clients reconnect. */
   shutdown: AbortSignal;
 }
@@ -41,6 +43,8 @@ export function evaluationServiceHandlers(deps: EvaluationDeps): EvaluationServi
         checkName("job", r.job);
         auth.check(call.metadata, { job: r.job });
         if (r.evaluator) checkName("evaluator", r.evaluator);
+        await catalog.refresh(r.job);
+        await events.refresh(r.job);
         let cursor =
           r.start === "afterSequence" ? r.afterSequence! : r.start === "fromStep" ? events.seqBeforeStep(r.job, r.fromStep!) : r.start === "fromNow" ? events.lastSeq(r.job) : 0;
         events.subscribers++;
@@ -77,6 +81,7 @@ export function evaluationServiceHandlers(deps: EvaluationDeps): EvaluationServi
       const r = call.request;
       Promise.resolve()
         .then(() => auth.check(call.metadata, { job: r.job }))
+        .then(() => coordinatorOnly(deps))
         .then(() => evaluations.report({
           job: r.job,
           checkpointId: r.checkpointId,
@@ -104,6 +109,7 @@ export function evaluationServiceHandlers(deps: EvaluationDeps): EvaluationServi
       void (async () => {
         checkName("job", r.job);
         auth.check(call.metadata, { job: r.job });
+        coordinatorOnly(deps);
         // Answer a little before the caller's deadline so it hears who is missing.
         const deadline = call.getDeadline();
         const untilDeadline = deadline instanceof Date ? deadline.getTime() - Date.now() - 100 : typeof deadline === "number" && Number.isFinite(deadline) ? deadline - Date.now() - 100 : Infinity;
@@ -132,6 +138,7 @@ export function retentionServiceHandlers(deps: EvaluationDeps): RetentionService
       const policy = fromWire(r.policy);
       Promise.resolve()
         .then(() => auth.check(call.metadata, { job: r.job, admin: true }))
+        .then(() => coordinatorOnly(deps))
         .then(() => retention.setPolicy(r.job, policy))
         .then(
         (deleted) => callback(null, { policy: toWire(policy), deletedCheckpointIds: deleted }),
@@ -151,6 +158,7 @@ export function retentionServiceHandlers(deps: EvaluationDeps): RetentionService
       const r = call.request;
       Promise.resolve()
         .then(() => auth.check(call.metadata, { job: r.job, admin: true }))
+        .then(() => coordinatorOnly(deps))
         .then(() => retention.pin(r.job, r.checkpointId, r.pinned))
         .then(
         (pinned) => callback(null, { pinned }),
@@ -158,6 +166,10 @@ export function retentionServiceHandlers(deps: EvaluationDeps): RetentionService
       );
     },
   };
+}
+
+function coordinatorOnly(deps: EvaluationDeps): void {
+  if (deps.notCoordinator) throw failedPrecondition(deps.notCoordinator);
 }
 
 function fromWire(p: WirePolicy | null): RetentionPolicy {

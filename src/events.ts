@@ -44,10 +44,39 @@ export class EventLog {
   /** Live WatchCheckpoints streams, for metrics and logs. */
   subscribers = 0;
 
+  /**
+   * `follower`: another daemon (a multi-node job's coordinator) writes the log; this
+   * one only reads it, re-reading the file while subscribers wait.
+   */
   constructor(
     private readonly dataDir: DataDir,
     private readonly log: Logger,
+    private readonly follower = false,
   ) {}
+
+  /** Reads lines the writer appended since the last look (followers only). */
+  async refresh(job: string): Promise<void> {
+    if (!this.follower) return;
+    const j = this.job(job);
+    let text: string;
+    try {
+      text = await fsp.readFile(j.file, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw err;
+    }
+    const lines = text.split("\n").slice(0, -1); // the last piece is empty or still being written
+    let changed = false;
+    for (const line of lines.slice(j.records.length)) {
+      try {
+        j.records.push(JSON.parse(line) as CheckpointEventRecord);
+        changed = true;
+      } catch {
+        break;
+      }
+    }
+    if (changed) for (const w of [...j.waiters]) w();
+  }
 
   private job(job: string): JobLog {
     let j = this.jobs.get(job);
@@ -62,6 +91,10 @@ export class EventLog {
    * for every logged checkpoint that is gone.
    */
   async load(catalog: Catalog): Promise<void> {
+    if (this.follower) {
+      for (const job of await this.dataDir.listJobs()) await this.refresh(job);
+      return;
+    }
     for (const job of await this.dataDir.listJobs()) {
       const j = this.job(job);
       let text = "";
@@ -99,6 +132,7 @@ export class EventLog {
 
   /** Appends an event durably, then wakes the subscribers. */
   append(job: string, type: EventType, checkpoint: CheckpointSummary, reason: string): Promise<CheckpointEventRecord> {
+    if (this.follower) return Promise.reject(new Error("a follower never writes the event log"));
     const j = this.job(job);
     const run = j.chain.then(async () => {
       const record: CheckpointEventRecord = {
@@ -151,7 +185,10 @@ export class EventLog {
     const j = this.job(job);
     if (j.lastSeq > seq || signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
+      // A follower has no writer in-process to wake it: it re-reads the file.
+      const poll = this.follower ? setInterval(() => void this.refresh(job).catch(() => {}), 100) : undefined;
       const done = () => {
+        clearInterval(poll);
         j.waiters.delete(done);
         signal.removeEventListener("abort", done);
         resolve();

@@ -25,6 +25,10 @@ export interface DaemonOptions {
   keepLast: number;
   /** Default retention: also keep every checkpoint whose step is a multiple of K; 0 is off. @default 0 */
   keepEverySteps: number;
+  /** MiB of buffers the save path may hold across every stream; beyond it, streams wait. @default 256 */
+  memoryBudgetMib: number;
+  /** Write large entry files with O_DIRECT ("on"), or through the page cache ("off"). @default "on" */
+  directIo: "on" | "off";
   /** host:port of the Prometheus /metrics endpoint; "" disables it. @default "" */
   metricsListen: string;
   /** PEM server certificate; with tlsKey, serves TLS. */
@@ -35,6 +39,10 @@ export interface DaemonOptions {
   tlsCa: string;
   /** JSON file {"admin": "...", "jobs": {"job": "token"}}; when set, every call needs a bearer token. */
   authTokens: string;
+  /** This daemon's node id in a multi-node job; "" runs a single-node daemon. @default "" */
+  nodeId: string;
+  /** The job's daemons, "id[=host:port],…" (same list on every node; the lowest id coordinates). @default "" */
+  peers: string;
   /** Log level. @default "info" */
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
   /** "json" for machines, "pretty" for a terminal. @default "json" */
@@ -121,6 +129,12 @@ export function daemonCommand(): Command {
         .default(0)
         .argParser(nonNegativeInt("--keep-every-steps")),
     )
+    .addOption(
+      opt("--memory-budget-mib <mib>", "buffers the save path may hold across all streams; saves beyond it wait (backpressure)", "CKPTD_MEMORY_BUDGET_MIB")
+        .default(256)
+        .argParser(positiveInt("--memory-budget-mib")),
+    )
+    .addOption(opt("--direct-io <on|off>", "write large entry files with O_DIRECT, bypassing the page cache", "CKPTD_DIRECT_IO").default("on").choices(["on", "off"]))
     .addOption(opt("--metrics-listen <host:port>", "serve Prometheus metrics at http://HOST:PORT/metrics (empty: off)", "CKPTD_METRICS_LISTEN").default("").argParser(optionalHostPort))
     .addOption(opt("--tls-cert <file>", "PEM server certificate (TLS on when given with --tls-key)", "CKPTD_TLS_CERT").default("").argParser(readableFile))
     .addOption(opt("--tls-key <file>", "PEM private key of --tls-cert", "CKPTD_TLS_KEY").default("").argParser(readableFile))
@@ -129,6 +143,10 @@ export function daemonCommand(): Command {
       opt("--auth-tokens <file>", 'JSON {"admin": TOKEN, "jobs": {JOB: TOKEN}}: every call then needs "authorization: Bearer TOKEN"', "CKPTD_AUTH_TOKENS")
         .default("")
         .argParser(readableFile),
+    )
+    .addOption(opt("--node-id <id>", "this daemon's id in a multi-node job (all nodes share --data-dir on a shared filesystem)", "CKPTD_NODE_ID").default(""))
+    .addOption(
+      opt("--peers <list>", "the multi-node job's daemons, id[=host:port],... (the same list everywhere; the lowest id coordinates)", "CKPTD_PEERS").default(""),
     )
     .addOption(opt("--log-level <level>", "log level", "CKPTD_LOG_LEVEL").default("info").choices(["fatal", "error", "warn", "info", "debug", "trace"]))
     .addOption(opt("--log-format <format>", "json (one object per line) or pretty (for a terminal)", "CKPTD_LOG_FORMAT").default("json").choices(["json", "pretty"]))
@@ -145,6 +163,8 @@ export function parseOptions(argv: string[]): DaemonOptions {
   const o = program.opts<Omit<DaemonOptions, "fault"> & { config?: string }>();
   if ((o.tlsCert === "") !== (o.tlsKey === "")) program.error("ckptd: --tls-cert and --tls-key must be given together");
   if (o.tlsCa && !o.tlsCert) program.error("ckptd: --tls-ca (mTLS) needs --tls-cert and --tls-key");
+  if ((o.nodeId === "") !== (o.peers === "")) program.error("ckptd: --node-id and --peers must be given together (or neither, for a single-node daemon)");
+  if (o.nodeId && !/^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/.test(o.nodeId)) program.error(`ckptd: --node-id '${o.nodeId}' must be letters, digits, '.', '_' or '-'`);
   const fault = process.env["CKPTD_FAULT"];
   if (fault !== undefined && fault !== "" && fault !== "crash-after-decision")
     program.error(`ckptd: CKPTD_FAULT must be 'crash-after-decision' or unset, got '${fault}'`);

@@ -13,8 +13,8 @@ import type { TensorSpec } from "../clients/ts/src/gen/ckptd/v1/TensorSpec.js";
 import { dtypeSize, tensorByteSize } from "../clients/ts/src/wire.js";
 import type { Authorizer } from "./auth.js";
 import type { Catalog } from "./catalog.js";
-import type { CommitCoordinator, Decision, SaveTicket } from "./coordinator.js";
-import { CkptdError, invalidArgument, toServiceError, unavailable } from "./errors.js";
+import type { CheckpointCoordinator, Decision, SaveTicket } from "./coordinator.js";
+import { CkptdError, failedPrecondition, invalidArgument, toServiceError, unavailable } from "./errors.js";
 import { ItemWriter, type EntrySpec } from "./item-writer.js";
 import type { CheckpointLoader } from "./loader.js";
 import type { CheckpointSummary, EntryRecord, Manifest } from "./manifest.js";
@@ -26,7 +26,7 @@ import type { DataDir } from "./storage.js";
 export interface ServiceDeps {
   dataDir: DataDir;
   catalog: Catalog;
-  coordinator: CommitCoordinator;
+  coordinator: CheckpointCoordinator;
   loader: CheckpointLoader;
   retention: Retention;
   log: Logger;
@@ -36,6 +36,8 @@ export interface ServiceDeps {
   acceptingSaves: () => boolean;
   /** Save streams in progress (the drain waits for them). */
   activeSaves: { count: number };
+  /** On a multi-node participant: why deletions must go to the coordinator (undefined elsewhere). */
+  notCoordinator: string | undefined;
 }
 
 /** Largest object a client may declare (objects stream in chunks like tensors). */
@@ -147,6 +149,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
       void (async () => {
         checkName("job", r.job);
         auth.check(call.metadata, { job: r.job });
+        await catalog.refresh(r.job);
         const summary = catalog.get(r.job, r.checkpointId);
         const manifest = r.view === "CHECKPOINT_VIEW_FULL" ? await catalog.readManifest(summary) : undefined;
         return { checkpoint: checkpointMessage(summary, manifest) };
@@ -158,9 +161,10 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
 
     ListCheckpoints(call, callback) {
       const r = call.request;
-      try {
+      void (async () => {
         checkName("job", r.job);
         auth.check(call.metadata, { job: r.job });
+        await catalog.refresh(r.job);
         const pageSize = r.pageSize === 0 ? 100 : Math.min(r.pageSize, 1000);
         const all = catalog.list(r.job);
         let start = 0;
@@ -173,13 +177,14 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         const page = all.slice(start, start + pageSize);
         const last = page[page.length - 1];
         const more = start + pageSize < all.length;
-        callback(null, {
+        return {
           checkpoints: page.map((c) => checkpointMessage(c)),
           nextPageToken: more && last ? encodePageToken(last) : "",
-        });
-      } catch (err) {
-        callback(toServiceError(err));
-      }
+        };
+      })().then(
+        (res) => callback(null, res),
+        (err: unknown) => callback(toServiceError(err)),
+      );
     },
 
     DeleteCheckpoint(call, callback) {
@@ -190,7 +195,10 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
       }
       Promise.resolve()
         .then(() => auth.check(call.metadata, { job: r.job, admin: true }))
-        .then(() => deps.retention.delete(r.job, r.checkpointId, "DeleteCheckpoint"))
+        .then(() => {
+          if (deps.notCoordinator) throw failedPrecondition(deps.notCoordinator);
+          return deps.retention.delete(r.job, r.checkpointId, "DeleteCheckpoint");
+        })
         .then(
         (freedBytes) => {
           metrics.deletions.inc({ by: "rpc" });
@@ -206,6 +214,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
       void (async () => {
         checkName("job", r.job);
         auth.check(call.metadata, { job: r.job });
+        await catalog.refresh(r.job);
         const plan = await loader.plan({
           job: r.job,
           checkpointId: r.checkpointId,

@@ -17,7 +17,11 @@ import { failedPrecondition } from "./errors.js";
 
 export class DataDir {
   readonly root: string;
-  constructor(root: string) {
+  /** @param lockName the lock file's name: one per node when several daemons share the directory. */
+  constructor(
+    root: string,
+    private readonly lockName = "ckptd.lock",
+  ) {
     this.root = path.resolve(root);
   }
   get jobsDir(): string {
@@ -48,7 +52,7 @@ export class DataDir {
     return path.join(this.jobDir(job), "trash");
   }
   get lockFile(): string {
-    return path.join(this.root, "ckptd.lock");
+    return path.join(this.root, this.lockName);
   }
 
   /** Creates the job's directories (idempotent) and makes their entries durable. */
