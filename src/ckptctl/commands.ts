@@ -1,0 +1,327 @@
+/**
+ * The actions of ckptctl's commands: one function per command, each making its RPCs
+ * and printing a table (people) or one JSON document (scripts, `--json`).
+ */
+import * as path from "node:path";
+import * as readline from "node:readline/promises";
+import { Code, CkptdError } from "../../clients/ts/src/errors.js";
+import type { Checkpoint } from "../../clients/ts/src/gen/ckptd/v1/Checkpoint.js";
+import type { CheckpointEvent } from "../../clients/ts/src/gen/ckptd/v1/CheckpointEvent.js";
+import type { DeleteCheckpointResponse } from "../../clients/ts/src/gen/ckptd/v1/DeleteCheckpointResponse.js";
+import type { GetCheckpointResponse } from "../../clients/ts/src/gen/ckptd/v1/GetCheckpointResponse.js";
+import type { GetRetentionPolicyResponse } from "../../clients/ts/src/gen/ckptd/v1/GetRetentionPolicyResponse.js";
+import type { GetStatusResponse } from "../../clients/ts/src/gen/ckptd/v1/GetStatusResponse.js";
+import type { ListCheckpointsResponse } from "../../clients/ts/src/gen/ckptd/v1/ListCheckpointsResponse.js";
+import type { ListJobsResponse } from "../../clients/ts/src/gen/ckptd/v1/ListJobsResponse.js";
+import type { MetricMode } from "../../clients/ts/src/gen/ckptd/v1/MetricMode.js";
+import type { PinCheckpointResponse } from "../../clients/ts/src/gen/ckptd/v1/PinCheckpointResponse.js";
+import type { RetentionPolicy, RetentionPolicyIn } from "../../clients/ts/src/gen/ckptd/v1/RetentionPolicy.js";
+import type { SetRetentionPolicyResponse } from "../../clients/ts/src/gen/ckptd/v1/SetRetentionPolicyResponse.js";
+import type { VerifyCheckpointResponse } from "../../clients/ts/src/gen/ckptd/v1/VerifyCheckpointResponse.js";
+import type { WatchCheckpointsRequestIn } from "../../clients/ts/src/gen/ckptd/v1/WatchCheckpointsRequest.js";
+import type { WatchCheckpointsResponse } from "../../clients/ts/src/gen/ckptd/v1/WatchCheckpointsResponse.js";
+import type { Connection } from "./connection.js";
+import { exportCheckpoint, type ExportRequest } from "./export.js";
+import { EXIT_DAMAGED, UsageError } from "./failure.js";
+import { bytes, checkpointJson, dtypeName, isoTime, keyValueTable, print, printJson, ratio, shape, table } from "./output.js";
+
+/** What every command gets: the connection and whether to print JSON. */
+export interface Context {
+  conn: Connection;
+  json: boolean;
+}
+
+/** `status`: GetStatus and the Health check; fails when the daemon is not SERVING. */
+export async function status({ conn, json }: Context): Promise<void> {
+  const [s, health] = await Promise.all([
+    conn.unary<GetStatusResponse>((o, cb) => conn.admin.getStatus({}, o, cb)),
+    conn.healthCheck(""),
+  ]);
+  if (json) {
+    printJson({
+      address: conn.address,
+      health,
+      version: s.version,
+      state: s.state,
+      dataDir: s.dataDir,
+      startTime: isoTime(s.startTime),
+      listenAddress: s.listenAddress,
+      jobCount: s.jobCount,
+      checkpointCount: s.checkpointCount,
+      checkpointsInFlight: s.checkpointsInFlight,
+      subscribers: s.subscribers,
+      storedBytes: s.storedBytes,
+    });
+  } else {
+    print(
+      keyValueTable([
+        ["address", conn.address],
+        ["health", health],
+        ["state", s.state],
+        ["version", s.version],
+        ["listening on", s.listenAddress],
+        ["data dir", s.dataDir],
+        ["started", isoTime(s.startTime)],
+        ["jobs", s.jobCount],
+        ["checkpoints", s.checkpointCount],
+        ["in flight", s.checkpointsInFlight],
+        ["watchers", s.subscribers],
+        ["stored", bytes(s.storedBytes)],
+      ]),
+    );
+  }
+  if (health !== "SERVING") throw new UsageError(`the daemon at ${conn.address} is ${health} (state: ${s.state || "unknown"})`);
+}
+
+/** `jobs`: ListJobs. */
+export async function jobs({ conn, json }: Context): Promise<void> {
+  const res = await conn.unary<ListJobsResponse>((o, cb) => conn.admin.listJobs({}, o, cb));
+  if (json) return printJson({ jobs: res.jobs });
+  if (res.jobs.length === 0) return print("no jobs with committed checkpoints");
+  print(
+    table(
+      ["job", "checkpoints", "latest", "latest step", "stored"],
+      res.jobs.map((j) => [j.job, j.checkpointCount, j.latestCheckpointId, j.latestStep, bytes(j.storedBytes)]),
+      [1, 3, 4],
+    ),
+  );
+}
+
+/** `list JOB`: every page of ListCheckpoints, newest step first, up to `limit`. */
+export async function list({ conn, json }: Context, job: string, limit: number | undefined): Promise<void> {
+  const checkpoints: Checkpoint[] = [];
+  let pageToken = "";
+  do {
+    const pageSize = limit === undefined ? 1000 : Math.min(1000, limit - checkpoints.length);
+    const page = await conn.unary<ListCheckpointsResponse>((o, cb) => conn.checkpoints.listCheckpoints({ job, pageSize, pageToken }, o, cb));
+    checkpoints.push(...page.checkpoints);
+    pageToken = page.nextPageToken;
+  } while (pageToken && (limit === undefined || checkpoints.length < limit));
+  if (limit !== undefined) checkpoints.length = Math.min(checkpoints.length, limit);
+  if (json) return printJson({ job, checkpoints: checkpoints.map(checkpointJson) });
+  if (checkpoints.length === 0) return print(`job ${job} has no committed checkpoints`);
+  print(
+    table(
+      ["checkpoint", "step", "world size", "committed at", "raw", "stored", "ratio"],
+      checkpoints.map((c) => [c.checkpointId, c.step, c.worldSize, isoTime(c.commitTime), bytes(c.rawBytes), bytes(c.storedBytes), ratio(c.rawBytes, c.storedBytes)]),
+      [1, 2, 4, 5, 6],
+    ),
+  );
+}
+
+async function getCheckpoint(conn: Connection, job: string, checkpointId: string, full: boolean): Promise<Checkpoint> {
+  const res = await conn.unary<GetCheckpointResponse>((o, cb) =>
+    conn.checkpoints.getCheckpoint({ job, checkpointId, view: full ? "CHECKPOINT_VIEW_FULL" : "CHECKPOINT_VIEW_BASIC" }, o, cb),
+  );
+  if (!res.checkpoint) throw new CkptdError(Code.INTERNAL, `the daemon answered GetCheckpoint ${job}/${checkpointId} without a checkpoint`);
+  return res.checkpoint;
+}
+
+/** `show JOB [CHECKPOINT]`: the full manifest, per rank and item. */
+export async function show({ conn, json }: Context, job: string, checkpointId: string): Promise<void> {
+  const c = await getCheckpoint(conn, job, checkpointId, true);
+  if (json) return printJson(checkpointJson(c));
+  print(
+    keyValueTable([
+      ["job", c.job],
+      ["checkpoint", c.checkpointId],
+      ["step", c.step],
+      ["world size", c.worldSize],
+      ["committed at", isoTime(c.commitTime)],
+      ["attempt", c.attempt],
+      ["raw", bytes(c.rawBytes)],
+      ["stored", `${bytes(c.storedBytes)} (${ratio(c.rawBytes, c.storedBytes)})`],
+    ]),
+  );
+  for (const r of c.ranks) {
+    for (const it of r.items) {
+      print();
+      print(`rank ${r.rank} · item ${it.name} · ${it.entryCount} entries · raw ${bytes(it.rawBytes)} · stored ${bytes(it.storedBytes)}`);
+      const sharded = it.entries.some((e) => (e.tensor?.globalShape.length ?? 0) > 0);
+      const head = ["key", "kind", "dtype/format", "shape", "device", "raw", "stored", "chunks"];
+      if (sharded) head.push("global shape @ offsets");
+      print(
+        table(
+          head,
+          it.entries.map((e) => {
+            const row: (string | number)[] = e.tensor
+              ? [e.key, "tensor", dtypeName(e.tensor.dtype), shape(e.tensor.shape), e.tensor.device]
+              : [e.key, "object", e.object?.format ?? "", "", ""];
+            row.push(bytes(e.rawBytes), bytes(e.storedBytes), e.chunkCount);
+            if (sharded) row.push(e.tensor && e.tensor.globalShape.length > 0 ? `${shape(e.tensor.globalShape)} @ ${shape(e.tensor.globalOffsets)}` : "");
+            return row;
+          }),
+          [5, 6, 7],
+        ),
+      );
+    }
+  }
+}
+
+/** `verify JOB [CHECKPOINT]`: VerifyCheckpoint; exit code 2 when a chunk is damaged. */
+export async function verify({ conn, json }: Context, job: string, checkpointId: string): Promise<number> {
+  const res = await conn.unary<VerifyCheckpointResponse>((o, cb) => conn.admin.verifyCheckpoint({ job, checkpointId }, o, cb));
+  const damaged = !res.ok || res.damaged.length > 0;
+  if (json) {
+    printJson({ job, checkpointId: res.checkpointId, ok: !damaged, chunksChecked: res.chunksChecked, bytesChecked: res.bytesChecked, damaged: res.damaged });
+  } else if (!damaged) {
+    print(`${job}/${res.checkpointId}: OK, ${res.chunksChecked} chunks, ${bytes(res.bytesChecked)} verified`);
+  } else {
+    print(`${job}/${res.checkpointId}: DAMAGED, ${res.damaged.length} of ${res.chunksChecked} chunks failed verification`);
+    print(
+      table(
+        ["rank", "item", "key", "chunk", "file", "offset", "problem"],
+        res.damaged.map((d) => [d.rank, d.item, d.key, d.chunkIndex, d.file, d.offset, d.problem]),
+        [0, 3, 5],
+      ),
+    );
+  }
+  return damaged ? EXIT_DAMAGED : 0;
+}
+
+/** `export JOB [CHECKPOINT] --out DIR`. */
+export async function exportCommand({ conn, json }: Context, req: Omit<ExportRequest, "progress">): Promise<void> {
+  const index = await exportCheckpoint(conn, { ...req, progress: !json && Boolean(process.stderr.isTTY) });
+  const files = index.entries.length;
+  if (json) return printJson({ out: req.out, index: path.join(req.out, "index.json"), job: index.job, checkpointId: index.checkpointId, step: index.step, ranks: index.ranks, entries: files, totalBytes: index.totalBytes });
+  print(`exported ${files} entries (${bytes(index.totalBytes)}) of ${index.job}/${index.checkpointId}, rank${index.ranks.length === 1 ? "" : "s"} ${index.ranks.join(", ")}, to ${req.out} (index.json lists them)`);
+}
+
+/** `delete JOB CHECKPOINT`: asks first unless `yes`; refuses without a terminal to ask on. */
+export async function deleteCommand({ conn, json }: Context, job: string, checkpointId: string, yes: boolean): Promise<void> {
+  if (!yes) {
+    if (!process.stdin.isTTY) throw new UsageError(`not deleting ${job}/${checkpointId}: no terminal to confirm on; pass --yes to delete without asking`);
+    const c = await getCheckpoint(conn, job, checkpointId, false);
+    const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
+    let answer: string;
+    try {
+      answer = await rl.question(`Delete checkpoint ${job}/${c.checkpointId} (step ${c.step}, ${bytes(c.storedBytes)} stored)? [y/N] `);
+    } finally {
+      rl.close();
+    }
+    if (!/^y(es)?$/i.test(answer.trim())) throw new UsageError(`not deleting ${job}/${checkpointId}`);
+  }
+  const res = await conn.unary<DeleteCheckpointResponse>((o, cb) => conn.checkpoints.deleteCheckpoint({ job, checkpointId }, o, cb));
+  if (json) return printJson({ job, checkpointId, deleted: true, freedBytes: res.freedBytes });
+  print(`deleted ${job}/${checkpointId}, freed ${bytes(res.freedBytes)}`);
+}
+
+/** Where `watch` starts. */
+export type WatchStart = { afterSequence: number } | { fromStep: number } | { fromNow: true } | Record<string, never>;
+
+/** `watch JOB`: one line (or JSON object) per event until Ctrl-C. */
+export async function watch({ conn, json }: Context, job: string, start: WatchStart): Promise<void> {
+  const request: WatchCheckpointsRequestIn = { job, ...start };
+  const call = conn.evaluation.watchCheckpoints(request);
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+    call.cancel();
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    for await (const msg of call as AsyncIterable<WatchCheckpointsResponse>) {
+      if (!msg.event) continue;
+      if (json) process.stdout.write(JSON.stringify(eventJson(msg.event)) + "\n");
+      else print(eventLine(msg.event));
+    }
+  } catch (err) {
+    if (interrupted) return;
+    throw err;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+  if (!interrupted) throw new CkptdError(Code.UNAVAILABLE, `the daemon ended the watch of job ${job}`);
+}
+
+function eventType(e: CheckpointEvent): string {
+  return String(e.type).replace(/^CHECKPOINT_EVENT_TYPE_/, "");
+}
+
+function eventJson(e: CheckpointEvent): Record<string, unknown> {
+  return {
+    sequence: e.sequence,
+    type: eventType(e),
+    job: e.job,
+    checkpointId: e.checkpointId,
+    step: e.step,
+    commitTime: isoTime(e.commitTime),
+    eventTime: isoTime(e.eventTime),
+    reason: e.reason,
+    checkpoint: e.checkpoint ? checkpointJson(e.checkpoint) : null,
+  };
+}
+
+function eventLine(e: CheckpointEvent): string {
+  const head = `${isoTime(e.eventTime)}  #${e.sequence}  ${eventType(e).padEnd(9)}  ${e.checkpointId}  step ${e.step}`;
+  if (e.type === "CHECKPOINT_EVENT_TYPE_COMMITTED" && e.checkpoint) {
+    return `${head}  world size ${e.checkpoint.worldSize}  raw ${bytes(e.checkpoint.rawBytes)}  stored ${bytes(e.checkpoint.storedBytes)}`;
+  }
+  return e.reason ? `${head}  (${e.reason})` : head;
+}
+
+/** Flags of `retention`; the ones given replace the current values. */
+export interface RetentionFlags {
+  keepLast?: number;
+  keepEverySteps?: number;
+  keepBest?: number;
+  bestMetric?: string;
+  bestMode?: "min" | "max";
+}
+
+const MODES: Record<"min" | "max", MetricMode> = { min: "METRIC_MODE_MIN", max: "METRIC_MODE_MAX" };
+
+function modeName(m: MetricMode | string): string {
+  return m === "METRIC_MODE_MIN" ? "min" : m === "METRIC_MODE_MAX" ? "max" : "";
+}
+
+function policyJson(p: RetentionPolicy | null | undefined): Record<string, unknown> {
+  return {
+    keepLast: p?.keepLast ?? 0,
+    keepEverySteps: p?.keepEverySteps ?? 0,
+    keepBest: p?.keepBest ?? 0,
+    bestMetric: p?.bestMetric ?? "",
+    bestMode: modeName(p?.bestMode ?? ""),
+  };
+}
+
+function policyRows(p: RetentionPolicy | null | undefined): [string, string | number][] {
+  const off = (n: number) => (n === 0 ? "off" : n);
+  return [
+    ["keep last", off(p?.keepLast ?? 0)],
+    ["keep every steps", off(p?.keepEverySteps ?? 0)],
+    ["keep best", p?.keepBest ? `${p.keepBest} by ${p.bestMetric || "?"} (${modeName(p.bestMode) || "?"})` : "off"],
+  ];
+}
+
+/** `retention JOB [flags]`: shows the policy, or merges the flags given into it and sets it. */
+export async function retention({ conn, json }: Context, job: string, flags: RetentionFlags): Promise<void> {
+  const current = await conn.unary<GetRetentionPolicyResponse>((o, cb) => conn.retention.getRetentionPolicy({ job }, o, cb));
+  const changes = Object.values(flags).some((v) => v !== undefined);
+  if (!changes) {
+    if (json) return printJson({ job, policy: policyJson(current.policy), pinnedCheckpointIds: current.pinnedCheckpointIds });
+    print(keyValueTable([...policyRows(current.policy), ["pinned", current.pinnedCheckpointIds.join(", ") || "none"]]));
+    return;
+  }
+  const p = current.policy;
+  const policy: RetentionPolicyIn = {
+    keepLast: flags.keepLast ?? p?.keepLast ?? 0,
+    keepEverySteps: flags.keepEverySteps ?? p?.keepEverySteps ?? 0,
+    keepBest: flags.keepBest ?? p?.keepBest ?? 0,
+    bestMetric: flags.bestMetric ?? p?.bestMetric ?? "",
+    bestMode: flags.bestMode ? MODES[flags.bestMode] : (p?.bestMode ?? "METRIC_MODE_UNSPECIFIED"),
+  };
+  const res = await conn.unary<SetRetentionPolicyResponse>((o, cb) => conn.retention.setRetentionPolicy({ job, policy }, o, cb));
+  if (json) return printJson({ job, policy: policyJson(res.policy), deletedCheckpointIds: res.deletedCheckpointIds });
+  print(keyValueTable(policyRows(res.policy)));
+  print(res.deletedCheckpointIds.length > 0 ? `garbage collection deleted: ${res.deletedCheckpointIds.join(", ")}` : "garbage collection deleted nothing");
+}
+
+/** `pin` / `unpin JOB CHECKPOINT`. */
+export async function pin({ conn, json }: Context, job: string, checkpointId: string, pinned: boolean): Promise<void> {
+  const res = await conn.unary<PinCheckpointResponse>((o, cb) => conn.retention.pinCheckpoint({ job, checkpointId, pinned }, o, cb));
+  if (json) return printJson({ job, checkpointId, pinned: res.pinned });
+  print(`${job}/${checkpointId} is ${res.pinned ? "pinned" : "not pinned"}`);
+}
