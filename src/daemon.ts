@@ -5,7 +5,8 @@
 import * as fs from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
-import { HealthImplementation } from "grpc-health-check";
+import * as protoLoader from "@grpc/proto-loader";
+import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import type { Logger } from "pino";
 import { loadWire, MAX_MESSAGE_BYTES } from "../clients/ts/src/wire.js";
 import { adminServiceHandlers } from "./admin-server.js";
@@ -224,7 +225,9 @@ export class Daemon {
       }),
     );
     this.health.addToServer(this.server);
-    new ReflectionService(definition).addToServer(this.server);
+    // Reflection describes every service served, Health included, so grpcurl needs no .proto.
+    const health = protoLoader.loadSync(healthProtoPath, { keepCase: true });
+    new ReflectionService({ ...definition, ...health }).addToServer(this.server);
   }
 
   /** On a participant, the message that sends writers of shared state to the coordinator. */
