@@ -1,0 +1,211 @@
+/**
+ * Multi-node jobs: three daemons on loopback (their own ports) share one data
+ * directory, as they would a shared filesystem; n1 (the lowest id) coordinates.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { afterEach, describe, expect, it } from "vitest";
+import type { WatchCheckpointsResponse } from "../../clients/ts/src/gen/ckptd/v1/WatchCheckpointsResponse.js";
+import { loadWire } from "../../clients/ts/src/wire.js";
+import { CkptdClient, isNotFound, type Tensor } from "../../clients/ts/src/index.js";
+import { startDaemon, tempDataDir, type Daemon } from "./harness.js";
+
+const NODES = ["n1", "n2", "n3"] as const;
+type Node = (typeof NODES)[number];
+const RANKS_PER_NODE = 4;
+const WORLD = NODES.length * RANKS_PER_NODE;
+
+interface Cluster {
+  dataDir: string;
+  daemons: Map<Node, Daemon>;
+  clients: Map<Node, CkptdClient>;
+  start(node: Node, env?: Record<string, string>): Promise<void>;
+}
+
+const running: Cluster[] = [];
+afterEach(async () => {
+  for (const c of running.splice(0)) {
+    for (const cl of c.clients.values()) cl.close();
+    for (const d of c.daemons.values()) {
+      d.proc.kill("SIGCONT");
+      await d.kill9();
+    }
+  }
+});
+
+async function cluster(prepareTimeoutMs = 2000): Promise<Cluster> {
+  const c: Cluster = {
+    dataDir: tempDataDir(),
+    daemons: new Map(),
+    clients: new Map(),
+    async start(node, env = {}) {
+      const d = await startDaemon({
+        dataDir: c.dataDir,
+        env,
+        args: ["--node-id", node, "--peers", NODES.join(","), "--prepare-timeout-ms", String(prepareTimeoutMs), "--shutdown-grace-ms", "1000"],
+      });
+      c.daemons.set(node, d);
+      c.clients.get(node)?.close();
+      c.clients.set(node, new CkptdClient(d.address));
+    },
+  };
+  running.push(c);
+  for (const n of NODES) await c.start(n);
+  return c;
+}
+
+const nodeOf = (rank: number): Node => NODES[Math.floor(rank / RANKS_PER_NODE)]!;
+
+/** Rank-specific bytes, so a shard loaded from the wrong rank cannot pass. */
+function shard(rank: number, step: number, bytes = 256 << 10): Tensor {
+  const data = new Uint8Array(bytes);
+  let x = (rank + 1) * 7919 + step;
+  for (let i = 0; i < bytes; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    data[i] = i % 3 === 0 ? 0 : x >>> 24;
+  }
+  return { dtype: "uint8", shape: [bytes], device: `cuda:${rank % RANKS_PER_NODE}`, data };
+}
+
+async function saveRank(c: Cluster, rank: number, id: string, step: number) {
+  const client = c.clients.get(nodeOf(rank))!;
+  return client.save({ job: "mn", checkpointId: id, step, rank, worldSize: WORLD, item: "model", entries: [{ key: "w", tensor: shard(rank, step) }] });
+}
+
+function commitRank(c: Cluster, rank: number, id: string, step: number, attempt: number, timeoutMs = 30_000) {
+  return c.clients.get(nodeOf(rank))!.commit({ job: "mn", checkpointId: id, step, rank, worldSize: WORLD, items: ["model"], attempt }, { timeoutMs });
+}
+
+async function expectLoads(c: Cluster, id: string, step: number, rank: number, from: Node) {
+  const loaded = await c.clients.get(from)!.loadItems({ job: "mn", checkpointId: id, rank: 0, sourceRank: rank });
+  const entry = loaded.items.get("model")?.get("w");
+  expect(entry?.kind).toBe("tensor");
+  if (entry?.kind !== "tensor") return;
+  expect(Buffer.from(entry.tensor.data).equals(Buffer.from(shard(rank, step).data)), `rank ${rank} loaded from ${from}`).toBe(true);
+}
+
+/** Every node lists the same checkpoints, and each of them loads completely (no torn checkpoint). */
+async function expectSameCommittedSet(c: Cluster, expected: string[]) {
+  for (const n of NODES) {
+    const listed = (await c.clients.get(n)!.listCheckpoints("mn")).checkpoints.map((x) => x.checkpointId).sort();
+    expect(listed, `checkpoints listed by ${n}`).toEqual([...expected].sort());
+  }
+  for (const id of expected) {
+    const cp = await c.clients.get("n2")!.getCheckpoint("mn", id);
+    for (let rank = 0; rank < WORLD; rank += 5) await expectLoads(c, id, cp.step, rank, NODES[rank % NODES.length]!);
+  }
+}
+
+async function commitAll(c: Cluster, id: string, step: number) {
+  const saved = await Promise.all(Array.from({ length: WORLD }, (_, r) => saveRank(c, r, id, step)));
+  const attempts = new Set(saved.map((s) => s.attempt));
+  expect(attempts.size, "every node stages into the attempt the coordinator handed out").toBe(1);
+  return Promise.all(saved.map((s, r) => commitRank(c, r, id, step, s.attempt)));
+}
+
+function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const until = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const t = setInterval(() => {
+      if (cond()) {
+        clearInterval(t);
+        resolve();
+      } else if (Date.now() > until) {
+        clearInterval(t);
+        reject(new Error(`timed out waiting for ${what}`));
+      }
+    }, 50);
+  });
+}
+
+describe("multi-node two-phase commit", () => {
+  it("multinode - 3 nodes × 4 ranks commit, and any node loads any rank's shard bit-exact", async () => {
+    const c = await cluster();
+    const results = await commitAll(c, "global_step10", 10);
+    expect(results.map((r) => r.outcome)).toEqual(Array(WORLD).fill("COMMITTED"));
+    // Loaded from a node other than the one that saved it.
+    await expectLoads(c, "global_step10", 10, 1, "n3");
+    await expectLoads(c, "global_step10", 10, 6, "n1");
+    await expectLoads(c, "global_step10", 10, 11, "n2");
+    await expectSameCommittedSet(c, ["global_step10"]);
+    // Watch on a participant sees the commit.
+    const { grpcObject } = loadWire();
+    const ev = new grpcObject.ckptd.v1.EvaluationService(c.daemons.get("n3")!.address, grpc.credentials.createInsecure());
+    const watch = ev.WatchCheckpoints({ job: "mn" });
+    const first = await new Promise<WatchCheckpointsResponse>((resolve, reject) => {
+      watch.once("data", resolve);
+      watch.once("error", reject);
+    });
+    watch.cancel();
+    ev.close();
+    expect(first.event?.type).toBe("CHECKPOINT_EVENT_TYPE_COMMITTED");
+    expect(first.event?.checkpointId).toBe("global_step10");
+    // Deletions are the coordinator's; a participant says where to go.
+    await expect(c.clients.get("n2")!.deleteCheckpoint("mn", "global_step10")).rejects.toThrow(/coordinating node 'n1'/);
+  });
+
+  it("multinode - kill -9 of a participant before it votes aborts everywhere; after its restart nothing of it is visible", async () => {
+    const c = await cluster();
+    await commitAll(c, "global_step1", 1);
+    const saved = await Promise.all(Array.from({ length: WORLD }, (_, r) => saveRank(c, r, "global_step2", 2)));
+    await c.daemons.get("n3")!.kill9();
+    const votes = await Promise.all(saved.map((s, r) => (nodeOf(r) === "n3" ? undefined : commitRank(c, r, "global_step2", 2, s.attempt))));
+    for (const v of votes.filter(Boolean)) {
+      expect(v!.outcome).toBe("ABORTED");
+      expect(v!.reason).toMatch(/timeout/);
+    }
+    await c.start("n3");
+    for (const n of NODES) await expect(c.clients.get(n)!.getCheckpoint("mn", "global_step2")).rejects.toSatisfy(isNotFound);
+    const staging = path.join(c.dataDir, "jobs", "mn", "staging");
+    await waitFor(() => fs.readdirSync(staging).length === 0, 10_000, "aborted staging to be removed");
+    await expectSameCommittedSet(c, ["global_step1"]);
+  });
+
+  it("multinode - kill -9 of the coordinator after the decision is durable: after its restart every node has the checkpoint", async () => {
+    const c = await cluster();
+    await c.daemons.get("n1")!.kill9();
+    await c.start("n1", { CKPTD_FAULT: "crash-after-decision" });
+    const saved = await Promise.all(Array.from({ length: WORLD }, (_, r) => saveRank(c, r, "global_step5", 5)));
+    const votes = saved.map((s, r) => commitRank(c, r, "global_step5", 5, s.attempt, 60_000).catch((err: unknown) => err));
+    // The coordinator dies right after the COMMIT record is durable, before anyone hears it.
+    expect(await c.daemons.get("n1")!.exited).toBe("SIGKILL");
+    await c.start("n1");
+    const outcomes = await Promise.all(votes);
+    for (let r = 0; r < WORLD; r++) {
+      const o = outcomes[r];
+      if (nodeOf(r) === "n1") {
+        // Its own ranks lost their connection; a retry gets the durable decision.
+        const retry = await commitRank(c, r, "global_step5", 5, saved[r]!.attempt);
+        expect(retry.outcome).toBe("COMMITTED");
+      } else {
+        expect((o as { outcome?: string }).outcome, `rank ${r}'s participant relayed until the coordinator came back`).toBe("COMMITTED");
+      }
+    }
+    await expectSameCommittedSet(c, ["global_step5"]);
+  });
+
+  it("multinode - a participant frozen past the timeout: aborted everywhere; when it resumes it learns the abort and cleans up", async () => {
+    const c = await cluster();
+    const saved = await Promise.all(Array.from({ length: WORLD }, (_, r) => saveRank(c, r, "global_step7", 7)));
+    const n3 = c.daemons.get("n3")!;
+    n3.proc.kill("SIGSTOP");
+    const votes = saved.map((s, r) => commitRank(c, r, "global_step7", 7, s.attempt, 60_000));
+    for (let r = 0; r < WORLD; r++) {
+      if (nodeOf(r) === "n3") continue;
+      const v = await votes[r]!;
+      expect(v.outcome).toBe("ABORTED");
+    }
+    n3.proc.kill("SIGCONT");
+    for (let r = 0; r < WORLD; r++) if (nodeOf(r) === "n3") expect((await votes[r]!).outcome).toBe("ABORTED");
+    const markers = path.join(c.dataDir, "nodes", "n3", "attempts");
+    await waitFor(() => fs.readdirSync(markers).length === 0, 10_000, "n3 to clean up its attempt markers");
+    const staging = path.join(c.dataDir, "jobs", "mn", "staging");
+    await waitFor(() => fs.readdirSync(staging).length === 0, 10_000, "aborted staging to be removed");
+    await expectSameCommittedSet(c, []);
+    // The job can save the step again, as a new attempt, across all nodes.
+    const again = await commitAll(c, "global_step7", 7);
+    expect(again.map((r) => r.outcome)).toEqual(Array(WORLD).fill("COMMITTED"));
+    await expectSameCommittedSet(c, ["global_step7"]);
+  });
+});
