@@ -1,0 +1,109 @@
+"""ckptd: the Python client of ckptd, the per-node checkpoint daemon.
+
+- :class:`CheckpointEngine`: DeepSpeed's checkpoint engine (create, save, load, commit).
+- :class:`Snapshot`, :func:`get_checkpoint`, :func:`checkpoints_iterator`,
+  :func:`mark_done_eval`, :func:`wait_for_evaluators`: the-algorithm-ml's API.
+- :class:`CkptdClient`: one method per RPC, for everything else.
+- :class:`CkptdError` and its subclasses: the daemon's statuses as exceptions.
+
+Example::
+
+    import ckptd
+    engine = ckptd.CheckpointEngine(job="pretrain")  # rank/world size from torch.distributed or env
+    engine.create("global_step1000")
+    engine.save(model.state_dict(), "/ckpt/global_step1000/model.pt")
+    engine.commit("global_step1000")
+    state = engine.load("global_step1000/model.pt")  # onto this rank's device, by the daemon's hints
+"""
+
+from .client import (
+    CHANNEL_OPTIONS,
+    MAX_CHUNK_BYTES,
+    CheckpointEvent,
+    CkptdClient,
+    CommitResult,
+    LoadedItems,
+    LoadedObject,
+    LoadedTensor,
+    ObjectEntry,
+    SaveResult,
+    TensorEntry,
+    default_address,
+)
+from .engine import CheckpointEngine, Placement, local_devices, resolve_ranks, step_of_tag
+from .errors import (
+    AlreadyExists,
+    Cancelled,
+    CheckpointAborted,
+    CheckpointNotFound,
+    CkptdError,
+    DataLoss,
+    DeadlineExceeded,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+)
+from .snapshot import (
+    CheckpointRef,
+    Snapshot,
+    StateDict,
+    checkpoints_iterator,
+    get_checkpoint,
+    get_checkpoints,
+    is_done_eval,
+    mark_done_eval,
+    step_from_checkpoint,
+    wait_for_evaluators,
+)
+from .state import STRUCTURE_KEY, flatten, unflatten
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyExists",
+    "CHANNEL_OPTIONS",
+    "Cancelled",
+    "CheckpointAborted",
+    "CheckpointEngine",
+    "CheckpointEvent",
+    "CheckpointNotFound",
+    "CheckpointRef",
+    "CkptdClient",
+    "CkptdError",
+    "CommitResult",
+    "DataLoss",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "Internal",
+    "InvalidArgument",
+    "LoadedItems",
+    "LoadedObject",
+    "LoadedTensor",
+    "MAX_CHUNK_BYTES",
+    "NotFound",
+    "ObjectEntry",
+    "Placement",
+    "ResourceExhausted",
+    "STRUCTURE_KEY",
+    "SaveResult",
+    "Snapshot",
+    "StateDict",
+    "TensorEntry",
+    "Unavailable",
+    "checkpoints_iterator",
+    "default_address",
+    "flatten",
+    "get_checkpoint",
+    "get_checkpoints",
+    "is_done_eval",
+    "local_devices",
+    "mark_done_eval",
+    "resolve_ranks",
+    "step_from_checkpoint",
+    "step_of_tag",
+    "unflatten",
+    "wait_for_evaluators",
+]

@@ -1,0 +1,681 @@
+"""CkptdClient: the typed client of ckptd's CheckpointService, EvaluationService and
+RetentionService. One method per RPC, plus :meth:`CkptdClient.load_items`, which
+assembles a Load stream into tensors, and :meth:`CkptdClient.checkpoints`, which
+follows a job's commits across reconnections.
+
+Call order for one checkpoint, per rank: ``save`` x N (one per item) -> ``commit`` (the
+rank's vote) | ``abort``. The checkpoint becomes visible to ``get_checkpoint``,
+``list_checkpoints``, ``load`` and ``watch`` once every rank voted and the decision is
+durable. An evaluator: ``checkpoints`` -> per checkpoint ``load_items`` ->
+``report_evaluation``; a trainer calls ``wait_for_evaluators`` after its commit.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
+
+import grpc
+
+from . import _crc
+from ._proto import checkpoint_service_pb2 as pb
+from ._proto import checkpoint_service_pb2_grpc as pb_grpc
+from ._proto import evaluation_service_pb2 as eval_pb
+from ._proto import evaluation_service_pb2_grpc as eval_grpc
+from ._proto import retention_service_pb2 as ret_pb
+from ._proto import retention_service_pb2_grpc as ret_grpc
+from .errors import CkptdError, DataLoss, Internal, InvalidArgument
+from .tensors import (TensorAssembler, TensorInfo, _Staging, dtype_name, is_wire_tensor, tensor_chunks, tensor_info,
+                      tensor_spec, torch_dtype)
+
+__all__ = [
+    "CHANNEL_OPTIONS",
+    "CheckpointEvent",
+    "CkptdClient",
+    "CommitResult",
+    "DEFAULT_ADDRESS",
+    "LoadedItems",
+    "LoadedObject",
+    "LoadedTensor",
+    "MAX_CHUNK_BYTES",
+    "ObjectEntry",
+    "SaveResult",
+    "TensorEntry",
+    "default_address",
+]
+
+#: Largest data chunk either side sends in one message.
+MAX_CHUNK_BYTES = 4 << 20
+#: gRPC message limit: one chunk plus headroom for the envelope.
+MAX_MESSAGE_BYTES = MAX_CHUNK_BYTES + (1 << 20)
+#: Where the daemon listens when neither an address nor CKPTD_ADDRESS is given.
+DEFAULT_ADDRESS = "127.0.0.1:7070"
+
+#: Channel options: messages above the 4 MiB default, a stream window large enough that
+#: a 4 MiB chunk is never split across window updates (BDP probing stays on and grows it
+#: further), and quick reconnection to a restarted daemon. Each client has its own
+#: connection (local subchannel pool): grpc otherwise shares one per address across
+#: channels, and a new client would inherit another's reconnect backoff after a restart
+#: and fail at once with UNAVAILABLE.
+CHANNEL_OPTIONS = (
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.http2.lookahead_bytes", 16 << 20),
+    ("grpc.http2.bdp_probe", 1),
+    # Not grpc.min_reconnect_backoff_ms: grpc core uses it as the connect timeout, 20 s.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.use_local_subchannel_pool", 1),
+)
+
+
+def default_address() -> str:
+    """``$CKPTD_ADDRESS``, else 127.0.0.1:7070."""
+    return os.environ.get("CKPTD_ADDRESS") or DEFAULT_ADDRESS
+
+
+@dataclass
+class TensorEntry:
+    """A tensor entry to save: a torch tensor (any device) or numpy array.
+
+    ``device`` overrides the device recorded in the checkpoint (default: the tensor's
+    own, ``cpu`` for numpy); ``dtype`` reinterprets the bytes as another dtype of the
+    same width (e.g. a uint16 array holding bfloat16 bits).
+    """
+
+    key: str
+    tensor: Any
+    device: Optional[str] = None
+    dtype: Optional[str] = None
+    global_shape: Sequence[int] = ()
+    global_offsets: Sequence[int] = ()
+
+
+@dataclass
+class ObjectEntry:
+    """An opaque entry to save: bytes the caller serialised, and how (informational)."""
+
+    key: str
+    data: Union[bytes, bytearray, memoryview]
+    format: str = ""
+
+
+Entry = Union[TensorEntry, ObjectEntry]
+
+
+@dataclass
+class SaveResult:
+    """What a save staged. Pass ``attempt`` to :meth:`CkptdClient.commit`."""
+
+    bytes_received: int
+    bytes_stored: int
+    entry_count: int
+    attempt: int
+
+
+@dataclass
+class CommitResult:
+    """A commit decision: ``outcome`` is "COMMITTED" or "ABORTED"."""
+
+    outcome: str
+    reason: str
+    attempt: int
+    checkpoint: Optional[pb.Checkpoint] = None
+
+    @property
+    def committed(self) -> bool:
+        return self.outcome == "COMMITTED"
+
+
+@dataclass
+class LoadedTensor:
+    """A loaded tensor entry: ``value`` (a torch tensor, or numpy array when torch is
+    absent), the device it was saved from, and the daemon's target device for it."""
+
+    value: Any
+    saved_device: str
+    target_device: str
+    global_shape: Sequence[int] = ()
+    global_offsets: Sequence[int] = ()
+
+
+@dataclass
+class LoadedObject:
+    """A loaded object entry: its bytes and the format it was saved with."""
+
+    data: bytes
+    format: str
+
+
+@dataclass
+class LoadedItems:
+    """A Load stream assembled: the plan, and item -> key -> entry in stream order."""
+
+    plan: pb.LoadPlan
+    items: Dict[str, Dict[str, Union[LoadedTensor, LoadedObject]]] = field(default_factory=dict)
+
+
+@dataclass
+class CheckpointEvent:
+    """One entry of a job's durable event log."""
+
+    sequence: int
+    type: str  # "COMMITTED" or "DELETED"
+    job: str
+    checkpoint_id: str
+    step: int
+    reason: str
+    checkpoint: Optional[pb.Checkpoint]
+    commit_time: float  # seconds since the epoch
+    event_time: float
+
+
+_OUTCOMES = {pb.COMMIT_OUTCOME_COMMITTED: "COMMITTED", pb.COMMIT_OUTCOME_ABORTED: "ABORTED"}
+_EVENT_TYPES = {eval_pb.CHECKPOINT_EVENT_TYPE_COMMITTED: "COMMITTED", eval_pb.CHECKPOINT_EVENT_TYPE_DELETED: "DELETED"}
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _encode_chunk(data: memoryview, crc: int) -> bytes:
+    """A serialised SaveRequest{chunk: Chunk{data, crc32c}}, built around the data view so
+    the bytes are copied once (here) instead of into a message and again on serialising."""
+    n = len(data)
+    tail = b"\x10" + _varint(crc)  # Chunk.crc32c = 2, varint
+    inner_len = 1 + len(_varint(n)) + n + len(tail)  # Chunk.data = 1, length-delimited
+    head = b"\x1a" + _varint(inner_len) + b"\x0a" + _varint(n)  # SaveRequest.chunk = 3
+    return b"".join((head, data, tail))
+
+
+def _serialize_save_request(msg: Union[bytes, pb.SaveRequest]) -> bytes:
+    return msg if isinstance(msg, bytes) else msg.SerializeToString()
+
+
+def _ts_seconds(ts) -> float:
+    return ts.seconds + ts.nanos / 1e9
+
+
+def _event_of(e) -> CheckpointEvent:
+    kind = _EVENT_TYPES.get(e.type)
+    if kind is None:
+        raise Internal(f"the daemon sent event {e.sequence} of job {e.job} with unknown type {e.type}")
+    return CheckpointEvent(
+        sequence=e.sequence, type=kind, job=e.job, checkpoint_id=e.checkpoint_id, step=e.step, reason=e.reason,
+        checkpoint=e.checkpoint if e.HasField("checkpoint") else None,
+        commit_time=_ts_seconds(e.commit_time), event_time=_ts_seconds(e.event_time),
+    )
+
+
+class CkptdClient:
+    """A client of one ckptd daemon (normally the one on the caller's node).
+
+    Thread-safe: methods may be called concurrently. Every failure is raised as a
+    :class:`ckptd.CkptdError` subclass carrying the daemon's status and message.
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, address: Optional[str] = None, *, chunk_bytes: int = MAX_CHUNK_BYTES,
+                 credentials: Optional[grpc.ChannelCredentials] = None,
+                 channel_options: Sequence = ()):
+        if not (0 < chunk_bytes <= MAX_CHUNK_BYTES):
+            raise InvalidArgument(f"chunk_bytes must be in [1, {MAX_CHUNK_BYTES}], got {chunk_bytes}")
+        self.address = address or default_address()
+        self.chunk_bytes = int(chunk_bytes)
+        options = dict(CHANNEL_OPTIONS)
+        options.update(dict(channel_options))
+        options = list(options.items())
+        if credentials is None:
+            self.channel = grpc.insecure_channel(self.address, options=options)
+        else:
+            self.channel = grpc.secure_channel(self.address, credentials, options=options)
+        self.checkpoints_stub = pb_grpc.CheckpointServiceStub(self.channel)
+        self.evaluation_stub = eval_grpc.EvaluationServiceStub(self.channel)
+        self.retention_stub = ret_grpc.RetentionServiceStub(self.channel)
+        # Save takes pre-serialised chunk messages (see _encode_chunk) next to regular ones.
+        self._save = self.channel.stream_unary(
+            "/ckptd.v1.CheckpointService/Save",
+            request_serializer=_serialize_save_request,
+            response_deserializer=pb.SaveResponse.FromString,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Closes the channel; calls in flight fail with CANCELLED."""
+        self.channel.close()
+
+    def __enter__(self) -> "CkptdClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- CheckpointService -------------------------------------------------------------
+
+    def save(self, job: str, checkpoint_id: str, step: int, rank: int, world_size: int, item: str,
+             entries: Iterable[Entry], *, timeout: Optional[float] = None) -> SaveResult:
+        """Streams one item into the staging area of a checkpoint; returns once the daemon
+        staged it durably. Tensor bytes are read from the tensors' memory chunk by chunk,
+        as fast as the daemon takes them: do not modify the tensors until this returns.
+
+        ``entries`` is checked whole before the first byte is sent, so a bad entry fails
+        here with its key named rather than mid-stream.
+        """
+        prepared = _prepare_entries(entries)
+        failure: List[BaseException] = []
+        chunk_bytes = self.chunk_bytes
+
+        def requests() -> Iterator[Union[bytes, pb.SaveRequest]]:
+            try:
+                yield pb.SaveRequest(header=pb.SaveHeader(
+                    job=job, checkpoint_id=checkpoint_id, step=int(step), rank=int(rank),
+                    world_size=int(world_size), item=item))
+                running = 0
+                total = 0
+                for header, chunks in prepared:
+                    yield pb.SaveRequest(entry=header)
+                    for data in chunks(chunk_bytes):
+                        n = len(data)
+                        crc = _crc.crc32c(data)
+                        running = _crc.combine(running, crc, n)
+                        total += n
+                        yield _encode_chunk(data, crc)
+                yield pb.SaveRequest(trailer=pb.SaveTrailer(entry_count=len(prepared), byte_count=total, crc32c=running))
+            except BaseException as exc:  # noqa: BLE001 - re-raised by save() below
+                # grpc only logs an exception of the request iterator and cancels the call.
+                failure.append(exc)
+                raise
+
+        try:
+            res = self._save(requests(), timeout=timeout)
+        except grpc.RpcError as err:
+            if failure:
+                raise failure[0] from None
+            raise CkptdError.from_rpc_error(err) from None
+        return SaveResult(res.bytes_received, res.bytes_stored, res.entry_count, res.attempt)
+
+    def commit(self, job: str, checkpoint_id: str, step: int, rank: int, world_size: int, items: Sequence[str],
+               attempt: int = 0, *, timeout: Optional[float] = None) -> CommitResult:
+        """Votes for a checkpoint and waits for the decision. Returns ABORTED (does not
+        raise) when the commit decided so; raises only on gRPC errors. Idempotent."""
+        res = self._unary(self.checkpoints_stub.Commit, pb.CommitRequest(
+            job=job, checkpoint_id=checkpoint_id, step=int(step), rank=int(rank), world_size=int(world_size),
+            items=list(items), attempt=int(attempt)), timeout)
+        return CommitResult(_outcome(res.outcome), res.reason, res.attempt,
+                            res.checkpoint if res.HasField("checkpoint") else None)
+
+    def abort(self, job: str, checkpoint_id: str, rank: int, reason: str = "", attempt: int = 0, *,
+              timeout: Optional[float] = None) -> CommitResult:
+        """Votes no: the checkpoint's attempt aborts for every rank. Returns the decision
+        (COMMITTED when it had already been made)."""
+        res = self._unary(self.checkpoints_stub.Abort, pb.AbortRequest(
+            job=job, checkpoint_id=checkpoint_id, rank=int(rank), reason=reason, attempt=int(attempt)), timeout)
+        return CommitResult(_outcome(res.outcome), res.reason, res.attempt)
+
+    def get_checkpoint(self, job: str, checkpoint_id: str = "latest", *, full: bool = False,
+                       timeout: Optional[float] = None) -> pb.Checkpoint:
+        """One committed checkpoint, by id or "latest"; raises CheckpointNotFound when there is none."""
+        view = pb.CHECKPOINT_VIEW_FULL if full else pb.CHECKPOINT_VIEW_BASIC
+        res = self._unary(self.checkpoints_stub.GetCheckpoint,
+                          pb.GetCheckpointRequest(job=job, checkpoint_id=checkpoint_id, view=view), timeout)
+        return res.checkpoint
+
+    def list_checkpoints(self, job: str, *, page_size: int = 0, timeout: Optional[float] = None) -> Iterator[pb.Checkpoint]:
+        """Every committed checkpoint of a job, newest step first, fetching pages as it goes."""
+        token = ""
+        while True:
+            res = self._unary(self.checkpoints_stub.ListCheckpoints,
+                              pb.ListCheckpointsRequest(job=job, page_size=page_size, page_token=token), timeout)
+            yield from res.checkpoints
+            token = res.next_page_token
+            if not token:
+                return
+
+    def delete_checkpoint(self, job: str, checkpoint_id: str, *, timeout: Optional[float] = None) -> int:
+        """Deletes a committed checkpoint atomically; returns the bytes freed."""
+        res = self._unary(self.checkpoints_stub.DeleteCheckpoint,
+                          pb.DeleteCheckpointRequest(job=job, checkpoint_id=checkpoint_id), timeout)
+        return res.freed_bytes
+
+    def load(self, job: str, checkpoint_id: str = "latest", *, rank: int = 0, local_rank: int = 0,
+             devices: Sequence[str] = (), map_location: Optional[Mapping[str, str]] = None,
+             items: Sequence[str] = (), source_rank: Optional[int] = None,
+             timeout: Optional[float] = None) -> Iterator[pb.LoadResponse]:
+        """The raw Load stream: a plan, then per entry its header and its chunks (each
+        chunk's CRC-32C is checked again here). Leaving the loop early cancels the call."""
+        req = pb.LoadRequest(job=job, checkpoint_id=checkpoint_id, rank=int(rank), local_rank=int(local_rank),
+                             devices=list(devices), map_location=dict(map_location or {}), items=list(items))
+        if source_rank is not None:
+            req.source_rank = int(source_rank)
+        call = self.checkpoints_stub.Load(req, timeout=timeout)
+        finished = False
+        try:
+            for msg in call:
+                if msg.WhichOneof("msg") == "chunk" and msg.chunk.HasField("crc32c"):
+                    if _crc.crc32c(msg.chunk.data) != msg.chunk.crc32c:
+                        raise DataLoss(f"a chunk of {len(msg.chunk.data)} bytes failed its CRC-32C check in transit "
+                                       f"(job {job}, checkpoint {checkpoint_id}, rank {rank})")
+                yield msg
+            finished = True
+        except grpc.RpcError as err:
+            raise CkptdError.from_rpc_error(err) from None
+        finally:
+            if not finished:
+                call.cancel()
+
+    def load_items(self, job: str, checkpoint_id: str = "latest", *, rank: int = 0, local_rank: int = 0,
+                   devices: Sequence[str] = (), map_location: Optional[Mapping[str, str]] = None,
+                   items: Sequence[str] = (), source_rank: Optional[int] = None,
+                   place: Union[bool, Callable[[str, str, str, str], Optional[str]]] = True,
+                   timeout: Optional[float] = None) -> LoadedItems:
+        """Loads one rank's items into memory. Each tensor is assembled in one buffer of
+        its size, directly on its device:
+
+        - ``place=True``: the daemon's target device for the entry (its hint);
+        - ``place=False``: the host (CPU), whatever the hint;
+        - a callable ``(item, key, saved_device, target_device) -> device or None``
+          (None: the host).
+        """
+        loaded = LoadedItems(plan=pb.LoadPlan())
+        have_plan = False
+        current: Optional[TensorAssembler] = None
+        obj_parts: Optional[list] = None
+        obj_size = 0
+        where = ""
+        total = 0
+        staging = _Staging() if _has_torch() else None
+
+        def finish() -> None:
+            nonlocal current, obj_parts
+            if current is not None and not current.complete:
+                raise DataLoss(f"{where}: received {current.filled} bytes, expected {current.info.nbytes}")
+            if obj_parts is not None:
+                data = b"".join(obj_parts)
+                if len(data) != obj_size:
+                    raise DataLoss(f"{where}: received {len(data)} bytes, expected {obj_size}")
+                entry_ref.data = data
+            current = None
+            obj_parts = None
+
+        entry_ref: Any = None
+        for msg in self.load(job, checkpoint_id, rank=rank, local_rank=local_rank, devices=devices,
+                             map_location=map_location, items=items, source_rank=source_rank, timeout=timeout):
+            kind = msg.WhichOneof("msg")
+            if kind == "plan":
+                if have_plan:
+                    raise _protocol("a second plan")
+                have_plan = True
+                loaded.plan = msg.plan
+            elif kind == "entry":
+                if not have_plan:
+                    raise _protocol("an entry before the plan")
+                finish()
+                e = msg.entry
+                where = f"entry {e.item}/{e.key} of {job}/{checkpoint_id} rank {rank if source_rank is None else source_rank}"
+                item = loaded.items.setdefault(e.item, {})
+                if e.key in item:
+                    raise _protocol(f"{where} twice")
+                if e.WhichOneof("kind") == "tensor":
+                    spec = e.tensor
+                    info = TensorInfo(dtype_name(spec.dtype), spec.shape, spec.device)
+                    if info.nbytes != e.size_bytes:
+                        raise DataLoss(f"{where}: a {info.dtype} tensor of shape {list(info.shape)} cannot have {e.size_bytes} bytes")
+                    target = e.target_device or spec.device
+                    if place is True:
+                        device = target
+                    elif place is False:
+                        device = None
+                    else:
+                        device = place(e.item, e.key, spec.device, target)
+                    current = TensorAssembler(info, device, staging)
+                    entry_ref = LoadedTensor(current, spec.device, target, tuple(spec.global_shape), tuple(spec.global_offsets))
+                elif e.WhichOneof("kind") == "object":
+                    obj_parts = []
+                    obj_size = e.object.size_bytes
+                    entry_ref = LoadedObject(b"", e.object.format)
+                else:
+                    raise _protocol(f"{where} that is neither a tensor nor an object")
+                item[e.key] = entry_ref
+            elif kind == "chunk":
+                data = msg.chunk.data
+                total += len(data)
+                if current is not None:
+                    try:
+                        current.add(data)
+                    except ValueError:
+                        raise DataLoss(f"{where}: received more than the announced {current.info.nbytes} bytes") from None
+                elif obj_parts is not None:
+                    obj_parts.append(data)
+                else:
+                    raise _protocol("a chunk outside an entry")
+            else:
+                raise _protocol("a message without a plan, entry or chunk")
+        finish()
+        if not have_plan:
+            raise _protocol("no plan")
+        if total != loaded.plan.total_bytes:
+            raise DataLoss(f"the load of {job}/{checkpoint_id} rank {rank} streamed {total} bytes, the plan announced {loaded.plan.total_bytes}")
+        for item in loaded.items.values():
+            for entry in item.values():
+                if isinstance(entry, LoadedTensor):
+                    asm = entry.value
+                    # A dtype this torch lacks (uint16..64 before torch 2.3) comes back as a numpy array.
+                    entry.value = asm.torch() if _has_torch() and torch_dtype(asm.info.dtype) is not None else asm.numpy()
+        return loaded
+
+    # -- EvaluationService -----------------------------------------------------------
+
+    def watch(self, job: str, *, after_sequence: Optional[int] = None, from_step: Optional[int] = None,
+              from_now: bool = False, evaluator: str = "") -> "WatchStream":
+        """The job's event log (every commit and deletion, in order): a replay from the
+        start position (default: the first event), then live events; it never ends on its
+        own. Iterate it; ``cancel()`` (from any thread) or ``close()`` ends it."""
+        if sum(x is not None and x is not False for x in (after_sequence, from_step, from_now or None)) > 1:
+            raise InvalidArgument("watch: give at most one of after_sequence, from_step and from_now")
+        req = eval_pb.WatchCheckpointsRequest(job=job, evaluator=evaluator)
+        if after_sequence is not None:
+            req.after_sequence = int(after_sequence)
+        elif from_step is not None:
+            req.from_step = int(from_step)
+        elif from_now:
+            req.from_now = True
+        return WatchStream(self.evaluation_stub.WatchCheckpoints(req))
+
+    def checkpoints(self, job: str, *, evaluator: str = "", after_sequence: Optional[int] = None,
+                    from_step: Optional[int] = None, timeout: Optional[float] = None,
+                    min_backoff: float = 0.1, max_backoff: float = 5.0) -> Iterator[CheckpointEvent]:
+        """Yields each COMMITTED checkpoint of a job once, in commit order, pushed by
+        WatchCheckpoints (no polling). With ``evaluator`` set, each one sent holds a lease
+        (retention keeps it until the evaluator reports or the lease expires).
+
+        When the daemon goes away (UNAVAILABLE: a restart, a dropped connection) it
+        reconnects with backoff and resumes after the last event seen, so nothing is
+        skipped or repeated. It ends when ``timeout`` seconds pass without a new checkpoint
+        while the consumer waits for one (time spent handling one does not count), or when
+        the consumer stops iterating. Other errors are raised.
+        """
+        cursor = after_sequence
+        backoff = min_backoff
+        deadline = float("inf") if timeout is None else time.monotonic() + timeout
+        while True:
+            stream = self.watch(job, evaluator=evaluator,
+                                **({"after_sequence": cursor} if cursor is not None else
+                                   {"from_step": from_step} if from_step is not None else {}))
+            timed_out = threading.Event()
+            timer: Optional[threading.Timer] = None
+
+            def arm() -> None:
+                nonlocal timer
+                if deadline != float("inf"):
+                    def fire(s=stream):
+                        timed_out.set()
+                        s.cancel()
+                    timer = threading.Timer(max(0.0, deadline - time.monotonic()), fire)
+                    timer.daemon = True
+                    timer.start()
+
+            failure: Optional[CkptdError] = None
+            try:
+                arm()
+                for event in stream:
+                    backoff = min_backoff
+                    # The daemon resumes strictly after the cursor; this guards "never twice" regardless.
+                    if cursor is not None and event.sequence <= cursor:
+                        continue
+                    cursor = event.sequence
+                    if event.type != "COMMITTED":
+                        continue
+                    if timer is not None:
+                        timer.cancel()
+                    yield event
+                    if timeout is not None:
+                        deadline = time.monotonic() + timeout
+                    arm()
+            except CkptdError as err:
+                failure = err
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                stream.cancel()
+            if timed_out.is_set():
+                return
+            if failure is not None and failure.code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+                raise failure
+            wait = min(backoff, deadline - time.monotonic())
+            if wait < 0:
+                return
+            # Jitter keeps many evaluators from reconnecting to a restarted daemon in lockstep.
+            time.sleep(wait * (0.5 + random.random() / 2))
+            if time.monotonic() >= deadline:
+                return
+            backoff = min(backoff * 2, max_backoff)
+
+    def report_evaluation(self, job: str, checkpoint_id: str, evaluator: str,
+                          metrics: Optional[Mapping[str, float]] = None, *, failed: bool = False,
+                          message: str = "", timeout: Optional[float] = None) -> eval_pb.EvaluationReport:
+        """Records (durably) an evaluator's report on a committed checkpoint."""
+        status = eval_pb.EVALUATION_STATUS_FAILED if failed else eval_pb.EVALUATION_STATUS_SUCCEEDED
+        res = self._unary(self.evaluation_stub.ReportEvaluation, eval_pb.ReportEvaluationRequest(
+            job=job, checkpoint_id=checkpoint_id, evaluator=evaluator,
+            metrics={k: float(v) for k, v in (metrics or {}).items()}, status=status, message=message), timeout)
+        return res.report
+
+    def wait_for_evaluators(self, job: str, checkpoint_id: str, evaluators: Sequence[str],
+                            timeout: Optional[float] = None) -> List[eval_pb.EvaluationReport]:
+        """Blocks until every named evaluator reported on the checkpoint; returns their
+        reports in the order named. Raises DeadlineExceeded naming the missing evaluators
+        once ``timeout`` seconds pass (None: no limit)."""
+        timeout_ms = 0 if timeout is None else max(1, int(timeout * 1000))
+        # The daemon's own timer names the missing evaluators; the call's deadline is only a
+        # safety net, late enough that it never fires first.
+        res = self._unary(self.evaluation_stub.WaitForEvaluators, eval_pb.WaitForEvaluatorsRequest(
+            job=job, checkpoint_id=checkpoint_id, evaluators=list(evaluators), timeout_ms=timeout_ms),
+            None if timeout is None else timeout + 10)
+        return list(res.reports)
+
+    # -- RetentionService ------------------------------------------------------------
+
+    def set_retention_policy(self, job: str, *, keep_last: int = 0, keep_every_steps: int = 0, keep_best: int = 0,
+                             best_metric: str = "", best_mode: Optional[str] = None,
+                             timeout: Optional[float] = None) -> ret_pb.SetRetentionPolicyResponse:
+        """Replaces a job's retention policy and runs garbage collection; ``best_mode`` is "min" or "max"."""
+        modes = {None: ret_pb.METRIC_MODE_UNSPECIFIED, "min": ret_pb.METRIC_MODE_MIN, "max": ret_pb.METRIC_MODE_MAX}
+        if best_mode not in modes:
+            raise InvalidArgument(f"best_mode must be 'min' or 'max', got {best_mode!r}")
+        policy = ret_pb.RetentionPolicy(keep_last=keep_last, keep_every_steps=keep_every_steps, keep_best=keep_best,
+                                        best_metric=best_metric, best_mode=modes[best_mode])
+        return self._unary(self.retention_stub.SetRetentionPolicy,
+                           ret_pb.SetRetentionPolicyRequest(job=job, policy=policy), timeout)
+
+    def get_retention_policy(self, job: str, *, timeout: Optional[float] = None) -> ret_pb.GetRetentionPolicyResponse:
+        return self._unary(self.retention_stub.GetRetentionPolicy, ret_pb.GetRetentionPolicyRequest(job=job), timeout)
+
+    def pin_checkpoint(self, job: str, checkpoint_id: str, pinned: bool = True, *, timeout: Optional[float] = None) -> bool:
+        res = self._unary(self.retention_stub.PinCheckpoint,
+                          ret_pb.PinCheckpointRequest(job=job, checkpoint_id=checkpoint_id, pinned=pinned), timeout)
+        return res.pinned
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @staticmethod
+    def _unary(method, request, timeout: Optional[float]):
+        try:
+            return method(request, timeout=timeout)
+        except grpc.RpcError as err:
+            raise CkptdError.from_rpc_error(err) from None
+
+
+class WatchStream:
+    """An open WatchCheckpoints call: iterate it for :class:`CheckpointEvent`; ``cancel()`` ends it."""
+
+    def __init__(self, call):
+        self._call = call
+        self._cancelled = False
+
+    def __iter__(self) -> Iterator[CheckpointEvent]:
+        try:
+            for msg in self._call:
+                yield _event_of(msg.event)
+        except grpc.RpcError as err:
+            if self._cancelled:
+                return
+            raise CkptdError.from_rpc_error(err) from None
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._call.cancel()
+
+    close = cancel
+
+
+def _has_torch() -> bool:
+    from . import tensors
+    return tensors.torch is not None
+
+
+def _outcome(outcome: int) -> str:
+    name = _OUTCOMES.get(outcome)
+    if name is None:
+        raise Internal(f"the daemon returned no commit decision (outcome {outcome})")
+    return name
+
+
+def _protocol(what: str) -> Internal:
+    return Internal(f"the daemon's Load stream is out of order: it sent {what}")
+
+
+def _prepare_entries(entries: Iterable[Entry]):
+    """(EntryHeader, chunks(chunk_bytes)) per entry, every entry checked first."""
+    prepared = []
+    seen = set()
+    for entry in entries:
+        key = entry.key
+        if not isinstance(key, str) or not key:
+            raise InvalidArgument("an entry key must be a non-empty string")
+        if key in seen:
+            raise InvalidArgument(f"entry key {key!r} appears twice in the item")
+        seen.add(key)
+        if isinstance(entry, TensorEntry):
+            if not is_wire_tensor(entry.tensor):
+                raise InvalidArgument(f"entry {key}: not a dense tensor of a supported dtype: {type(entry.tensor).__name__}"
+                                      f" {getattr(entry.tensor, 'dtype', '')}")
+            info = tensor_info(entry.tensor, entry.device, entry.dtype)
+            header = pb.EntryHeader(key=key, tensor=tensor_spec(info, entry.global_shape, entry.global_offsets))
+            prepared.append((header, lambda n, t=entry.tensor: tensor_chunks(t, n)))
+        elif isinstance(entry, ObjectEntry):
+            data = memoryview(entry.data).cast("B")
+            header = pb.EntryHeader(key=key, object=pb.ObjectSpec(size_bytes=len(data), format=entry.format))
+            prepared.append((header, lambda n, d=data: (d[i:i + n] for i in range(0, len(d), n))))
+        else:
+            raise InvalidArgument(f"entry {key}: expected a TensorEntry or an ObjectEntry, got {type(entry).__name__}")
+    return prepared

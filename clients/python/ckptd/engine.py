@@ -1,0 +1,344 @@
+"""CheckpointEngine: DeepSpeed's checkpoint engine interface over ckptd.
+
+Call order, per rank: ``create(tag)`` -> ``save(state_dict, path)`` x N -> ``commit(tag)``;
+then, in a later run, ``load(path, map_location)``. Every rank of the job does the same
+with the same tag; the checkpoint becomes visible once all of them have committed.
+
+Duck-typed: DeepSpeed is not imported. Give an instance to a DeepSpeed engine after
+``deepspeed.initialize`` (``engine.checkpoint_engine = ckptd.CheckpointEngine(job=...)``).
+Both DeepSpeed interfaces are accepted: ``create(tag)``/``commit(tag)`` and the newer
+``create(info)``/``commit(info)`` with a ``CheckpointCommitInfo`` (its ``.tag`` is used).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Union
+
+from .client import CkptdClient, default_address
+from .errors import CheckpointAborted, CheckpointNotFound, FailedPrecondition, InvalidArgument
+from .state import MapLocation, flatten, placement, request_map_location, unflatten
+from .tensors import torch
+
+__all__ = ["CheckpointEngine", "Placement", "local_devices", "resolve_ranks", "step_of_tag"]
+
+log = logging.getLogger("ckptd")
+
+
+def step_of_tag(tag: str) -> int:
+    """The last integer in a tag (``global_step1000`` -> 1000), else 0."""
+    m = re.search(r"(\d+)\D*$", str(tag))
+    return int(m.group(1)) if m else 0
+
+
+def _env_int(name: str) -> Optional[int]:
+    v = os.environ.get(name)
+    if v is None or v == "":
+        return None
+    try:
+        return int(v)
+    except ValueError:
+        raise InvalidArgument(f"environment variable {name}={v!r} is not an integer") from None
+
+
+def resolve_ranks(rank: Optional[int] = None, world_size: Optional[int] = None,
+                  local_rank: Optional[int] = None) -> "tuple[int, int, int]":
+    """(rank, world_size, local_rank): explicit arguments win; then torch.distributed when
+    it is initialised; then the RANK / WORLD_SIZE / LOCAL_RANK environment variables
+    (set by torchrun, deepspeed and most launchers); else a single process (0, 1, 0)."""
+    d_rank = d_world = None
+    if torch is not None:
+        dist = getattr(torch, "distributed", None)
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            d_rank, d_world = dist.get_rank(), dist.get_world_size()
+    r = rank if rank is not None else d_rank if d_rank is not None else _env_int("RANK")
+    w = world_size if world_size is not None else d_world if d_world is not None else _env_int("WORLD_SIZE")
+    lr = local_rank if local_rank is not None else _env_int("LOCAL_RANK")
+    r = 0 if r is None else r
+    w = 1 if w is None else w
+    if lr is None:
+        local_world = _env_int("LOCAL_WORLD_SIZE")
+        lr = r % local_world if local_world else 0
+    if not (0 <= r < w):
+        raise InvalidArgument(f"rank {r} is not in [0, world size {w})")
+    return r, w, lr
+
+
+def local_devices() -> List[str]:
+    """This process's accelerator devices as the daemon expects them: ``cuda:0``..``cuda:n-1``, or none."""
+    if torch is not None and torch.cuda.is_available():
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return []
+
+
+@dataclass
+class _Pending:
+    step: int
+    items: Set[str] = field(default_factory=set)
+    attempt: int = 0
+
+
+@dataclass
+class Placement:
+    """What the daemon suggested for the last load: its ``map_location`` table, and per
+    key the saved and target device (for checking and logging)."""
+
+    checkpoint_id: str
+    source_rank: int
+    map_location: Dict[str, str]
+    targets: Dict[str, "tuple[str, str]"]
+
+
+def _tag_of(tag_or_info: Any) -> str:
+    tag = getattr(tag_or_info, "tag", tag_or_info)
+    if tag is None or str(tag) == "":
+        raise InvalidArgument("a checkpoint tag is required")
+    return str(tag)
+
+
+def _strip(path: str) -> str:
+    path = str(path)
+    return path.rstrip("/") if len(path) > 1 else path
+
+
+def parse_load_path(path: str) -> "tuple[str, str]":
+    """(tag, item) of a load path: ``a/b/tag/item``, ``tag/item``, or ``item`` (the latest checkpoint)."""
+    p = _strip(os.fspath(path))
+    item = posixpath.basename(p)
+    if not item:
+        raise InvalidArgument(f"load path {path!r} names no item")
+    parent = posixpath.dirname(p)
+    tag = "latest" if parent in ("", ".", "/") else posixpath.basename(parent)
+    return tag, item
+
+
+class CheckpointEngine:
+    """A rank's checkpoint engine (DeepSpeed's interface). One instance per rank.
+
+    ``job`` names the training run (default ``$CKPTD_JOB``); ``address`` the node's daemon
+    (default ``$CKPTD_ADDRESS``, else 127.0.0.1:7070), or pass a shared ``client``.
+    ``rank`` / ``world_size`` / ``local_rank``: see :func:`resolve_ranks` (resolved at the
+    first ``create``, so the engine may be built before ``init_process_group``).
+    ``devices``: what this rank can load onto (default: its CUDA devices, or none).
+    ``save_device``: record this device for every saved tensor instead of its own (a
+    string, or a callable ``tensor -> device``), e.g. when tensors were staged on CPU.
+    Timeouts are in seconds; the commit's default waits for the decision however long
+    the daemon's prepare timeout lets it take.
+    """
+
+    def __init__(self, config_params: Any = None, *, job: Optional[str] = None, address: Optional[str] = None,
+                 client: Optional[CkptdClient] = None, rank: Optional[int] = None, world_size: Optional[int] = None,
+                 local_rank: Optional[int] = None, devices: Optional[Sequence[str]] = None,
+                 save_device: Union[None, str, Callable[[Any], Optional[str]]] = None,
+                 save_timeout: Optional[float] = None, commit_timeout: Optional[float] = None,
+                 load_timeout: Optional[float] = None):
+        self.config_params = config_params
+        self.name = "ckptd"
+        job = job or os.environ.get("CKPTD_JOB")
+        if not job:
+            raise InvalidArgument("CheckpointEngine needs a job name: pass job=... or set CKPTD_JOB")
+        self.job = job
+        if client is not None and address is not None:
+            raise InvalidArgument("give either client or address, not both")
+        self._owns_client = client is None
+        self.client = client or CkptdClient(address or default_address())
+        self._explicit = (rank, world_size, local_rank)
+        self._ranks: Optional["tuple[int, int, int]"] = None
+        self._devices = list(devices) if devices is not None else None
+        self.save_device = save_device
+        self.save_timeout = save_timeout
+        self.commit_timeout = commit_timeout
+        self.load_timeout = load_timeout
+        self._pending: Dict[str, _Pending] = {}
+        self._current: Optional[str] = None
+        self._lock = threading.Lock()
+        self._commit_info = None
+        #: The summary (pb.Checkpoint) of the last checkpoint this engine committed.
+        self.last_committed = None
+        #: The device hints of the last load (:class:`Placement`).
+        self.last_placement: Optional[Placement] = None
+
+    # -- ranks and devices ---------------------------------------------------------------
+
+    def _resolve(self) -> "tuple[int, int, int]":
+        if self._ranks is None:
+            self._ranks = resolve_ranks(*self._explicit)
+        return self._ranks
+
+    @property
+    def rank(self) -> int:
+        return self._resolve()[0]
+
+    @property
+    def world_size(self) -> int:
+        return self._resolve()[1]
+
+    @property
+    def local_rank(self) -> int:
+        return self._resolve()[2]
+
+    @property
+    def devices(self) -> List[str]:
+        return list(self._devices) if self._devices is not None else local_devices()
+
+    # -- DeepSpeed's interface -------------------------------------------------------
+
+    def create(self, tag: Any, step: Optional[int] = None) -> None:
+        """Begins checkpoint ``tag`` on this rank; saves that follow go into it.
+        ``step`` defaults to the last integer in the tag (``global_step1000`` -> 1000)."""
+        tag = _tag_of(tag)
+        self._resolve()
+        with self._lock:
+            self._pending[tag] = _Pending(step=step_of_tag(tag) if step is None else int(step))
+            self._current = tag
+
+    def makedirs(self, path: str = "", exist_ok: bool = False) -> None:
+        """No-op: ckptd has no directories to make."""
+
+    def save(self, state_dict: Any, path: str, *, device: Union[None, str, Callable[[Any], Optional[str]]] = None) -> None:
+        """Saves ``state_dict`` as the item named by ``path``'s basename
+        (``/ckpt/global_step10/mp_rank_00_model_states.pt`` -> ``mp_rank_00_model_states.pt``)
+        into the checkpoint named by ``path``'s directory when that tag was created, else
+        the last created one. Returns once the daemon staged it durably. ``device``
+        overrides ``save_device`` for this call."""
+        p = _strip(os.fspath(path))
+        item = posixpath.basename(p)
+        if not item:
+            raise InvalidArgument(f"save path {path!r} names no item")
+        tag = self._tag_of_save_path(p)
+        pending = self._pending[tag]
+        entries = flatten(state_dict, device if device is not None else self.save_device)
+        res = self.client.save(self.job, tag, pending.step, self.rank, self.world_size, item, entries,
+                               timeout=self.save_timeout)
+        with self._lock:
+            pending.items.add(item)
+            # Items of an earlier, aborted attempt are gone; voting with the newest attempt
+            # makes the daemon abort again (naming the missing item) rather than mix attempts.
+            pending.attempt = max(pending.attempt, res.attempt)
+
+    def commit(self, tag: Any) -> bool:
+        """Votes for checkpoint ``tag`` with the items saved since ``create(tag)`` and waits
+        for the decision. Returns True when committed; raises :class:`CheckpointAborted`
+        when the decision is ABORTED (the tag may then be created and saved again)."""
+        tag = _tag_of(tag)
+        with self._lock:
+            pending = self._pending.get(tag)
+        if pending is None:
+            raise FailedPrecondition(f"checkpoint {tag} was not created on rank {self.rank}: call create(tag) first")
+        res = self.client.commit(self.job, tag, pending.step, self.rank, self.world_size, sorted(pending.items),
+                                 pending.attempt, timeout=self.commit_timeout)
+        with self._lock:
+            # Either way the decision is final for this attempt: a retry starts with create(tag).
+            self._pending.pop(tag, None)
+            if self._current == tag:
+                self._current = None
+        if not res.committed:
+            raise CheckpointAborted(
+                f"checkpoint {self.job}/{tag} attempt {res.attempt} was aborted: {res.reason or 'no reason given'}",
+                job=self.job, checkpoint_id=tag, reason=res.reason, attempt=res.attempt)
+        self.last_committed = res.checkpoint
+        log.info("ckptd: committed %s/%s (rank %d of %d)", self.job, tag, self.rank, self.world_size)
+        return True
+
+    def abort(self, tag: Any, reason: str = "") -> None:
+        """Votes no on ``tag``: its current attempt aborts for every rank."""
+        tag = _tag_of(tag)
+        with self._lock:
+            pending = self._pending.pop(tag, None)
+            if self._current == tag:
+                self._current = None
+        self.client.abort(self.job, tag, self.rank, reason or f"rank {self.rank} aborted",
+                          pending.attempt if pending else 0)
+
+    def load(self, path: str, map_location: MapLocation = None, *, source_rank: Optional[int] = None) -> Any:
+        """Loads one item and returns its state dict, exactly as saved.
+
+        ``path`` is ``.../tag/item`` (the path given to save), ``tag/item``, or ``item`` (the
+        latest committed checkpoint). This rank's own item is loaded; when this rank has no
+        item of that name (DeepSpeed's ``mp_rank_00_model_states.pt`` is written by one rank
+        and read by all) the one of the lowest rank that has it, or ``source_rank``'s.
+
+        ``map_location`` as in ``torch.load``: None applies the daemon's hints (for this
+        rank's devices and local rank); a str or torch.device puts everything there; a dict
+        maps saved device -> target (devices it does not name follow the hints); a callable
+        ``(tensor, saved_location) -> tensor or None`` is called with each tensor on the
+        CPU (None: the hint).
+        """
+        tag, item = parse_load_path(path)
+        rank, _, local_rank = self._resolve()
+        ckpt = self.client.get_checkpoint(self.job, tag, timeout=self.load_timeout)
+        if source_rank is None:
+            source_rank = _rank_with_item(ckpt, item, rank)
+            if source_rank is None:
+                raise CheckpointNotFound(f"checkpoint {self.job}/{ckpt.checkpoint_id} has no item {item} "
+                                         f"(items: {_items_of(ckpt)})")
+        loaded = self.client.load_items(
+            self.job, ckpt.checkpoint_id, rank=rank, local_rank=local_rank, devices=self.devices,
+            map_location=request_map_location(map_location), items=[item], source_rank=source_rank,
+            place=placement(map_location), timeout=self.load_timeout)
+        self.last_placement = Placement(
+            checkpoint_id=ckpt.checkpoint_id, source_rank=loaded.plan.source_rank,
+            map_location=dict(loaded.plan.map_location),
+            targets={p.key: (p.saved_device, p.target_device) for p in loaded.plan.placements if p.item == item})
+        entries = loaded.items.get(item)
+        if entries is None:
+            raise CheckpointNotFound(f"checkpoint {self.job}/{ckpt.checkpoint_id} has no item {item} for rank {source_rank}")
+        return unflatten(entries, map_location)
+
+    # Newer DeepSpeed versions call these; ckptd saves synchronously, one checkpoint at a time.
+
+    def is_data_parallel_writer(self, dp_rank: int) -> bool:
+        return dp_rank == 0
+
+    def is_decoupled(self) -> bool:
+        return False
+
+    def set_commit_info(self, info: Any) -> None:
+        self._commit_info = info
+
+    def get_commit_info(self) -> Any:
+        return self._commit_info
+
+    def cleanup(self) -> None:
+        pass
+
+    def preserves_storage_sharing(self) -> bool:
+        # Each tensor is stored as its own bytes, never its whole storage: no need to clone
+        # views before saving to avoid bloat.
+        return False
+
+    def close(self) -> None:
+        """Closes the client if the engine created it."""
+        if self._owns_client:
+            self.client.close()
+
+    def __enter__(self) -> "CheckpointEngine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _tag_of_save_path(self, path: str) -> str:
+        parent = posixpath.basename(posixpath.dirname(path))
+        with self._lock:
+            if parent in self._pending:
+                return parent
+            if self._current is None:
+                raise FailedPrecondition(f"no checkpoint was created on rank {self.rank}: call create(tag) before save")
+            return self._current
+
+
+def _items_of(ckpt) -> Dict[int, List[str]]:
+    return {r.rank: [i.name for i in r.items] for r in ckpt.ranks}
+
+
+def _rank_with_item(ckpt, item: str, own_rank: int) -> Optional[int]:
+    holders = sorted(r.rank for r in ckpt.ranks if any(i.name == item for i in r.items))
+    if not holders:
+        return None
+    return own_rank if own_rank in holders else holders[0]
