@@ -6,9 +6,12 @@
  *
  * Four CheckpointEngine instances (ranks 0..3, "on" cuda:0..3) save three checkpoints,
  * each with a `model` item (float32, bfloat16 and int64 tensors of a few MiB) and an
- * `optim` item; then the checkpoints are listed and the latest is loaded back by four
- * ranks of a restarted job on a node with two GPUs, and compared bit for bit with what
- * was saved. Exits non-zero on any mismatch.
+ * `optim` item. An evaluator in the same process follows the trainer live with
+ * `checkpoints()`: it loads each committed checkpoint's rank-0 model, checks it and
+ * reports metrics, while the trainer waits for its report after each commit
+ * (`waitForEvaluators`). Then the checkpoints are listed and the latest is loaded back by
+ * four ranks of a restarted job on a node with two GPUs, and compared bit for bit with
+ * what was saved. Exits non-zero on any mismatch.
  */
 import { parseArgs } from "node:util";
 import {
@@ -17,6 +20,8 @@ import {
   flattenStateDict,
   isUnavailable,
   tensor,
+  tensorArray,
+  type LoadedEntry,
   type StateDict,
 } from "../clients/ts/src/index.js";
 
@@ -26,6 +31,9 @@ const HIDDEN = 768;
 const VOCAB = 1024;
 /** The node the job restarts on has two GPUs, so the hints fold cuda:0..3 onto cuda:0..1. */
 const RESTART_DEVICES = ["cuda:0", "cuda:1"];
+const EVALUATOR = "eval-holdout";
+/** How long the trainer waits for the evaluator's report on each checkpoint. */
+const EVAL_TIMEOUT_MS = 60_000;
 
 /** mulberry32: a tiny seeded PRNG, so every run (and the check) regenerates the same bytes. */
 function prng(seed: number): () => number {
@@ -140,12 +148,82 @@ function hintsOf(dict: StateDict, savedDevice: (key: string) => string, into: Ma
   }
 }
 
+/** Root mean square of a float32 tensor. */
+function rms(entry: LoadedEntry | undefined): number {
+  if (entry?.kind !== "tensor" || entry.tensor.dtype !== "float32") return NaN;
+  const values = tensorArray(entry.tensor) as Float32Array;
+  let sum = 0;
+  for (const v of values) sum += v * v;
+  return Math.sqrt(sum / Math.max(values.length, 1));
+}
+
+/**
+ * The evaluator: follows the job's commits as they happen, loads each checkpoint's rank-0
+ * model, checks it against what rank 0 saved and reports metrics. It stops after the
+ * last step, or when no checkpoint came for a minute.
+ */
+async function evaluate(
+  address: string,
+  job: string,
+  lastStep: number,
+  log: string[],
+  signal: AbortSignal,
+): Promise<{ failures: number; steps: number[] }> {
+  const client = new CkptdClient(address);
+  let failures = 0;
+  const steps: number[] = [];
+  try {
+    for await (const ev of client.checkpoints(job, { evaluator: EVALUATOR, timeoutMs: 60_000, signal })) {
+      steps.push(ev.step);
+      const lag = Date.now() - ev.commitTime.getTime();
+      const started = performance.now();
+      const { items } = await client.loadItems({ job, checkpointId: ev.checkpointId, rank: 0, items: ["model"] });
+      const model = items.get("model");
+      const expected = modelState(0, ev.step);
+      const savedEmbed = flattenStateDict(expected).find((e) => e.key === "embed/weight");
+      const loadedEmbed = model?.get("embed/weight");
+      const exact = savedEmbed !== undefined && "tensor" in savedEmbed && loadedEmbed?.kind === "tensor" && Buffer.compare(loadedEmbed.tensor.data, savedEmbed.tensor.data) === 0;
+      const embedRms = rms(loadedEmbed);
+      const biasRms = rms(model?.get("layers/0/attn/bias"));
+      const failed = !exact;
+      if (failed) failures++;
+      // Logged before the report, so the trainer, which prints once the report is in, never prints ahead of it.
+      log.push(
+        `  [${EVALUATOR}] event #${ev.sequence}: ${ev.checkpointId} (step ${ev.step}) committed ${lag} ms ago; loaded rank 0 model ` +
+          `(${model?.size ?? 0} entries) in ${(performance.now() - started).toFixed(0)} ms, embed_rms ${embedRms.toFixed(5)}, ${failed ? "MISMATCH" : "bit-exact"}; reporting`,
+      );
+      await client.reportEvaluation({
+        job,
+        checkpointId: ev.checkpointId,
+        evaluator: EVALUATOR,
+        metrics: { embed_rms: embedRms, bias_rms: biasRms, entries: model?.size ?? 0 },
+        failed,
+        message: failed ? "rank-0 embed/weight differs from what was saved" : "",
+      });
+      if (ev.step >= lastStep) break;
+    }
+  } finally {
+    client.close();
+  }
+  return { failures, steps };
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { address: { type: "string" } } });
   const address = values.address ?? process.env["CKPTD_ADDRESS"] ?? "127.0.0.1:7070";
   const job = `demo-${new Date().toISOString().replace(/[:.]/g, "-")}`;
   console.log(`ckptd demo: job ${job}, ${WORLD_SIZE} ranks, daemon at ${address}\n`);
 
+  // The evaluator prints through this log, so its lines come out between the trainer's.
+  const evalLog: string[] = [];
+  const flushEvalLog = () => {
+    for (const line of evalLog.splice(0)) console.log(line);
+  };
+  const stopEvaluator = new AbortController();
+  const evaluator = evaluate(address, job, STEPS[STEPS.length - 1]!, evalLog, stopEvaluator.signal);
+  // Awaited after training; this keeps an early failure from being reported as unhandled first.
+  evaluator.catch(() => undefined);
+  const trainerClient = new CkptdClient(address);
   const trainers = Array.from({ length: WORLD_SIZE }, (_, rank) => new CheckpointEngine({ address, job, rank, worldSize: WORLD_SIZE }));
   try {
     for (const step of STEPS) {
@@ -172,10 +250,34 @@ async function main(): Promise<number> {
         `saved ${tag}: ${mib(raw)} raw → ${mib(stored)} stored (ratio ${(raw / Math.max(stored, 1)).toFixed(2)}), ` +
           `${secs.toFixed(2)} s, ${mib(raw / secs)}/s, committed attempt ${ckpt?.attempt ?? "?"}`,
       );
+      // tml's wait_for_evaluators: the trainer goes on once the evaluator has reported on this step.
+      const waitStarted = performance.now();
+      const [report] = await trainerClient.waitForEvaluators({ job, checkpointId: tag, evaluators: [EVALUATOR], timeoutMs: EVAL_TIMEOUT_MS });
+      flushEvalLog();
+      const metrics = Object.entries(report?.metrics ?? {})
+        .map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toFixed(5)}`)
+        .join(", ");
+      console.log(`  trainer: ${EVALUATOR} reported ${report?.status ?? "?"} on ${tag} after ${(performance.now() - waitStarted).toFixed(0)} ms of waiting: ${metrics}`);
     }
+  } catch (err) {
+    // Without this the evaluator would keep the process alive until its idle timeout.
+    stopEvaluator.abort();
+    throw err;
   } finally {
     for (const t of trainers) t.close();
+    trainerClient.close();
   }
+  const evaluated = await evaluator;
+  flushEvalLog();
+  if (evaluated.failures > 0) {
+    console.log(`\nFAILED: the evaluator found ${evaluated.failures} checkpoints whose rank-0 model differs from what was saved`);
+    return 1;
+  }
+  if (evaluated.steps.join() !== STEPS.join()) {
+    console.log(`\nFAILED: the evaluator saw steps [${evaluated.steps.join(", ")}], expected [${STEPS.join(", ")}] once each`);
+    return 1;
+  }
+  console.log(`\n${EVALUATOR} followed the trainer live: steps ${STEPS.join(", ")} evaluated once each, in commit order`);
 
   const client = new CkptdClient(address);
   const restarted = Array.from(

@@ -1,10 +1,14 @@
 /**
- * CkptdClient: the typed client of ckptd's CheckpointService. One method per RPC,
- * plus {@link CkptdClient.loadItems}, which assembles a Load stream into buffers.
+ * CkptdClient: the typed client of ckptd's CheckpointService, EvaluationService and
+ * RetentionService. One method per RPC, plus {@link CkptdClient.loadItems}, which
+ * assembles a Load stream into buffers, and {@link CkptdClient.checkpoints}, which
+ * follows a job's commits across reconnections.
  *
  * Call order for one checkpoint, per rank: `save` × N (one per item) → `commit`
  * (the rank's vote) | `abort`. The checkpoint becomes visible to `getCheckpoint`,
- * `listCheckpoints` and `load` once every rank has voted and the decision is durable.
+ * `listCheckpoints`, `load` and `watch` once every rank has voted and the decision is durable.
+ * An evaluator: `checkpoints` → per checkpoint `load` → `reportEvaluation`; a trainer
+ * calls `waitForEvaluators` after its commit.
  */
 import * as grpc from "@grpc/grpc-js";
 import { crc32c } from "@node-rs/crc32";
@@ -15,6 +19,15 @@ import type { AbortResponse } from "./gen/ckptd/v1/AbortResponse.js";
 import type { CommitOutcome } from "./gen/ckptd/v1/CommitOutcome.js";
 import type { CommitResponse } from "./gen/ckptd/v1/CommitResponse.js";
 import type { DeleteCheckpointResponse } from "./gen/ckptd/v1/DeleteCheckpointResponse.js";
+import type { EvaluationServiceClient } from "./gen/ckptd/v1/EvaluationService.js";
+import type { GetRetentionPolicyResponse } from "./gen/ckptd/v1/GetRetentionPolicyResponse.js";
+import type { PinCheckpointResponse } from "./gen/ckptd/v1/PinCheckpointResponse.js";
+import type { ReportEvaluationResponse } from "./gen/ckptd/v1/ReportEvaluationResponse.js";
+import type { RetentionServiceClient } from "./gen/ckptd/v1/RetentionService.js";
+import type { SetRetentionPolicyResponse } from "./gen/ckptd/v1/SetRetentionPolicyResponse.js";
+import type { WaitForEvaluatorsResponse } from "./gen/ckptd/v1/WaitForEvaluatorsResponse.js";
+import type { WatchCheckpointsRequestIn } from "./gen/ckptd/v1/WatchCheckpointsRequest.js";
+import type { WatchCheckpointsResponse } from "./gen/ckptd/v1/WatchCheckpointsResponse.js";
 import type { EntryHeaderIn } from "./gen/ckptd/v1/EntryHeader.js";
 import type { GetCheckpointResponse } from "./gen/ckptd/v1/GetCheckpointResponse.js";
 import type { ListCheckpointsResponse } from "./gen/ckptd/v1/ListCheckpointsResponse.js";
@@ -24,6 +37,21 @@ import type { LoadRequestIn } from "./gen/ckptd/v1/LoadRequest.js";
 import type { LoadResponse } from "./gen/ckptd/v1/LoadResponse.js";
 import type { SaveRequestIn } from "./gen/ckptd/v1/SaveRequest.js";
 import type { SaveResponse } from "./gen/ckptd/v1/SaveResponse.js";
+import {
+  eventOf,
+  followCheckpoints,
+  policyOf,
+  policyToWire,
+  reportOf,
+  type CheckpointEvent,
+  type CheckpointsOptions,
+  type EvaluationReport,
+  type ReportEvaluationRequest,
+  type ResolvedRetentionPolicy,
+  type RetentionPolicy,
+  type WaitForEvaluatorsRequest,
+  type WatchOptions,
+} from "./evaluation.js";
 import { dtypeByteSize, fromProtoDtype, isDtypeName, toProtoDtype, type Tensor } from "./tensor.js";
 import { CLIENT_CHANNEL_OPTIONS, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES, loadWire, tensorByteSize } from "./wire.js";
 
@@ -43,6 +71,18 @@ export interface CkptdClientOptions {
 export interface StreamCallOptions {
   /** Milliseconds from the start of the call until it fails with `DEADLINE_EXCEEDED`. @default no deadline */
   deadlineMs?: number;
+}
+
+/** Options of {@link CkptdClient.save}. */
+export interface SaveCallOptions extends StreamCallOptions {
+  /** Called once the last message of the item has been handed to gRPC (see {@link CkptdClient.saveAsync}). */
+  onHandedOff?: () => void;
+}
+
+/** A save whose bytes are all with gRPC and the daemon; see {@link CkptdClient.saveAsync}. */
+export interface PendingSave {
+  /** Resolves once the daemon has staged the item durably (what {@link CkptdClient.save} resolves with); rejects with its error. */
+  readonly durable: Promise<SaveResult>;
 }
 
 /** Per-call options of the unary calls. */
@@ -196,6 +236,10 @@ const OUTCOMES: Readonly<Partial<Record<CommitOutcome, Outcome>>> = {
 export class CkptdClient {
   /** The underlying grpc-js client, for calls this class does not wrap. */
   readonly raw: CheckpointServiceClient;
+  /** The grpc-js EvaluationService client, on the same channel as {@link raw}. */
+  readonly rawEvaluation: EvaluationServiceClient;
+  /** The grpc-js RetentionService client, on the same channel as {@link raw}. */
+  readonly rawRetention: RetentionServiceClient;
   /** Bytes per data chunk on save. */
   readonly chunkBytes: number;
 
@@ -210,8 +254,13 @@ export class CkptdClient {
     this.raw = new grpcObject.ckptd.v1.CheckpointService(
       options.address,
       options.credentials ?? grpc.credentials.createInsecure(),
-      { ...CLIENT_CHANNEL_OPTIONS, ...options.channelOptions },
+      // grpc-js backs off up to 120 s between reconnections; an evaluator following a restarted daemon should not wait that long.
+      { ...CLIENT_CHANNEL_OPTIONS, "grpc.max_reconnect_backoff_ms": 5_000, ...options.channelOptions },
     );
+    // One channel for the three services: one connection, and close() closes it for all.
+    const shared = { channelOverride: this.raw.getChannel() };
+    this.rawEvaluation = new grpcObject.ckptd.v1.EvaluationService(options.address, grpc.credentials.createInsecure(), shared);
+    this.rawRetention = new grpcObject.ckptd.v1.RetentionService(options.address, grpc.credentials.createInsecure(), shared);
   }
 
   /**
@@ -219,7 +268,7 @@ export class CkptdClient {
    * has staged it durably. Tensor bytes are sent as views of the caller's memory, chunk
    * by chunk, pausing whenever the stream's buffers are full.
    */
-  async save(req: SaveRequest, options: StreamCallOptions = {}): Promise<SaveResult> {
+  async save(req: SaveRequest, options: SaveCallOptions = {}): Promise<SaveResult> {
     let settled = false;
     let finish!: (err: grpc.ServiceError | null, res?: SaveResponse) => void;
     const done = new Promise<SaveResponse | undefined>((resolve, reject) => {
@@ -283,6 +332,8 @@ export class CkptdClient {
         trailerSent = true;
         await write({ trailer: { entryCount, byteCount, crc32c: runningCrc } });
         call.end();
+        // Every chunk was serialised into gRPC's buffers (or sent) by its write: the caller's tensors are free again.
+        options.onHandedOff?.();
       }
     } catch (err) {
       // A bad entry or a failing entry source: cancel so that nothing of this stream is staged.
@@ -296,6 +347,29 @@ export class CkptdClient {
     }
     if (!res) throw new CkptdError(Code.INTERNAL, `the daemon sent no SaveResponse for item ${req.item}`);
     return { bytesReceived: res.bytesReceived, bytesStored: res.bytesStored, entryCount: res.entryCount, attempt: res.attempt };
+  }
+
+  /**
+   * Async save: resolves as soon as the item's last byte has been handed off (copied into
+   * gRPC's buffers, which the daemon drains into its own memory within its
+   * `--memory-budget-mib`; beyond that budget the daemon stops reading and this waits),
+   * so the trainer can modify its tensors again while the daemon writes. Durability is
+   * unchanged: `durable` resolves once the item is staged and fsynced, and a rank must
+   * await it before its {@link commit} (Commit still means durable).
+   *
+   * @example
+   * const pending = await client.saveAsync(req); // the trainer's stall ends here
+   * // ... the next training steps ...
+   * const { attempt } = await pending.durable;
+   * await client.commit({ ..., items: [req.item], attempt });
+   */
+  async saveAsync(req: SaveRequest, options: StreamCallOptions = {}): Promise<PendingSave> {
+    let handedOff!: () => void;
+    const handed = new Promise<void>((resolve) => (handedOff = resolve));
+    const durable = this.save(req, { ...options, onHandedOff: handedOff });
+    // A failure before the hand-off rejects here; after it, through `durable`.
+    await Promise.race([handed, durable]);
+    return { durable };
   }
 
   /**
@@ -487,6 +561,158 @@ export class CkptdClient {
     return { plan, items };
   }
 
+  /**
+   * Streams a job's event log: every commit and deletion, in commit order, each with a
+   * sequence number one higher than the last. It first replays the log from the start
+   * position (by default the first event), then pushes live events; it never ends on its
+   * own. Remember `sequence` to resume with `afterSequence` after a disconnection or a
+   * daemon restart (the log is durable), or use {@link checkpoints}, which does that.
+   *
+   * Pull-based: the call starts with the first `next()`; while the consumer is busy the
+   * stream stops reading, so the daemon is held back by HTTP/2 flow control. Leaving the
+   * loop cancels the call, and so does aborting `options.signal` (the loop then ends
+   * without an error).
+   *
+   * @example
+   * for await (const ev of client.watch("pretrain", { afterSequence: lastSeen })) {
+   *   if (ev.type === "COMMITTED") console.log(ev.sequence, ev.checkpointId, ev.step);
+   * }
+   */
+  watch(job: string, options: WatchOptions = {}): AsyncIterable<CheckpointEvent> {
+    const request: WatchCheckpointsRequestIn = { job, evaluator: options.evaluator ?? "" };
+    const starts = [options.afterSequence, options.fromStep, options.fromNow ? true : undefined].filter((v) => v !== undefined);
+    if (starts.length > 1) throw new CkptdError(Code.INVALID_ARGUMENT, "watch: give at most one of afterSequence, fromStep and fromNow");
+    if (options.afterSequence !== undefined) request.afterSequence = nonNegative("afterSequence", options.afterSequence);
+    else if (options.fromStep !== undefined) request.fromStep = nonNegative("fromStep", options.fromStep);
+    else if (options.fromNow) request.fromNow = true;
+    return this.watchEvents(request, options.signal);
+  }
+
+  private async *watchEvents(request: WatchCheckpointsRequestIn, signal: AbortSignal | undefined): AsyncGenerator<CheckpointEvent, void, undefined> {
+    if (signal?.aborted) return;
+    const call = this.rawEvaluation.watchCheckpoints(request);
+    const onAbort = () => call.cancel();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    let ended = false;
+    try {
+      for await (const msg of call as AsyncIterable<WatchCheckpointsResponse>) {
+        // Messages already buffered when the signal fired are not handed out.
+        if (signal?.aborted) return;
+        if (!msg.event) throw new CkptdError(Code.INTERNAL, `the daemon sent a WatchCheckpointsResponse without an event (job ${request.job})`);
+        yield eventOf(msg.event);
+      }
+      ended = true;
+    } catch (err) {
+      if (signal?.aborted) return;
+      throw CkptdError.from(err);
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      if (!ended) call.cancel();
+    }
+  }
+
+  /**
+   * Follows a job's commits as an evaluator: yields each COMMITTED checkpoint once, in
+   * commit order, and holds a lease on it (retention keeps it) until the evaluator
+   * reports on it or the daemon's lease TTL passes. The push version of tml's
+   * `checkpoints_iterator`, without polling.
+   *
+   * When the daemon goes away (`UNAVAILABLE`: a restart, a dropped connection) it
+   * reconnects with backoff and resumes after the last event seen, so nothing is skipped
+   * or repeated. Other errors are thrown. It ends when `timeoutMs` passes without a new
+   * checkpoint, when `signal` aborts, or when the consumer leaves the loop. To resume in a
+   * later process, pass the last handled event's `sequence` as `afterSequence`.
+   *
+   * A replay of old events may yield a checkpoint that retention has since deleted; its
+   * load then fails with `NOT_FOUND`.
+   *
+   * @example
+   * for await (const ev of client.checkpoints("pretrain", { evaluator: "eval-holdout", timeoutMs: 3_600_000 })) {
+   *   const { items } = await client.loadItems({ job: "pretrain", checkpointId: ev.checkpointId, rank: 0, items: ["model"] });
+   *   await client.reportEvaluation({ job: "pretrain", checkpointId: ev.checkpointId, evaluator: "eval-holdout", metrics: { loss: evaluate(items) } });
+   * }
+   */
+  checkpoints(job: string, options: CheckpointsOptions): AsyncIterable<CheckpointEvent> {
+    if (!options.evaluator) throw new CkptdError(Code.INVALID_ARGUMENT, "checkpoints: an evaluator name is required");
+    return followCheckpoints((o) => this.watch(job, o), options);
+  }
+
+  /** Records (durably) an evaluator's report on a committed checkpoint; ends its lease on it. */
+  async reportEvaluation(req: ReportEvaluationRequest, options: UnaryCallOptions = {}): Promise<EvaluationReport> {
+    const res = await unary<ReportEvaluationResponse>((cb) =>
+      this.rawEvaluation.reportEvaluation(
+        {
+          job: req.job,
+          checkpointId: req.checkpointId,
+          evaluator: req.evaluator,
+          metrics: { ...req.metrics },
+          status: req.failed ? "EVALUATION_STATUS_FAILED" : "EVALUATION_STATUS_SUCCEEDED",
+          message: req.message ?? "",
+        },
+        callOptions(options.timeoutMs),
+        cb,
+      ),
+    );
+    if (!res.report) throw new CkptdError(Code.INTERNAL, `the daemon answered ReportEvaluation ${req.job}/${req.checkpointId} without the report`);
+    return reportOf(res.report);
+  }
+
+  /**
+   * Waits until every named evaluator has reported on the checkpoint and returns their
+   * reports, in the order the names were given. A failed evaluation counts as reported
+   * (its `status` is `FAILED`). Throws `DEADLINE_EXCEEDED` naming the evaluators still
+   * missing once `timeoutMs` passes, `NOT_FOUND` for an unknown checkpoint.
+   */
+  async waitForEvaluators(req: WaitForEvaluatorsRequest): Promise<EvaluationReport[]> {
+    const timeoutMs = req.timeoutMs === undefined ? 0 : nonNegative("timeoutMs", req.timeoutMs);
+    if (timeoutMs > 0xffffffff) throw new CkptdError(Code.INVALID_ARGUMENT, `timeoutMs must be below 2^32, got ${timeoutMs}`);
+    // The daemon's own timer names the missing evaluators; the call's deadline is only a
+    // safety net, late enough that it never fires first.
+    const deadlineMs = req.timeoutMs === undefined ? undefined : timeoutMs + 10_000;
+    const res = await unary<WaitForEvaluatorsResponse>((cb) =>
+      this.rawEvaluation.waitForEvaluators(
+        { job: req.job, checkpointId: req.checkpointId ?? "latest", evaluators: [...req.evaluators], timeoutMs },
+        callOptions(deadlineMs),
+        cb,
+      ),
+    );
+    return res.reports.map(reportOf);
+  }
+
+  /**
+   * Replaces a job's retention policy (durably) and runs garbage collection at once.
+   * Rules left out are 0 (off); all 0 keeps everything.
+   * @returns the policy in force and the ids of the checkpoints the collection deleted
+   */
+  async setRetentionPolicy(
+    job: string,
+    policy: RetentionPolicy,
+    options: UnaryCallOptions = {},
+  ): Promise<{ policy: ResolvedRetentionPolicy; deletedCheckpointIds: string[] }> {
+    const wire = policyToWire(policy);
+    const res = await unary<SetRetentionPolicyResponse>((cb) =>
+      this.rawRetention.setRetentionPolicy({ job, policy: wire }, callOptions(options.timeoutMs), cb),
+    );
+    return { policy: policyOf(res.policy), deletedCheckpointIds: res.deletedCheckpointIds };
+  }
+
+  /** A job's retention policy (the daemon's defaults when never set) and its pinned checkpoints. */
+  async getRetentionPolicy(job: string, options: UnaryCallOptions = {}): Promise<{ policy: ResolvedRetentionPolicy; pinnedCheckpointIds: string[] }> {
+    const res = await unary<GetRetentionPolicyResponse>((cb) => this.rawRetention.getRetentionPolicy({ job }, callOptions(options.timeoutMs), cb));
+    return { policy: policyOf(res.policy), pinnedCheckpointIds: res.pinnedCheckpointIds };
+  }
+
+  /**
+   * Pins (or, with `pinned` false, unpins) a committed checkpoint: retention never
+   * deletes a pinned one. Resolves with whether it is now pinned.
+   */
+  async pinCheckpoint(job: string, checkpointId: string, pinned = true, options: UnaryCallOptions = {}): Promise<boolean> {
+    const res = await unary<PinCheckpointResponse>((cb) =>
+      this.rawRetention.pinCheckpoint({ job, checkpointId, pinned }, callOptions(options.timeoutMs), cb),
+    );
+    return res.pinned;
+  }
+
   /** Closes the channel; calls in flight fail with `CANCELLED`. */
   close(): void {
     this.raw.close();
@@ -495,6 +721,11 @@ export class CkptdClient {
 
 function callOptions(ms: number | undefined): grpc.CallOptions {
   return ms === undefined ? {} : { deadline: new Date(Date.now() + ms) };
+}
+
+function nonNegative(name: string, v: number): number {
+  if (!Number.isSafeInteger(v) || v < 0) throw new CkptdError(Code.INVALID_ARGUMENT, `${name} must be a non-negative integer, got ${v}`);
+  return v;
 }
 
 function unary<T>(start: (cb: (err: grpc.ServiceError | null, res?: T) => void) => unknown): Promise<T> {

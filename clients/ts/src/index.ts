@@ -2,7 +2,10 @@
  * The TypeScript client of ckptd, the per-node checkpoint daemon.
  *
  * - {@link CkptdClient}: one method per CheckpointService RPC (save, commit, abort,
- *   getCheckpoint, listCheckpoints, deleteCheckpoint, load) plus loadItems.
+ *   getCheckpoint, listCheckpoints, deleteCheckpoint, load) plus loadItems; per
+ *   EvaluationService RPC (watch, reportEvaluation, waitForEvaluators) plus checkpoints,
+ *   which follows a job's commits across reconnections; per RetentionService RPC
+ *   (setRetentionPolicy, getRetentionPolicy, pinCheckpoint).
  * - {@link CheckpointEngine}: DeepSpeed's CheckpointEngine (create, save, commit, load)
  *   over nested state dicts.
  * - {@link tensor}: wraps typed arrays as tensors without copying.
@@ -14,6 +17,13 @@
  * await engine.save({ layer: { weight: tensor(w, { shape: [1024, 1024], device: "cuda:0" }) } }, "/ckpt/global_step1000/model");
  * await engine.commit("global_step1000");
  * const state = await engine.load("global_step1000/model");
+ *
+ * @example
+ * // An evaluator that follows the trainer live, and the trainer waiting for it.
+ * for await (const ev of client.checkpoints("pretrain", { evaluator: "eval-holdout" })) {
+ *   await client.reportEvaluation({ job: "pretrain", checkpointId: ev.checkpointId, evaluator: "eval-holdout", metrics: { loss } });
+ * }
+ * const [report] = await client.waitForEvaluators({ job: "pretrain", checkpointId: "global_step1000", evaluators: ["eval-holdout"], timeoutMs: 600_000 });
  */
 export {
   CkptdClient,
@@ -30,6 +40,8 @@ export {
   type Outcome,
   type SaveEntry,
   type SaveRequest,
+  type PendingSave,
+  type SaveCallOptions,
   type SaveResult,
   type StreamCallOptions,
   type UnaryCallOptions,
@@ -44,6 +56,20 @@ export {
   type StateDict,
   type StateValue,
 } from "./engine.js";
+export {
+  type CheckpointEvent,
+  type CheckpointEventType,
+  type CheckpointsOptions,
+  type EvaluationReport,
+  type EvaluationStatus,
+  type MetricModeName,
+  type ReportEvaluationRequest,
+  type ResolvedRetentionPolicy,
+  type RetentionPolicy,
+  type WaitForEvaluatorsRequest,
+  type WatchOptions,
+  type WatchStart,
+} from "./evaluation.js";
 export {
   CheckpointAbortedError,
   CkptdError,
