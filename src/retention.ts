@@ -94,24 +94,35 @@ export class Retention {
     return [...(this.jobs.get(job)?.pinned ?? [])].sort();
   }
 
+  /** Replaces the job's policy durably, then applies it (one step: no GC sees it before it is on disk). */
   async setPolicy(job: string, policy: RetentionPolicy): Promise<string[]> {
     checkName("job", job);
     if (policy.keepBest > 0 && (!policy.bestMetric || !policy.bestMode))
       throw invalidArgument("keep_best needs best_metric and best_mode (METRIC_MODE_MIN or METRIC_MODE_MAX)");
-    const j = this.job(job);
-    j.policy = policy;
-    await this.persist(job);
-    this.log.info({ job, policy }, "retention policy set");
-    return this.gc(job);
+    return this.serial(job, async () => {
+      const j = this.job(job);
+      const previous = j.policy;
+      j.policy = policy;
+      try {
+        await this.persist(job);
+      } catch (err) {
+        j.policy = previous;
+        throw err;
+      }
+      this.log.info({ job, policy }, "retention policy set");
+      return this.collect(job);
+    });
   }
 
   async pin(job: string, checkpointId: string, pinned: boolean): Promise<boolean> {
     checkName("job", job);
     const id = this.catalog.get(job, checkpointId).checkpointId;
-    const j = this.job(job);
-    if (pinned) j.pinned.add(id);
-    else j.pinned.delete(id);
-    await this.persist(job);
+    await this.serial(job, async () => {
+      const j = this.job(job);
+      if (pinned) j.pinned.add(id);
+      else j.pinned.delete(id);
+      await this.persist(job);
+    });
     if (!pinned) void this.gc(job);
     return pinned;
   }
@@ -150,24 +161,26 @@ export class Retention {
 
   /** Applies the job's policy; returns the ids it deleted. */
   gc(job: string): Promise<string[]> {
-    return this.serial(job, async () => {
-      const policy = this.policy(job);
-      const doomed = this.plan(job, policy);
-      const deleted: string[] = [];
-      for (const c of doomed) {
-        try {
-          await this.deleteNow(job, c.checkpointId, `retention: ${describe(policy)}`);
-          this.metrics?.deletions.inc({ by: "retention" });
-          deleted.push(c.checkpointId);
-        } catch (err) {
-          this.log.error({ err, job, checkpoint: c.checkpointId }, "retention could not delete a checkpoint");
-        }
-      }
-      return deleted;
-    }).catch((err: unknown) => {
+    return this.serial(job, () => this.collect(job)).catch((err: unknown) => {
       this.log.error({ err, job }, "retention failed");
       return [];
     });
+  }
+
+  /** The body of a GC; runs inside the job's serial chain. */
+  private async collect(job: string): Promise<string[]> {
+    const policy = this.policy(job);
+    const deleted: string[] = [];
+    for (const c of this.plan(job, policy)) {
+      try {
+        await this.deleteNow(job, c.checkpointId, `retention: ${describe(policy)}`);
+        this.metrics?.deletions.inc({ by: "retention" });
+        deleted.push(c.checkpointId);
+      } catch (err) {
+        this.log.error({ err, job, checkpoint: c.checkpointId }, "retention could not delete a checkpoint");
+      }
+    }
+    return deleted;
   }
 
   /** The checkpoints the policy would delete now. */
