@@ -191,6 +191,19 @@ describe("per-job tokens", () => {
     expect(saveB?.code).toBe(grpc.status.PERMISSION_DENIED);
   });
 
+  it("auth - the TypeScript client sends its token on every call", async () => {
+    const withToken = new CkptdClient({ address: d.address, token: tokens.jobs.jobB });
+    const saved = await withToken.save({ job: "jobB", checkpointId: "s1", step: 1, rank: 0, worldSize: 1, item: "m", entries: [{ key: "o", object: { data: Buffer.from("x") } }] });
+    const c = await withToken.commit({ job: "jobB", checkpointId: "s1", step: 1, rank: 0, worldSize: 1, items: ["m"], attempt: saved.attempt });
+    expect(c.outcome).toBe("COMMITTED");
+    expect((await withToken.listCheckpoints("jobB")).checkpoints).toHaveLength(1);
+    await expect(withToken.listCheckpoints("jobA")).rejects.toThrow(/PERMISSION_DENIED|belongs to job 'jobB'/);
+    withToken.close();
+    const without = new CkptdClient(d.address);
+    await expect(without.listCheckpoints("jobB")).rejects.toThrow(/UNAUTHENTICATED|requires a token/);
+    without.close();
+  });
+
   it("auth - health checks need no token", async () => {
     const health = new grpc.Client(d.address, grpc.credentials.createInsecure());
     const res = await new Promise<Buffer>((resolve, reject) =>

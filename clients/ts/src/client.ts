@@ -65,6 +65,22 @@ export interface CkptdClientOptions {
   chunkBytes?: number;
   /** Extra grpc-js channel options, merged over the defaults (large messages and windows). */
   channelOptions?: grpc.ChannelOptions;
+  /**
+   * Bearer token for a daemon started with `--auth-tokens` (the job's token, or the admin
+   * token for deletes and retention), sent as `authorization: Bearer <token>` on every call.
+   */
+  token?: string;
+}
+
+/** Adds the bearer token to every call's metadata (works on plaintext loopback, unlike call credentials). */
+function bearerInterceptor(token: string): grpc.Interceptor {
+  return (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        metadata.set("authorization", `Bearer ${token}`);
+        next(metadata, listener);
+      },
+    });
 }
 
 /** Per-call options of {@link CkptdClient.save} and {@link CkptdClient.load}. */
@@ -251,14 +267,15 @@ export class CkptdClient {
     }
     this.chunkBytes = chunkBytes;
     const { grpcObject } = loadWire();
+    const interceptors = options.token ? [bearerInterceptor(options.token)] : [];
     this.raw = new grpcObject.ckptd.v1.CheckpointService(
       options.address,
       options.credentials ?? grpc.credentials.createInsecure(),
       // grpc-js backs off up to 120 s between reconnections; an evaluator following a restarted daemon should not wait that long.
-      { ...CLIENT_CHANNEL_OPTIONS, "grpc.max_reconnect_backoff_ms": 5_000, ...options.channelOptions },
+      { ...CLIENT_CHANNEL_OPTIONS, "grpc.max_reconnect_backoff_ms": 5_000, ...options.channelOptions, interceptors },
     );
     // One channel for the three services: one connection, and close() closes it for all.
-    const shared = { channelOverride: this.raw.getChannel() };
+    const shared = { channelOverride: this.raw.getChannel(), interceptors };
     this.rawEvaluation = new grpcObject.ckptd.v1.EvaluationService(options.address, grpc.credentials.createInsecure(), shared);
     this.rawRetention = new grpcObject.ckptd.v1.RetentionService(options.address, grpc.credentials.createInsecure(), shared);
   }
