@@ -12,6 +12,7 @@ Both DeepSpeed interfaces are accepted: ``create(tag)``/``commit(tag)`` and the 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import posixpath
@@ -129,6 +130,10 @@ class CheckpointEngine:
     string, or a callable ``tensor -> device``), e.g. when tensors were staged on CPU.
     Timeouts are in seconds; the commit's default waits for the decision however long
     the daemon's prepare timeout lets it take.
+    ``stub_files``: also write a small JSON marker file at each save path (and make its
+    directories), for code that finds checkpoint files on disk - DeepSpeed's
+    ``load_checkpoint`` globs for them and checks they exist. The data itself is only in
+    ckptd; a marker only names where it is.
     """
 
     def __init__(self, config_params: Any = None, *, job: Optional[str] = None, address: Optional[str] = None,
@@ -136,7 +141,7 @@ class CheckpointEngine:
                  local_rank: Optional[int] = None, devices: Optional[Sequence[str]] = None,
                  save_device: Union[None, str, Callable[[Any], Optional[str]]] = None,
                  save_timeout: Optional[float] = None, commit_timeout: Optional[float] = None,
-                 load_timeout: Optional[float] = None):
+                 load_timeout: Optional[float] = None, stub_files: bool = False):
         self.config_params = config_params
         self.name = "ckptd"
         job = job or os.environ.get("CKPTD_JOB")
@@ -154,6 +159,7 @@ class CheckpointEngine:
         self.save_timeout = save_timeout
         self.commit_timeout = commit_timeout
         self.load_timeout = load_timeout
+        self.stub_files = stub_files
         self._pending: Dict[str, _Pending] = {}
         self._current: Optional[str] = None
         self._lock = threading.Lock()
@@ -198,7 +204,9 @@ class CheckpointEngine:
             self._current = tag
 
     def makedirs(self, path: str = "", exist_ok: bool = False) -> None:
-        """No-op: ckptd has no directories to make."""
+        """No-op (ckptd has no directories to make), unless ``stub_files`` is set."""
+        if self.stub_files and path:
+            os.makedirs(path, exist_ok=exist_ok)
 
     def save(self, state_dict: Any, path: str, *, device: Union[None, str, Callable[[Any], Optional[str]]] = None) -> None:
         """Saves ``state_dict`` as the item named by ``path``'s basename
@@ -220,6 +228,20 @@ class CheckpointEngine:
             # Items of an earlier, aborted attempt are gone; voting with the newest attempt
             # makes the daemon abort again (naming the missing item) rather than mix attempts.
             pending.attempt = max(pending.attempt, res.attempt)
+        if self.stub_files:
+            self._write_stub(p, tag, item, pending.step, res.attempt)
+
+    def _write_stub(self, path: str, tag: str, item: str, step: int, attempt: int) -> None:
+        stub = {"ckptd": {"address": self.client.address, "job": self.job, "checkpoint_id": tag, "step": step,
+                          "rank": self.rank, "world_size": self.world_size, "item": item, "attempt": attempt}}
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(stub, f)
+            f.write("\n")
+        os.replace(tmp, path)
 
     def commit(self, tag: Any) -> bool:
         """Votes for checkpoint ``tag`` with the items saved since ``create(tag)`` and waits

@@ -1,7 +1,9 @@
 """CheckpointEngine (DeepSpeed's interface): multi-process saves and restores, device
 hints, the two-phase commit when a rank dies, and errors."""
 
+import json
 import socket
+import threading
 
 import grpc
 import pytest
@@ -61,6 +63,7 @@ def test_rank_dying_before_commit_aborts_the_checkpoint_for_the_others(start_dae
     engine = ckptd.CheckpointEngine(job=job, address=address, rank=0, world_size=WORLD)
     assert engine.load(SHARED_ITEM)["global_steps"] == 100  # "latest" is still global_step1
     assert engine.last_placement.checkpoint_id == "global_step1"
+    engine.close()
 
 
 def _save_on_fake_gpus(address, job, tag="global_step5"):
@@ -84,6 +87,7 @@ def test_load_follows_the_daemon_hint_without_map_location(daemon, job):
     assert torch.equal(loaded["w"], state["w"]) and torch.equal(loaded["b"], state["b"]) and loaded["lr"] == 0.1
     assert engine.last_placement.map_location == {"cuda:1": "cpu"}
     assert engine.last_placement.targets["w"] == ("cuda:1", "cpu")
+    engine.close()
 
 
 def test_the_daemon_maps_saved_gpus_onto_the_loaders_devices(daemon, job):
@@ -94,6 +98,7 @@ def test_the_daemon_maps_saved_gpus_onto_the_loaders_devices(daemon, job):
     stream.close()
     assert dict(plan.map_location) == {"cuda:1": "cuda:0"}
     assert {p.key: p.target_device for p in plan.placements} == {"w": "cuda:0", "b": "cuda:0", "step": "cuda:0"}
+    engine.close()
 
 
 def test_an_explicit_map_location_overrides_the_hints(daemon, job):
@@ -119,6 +124,8 @@ def test_an_explicit_map_location_overrides_the_hints(daemon, job):
     assert sorted(calls) == [("cuda:1", "cpu")] * 3
     assert torch.equal(loaded["w"], state["w"]) and loaded["w"].device.type == "cpu"
     assert gpu_engine.last_placement.map_location == {"cuda:1": "cuda:0"}, "the daemon's hint is still reported"
+    gpu_engine.close()
+    engine.close()
 
 
 def test_wire_level_entries_carry_any_device_string(daemon, job):
@@ -188,6 +195,44 @@ def test_a_corrupted_stored_chunk_is_data_loss_naming_the_chunk(start_daemon, jo
         with pytest.raises(ckptd.DataLoss) as e:
             client.load_items(job, "s1")
         assert "weights" in e.value.message
+
+
+def test_a_rank_that_saved_nothing_votes_and_loads_what_another_rank_saved(daemon, job):
+    # DeepSpeed with ZeRO off: only the data-parallel writer saves, every rank commits and loads.
+    writer = ckptd.CheckpointEngine(job=job, address=daemon, rank=0, world_size=2)
+    reader = ckptd.CheckpointEngine(job=job, address=daemon, rank=1, world_size=2)
+    assert writer.is_data_parallel_writer(0) and not reader.is_data_parallel_writer(1)
+    for engine in (writer, reader):
+        engine.create(_CommitInfo("global_step1"))  # the newer interface passes a CheckpointCommitInfo
+    writer.save({"w": torch.arange(3.0)}, "/ckpt/global_step1/mp_rank_00_model_states.pt")
+    votes = {}
+    thread = threading.Thread(target=lambda: votes.setdefault(1, reader.commit(_CommitInfo("global_step1"))))
+    thread.start()
+    assert writer.commit("global_step1") is True
+    thread.join(30)
+    assert votes == {1: True}
+    loaded = reader.load("/ckpt/global_step1/mp_rank_00_model_states.pt")
+    assert torch.equal(loaded["w"], torch.arange(3.0)) and reader.last_placement.source_rank == 0
+    writer.close()
+    reader.close()
+
+
+class _CommitInfo:
+    def __init__(self, tag):
+        self.tag, self.save_dir, self.save_latest = tag, "/ckpt", True
+
+
+def test_stub_files_mark_each_saved_item_for_file_based_discovery(daemon, job, tmp_path):
+    engine = ckptd.CheckpointEngine(job=job, address=daemon, rank=0, world_size=1, stub_files=True)
+    engine.create("global_step3")
+    engine.makedirs(str(tmp_path / "ckpt" / "global_step3"), exist_ok=True)
+    engine.save({"w": torch.ones(2)}, str(tmp_path / "ckpt" / "global_step3" / "mp_rank_00_model_states.pt"))
+    engine.commit("global_step3")
+    stub = json.loads((tmp_path / "ckpt" / "global_step3" / "mp_rank_00_model_states.pt").read_text())["ckptd"]
+    assert (stub["job"], stub["checkpoint_id"], stub["item"], stub["rank"]) == (job, "global_step3", "mp_rank_00_model_states.pt", 0)
+    # A load by the same path reads the data from the daemon, not from the marker.
+    assert torch.equal(engine.load(str(tmp_path / "ckpt" / "global_step3" / "mp_rank_00_model_states.pt"))["w"], torch.ones(2))
+    engine.close()
 
 
 def test_rank_and_world_size_come_from_the_environment(monkeypatch):

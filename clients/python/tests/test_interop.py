@@ -43,6 +43,7 @@ def test_python_saves_and_typescript_loads_bit_exact(daemon, job):
     engine.create("global_step42")
     engine.save(state, "/ckpt/global_step42/mp_rank_00_model_states.pt", device="cuda:0")
     engine.commit("global_step42")
+    engine.close()
 
     out = _node("load", daemon, job, "global_step42", "mp_rank_00_model_states.pt")
     assert (out["checkpointId"], out["step"]) == ("global_step42", 42)
@@ -82,6 +83,7 @@ def test_typescript_saves_and_python_loads_bit_exact(daemon, job):
     engine = ckptd.CheckpointEngine(job=job, address=daemon, rank=0, world_size=1)
     state = engine.load("global_step9/model.pt")
     assert engine.last_placement.map_location.get("cuda:2") == "cpu"
+    engine.close()
 
     flat = {
         "layers/0/weight": state["layers"]["0"]["weight"], "layers/0/bias": state["layers"]["0"]["bias"],

@@ -111,3 +111,16 @@ def test_a_large_tensor_streams_in_4_mib_chunks(daemon, job):
         assert ckpt.ranks[0].items[0].entries[0].chunk_count == 6
         loaded = client.load_items(job, "s1")
     assert tensor_bytes(loaded.items["big"]["w"].value) == tensor_bytes(t)
+
+
+def test_the_device_assembly_path_fills_a_device_tensor_chunk_by_chunk():
+    # "cpu:0" takes the path used for accelerators (a device tensor filled through a
+    # staging buffer), which this machine without a GPU can run.
+    from ckptd.tensors import TensorAssembler, TensorInfo
+
+    t = _sample(torch.bfloat16, (10, 100))
+    assembler = TensorAssembler(TensorInfo("bfloat16", t.shape, "cuda:1"), "cpu:0")
+    assert assembler.device == "cpu:0"
+    for chunk in tensor_chunks(t, 300):
+        assembler.add(bytes(chunk))
+    assert assembler.complete and torch.equal(assembler.torch(), t)
