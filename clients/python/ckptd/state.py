@@ -25,8 +25,6 @@ import pickle
 from collections.abc import Mapping
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-import numpy as np
-
 from .client import LoadedItems, LoadedObject, LoadedTensor, ObjectEntry, TensorEntry
 from .errors import InvalidArgument
 from .tensors import is_torch_tensor, is_wire_tensor, torch

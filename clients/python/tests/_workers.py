@@ -82,7 +82,7 @@ def ok(results: Dict[int, Any], rank: int) -> Any:
 # -- bit-exact comparison ----------------------------------------------------------------
 
 def tensor_bytes(t) -> bytes:
-    from ckptd.tensors import _host_bytes, tensor_chunks
+    from ckptd.tensors import tensor_chunks
 
     return b"".join(bytes(c) for c in tensor_chunks(t, 1 << 20))
 

@@ -23,7 +23,7 @@ def test_an_evaluator_gets_every_checkpoint_once_while_the_trainer_waits_for_it(
     assert [entry["step"] for entry in log] == [1, 2, 3]
     for entry in log:
         # The trainer blocked until the evaluator reported (it takes >= 0.5 s per checkpoint) ...
-        assert entry["waited"] >= 0.4, entry
+        assert entry["waited"] >= 0.3, entry
         report = entry["metrics"]["eval-holdout"]
         # ... on exactly the weights the trainer saved at that step.
         assert report["step"] == entry["step"]
