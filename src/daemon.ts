@@ -30,6 +30,8 @@ import { DataDir } from "./storage.js";
 /** HTTP/2 windows: a few chunks in flight per stream keep a fast client busy without unbounded buffering. */
 const STREAM_WINDOW_BYTES = 8 << 20;
 const CONNECTION_WINDOW_BYTES = 32 << 20;
+/** Once a drain has nothing left in flight, how long idle client connections get to close. */
+const IDLE_CONNECTION_GRACE_MS = 1_000;
 
 export type DaemonState = "starting" | "recovering" | "running" | "draining" | "stopped";
 
@@ -267,7 +269,8 @@ export class Daemon {
     const deadline = Date.now() + graceMs;
     while (Date.now() < deadline && (this.activeSaves.count > 0 || this.coordinator.hasUndecidedWork()))
       await new Promise((r) => setTimeout(r, 50));
-    const left = Math.max(0, deadline - Date.now());
+    // Nothing is left to finish: idle connections get a moment to go, not the whole grace period.
+    const left = Math.min(Math.max(0, deadline - Date.now()), IDLE_CONNECTION_GRACE_MS);
     const graceful = new Promise<boolean>((resolve) => this.server.tryShutdown(() => resolve(true)));
     const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), left).unref());
     if (!(await Promise.race([graceful, timeout]))) {
