@@ -167,14 +167,18 @@ async function main(): Promise<void> {
   const intervalMs = Number(values["interval-ms"]);
   const cases = values.subscribers.split(",").map(Number);
   if (!Number.isSafeInteger(commits) || commits < 1) throw new Error(`--commits must be a positive integer, got ${values.commits}`);
-  if (!Number.isFinite(intervalMs) || intervalMs < 0) throw new Error(`--interval-ms must be a non-negative number, got ${values["interval-ms"]}`);
-  if (cases.some((n) => !Number.isSafeInteger(n) || n < 1)) throw new Error(`--subscribers must list positive integers, got ${values.subscribers}`);
+  if (!Number.isFinite(intervalMs) || intervalMs < 0)
+    throw new Error(`--interval-ms must be a non-negative number, got ${values["interval-ms"]}`);
+  if (cases.some((n) => !Number.isSafeInteger(n) || n < 1))
+    throw new Error(`--subscribers must list positive integers, got ${values.subscribers}`);
 
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-bench-events-"));
   const daemon = await startDaemon(dataDir);
   const results: CaseResult[] = [];
   try {
-    console.log(`ckptd event latency: ${commits} commits per case (world size 1, 4 KiB), ${intervalMs} ms apart; daemon ${daemon.address}, data ${dataDir}`);
+    console.log(
+      `ckptd event latency: ${commits} commits per case (world size 1, 4 KiB), ${intervalMs} ms apart; daemon ${daemon.address}, data ${dataDir}`,
+    );
     console.log(`node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? "?"}), ${os.platform()} ${os.release()}\n`);
     for (const n of cases) results.push(await runCase(daemon.address, n, commits, intervalMs));
   } finally {
@@ -186,7 +190,9 @@ async function main(): Promise<void> {
   console.log("                         event − Commit reply (ms)   event − Commit call (ms)   Commit call (ms)");
   console.log("subscribers  events       p50      p99      max       p50      p99      max       p50      p99      max");
   for (const r of results) {
-    console.log(`${String(r.subscribers).padStart(11)} ${String(r.events).padStart(7)}  ${fmt(r.afterReplyMs)}  ${fmt(r.afterCallMs)}  ${fmt(r.commitMs)}`);
+    console.log(
+      `${String(r.subscribers).padStart(11)} ${String(r.events).padStart(7)}  ${fmt(r.afterReplyMs)}  ${fmt(r.afterCallMs)}  ${fmt(r.commitMs)}`,
+    );
   }
   console.log(JSON.stringify({ benchmark: "commit-to-event latency", commits, intervalMs, cases: results }));
 }

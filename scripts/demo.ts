@@ -85,7 +85,10 @@ function modelState(rank: number, step: number): StateDict {
   return {
     embed: { weight: tensor(normals(VOCAB * HIDDEN, 0.02, s("embed")), { shape: [VOCAB, HIDDEN], device }) },
     layers,
-    position_ids: tensor(BigInt64Array.from({ length: 4096 }, (_, i) => BigInt(i)), { shape: [1, 4096], device }),
+    position_ids: tensor(
+      BigInt64Array.from({ length: 4096 }, (_, i) => BigInt(i)),
+      { shape: [1, 4096], device },
+    ),
     num_batches_tracked: tensor(new BigInt64Array([BigInt(step)]), { shape: [], device }),
     config: { hidden: HIDDEN, vocab: VOCAB, layers: 2, dtype: "bfloat16" },
   };
@@ -182,7 +185,11 @@ async function evaluate(
       const expected = modelState(0, ev.step);
       const savedEmbed = flattenStateDict(expected).find((e) => e.key === "embed/weight");
       const loadedEmbed = model?.get("embed/weight");
-      const exact = savedEmbed !== undefined && "tensor" in savedEmbed && loadedEmbed?.kind === "tensor" && Buffer.compare(loadedEmbed.tensor.data, savedEmbed.tensor.data) === 0;
+      const exact =
+        savedEmbed !== undefined &&
+        "tensor" in savedEmbed &&
+        loadedEmbed?.kind === "tensor" &&
+        Buffer.compare(loadedEmbed.tensor.data, savedEmbed.tensor.data) === 0;
       const embedRms = rms(loadedEmbed);
       const biasRms = rms(model?.get("layers/0/attn/bias"));
       const failed = !exact;
@@ -235,10 +242,7 @@ async function main(): Promise<number> {
         trainers.map(async (engine) => {
           const state = states[engine.rank]!;
           engine.create(tag);
-          await Promise.all([
-            engine.save(state.model, `/checkpoints/${tag}/model`),
-            engine.save(state.optim, `/checkpoints/${tag}/optim`),
-          ]);
+          await Promise.all([engine.save(state.model, `/checkpoints/${tag}/model`), engine.save(state.optim, `/checkpoints/${tag}/optim`)]);
           await engine.commit(tag);
         }),
       );
@@ -252,12 +256,19 @@ async function main(): Promise<number> {
       );
       // tml's wait_for_evaluators: the trainer goes on once the evaluator has reported on this step.
       const waitStarted = performance.now();
-      const [report] = await trainerClient.waitForEvaluators({ job, checkpointId: tag, evaluators: [EVALUATOR], timeoutMs: EVAL_TIMEOUT_MS });
+      const [report] = await trainerClient.waitForEvaluators({
+        job,
+        checkpointId: tag,
+        evaluators: [EVALUATOR],
+        timeoutMs: EVAL_TIMEOUT_MS,
+      });
       flushEvalLog();
       const metrics = Object.entries(report?.metrics ?? {})
         .map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toFixed(5)}`)
         .join(", ");
-      console.log(`  trainer: ${EVALUATOR} reported ${report?.status ?? "?"} on ${tag} after ${(performance.now() - waitStarted).toFixed(0)} ms of waiting: ${metrics}`);
+      console.log(
+        `  trainer: ${EVALUATOR} reported ${report?.status ?? "?"} on ${tag} after ${(performance.now() - waitStarted).toFixed(0)} ms of waiting: ${metrics}`,
+      );
     }
   } catch (err) {
     // Without this the evaluator would keep the process alive until its idle timeout.
@@ -288,7 +299,9 @@ async function main(): Promise<number> {
     console.log(`\ncheckpoints of ${job}, newest first:`);
     for await (const c of client.listAllCheckpoints(job)) {
       const items = c.ranks.reduce((n, r) => n + r.items.length, 0);
-      console.log(`  ${c.checkpointId.padEnd(16)} step ${String(c.step).padStart(4)}  ${c.worldSize} ranks, ${items} items, ${mib(c.rawBytes)} raw, ${mib(c.storedBytes)} stored`);
+      console.log(
+        `  ${c.checkpointId.padEnd(16)} step ${String(c.step).padStart(4)}  ${c.worldSize} ranks, ${items} items, ${mib(c.rawBytes)} raw, ${mib(c.storedBytes)} stored`,
+      );
     }
 
     const latest = await client.getCheckpoint(job, "latest");
@@ -321,7 +334,9 @@ async function main(): Promise<number> {
       console.log(`\nFAILED: ${failures} mismatches`);
       return 1;
     }
-    console.log(`\nOK: ${WORLD_SIZE} ranks restored ${latest.checkpointId} bit-exact (${mib(latest.rawBytes)} raw, ${mib(latest.storedBytes)} on disk)`);
+    console.log(
+      `\nOK: ${WORLD_SIZE} ranks restored ${latest.checkpointId} bit-exact (${mib(latest.rawBytes)} raw, ${mib(latest.storedBytes)} on disk)`,
+    );
     return 0;
   } finally {
     client.close();

@@ -72,16 +72,19 @@ export function adminServiceHandlers(deps: AdminDeps): AdminServiceHandlers {
         callback(toServiceError(err));
         return;
       }
-      const jobs = catalog.jobsWithCheckpoints().sort().map((job) => {
-        const list = catalog.list(job);
-        return {
-          job,
-          checkpointCount: list.length,
-          latestCheckpointId: list[0]?.checkpointId ?? "",
-          latestStep: list[0]?.step ?? 0,
-          storedBytes: list.reduce((n, c) => n + c.storedBytes, 0),
-        };
-      });
+      const jobs = catalog
+        .jobsWithCheckpoints()
+        .sort()
+        .map((job) => {
+          const list = catalog.list(job);
+          return {
+            job,
+            checkpointCount: list.length,
+            latestCheckpointId: list[0]?.checkpointId ?? "",
+            latestStep: list[0]?.step ?? 0,
+            storedBytes: list.reduce((n, c) => n + c.storedBytes, 0),
+          };
+        });
       callback(null, { jobs });
     },
 
@@ -90,16 +93,16 @@ export function adminServiceHandlers(deps: AdminDeps): AdminServiceHandlers {
         .then(() => deps.auth.check(call.metadata, { admin: true }))
         .then(() => deps.loader.verify(call.request.job, call.request.checkpointId))
         .then(
-        (r) =>
-          callback(null, {
-            checkpointId: r.checkpointId,
-            ok: r.damaged.length === 0,
-            chunksChecked: r.chunks,
-            bytesChecked: r.bytes,
-            damaged: r.damaged,
-          }),
-        (err: unknown) => callback(toServiceError(err)),
-      );
+          (r) =>
+            callback(null, {
+              checkpointId: r.checkpointId,
+              ok: r.damaged.length === 0,
+              chunksChecked: r.chunks,
+              bytesChecked: r.bytes,
+              damaged: r.damaged,
+            }),
+          (err: unknown) => callback(toServiceError(err)),
+        );
     },
   };
 }

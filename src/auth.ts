@@ -43,9 +43,11 @@ export function loadTokens(file: string): Authorizer {
   const admin = typeof parsed.admin === "string" && parsed.admin.length > 0 ? parsed.admin : undefined;
   const jobs = new Map<string, string>();
   if (parsed.jobs !== undefined) {
-    if (typeof parsed.jobs !== "object" || parsed.jobs === null) throw new Error(`auth token file ${file}: "jobs" must map job names to tokens`);
+    if (typeof parsed.jobs !== "object" || parsed.jobs === null)
+      throw new Error(`auth token file ${file}: "jobs" must map job names to tokens`);
     for (const [job, token] of Object.entries(parsed.jobs as Record<string, unknown>)) {
-      if (typeof token !== "string" || token.length < 8) throw new Error(`auth token file ${file}: the token of job '${job}' must be a string of at least 8 characters`);
+      if (typeof token !== "string" || token.length < 8)
+        throw new Error(`auth token file ${file}: the token of job '${job}' must be a string of at least 8 characters`);
       jobs.set(job, token);
     }
   }
@@ -57,14 +59,18 @@ export function loadTokens(file: string): Authorizer {
     check(metadata, scope) {
       const header = metadata.get("authorization")[0];
       const m = typeof header === "string" ? /^Bearer\s+(\S+)$/i.exec(header) : null;
-      if (!m?.[1]) throw new CkptdError(status.UNAUTHENTICATED, 'this daemon requires a token: send metadata "authorization: Bearer <token>"');
+      if (!m?.[1])
+        throw new CkptdError(status.UNAUTHENTICATED, 'this daemon requires a token: send metadata "authorization: Bearer <token>"');
       const token = m[1];
       if (admin && same(token, admin)) return;
       const ownerJob = [...jobs.entries()].find(([, t]) => same(token, t))?.[0];
       if (ownerJob === undefined) throw new CkptdError(status.UNAUTHENTICATED, "the bearer token is not known to this daemon");
-      if (scope.admin) throw new CkptdError(status.PERMISSION_DENIED, `this call needs the admin token; the token given belongs to job '${ownerJob}'`);
-      if (scope.job === undefined) throw new CkptdError(status.PERMISSION_DENIED, `this call is not scoped to a job; job '${ownerJob}''s token does not cover it`);
-      if (scope.job !== ownerJob) throw new CkptdError(status.PERMISSION_DENIED, `the token given belongs to job '${ownerJob}', not to job '${scope.job}'`);
+      if (scope.admin)
+        throw new CkptdError(status.PERMISSION_DENIED, `this call needs the admin token; the token given belongs to job '${ownerJob}'`);
+      if (scope.job === undefined)
+        throw new CkptdError(status.PERMISSION_DENIED, `this call is not scoped to a job; job '${ownerJob}''s token does not cover it`);
+      if (scope.job !== ownerJob)
+        throw new CkptdError(status.PERMISSION_DENIED, `the token given belongs to job '${ownerJob}', not to job '${scope.job}'`);
     },
   };
 }

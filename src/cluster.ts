@@ -64,7 +64,10 @@ export class Cluster {
   /** Publishes this daemon's address for its peers. */
   async register(address: string): Promise<void> {
     fs.mkdirSync(path.dirname(this.registryFile(this.nodeId)), { recursive: true });
-    await writeFileDurable(this.registryFile(this.nodeId), JSON.stringify({ id: this.nodeId, address, pid: process.pid, startedAt: new Date().toISOString() }));
+    await writeFileDurable(
+      this.registryFile(this.nodeId),
+      JSON.stringify({ id: this.nodeId, address, pid: process.pid, startedAt: new Date().toISOString() }),
+    );
   }
 
   addressOf(id: string): string {

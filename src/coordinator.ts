@@ -214,8 +214,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
         await removeTree(dir);
       }
       await fsyncDir(this.dataDir.stagingRoot(job));
-      for (const name of await fsp.readdir(this.dataDir.trashDir(job)))
-        await removeTree(path.join(this.dataDir.trashDir(job), name));
+      for (const name of await fsp.readdir(this.dataDir.trashDir(job))) await removeTree(path.join(this.dataDir.trashDir(job), name));
     }
     return { published, aborted: abortedCount };
   }
@@ -238,7 +237,8 @@ export class CommitCoordinator implements CheckpointCoordinator {
 
   /** True while some attempt holds staged data or votes: a drain waits for these to be decided. */
   hasUndecidedWork(): boolean {
-    for (const a of this.open.values()) if (a.state !== "preparing" || a.staged.size > 0 || a.votes.size > 0 || a.inflight.size > 0) return true;
+    for (const a of this.open.values())
+      if (a.state !== "preparing" || a.staged.size > 0 || a.votes.size > 0 || a.inflight.size > 0) return true;
     return false;
   }
 
@@ -248,9 +248,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
     const attempt = await this.openAttempt(ref);
     const slot = `${ref.rank}/${item}`;
     if (attempt.staged.get(ref.rank)?.has(item))
-      throw alreadyExists(
-        `rank ${ref.rank} already saved item '${item}' in checkpoint '${ref.checkpointId}' (attempt ${attempt.attempt})`,
-      );
+      throw alreadyExists(`rank ${ref.rank} already saved item '${item}' in checkpoint '${ref.checkpointId}' (attempt ${attempt.attempt})`);
     if (attempt.inflight.has(slot))
       throw alreadyExists(`rank ${ref.rank} is already saving item '${item}' of checkpoint '${ref.checkpointId}' on another stream`);
     if (attempt.votes.has(ref.rank))
@@ -333,8 +331,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
       if (last) return this.pastDecision(ref, last);
       throw failedPrecondition(`checkpoint '${ref.checkpointId}' of job '${ref.job}' has no attempt to abort`);
     }
-    if (current.state === "preparing")
-      void this.decide(current, "ABORTED", `rank ${ref.rank} aborted${reason ? `: ${reason}` : ""}`);
+    if (current.state === "preparing") void this.decide(current, "ABORTED", `rank ${ref.rank} aborted${reason ? `: ${reason}` : ""}`);
     return current.decided();
   }
 
@@ -371,7 +368,11 @@ export class CommitCoordinator implements CheckpointCoordinator {
       }
       current.staged.set(ref.rank, items);
     }
-    return this.vote(ref, records.map((r) => r.name), attemptNo);
+    return this.vote(
+      ref,
+      records.map((r) => r.name),
+      attemptNo,
+    );
   }
 
   /** A participant's no-vote on an attempt. */
@@ -428,7 +429,9 @@ export class CommitCoordinator implements CheckpointCoordinator {
     if (attempt.state !== "preparing") {
       const d = await attempt.decided();
       if (d.outcome === "COMMITTED")
-        throw failedPrecondition(`checkpoint '${ref.checkpointId}' of job '${ref.job}' is already committed; committed checkpoints are never overwritten`);
+        throw failedPrecondition(
+          `checkpoint '${ref.checkpointId}' of job '${ref.job}' is already committed; committed checkpoints are never overwritten`,
+        );
       return this.openAttempt(ref);
     }
     return attempt;
@@ -436,11 +439,15 @@ export class CommitCoordinator implements CheckpointCoordinator {
 
   private async createAttempt(ref: CheckpointRef, key: string): Promise<Attempt> {
     if (this.catalog.has(ref.job, ref.checkpointId))
-      throw failedPrecondition(`checkpoint '${ref.checkpointId}' of job '${ref.job}' is already committed; committed checkpoints are never overwritten`);
+      throw failedPrecondition(
+        `checkpoint '${ref.checkpointId}' of job '${ref.job}' is already committed; committed checkpoints are never overwritten`,
+      );
     await this.dataDir.ensureJob(ref.job);
     const prev = this.lastAttempt.get(key) ?? (await this.scanAttempts(ref.job, ref.checkpointId));
     if (prev > 0 && (await this.readDecision(ref.job, ref.checkpointId, prev))?.outcome === "COMMITTED")
-      throw failedPrecondition(`checkpoint '${ref.checkpointId}' of job '${ref.job}' was committed (and since deleted); committed ids are never reused`);
+      throw failedPrecondition(
+        `checkpoint '${ref.checkpointId}' of job '${ref.job}' was committed (and since deleted); committed ids are never reused`,
+      );
     const n = prev + 1;
     this.noteAttempt(key, n);
     // The staging directory exists before anyone hears the attempt number, so a
@@ -450,7 +457,10 @@ export class CommitCoordinator implements CheckpointCoordinator {
     await fsyncDir(this.dataDir.stagingRoot(ref.job));
     const attempt = new Attempt(ref.job, ref.checkpointId, n, ref.step, ref.worldSize, dir);
     this.open.set(key, attempt);
-    this.log.info({ job: ref.job, checkpoint: ref.checkpointId, attempt: n, step: ref.step, worldSize: ref.worldSize }, "checkpoint attempt opened");
+    this.log.info(
+      { job: ref.job, checkpoint: ref.checkpointId, attempt: n, step: ref.step, worldSize: ref.worldSize },
+      "checkpoint attempt opened",
+    );
     return attempt;
   }
 
@@ -492,7 +502,10 @@ export class CommitCoordinator implements CheckpointCoordinator {
         const summary = await this.publish(record.manifest);
         decision = { outcome, reason, attempt: n, checkpoint: summary };
         await this.options.onCommitted?.(summary).catch((err: unknown) => this.log.error({ ...logCtx, err }, "post-commit hook failed"));
-        this.log.info({ ...logCtx, step: attempt.step, rawBytes: summary.rawBytes, storedBytes: summary.storedBytes }, "checkpoint committed");
+        this.log.info(
+          { ...logCtx, step: attempt.step, rawBytes: summary.rawBytes, storedBytes: summary.storedBytes },
+          "checkpoint committed",
+        );
         this.options.metrics?.commits.inc();
       } else {
         decision = { outcome, reason, attempt: n };
@@ -588,10 +601,8 @@ export class CommitCoordinator implements CheckpointCoordinator {
     const hit = this.recent.get(key);
     if (hit) return hit;
     const record = await this.readDecision(ref.job, ref.checkpointId, attemptNo);
-    if (!record)
-      throw failedPrecondition(`checkpoint '${ref.checkpointId}' of job '${ref.job}' has no attempt ${attemptNo}`);
-    if (record.outcome === "COMMITTED" && this.catalog.has(ref.job, ref.checkpointId))
-      return this.committedDecision(ref);
+    if (!record) throw failedPrecondition(`checkpoint '${ref.checkpointId}' of job '${ref.job}' has no attempt ${attemptNo}`);
+    if (record.outcome === "COMMITTED" && this.catalog.has(ref.job, ref.checkpointId)) return this.committedDecision(ref);
     return { outcome: record.outcome, reason: record.reason || (record.outcome === "COMMITTED" ? "" : "aborted"), attempt: attemptNo };
   }
 

@@ -46,7 +46,13 @@ export function evaluationServiceHandlers(deps: EvaluationDeps): EvaluationServi
         await catalog.refresh(r.job);
         await events.refresh(r.job);
         let cursor =
-          r.start === "afterSequence" ? r.afterSequence! : r.start === "fromStep" ? events.seqBeforeStep(r.job, r.fromStep!) : r.start === "fromNow" ? events.lastSeq(r.job) : 0;
+          r.start === "afterSequence"
+            ? r.afterSequence!
+            : r.start === "fromStep"
+              ? events.seqBeforeStep(r.job, r.fromStep!)
+              : r.start === "fromNow"
+                ? events.lastSeq(r.job)
+                : 0;
         events.subscribers++;
         log.info({ job: r.job, evaluator: r.evaluator, after: cursor }, "subscriber connected");
         try {
@@ -82,14 +88,16 @@ export function evaluationServiceHandlers(deps: EvaluationDeps): EvaluationServi
       Promise.resolve()
         .then(() => auth.check(call.metadata, { job: r.job }))
         .then(() => coordinatorOnly(deps))
-        .then(() => evaluations.report({
-          job: r.job,
-          checkpointId: r.checkpointId,
-          evaluator: r.evaluator,
-          metrics: r.metrics,
-          failed: r.status === "EVALUATION_STATUS_FAILED",
-          message: r.message,
-        }))
+        .then(() =>
+          evaluations.report({
+            job: r.job,
+            checkpointId: r.checkpointId,
+            evaluator: r.evaluator,
+            metrics: r.metrics,
+            failed: r.status === "EVALUATION_STATUS_FAILED",
+            message: r.message,
+          }),
+        )
         .then(
           (report) => {
             log.info({ job: r.job, checkpoint: report.checkpointId, evaluator: r.evaluator, metrics: r.metrics }, "evaluation reported");
@@ -112,7 +120,12 @@ export function evaluationServiceHandlers(deps: EvaluationDeps): EvaluationServi
         coordinatorOnly(deps);
         // Answer a little before the caller's deadline so it hears who is missing.
         const deadline = call.getDeadline();
-        const untilDeadline = deadline instanceof Date ? deadline.getTime() - Date.now() - 100 : typeof deadline === "number" && Number.isFinite(deadline) ? deadline - Date.now() - 100 : Infinity;
+        const untilDeadline =
+          deadline instanceof Date
+            ? deadline.getTime() - Date.now() - 100
+            : typeof deadline === "number" && Number.isFinite(deadline)
+              ? deadline - Date.now() - 100
+              : Infinity;
         const timeoutMs = Math.max(0, Math.min(r.timeoutMs > 0 ? r.timeoutMs : Infinity, untilDeadline, 2 ** 31 - 1));
         try {
           const reports = await evaluations.waitFor(r.job, r.checkpointId, r.evaluators, timeoutMs, stop.signal);
@@ -141,9 +154,9 @@ export function retentionServiceHandlers(deps: EvaluationDeps): RetentionService
         .then(() => coordinatorOnly(deps))
         .then(() => retention.setPolicy(r.job, policy))
         .then(
-        (deleted) => callback(null, { policy: toWire(policy), deletedCheckpointIds: deleted }),
-        (err: unknown) => callback(toServiceError(err)),
-      );
+          (deleted) => callback(null, { policy: toWire(policy), deletedCheckpointIds: deleted }),
+          (err: unknown) => callback(toServiceError(err)),
+        );
     },
     GetRetentionPolicy(call, callback) {
       try {
@@ -161,9 +174,9 @@ export function retentionServiceHandlers(deps: EvaluationDeps): RetentionService
         .then(() => coordinatorOnly(deps))
         .then(() => retention.pin(r.job, r.checkpointId, r.pinned))
         .then(
-        (pinned) => callback(null, { pinned }),
-        (err: unknown) => callback(toServiceError(err)),
-      );
+          (pinned) => callback(null, { pinned }),
+          (err: unknown) => callback(toServiceError(err)),
+        );
     },
   };
 }
@@ -218,4 +231,3 @@ function reportMessage(r: EvaluationReport): EvaluationReportIn {
     reportTime: timestamp(r.time),
   };
 }
-

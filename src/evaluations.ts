@@ -163,7 +163,13 @@ export class Evaluations {
    * Resolves with the named evaluators' reports once all reported; rejects with
    * DEADLINE_EXCEEDED naming the missing ones after `timeoutMs`.
    */
-  async waitFor(job: string, checkpointId: string, evaluators: string[], timeoutMs: number, signal: AbortSignal): Promise<EvaluationReport[]> {
+  async waitFor(
+    job: string,
+    checkpointId: string,
+    evaluators: string[],
+    timeoutMs: number,
+    signal: AbortSignal,
+  ): Promise<EvaluationReport[]> {
     if (evaluators.length === 0) throw invalidArgument("name at least one evaluator to wait for");
     for (const e of evaluators) checkName("evaluator", e);
     const id = this.catalog.get(job, checkpointId).checkpointId;

@@ -123,10 +123,8 @@ export class EventLog {
         else live.delete(r.checkpointId);
       }
       const committed = catalog.list(job).reverse(); // oldest first: the log's order
-      for (const c of committed)
-        if (!live.has(c.checkpointId)) await this.append(job, "COMMITTED", c, "recovered after a restart");
-      for (const [id, r] of live)
-        if (!catalog.has(job, id)) await this.append(job, "DELETED", r.checkpoint, "deleted before a restart");
+      for (const c of committed) if (!live.has(c.checkpointId)) await this.append(job, "COMMITTED", c, "recovered after a restart");
+      for (const [id, r] of live) if (!catalog.has(job, id)) await this.append(job, "DELETED", r.checkpoint, "deleted before a restart");
     }
   }
 

@@ -47,9 +47,7 @@ export interface LoadPlan {
   totalBytes: number;
 }
 
-export type LoadPart =
-  | { kind: "entry"; item: string; entry: EntryRecord; targetDevice: string }
-  | { kind: "chunk"; data: Buffer };
+export type LoadPart = { kind: "entry"; item: string; entry: EntryRecord; targetDevice: string } | { kind: "chunk"; data: Buffer };
 
 /** Target device for a tensor saved on `saved`, per the rules above. */
 export function mapDevice(saved: string, devices: readonly string[], localRank: number, overrides: Record<string, string>): string {
@@ -133,7 +131,9 @@ export class CheckpointLoader {
           fh = await fsp.open(path.join(dir, entry.file), "r");
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === "ENOENT")
-            throw dataLoss(`item '${item.name}' key '${entry.key}': stored file ${entry.file} is missing (or the checkpoint was deleted during the load)`);
+            throw dataLoss(
+              `item '${item.name}' key '${entry.key}': stored file ${entry.file} is missing (or the checkpoint was deleted during the load)`,
+            );
           throw err;
         }
         try {
@@ -161,7 +161,10 @@ export class CheckpointLoader {
   }
 
   /** Reads and checks every chunk of every rank; reports every damaged chunk. */
-  async verify(job: string, checkpointId: string): Promise<{ checkpointId: string; chunks: number; bytes: number; damaged: ChunkDamage[] }> {
+  async verify(
+    job: string,
+    checkpointId: string,
+  ): Promise<{ checkpointId: string; chunks: number; bytes: number; damaged: ChunkDamage[] }> {
     checkName("job", job);
     const summary = this.catalog.get(job, checkpointId);
     const manifest = await this.catalog.readManifest(summary);

@@ -12,30 +12,86 @@ export type AbortReason = "rank_abort" | "missing_item" | "timeout" | "restart" 
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly bytesReceived = new Counter({ name: "ckptd_bytes_received_total", help: "Raw tensor/object bytes received by Save", registers: [this.registry] });
-  readonly bytesStoredWritten = new Counter({ name: "ckptd_bytes_written_total", help: "Bytes written to staging after compression", registers: [this.registry] });
+  readonly bytesReceived = new Counter({
+    name: "ckptd_bytes_received_total",
+    help: "Raw tensor/object bytes received by Save",
+    registers: [this.registry],
+  });
+  readonly bytesStoredWritten = new Counter({
+    name: "ckptd_bytes_written_total",
+    help: "Bytes written to staging after compression",
+    registers: [this.registry],
+  });
   readonly bytesSent = new Counter({ name: "ckptd_bytes_sent_total", help: "Raw bytes sent by Load", registers: [this.registry] });
   /** Reads the daemon's current state at scrape time (set by the daemon). */
   source: (() => { rawBytes: number; storedBytes: number; inFlight: number; subscribers: number }) | undefined;
   /** Gauges read from `source` at scrape time. */
   readonly stateGauges = [
-    new Gauge({ name: "ckptd_stored_bytes", help: "Bytes stored by committed checkpoints", registers: [this.registry], collect: this.collector((s, g) => g.set(s.storedBytes)) }),
-    new Gauge({ name: "ckptd_raw_bytes", help: "Raw bytes of committed checkpoints", registers: [this.registry], collect: this.collector((s, g) => g.set(s.rawBytes)) }),
+    new Gauge({
+      name: "ckptd_stored_bytes",
+      help: "Bytes stored by committed checkpoints",
+      registers: [this.registry],
+      collect: this.collector((s, g) => g.set(s.storedBytes)),
+    }),
+    new Gauge({
+      name: "ckptd_raw_bytes",
+      help: "Raw bytes of committed checkpoints",
+      registers: [this.registry],
+      collect: this.collector((s, g) => g.set(s.rawBytes)),
+    }),
     new Gauge({
       name: "ckptd_compression_ratio",
       help: "Raw bytes / stored bytes over all committed checkpoints",
       registers: [this.registry],
       collect: this.collector((s, g) => g.set(s.storedBytes > 0 ? s.rawBytes / s.storedBytes : 1)),
     }),
-    new Gauge({ name: "ckptd_checkpoints_in_flight", help: "Checkpoints with an undecided attempt", registers: [this.registry], collect: this.collector((s, g) => g.set(s.inFlight)) }),
-    new Gauge({ name: "ckptd_subscribers", help: "Live WatchCheckpoints subscribers", registers: [this.registry], collect: this.collector((s, g) => g.set(s.subscribers)) }),
+    new Gauge({
+      name: "ckptd_checkpoints_in_flight",
+      help: "Checkpoints with an undecided attempt",
+      registers: [this.registry],
+      collect: this.collector((s, g) => g.set(s.inFlight)),
+    }),
+    new Gauge({
+      name: "ckptd_subscribers",
+      help: "Live WatchCheckpoints subscribers",
+      registers: [this.registry],
+      collect: this.collector((s, g) => g.set(s.subscribers)),
+    }),
   ];
-  readonly saveSeconds = new Histogram({ name: "ckptd_save_duration_seconds", help: "Duration of Save streams (one item)", buckets: LATENCY_BUCKETS, labelNames: ["outcome"], registers: [this.registry] });
-  readonly commitSeconds = new Histogram({ name: "ckptd_commit_duration_seconds", help: "Duration of Commit calls (a vote until the decision)", buckets: LATENCY_BUCKETS, labelNames: ["outcome"], registers: [this.registry] });
-  readonly loadSeconds = new Histogram({ name: "ckptd_load_duration_seconds", help: "Duration of Load streams", buckets: LATENCY_BUCKETS, labelNames: ["outcome"], registers: [this.registry] });
+  readonly saveSeconds = new Histogram({
+    name: "ckptd_save_duration_seconds",
+    help: "Duration of Save streams (one item)",
+    buckets: LATENCY_BUCKETS,
+    labelNames: ["outcome"],
+    registers: [this.registry],
+  });
+  readonly commitSeconds = new Histogram({
+    name: "ckptd_commit_duration_seconds",
+    help: "Duration of Commit calls (a vote until the decision)",
+    buckets: LATENCY_BUCKETS,
+    labelNames: ["outcome"],
+    registers: [this.registry],
+  });
+  readonly loadSeconds = new Histogram({
+    name: "ckptd_load_duration_seconds",
+    help: "Duration of Load streams",
+    buckets: LATENCY_BUCKETS,
+    labelNames: ["outcome"],
+    registers: [this.registry],
+  });
   readonly commits = new Counter({ name: "ckptd_commits_total", help: "Checkpoints committed", registers: [this.registry] });
-  readonly aborts = new Counter({ name: "ckptd_aborts_total", help: "Checkpoint attempts aborted, by reason", labelNames: ["reason"], registers: [this.registry] });
-  readonly deletions = new Counter({ name: "ckptd_deletions_total", help: "Committed checkpoints deleted", labelNames: ["by"], registers: [this.registry] });
+  readonly aborts = new Counter({
+    name: "ckptd_aborts_total",
+    help: "Checkpoint attempts aborted, by reason",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  readonly deletions = new Counter({
+    name: "ckptd_deletions_total",
+    help: "Committed checkpoints deleted",
+    labelNames: ["by"],
+    registers: [this.registry],
+  });
   private server: http.Server | undefined;
 
   constructor() {

@@ -96,8 +96,18 @@ export function daemonCommand(): Command {
         "state-dict shards over gRPC; ckptd compresses them with LZ4, stages them durably and " +
         "commits each checkpoint across all ranks with two-phase commit.",
     )
-    .addOption(opt("--config <file>", "JSON config file; its keys are the long option names in camelCase (e.g. \"dataDir\")", "CKPTD_CONFIG").argParser(readableFile))
-    .addOption(opt("--listen <host:port>", "address to listen on (port 0 picks a free port)", "CKPTD_LISTEN").default("127.0.0.1:7070").argParser(hostPort))
+    .addOption(
+      opt(
+        "--config <file>",
+        'JSON config file; its keys are the long option names in camelCase (e.g. "dataDir")',
+        "CKPTD_CONFIG",
+      ).argParser(readableFile),
+    )
+    .addOption(
+      opt("--listen <host:port>", "address to listen on (port 0 picks a free port)", "CKPTD_LISTEN")
+        .default("127.0.0.1:7070")
+        .argParser(hostPort),
+    )
     .addOption(opt("--data-dir <dir>", "data directory for staging and committed checkpoints", "CKPTD_DATA_DIR").default("./ckptd-data"))
     .addOption(
       opt("--prepare-timeout-ms <ms>", "abort an undecided checkpoint after this long without activity", "CKPTD_PREPARE_TIMEOUT_MS")
@@ -110,7 +120,11 @@ export function daemonCommand(): Command {
         .argParser(positiveInt("--shutdown-grace-ms")),
     )
     .addOption(
-      opt("--lease-ttl-ms <ms>", "how long a checkpoint sent to an evaluator is kept from retention while it has not reported", "CKPTD_LEASE_TTL_MS")
+      opt(
+        "--lease-ttl-ms <ms>",
+        "how long a checkpoint sent to an evaluator is kept from retention while it has not reported",
+        "CKPTD_LEASE_TTL_MS",
+      )
         .default(600_000)
         .argParser(positiveInt("--lease-ttl-ms")),
     )
@@ -120,36 +134,86 @@ export function daemonCommand(): Command {
         .argParser(positiveInt("--gc-interval-ms")),
     )
     .addOption(
-      opt("--keep-last <n>", "default retention: keep each job's last N checkpoints (0 keeps all); SetRetentionPolicy overrides per job", "CKPTD_KEEP_LAST")
+      opt(
+        "--keep-last <n>",
+        "default retention: keep each job's last N checkpoints (0 keeps all); SetRetentionPolicy overrides per job",
+        "CKPTD_KEEP_LAST",
+      )
         .default(0)
         .argParser(nonNegativeInt("--keep-last")),
     )
     .addOption(
-      opt("--keep-every-steps <k>", "default retention: also keep checkpoints whose step is a multiple of K (0 is off)", "CKPTD_KEEP_EVERY_STEPS")
+      opt(
+        "--keep-every-steps <k>",
+        "default retention: also keep checkpoints whose step is a multiple of K (0 is off)",
+        "CKPTD_KEEP_EVERY_STEPS",
+      )
         .default(0)
         .argParser(nonNegativeInt("--keep-every-steps")),
     )
     .addOption(
-      opt("--memory-budget-mib <mib>", "buffers the save path may hold across all streams; saves beyond it wait (backpressure)", "CKPTD_MEMORY_BUDGET_MIB")
+      opt(
+        "--memory-budget-mib <mib>",
+        "buffers the save path may hold across all streams; saves beyond it wait (backpressure)",
+        "CKPTD_MEMORY_BUDGET_MIB",
+      )
         .default(256)
         .argParser(positiveInt("--memory-budget-mib")),
     )
-    .addOption(opt("--direct-io <on|off>", "write large entry files with O_DIRECT, bypassing the page cache", "CKPTD_DIRECT_IO").default("on").choices(["on", "off"]))
-    .addOption(opt("--metrics-listen <host:port>", "serve Prometheus metrics at http://HOST:PORT/metrics (empty: off)", "CKPTD_METRICS_LISTEN").default("").argParser(optionalHostPort))
-    .addOption(opt("--tls-cert <file>", "PEM server certificate (TLS on when given with --tls-key)", "CKPTD_TLS_CERT").default("").argParser(readableFile))
-    .addOption(opt("--tls-key <file>", "PEM private key of --tls-cert", "CKPTD_TLS_KEY").default("").argParser(readableFile))
-    .addOption(opt("--tls-ca <file>", "PEM CA bundle; clients must present a certificate signed by it (mTLS)", "CKPTD_TLS_CA").default("").argParser(readableFile))
     .addOption(
-      opt("--auth-tokens <file>", 'JSON {"admin": TOKEN, "jobs": {JOB: TOKEN}}: every call then needs "authorization: Bearer TOKEN"', "CKPTD_AUTH_TOKENS")
+      opt("--direct-io <on|off>", "write large entry files with O_DIRECT, bypassing the page cache", "CKPTD_DIRECT_IO")
+        .default("on")
+        .choices(["on", "off"]),
+    )
+    .addOption(
+      opt("--metrics-listen <host:port>", "serve Prometheus metrics at http://HOST:PORT/metrics (empty: off)", "CKPTD_METRICS_LISTEN")
+        .default("")
+        .argParser(optionalHostPort),
+    )
+    .addOption(
+      opt("--tls-cert <file>", "PEM server certificate (TLS on when given with --tls-key)", "CKPTD_TLS_CERT")
         .default("")
         .argParser(readableFile),
     )
-    .addOption(opt("--node-id <id>", "this daemon's id in a multi-node job (all nodes share --data-dir on a shared filesystem)", "CKPTD_NODE_ID").default(""))
+    .addOption(opt("--tls-key <file>", "PEM private key of --tls-cert", "CKPTD_TLS_KEY").default("").argParser(readableFile))
     .addOption(
-      opt("--peers <list>", "the multi-node job's daemons, id[=host:port],... (the same list everywhere; the lowest id coordinates)", "CKPTD_PEERS").default(""),
+      opt("--tls-ca <file>", "PEM CA bundle; clients must present a certificate signed by it (mTLS)", "CKPTD_TLS_CA")
+        .default("")
+        .argParser(readableFile),
     )
-    .addOption(opt("--log-level <level>", "log level", "CKPTD_LOG_LEVEL").default("info").choices(["fatal", "error", "warn", "info", "debug", "trace"]))
-    .addOption(opt("--log-format <format>", "json (one object per line) or pretty (for a terminal)", "CKPTD_LOG_FORMAT").default("json").choices(["json", "pretty"]))
+    .addOption(
+      opt(
+        "--auth-tokens <file>",
+        'JSON {"admin": TOKEN, "jobs": {JOB: TOKEN}}: every call then needs "authorization: Bearer TOKEN"',
+        "CKPTD_AUTH_TOKENS",
+      )
+        .default("")
+        .argParser(readableFile),
+    )
+    .addOption(
+      opt(
+        "--node-id <id>",
+        "this daemon's id in a multi-node job (all nodes share --data-dir on a shared filesystem)",
+        "CKPTD_NODE_ID",
+      ).default(""),
+    )
+    .addOption(
+      opt(
+        "--peers <list>",
+        "the multi-node job's daemons, id[=host:port],... (the same list everywhere; the lowest id coordinates)",
+        "CKPTD_PEERS",
+      ).default(""),
+    )
+    .addOption(
+      opt("--log-level <level>", "log level", "CKPTD_LOG_LEVEL")
+        .default("info")
+        .choices(["fatal", "error", "warn", "info", "debug", "trace"]),
+    )
+    .addOption(
+      opt("--log-format <format>", "json (one object per line) or pretty (for a terminal)", "CKPTD_LOG_FORMAT")
+        .default("json")
+        .choices(["json", "pretty"]),
+    )
     .showHelpAfterError()
     .allowExcessArguments(false);
 }
@@ -163,8 +227,10 @@ export function parseOptions(argv: string[]): DaemonOptions {
   const o = program.opts<Omit<DaemonOptions, "fault"> & { config?: string }>();
   if ((o.tlsCert === "") !== (o.tlsKey === "")) program.error("ckptd: --tls-cert and --tls-key must be given together");
   if (o.tlsCa && !o.tlsCert) program.error("ckptd: --tls-ca (mTLS) needs --tls-cert and --tls-key");
-  if ((o.nodeId === "") !== (o.peers === "")) program.error("ckptd: --node-id and --peers must be given together (or neither, for a single-node daemon)");
-  if (o.nodeId && !/^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/.test(o.nodeId)) program.error(`ckptd: --node-id '${o.nodeId}' must be letters, digits, '.', '_' or '-'`);
+  if ((o.nodeId === "") !== (o.peers === ""))
+    program.error("ckptd: --node-id and --peers must be given together (or neither, for a single-node daemon)");
+  if (o.nodeId && !/^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/.test(o.nodeId))
+    program.error(`ckptd: --node-id '${o.nodeId}' must be letters, digits, '.', '_' or '-'`);
   const fault = process.env["CKPTD_FAULT"];
   if (fault !== undefined && fault !== "" && fault !== "crash-after-decision")
     program.error(`ckptd: CKPTD_FAULT must be 'crash-after-decision' or unset, got '${fault}'`);
@@ -180,17 +246,21 @@ function applyConfigFile(program: Command, file: string): void {
   } catch (err) {
     program.error(`ckptd: config file ${file} is not valid JSON: ${(err as Error).message}`);
   }
-  if (typeof config !== "object" || config === null || Array.isArray(config)) program.error(`ckptd: config file ${file} must hold a JSON object`);
+  if (typeof config !== "object" || config === null || Array.isArray(config))
+    program.error(`ckptd: config file ${file} must hold a JSON object`);
   const byKey = new Map(program.options.map((o) => [o.attributeName(), o]));
   for (const [key, value] of Object.entries(config)) {
     const option = byKey.get(key);
     if (!option || key === "config")
-      program.error(`ckptd: config file ${file}: unknown key '${key}' (known: ${[...byKey.keys()].filter((k) => k !== "config").join(", ")})`);
+      program.error(
+        `ckptd: config file ${file}: unknown key '${key}' (known: ${[...byKey.keys()].filter((k) => k !== "config").join(", ")})`,
+      );
     if (program.getOptionValueSource(key) !== "default") continue;
     const text = String(value);
     let parsed: unknown = text;
     try {
-      if (option.argChoices && !option.argChoices.includes(text)) throw new InvalidArgumentError(`allowed: ${option.argChoices.join(", ")}`);
+      if (option.argChoices && !option.argChoices.includes(text))
+        throw new InvalidArgumentError(`allowed: ${option.argChoices.join(", ")}`);
       if (option.parseArg) parsed = option.parseArg(text, undefined);
     } catch (err) {
       program.error(`ckptd: config file ${file}: '${key}': ${(err as Error).message}`);

@@ -28,7 +28,13 @@ import { checkName } from "./names.js";
 import { removeTree, writeFileDurable, type DataDir } from "./storage.js";
 
 /** Statuses that mean "the coordinator is not reachable right now": retry. */
-const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED, grpc.status.UNKNOWN, grpc.status.INTERNAL]);
+const RETRYABLE = new Set([
+  grpc.status.UNAVAILABLE,
+  grpc.status.DEADLINE_EXCEEDED,
+  grpc.status.CANCELLED,
+  grpc.status.UNKNOWN,
+  grpc.status.INTERNAL,
+]);
 
 interface Marker {
   job: string;
@@ -120,7 +126,9 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
   checkLive(t: SaveTicket): void {
     t.attempt.lastActivity = Date.now();
     if (t.attempt.state !== "preparing")
-      throw aborted(`checkpoint '${t.attempt.checkpointId}' attempt ${t.attempt.attempt} was decided while this item streamed: ${t.attempt.decision?.reason ?? "it is being decided"}`);
+      throw aborted(
+        `checkpoint '${t.attempt.checkpointId}' attempt ${t.attempt.attempt} was decided while this item streamed: ${t.attempt.decision?.reason ?? "it is being decided"}`,
+      );
   }
 
   stageItem(t: SaveTicket, record: ItemRecord): void {
@@ -150,19 +158,33 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     attempt.votes.set(ref.rank, items);
     const records = items.map((i) => staged!.get(i)!);
     const res = await this.retry<VoteResponse>("Vote", (md, o, cb) =>
-      this.cluster.coordinator().Vote(
-        { job: ref.job, checkpointId: ref.checkpointId, step: ref.step, rank: ref.rank, worldSize: ref.worldSize, attempt: n, itemsJson: Buffer.from(JSON.stringify(records)), nodeId: this.cluster.nodeId },
-        md,
-        o,
-        cb,
-      ),
+      this.cluster
+        .coordinator()
+        .Vote(
+          {
+            job: ref.job,
+            checkpointId: ref.checkpointId,
+            step: ref.step,
+            rank: ref.rank,
+            worldSize: ref.worldSize,
+            attempt: n,
+            itemsJson: Buffer.from(JSON.stringify(records)),
+            nodeId: this.cluster.nodeId,
+          },
+          md,
+          o,
+          cb,
+        ),
     );
     return this.settle(attempt, res.outcome, res.reason)!;
   }
 
   async abort(ref: Omit<CheckpointRef, "step" | "worldSize">, reason: string, attemptNo: number): Promise<Decision> {
     const n = attemptNo || this.latest.get(`${ref.job}/${ref.checkpointId}`);
-    if (!n) throw failedPrecondition(`checkpoint '${ref.checkpointId}' of job '${ref.job}' has no attempt on node '${this.cluster.nodeId}' to abort`);
+    if (!n)
+      throw failedPrecondition(
+        `checkpoint '${ref.checkpointId}' of job '${ref.job}' has no attempt on node '${this.cluster.nodeId}' to abort`,
+      );
     const attempt = this.local(ref.job, ref.checkpointId, n, 0, 0);
     if (attempt.decision) return attempt.decision;
     return this.abortRemote(attempt, `rank ${ref.rank} aborted${reason ? `: ${reason}` : ""}`);
@@ -170,12 +192,14 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
 
   private async abortRemote(attempt: Attempt, reason: string): Promise<Decision> {
     const res = await this.retry<AbortAttemptResponse>("AbortAttempt", (md, o, cb) =>
-      this.cluster.coordinator().AbortAttempt(
-        { job: attempt.job, checkpointId: attempt.checkpointId, attempt: attempt.attempt, reason, nodeId: this.cluster.nodeId },
-        md,
-        o,
-        cb,
-      ),
+      this.cluster
+        .coordinator()
+        .AbortAttempt(
+          { job: attempt.job, checkpointId: attempt.checkpointId, attempt: attempt.attempt, reason, nodeId: this.cluster.nodeId },
+          md,
+          o,
+          cb,
+        ),
     );
     return this.settle(attempt, res.outcome, res.reason)!;
   }
@@ -184,12 +208,21 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     const res = await this.retry<OpenAttemptResponse>(
       "OpenAttempt",
       (md, o, cb) =>
-        this.cluster.coordinator().OpenAttempt(
-          { job: ref.job, checkpointId: ref.checkpointId, step: ref.step, worldSize: ref.worldSize, rank: ref.rank, nodeId: this.cluster.nodeId },
-          md,
-          o,
-          cb,
-        ),
+        this.cluster
+          .coordinator()
+          .OpenAttempt(
+            {
+              job: ref.job,
+              checkpointId: ref.checkpointId,
+              step: ref.step,
+              worldSize: ref.worldSize,
+              rank: ref.rank,
+              nodeId: this.cluster.nodeId,
+            },
+            md,
+            o,
+            cb,
+          ),
       30_000,
     );
     const key = `${ref.job}/${ref.checkpointId}`;
@@ -214,7 +247,10 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     if (a.marked) return;
     a.marked = true;
     await fsp.mkdir(this.markerDir(), { recursive: true });
-    await writeFileDurable(this.markerFile(a), JSON.stringify({ job: a.job, checkpointId: a.checkpointId, attempt: a.attempt } satisfies Marker));
+    await writeFileDurable(
+      this.markerFile(a),
+      JSON.stringify({ job: a.job, checkpointId: a.checkpointId, attempt: a.attempt } satisfies Marker),
+    );
   }
 
   /** Applies a decision learned from the coordinator; returns it (undefined while undecided). */
@@ -223,7 +259,10 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     if (a.decision) return a.decision;
     const d: Decision = { outcome: outcome === "COMMIT_OUTCOME_COMMITTED" ? "COMMITTED" : "ABORTED", reason, attempt: a.attempt };
     a.settle(d);
-    this.log.info({ job: a.job, checkpoint: a.checkpointId, attempt: a.attempt, outcome: d.outcome, reason }, "learned the decision from the coordinator");
+    this.log.info(
+      { job: a.job, checkpoint: a.checkpointId, attempt: a.attempt, outcome: d.outcome, reason },
+      "learned the decision from the coordinator",
+    );
     void this.cleanUp(a);
     return d;
   }
@@ -270,13 +309,18 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
   }
 
   /** One peer call with a short deadline; failures become CkptdError with the coordinator's status. */
-  private once<T>(start: (md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: T) => void) => void, timeoutMs = 5_000): Promise<T> {
+  private once<T>(
+    start: (md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: T) => void) => void,
+    timeoutMs = 5_000,
+  ): Promise<T> {
     return new Promise((resolve, reject) => {
       let md: grpc.Metadata;
       try {
         md = this.cluster.metadata();
         start(md, { deadline: Date.now() + timeoutMs }, (err, res) =>
-          err ? reject(new CkptdError(err.code, `coordinator '${this.cluster.coordinatorId}': ${err.details}`, { cause: err })) : resolve(res!),
+          err
+            ? reject(new CkptdError(err.code, `coordinator '${this.cluster.coordinatorId}': ${err.details}`, { cause: err }))
+            : resolve(res!),
         );
       } catch (err) {
         reject(err);
@@ -285,7 +329,11 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
   }
 
   /** Retries a peer call while the coordinator is unreachable (up to `forMs`, default: until it answers). */
-  private async retry<T>(what: string, start: (md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: T) => void) => void, forMs = Infinity): Promise<T> {
+  private async retry<T>(
+    what: string,
+    start: (md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: T) => void) => void,
+    forMs = Infinity,
+  ): Promise<T> {
     const until = Date.now() + forMs;
     for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
       try {

@@ -20,17 +20,26 @@ type Callback<T> = (err: ReturnType<typeof toServiceError> | null, res?: T) => v
 
 function outcome(d: Decision | undefined) {
   if (!d) return { outcome: "COMMIT_OUTCOME_UNSPECIFIED" as const, reason: "" };
-  return { outcome: d.outcome === "COMMITTED" ? ("COMMIT_OUTCOME_COMMITTED" as const) : ("COMMIT_OUTCOME_ABORTED" as const), reason: d.reason };
+  return {
+    outcome: d.outcome === "COMMITTED" ? ("COMMIT_OUTCOME_COMMITTED" as const) : ("COMMIT_OUTCOME_ABORTED" as const),
+    reason: d.reason,
+  };
 }
 
 export function peerServiceHandlers(deps: PeerDeps): PeerServiceHandlers {
   /** Runs `fn` on the coordinator after the admin-token check; refuses on participants. */
-  function serve<T>(call: { metadata: import("@grpc/grpc-js").Metadata }, callback: Callback<T>, fn: (c: CommitCoordinator) => Promise<T>): void {
+  function serve<T>(
+    call: { metadata: import("@grpc/grpc-js").Metadata },
+    callback: Callback<T>,
+    fn: (c: CommitCoordinator) => Promise<T>,
+  ): void {
     Promise.resolve()
       .then(() => {
         deps.auth.check(call.metadata, { admin: true });
         if (!deps.coordinator)
-          throw failedPrecondition(`node '${deps.nodeId}' does not coordinate; node '${deps.coordinatorId}' does (check --peers on every node)`);
+          throw failedPrecondition(
+            `node '${deps.nodeId}' does not coordinate; node '${deps.coordinatorId}' does (check --peers on every node)`,
+          );
         return fn(deps.coordinator);
       })
       .then(
@@ -60,13 +69,19 @@ export function peerServiceHandlers(deps: PeerDeps): PeerServiceHandlers {
         } catch (err) {
           throw invalidArgument(`items_json from node '${r.nodeId}' is not a list of item records: ${(err as Error).message}`);
         }
-        const d = await c.peerVote({ job: r.job, checkpointId: r.checkpointId, step: r.step, rank: r.rank, worldSize: r.worldSize }, r.attempt, records);
+        const d = await c.peerVote(
+          { job: r.job, checkpointId: r.checkpointId, step: r.step, rank: r.rank, worldSize: r.worldSize },
+          r.attempt,
+          records,
+        );
         return { ...outcome(d), attempt: d.attempt };
       });
     },
     AbortAttempt(call, callback) {
       const r = call.request;
-      serve(call, callback, async (c) => outcome(await c.peerAbort(r.job, r.checkpointId, r.attempt, r.reason || `node '${r.nodeId}' aborted`)));
+      serve(call, callback, async (c) =>
+        outcome(await c.peerAbort(r.job, r.checkpointId, r.attempt, r.reason || `node '${r.nodeId}' aborted`)),
+      );
     },
     GetDecision(call, callback) {
       const r = call.request;

@@ -199,9 +199,7 @@ export class Retention {
       for (const x of scored.slice(0, policy.keepBest)) keep.add(x.c.checkpointId);
     }
     const pinned = this.job(job).pinned;
-    return all.filter(
-      (c) => !keep.has(c.checkpointId) && !pinned.has(c.checkpointId) && this.evaluations.holders(job, c).length === 0,
-    );
+    return all.filter((c) => !keep.has(c.checkpointId) && !pinned.has(c.checkpointId) && this.evaluations.holders(job, c).length === 0);
   }
 
   private serial<T>(job: string, fn: () => Promise<T>): Promise<T> {

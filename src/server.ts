@@ -114,13 +114,12 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         call.on("cancelled", () => reject(new CkptdError(grpc.status.CANCELLED, "the caller went away"))),
       );
       cancelled.catch(() => {});
-      Promise.race([
-        Promise.resolve().then(() => auth.check(call.metadata, { job: r.job })),
-        cancelled,
-      ]).then(() => Promise.race([
-        coordinator.vote({ job: r.job, checkpointId: r.checkpointId, step: r.step, rank: r.rank, worldSize: r.worldSize }, r.items, r.attempt),
-        cancelled,
-      ])).then(
+      const vote = Promise.resolve().then(() => {
+        auth.check(call.metadata, { job: r.job });
+        return coordinator.vote({ job: r.job, checkpointId: r.checkpointId, step: r.step, rank: r.rank, worldSize: r.worldSize }, r.items, r.attempt);
+      });
+      // The vote stays recorded when the caller goes away; only the wait ends.
+      Promise.race([vote, cancelled]).then(
         (d) => {
           metrics.commitSeconds.observe({ outcome: d.outcome }, seconds(started));
           callback(null, decisionMessage(d));

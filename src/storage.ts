@@ -95,8 +95,7 @@ export class DataDir {
         const holder = Number.parseInt(fs.readFileSync(this.lockFile, "utf8"), 10);
         if (Number.isInteger(holder) && holder !== process.pid && processAlive(holder))
           throw failedPrecondition(
-            `data directory ${this.root} is already in use by ckptd (pid ${holder}); ` +
-              `stop that daemon or pass a different --data-dir`,
+            `data directory ${this.root} is already in use by ckptd (pid ${holder}); ` + `stop that daemon or pass a different --data-dir`,
           );
         fs.unlinkSync(this.lockFile);
       }

@@ -33,10 +33,7 @@ export interface Context {
 
 /** `status`: GetStatus and the Health check; fails when the daemon is not SERVING. */
 export async function status({ conn, json }: Context): Promise<void> {
-  const [s, health] = await Promise.all([
-    conn.unary<GetStatusResponse>((o, cb) => conn.admin.getStatus({}, o, cb)),
-    conn.healthCheck(""),
-  ]);
+  const [s, health] = await Promise.all([conn.unary<GetStatusResponse>((o, cb) => conn.admin.getStatus({}, o, cb)), conn.healthCheck("")]);
   if (json) {
     printJson({
       address: conn.address,
@@ -93,7 +90,9 @@ export async function list({ conn, json }: Context, job: string, limit: number |
   let pageToken = "";
   do {
     const pageSize = limit === undefined ? 1000 : Math.min(1000, limit - checkpoints.length);
-    const page = await conn.unary<ListCheckpointsResponse>((o, cb) => conn.checkpoints.listCheckpoints({ job, pageSize, pageToken }, o, cb));
+    const page = await conn.unary<ListCheckpointsResponse>((o, cb) =>
+      conn.checkpoints.listCheckpoints({ job, pageSize, pageToken }, o, cb),
+    );
     checkpoints.push(...page.checkpoints);
     pageToken = page.nextPageToken;
   } while (pageToken && (limit === undefined || checkpoints.length < limit));
@@ -103,7 +102,15 @@ export async function list({ conn, json }: Context, job: string, limit: number |
   print(
     table(
       ["checkpoint", "step", "world size", "committed at", "raw", "stored", "ratio"],
-      checkpoints.map((c) => [c.checkpointId, c.step, c.worldSize, isoTime(c.commitTime), bytes(c.rawBytes), bytes(c.storedBytes), ratio(c.rawBytes, c.storedBytes)]),
+      checkpoints.map((c) => [
+        c.checkpointId,
+        c.step,
+        c.worldSize,
+        isoTime(c.commitTime),
+        bytes(c.rawBytes),
+        bytes(c.storedBytes),
+        ratio(c.rawBytes, c.storedBytes),
+      ]),
       [1, 2, 4, 5, 6],
     ),
   );
@@ -148,7 +155,10 @@ export async function show({ conn, json }: Context, job: string, checkpointId: s
               ? [e.key, "tensor", dtypeName(e.tensor.dtype), shape(e.tensor.shape), e.tensor.device]
               : [e.key, "object", e.object?.format ?? "", "", ""];
             row.push(bytes(e.rawBytes), bytes(e.storedBytes), e.chunkCount);
-            if (sharded) row.push(e.tensor && e.tensor.globalShape.length > 0 ? `${shape(e.tensor.globalShape)} @ ${shape(e.tensor.globalOffsets)}` : "");
+            if (sharded)
+              row.push(
+                e.tensor && e.tensor.globalShape.length > 0 ? `${shape(e.tensor.globalShape)} @ ${shape(e.tensor.globalOffsets)}` : "",
+              );
             return row;
           }),
           [5, 6, 7],
@@ -163,7 +173,14 @@ export async function verify({ conn, json }: Context, job: string, checkpointId:
   const res = await conn.unary<VerifyCheckpointResponse>((o, cb) => conn.admin.verifyCheckpoint({ job, checkpointId }, o, cb));
   const damaged = !res.ok || res.damaged.length > 0;
   if (json) {
-    printJson({ job, checkpointId: res.checkpointId, ok: !damaged, chunksChecked: res.chunksChecked, bytesChecked: res.bytesChecked, damaged: res.damaged });
+    printJson({
+      job,
+      checkpointId: res.checkpointId,
+      ok: !damaged,
+      chunksChecked: res.chunksChecked,
+      bytesChecked: res.bytesChecked,
+      damaged: res.damaged,
+    });
   } else if (!damaged) {
     print(`${job}/${res.checkpointId}: OK, ${res.chunksChecked} chunks, ${bytes(res.bytesChecked)} verified`);
   } else {
@@ -183,14 +200,27 @@ export async function verify({ conn, json }: Context, job: string, checkpointId:
 export async function exportCommand({ conn, json }: Context, req: Omit<ExportRequest, "progress">): Promise<void> {
   const index = await exportCheckpoint(conn, { ...req, progress: !json && Boolean(process.stderr.isTTY) });
   const files = index.entries.length;
-  if (json) return printJson({ out: req.out, index: path.join(req.out, "index.json"), job: index.job, checkpointId: index.checkpointId, step: index.step, ranks: index.ranks, entries: files, totalBytes: index.totalBytes });
-  print(`exported ${files} entries (${bytes(index.totalBytes)}) of ${index.job}/${index.checkpointId}, rank${index.ranks.length === 1 ? "" : "s"} ${index.ranks.join(", ")}, to ${req.out} (index.json lists them)`);
+  if (json)
+    return printJson({
+      out: req.out,
+      index: path.join(req.out, "index.json"),
+      job: index.job,
+      checkpointId: index.checkpointId,
+      step: index.step,
+      ranks: index.ranks,
+      entries: files,
+      totalBytes: index.totalBytes,
+    });
+  print(
+    `exported ${files} entries (${bytes(index.totalBytes)}) of ${index.job}/${index.checkpointId}, rank${index.ranks.length === 1 ? "" : "s"} ${index.ranks.join(", ")}, to ${req.out} (index.json lists them)`,
+  );
 }
 
 /** `delete JOB CHECKPOINT`: asks first unless `yes`; refuses without a terminal to ask on. */
 export async function deleteCommand({ conn, json }: Context, job: string, checkpointId: string, yes: boolean): Promise<void> {
   if (!yes) {
-    if (!process.stdin.isTTY) throw new UsageError(`not deleting ${job}/${checkpointId}: no terminal to confirm on; pass --yes to delete without asking`);
+    if (!process.stdin.isTTY)
+      throw new UsageError(`not deleting ${job}/${checkpointId}: no terminal to confirm on; pass --yes to delete without asking`);
     const c = await getCheckpoint(conn, job, checkpointId, false);
     const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
     let answer: string;
@@ -316,7 +346,11 @@ export async function retention({ conn, json }: Context, job: string, flags: Ret
   const res = await conn.unary<SetRetentionPolicyResponse>((o, cb) => conn.retention.setRetentionPolicy({ job, policy }, o, cb));
   if (json) return printJson({ job, policy: policyJson(res.policy), deletedCheckpointIds: res.deletedCheckpointIds });
   print(keyValueTable(policyRows(res.policy)));
-  print(res.deletedCheckpointIds.length > 0 ? `garbage collection deleted: ${res.deletedCheckpointIds.join(", ")}` : "garbage collection deleted nothing");
+  print(
+    res.deletedCheckpointIds.length > 0
+      ? `garbage collection deleted: ${res.deletedCheckpointIds.join(", ")}`
+      : "garbage collection deleted nothing",
+  );
 }
 
 /** `pin` / `unpin JOB CHECKPOINT`. */

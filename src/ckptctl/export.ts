@@ -76,7 +76,8 @@ export async function exportCheckpoint(conn: Connection, req: ExportRequest): Pr
     conn.checkpoints.getCheckpoint({ job: req.job, checkpointId: req.checkpointId, view: "CHECKPOINT_VIEW_BASIC" }, o, cb),
   );
   const checkpoint = res.checkpoint;
-  if (!checkpoint) throw new CkptdError(Code.INTERNAL, `the daemon answered GetCheckpoint ${req.job}/${req.checkpointId} without a checkpoint`);
+  if (!checkpoint)
+    throw new CkptdError(Code.INTERNAL, `the daemon answered GetCheckpoint ${req.job}/${req.checkpointId} without a checkpoint`);
   const ranks = ranksToExport(checkpoint, req);
   const expected = new Map(ranks.map((r) => [r, rawBytesOf(checkpoint, r, req.item)]));
 
@@ -102,7 +103,8 @@ export async function exportCheckpoint(conn: Connection, req: ExportRequest): Pr
       const where = `${req.job}/${checkpoint.checkpointId} rank ${rank}`;
       const call = conn.checkpoints.load(request, conn.callOptions());
       let ended = false;
-      let current: { entry: LoadEntry; file: fsp.FileHandle; index: IndexEntry; written: number; hash: ReturnType<typeof createHash> } | undefined;
+      let current:
+        { entry: LoadEntry; file: fsp.FileHandle; index: IndexEntry; written: number; hash: ReturnType<typeof createHash> } | undefined;
       let streamed = 0;
       let planned: number | undefined;
       const finishEntry = async () => {
@@ -111,7 +113,10 @@ export async function exportCheckpoint(conn: Connection, req: ExportRequest): Pr
         current = undefined;
         await c.file.close();
         if (c.written !== c.entry.sizeBytes) {
-          throw new CkptdError(Code.DATA_LOSS, `${where}: entry ${c.entry.item}/${c.entry.key} streamed ${c.written} bytes, ${c.entry.sizeBytes} were announced`);
+          throw new CkptdError(
+            Code.DATA_LOSS,
+            `${where}: entry ${c.entry.item}/${c.entry.key} streamed ${c.written} bytes, ${c.entry.sizeBytes} were announced`,
+          );
         }
         c.index.sha256 = c.hash.digest("hex");
         entries.push(c.index);
@@ -153,10 +158,16 @@ export async function exportCheckpoint(conn: Connection, req: ExportRequest): Pr
             if (!current) throw outOfOrder(where, "a chunk outside an entry");
             const { data, crc32c: expectedCrc } = msg.chunk;
             if (expectedCrc !== undefined && expectedCrc !== null && crc32c(data) !== expectedCrc) {
-              throw new CkptdError(Code.DATA_LOSS, `${where}: a chunk of entry ${current.entry.item}/${current.entry.key} failed its CRC-32C check in transit`);
+              throw new CkptdError(
+                Code.DATA_LOSS,
+                `${where}: a chunk of entry ${current.entry.item}/${current.entry.key} failed its CRC-32C check in transit`,
+              );
             }
             if (current.written + data.byteLength > current.entry.sizeBytes) {
-              throw new CkptdError(Code.DATA_LOSS, `${where}: entry ${current.entry.item}/${current.entry.key} streamed more than the announced ${current.entry.sizeBytes} bytes`);
+              throw new CkptdError(
+                Code.DATA_LOSS,
+                `${where}: entry ${current.entry.item}/${current.entry.key} streamed more than the announced ${current.entry.sizeBytes} bytes`,
+              );
             }
             await writeAll(current.file, data);
             current.hash.update(data);
@@ -212,7 +223,10 @@ function ranksToExport(c: Checkpoint, req: ExportRequest): number[] {
     if (ranks.length === 0) {
       const names = [...new Set(c.ranks.flatMap((m) => m.items.map((it) => it.name)))].sort();
       const scope = req.rank === undefined ? "no rank" : `rank ${req.rank}`;
-      throw new CkptdError(Code.NOT_FOUND, `${scope} of checkpoint ${c.job}/${c.checkpointId} saved item ${item} (items: ${names.join(", ") || "none"})`);
+      throw new CkptdError(
+        Code.NOT_FOUND,
+        `${scope} of checkpoint ${c.job}/${c.checkpointId} saved item ${item} (items: ${names.join(", ") || "none"})`,
+      );
     }
   }
   return ranks;

@@ -43,7 +43,8 @@ export function describeFailure(err: unknown, ctx: FailureContext): { message: s
 }
 
 const TLS_FAILURE = /ssl|tls|certificate|handshake|alpn/i;
-const UNREACHABLE = /no connection established|failed to connect|ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ECONNRESET|getaddrinfo|name resolution|dns/i;
+const UNREACHABLE =
+  /no connection established|failed to connect|ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ECONNRESET|getaddrinfo|name resolution|dns/i;
 
 function isStatus(err: unknown): boolean {
   return err instanceof CkptdError || (err instanceof Error && typeof (err as { code?: unknown }).code === "number");

@@ -170,8 +170,14 @@ Examples:
     .command("watch")
     .description("follow a job's commits and deletions, one line per event (with --json one JSON object per line), until Ctrl-C")
     .argument("<job>", "the job")
-    .addOption(new Option("--after-sequence <n>", "resume after this event sequence number").argParser(count("--after-sequence")).conflicts(["fromStep", "fromNow"]))
-    .addOption(new Option("--from-step <s>", "start at the first event about a step >= S").argParser(count("--from-step")).conflicts(["fromNow"]))
+    .addOption(
+      new Option("--after-sequence <n>", "resume after this event sequence number")
+        .argParser(count("--after-sequence"))
+        .conflicts(["fromStep", "fromNow"]),
+    )
+    .addOption(
+      new Option("--from-step <s>", "start at the first event about a step >= S").argParser(count("--from-step")).conflicts(["fromNow"]),
+    )
     .option("--from-now", "only events from now on (default: replay the job's whole event log first)")
     .action((job: string, opts: { afterSequence?: number; fromStep?: number; fromNow?: boolean }, cmd: Command) =>
       withConnection(cmd, (ctx) => {
@@ -203,14 +209,18 @@ Examples:
     .description("pin a checkpoint: retention never deletes it")
     .argument("<job>", "the job")
     .argument("<checkpoint>", "the checkpoint's id")
-    .action((job: string, checkpoint: string, _opts, cmd: Command) => withConnection(cmd, (ctx) => commands.pin(ctx, job, checkpoint, true)));
+    .action((job: string, checkpoint: string, _opts, cmd: Command) =>
+      withConnection(cmd, (ctx) => commands.pin(ctx, job, checkpoint, true)),
+    );
 
   program
     .command("unpin")
     .description("unpin a checkpoint: retention may delete it again")
     .argument("<job>", "the job")
     .argument("<checkpoint>", "the checkpoint's id")
-    .action((job: string, checkpoint: string, _opts, cmd: Command) => withConnection(cmd, (ctx) => commands.pin(ctx, job, checkpoint, false)));
+    .action((job: string, checkpoint: string, _opts, cmd: Command) =>
+      withConnection(cmd, (ctx) => commands.pin(ctx, job, checkpoint, false)),
+    );
 
   return program;
 }

@@ -77,7 +77,10 @@ async function alongsideGoodCheckpoint<T>(bad: () => Promise<T>): Promise<T> {
   const id = uniqueName("good");
   const s = seed++;
   const ranks: RankItems[] = [
-    { model: [f32Entry("layers.0.weight", compressibleBytes(256 * 1024, s))], optim: [objectEntry("state", compressibleBytes(4096, s + 1))] },
+    {
+      model: [f32Entry("layers.0.weight", compressibleBytes(256 * 1024, s))],
+      optim: [objectEntry("state", compressibleBytes(4096, s + 1))],
+    },
     { model: [f32Entry("layers.0.weight", compressibleBytes(256 * 1024, s + 2))] },
   ];
   const [result] = await Promise.all([bad(), saveAndCommit(client, JOB, id, s, ranks)]);
@@ -160,7 +163,9 @@ describe("bad input - ranks, world size and step", () => {
     expectStatus(bad, "FAILED_PRECONDITION", /world.?size/i);
     // The rejected stream staged nothing: rank 1 can still save with the right world size.
     await saveItemOk(client, ref(id, 1, 2), r1);
-    const votes = await Promise.all([0, 1].map((rank) => commitRaw(client, { job: JOB, checkpointId: id, step: 10, rank, worldSize: 2, items: ["model"] })));
+    const votes = await Promise.all(
+      [0, 1].map((rank) => commitRaw(client, { job: JOB, checkpointId: id, step: 10, rank, worldSize: 2, items: ["model"] })),
+    );
     votes.forEach((v, rank) => expectOutcome(v, "COMMITTED", `rank ${rank}`));
     await expectLoadsBitExact(client, JOB, id, 0, { model: r0 });
     await expectLoadsBitExact(client, JOB, id, 1, { model: r1 });
@@ -174,7 +179,9 @@ describe("bad input - ranks, world size and step", () => {
     const bad = await alongsideGoodCheckpoint(() => saveItem(client, ref(id, 1, 2, "model", 501), r1));
     expectStatus(bad, "FAILED_PRECONDITION", /step/i);
     await saveItemOk(client, ref(id, 1, 2, "model", 500), r1);
-    const votes = await Promise.all([0, 1].map((rank) => commitRaw(client, { job: JOB, checkpointId: id, step: 500, rank, worldSize: 2, items: ["model"] })));
+    const votes = await Promise.all(
+      [0, 1].map((rank) => commitRaw(client, { job: JOB, checkpointId: id, step: 500, rank, worldSize: 2, items: ["model"] })),
+    );
     votes.forEach((v, rank) => expectOutcome(v, "COMMITTED", `rank ${rank}`));
     await expectLoadsBitExact(client, JOB, id, 1, { model: r1 });
   });
@@ -214,7 +221,9 @@ describe("bad input - stream shape", () => {
   it("save - a chunk before any entry header is INVALID_ARGUMENT naming the entry", async () => {
     const h = ref(uniqueName("noentry"));
     const e = small();
-    const r = await alongsideGoodCheckpoint(() => saveRaw(client, [headerMsg(h), chunkMsg(e[0]!.data), ...entryMessages(e), trailerFor(e)]));
+    const r = await alongsideGoodCheckpoint(() =>
+      saveRaw(client, [headerMsg(h), chunkMsg(e[0]!.data), ...entryMessages(e), trailerFor(e)]),
+    );
     expectStatus(r, "INVALID_ARGUMENT", /entry/i);
   });
 
@@ -286,7 +295,9 @@ describe("bad input - sizes", () => {
     const h = ref(uniqueName("toofew"));
     const a = tensorEntry("a", "DTYPE_BFLOAT16", [4, 8]); // 64 bytes
     const partial = a.data.subarray(0, 48);
-    const r = await alongsideGoodCheckpoint(() => saveRaw(client, [headerMsg(h), entryMsg(a), chunkMsg(partial), trailerFor([{ ...a, data: partial }])]));
+    const r = await alongsideGoodCheckpoint(() =>
+      saveRaw(client, [headerMsg(h), entryMsg(a), chunkMsg(partial), trailerFor([{ ...a, data: partial }])]),
+    );
     expectStatus(r, "INVALID_ARGUMENT", /bytes/i);
   });
 
@@ -359,7 +370,11 @@ describe("bad input - checksums and trailer counts", () => {
   it("save - a wrong trailer crc32c is INVALID_ARGUMENT naming the checksum", async () => {
     const e = small();
     const t = trailerFor(e).trailer!;
-    const msgs = [headerMsg(ref(uniqueName("crc"))), ...entryMessages(e), trailerMsg(t.entryCount!, Number(t.byteCount), (t.crc32c! ^ 0x80) >>> 0)];
+    const msgs = [
+      headerMsg(ref(uniqueName("crc"))),
+      ...entryMessages(e),
+      trailerMsg(t.entryCount!, Number(t.byteCount), (t.crc32c! ^ 0x80) >>> 0),
+    ];
     const r = await alongsideGoodCheckpoint(() => saveRaw(client, msgs));
     expectStatus(r, "INVALID_ARGUMENT", /checksum|crc/i);
   });
@@ -439,7 +454,9 @@ describe("bad input - items and checkpoint state", () => {
     await sleep(200);
     expect(daemon.proc.exitCode, "daemon still running").toBeNull();
     await saveItemOk(client, ref(id, 0, 2), big, { chunkBytes: 1 * MiB });
-    const votes = await Promise.all([0, 1].map((rank) => commitRaw(client, { job: JOB, checkpointId: id, step: 10, rank, worldSize: 2, items: ["model"] })));
+    const votes = await Promise.all(
+      [0, 1].map((rank) => commitRaw(client, { job: JOB, checkpointId: id, step: 10, rank, worldSize: 2, items: ["model"] })),
+    );
     votes.forEach((v, rank) => expectOutcome(v, "COMMITTED", `rank ${rank}`));
     await expectLoadsBitExact(client, JOB, id, 0, { model: big });
     await expectLoadsBitExact(client, JOB, id, 1, { model: other });
@@ -456,7 +473,10 @@ describe("bad input - unknown jobs and checkpoints", () => {
   });
 
   it("get - an unknown checkpoint of a known job is NOT_FOUND", async () => {
-    expectStatus(await alongsideGoodCheckpoint(() => getCheckpointRaw(client, { job: JOB, checkpointId: "no-such-checkpoint" })), "NOT_FOUND");
+    expectStatus(
+      await alongsideGoodCheckpoint(() => getCheckpointRaw(client, { job: JOB, checkpointId: "no-such-checkpoint" })),
+      "NOT_FOUND",
+    );
   });
 
   it("load - an unknown job is NOT_FOUND", async () => {

@@ -60,13 +60,21 @@ function rows(stdout: string): string[][] {
   return stdout
     .split("\n")
     .filter((l) => l.startsWith("│"))
-    .map((l) => l.split("│").slice(1, -1).map((c) => c.trim()));
+    .map((l) =>
+      l
+        .split("│")
+        .slice(1, -1)
+        .map((c) => c.trim()),
+    );
 }
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
 /** Entries of one rank of the test checkpoints, kept to compare exports with. */
-type Saved = Record<string, { key: string; kind: "tensor" | "object"; bytes: Uint8Array; dtype?: string; shape?: number[]; device?: string; format?: string }[]>;
+type Saved = Record<
+  string,
+  { key: string; kind: "tensor" | "object"; bytes: Uint8Array; dtype?: string; shape?: number[]; device?: string; format?: string }[]
+>;
 
 function rankEntries(rank: number): Saved {
   const weight = randomBytes(6 * MiB + 12); // two chunks, the second one short
@@ -101,7 +109,10 @@ async function saveCheckpoint(client: CkptdClient, checkpointId: string, step: n
         const r = await client.save({ job: JOB, checkpointId, step, rank, worldSize: 2, item, entries: toSaveEntries(entries) });
         attempt = r.attempt;
       }
-      const c = await client.commit({ job: JOB, checkpointId, step, rank, worldSize: 2, items: Object.keys(items), attempt }, { timeoutMs: 30_000 });
+      const c = await client.commit(
+        { job: JOB, checkpointId, step, rank, worldSize: 2, items: Object.keys(items), attempt },
+        { timeoutMs: 30_000 },
+      );
       expect(c.outcome).toBe("COMMITTED");
     }),
   );
@@ -145,7 +156,9 @@ describe("ckptctl reading", () => {
     expect(c.rawBytes).toBe(raw);
     expect(c.storedBytes).toBeGreaterThan(raw); // random bytes do not compress
     expect(Date.parse(c.commitTime)).toBeGreaterThan(Date.now() - 600_000);
-    expect(json(await ckptctl([...A, "--json", "list", JOB, "--limit", "1"])).checkpoints.map((x: any) => x.checkpointId)).toEqual(["global_step200"]);
+    expect(json(await ckptctl([...A, "--json", "list", JOB, "--limit", "1"])).checkpoints.map((x: any) => x.checkpointId)).toEqual([
+      "global_step200",
+    ]);
   });
 
   it("list - without --json prints a table with the id, step, world size and sizes", async () => {
@@ -197,8 +210,26 @@ describe("ckptctl reading", () => {
     expect(r.stdout).toMatch(/rank 0 · item optim · 1 entries/);
     const table = rows(r.stdout);
     expect(table).toContainEqual(["key", "kind", "dtype/format", "shape", "device", "raw", "stored", "chunks"]);
-    expect(table).toContainEqual(["layers.0.weight", "tensor", "float32", "[1572867]", "cuda:0", "6.00 MiB", expect.stringMatching(/MiB$/), "2"]);
-    expect(table).toContainEqual(["decoder/layers.1/bias", "tensor", "bfloat16", "[1001]", "cuda:1", "1.96 KiB", expect.stringMatching(/B$/), "1"]);
+    expect(table).toContainEqual([
+      "layers.0.weight",
+      "tensor",
+      "float32",
+      "[1572867]",
+      "cuda:0",
+      "6.00 MiB",
+      expect.stringMatching(/MiB$/),
+      "2",
+    ]);
+    expect(table).toContainEqual([
+      "decoder/layers.1/bias",
+      "tensor",
+      "bfloat16",
+      "[1001]",
+      "cuda:1",
+      "1.96 KiB",
+      expect.stringMatching(/B$/),
+      "1",
+    ]);
     expect(table).toContainEqual(["state", "object", "json", "", "", "41 B", expect.stringMatching(/B$/), "1"]);
   });
 
@@ -213,7 +244,14 @@ describe("ckptctl reading", () => {
 
   it("status - --json reports the daemon and a SERVING health", async () => {
     const doc = json(await ckptctl([...A, "--json", "status"]));
-    expect(doc).toMatchObject({ address: daemon.address, health: "SERVING", state: "running", listenAddress: daemon.address, jobCount: 1, checkpointCount: 2 });
+    expect(doc).toMatchObject({
+      address: daemon.address,
+      health: "SERVING",
+      state: "running",
+      listenAddress: daemon.address,
+      jobCount: 1,
+      checkpointCount: 2,
+    });
     expect(doc.dataDir).toBe(fs.realpathSync(daemon.dataDir));
     expect(doc.storedBytes).toBeGreaterThan(0);
     const r = await ckptctl([...A, "status"]);
@@ -223,7 +261,9 @@ describe("ckptctl reading", () => {
 
   it("jobs - lists the job with its latest checkpoint", async () => {
     const doc = json(await ckptctl([...A, "--json", "jobs"]));
-    expect(doc.jobs).toEqual([expect.objectContaining({ job: JOB, checkpointCount: 2, latestCheckpointId: "global_step200", latestStep: 200 })]);
+    expect(doc.jobs).toEqual([
+      expect.objectContaining({ job: JOB, checkpointCount: 2, latestCheckpointId: "global_step200", latestStep: 200 }),
+    ]);
     const r = await ckptctl([...A, "jobs"]);
     expect(rows(r.stdout)).toEqual([
       ["job", "checkpoints", "latest", "latest step", "stored"],
@@ -249,7 +289,10 @@ describe("ckptctl reading", () => {
     });
     proc.kill("SIGINT");
     expect(await exited).toBe(0);
-    const events = out.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    const events = out
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
     expect(events.slice(0, 2)).toEqual([
       expect.objectContaining({ sequence: 1, type: "COMMITTED", checkpointId: "global_step100", step: 100 }),
       expect.objectContaining({ sequence: 2, type: "COMMITTED", checkpointId: "global_step200", step: 200 }),
@@ -265,7 +308,11 @@ describe("ckptctl reading", () => {
     expect(set.deletedCheckpointIds).toEqual([]);
     const set2 = json(await ckptctl([...A, "--json", "retention", JOB, "--keep-every-steps", "100"]));
     expect(set2.policy).toMatchObject({ keepLast: 5, keepEverySteps: 100 });
-    expect(json(await ckptctl([...A, "--json", "pin", JOB, "global_step100"]))).toEqual({ job: JOB, checkpointId: "global_step100", pinned: true });
+    expect(json(await ckptctl([...A, "--json", "pin", JOB, "global_step100"]))).toEqual({
+      job: JOB,
+      checkpointId: "global_step100",
+      pinned: true,
+    });
     expect(json(await ckptctl([...A, "--json", "retention", JOB])).pinnedCheckpointIds).toEqual(["global_step100"]);
     expect(json(await ckptctl([...A, "--json", "unpin", JOB, "global_step100"])).pinned).toBe(false);
     const table = await ckptctl([...A, "retention", JOB]);
@@ -311,7 +358,9 @@ describe("ckptctl export", () => {
         }
       }
     }
-    expect(index.entries.find((i: any) => i.key === "decoder/layers.1/bias" && i.rank === 0).file).toBe("rank-00000/model/decoder_layers.1_bias.bin");
+    expect(index.entries.find((i: any) => i.key === "decoder/layers.1/bias" && i.rank === 0).file).toBe(
+      "rank-00000/model/decoder_layers.1_bias.bin",
+    );
     expect(index.entries.find((i: any) => i.key === "layers.0.weight" && i.rank === 1).file).toBe("rank-00001/model/layers.0.weight.bin");
     expect(index.entries.find((i: any) => i.key === "state").file).toBe("rank-00000/optim/state.obj");
   });
@@ -323,7 +372,10 @@ describe("ckptctl export", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/exported 2 entries .* of ctl-job\/global_step100, rank 1, to /);
     const index = JSON.parse(fs.readFileSync(path.join(out, "index.json"), "utf8"));
-    expect(index.entries.map((e: any) => `${e.rank}/${e.item}/${e.key}`).sort()).toEqual(["1/model/decoder/layers.1/bias", "1/model/layers.0.weight"]);
+    expect(index.entries.map((e: any) => `${e.rank}/${e.item}/${e.key}`).sort()).toEqual([
+      "1/model/decoder/layers.1/bias",
+      "1/model/layers.0.weight",
+    ]);
     expect(fs.readdirSync(out).sort()).toEqual(["index.json", "rank-00001"]);
   });
 
@@ -339,7 +391,10 @@ describe("ckptctl export", () => {
       item: "x",
       entries: keys.map((key, i) => ({ key, object: { data: values[i]!, format: "raw" } })),
     });
-    expect((await client.commit({ job: "ctl-names", checkpointId: "s1", step: 1, rank: 0, worldSize: 1, items: ["x"], attempt: r.attempt })).outcome).toBe("COMMITTED");
+    expect(
+      (await client.commit({ job: "ctl-names", checkpointId: "s1", step: 1, rank: 0, worldSize: 1, items: ["x"], attempt: r.attempt }))
+        .outcome,
+    ).toBe("COMMITTED");
     const out = fs.mkdtempSync(path.join(os.tmpdir(), "ckptctl-export-"));
     json(await ckptctl([...A, "--json", "export", "ctl-names", "--out", out]));
     const index = JSON.parse(fs.readFileSync(path.join(out, "index.json"), "utf8"));
@@ -358,7 +413,9 @@ describe("ckptctl export", () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), "ckptctl-export-"));
     const r = await ckptctl([...A, "export", JOB, "--out", out, "--item", "nope"]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^ckptctl: NOT_FOUND: no rank of checkpoint ctl-job\/global_step200 saved item nope \(items: model, optim\)\n$/);
+    expect(r.stderr).toMatch(
+      /^ckptctl: NOT_FOUND: no rank of checkpoint ctl-job\/global_step200 saved item nope \(items: model, optim\)\n$/,
+    );
   });
 });
 
@@ -448,7 +505,9 @@ describe("ckptctl errors", () => {
   it("errors - an unreachable daemon gets a hint naming the address", async () => {
     const r = await ckptctl(["--address", "127.0.0.1:1", "status"]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^ckptctl: UNAVAILABLE: cannot reach ckptd at 127\.0\.0\.1:1 \(.*\)\. Is the daemon running there\? Set --address or CKPTD_ADDRESS\.\n$/);
+    expect(r.stderr).toMatch(
+      /^ckptctl: UNAVAILABLE: cannot reach ckptd at 127\.0\.0\.1:1 \(.*\)\. Is the daemon running there\? Set --address or CKPTD_ADDRESS\.\n$/,
+    );
   });
 
   it("help - every command has --help", async () => {
@@ -472,15 +531,54 @@ describe("ckptctl with TLS, mTLS and tokens", () => {
 
   beforeAll(async () => {
     const ssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=ckptctl test CA");
+    ssl(
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.pem",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=ckptctl test CA",
+    );
     fs.writeFileSync(file("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
     for (const who of ["server", "client"]) {
       ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", `${who}.key`, "-out", `${who}.csr`, "-subj", `/CN=${who}`);
-      ssl("x509", "-req", "-in", `${who}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", `${who}.pem`, "-days", "2", "-extfile", "san.ext");
+      ssl(
+        "x509",
+        "-req",
+        "-in",
+        `${who}.csr`,
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        `${who}.pem`,
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+      );
     }
     fs.writeFileSync(file("tokens.json"), JSON.stringify(tokens));
     secure = await startDaemon({
-      args: ["--tls-cert", file("server.pem"), "--tls-key", file("server.key"), "--tls-ca", file("ca.pem"), "--auth-tokens", file("tokens.json")],
+      args: [
+        "--tls-cert",
+        file("server.pem"),
+        "--tls-key",
+        file("server.key"),
+        "--tls-ca",
+        file("ca.pem"),
+        "--auth-tokens",
+        file("tokens.json"),
+      ],
     });
     S = ["--address", secure.address, "--tls-ca", file("ca.pem"), "--tls-cert", file("client.pem"), "--tls-key", file("client.key")];
   });

@@ -215,7 +215,8 @@ describe("WatchCheckpoints", () => {
       return subscribe(c, job, {
         evaluator,
         onEvent: async (ev) => {
-          if (ev.type === "COMMITTED") await c.reportEvaluation({ job, checkpointId: ev.checkpointId, evaluator, metrics: { step: ev.step } });
+          if (ev.type === "COMMITTED")
+            await c.reportEvaluation({ job, checkpointId: ev.checkpointId, evaluator, metrics: { step: ev.step } });
         },
       });
     });
@@ -234,9 +235,18 @@ describe("WatchCheckpoints", () => {
     for (const [i, sub] of subs.entries()) {
       const what = names[i]!;
       expect(sub.error, `${what} watch error`).toBeUndefined();
-      expect(sub.events.map((e) => e.type), what).toEqual(steps.map(() => "COMMITTED"));
-      expect(sub.events.map((e) => e.step), what).toEqual(steps);
-      expect(sub.events.map((e) => e.checkpointId), what).toEqual(steps.map(tagOf));
+      expect(
+        sub.events.map((e) => e.type),
+        what,
+      ).toEqual(steps.map(() => "COMMITTED"));
+      expect(
+        sub.events.map((e) => e.step),
+        what,
+      ).toEqual(steps);
+      expect(
+        sub.events.map((e) => e.checkpointId),
+        what,
+      ).toEqual(steps.map(tagOf));
       expectGapless(sub.events, 1, what);
       for (const ev of sub.events) {
         expect(ev.job).toBe(job);
@@ -391,7 +401,9 @@ describe("WaitForEvaluators", () => {
     await commitStep(client, job, 1);
     await client.reportEvaluation({ job, checkpointId: tagOf(1), evaluator: "eval-a", metrics: { loss: 1 } });
     const started = Date.now();
-    const err = await rejection(client.waitForEvaluators({ job, checkpointId: tagOf(1), evaluators: ["eval-a", "eval-b"], timeoutMs: 700 }));
+    const err = await rejection(
+      client.waitForEvaluators({ job, checkpointId: tagOf(1), evaluators: ["eval-a", "eval-b"], timeoutMs: 700 }),
+    );
     const waited = Date.now() - started;
     const e = expectStatusName(err, "DEADLINE_EXCEEDED", "wait for eval-a and eval-b");
     expect(isDeadlineExceeded(e)).toBe(true);
@@ -412,7 +424,11 @@ describe("WaitForEvaluators", () => {
     const [r] = await client.waitForEvaluators({ job, checkpointId: tagOf(1), evaluators: ["eval-x"], timeoutMs: 2_000 });
     expect(r?.status).toBe("FAILED");
     expect(r?.message).toBe("out of memory");
-    expectStatusName(await rejection(client.waitForEvaluators({ job, checkpointId: tagOf(1), evaluators: [], timeoutMs: 1_000 })), "INVALID_ARGUMENT", "no evaluators");
+    expectStatusName(
+      await rejection(client.waitForEvaluators({ job, checkpointId: tagOf(1), evaluators: [], timeoutMs: 1_000 })),
+      "INVALID_ARGUMENT",
+      "no evaluators",
+    );
     expectStatusName(
       await rejection(client.waitForEvaluators({ job, checkpointId: "global_step404", evaluators: ["eval-x"], timeoutMs: 1_000 })),
       "NOT_FOUND",
@@ -464,7 +480,10 @@ describe("restarts", () => {
     const cursorC = c1.events[4]!.sequence;
 
     for (let step = 6; step <= 12; step++) await commitStep(trainer1, job, step);
-    expect(await waitUntil(() => b1.events.length >= 12 && seenA.length >= 12, 5_000), "eval-a/eval-b did not see 12 before the restart").toBe(true);
+    expect(
+      await waitUntil(() => b1.events.length >= 12 && seenA.length >= 12, 5_000),
+      "eval-a/eval-b did not see 12 before the restart",
+    ).toBe(true);
     await d1.stop();
     d1 = undefined;
     expect(await waitUntil(() => b1.ended, 10_000), "eval-b's watch did not end when its daemon stopped").toBe(true);
@@ -487,7 +506,10 @@ describe("restarts", () => {
     const stepsB = [...b1.events, ...b2.events].map((e) => e.step);
     expect(stepsB, "eval-b across the restart").toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     expectGapless([...b1.events, ...b2.events], 1, "eval-b across the restart");
-    expect(seenA.map((e) => e.step), "eval-a (checkpoints()) across the restart").toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(
+      seenA.map((e) => e.step),
+      "eval-a (checkpoints()) across the restart",
+    ).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     expectGapless(seenA, 1, "eval-a (checkpoints()) across the restart");
 
     // eval-a's reports are durable: after another restart WaitForEvaluators answers at once.
@@ -553,7 +575,8 @@ describe("retention", () => {
     const sub = subscribe(evalClient, job, {
       evaluator,
       onEvent: async (ev) => {
-        if (ev.type === "COMMITTED" && ev.step !== 1) await evalClient.reportEvaluation({ job, checkpointId: ev.checkpointId, evaluator, metrics: { loss: 1 / ev.step } });
+        if (ev.type === "COMMITTED" && ev.step !== 1)
+          await evalClient.reportEvaluation({ job, checkpointId: ev.checkpointId, evaluator, metrics: { loss: 1 / ev.step } });
       },
     });
     for (let step = 1; step <= 6; step++) {
@@ -566,7 +589,11 @@ describe("retention", () => {
     await sleep(3 * GC_INTERVAL_MS);
     expect(await committedSteps(client, job), "the lease still holds after timer GCs").toEqual([1, 4, 5, 6]);
     expect(await waitUntil(() => deleted(sub.events).length >= 2, 5_000)).toBe(true);
-    expect(deleted(sub.events).map((e) => e.step).sort()).toEqual([2, 3]);
+    expect(
+      deleted(sub.events)
+        .map((e) => e.step)
+        .sort(),
+    ).toEqual([2, 3]);
     for (const e of deleted(sub.events)) expect(e.reason, `reason of deleting step ${e.step}`).toMatch(/^retention/);
 
     await evalClient.reportEvaluation({ job, checkpointId: tagOf(1), evaluator, metrics: { loss: 2 } });
@@ -605,7 +632,11 @@ describe("retention", () => {
     expect(await eventuallySteps(c, job, [3, 4], SHORT_LEASE_MS + 10_000), "step 1 goes once its lease expired").toEqual([3, 4]);
     expect(Date.now() - sentAt, "deleted before the lease expired").toBeGreaterThanOrEqual(SHORT_LEASE_MS - 100);
     expect(await waitUntil(() => deleted(sub.events).length >= 2, 5_000)).toBe(true);
-    expect(deleted(sub.events).map((e) => e.step).sort()).toEqual([1, 2]);
+    expect(
+      deleted(sub.events)
+        .map((e) => e.step)
+        .sort(),
+    ).toEqual([1, 2]);
     for (const e of deleted(sub.events)) expect(e.reason, `reason of deleting step ${e.step}`).toMatch(/^retention/);
     await sub.stop();
   });
@@ -627,7 +658,9 @@ describe("retention", () => {
     await commitStep(client, job2, 1);
     await commitStep(client, job2, 2);
     const res = await client.setRetentionPolicy(job2, { keepEverySteps: 1000 });
-    expect(res.deletedCheckpointIds, "SetRetentionPolicy returns what its new policy deleted, even with a timer GC running").toEqual([tagOf(1)]);
+    expect(res.deletedCheckpointIds, "SetRetentionPolicy returns what its new policy deleted, even with a timer GC running").toEqual([
+      tagOf(1),
+    ]);
     await sleep(3 * GC_INTERVAL_MS);
     expect(await committedSteps(client, job2)).toEqual([2]);
     await client.setRetentionPolicy(job2, { keepBest: 1, bestMetric: "loss", bestMode: "min" });

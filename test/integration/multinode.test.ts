@@ -43,7 +43,16 @@ async function cluster(prepareTimeoutMs = 2000): Promise<Cluster> {
       const d = await startDaemon({
         dataDir: c.dataDir,
         env,
-        args: ["--node-id", node, "--peers", NODES.join(","), "--prepare-timeout-ms", String(prepareTimeoutMs), "--shutdown-grace-ms", "1000"],
+        args: [
+          "--node-id",
+          node,
+          "--peers",
+          NODES.join(","),
+          "--prepare-timeout-ms",
+          String(prepareTimeoutMs),
+          "--shutdown-grace-ms",
+          "1000",
+        ],
       });
       c.daemons.set(node, d);
       c.clients.get(node)?.close();
@@ -70,11 +79,21 @@ function shard(rank: number, step: number, bytes = 256 << 10): Tensor {
 
 async function saveRank(c: Cluster, rank: number, id: string, step: number) {
   const client = c.clients.get(nodeOf(rank))!;
-  return client.save({ job: "mn", checkpointId: id, step, rank, worldSize: WORLD, item: "model", entries: [{ key: "w", tensor: shard(rank, step) }] });
+  return client.save({
+    job: "mn",
+    checkpointId: id,
+    step,
+    rank,
+    worldSize: WORLD,
+    item: "model",
+    entries: [{ key: "w", tensor: shard(rank, step) }],
+  });
 }
 
 function commitRank(c: Cluster, rank: number, id: string, step: number, attempt: number, timeoutMs = 30_000) {
-  return c.clients.get(nodeOf(rank))!.commit({ job: "mn", checkpointId: id, step, rank, worldSize: WORLD, items: ["model"], attempt }, { timeoutMs });
+  return c.clients
+    .get(nodeOf(rank))!
+    .commit({ job: "mn", checkpointId: id, step, rank, worldSize: WORLD, items: ["model"], attempt }, { timeoutMs });
 }
 
 async function expectLoads(c: Cluster, id: string, step: number, rank: number, from: Node) {

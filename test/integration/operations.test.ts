@@ -15,7 +15,9 @@ import { chunkMsg, commitRaw, compressibleBytes, entryMsg, f32Entry, headerMsg, 
 function unaryWith<T>(fn: (md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: T) => void) => void, token?: string) {
   const md = new grpc.Metadata();
   if (token) md.set("authorization", `Bearer ${token}`);
-  return new Promise<{ error?: grpc.ServiceError; response?: T }>((resolve) => fn(md, (error, response) => resolve(error ? { error } : { response: response! })));
+  return new Promise<{ error?: grpc.ServiceError; response?: T }>((resolve) =>
+    fn(md, (error, response) => resolve(error ? { error } : { response: response! })),
+  );
 }
 
 async function scrape(address: string): Promise<Map<string, number>> {
@@ -47,7 +49,15 @@ describe("metrics", () => {
     const data = compressibleBytes(3 * MiB + 5);
     const entries = [{ key: "w", tensor: { dtype: "uint8" as const, shape: [data.length], device: "cpu", data } }];
     const saved = await client.save({ job: "m", checkpointId: "s1", step: 1, rank: 0, worldSize: 1, item: "model", entries });
-    const c = await client.commit({ job: "m", checkpointId: "s1", step: 1, rank: 0, worldSize: 1, items: ["model"], attempt: saved.attempt });
+    const c = await client.commit({
+      job: "m",
+      checkpointId: "s1",
+      step: 1,
+      rank: 0,
+      worldSize: 1,
+      items: ["model"],
+      attempt: saved.attempt,
+    });
     expect(c.outcome).toBe("COMMITTED");
     const loaded = await client.loadItems({ job: "m", rank: 0 });
     expect(loaded.items.get("model")?.size).toBe(1);
@@ -85,7 +95,23 @@ describe("TLS and mTLS", () => {
     fs.writeFileSync(file("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
     for (const who of ["server", "client"]) {
       ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", `${who}.key`, "-out", `${who}.csr`, "-subj", `/CN=${who}`);
-      ssl("x509", "-req", "-in", `${who}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", `${who}.pem`, "-days", "2", "-extfile", "san.ext");
+      ssl(
+        "x509",
+        "-req",
+        "-in",
+        `${who}.csr`,
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        `${who}.pem`,
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+      );
     }
   });
   const read = (n: string) => fs.readFileSync(file(n));
@@ -93,7 +119,9 @@ describe("TLS and mTLS", () => {
   async function listWith(d: Daemon, creds: grpc.ChannelCredentials) {
     const { grpcObject } = loadWire();
     const c = new grpcObject.ckptd.v1.CheckpointService(d.address, creds, CLIENT_CHANNEL_OPTIONS);
-    const r = await unaryWith<{ checkpoints: unknown[] }>((md, cb) => c.ListCheckpoints({ job: "t" }, md, { deadline: Date.now() + 5000 }, cb));
+    const r = await unaryWith<{ checkpoints: unknown[] }>((md, cb) =>
+      c.ListCheckpoints({ job: "t" }, md, { deadline: Date.now() + 5000 }, cb),
+    );
     c.close();
     return r;
   }
@@ -102,8 +130,18 @@ describe("TLS and mTLS", () => {
     const d = await startDaemon({ args: ["--tls-cert", file("server.pem"), "--tls-key", file("server.key")] });
     try {
       const client = new CkptdClient({ address: d.address, credentials: grpc.credentials.createSsl(read("ca.pem")) });
-      const r = await client.save({ job: "t", checkpointId: "s1", step: 1, rank: 0, worldSize: 1, item: "x", entries: [{ key: "o", object: { data: Buffer.from("hello") } }] });
-      expect((await client.commit({ job: "t", checkpointId: "s1", step: 1, rank: 0, worldSize: 1, items: ["x"], attempt: r.attempt })).outcome).toBe("COMMITTED");
+      const r = await client.save({
+        job: "t",
+        checkpointId: "s1",
+        step: 1,
+        rank: 0,
+        worldSize: 1,
+        item: "x",
+        entries: [{ key: "o", object: { data: Buffer.from("hello") } }],
+      });
+      expect(
+        (await client.commit({ job: "t", checkpointId: "s1", step: 1, rank: 0, worldSize: 1, items: ["x"], attempt: r.attempt })).outcome,
+      ).toBe("COMMITTED");
       expect((await listWith(d, grpc.credentials.createSsl(read("ca.pem")))).response?.checkpoints.length).toBe(1);
       expect((await listWith(d, grpc.credentials.createInsecure())).error?.code).toBe(grpc.status.UNAVAILABLE);
       client.close();
@@ -175,7 +213,11 @@ describe("per-job tokens", () => {
       call.end();
     });
     expect(result.error).toBeUndefined();
-    const commit = await unaryWith<{ outcome: string }>((m, cb) => raw.Commit({ job: "jobA", checkpointId: "s1", step: 1, rank: 0, worldSize: 1, items: ["m"], attempt: result.attempt! }, m, cb), tokens.jobs.jobA);
+    const commit = await unaryWith<{ outcome: string }>(
+      (m, cb) =>
+        raw.Commit({ job: "jobA", checkpointId: "s1", step: 1, rank: 0, worldSize: 1, items: ["m"], attempt: result.attempt! }, m, cb),
+      tokens.jobs.jobA,
+    );
     expect(commit.response?.outcome).toBe("COMMIT_OUTCOME_COMMITTED");
     const denied = await unaryWith((m, cb) => raw.DeleteCheckpoint({ job: "jobA", checkpointId: "s1" }, m, cb), tokens.jobs.jobA);
     expect(denied.error?.code).toBe(grpc.status.PERMISSION_DENIED);
@@ -193,8 +235,24 @@ describe("per-job tokens", () => {
 
   it("auth - the TypeScript client sends its token on every call", async () => {
     const withToken = new CkptdClient({ address: d.address, token: tokens.jobs.jobB });
-    const saved = await withToken.save({ job: "jobB", checkpointId: "s1", step: 1, rank: 0, worldSize: 1, item: "m", entries: [{ key: "o", object: { data: Buffer.from("x") } }] });
-    const c = await withToken.commit({ job: "jobB", checkpointId: "s1", step: 1, rank: 0, worldSize: 1, items: ["m"], attempt: saved.attempt });
+    const saved = await withToken.save({
+      job: "jobB",
+      checkpointId: "s1",
+      step: 1,
+      rank: 0,
+      worldSize: 1,
+      item: "m",
+      entries: [{ key: "o", object: { data: Buffer.from("x") } }],
+    });
+    const c = await withToken.commit({
+      job: "jobB",
+      checkpointId: "s1",
+      step: 1,
+      rank: 0,
+      worldSize: 1,
+      items: ["m"],
+      attempt: saved.attempt,
+    });
     expect(c.outcome).toBe("COMMITTED");
     expect((await withToken.listCheckpoints("jobB")).checkpoints).toHaveLength(1);
     await expect(withToken.listCheckpoints("jobA")).rejects.toThrow(/PERMISSION_DENIED|belongs to job 'jobB'/);
@@ -223,7 +281,9 @@ describe("per-job tokens", () => {
 
 async function runDaemonExpectingExit(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; output: string }> {
   const { spawn } = await import("node:child_process");
-  const p = spawn(process.execPath, [DAEMON_ENTRY, "--listen", "127.0.0.1:0", "--data-dir", tempDataDir(), ...args], { env: { ...process.env, ...env } });
+  const p = spawn(process.execPath, [DAEMON_ENTRY, "--listen", "127.0.0.1:0", "--data-dir", tempDataDir(), ...args], {
+    env: { ...process.env, ...env },
+  });
   let output = "";
   p.stdout.on("data", (b: Buffer) => (output += b.toString()));
   p.stderr.on("data", (b: Buffer) => (output += b.toString()));
@@ -240,7 +300,9 @@ describe("config", () => {
     try {
       const { grpcObject } = loadWire();
       const rt = new grpcObject.ckptd.v1.RetentionService(d.address, grpc.credentials.createInsecure());
-      const r = await unaryWith<{ policy: { keepLast: number; keepEverySteps: number } | null }>((md, cb) => rt.GetRetentionPolicy({ job: "any" }, md, cb));
+      const r = await unaryWith<{ policy: { keepLast: number; keepEverySteps: number } | null }>((md, cb) =>
+        rt.GetRetentionPolicy({ job: "any" }, md, cb),
+      );
       expect(r.response?.policy?.keepLast).toBe(3);
       expect(r.response?.policy?.keepEverySteps).toBe(50);
       rt.close();
@@ -268,7 +330,18 @@ describe("config", () => {
   it("help - documents every option with its default and environment variable", async () => {
     const r = await runDaemonExpectingExit(["--help"]);
     expect(r.code).toBe(0);
-    for (const flag of ["--listen", "--data-dir", "--prepare-timeout-ms", "--metrics-listen", "--tls-cert", "--tls-ca", "--auth-tokens", "--config", "--keep-last", "--lease-ttl-ms"])
+    for (const flag of [
+      "--listen",
+      "--data-dir",
+      "--prepare-timeout-ms",
+      "--metrics-listen",
+      "--tls-cert",
+      "--tls-ca",
+      "--auth-tokens",
+      "--config",
+      "--keep-last",
+      "--lease-ttl-ms",
+    ])
       expect(r.output).toContain(flag);
     expect(r.output).toMatch(/CKPTD_DATA_DIR/);
   });

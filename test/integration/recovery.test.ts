@@ -56,10 +56,7 @@ afterEach(async () => {
 
 function olderCheckpoint(): RankItems[] {
   return [0, 1].map((rank) => ({
-    model: [
-      f32Entry("layers.0.weight", compressibleBytes(3 * MiB, 40 + rank)),
-      f32Entry("embedding", incompressibleBytes(1 * MiB)),
-    ],
+    model: [f32Entry("layers.0.weight", compressibleBytes(3 * MiB, 40 + rank)), f32Entry("embedding", incompressibleBytes(1 * MiB))],
     optim: [objectEntry("state", compressibleBytes(16 * 1024, 50 + rank))],
   }));
 }
@@ -125,7 +122,11 @@ describe("recovery", () => {
     await expectOlderIntact(c2, dataDir, older, hashes);
 
     // A late vote of the lost attempt does not resurrect it.
-    const late = await commitRaw(c2, { job: JOB, checkpointId: "global_step200", step: 200, rank: 1, worldSize: 2, items: ["model"] }, 10_000);
+    const late = await commitRaw(
+      c2,
+      { job: JOB, checkpointId: "global_step200", step: 200, rank: 1, worldSize: 2, items: ["model"] },
+      10_000,
+    );
     if (!late.error) expect(late.response!.outcome, "late vote after the crash").not.toBe("COMMIT_OUTCOME_COMMITTED");
 
     // The restarted job can save the same checkpoint again, and it commits.
@@ -150,27 +151,29 @@ describe("recovery", () => {
 
     const { daemon: d1, client: c1 } = await start({ dataDir, env: { CKPTD_FAULT: "crash-after-decision" } });
     const ranks: RankItems[] = [0, 1].map((rank) => ({
-      model: [
-        f32Entry("layers.0.weight", compressibleBytes(6 * MiB, 80 + rank)),
-        f32Entry("layers.0.bias", incompressibleBytes(2 * MiB)),
-      ],
+      model: [f32Entry("layers.0.weight", compressibleBytes(6 * MiB, 80 + rank)), f32Entry("layers.0.bias", incompressibleBytes(2 * MiB))],
       optim: [objectEntry("state", compressibleBytes(32 * 1024, 90 + rank))],
     }));
     const attempts = await Promise.all(
       ranks.map(async (items, rank) => {
         let attempt = 0;
         for (const [item, entries] of Object.entries(items)) {
-          attempt = (await saveItemOk(c1, { job: JOB, checkpointId: "global_step200", step: 200, rank, worldSize: 2, item }, entries)).attempt;
+          attempt = (await saveItemOk(c1, { job: JOB, checkpointId: "global_step200", step: 200, rank, worldSize: 2, item }, entries))
+            .attempt;
         }
         return attempt;
       }),
     );
     const votes = await Promise.all(
-      [0, 1].map((rank) => commitRaw(c1, { job: JOB, checkpointId: "global_step200", step: 200, rank, worldSize: 2, items: ["model", "optim"] })),
+      [0, 1].map((rank) =>
+        commitRaw(c1, { job: JOB, checkpointId: "global_step200", step: 200, rank, worldSize: 2, items: ["model", "optim"] }),
+      ),
     );
     votes.forEach((v) => expectStatus(v, [...CONNECTION_LOST]));
     expect(await d1.exited, "the daemon killed itself at the fault point").toBe("SIGKILL");
-    expect(fs.existsSync(path.join(checkpointDir(dataDir, JOB, "global_step200"), "manifest.json")), "not yet published at the crash").toBe(false);
+    expect(fs.existsSync(path.join(checkpointDir(dataDir, JOB, "global_step200"), "manifest.json")), "not yet published at the crash").toBe(
+      false,
+    );
 
     const { client: c2 } = await start({ dataDir });
     const got = await getCheckpointRaw(c2, { job: JOB, checkpointId: "global_step200" });
@@ -183,7 +186,14 @@ describe("recovery", () => {
 
     // The ranks whose replies were lost retry and learn the durable decision.
     for (let rank = 0; rank < 2; rank++) {
-      const retry = await commitRaw(c2, { job: JOB, checkpointId: "global_step200", step: 200, rank, worldSize: 2, items: ["model", "optim"] });
+      const retry = await commitRaw(c2, {
+        job: JOB,
+        checkpointId: "global_step200",
+        step: 200,
+        rank,
+        worldSize: 2,
+        items: ["model", "optim"],
+      });
       expectOutcome(retry, "COMMITTED", `rank ${rank} retry after restart`);
     }
     const latest = await getCheckpointRaw(c2, { job: JOB, checkpointId: "latest" });

@@ -49,7 +49,13 @@ class Reflection {
   private readonly pending: ((r: ReflectionResponse | Error) => void)[] = [];
 
   constructor(address: string, version: "v1" | "v1alpha") {
-    const def = protoLoader.loadSync(reflectionProto(version), { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true });
+    const def = protoLoader.loadSync(reflectionProto(version), {
+      keepCase: false,
+      longs: String,
+      enums: String,
+      defaults: true,
+      oneofs: true,
+    });
     const pkg = grpc.loadPackageDefinition(def) as any;
     const Service = pkg.grpc.reflection[version].ServerReflection as grpc.ServiceClientConstructor;
     this.client = new Service(address, grpc.credentials.createInsecure());
@@ -112,7 +118,11 @@ function rootOf(files: Map<string, protobuf.Message>): protobuf.Root {
  * A generic grpc-js client of `service`, its (de)serialisers built from the reflected types.
  * protobufjs names fields in lowerCamelCase (the proto3 JSON names), as grpcurl's -d does.
  */
-function genericClient(root: protobuf.Root, service: string, address: string): { client: grpc.Client; unary: (method: string, req: object) => Promise<Record<string, any>> } {
+function genericClient(
+  root: protobuf.Root,
+  service: string,
+  address: string,
+): { client: grpc.Client; unary: (method: string, req: object) => Promise<Record<string, any>> } {
   const svc = root.lookupService(service);
   const definition: Record<string, grpc.MethodDefinition<object, object>> = {};
   for (const m of svc.methodsArray) {
@@ -157,7 +167,10 @@ beforeAll(async () => {
     item: "model",
     entries: [{ key: "w", tensor: tensor(data, { shape: [10, 100], device: "cuda:0" }) }],
   });
-  expect((await client.commit({ job: JOB, checkpointId: "global_step7", step: 7, rank: 0, worldSize: 1, items: ["model"], attempt: r.attempt })).outcome).toBe("COMMITTED");
+  expect(
+    (await client.commit({ job: JOB, checkpointId: "global_step7", step: 7, rank: 0, worldSize: 1, items: ["model"], attempt: r.attempt }))
+      .outcome,
+  ).toBe("COMMITTED");
   client.close();
 });
 
@@ -171,7 +184,12 @@ describe.each(["v1alpha", "v1"] as const)("server reflection %s", (version) => {
     try {
       const services = await r.listServices();
       expect(services).toEqual(
-        expect.arrayContaining(["ckptd.v1.CheckpointService", "ckptd.v1.EvaluationService", "ckptd.v1.RetentionService", "ckptd.v1.AdminService"]),
+        expect.arrayContaining([
+          "ckptd.v1.CheckpointService",
+          "ckptd.v1.EvaluationService",
+          "ckptd.v1.RetentionService",
+          "ckptd.v1.AdminService",
+        ]),
       );
       // grpcurl's health check resolves grpc.health.v1.Health through reflection too.
       expect(services).toContain("grpc.health.v1.Health");
@@ -188,7 +206,15 @@ describe.each(["v1alpha", "v1"] as const)("server reflection %s", (version) => {
       const root = rootOf(files);
       expect(root.lookupType("google.protobuf.Timestamp")).toBeDefined();
       const svc = root.lookupService("ckptd.v1.CheckpointService");
-      expect(svc.methodsArray.map((m) => m.name).sort()).toEqual(["Abort", "Commit", "DeleteCheckpoint", "GetCheckpoint", "ListCheckpoints", "Load", "Save"]);
+      expect(svc.methodsArray.map((m) => m.name).sort()).toEqual([
+        "Abort",
+        "Commit",
+        "DeleteCheckpoint",
+        "GetCheckpoint",
+        "ListCheckpoints",
+        "Load",
+        "Save",
+      ]);
 
       const { client, unary } = genericClient(root, "ckptd.v1.CheckpointService", daemon.address);
       try {

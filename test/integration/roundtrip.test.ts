@@ -56,17 +56,26 @@ function rankItems(rank: number): Record<string, SaveEntry[]> {
     { key: "layers.0.weight", tensor: tensor(new Float32Array(randomBytes(256 * 512 * 4).buffer), { shape: [256, 512], device }) },
     // An odd element count, so the last chunk is short and not 4-byte aligned.
     { key: "layers.0.attn.bf16", tensor: tensor(bf16Bits(1001 * 3), { dtype: "bfloat16", shape: [1001, 3], device }) },
-    { key: "position_ids", tensor: tensor(BigInt64Array.from({ length: 5000 }, (_, i) => BigInt(i) - 2500n), { shape: [5000], device: "cpu" }) },
+    {
+      key: "position_ids",
+      tensor: tensor(
+        BigInt64Array.from({ length: 5000 }, (_, i) => BigInt(i) - 2500n),
+        { shape: [5000], device: "cpu" },
+      ),
+    },
     { key: "scale", tensor: tensor(new Float32Array([Math.PI * (rank + 1)]), { shape: [], device }) },
     { key: "empty", tensor: tensor(new Float32Array(0), { shape: [0, 16], device }) },
     {
       key: "shard",
-      tensor: tensor(new Int32Array(64 * 32).map((_, i) => i * (rank + 1)), {
-        shape: [64, 32],
-        device,
-        globalShape: [64 * 8, 32],
-        globalOffsets: [64 * rank, 0],
-      }),
+      tensor: tensor(
+        new Int32Array(64 * 32).map((_, i) => i * (rank + 1)),
+        {
+          shape: [64, 32],
+          device,
+          globalShape: [64 * 8, 32],
+          globalOffsets: [64 * rank, 0],
+        },
+      ),
     },
   ];
   if (rank === 0) {
@@ -185,7 +194,14 @@ describe("8 ranks, 2 items each", () => {
 
   test("load - an explicit mapLocation wins over the hints, and '*' maps every device", async () => {
     const items = saved.get(5)!;
-    const mapped = await client.loadItems({ job, checkpointId: tag, rank: 5, localRank: 3, devices: GPUS, mapLocation: { "cuda:5": "cuda:1" } });
+    const mapped = await client.loadItems({
+      job,
+      checkpointId: tag,
+      rank: 5,
+      localRank: 3,
+      devices: GPUS,
+      mapLocation: { "cuda:5": "cuda:1" },
+    });
     expect(mapped.plan.mapLocation["cuda:5"]).toBe("cuda:1");
     expectRankLoaded(mapped, items, (d) => (d === "cuda:5" ? "cuda:1" : "cpu"));
 
@@ -194,7 +210,15 @@ describe("8 ranks, 2 items each", () => {
   });
 
   test("load - sourceRank and items select another rank's shard and one item", async () => {
-    const loaded = await client.loadItems({ job, checkpointId: "latest", rank: 2, sourceRank: 6, items: ["model"], devices: GPUS, localRank: 2 });
+    const loaded = await client.loadItems({
+      job,
+      checkpointId: "latest",
+      rank: 2,
+      sourceRank: 6,
+      items: ["model"],
+      devices: GPUS,
+      localRank: 2,
+    });
     expect(loaded.plan.sourceRank).toBe(6);
     expectRankLoaded(loaded, { model: saved.get(6)!["model"]! }, (d) => (d === "cpu" ? "cpu" : "cuda:2"));
   });
@@ -318,7 +342,9 @@ describe("CheckpointEngine", () => {
     const tag = "global_step10";
     const savePath = `/ckpt/${tag}/mp_rank_00_model_states.pt`;
     const saved = [0, 1].map(stateDict);
-    const engines = [0, 1].map((rank) => new CheckpointEngine({ client, job, rank, worldSize: 2, localRank: rank, devices: ["cuda:0", "cuda:1"] }));
+    const engines = [0, 1].map(
+      (rank) => new CheckpointEngine({ client, job, rank, worldSize: 2, localRank: rank, devices: ["cuda:0", "cuda:1"] }),
+    );
 
     const committed = await Promise.all(
       engines.map(async (engine) => {

@@ -52,10 +52,7 @@ afterAll(async () => {
 function corruptibleCheckpoint(): RankItems[] {
   return [
     {
-      model: [
-        f32Entry("layers.7.attn.weight", compressibleBytes(10 * MiB, 5)),
-        f32Entry("embedding.weight", incompressibleBytes(6 * MiB)),
-      ],
+      model: [f32Entry("layers.7.attn.weight", compressibleBytes(10 * MiB, 5)), f32Entry("embedding.weight", incompressibleBytes(6 * MiB))],
       optim: [objectEntry("state", compressibleBytes(64 * 1024, 6))],
     },
     { model: [f32Entry("layers.7.attn.weight", compressibleBytes(2 * MiB, 7))] },
@@ -104,7 +101,10 @@ describe("storage", () => {
       expect(partial.data.length, "bytes streamed before the corrupt chunk").toBeLessThanOrEqual(4 * MiB);
       expectSameBytes(partial.data, original.subarray(0, partial.data.length), "bytes streamed before the error");
     }
-    expect(r.entries.some((x) => x.entry.key === "embedding.weight" && x.data.length > 0), "nothing after the corrupt chunk").toBe(false);
+    expect(
+      r.entries.some((x) => x.entry.key === "embedding.weight" && x.data.length > 0),
+      "nothing after the corrupt chunk",
+    ).toBe(false);
 
     // Everything else still loads: the other rank, and this rank's other item.
     await expectLoadsBitExact(client, JOB, id, 1, ranks[1]!);
@@ -151,7 +151,10 @@ describe("storage", () => {
       // `file` may be relative to the checkpoint or to the item's directory; either way it is this file.
       expect(me.file.replace(/\\/g, "/")).toMatch(new RegExp(`(^|/)${String(index).padStart(6, "0")}\\.lz4$`));
       const named = [path.join(checkpointDir(daemon.dataDir, JOB, id), me.file), path.join(path.dirname(file), path.basename(me.file))];
-      expect(named.map((p) => path.resolve(p)), `manifest file '${me.file}'`).toContain(path.resolve(file));
+      expect(
+        named.map((p) => path.resolve(p)),
+        `manifest file '${me.file}'`,
+      ).toContain(path.resolve(file));
       expect(me.rawBytes).toBe(e.data.length);
       const stored = fs.readFileSync(file);
       expect(me.storedBytes).toBe(stored.length);

@@ -83,13 +83,7 @@ export interface TestEntry {
 }
 
 /** A tensor entry whose bytes fill dtype x shape (compressible unless `data` is given). */
-export function tensorEntry(
-  key: string,
-  dtype: Dtype,
-  shape: number[],
-  data?: Buffer,
-  device = "cpu",
-): TestEntry {
+export function tensorEntry(key: string, dtype: Dtype, shape: number[], data?: Buffer, device = "cpu"): TestEntry {
   const size = shape.reduce((n, d) => n * d, DTYPE_SIZES[dtype]);
   const bytes = data ?? compressibleBytes(size, key.length + size);
   return { key, tensor: { dtype, shape, device }, data: bytes };
@@ -313,10 +307,7 @@ export interface UnaryResult<T> {
   error?: grpc.ServiceError;
 }
 
-function unary<T>(
-  start: (options: grpc.CallOptions, cb: grpc.requestCallback<T>) => unknown,
-  deadlineMs: number,
-): Promise<UnaryResult<T>> {
+function unary<T>(start: (options: grpc.CallOptions, cb: grpc.requestCallback<T>) => unknown, deadlineMs: number): Promise<UnaryResult<T>> {
   return new Promise((resolve) => {
     start({ deadline: Date.now() + deadlineMs }, (err, res) => resolve(err ? { error: err } : { response: res! }));
   });
@@ -330,11 +321,7 @@ export function commitRaw(
   return unary<CommitResponse>((o, cb) => client.Commit(req, o, cb), deadlineMs);
 }
 
-export function abortRaw(
-  client: CheckpointServiceClient,
-  req: AbortRequestIn,
-  deadlineMs = 30_000,
-): Promise<UnaryResult<AbortResponse>> {
+export function abortRaw(client: CheckpointServiceClient, req: AbortRequestIn, deadlineMs = 30_000): Promise<UnaryResult<AbortResponse>> {
   return unary<AbortResponse>((o, cb) => client.Abort(req, o, cb), deadlineMs);
 }
 
@@ -355,11 +342,7 @@ export function listCheckpointsRaw(
 }
 
 /** Asserts a Commit returned the outcome; returns the response. */
-export function expectOutcome(
-  r: UnaryResult<CommitResponse>,
-  outcome: "COMMITTED" | "ABORTED",
-  what = "commit",
-): CommitResponse {
+export function expectOutcome(r: UnaryResult<CommitResponse>, outcome: "COMMITTED" | "ABORTED", what = "commit"): CommitResponse {
   expect(r.error, `${what}: expected ${outcome}, got ${statusName(r.error?.code)}: ${r.error?.details}`).toBeUndefined();
   expect(r.response!.outcome, `${what}: reason "${r.response!.reason}"`).toBe(`COMMIT_OUTCOME_${outcome}`);
   return r.response!;
@@ -388,9 +371,7 @@ export async function saveAndCommit(
     }),
   );
   const votes = await Promise.all(
-    ranks.map((items, rank) =>
-      commitRaw(client, { job, checkpointId, step, rank, worldSize, items: Object.keys(items) }),
-    ),
+    ranks.map((items, rank) => commitRaw(client, { job, checkpointId, step, rank, worldSize, items: Object.keys(items) })),
   );
   return votes.map((v, rank) => expectOutcome(v, "COMMITTED", `commit ${job}/${checkpointId} rank ${rank}`));
 }
@@ -575,7 +556,10 @@ export function uncommittedBytes(dataDir: string, job: string): number {
 /** Relative path -> SHA-256 of every file under `dir`. */
 export function hashTree(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const f of filesUnder(dir)) out[f] = createHash("sha256").update(fs.readFileSync(path.join(dir, f))).digest("hex");
+  for (const f of filesUnder(dir))
+    out[f] = createHash("sha256")
+      .update(fs.readFileSync(path.join(dir, f)))
+      .digest("hex");
   return out;
 }
 

@@ -5,7 +5,15 @@ import { crc32cCombine } from "../../src/codec.js";
 
 describe("crc32cCombine", () => {
   it("gives the CRC-32C of the concatenation, for every split and length", () => {
-    for (const [la, lb] of [[0, 5], [5, 0], [1, 1], [3, 4096], [4096, 3], [1 << 20, (4 << 20) + 7], [17, 1 << 22]] as const) {
+    for (const [la, lb] of [
+      [0, 5],
+      [5, 0],
+      [1, 1],
+      [3, 4096],
+      [4096, 3],
+      [1 << 20, (4 << 20) + 7],
+      [17, 1 << 22],
+    ] as const) {
       const a = randomBytes(la);
       const b = randomBytes(lb);
       expect(crc32cCombine(crc32c(a), crc32c(b), lb)).toBe(crc32c(Buffer.concat([a, b])));

@@ -157,7 +157,17 @@ describe("wire conversions", () => {
     expect(ev.eventTime.getTime()).toBe(1_700_000_001_500);
     expect(ev.reason).toBe("retention: keep_last=3");
     expect(() =>
-      eventOf({ sequence: 1, type: "CHECKPOINT_EVENT_TYPE_UNSPECIFIED", job: "j", checkpointId: "c", step: 1, commitTime: null, eventTime: null, checkpoint: null, reason: "" }),
+      eventOf({
+        sequence: 1,
+        type: "CHECKPOINT_EVENT_TYPE_UNSPECIFIED",
+        job: "j",
+        checkpointId: "c",
+        step: 1,
+        commitTime: null,
+        eventTime: null,
+        checkpoint: null,
+        reason: "",
+      }),
     ).toThrow(/unknown type/);
   });
 
@@ -177,7 +187,13 @@ describe("wire conversions", () => {
   });
 
   test("retention policies: defaults, modes, and a keep-best without a metric refused before it is sent", () => {
-    expect(policyToWire({ keepLast: 3 })).toEqual({ keepLast: 3, keepEverySteps: 0, keepBest: 0, bestMetric: "", bestMode: "METRIC_MODE_UNSPECIFIED" });
+    expect(policyToWire({ keepLast: 3 })).toEqual({
+      keepLast: 3,
+      keepEverySteps: 0,
+      keepBest: 0,
+      bestMetric: "",
+      bestMode: "METRIC_MODE_UNSPECIFIED",
+    });
     expect(policyToWire({ keepBest: 2, bestMetric: "acc", bestMode: "max" }).bestMode).toBe("METRIC_MODE_MAX");
     expect(() => policyToWire({ keepBest: 1 })).toThrow(/bestMetric/);
     expect(() => policyToWire({ keepLast: -1 })).toThrow(/keepLast/);

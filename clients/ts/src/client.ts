@@ -218,10 +218,7 @@ export interface LoadRequest {
 }
 
 /** One event of {@link CkptdClient.load}: a plan, then per entry its header and its chunks. */
-export type LoadEvent =
-  | { type: "plan"; plan: LoadPlan }
-  | { type: "entry"; entry: LoadEntry }
-  | { type: "chunk"; data: Buffer };
+export type LoadEvent = { type: "plan"; plan: LoadPlan } | { type: "entry"; entry: LoadEntry } | { type: "chunk"; data: Buffer };
 
 /** A loaded entry of {@link CkptdClient.loadItems}. */
 export type LoadedEntry =
@@ -439,7 +436,8 @@ export class CkptdClient {
         cb,
       ),
     );
-    if (!res.checkpoint) throw new CkptdError(Code.INTERNAL, `the daemon answered GetCheckpoint ${job}/${checkpointId} without a checkpoint`);
+    if (!res.checkpoint)
+      throw new CkptdError(Code.INTERNAL, `the daemon answered GetCheckpoint ${job}/${checkpointId} without a checkpoint`);
     return res.checkpoint;
   }
 
@@ -456,7 +454,10 @@ export class CkptdClient {
   }
 
   /** Every committed checkpoint of a job, newest step first, fetching pages as it goes. */
-  async *listAllCheckpoints(job: string, options: { pageSize?: number } & UnaryCallOptions = {}): AsyncGenerator<Checkpoint, void, undefined> {
+  async *listAllCheckpoints(
+    job: string,
+    options: { pageSize?: number } & UnaryCallOptions = {},
+  ): AsyncGenerator<Checkpoint, void, undefined> {
     let pageToken = "";
     do {
       const page = await this.listCheckpoints(job, { ...options, pageToken });
@@ -508,7 +509,10 @@ export class CkptdClient {
         } else if (msg.msg === "chunk" && msg.chunk) {
           const { data, crc32c: expected } = msg.chunk;
           if (expected !== undefined && crc32c(data) !== expected) {
-            throw new CkptdError(Code.DATA_LOSS, `a chunk of ${data.byteLength} bytes failed its CRC-32C check in transit (job ${req.job}, checkpoint ${request.checkpointId}, rank ${req.rank})`);
+            throw new CkptdError(
+              Code.DATA_LOSS,
+              `a chunk of ${data.byteLength} bytes failed its CRC-32C check in transit (job ${req.job}, checkpoint ${request.checkpointId}, rank ${req.rank})`,
+            );
           }
           yield { type: "chunk", data };
         } else {
@@ -534,10 +538,14 @@ export class CkptdClient {
     const items = new Map<string, Map<string, LoadedEntry>>();
     let current: { entry: LoadEntry; buf: Buffer; filled: number } | undefined;
     let total = 0;
-    const where = (e: LoadEntry) => `entry ${e.item}/${e.key} of ${req.job}/${req.checkpointId ?? "latest"} rank ${req.sourceRank ?? req.rank}`;
+    const where = (e: LoadEntry) =>
+      `entry ${e.item}/${e.key} of ${req.job}/${req.checkpointId ?? "latest"} rank ${req.sourceRank ?? req.rank}`;
     const finishEntry = () => {
       if (current && current.filled !== current.buf.byteLength) {
-        throw new CkptdError(Code.DATA_LOSS, `${where(current.entry)}: received ${current.filled} bytes, expected ${current.buf.byteLength}`);
+        throw new CkptdError(
+          Code.DATA_LOSS,
+          `${where(current.entry)}: received ${current.filled} bytes, expected ${current.buf.byteLength}`,
+        );
       }
       current = undefined;
     };
@@ -573,7 +581,10 @@ export class CkptdClient {
     finishEntry();
     if (!plan) throw protocolError("no plan");
     if (total !== plan.totalBytes) {
-      throw new CkptdError(Code.DATA_LOSS, `the load of ${req.job}/${req.checkpointId ?? "latest"} rank ${req.rank} streamed ${total} bytes, the plan announced ${plan.totalBytes}`);
+      throw new CkptdError(
+        Code.DATA_LOSS,
+        `the load of ${req.job}/${req.checkpointId ?? "latest"} rank ${req.rank} streamed ${total} bytes, the plan announced ${plan.totalBytes}`,
+      );
     }
     return { plan, items };
   }
@@ -605,7 +616,10 @@ export class CkptdClient {
     return this.watchEvents(request, options.signal);
   }
 
-  private async *watchEvents(request: WatchCheckpointsRequestIn, signal: AbortSignal | undefined): AsyncGenerator<CheckpointEvent, void, undefined> {
+  private async *watchEvents(
+    request: WatchCheckpointsRequestIn,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<CheckpointEvent, void, undefined> {
     if (signal?.aborted) return;
     const call = this.rawEvaluation.watchCheckpoints(request);
     const onAbort = () => call.cancel();
@@ -615,7 +629,8 @@ export class CkptdClient {
       for await (const msg of call as AsyncIterable<WatchCheckpointsResponse>) {
         // Messages already buffered when the signal fired are not handed out.
         if (signal?.aborted) return;
-        if (!msg.event) throw new CkptdError(Code.INTERNAL, `the daemon sent a WatchCheckpointsResponse without an event (job ${request.job})`);
+        if (!msg.event)
+          throw new CkptdError(Code.INTERNAL, `the daemon sent a WatchCheckpointsResponse without an event (job ${request.job})`);
         yield eventOf(msg.event);
       }
       ended = true;
@@ -670,7 +685,8 @@ export class CkptdClient {
         cb,
       ),
     );
-    if (!res.report) throw new CkptdError(Code.INTERNAL, `the daemon answered ReportEvaluation ${req.job}/${req.checkpointId} without the report`);
+    if (!res.report)
+      throw new CkptdError(Code.INTERNAL, `the daemon answered ReportEvaluation ${req.job}/${req.checkpointId} without the report`);
     return reportOf(res.report);
   }
 
@@ -714,8 +730,13 @@ export class CkptdClient {
   }
 
   /** A job's retention policy (the daemon's defaults when never set) and its pinned checkpoints. */
-  async getRetentionPolicy(job: string, options: UnaryCallOptions = {}): Promise<{ policy: ResolvedRetentionPolicy; pinnedCheckpointIds: string[] }> {
-    const res = await unary<GetRetentionPolicyResponse>((cb) => this.rawRetention.getRetentionPolicy({ job }, callOptions(options.timeoutMs), cb));
+  async getRetentionPolicy(
+    job: string,
+    options: UnaryCallOptions = {},
+  ): Promise<{ policy: ResolvedRetentionPolicy; pinnedCheckpointIds: string[] }> {
+    const res = await unary<GetRetentionPolicyResponse>((cb) =>
+      this.rawRetention.getRetentionPolicy({ job }, callOptions(options.timeoutMs), cb),
+    );
     return { policy: policyOf(res.policy), pinnedCheckpointIds: res.pinnedCheckpointIds };
   }
 
@@ -782,7 +803,9 @@ function entryHeader(entry: SaveEntry, seen: Set<string>): { header: EntryHeader
     const size = tensorByteSize(dtypeByteSize(t.dtype), t.shape);
     if (typeof size === "string") throw invalidEntry(`entry ${key}: ${size}`);
     if (size !== t.data.byteLength) {
-      throw invalidEntry(`entry ${key}: a ${t.dtype} tensor of shape [${t.shape.join(", ")}] has ${size} bytes, but its data has ${t.data.byteLength}`);
+      throw invalidEntry(
+        `entry ${key}: a ${t.dtype} tensor of shape [${t.shape.join(", ")}] has ${size} bytes, but its data has ${t.data.byteLength}`,
+      );
     }
     return {
       header: {
@@ -814,7 +837,10 @@ function loadedEntry(entry: LoadEntry, buf: Buffer, where: string): LoadedEntry 
     if (!dtype) throw new CkptdError(Code.INTERNAL, `${where}: unknown dtype ${spec.dtype}`);
     const size = tensorByteSize(dtypeByteSize(dtype), spec.shape);
     if (size !== buf.byteLength) {
-      throw new CkptdError(Code.DATA_LOSS, `${where}: a ${dtype} tensor of shape [${spec.shape.join(", ")}] cannot have ${buf.byteLength} bytes`);
+      throw new CkptdError(
+        Code.DATA_LOSS,
+        `${where}: a ${dtype} tensor of shape [${spec.shape.join(", ")}] cannot have ${buf.byteLength} bytes`,
+      );
     }
     const t: { -readonly [K in keyof Tensor]: Tensor[K] } = {
       dtype,

@@ -126,7 +126,8 @@ export class CheckpointEngine {
     if (!item) throw new CkptdError(Code.INVALID_ARGUMENT, `save path ${JSON.stringify(savePath)} names no item`);
     const tag = this.tagOfSavePath(savePath);
     const pending = this.pending.get(tag);
-    if (!pending) throw new CkptdError(Code.FAILED_PRECONDITION, `checkpoint ${tag} was not created on rank ${this.rank}: call create(tag) first`);
+    if (!pending)
+      throw new CkptdError(Code.FAILED_PRECONDITION, `checkpoint ${tag} was not created on rank ${this.rank}: call create(tag) first`);
     // Flattening up front surfaces a bad state dict before any byte is sent.
     const entries = flattenStateDict(stateDict);
     const res = await this.client.save(
@@ -146,7 +147,8 @@ export class CheckpointEngine {
    */
   async commit(tag: string): Promise<boolean> {
     const pending = this.pending.get(tag);
-    if (!pending) throw new CkptdError(Code.FAILED_PRECONDITION, `checkpoint ${tag} was not created on rank ${this.rank}: call create(tag) first`);
+    if (!pending)
+      throw new CkptdError(Code.FAILED_PRECONDITION, `checkpoint ${tag} was not created on rank ${this.rank}: call create(tag) first`);
     const res = await this.client.commit(
       {
         job: this.job,
@@ -183,7 +185,7 @@ export class CheckpointEngine {
         rank: this.rank,
         localRank: this.localRank,
         devices: this.devices,
-        mapLocation: typeof mapLocation === "string" ? { "*": mapLocation } : mapLocation ?? {},
+        mapLocation: typeof mapLocation === "string" ? { "*": mapLocation } : (mapLocation ?? {}),
         items: [item],
       },
       this.options.loadDeadlineMs === undefined ? {} : { deadlineMs: this.options.loadDeadlineMs },
@@ -215,7 +217,8 @@ export class CheckpointEngine {
   private tagOfSavePath(savePath: string): string {
     const dir = path.posix.basename(path.posix.dirname(stripTrailingSlashes(savePath)));
     if (this.pending.has(dir)) return dir;
-    if (this.currentTag === undefined) throw new CkptdError(Code.FAILED_PRECONDITION, `no checkpoint was created on rank ${this.rank}: call create(tag) before save`);
+    if (this.currentTag === undefined)
+      throw new CkptdError(Code.FAILED_PRECONDITION, `no checkpoint was created on rank ${this.rank}: call create(tag) before save`);
     return this.currentTag;
   }
 }
@@ -256,7 +259,10 @@ export function flattenStateDict(dict: StateDict): SaveEntry[] {
   const walk = (obj: Record<string, unknown>, prefix: string): void => {
     for (const [k, v] of Object.entries(obj)) {
       if (k === "" || k.includes("/")) {
-        throw new CkptdError(Code.INVALID_ARGUMENT, `state dict key ${JSON.stringify(prefix + k)}: keys must be non-empty and must not contain "/" (it separates nested keys)`);
+        throw new CkptdError(
+          Code.INVALID_ARGUMENT,
+          `state dict key ${JSON.stringify(prefix + k)}: keys must be non-empty and must not contain "/" (it separates nested keys)`,
+        );
       }
       const key = prefix + k;
       if (v === undefined) continue;
@@ -280,7 +286,11 @@ function jsonBytes(key: string, v: unknown): Buffer {
       return inner;
     });
   } catch (err) {
-    throw new CkptdError(Code.INVALID_ARGUMENT, `state dict value at ${key} is not JSON-serialisable: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new CkptdError(
+      Code.INVALID_ARGUMENT,
+      `state dict value at ${key} is not JSON-serialisable: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
   }
   if (text === undefined) throw new CkptdError(Code.INVALID_ARGUMENT, `state dict value at ${key} (${typeof v}) is not JSON-serialisable`);
   return Buffer.from(text, "utf8");

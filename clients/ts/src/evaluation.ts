@@ -256,10 +256,13 @@ export async function* followCheckpoints(watch: WatchFn, options: CheckpointsOpt
     const armTimer = () => {
       if (idleDeadline === Infinity) return;
       // Aborting the watch (not return()) is the only way to end a pending next() of an async generator.
-      timer = setTimeout(() => {
-        timedOut = true;
-        stop.abort();
-      }, Math.max(0, idleDeadline - Date.now()));
+      timer = setTimeout(
+        () => {
+          timedOut = true;
+          stop.abort();
+        },
+        Math.max(0, idleDeadline - Date.now()),
+      );
     };
     const start: WatchStart =
       cursor !== undefined ? { afterSequence: cursor } : options.fromStep !== undefined ? { fromStep: options.fromStep } : {};

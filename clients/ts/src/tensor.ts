@@ -193,7 +193,17 @@ export function numel(shape: readonly number[]): number {
 }
 
 /** A typed array over a tensor's elements. */
-export type TensorArray = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array | Uint32Array | BigUint64Array;
+export type TensorArray =
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Int16Array
+  | Int32Array
+  | BigInt64Array
+  | Uint8Array
+  | Uint16Array
+  | Uint32Array
+  | BigUint64Array;
 
 /**
  * A typed array over a tensor's elements: `float16`/`bfloat16` as `Uint16Array` bits,

@@ -1,0 +1,488 @@
+/**
+ * Benchmark: ckptd's save, load and trainer stall against what trainers do today, on the
+ * same bytes, in the same run.
+ *
+ *   npm run bench [-- --ranks 4 --mib 256 --kinds dense,bf16,sparse --memory-budget-mib 256 --keep]
+ *   npm run bench:large          # 8 ranks × 512 MiB
+ *
+ * Starts a daemon (`dist/src/cli.js`) on a temporary data directory, generates R ranks ×
+ * S MiB of data per kind (dense float32 weights, bfloat16 weights, optimizer-like sparse
+ * float32 state with about half its rows zero) and, per kind, measures:
+ *
+ *   ckptd save       R Python ranks (`clients/python`, the trainer path): Save + Commit
+ *                    (durable); the same through the TypeScript client (R node processes);
+ *                    and the async mode (save returns once the bytes are with the daemon)
+ *   disk             the same bytes written by R parallel `dd bs=4M oflag=direct conv=fsync`
+ *   lz4 CLI          `lz4 -1` of the same bytes: its output size is the compression yardstick
+ *   torch.save       per rank, with flush + fsync (DeepSpeed's TorchCheckpointEngine)
+ *   torch DCP        torch.distributed._shard.checkpoint.save_state_dict, FileSystemWriter
+ *                    (sync_files=True), R ranks on gloo (when torch is installed)
+ *   load             ckptd Load into CPU tensors vs torch.load / DCP load_state_dict of the
+ *                    peers' files, all read cold: every file is fsynced and dropped from the
+ *                    page cache (POSIX_FADV_DONTNEED) right before each load
+ *   daemon RSS       sampled every 20 ms, peak per case and overall
+ *
+ * A case's time runs from a barrier that every rank passed (tensors in memory, connection
+ * open) to the last rank's end. Prints a table, then one JSON line with every figure and
+ * ratio (keys in docs/performance.md). The Python side is scripts/bench_ranks.py, run with
+ * /usr/bin/python3 (CKPTD_BENCH_PYTHON overrides).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { CkptdClient, tensor, type DtypeName, type SaveEntry } from "../clients/ts/src/index.js";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(HERE, "..", "..");
+const DAEMON_ENTRY = path.join(REPO, "dist", "src", "cli.js");
+const RANKS_PY = path.join(REPO, "scripts", "bench_ranks.py");
+const PYTHON = process.env["CKPTD_BENCH_PYTHON"] || "/usr/bin/python3";
+const KINDS = ["dense", "bf16", "sparse"] as const;
+type Kind = (typeof KINDS)[number];
+const GB = 1e9;
+const MiB = 2 ** 20;
+
+interface PyResult {
+  seconds: number;
+  bytes: number;
+  stall_max?: number;
+  stored_sum?: number;
+  cpu_sum?: number;
+}
+
+// -- processes -------------------------------------------------------------------------
+
+function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } });
+    let out = "";
+    let err = "";
+    p.stdout.on("data", (b: Buffer) => (out += b.toString()));
+    p.stderr.on("data", (b: Buffer) => (err += b.toString()));
+    p.on("error", reject);
+    p.on("exit", (code) => {
+      if (code === 0) resolve(out);
+      else reject(new Error(`${path.basename(cmd)} ${args.slice(0, 2).join(" ")} exited ${code}: ${(err || out).trim().slice(-2000)}`));
+    });
+  });
+}
+
+async function py(mode: string, args: string[]): Promise<PyResult> {
+  const out = await run(PYTHON, [RANKS_PY, mode, ...args]);
+  const line = out.trim().split("\n").pop() ?? "";
+  return JSON.parse(line) as PyResult;
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return (performance.now() - t0) / 1000;
+}
+
+// -- the daemon ------------------------------------------------------------------------
+
+interface Daemon {
+  address: string;
+  proc: ChildProcess;
+  exited: Promise<unknown>;
+}
+
+async function startDaemon(dataDir: string, extra: string[]): Promise<Daemon> {
+  const proc = spawn(process.execPath, [DAEMON_ENTRY, "--listen", "127.0.0.1:0", "--data-dir", dataDir, ...extra], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const exited = new Promise((resolve) => proc.on("exit", resolve));
+  let out = "";
+  const address = await new Promise<string>((resolve, reject) => {
+    const onData = (b: Buffer) => {
+      out += b.toString();
+      const m = /ckptd listening on (\S+?)"/.exec(out) ?? /ckptd listening on (\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    };
+    proc.stdout!.on("data", onData);
+    proc.stderr!.on("data", onData);
+    proc.on("exit", (code) => reject(new Error(`daemon exited ${code}: ${out}`)));
+  });
+  return { address, proc, exited };
+}
+
+/** Samples the daemon's resident set every 20 ms; `mark()` starts a new case's peak. */
+class RssSampler {
+  peakMib = 0;
+  casePeakMib = 0;
+  private readonly timer: NodeJS.Timeout;
+  constructor(private readonly pid: number) {
+    this.timer = setInterval(() => this.sample(), 20);
+  }
+  private sample(): void {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${this.pid}/status`, "utf8"));
+      if (!m) return;
+      const mib = Number(m[1]) / 1024;
+      if (mib > this.peakMib) this.peakMib = mib;
+      if (mib > this.casePeakMib) this.casePeakMib = mib;
+    } catch {
+      // The daemon is gone; the run reports that elsewhere.
+    }
+  }
+  mark(): void {
+    this.sample();
+    this.casePeakMib = 0;
+  }
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
+// -- TypeScript client ranks -------------------------------------------------------------
+
+interface LayoutEntry {
+  name: string;
+  dtype: DtypeName;
+  shape: number[];
+  offset: number;
+  nbytes: number;
+}
+
+/** One TypeScript rank (a child process): load the tensors, say "ready", wait for "go", save + commit. */
+async function tsRank(spec: { dir: string; kind: Kind; rank: number; ranks: number; address: string; job: string; ckpt: string; async: boolean }): Promise<void> {
+  const d = path.join(spec.dir, spec.kind);
+  const layout = JSON.parse(fs.readFileSync(path.join(d, "layout.json"), "utf8")) as LayoutEntry[];
+  const raw = fs.readFileSync(path.join(d, `rank-${String(spec.rank).padStart(5, "0")}.bin`));
+  const entries: SaveEntry[] = layout.map((t) => ({
+    key: t.name,
+    tensor: tensor(raw.subarray(t.offset, t.offset + t.nbytes), { dtype: t.dtype, shape: t.shape }),
+  }));
+  const client = new CkptdClient(spec.address);
+  await client.listCheckpoints(spec.job);
+  process.stdout.write("ready\n");
+  await new Promise<void>((resolve) => process.stdin.once("data", () => resolve()));
+  const t0 = performance.now();
+  const req = { job: spec.job, checkpointId: spec.ckpt, step: 1, rank: spec.rank, worldSize: spec.ranks, item: "model", entries };
+  let stall: number;
+  let res;
+  if (spec.async) {
+    const pending = await client.saveAsync(req);
+    stall = performance.now() - t0;
+    res = await pending.durable;
+  } else {
+    res = await client.save(req);
+    stall = performance.now() - t0;
+  }
+  const c = await client.commit({ job: spec.job, checkpointId: spec.ckpt, step: 1, rank: spec.rank, worldSize: spec.ranks, items: ["model"], attempt: res.attempt });
+  const t1 = performance.now();
+  if (c.outcome !== "COMMITTED") throw new Error(`commit ${c.outcome}: ${c.reason}`);
+  client.close();
+  process.stdout.write(JSON.stringify({ seconds: (t1 - t0) / 1000, stall: stall / 1000, bytes: raw.length, stored: res.bytesStored }) + "\n");
+}
+
+async function tsSave(opts: { dir: string; kind: Kind; ranks: number; address: string; job: string; ckpt: string; async: boolean }): Promise<PyResult> {
+  const children = Array.from({ length: opts.ranks }, (_, rank) =>
+    spawn(process.execPath, [fileURLToPath(import.meta.url), "--ts-rank", JSON.stringify({ ...opts, rank })], { stdio: ["pipe", "pipe", "inherit"] }),
+  );
+  const readers = children.map((c) => lineReader(c));
+  // Every rank has its tensors in memory and its connection open: start them together.
+  await Promise.all(readers.map((next) => next()));
+  for (const c of children) c.stdin!.write("go\n");
+  const reports = (await Promise.all(readers.map((next) => next()))).map(
+    (l) => JSON.parse(l) as { seconds: number; stall: number; bytes: number; stored: number },
+  );
+  await Promise.all(children.map((c) => (c.exitCode !== null ? undefined : new Promise((r) => c.on("exit", r)))));
+  return {
+    seconds: Math.max(...reports.map((r) => r.seconds)),
+    bytes: reports.reduce((n, r) => n + r.bytes, 0),
+    stall_max: Math.max(...reports.map((r) => r.stall)),
+    stored_sum: reports.reduce((n, r) => n + r.stored, 0),
+  };
+}
+
+/** Lines of a child's stdout, one per call; rejects when the child exits first. */
+function lineReader(c: ChildProcess): () => Promise<string> {
+  let buf = "";
+  const lines: string[] = [];
+  const waiting: Array<{ resolve: (l: string) => void; reject: (e: Error) => void }> = [];
+  let exited = false;
+  c.stdout!.on("data", (b: Buffer) => {
+    buf += b.toString();
+    let i: number;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      lines.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+    while (lines.length > 0 && waiting.length > 0) waiting.shift()!.resolve(lines.shift()!);
+  });
+  c.on("exit", (code) => {
+    exited = true;
+    for (const w of waiting.splice(0)) w.reject(new Error(`a TypeScript rank exited ${code}`));
+  });
+  return () =>
+    new Promise<string>((resolve, reject) => {
+      if (lines.length > 0) resolve(lines.shift()!);
+      else if (exited) reject(new Error("a TypeScript rank exited"));
+      else waiting.push({ resolve, reject });
+    });
+}
+
+// -- one kind --------------------------------------------------------------------------
+
+interface Figures {
+  [key: string]: number;
+}
+
+async function parallel(n: number, fn: (rank: number) => Promise<unknown>): Promise<void> {
+  await Promise.all(Array.from({ length: n }, (_, r) => fn(r)));
+}
+
+function rankFile(dir: string, kind: Kind, r: number): string {
+  return path.join(dir, kind, `rank-${String(r).padStart(5, "0")}.bin`);
+}
+
+function dirBytes(dir: string): number {
+  let n = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true }))
+    if (e.isFile()) n += fs.statSync(path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)).size;
+  return n;
+}
+
+async function benchKind(ctx: Context, kind: Kind): Promise<Figures> {
+  const { ranks, data, work, daemon, rss } = ctx;
+  const f: Figures = {};
+  const total = ranks * ctx.mib * MiB;
+  const gbps = (s: number) => total / s / GB;
+  const base = ["--dir", data, "--kind", kind, "--ranks", String(ranks)];
+  const step = (name: string) => process.stderr.write(`  ${kind}: ${name}\n`);
+  const ckptDir = (id: string) => path.join(ctx.daemonDir, "jobs", "bench", "checkpoints", id);
+  const client = new CkptdClient(daemon.address);
+
+  step("disk (dd oflag=direct conv=fsync)");
+  const ddOut = fs.mkdtempSync(path.join(work, "dd-"));
+  f["disk_direct_gbps"] = gbps(
+    await timed(() => parallel(ranks, (r) => run("dd", [`if=${rankFile(data, kind, r)}`, `of=${path.join(ddOut, `r${r}`)}`, "bs=4M", "oflag=direct", "conv=fsync", "status=none"]))),
+  );
+  fs.rmSync(ddOut, { recursive: true, force: true });
+
+  step("lz4 -1 CLI");
+  const lzOut = fs.mkdtempSync(path.join(work, "lz4-"));
+  const lzSeconds = await timed(() => parallel(ranks, (r) => run("lz4", ["-1", "-q", "-f", rankFile(data, kind, r), path.join(lzOut, `r${r}.lz4`)])));
+  f["lz4cli_stored_bytes"] = dirBytes(lzOut);
+  f["lz4cli_gbps"] = gbps(lzSeconds);
+  fs.rmSync(lzOut, { recursive: true, force: true });
+
+  step("torch.save");
+  const tsOut = fs.mkdtempSync(path.join(work, "torch-"));
+  const torchSave = await py("torch-save", [...base, "--out", tsOut]);
+  f["torch_save_gbps"] = gbps(torchSave.seconds);
+  f["torch_save_stall_s"] = torchSave.stall_max!;
+  f["torch_stored_bytes"] = torchSave.stored_sum!;
+
+  let dcpOut = "";
+  if (ctx.dcp) {
+    step("torch DCP save_state_dict");
+    dcpOut = fs.mkdtempSync(path.join(work, "dcp-"));
+    const dcp = await py("dcp-save", [...base, "--out", dcpOut]);
+    f["torch_dcp_gbps"] = gbps(dcp.seconds);
+  }
+
+  step("ckptd save (Python client)");
+  rss.mark();
+  const daemonCpu0 = cpuSeconds(daemon.proc.pid!);
+  const save = await py("ckptd-save", [...base, "--address", daemon.address, "--ckpt", `${kind}-py`]);
+  f["save_daemon_cpu_s"] = cpuSeconds(daemon.proc.pid!) - daemonCpu0;
+  f["save_client_cpu_s"] = save.cpu_sum ?? 0;
+  f["save_gbps"] = gbps(save.seconds);
+  f["save_rss_mib"] = rss.casePeakMib;
+  f["stored_bytes"] = save.stored_sum!;
+  f["stored_on_disk_bytes"] = dirBytes(ckptDir(`${kind}-py`));
+
+  step("ckptd save (TypeScript client)");
+  const tsSaveRes = await tsSave({ dir: data, kind, ranks, address: daemon.address, job: "bench", ckpt: `${kind}-ts`, async: false });
+  f["ts_save_gbps"] = gbps(tsSaveRes.seconds);
+  await client.deleteCheckpoint("bench", `${kind}-ts`);
+
+  step("ckptd async save (Python client)");
+  rss.mark();
+  const asyncSave = await py("ckptd-save", [...base, "--address", daemon.address, "--ckpt", `${kind}-async`, "--async-save"]);
+  f["async_stall_s"] = asyncSave.stall_max!;
+  f["async_save_gbps"] = gbps(asyncSave.seconds);
+  f["async_rss_mib"] = rss.casePeakMib;
+  await client.deleteCheckpoint("bench", `${kind}-async`);
+
+  step("ckptd async save (TypeScript client)");
+  const tsAsync = await tsSave({ dir: data, kind, ranks, address: daemon.address, job: "bench", ckpt: `${kind}-ts-async`, async: true });
+  f["ts_async_stall_s"] = tsAsync.stall_max!;
+  await client.deleteCheckpoint("bench", `${kind}-ts-async`);
+
+  step("loads (cold: fsync + POSIX_FADV_DONTNEED on every file first)");
+  await py("evict", [ckptDir(`${kind}-py`)]);
+  rss.mark();
+  const load = await py("ckptd-load", [...base, "--address", daemon.address, "--ckpt", `${kind}-py`, ...(ctx.check ? ["--check"] : [])]);
+  f["load_gbps"] = gbps(load.seconds);
+  f["load_rss_mib"] = rss.casePeakMib;
+  await py("evict", [tsOut]);
+  const torchLoad = await py("torch-load", [...base, "--out", tsOut]);
+  f["torch_load_gbps"] = gbps(torchLoad.seconds);
+  if (ctx.dcp) {
+    await py("evict", [dcpOut]);
+    const dcpLoad = await py("dcp-load", [...base, "--out", dcpOut]);
+    f["torch_dcp_load_gbps"] = gbps(dcpLoad.seconds);
+  }
+
+  await client.deleteCheckpoint("bench", `${kind}-py`);
+  client.close();
+  fs.rmSync(tsOut, { recursive: true, force: true });
+  if (dcpOut) fs.rmSync(dcpOut, { recursive: true, force: true });
+  return f;
+}
+
+/** CPU seconds (user + system) a process used so far; Linux clock ticks are 1/100 s. */
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+interface Context {
+  ranks: number;
+  mib: number;
+  data: string;
+  work: string;
+  daemonDir: string;
+  daemon: Daemon;
+  rss: RssSampler;
+  dcp: boolean;
+  check: boolean;
+}
+
+// -- report ----------------------------------------------------------------------------
+
+function ratio(a: number | undefined, b: number | undefined): number {
+  return a !== undefined && b !== undefined && b > 0 ? a / b : NaN;
+}
+
+function summarize(byKind: Record<string, Figures>, ctx: Context, rssPeak: number): Record<string, number | string | null> {
+  const out: Record<string, number | string | null> = { ranks: ctx.ranks, mib_per_rank: ctx.mib, total_gib: (ctx.ranks * ctx.mib) / 1024 };
+  for (const [kind, f] of Object.entries(byKind)) {
+    const p = kind === "dense" ? "" : `${kind}_`;
+    for (const [k, v] of Object.entries(f)) out[p + k] = v;
+    out[`${p}save_vs_torch_save`] = ratio(f["save_gbps"], f["torch_save_gbps"]);
+    out[`${p}save_vs_torch_dcp`] = ratio(f["save_gbps"], f["torch_dcp_gbps"]);
+    out[`${p}save_vs_disk`] = ratio(f["save_gbps"], f["disk_direct_gbps"]);
+    out[`${p}ts_save_vs_torch_save`] = ratio(f["ts_save_gbps"], f["torch_save_gbps"]);
+    out[`${p}stored_vs_lz4cli`] = ratio(f["stored_on_disk_bytes"], f["lz4cli_stored_bytes"]);
+    out[`${p}load_vs_torch_load`] = ratio(f["load_gbps"], f["torch_load_gbps"]);
+    out[`${p}load_vs_torch_dcp`] = ratio(f["load_gbps"], f["torch_dcp_load_gbps"]);
+    out[`${p}stall_vs_torch_save`] = ratio(f["async_stall_s"], f["torch_save_stall_s"]);
+    out[`${p}ts_stall_vs_torch_save`] = ratio(f["ts_async_stall_s"], f["torch_save_stall_s"]);
+  }
+  out["daemon_peak_rss_mib"] = rssPeak;
+  out["load_cache_state"] = "cold";
+  for (const [k, v] of Object.entries(out)) if (typeof v === "number" && !Number.isFinite(v)) out[k] = null;
+  return out;
+}
+
+function fmt(v: number | undefined, digits = 2): string {
+  return v === undefined || !Number.isFinite(v) ? "-" : v.toFixed(digits);
+}
+
+function printTable(byKind: Record<string, Figures>, ctx: Context, rssPeak: number): void {
+  const rows: Array<[string, (f: Figures) => string]> = [
+    ["ckptd save, Python client (GB/s)", (f) => fmt(f["save_gbps"])],
+    ["ckptd save, TypeScript client (GB/s)", (f) => fmt(f["ts_save_gbps"])],
+    ["torch.save + fsync (GB/s)", (f) => fmt(f["torch_save_gbps"])],
+    ["torch DCP save_state_dict (GB/s)", (f) => fmt(f["torch_dcp_gbps"])],
+    ["disk: dd bs=4M oflag=direct (GB/s)", (f) => fmt(f["disk_direct_gbps"])],
+    ["  save ÷ torch.save", (f) => fmt(ratio(f["save_gbps"], f["torch_save_gbps"]))],
+    ["  save ÷ torch DCP", (f) => fmt(ratio(f["save_gbps"], f["torch_dcp_gbps"]))],
+    ["  save ÷ disk", (f) => fmt(ratio(f["save_gbps"], f["disk_direct_gbps"]))],
+    ["stored on disk ÷ lz4 -1 CLI output", (f) => fmt(ratio(f["stored_on_disk_bytes"], f["lz4cli_stored_bytes"]), 3)],
+    ["stored ÷ raw", (f) => fmt(f["stored_on_disk_bytes"]! / (ctx.ranks * ctx.mib * MiB), 3)],
+    ["ckptd load, cold (GB/s)", (f) => fmt(f["load_gbps"])],
+    ["torch.load, cold (GB/s)", (f) => fmt(f["torch_load_gbps"])],
+    ["torch DCP load_state_dict, cold (GB/s)", (f) => fmt(f["torch_dcp_load_gbps"])],
+    ["  load ÷ torch.load", (f) => fmt(ratio(f["load_gbps"], f["torch_load_gbps"]))],
+    ["trainer stall: torch.save (s)", (f) => fmt(f["torch_save_stall_s"])],
+    ["trainer stall: ckptd async, Python (s)", (f) => fmt(f["async_stall_s"])],
+    ["trainer stall: ckptd async, TypeScript (s)", (f) => fmt(f["ts_async_stall_s"])],
+    ["  stall ÷ torch.save", (f) => fmt(ratio(f["async_stall_s"], f["torch_save_stall_s"]))],
+    ["daemon peak RSS: save / async / load (MiB)", (f) => `${fmt(f["save_rss_mib"], 0)}/${fmt(f["async_rss_mib"], 0)}/${fmt(f["load_rss_mib"], 0)}`],
+    ["daemon CPU / client CPU during save (s)", (f) => `${fmt(f["save_daemon_cpu_s"], 1)}/${fmt(f["save_client_cpu_s"], 1)}`],
+  ];
+  const kinds = Object.keys(byKind);
+  const w0 = Math.max(...rows.map((r) => r[0].length));
+  const header = `${ctx.ranks} ranks × ${ctx.mib} MiB`.padEnd(w0) + kinds.map((k) => k.padStart(16)).join("");
+  console.log(header);
+  console.log("-".repeat(header.length));
+  for (const [label, get] of rows) console.log(label.padEnd(w0) + kinds.map((k) => get(byKind[k]!).padStart(16)).join(""));
+  console.log(`daemon peak RSS over the run: ${rssPeak.toFixed(0)} MiB`);
+}
+
+// -- main ------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      ranks: { type: "string", default: "4" },
+      mib: { type: "string", default: "256" },
+      kinds: { type: "string", default: KINDS.join(",") },
+      dir: { type: "string" },
+      "memory-budget-mib": { type: "string" },
+      "direct-io": { type: "string" },
+      "no-torch": { type: "boolean", default: false },
+      check: { type: "boolean", default: false },
+      keep: { type: "boolean", default: false },
+      "ts-rank": { type: "string" },
+    },
+  });
+  if (values["ts-rank"]) return tsRank(JSON.parse(values["ts-rank"]) as Parameters<typeof tsRank>[0]);
+  const ranks = Number(values.ranks);
+  const mib = Number(values.mib);
+  const kinds = values.kinds.split(",").filter(Boolean) as Kind[];
+  for (const k of kinds) if (!KINDS.includes(k)) throw new Error(`unknown kind '${k}' (known: ${KINDS.join(", ")})`);
+  const work = values.dir ? path.resolve(values.dir) : fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-bench-"));
+  fs.mkdirSync(work, { recursive: true });
+  const data = path.join(work, "data");
+  const daemonDir = path.join(work, "daemon");
+  const started = performance.now();
+  process.stderr.write(`bench: ${ranks} ranks × ${mib} MiB, kinds ${kinds.join(", ")}, in ${work}\n`);
+
+  const probe = await py("probe", []).catch(() => ({ torch: null }) as unknown as PyResult);
+  const haveTorch = (probe as unknown as { torch: string | null }).torch !== null;
+  if (!haveTorch) throw new Error(`the bench needs torch and numpy in ${PYTHON} (Debian: apt-get install python3-torch python3-numpy python3-grpcio python3-protobuf)`);
+  const dcp = !values["no-torch"] && (probe as unknown as { dcp?: boolean }).dcp === true;
+
+  process.stderr.write("bench: generating data\n");
+  await run(PYTHON, [RANKS_PY, "gen", "--dir", data, "--ranks", String(ranks), "--mib", String(mib)]);
+
+  const extra: string[] = [];
+  if (values["memory-budget-mib"]) extra.push("--memory-budget-mib", values["memory-budget-mib"]);
+  if (values["direct-io"]) extra.push("--direct-io", values["direct-io"]);
+  const daemon = await startDaemon(daemonDir, extra);
+  const rss = new RssSampler(daemon.proc.pid!);
+  const ctx: Context = { ranks, mib, data, work, daemonDir, daemon, rss, dcp, check: values.check };
+  const byKind: Record<string, Figures> = {};
+  try {
+    for (const kind of kinds) byKind[kind] = await benchKind(ctx, kind);
+  } finally {
+    rss.stop();
+    daemon.proc.kill("SIGTERM");
+    await daemon.exited;
+    if (!values.keep) fs.rmSync(work, { recursive: true, force: true });
+  }
+  const summary = summarize(byKind, ctx, rss.peakMib);
+  summary["bench_seconds"] = (performance.now() - started) / 1000;
+  summary["cpus"] = os.cpus().length;
+  summary["loadavg_1m_at_end"] = os.loadavg()[0]!;
+  printTable(byKind, ctx, rss.peakMib);
+  console.log(JSON.stringify(summary));
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+  process.exit(1);
+});
