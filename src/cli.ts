@@ -2,6 +2,7 @@
  * `ckptd` entry point: parse options, start the daemon, handle signals.
  * SIGTERM/SIGINT drain (in-flight saves and commits finish); a second one stops at once.
  */
+import "./threadpool.js";
 import { pino, type Logger } from "pino";
 import { Daemon } from "./daemon.js";
 import { CkptdError } from "./errors.js";

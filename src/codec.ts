@@ -6,7 +6,7 @@
  * it back is a slice.
  */
 import { crc32c } from "@node-rs/crc32";
-import { compressFrame, decompressFrame } from "lz4-napi";
+import { compressFrame, compressSync, decompressFrame } from "lz4-napi";
 
 /** Largest block an LZ4 frame with BD=0x70 may hold (4 MiB); chunks are at most this. */
 export const LZ4_MAX_BLOCK = 4 << 20;
@@ -72,7 +72,7 @@ export async function decodeChunk(stored: Buffer, chunk: StoredChunk): Promise<B
     if (
       stored.length !== chunk.rawBytes + RAW_FRAME_OVERHEAD ||
       !stored.subarray(0, head).equals(FRAME_HEADER) ||
-      stored.readUInt32LE(head) !== ((chunk.rawBytes | UNCOMPRESSED_BIT) >>> 0) ||
+      stored.readUInt32LE(head) !== (chunk.rawBytes | UNCOMPRESSED_BIT) >>> 0 ||
       stored.readUInt32LE(stored.length - 4) !== 0
     ) {
       throw new ChunkCorruptError("raw LZ4 frame header or end mark is damaged");
@@ -85,11 +85,9 @@ export async function decodeChunk(stored: Buffer, chunk: StoredChunk): Promise<B
       throw new ChunkCorruptError(`LZ4 frame does not decode (${err instanceof Error ? err.message : String(err)})`);
     }
   }
-  if (data.length !== chunk.rawBytes)
-    throw new ChunkCorruptError(`decoded ${data.length} bytes where ${chunk.rawBytes} were stored`);
+  if (data.length !== chunk.rawBytes) throw new ChunkCorruptError(`decoded ${data.length} bytes where ${chunk.rawBytes} were stored`);
   const crc = crc32c(data);
-  if (crc !== chunk.crc32c)
-    throw new ChunkCorruptError(`CRC-32C is ${hex(crc)} where ${hex(chunk.crc32c)} was recorded`);
+  if (crc !== chunk.crc32c) throw new ChunkCorruptError(`CRC-32C is ${hex(crc)} where ${hex(chunk.crc32c)} was recorded`);
   return data;
 }
 
@@ -97,23 +95,42 @@ export function hex(n: number): string {
   return "0x" + (n >>> 0).toString(16).padStart(8, "0");
 }
 
+/** Bytes of a chunk the compression estimate looks at: SAMPLE_SLICES slices spread over it. */
+const SAMPLE_SLICES = 8;
+const SAMPLE_SLICE_BYTES = 4096;
+
 /**
- * Decides per entry whether to spend CPU on compression: dense float weights do not
- * shrink, so after a chunk that does not pay the next few are stored raw without
- * trying, and compression is probed again every `probeEvery` chunks.
+ * Decides per chunk whether to spend CPU on compression, from a sample: LZ4 does not
+ * shrink dense float32/bfloat16 weights (ratio ≈ 1.0), and compressing a 4 MiB chunk to
+ * throw the result away costs ~8 ms of a thread the disk writes need too. Compressing
+ * 32 KiB spread over the chunk costs ~50 µs and tells zeros and repeated values (optimizer
+ * state, masks, embeddings never touched) from noise; such chunks are stored raw at no CPU
+ * cost. A chunk the sample over-rated still falls back to raw in encodeChunk.
  */
 export class CompressionPolicy {
-  private skip = 0;
-  constructor(private readonly probeEvery = 8) {}
-  shouldTry(): boolean {
-    if (this.skip > 0) {
-      this.skip--;
-      return false;
+  private readonly sample = Buffer.allocUnsafe(SAMPLE_SLICES * SAMPLE_SLICE_BYTES);
+  /** Chunks tried and chunks that compression shrank, for this entry. */
+  tried = 0;
+  paid = 0;
+  /** `maxRatio`: the estimated stored/raw ratio below which a chunk is compressed. */
+  constructor(private readonly maxRatio = 0.9) {}
+
+  shouldTry(data: Buffer): boolean {
+    if (data.length === 0) return false;
+    let sample: Buffer;
+    if (data.length <= this.sample.length * 2) sample = data;
+    else {
+      const stride = Math.floor((data.length - SAMPLE_SLICE_BYTES) / (SAMPLE_SLICES - 1));
+      for (let i = 0; i < SAMPLE_SLICES; i++) data.copy(this.sample, i * SAMPLE_SLICE_BYTES, i * stride, i * stride + SAMPLE_SLICE_BYTES);
+      sample = this.sample;
     }
-    return true;
+    return compressSync(sample).length <= sample.length * this.maxRatio;
   }
+
   record(tried: boolean, compressed: boolean): void {
-    if (tried && !compressed) this.skip = this.probeEvery - 1;
+    if (!tried) return;
+    this.tried++;
+    if (compressed) this.paid++;
   }
 }
 

@@ -26,6 +26,7 @@ import type { DaemonOptions } from "./options.js";
 import { Retention } from "./retention.js";
 import { checkpointServiceHandlers } from "./server.js";
 import { DataDir } from "./storage.js";
+import { openWriteIo, setWriteIo } from "./direct-io.js";
 
 /** HTTP/2 windows: a few chunks in flight per stream keep a fast client busy without unbounded buffering. */
 const STREAM_WINDOW_BYTES = 8 << 20;
@@ -135,6 +136,19 @@ export class Daemon {
   /** Locks the data dir, recovers, then serves. Throws (with a clear message) if it cannot. */
   async start(): Promise<string> {
     this.dataDir.lock();
+    const io = openWriteIo(this.dataDir.root, {
+      directIo: this.options.directIo === "on",
+      memoryBudgetBytes: this.options.memoryBudgetMib * 2 ** 20,
+    });
+    setWriteIo(io);
+    this.log.info(
+      {
+        directIo: io.pool !== undefined,
+        memoryBudgetMib: this.options.memoryBudgetMib,
+        ...(io.pool ? {} : { reason: io.directOffReason }),
+      },
+      "save path I/O",
+    );
     this.state = "recovering";
     this.addServices();
     const credentials = this.credentials();

@@ -63,7 +63,10 @@ export function openWriteIo(dataDir: string, options: { directIo: boolean; memor
   try {
     fd = fs.openSync(probe, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | O_DIRECT, 0o644);
   } catch (err) {
-    return { pool: undefined, directOffReason: `the data directory refuses O_DIRECT (${(err as NodeJS.ErrnoException).code ?? String(err)})` };
+    return {
+      pool: undefined,
+      directOffReason: `the data directory refuses O_DIRECT (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+    };
   }
   const pool = new AlignedBufferPool({
     bufferBytes: WRITE_BUFFER_BYTES,

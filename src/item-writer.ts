@@ -1,7 +1,15 @@
 /**
  * ItemWriter stages one item of one rank: entries arrive in order, each entry's
- * bytes chunk by chunk; every chunk is checksummed, LZ4-framed and appended to the
- * entry's file, one chunk at a time, so memory is bounded by one chunk per stream.
+ * bytes chunk by chunk; every chunk is checksummed, LZ4-framed (compressed when a
+ * sample says it pays) and appended to the entry's file.
+ *
+ * Large entries are written with O_DIRECT through the daemon's pool of aligned buffers
+ * (see direct-io.ts): writeChunk returns once the chunk is copied into a pooled buffer,
+ * and the disk writes run behind the stream, so receiving, checksumming and compressing
+ * chunk i+1 overlaps writing chunk i. Memory stays bounded: by one chunk per stream, plus
+ * the pool, whose budget is shared by every stream (an empty pool makes writeChunk wait).
+ * Small entries, and data directories that refuse O_DIRECT, use buffered writes, one
+ * chunk at a time. Either way every file is fsynced before finish returns.
  *
  * Call order: open → (beginEntry → writeChunk*)* → finish | discard.
  */
@@ -10,6 +18,7 @@ import type { FileHandle } from "node:fs/promises";
 import * as path from "node:path";
 import { crc32c } from "@node-rs/crc32";
 import { CompressionPolicy, crc32cCombine, encodeChunk, hex, LZ4_MAX_BLOCK } from "./codec.js";
+import { currentWriteIo, DIRECT_MIN_BYTES, DirectFileWriter, openDirect, type WriteIo } from "./direct-io.js";
 import { invalidArgument } from "./errors.js";
 import { entryFileName, type EntryRecord, type ItemRecord, type ObjectMeta, type TensorMeta } from "./manifest.js";
 import { fsyncDir } from "./storage.js";
@@ -27,6 +36,8 @@ interface OpenEntry {
   record: EntryRecord;
   fh: FileHandle;
   policy: CompressionPolicy;
+  /** Present when the file is written with O_DIRECT. */
+  direct: DirectFileWriter | undefined;
   /** Bytes written to the file so far (the next frame's offset). */
   position: number;
   /** Raw bytes received so far for this entry. */
@@ -41,6 +52,8 @@ export class ItemWriter {
   private readonly keys = new Set<string>();
   private current: OpenEntry | undefined;
   private pendingSyncs: Promise<void>[] = [];
+  /** The first failure of a finished entry's close or fsync, reported by finish. */
+  private syncFailure: unknown;
   private streamCrc = 0;
   bytesReceived = 0;
   bytesStored = 0;
@@ -48,6 +61,7 @@ export class ItemWriter {
   constructor(
     readonly name: string,
     readonly dir: string,
+    private readonly io: WriteIo = currentWriteIo(),
   ) {}
 
   async open(): Promise<void> {
@@ -57,8 +71,7 @@ export class ItemWriter {
 
   async beginEntry(spec: EntrySpec): Promise<void> {
     await this.endEntry();
-    if (this.keys.has(spec.key))
-      throw invalidArgument(`duplicate entry key ${JSON.stringify(spec.key)} in item '${this.name}'`);
+    if (this.keys.has(spec.key)) throw invalidArgument(`duplicate entry key ${JSON.stringify(spec.key)} in item '${this.name}'`);
     this.keys.add(spec.key);
     const file = entryFileName(this.entries.length);
     const record: EntryRecord = {
@@ -71,8 +84,12 @@ export class ItemWriter {
       storedBytes: 0,
       chunks: [],
     };
-    const fh = await fsp.open(path.join(this.dir, file), "wx");
-    this.current = { record, fh, policy: new CompressionPolicy(), position: 0, received: 0 };
+    const filePath = path.join(this.dir, file);
+    const pool = this.io.pool;
+    const directFh = pool && spec.sizeBytes >= DIRECT_MIN_BYTES ? await openDirect(filePath) : undefined;
+    const fh = directFh ?? (await fsp.open(filePath, "wx"));
+    const direct = directFh && pool ? new DirectFileWriter(directFh, pool) : undefined;
+    this.current = { record, fh, direct, policy: new CompressionPolicy(), position: 0, received: 0 };
     this.entries.push(record);
   }
 
@@ -85,8 +102,7 @@ export class ItemWriter {
     const cur = this.current;
     if (!cur) throw invalidArgument("a data chunk arrived before any entry header");
     if (data.length === 0) return;
-    if (data.length > LZ4_MAX_BLOCK)
-      throw invalidArgument(`a chunk of ${data.length} bytes exceeds the 4 MiB chunk limit`);
+    if (data.length > LZ4_MAX_BLOCK) throw invalidArgument(`a chunk of ${data.length} bytes exceeds the 4 MiB chunk limit`);
     const rec = cur.record;
     const received = cur.received + data.length;
     if (received > rec.rawBytes)
@@ -99,10 +115,11 @@ export class ItemWriter {
         `chunk ${rec.chunks.length} of entry '${rec.key}' failed its checksum: CRC-32C ${hex(crc)}, client sent ${hex(clientCrc)}`,
       );
     this.streamCrc = crc32cCombine(this.streamCrc, crc, data.length);
-    const tried = cur.policy.shouldTry();
+    const tried = cur.policy.shouldTry(data);
     const enc = await encodeChunk(data, tried);
     cur.policy.record(tried, !enc.raw);
-    await writeAll(cur.fh, enc.parts, enc.storedBytes);
+    if (cur.direct) await cur.direct.append(enc.parts);
+    else await writeAll(cur.fh, enc.parts, enc.storedBytes);
     rec.chunks.push({ offset: cur.position, storedBytes: enc.storedBytes, rawBytes: data.length, crc32c: crc, raw: enc.raw });
     cur.position += enc.storedBytes;
     cur.received = received;
@@ -118,12 +135,13 @@ export class ItemWriter {
       throw invalidArgument(`trailer says ${trailer.entryCount} entries but ${this.entries.length} were sent`);
     if (trailer.byteCount !== this.bytesReceived)
       throw invalidArgument(`trailer says ${trailer.byteCount} bytes but ${this.bytesReceived} bytes were sent`);
-    if ((trailer.crc32c >>> 0) !== (this.streamCrc >>> 0))
+    if (trailer.crc32c >>> 0 !== this.streamCrc >>> 0)
       throw invalidArgument(
         `item '${this.name}' failed its checksum: CRC-32C of the data is ${hex(this.streamCrc)}, trailer says ${hex(trailer.crc32c)}`,
       );
     await Promise.all(this.pendingSyncs);
     this.pendingSyncs = [];
+    if (this.syncFailure !== undefined) throw this.syncFailure;
     // The item's files must survive a crash before the rank's vote can count them.
     await fsyncDir(this.dir);
     await fsyncDir(path.dirname(this.dir));
@@ -134,7 +152,7 @@ export class ItemWriter {
   async discard(): Promise<void> {
     const cur = this.current;
     this.current = undefined;
-    await Promise.allSettled([...this.pendingSyncs, cur?.fh.close()]);
+    await Promise.allSettled([...this.pendingSyncs, cur?.direct?.abandon().finally(() => cur.fh.close()) ?? cur?.fh.close()]);
     await fsp.rm(this.dir, { recursive: true, force: true });
   }
 
@@ -144,6 +162,7 @@ export class ItemWriter {
     this.current = undefined;
     const got = cur.received;
     if (got !== cur.record.rawBytes) {
+      await cur.direct?.abandon();
       await cur.fh.close();
       throw invalidArgument(
         `entry '${cur.record.key}' of item '${this.name}' ended after ${got} bytes but expects ${cur.record.rawBytes} bytes (${describe(cur.record)})`,
@@ -153,7 +172,15 @@ export class ItemWriter {
       await Promise.all(this.pendingSyncs);
       this.pendingSyncs = [];
     }
-    this.pendingSyncs.push(cur.fh.sync().finally(() => cur.fh.close()));
+    // Closing a direct file waits for its writes in flight; it and the fsync run behind
+    // the stream, so the next entry's chunks keep arriving meanwhile.
+    const durable = (cur.direct ? cur.direct.close() : Promise.resolve())
+      .then(() => cur.fh.sync())
+      .catch((err: unknown) => {
+        this.syncFailure ??= err;
+      })
+      .finally(() => cur.fh.close().catch(() => undefined));
+    this.pendingSyncs.push(durable);
   }
 }
 

@@ -2,7 +2,15 @@ import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { crc32c } from "@node-rs/crc32";
 import { decompressFrame } from "lz4-napi";
-import { ChunkCorruptError, CompressionPolicy, decodeChunk, encodeChunk, rawFrame, RAW_FRAME_OVERHEAD, type StoredChunk } from "../../src/codec.js";
+import {
+  ChunkCorruptError,
+  CompressionPolicy,
+  decodeChunk,
+  encodeChunk,
+  rawFrame,
+  RAW_FRAME_OVERHEAD,
+  type StoredChunk,
+} from "../../src/codec.js";
 
 function stored(parts: Buffer[]): Buffer {
   return Buffer.concat(parts);
@@ -65,13 +73,13 @@ describe("codec", () => {
     await expect(decodeChunk(bytes, meta(data, bytes, true))).rejects.toThrow(/header/);
   });
 
-  it("CompressionPolicy - after a chunk that does not pay, the next ones skip compression, then probe again", () => {
-    const p = new CompressionPolicy(4);
-    expect(p.shouldTry()).toBe(true);
-    p.record(true, false);
-    expect([p.shouldTry(), p.shouldTry(), p.shouldTry()]).toEqual([false, false, false]);
-    expect(p.shouldTry()).toBe(true);
-    p.record(true, true);
-    expect(p.shouldTry()).toBe(true);
+  it("CompressionPolicy - a sample tells compressible chunks from noise, so dense weights skip compression", () => {
+    const p = new CompressionPolicy();
+    expect(p.shouldTry(randomBytes(4 << 20)), "random bytes (dense float weights)").toBe(false);
+    const sparse = randomBytes(4 << 20);
+    for (let row = 0; row < 1024; row += 2) sparse.fill(0, row * 4096, row * 4096 + 4096);
+    expect(p.shouldTry(sparse), "half the rows zero (optimizer state)").toBe(true);
+    expect(p.shouldTry(Buffer.alloc(1000)), "a small chunk is judged whole").toBe(true);
+    expect(p.shouldTry(Buffer.alloc(0))).toBe(false);
   });
 });
