@@ -148,7 +148,16 @@ interface LayoutEntry {
 }
 
 /** One TypeScript rank (a child process): load the tensors, say "ready", wait for "go", save + commit. */
-async function tsRank(spec: { dir: string; kind: Kind; rank: number; ranks: number; address: string; job: string; ckpt: string; async: boolean }): Promise<void> {
+async function tsRank(spec: {
+  dir: string;
+  kind: Kind;
+  rank: number;
+  ranks: number;
+  address: string;
+  job: string;
+  ckpt: string;
+  async: boolean;
+}): Promise<void> {
   const d = path.join(spec.dir, spec.kind);
   const layout = JSON.parse(fs.readFileSync(path.join(d, "layout.json"), "utf8")) as LayoutEntry[];
   const raw = fs.readFileSync(path.join(d, `rank-${String(spec.rank).padStart(5, "0")}.bin`));
@@ -159,7 +168,12 @@ async function tsRank(spec: { dir: string; kind: Kind; rank: number; ranks: numb
   const client = new CkptdClient(spec.address);
   await client.listCheckpoints(spec.job);
   process.stdout.write("ready\n");
-  await new Promise<void>((resolve) => process.stdin.once("data", () => resolve()));
+  await new Promise<void>((resolve) =>
+    process.stdin.once("data", () => {
+      process.stdin.pause();
+      resolve();
+    }),
+  );
   const t0 = performance.now();
   const req = { job: spec.job, checkpointId: spec.ckpt, step: 1, rank: spec.rank, worldSize: spec.ranks, item: "model", entries };
   let stall: number;
@@ -172,21 +186,41 @@ async function tsRank(spec: { dir: string; kind: Kind; rank: number; ranks: numb
     res = await client.save(req);
     stall = performance.now() - t0;
   }
-  const c = await client.commit({ job: spec.job, checkpointId: spec.ckpt, step: 1, rank: spec.rank, worldSize: spec.ranks, items: ["model"], attempt: res.attempt });
+  const c = await client.commit({
+    job: spec.job,
+    checkpointId: spec.ckpt,
+    step: 1,
+    rank: spec.rank,
+    worldSize: spec.ranks,
+    items: ["model"],
+    attempt: res.attempt,
+  });
   const t1 = performance.now();
   if (c.outcome !== "COMMITTED") throw new Error(`commit ${c.outcome}: ${c.reason}`);
   client.close();
-  process.stdout.write(JSON.stringify({ seconds: (t1 - t0) / 1000, stall: stall / 1000, bytes: raw.length, stored: res.bytesStored }) + "\n");
+  process.stdout.write(
+    JSON.stringify({ seconds: (t1 - t0) / 1000, stall: stall / 1000, bytes: raw.length, stored: res.bytesStored }) + "\n",
+  );
 }
 
-async function tsSave(opts: { dir: string; kind: Kind; ranks: number; address: string; job: string; ckpt: string; async: boolean }): Promise<PyResult> {
+async function tsSave(opts: {
+  dir: string;
+  kind: Kind;
+  ranks: number;
+  address: string;
+  job: string;
+  ckpt: string;
+  async: boolean;
+}): Promise<PyResult> {
   const children = Array.from({ length: opts.ranks }, (_, rank) =>
-    spawn(process.execPath, [fileURLToPath(import.meta.url), "--ts-rank", JSON.stringify({ ...opts, rank })], { stdio: ["pipe", "pipe", "inherit"] }),
+    spawn(process.execPath, [fileURLToPath(import.meta.url), "--ts-rank", JSON.stringify({ ...opts, rank })], {
+      stdio: ["pipe", "pipe", "inherit"],
+    }),
   );
   const readers = children.map((c) => lineReader(c));
   // Every rank has its tensors in memory and its connection open: start them together.
   await Promise.all(readers.map((next) => next()));
-  for (const c of children) c.stdin!.write("go\n");
+  for (const c of children) c.stdin!.end("go\n");
   const reports = (await Promise.all(readers.map((next) => next()))).map(
     (l) => JSON.parse(l) as { seconds: number; stall: number; bytes: number; stored: number },
   );
@@ -260,13 +294,26 @@ async function benchKind(ctx: Context, kind: Kind): Promise<Figures> {
   step("disk (dd oflag=direct conv=fsync)");
   const ddOut = fs.mkdtempSync(path.join(work, "dd-"));
   f["disk_direct_gbps"] = gbps(
-    await timed(() => parallel(ranks, (r) => run("dd", [`if=${rankFile(data, kind, r)}`, `of=${path.join(ddOut, `r${r}`)}`, "bs=4M", "oflag=direct", "conv=fsync", "status=none"]))),
+    await timed(() =>
+      parallel(ranks, (r) =>
+        run("dd", [
+          `if=${rankFile(data, kind, r)}`,
+          `of=${path.join(ddOut, `r${r}`)}`,
+          "bs=4M",
+          "oflag=direct",
+          "conv=fsync",
+          "status=none",
+        ]),
+      ),
+    ),
   );
   fs.rmSync(ddOut, { recursive: true, force: true });
 
   step("lz4 -1 CLI");
   const lzOut = fs.mkdtempSync(path.join(work, "lz4-"));
-  const lzSeconds = await timed(() => parallel(ranks, (r) => run("lz4", ["-1", "-q", "-f", rankFile(data, kind, r), path.join(lzOut, `r${r}.lz4`)])));
+  const lzSeconds = await timed(() =>
+    parallel(ranks, (r) => run("lz4", ["-1", "-q", "-f", rankFile(data, kind, r), path.join(lzOut, `r${r}.lz4`)])),
+  );
   f["lz4cli_stored_bytes"] = dirBytes(lzOut);
   f["lz4cli_gbps"] = gbps(lzSeconds);
   fs.rmSync(lzOut, { recursive: true, force: true });
@@ -410,7 +457,10 @@ function printTable(byKind: Record<string, Figures>, ctx: Context, rssPeak: numb
     ["trainer stall: ckptd async, Python (s)", (f) => fmt(f["async_stall_s"])],
     ["trainer stall: ckptd async, TypeScript (s)", (f) => fmt(f["ts_async_stall_s"])],
     ["  stall ÷ torch.save", (f) => fmt(ratio(f["async_stall_s"], f["torch_save_stall_s"]))],
-    ["daemon peak RSS: save / async / load (MiB)", (f) => `${fmt(f["save_rss_mib"], 0)}/${fmt(f["async_rss_mib"], 0)}/${fmt(f["load_rss_mib"], 0)}`],
+    [
+      "daemon peak RSS: save / async / load (MiB)",
+      (f) => `${fmt(f["save_rss_mib"], 0)}/${fmt(f["async_rss_mib"], 0)}/${fmt(f["load_rss_mib"], 0)}`,
+    ],
     ["daemon CPU / client CPU during save (s)", (f) => `${fmt(f["save_daemon_cpu_s"], 1)}/${fmt(f["save_client_cpu_s"], 1)}`],
   ];
   const kinds = Object.keys(byKind);
@@ -453,7 +503,10 @@ async function main(): Promise<void> {
 
   const probe = await py("probe", []).catch(() => ({ torch: null }) as unknown as PyResult);
   const haveTorch = (probe as unknown as { torch: string | null }).torch !== null;
-  if (!haveTorch) throw new Error(`the bench needs torch and numpy in ${PYTHON} (Debian: apt-get install python3-torch python3-numpy python3-grpcio python3-protobuf)`);
+  if (!haveTorch)
+    throw new Error(
+      `the bench needs torch and numpy in ${PYTHON} (Debian: apt-get install python3-torch python3-numpy python3-grpcio python3-protobuf)`,
+    );
   const dcp = !values["no-torch"] && (probe as unknown as { dcp?: boolean }).dcp === true;
 
   process.stderr.write("bench: generating data\n");
@@ -483,6 +536,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+  console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
   process.exit(1);
 });

@@ -1,0 +1,459 @@
+"""The Python side of `npm run bench`: generates the data and runs R trainer ranks per case.
+
+    python3 scripts/bench_ranks.py MODE --dir DATA --kind dense|bf16|sparse --ranks R [...]
+
+Modes (each prints one JSON line on stdout; scripts/bench.ts orchestrates them):
+
+    gen           writes DATA/<kind>/rank-NNNNN.bin (raw tensor bytes, concatenated) and
+                  DATA/<kind>/layout.json for every kind, R ranks x S MiB each
+    ckptd-save    R processes load their tensors, meet at a barrier, then each saves one item
+                  through the ckptd Python client and votes (Commit: durable)
+    ckptd-load    R processes load their item back into CPU tensors
+    torch-save    R processes torch.save their state dict to OUT/rank-N.pt, flush + fsync
+                  (DeepSpeed's TorchCheckpointEngine)
+    torch-load    R processes torch.load those files
+    dcp-save      torch's sharded checkpoint: save_state_dict(FileSystemWriter(sync_files=True)),
+                  R ranks on gloo, started with torch.multiprocessing.spawn
+    dcp-load      load_state_dict(FileSystemReader) of that checkpoint
+    evict         posix_fadvise(DONTNEED) on every file under the given paths (after an fsync),
+                  so a load reads from the disk, not the page cache
+
+Times are CLOCK_MONOTONIC (system-wide on Linux), so the spans of separate processes compare:
+a case's time is the last rank's end minus the first rank's start, after a barrier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "clients", "python"))
+
+KINDS = ("dense", "bf16", "sparse")
+#: Each rank's state dict is split into tensors of this many MiB (the last may be smaller).
+TENSOR_MIB = 32
+#: Rows of the 2-D tensors, in elements; sparse state zeroes whole rows (untouched embedding rows).
+ROW = 1024
+
+
+def layout(kind: str, mib: int):
+    """The tensors of one rank: [(name, dtype, shape, offset, nbytes)]; the same for every rank."""
+    elem = 2 if kind == "bf16" else 4
+    total = mib << 20
+    out = []
+    off = 0
+    i = 0
+    while off < total:
+        n = min(TENSOR_MIB << 20, total - off)
+        rows = n // (ROW * elem)
+        out.append((f"layer{i:03d}.weight" if kind != "sparse" else f"state.{i:03d}.exp_avg_sq", "bfloat16" if kind == "bf16" else "float32",
+                    [rows, ROW], off, rows * ROW * elem))
+        off += rows * ROW * elem
+        i += 1
+    return out
+
+
+def gen_rank(args, kind: str, rank: int) -> None:
+    d = os.path.join(args.dir, kind)
+    rng = np.random.default_rng([7, KINDS.index(kind), rank])
+    path = os.path.join(d, f"rank-{rank:05d}.bin")
+    with open(path, "wb") as f:
+        for _name, _dtype, shape, _off, nbytes in layout(kind, args.mib):
+            rows, cols = shape
+            if kind == "dense":
+                a = rng.standard_normal((rows, cols), dtype=np.float32)
+                a *= 0.02
+            elif kind == "bf16":
+                w = rng.standard_normal((rows, cols), dtype=np.float32)
+                w *= 0.02
+                # bfloat16 = the upper half of a float32 (round to nearest even).
+                u = w.view(np.uint32)
+                u += 0x7FFF + ((u >> 16) & 1)
+                a = (u >> 16).astype(np.uint16)
+            else:
+                # Adam's exp_avg_sq of an embedding table: rows never touched stay exactly zero.
+                a = rng.standard_normal((rows, cols), dtype=np.float32)
+                a *= 1e-3
+                np.square(a, out=a)
+                a[rng.random(rows) < 0.5] = 0
+            assert a.nbytes == nbytes
+            a.tofile(f)
+
+
+def cmd_gen(args) -> None:
+    import multiprocessing as mp
+    for kind in KINDS:
+        d = os.path.join(args.dir, kind)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "layout.json"), "w") as f:
+            json.dump([{"name": n, "dtype": dt, "shape": s, "offset": o, "nbytes": b} for n, dt, s, o, b in layout(kind, args.mib)], f)
+    jobs = [(kind, r) for kind in KINDS for r in range(args.ranks)]
+    with mp.get_context("fork").Pool(min(len(jobs), os.cpu_count() or 2)) as pool:
+        pool.starmap(_gen_one, [(args, k, r) for k, r in jobs])
+    print(json.dumps({"bytes": sum(os.path.getsize(os.path.join(args.dir, k, f"rank-{r:05d}.bin")) for k, r in jobs)}))
+
+
+def _gen_one(args, kind, rank):
+    gen_rank(args, kind, rank)
+
+
+def load_state(data_dir: str, kind: str, rank: int):
+    """The rank's state dict as CPU torch tensors, read from the generated file (untimed)."""
+    import torch
+    d = os.path.join(data_dir, kind)
+    with open(os.path.join(d, "layout.json")) as f:
+        lay = json.load(f)
+    raw = np.fromfile(os.path.join(d, f"rank-{rank:05d}.bin"), dtype=np.uint8)
+    sd = {}
+    for t in lay:
+        b = raw[t["offset"]:t["offset"] + t["nbytes"]]
+        if t["dtype"] == "bfloat16":
+            v = torch.from_numpy(b.view(np.int16)).view(torch.bfloat16)
+        else:
+            v = torch.from_numpy(b.view(np.float32))
+        sd[t["name"]] = v.reshape(t["shape"])
+    return sd
+
+
+def state_bytes(sd) -> int:
+    return sum(v.numel() * v.element_size() for v in sd.values())
+
+
+# -- rank processes ----------------------------------------------------------------------
+
+def run_ranks(args) -> dict:
+    """Starts R processes running rank_entry(args, rank, barrier, queue); gathers their reports."""
+    import multiprocessing as mp
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(args.ranks)
+    q = ctx.Queue()
+    procs = [ctx.Process(target=rank_entry, args=(args, r, barrier, q)) for r in range(args.ranks)]
+    for p in procs:
+        p.start()
+    reports = []
+    for _ in procs:
+        reports.append(q.get(timeout=1800))
+    for p in procs:
+        p.join()
+    failed = [r for r in reports if "error" in r]
+    if failed:
+        raise SystemExit(f"{args.mode}: rank {failed[0]['rank']} failed: {failed[0]['error']}")
+    reports.sort(key=lambda r: r["rank"])
+    start = min(r["t0"] for r in reports)
+    end = max(r["t_end"] for r in reports)
+    out = {"mode": args.mode, "kind": args.kind, "ranks": args.ranks, "seconds": end - start,
+           "bytes": sum(r["bytes"] for r in reports)}
+    for key in ("stall", "stored", "save", "cpu"):
+        vals = [r[key] for r in reports if key in r]
+        if vals:
+            out[key + "_max"] = max(vals)
+            out[key + "_mean"] = sum(vals) / len(vals)
+            out[key + "_sum"] = sum(vals)
+    return out
+
+
+def rank_entry(args, rank, barrier, q):
+    """A rank process: runs the mode's function and reports to the parent."""
+    fn = {"ckptd-save": ckptd_save_rank, "ckptd-load": ckptd_load_rank, "torch-save": torch_save_rank,
+          "torch-load": torch_load_rank}[args.mode]
+    try:
+        q.put(fn(args, rank, barrier))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        barrier.abort()
+        q.put({"rank": rank, "error": f"{type(exc).__name__}: {exc}"})
+
+
+def ckptd_save_rank(args, rank, barrier):
+    import ckptd
+    sd = load_state(args.dir, args.kind, rank)
+    entries = [ckptd.TensorEntry(k, v) for k, v in sd.items()]
+    client = ckptd.CkptdClient(args.address)
+    list(client.list_checkpoints(args.job))  # connect before the clock starts
+    barrier.wait()
+    t0 = time.monotonic()
+    c0 = time.process_time()
+    if args.async_save:
+        pending = save_async(client, args.job, args.ckpt, 1, rank, args.ranks, "model", entries)
+        t_ret = time.monotonic()
+        res = pending.result()
+    else:
+        res = client.save(args.job, args.ckpt, 1, rank, args.ranks, "model", entries)
+        t_ret = time.monotonic()
+    t_saved = time.monotonic()
+    c = client.commit(args.job, args.ckpt, 1, rank, args.ranks, ["model"], res.attempt, timeout=600)
+    t_end = time.monotonic()
+    if not c.committed:
+        raise RuntimeError(f"commit {c.outcome}: {c.reason}")
+    client.close()
+    return {"rank": rank, "t0": t0, "t_end": t_end, "bytes": state_bytes(sd), "stall": t_ret - t0,
+            "save": t_saved - t0, "stored": res.bytes_stored, "cpu": time.process_time() - c0}
+
+
+class PendingSave:
+    """A save whose bytes are all handed to the daemon; ``result()`` waits until it is durable."""
+
+    def __init__(self, future, failure):
+        self._future = future
+        self._failure = failure
+
+    def result(self):
+        import grpc
+        from ckptd.client import SaveResult
+        from ckptd.errors import CkptdError
+        try:
+            res = self._future.result()
+        except grpc.RpcError as err:
+            if self._failure:
+                raise self._failure[0] from None
+            raise CkptdError.from_rpc_error(err) from None
+        return SaveResult(res.bytes_received, res.bytes_stored, res.entry_count, res.attempt)
+
+
+def save_async(client, job, checkpoint_id, step, rank, world_size, item, entries) -> PendingSave:
+    """Async save: streams the item on gRPC's own thread and returns once the last byte
+    has been handed to the daemon (gRPC completes a send only within the HTTP/2 window the
+    daemon grants, and the daemon grants it only while its --memory-budget has room), so
+    the trainer may modify its tensors again; ``result()`` of the returned object waits for
+    the daemon's reply (the item staged and fsynced), which Commit needs before voting."""
+    import threading
+    from ckptd import _crc
+    from ckptd._proto import checkpoint_service_pb2 as pb
+    from ckptd.client import _encode_chunk, _prepare_entries
+    prepared = _prepare_entries(entries)
+    failure = []
+    handed_off = threading.Event()
+    chunk_bytes = client.chunk_bytes
+
+    def requests():
+        try:
+            yield pb.SaveRequest(header=pb.SaveHeader(job=job, checkpoint_id=checkpoint_id, step=int(step), rank=int(rank),
+                                                      world_size=int(world_size), item=item))
+            running = 0
+            total = 0
+            for header, chunks in prepared:
+                yield pb.SaveRequest(entry=header)
+                for data in chunks(chunk_bytes):
+                    crc = _crc.crc32c(data)
+                    running = _crc.combine(running, crc, len(data))
+                    total += len(data)
+                    yield _encode_chunk(data, crc)
+            # grpc asks for the next message only once the previous send completed: reaching
+            # here means every byte is with the daemon.
+            yield pb.SaveRequest(trailer=pb.SaveTrailer(entry_count=len(prepared), byte_count=total, crc32c=running))
+        except BaseException as exc:  # noqa: BLE001
+            failure.append(exc)
+            raise
+        finally:
+            handed_off.set()
+
+    future = client._save.future(requests())
+    future.add_done_callback(lambda _f: handed_off.set())
+    handed_off.wait()
+    return PendingSave(future, failure)
+
+
+def ckptd_load_rank(args, rank, barrier):
+    import ckptd
+    client = ckptd.CkptdClient(args.address)
+    list(client.list_checkpoints(args.job))
+    barrier.wait()
+    t0 = time.monotonic()
+    loaded = client.load_items(args.job, args.ckpt, rank=rank, place=False)
+    t_end = time.monotonic()
+    tensors = loaded.items["model"]
+    n = sum(t.value.numel() * t.value.element_size() for t in tensors.values())
+    if args.check:
+        check_state(args, rank, {k: t.value for k, t in tensors.items()})
+    client.close()
+    return {"rank": rank, "t0": t0, "t_end": t_end, "bytes": n}
+
+
+def check_state(args, rank, got) -> None:
+    import torch
+    want = load_state(args.dir, args.kind, rank)
+    for k, v in want.items():
+        if not torch.equal(got[k], v):
+            raise RuntimeError(f"rank {rank} tensor {k} differs after the round trip")
+
+
+def torch_save_rank(args, rank, barrier):
+    import torch
+    sd = load_state(args.dir, args.kind, rank)
+    path = os.path.join(args.out, f"rank-{rank:05d}.pt")
+    barrier.wait()
+    t0 = time.monotonic()
+    with open(path, "wb") as f:
+        torch.save(sd, f)
+        f.flush()
+        os.fsync(f.fileno())
+    t_end = time.monotonic()
+    return {"rank": rank, "t0": t0, "t_end": t_end, "bytes": state_bytes(sd), "stall": t_end - t0,
+            "stored": os.path.getsize(path)}
+
+
+def torch_load_rank(args, rank, barrier):
+    import torch
+    path = os.path.join(args.out, f"rank-{rank:05d}.pt")
+    barrier.wait()
+    t0 = time.monotonic()
+    sd = torch.load(path, map_location="cpu")
+    t_end = time.monotonic()
+    if args.check:
+        check_state(args, rank, sd)
+    return {"rank": rank, "t0": t0, "t_end": t_end, "bytes": state_bytes(sd)}
+
+
+# -- torch.distributed checkpoint -----------------------------------------------------------
+
+def import_dcp():
+    """torch's sharded checkpoint module. Debian's torch 1.13 declares a dataclass field whose
+    default is an (unhashable) dataclass instance, which Python 3.11 refuses as a mutable
+    default at import; the check is relaxed for that import, in this process only, by making
+    such default's class hashable."""
+    import dataclasses
+    orig = dataclasses._get_field
+
+    def lenient(cls, a_name, a_type, *rest):
+        default = cls.__dict__.get(a_name)
+        if isinstance(default, dataclasses.Field):
+            default = default.default
+        if default is not None and dataclasses.is_dataclass(type(default)) and type(default).__hash__ is None:
+            type(default).__hash__ = object.__hash__
+        return orig(cls, a_name, a_type, *rest)
+
+    dataclasses._get_field = lenient
+    try:
+        import torch.distributed._shard.checkpoint as dcp
+    finally:
+        dataclasses._get_field = orig
+    return dcp
+
+
+def dcp_rank(rank, args, port, q):
+    try:
+        import torch.distributed as dist
+        os.environ["MASTER_ADDR"] = "127.0.0.1"
+        os.environ["MASTER_PORT"] = str(port)
+        dist.init_process_group("gloo", rank=rank, world_size=args.ranks)
+        dcp = import_dcp()
+        import torch
+        from torch.distributed._shard.sharded_tensor import Shard, init_from_local_shards
+        local = load_state(args.dir, args.kind, rank)
+        n = state_bytes(local)
+
+        def sharded(tensors):
+            # DCP writes plain tensors from the coordinator only (as replicated): each rank's
+            # data is its shard of one global tensor per key, split along dim 0.
+            out = {}
+            for k, v in tensors.items():
+                rows = v.shape[0]
+                shard = Shard.from_tensor_and_offsets(v, [rank * rows, 0], rank)
+                out[k] = init_from_local_shards([shard], args.ranks * rows, *v.shape[1:])
+            return out
+
+        sd = sharded(local)
+        if args.mode == "dcp-load":
+            target = sharded({k: torch.empty_like(v) for k, v in local.items()})
+            dist.barrier()
+            t0 = time.monotonic()
+            dcp.load_state_dict(target, dcp.FileSystemReader(args.out))
+            t_end = time.monotonic()
+            if args.check:
+                for k, v in local.items():
+                    if not torch.equal(target[k].local_shards()[0].tensor, v):
+                        raise RuntimeError(f"dcp-load: {k} differs")
+        else:
+            dist.barrier()
+            t0 = time.monotonic()
+            dcp.save_state_dict(sd, dcp.FileSystemWriter(args.out, sync_files=True))
+            t_end = time.monotonic()
+        dist.barrier()
+        dist.destroy_process_group()
+        q.put({"rank": rank, "t0": t0, "t_end": t_end, "bytes": n, "stall": t_end - t0})
+    except BaseException as exc:  # noqa: BLE001
+        q.put({"rank": rank, "error": f"{type(exc).__name__}: {exc}"})
+
+
+def cmd_dcp(args) -> dict:
+    import socket
+    import torch.multiprocessing as tmp
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = tmp.get_context("spawn")
+    q = ctx.SimpleQueue()
+    os.makedirs(args.out, exist_ok=True)
+    # torchrun crashes with Debian's torch 1.13 on Python 3.11; spawn starts the ranks instead.
+    tmp.spawn(dcp_rank, args=(args, port, q), nprocs=args.ranks, join=True)
+    reports = [q.get() for _ in range(args.ranks)]
+    failed = [r for r in reports if "error" in r]
+    if failed:
+        raise SystemExit(f"{args.mode}: rank {failed[0]['rank']} failed: {failed[0]['error']}")
+    start = min(r["t0"] for r in reports)
+    end = max(r["t_end"] for r in reports)
+    stored = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
+    return {"mode": args.mode, "kind": args.kind, "ranks": args.ranks, "seconds": end - start,
+            "bytes": sum(r["bytes"] for r in reports), "stored_sum": stored,
+            "stall_max": max(r["stall"] for r in reports)}
+
+
+def cmd_evict(paths) -> dict:
+    n = 0
+    for top in paths:
+        for root, _dirs, files in os.walk(top):
+            for f in files:
+                p = os.path.join(root, f)
+                fd = os.open(p, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                    n += 1
+                finally:
+                    os.close(fd)
+    return {"mode": "evict", "files": n}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("mode", choices=["gen", "ckptd-save", "ckptd-load", "torch-save", "torch-load", "dcp-save", "dcp-load", "evict", "probe"])
+    p.add_argument("paths", nargs="*")
+    p.add_argument("--dir", default="")
+    p.add_argument("--kind", default="dense", choices=KINDS)
+    p.add_argument("--ranks", type=int, default=4)
+    p.add_argument("--mib", type=int, default=256)
+    p.add_argument("--address", default="")
+    p.add_argument("--job", default="bench")
+    p.add_argument("--ckpt", default="ckpt")
+    p.add_argument("--out", default="")
+    p.add_argument("--async-save", action="store_true")
+    p.add_argument("--check", action="store_true", help="compare loaded tensors with the generated ones")
+    args = p.parse_args()
+    if args.mode == "gen":
+        cmd_gen(args)
+        return
+    if args.mode == "evict":
+        print(json.dumps(cmd_evict(args.paths)))
+        return
+    if args.mode == "probe":
+        try:
+            import torch
+            import_dcp()
+            print(json.dumps({"torch": torch.__version__, "dcp": True}))
+        except Exception as exc:  # noqa: BLE001
+            print(json.dumps({"torch": None, "error": str(exc)}))
+        return
+    if args.mode in ("dcp-save", "dcp-load"):
+        print(json.dumps(cmd_dcp(args)))
+        return
+    print(json.dumps(run_ranks(args)))
+
+
+if __name__ == "__main__":
+    main()
