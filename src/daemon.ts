@@ -279,7 +279,10 @@ export class Daemon {
     this.state = "draining";
     for (const s of ["", ...SERVICE_NAMES]) this.health.setStatus(s, "NOT_SERVING");
     this.shutdown.abort();
-    this.log.info({ graceMs, savesInFlight: this.activeSaves.count, checkpointsInFlight: this.coordinator.inFlight() }, "draining: new saves are refused, in-flight saves and commits may finish");
+    this.log.info(
+      { graceMs, savesInFlight: this.activeSaves.count, checkpointsInFlight: this.coordinator.inFlight() },
+      "draining: new saves are refused, in-flight saves and commits may finish",
+    );
     const deadline = Date.now() + graceMs;
     while (Date.now() < deadline && (this.activeSaves.count > 0 || this.coordinator.hasUndecidedWork()))
       await new Promise((r) => setTimeout(r, 50));
@@ -288,7 +291,7 @@ export class Daemon {
     const graceful = new Promise<boolean>((resolve) => this.server.tryShutdown(() => resolve(true)));
     const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), left).unref());
     if (!(await Promise.race([graceful, timeout]))) {
-      this.log.warn({ savesInFlight: this.activeSaves.count }, "grace period over: cancelling the calls still in flight");
+      this.log.warn({ savesInFlight: this.activeSaves.count }, "stopping: cancelling the calls and closing the connections still open");
     }
     this.stop();
   }

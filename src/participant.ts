@@ -158,23 +158,21 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     attempt.votes.set(ref.rank, items);
     const records = items.map((i) => staged!.get(i)!);
     const res = await this.retry<VoteResponse>("Vote", (md, o, cb) =>
-      this.cluster
-        .coordinator()
-        .Vote(
-          {
-            job: ref.job,
-            checkpointId: ref.checkpointId,
-            step: ref.step,
-            rank: ref.rank,
-            worldSize: ref.worldSize,
-            attempt: n,
-            itemsJson: Buffer.from(JSON.stringify(records)),
-            nodeId: this.cluster.nodeId,
-          },
-          md,
-          o,
-          cb,
-        ),
+      this.cluster.coordinator().Vote(
+        {
+          job: ref.job,
+          checkpointId: ref.checkpointId,
+          step: ref.step,
+          rank: ref.rank,
+          worldSize: ref.worldSize,
+          attempt: n,
+          itemsJson: Buffer.from(JSON.stringify(records)),
+          nodeId: this.cluster.nodeId,
+        },
+        md,
+        o,
+        cb,
+      ),
     );
     return this.settle(attempt, res.outcome, res.reason)!;
   }
@@ -208,21 +206,19 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     const res = await this.retry<OpenAttemptResponse>(
       "OpenAttempt",
       (md, o, cb) =>
-        this.cluster
-          .coordinator()
-          .OpenAttempt(
-            {
-              job: ref.job,
-              checkpointId: ref.checkpointId,
-              step: ref.step,
-              worldSize: ref.worldSize,
-              rank: ref.rank,
-              nodeId: this.cluster.nodeId,
-            },
-            md,
-            o,
-            cb,
-          ),
+        this.cluster.coordinator().OpenAttempt(
+          {
+            job: ref.job,
+            checkpointId: ref.checkpointId,
+            step: ref.step,
+            worldSize: ref.worldSize,
+            rank: ref.rank,
+            nodeId: this.cluster.nodeId,
+          },
+          md,
+          o,
+          cb,
+        ),
       30_000,
     );
     const key = `${ref.job}/${ref.checkpointId}`;

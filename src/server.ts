@@ -70,7 +70,8 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
               await writer.open();
               continue;
             }
-            if (!ticket || !writer) throw invalidArgument(`a ${req.msg ?? "empty"} message arrived before the header; the first message must be the header`);
+            if (!ticket || !writer)
+              throw invalidArgument(`a ${req.msg ?? "empty"} message arrived before the header; the first message must be the header`);
             coordinator.checkLive(ticket);
             if (req.msg === "entry") await writer.beginEntry(entrySpec(req.entry!));
             else if (req.msg === "chunk") {
@@ -78,8 +79,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
               await writer.writeChunk(req.chunk!.data, req.chunk!.crc32c);
               metrics.bytesReceived.inc(req.chunk!.data.length);
               metrics.bytesStoredWritten.inc(writer.bytesStored - before);
-            }
-            else if (req.msg === "trailer") {
+            } else if (req.msg === "trailer") {
               const record = await writer.finish(req.trailer!);
               coordinator.stageItem(ticket, record);
               trailerSeen = true;
@@ -87,7 +87,16 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           }
           if (!ticket || !writer) throw invalidArgument("the stream ended before the header");
           if (!trailerSeen) throw invalidArgument("the stream ended without a trailer; the item is discarded");
-          log.debug({ job: ticket.attempt.job, checkpoint: ticket.attempt.checkpointId, rank: ticket.rank, item: ticket.item, bytes: writer.bytesReceived }, "item staged");
+          log.debug(
+            {
+              job: ticket.attempt.job,
+              checkpoint: ticket.attempt.checkpointId,
+              rank: ticket.rank,
+              item: ticket.item,
+              bytes: writer.bytesReceived,
+            },
+            "item staged",
+          );
           metrics.saveSeconds.observe({ outcome: "ok" }, seconds(started));
           callback(null, {
             bytesReceived: writer.bytesReceived,
@@ -116,7 +125,11 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
       cancelled.catch(() => {});
       const vote = Promise.resolve().then(() => {
         auth.check(call.metadata, { job: r.job });
-        return coordinator.vote({ job: r.job, checkpointId: r.checkpointId, step: r.step, rank: r.rank, worldSize: r.worldSize }, r.items, r.attempt);
+        return coordinator.vote(
+          { job: r.job, checkpointId: r.checkpointId, step: r.step, rank: r.rank, worldSize: r.worldSize },
+          r.items,
+          r.attempt,
+        );
       });
       // The vote stays recorded when the caller goes away; only the wait ends.
       Promise.race([vote, cancelled]).then(
@@ -138,9 +151,9 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         .then(() => auth.check(call.metadata, { job: r.job }))
         .then(() => coordinator.abort({ job: r.job, checkpointId: r.checkpointId, rank: r.rank }, r.reason, r.attempt))
         .then(
-        (d) => callback(null, { outcome: outcomeEnum(d), reason: d.reason, attempt: d.attempt }),
-        (err: unknown) => callback(toServiceError(err)),
-      );
+          (d) => callback(null, { outcome: outcomeEnum(d), reason: d.reason, attempt: d.attempt }),
+          (err: unknown) => callback(toServiceError(err)),
+        );
     },
 
     GetCheckpoint(call, callback) {
@@ -199,12 +212,12 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           return deps.retention.delete(r.job, r.checkpointId, "DeleteCheckpoint");
         })
         .then(
-        (freedBytes) => {
-          metrics.deletions.inc({ by: "rpc" });
-          callback(null, { freedBytes });
-        },
-        (err: unknown) => callback(toServiceError(err)),
-      );
+          (freedBytes) => {
+            metrics.deletions.inc({ by: "rpc" });
+            callback(null, { freedBytes });
+          },
+          (err: unknown) => callback(toServiceError(err)),
+        );
     },
 
     Load(call) {
@@ -361,13 +374,16 @@ export function checkpointMessage(s: CheckpointSummary, manifest?: Manifest): Ch
         storedBytes: i.storedBytes,
         entryCount: i.entryCount,
         entries:
-          full?.get(r.rank)?.get(i.name)?.entries.map((e) => ({
-            key: e.key,
-            ...entryKind(e),
-            rawBytes: e.rawBytes,
-            storedBytes: e.storedBytes,
-            chunkCount: e.chunks.length,
-          })) ?? [],
+          full
+            ?.get(r.rank)
+            ?.get(i.name)
+            ?.entries.map((e) => ({
+              key: e.key,
+              ...entryKind(e),
+              rawBytes: e.rawBytes,
+              storedBytes: e.storedBytes,
+              chunkCount: e.chunks.length,
+            })) ?? [],
       })),
     })),
   };
