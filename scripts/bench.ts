@@ -357,6 +357,21 @@ async function benchKind(ctx: Context, kind: Kind): Promise<Figures> {
   f["async_rss_mib"] = rss.casePeakMib;
   await client.deleteCheckpoint("bench", `${kind}-async`);
 
+  step("ckptd async save, snapshot mode (Python client)");
+  const snap = await py("ckptd-save", [
+    ...base,
+    "--address",
+    daemon.address,
+    "--ckpt",
+    `${kind}-snapshot`,
+    "--async-save",
+    "--snapshot-budget-mib",
+    String(ctx.mib),
+  ]);
+  f["snapshot_stall_s"] = snap.stall_max!;
+  f["snapshot_save_gbps"] = gbps(snap.seconds);
+  await client.deleteCheckpoint("bench", `${kind}-snapshot`);
+
   step("ckptd async save (TypeScript client)");
   const tsAsync = await tsSave({ dir: data, kind, ranks, address: daemon.address, job: "bench", ckpt: `${kind}-ts-async`, async: true });
   f["ts_async_stall_s"] = tsAsync.stall_max!;
@@ -426,6 +441,7 @@ function summarize(byKind: Record<string, Figures>, ctx: Context, rssPeak: numbe
     out[`${p}load_vs_torch_dcp`] = ratio(f["load_gbps"], f["torch_dcp_load_gbps"]);
     out[`${p}stall_vs_torch_save`] = ratio(f["async_stall_s"], f["torch_save_stall_s"]);
     out[`${p}ts_stall_vs_torch_save`] = ratio(f["ts_async_stall_s"], f["torch_save_stall_s"]);
+    out[`${p}snapshot_stall_vs_torch_save`] = ratio(f["snapshot_stall_s"], f["torch_save_stall_s"]);
   }
   out["daemon_peak_rss_mib"] = rssPeak;
   out["load_cache_state"] = "cold";
@@ -454,9 +470,11 @@ function printTable(byKind: Record<string, Figures>, ctx: Context, rssPeak: numb
     ["torch DCP load_state_dict, cold (GB/s)", (f) => fmt(f["torch_dcp_load_gbps"])],
     ["  load ÷ torch.load", (f) => fmt(ratio(f["load_gbps"], f["torch_load_gbps"]))],
     ["trainer stall: torch.save (s)", (f) => fmt(f["torch_save_stall_s"])],
-    ["trainer stall: ckptd async, Python (s)", (f) => fmt(f["async_stall_s"])],
-    ["trainer stall: ckptd async, TypeScript (s)", (f) => fmt(f["ts_async_stall_s"])],
-    ["  stall ÷ torch.save", (f) => fmt(ratio(f["async_stall_s"], f["torch_save_stall_s"]))],
+    ["trainer stall: ckptd async hand-off, Python (s)", (f) => fmt(f["async_stall_s"])],
+    ["trainer stall: ckptd async hand-off, TS (s)", (f) => fmt(f["ts_async_stall_s"])],
+    ["trainer stall: ckptd async snapshot, Python (s)", (f) => fmt(f["snapshot_stall_s"])],
+    ["  async (hand-off) stall ÷ torch.save", (f) => fmt(ratio(f["async_stall_s"], f["torch_save_stall_s"]))],
+    ["  async (snapshot) stall ÷ torch.save", (f) => fmt(ratio(f["snapshot_stall_s"], f["torch_save_stall_s"]))],
     [
       "daemon peak RSS: save / async / load (MiB)",
       (f) => `${fmt(f["save_rss_mib"], 0)}/${fmt(f["async_rss_mib"], 0)}/${fmt(f["load_rss_mib"], 0)}`,
