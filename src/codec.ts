@@ -6,7 +6,7 @@
  * it back is a slice.
  */
 import { crc32c } from "@node-rs/crc32";
-import { compressFrame, compressSync, decompressFrame } from "lz4-napi";
+import { compress, compressSync, decompressFrame } from "lz4-napi";
 
 /** Largest block an LZ4 frame with BD=0x70 may hold (4 MiB); chunks are at most this. */
 export const LZ4_MAX_BLOCK = 4 << 20;
@@ -52,8 +52,19 @@ export function rawFrame(data: Buffer): EncodedChunk {
  */
 export async function encodeChunk(data: Buffer, tryCompress: boolean, minSaving = 0.03): Promise<EncodedChunk> {
   if (tryCompress && data.length > 0) {
-    const frame = await compressFrame(data);
-    if (frame.length <= data.length * (1 - minSaving)) return { parts: [frame], storedBytes: frame.length, raw: false };
+    if (data.length > LZ4_MAX_BLOCK) throw new RangeError(`chunk of ${data.length} bytes exceeds the 4 MiB LZ4 block`);
+    // The whole chunk as one block (lz4 -1's 4 MiB blocks, rather than the 64 KiB blocks
+    // of lz4-napi's frame encoder, which restart the match search 64 times per chunk and
+    // store ~0.4% more). lz4-napi's block output starts with the raw size, which the
+    // frame format does not carry.
+    const block = (await compress(data)).subarray(4);
+    const storedBytes = FRAME_HEADER.length + 4 + block.length + END_MARK.length;
+    if (storedBytes <= data.length * (1 - minSaving)) {
+      const head = Buffer.allocUnsafe(FRAME_HEADER.length + 4);
+      FRAME_HEADER.copy(head, 0);
+      head.writeUInt32LE(block.length, FRAME_HEADER.length);
+      return { parts: [head, block, END_MARK], storedBytes, raw: false };
+    }
   }
   return rawFrame(data);
 }
