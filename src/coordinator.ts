@@ -99,6 +99,43 @@ export class Attempt {
     readonly dir: string,
   ) {}
 
+  /** Reserves (rank, item) for one Save stream; refuses duplicates and saves after the rank's vote. */
+  reserve(rank: number, item: string): SaveTicket {
+    const slot = `${rank}/${item}`;
+    if (this.staged.get(rank)?.has(item))
+      throw alreadyExists(`rank ${rank} already saved item '${item}' in checkpoint '${this.checkpointId}' (attempt ${this.attempt})`);
+    if (this.inflight.has(slot))
+      throw alreadyExists(`rank ${rank} is already saving item '${item}' of checkpoint '${this.checkpointId}' on another stream`);
+    if (this.votes.has(rank))
+      throw failedPrecondition(`rank ${rank} already voted on checkpoint '${this.checkpointId}'; it cannot save more items`);
+    this.inflight.add(slot);
+    this.lastActivity = Date.now();
+    return { attempt: this, rank, item, dir: path.join(this.dir, itemDirName(rank, item)) };
+  }
+
+  /** Throws ABORTED once the attempt was decided (its staging is being removed). */
+  checkLive(): void {
+    this.lastActivity = Date.now();
+    if (this.state !== "preparing")
+      throw aborted(
+        `checkpoint '${this.checkpointId}' attempt ${this.attempt} was decided while this item streamed: ${this.decision?.reason ?? "it is being decided"}`,
+      );
+  }
+
+  /** Records a durably staged item; the rank may now vote for it. */
+  stage(t: SaveTicket, record: ItemRecord): void {
+    this.checkLive();
+    this.inflight.delete(`${t.rank}/${t.item}`);
+    let items = this.staged.get(t.rank);
+    if (!items) this.staged.set(t.rank, (items = new Map()));
+    items.set(t.item, record);
+  }
+
+  /** Releases a reservation whose save failed; the rank may save the item again. */
+  release(t: SaveTicket): void {
+    this.inflight.delete(`${t.rank}/${t.item}`);
+  }
+
   decided(): Promise<Decision> {
     if (this.decision) return Promise.resolve(this.decision);
     if (this.failure) return Promise.reject(this.failure);
@@ -246,39 +283,19 @@ export class CommitCoordinator implements CheckpointCoordinator {
   async beginSave(ref: CheckpointRef, item: string): Promise<SaveTicket> {
     checkName("item", item);
     const attempt = await this.openAttempt(ref);
-    const slot = `${ref.rank}/${item}`;
-    if (attempt.staged.get(ref.rank)?.has(item))
-      throw alreadyExists(`rank ${ref.rank} already saved item '${item}' in checkpoint '${ref.checkpointId}' (attempt ${attempt.attempt})`);
-    if (attempt.inflight.has(slot))
-      throw alreadyExists(`rank ${ref.rank} is already saving item '${item}' of checkpoint '${ref.checkpointId}' on another stream`);
-    if (attempt.votes.has(ref.rank))
-      throw failedPrecondition(`rank ${ref.rank} already voted on checkpoint '${ref.checkpointId}'; it cannot save more items`);
-    attempt.inflight.add(slot);
-    attempt.lastActivity = Date.now();
-    return { attempt, rank: ref.rank, item, dir: path.join(attempt.dir, itemDirName(ref.rank, item)) };
+    return attempt.reserve(ref.rank, item);
   }
 
-  /** Throws ABORTED once the ticket's attempt was decided (its staging is being removed). */
   checkLive(t: SaveTicket): void {
-    t.attempt.lastActivity = Date.now();
-    if (t.attempt.state !== "preparing") {
-      const why = t.attempt.decision?.reason ?? "it is being decided";
-      throw aborted(`checkpoint '${t.attempt.checkpointId}' attempt ${t.attempt.attempt} was decided while this item streamed: ${why}`);
-    }
+    t.attempt.checkLive();
   }
 
-  /** Records a durably staged item; the rank may now vote for it. */
   stageItem(t: SaveTicket, record: ItemRecord): void {
-    this.checkLive(t);
-    t.attempt.inflight.delete(`${t.rank}/${t.item}`);
-    let items = t.attempt.staged.get(t.rank);
-    if (!items) t.attempt.staged.set(t.rank, (items = new Map()));
-    items.set(t.item, record);
+    t.attempt.stage(t, record);
   }
 
-  /** Releases a reservation whose save failed; the rank may save the item again. */
   release(t: SaveTicket): void {
-    t.attempt.inflight.delete(`${t.rank}/${t.item}`);
+    t.attempt.release(t);
   }
 
   /**

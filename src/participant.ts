@@ -22,7 +22,7 @@ import type { OpenAttemptResponse } from "../clients/ts/src/gen/ckptd/v1/OpenAtt
 import type { VoteResponse } from "../clients/ts/src/gen/ckptd/v1/VoteResponse.js";
 import type { Cluster } from "./cluster.js";
 import { Attempt, type CheckpointCoordinator, type CheckpointRef, type Decision, type SaveTicket } from "./coordinator.js";
-import { aborted, alreadyExists, CkptdError, failedPrecondition } from "./errors.js";
+import { CkptdError, failedPrecondition } from "./errors.js";
 import { itemDirName, type ItemRecord } from "./manifest.js";
 import { checkName } from "./names.js";
 import { removeTree, writeFileDurable, type DataDir } from "./storage.js";
@@ -111,36 +111,20 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     const n = await this.openAttempt(ref);
     const attempt = this.local(ref.job, ref.checkpointId, n, ref.step, ref.worldSize);
     await this.mark(attempt);
-    this.checkLive({ attempt, rank: ref.rank, item, dir: "" });
-    const slot = `${ref.rank}/${item}`;
-    if (attempt.staged.get(ref.rank)?.has(item))
-      throw alreadyExists(`rank ${ref.rank} already saved item '${item}' in checkpoint '${ref.checkpointId}' (attempt ${n})`);
-    if (attempt.inflight.has(slot))
-      throw alreadyExists(`rank ${ref.rank} is already saving item '${item}' of checkpoint '${ref.checkpointId}' on another stream`);
-    if (attempt.votes.has(ref.rank))
-      throw failedPrecondition(`rank ${ref.rank} already voted on checkpoint '${ref.checkpointId}'; it cannot save more items`);
-    attempt.inflight.add(slot);
-    return { attempt, rank: ref.rank, item, dir: path.join(attempt.dir, itemDirName(ref.rank, item)) };
+    attempt.checkLive();
+    return attempt.reserve(ref.rank, item);
   }
 
   checkLive(t: SaveTicket): void {
-    t.attempt.lastActivity = Date.now();
-    if (t.attempt.state !== "preparing")
-      throw aborted(
-        `checkpoint '${t.attempt.checkpointId}' attempt ${t.attempt.attempt} was decided while this item streamed: ${t.attempt.decision?.reason ?? "it is being decided"}`,
-      );
+    t.attempt.checkLive();
   }
 
   stageItem(t: SaveTicket, record: ItemRecord): void {
-    this.checkLive(t);
-    t.attempt.inflight.delete(`${t.rank}/${t.item}`);
-    let items = t.attempt.staged.get(t.rank);
-    if (!items) t.attempt.staged.set(t.rank, (items = new Map()));
-    items.set(t.item, record);
+    t.attempt.stage(t, record);
   }
 
   release(t: SaveTicket): void {
-    t.attempt.inflight.delete(`${t.rank}/${t.item}`);
+    t.attempt.release(t);
   }
 
   async vote(ref: CheckpointRef, items: string[], attemptNo: number): Promise<Decision> {
