@@ -180,13 +180,13 @@ def ckptd_save_rank(args, rank, barrier):
     if args.snapshot_budget_mib:
         # A trainer that snapshots keeps its staging buffers from one checkpoint to the next
         # (first-touched memory is what it reuses): allocate and touch them before the clock.
-        staging = SnapshotStaging(args.snapshot_budget_mib << 20)
+        staging = ckptd.SnapshotBuffers(args.snapshot_budget_mib << 20)
         staging.prepare(entries)
     barrier.wait()
     t0 = time.monotonic()
     c0 = time.process_time()
     if args.async_save:
-        pending = save_async(client, args.job, args.ckpt, 1, rank, args.ranks, "model", entries, staging)
+        pending = client.save_async(args.job, args.ckpt, 1, rank, args.ranks, "model", entries, snapshot=staging)
         t_ret = time.monotonic()
         res = pending.result()
     else:
@@ -200,118 +200,6 @@ def ckptd_save_rank(args, rank, barrier):
     client.close()
     return {"rank": rank, "t0": t0, "t_end": t_end, "bytes": state_bytes(sd), "stall": t_ret - t0,
             "save": t_saved - t0, "stored": res.bytes_stored, "cpu": time.process_time() - c0}
-
-
-class PendingSave:
-    """A save whose bytes are all handed to the daemon; ``result()`` waits until it is durable."""
-
-    def __init__(self, future, failure):
-        self._future = future
-        self._failure = failure
-
-    def result(self):
-        import grpc
-        from ckptd.client import SaveResult
-        from ckptd.errors import CkptdError
-        try:
-            res = self._future.result()
-        except grpc.RpcError as err:
-            if self._failure:
-                raise self._failure[0] from None
-            raise CkptdError.from_rpc_error(err) from None
-        return SaveResult(res.bytes_received, res.bytes_stored, res.entry_count, res.attempt)
-
-
-class SnapshotStaging:
-    """Host buffers, reused from save to save, that take a copy of up to ``budget`` bytes of
-    tensors so that an async save can return before those bytes reach the daemon."""
-
-    def __init__(self, budget: int):
-        self.budget = budget
-        self.buffers = {}
-
-    def prepare(self, entries) -> None:
-        import torch
-        used = 0
-        for e in entries:
-            n = e.tensor.numel() * e.tensor.element_size()
-            if used + n > self.budget:
-                continue
-            buf = torch.empty_like(e.tensor)
-            buf.view(-1).view(torch.uint8).fill_(0)  # first touch, outside the timed region
-            self.buffers[e.key] = buf
-            used += n
-
-    def split(self, entries):
-        """(entries streamed from the trainer's own memory, snapshot copies)."""
-        import ckptd
-        direct, staged = [], []
-        for e in entries:
-            buf = self.buffers.get(e.key)
-            if buf is None:
-                direct.append(e)
-            else:
-                buf.copy_(e.tensor)
-                staged.append(ckptd.TensorEntry(e.key, buf, e.device, e.dtype, e.global_shape, e.global_offsets))
-        return direct, staged
-
-
-def save_async(client, job, checkpoint_id, step, rank, world_size, item, entries, staging=None) -> PendingSave:
-    """Async save: streams the item on gRPC's own thread and returns once the trainer's own
-    memory is no longer needed, so the trainer may modify its tensors again; ``result()`` of
-    the returned object waits for the daemon's reply (the item staged and fsynced), which
-    Commit needs before voting.
-
-    Without ``staging`` (hand-off mode) that is when the last byte has been handed to the
-    daemon: grpc asks the iterator for the next message only once the previous send
-    completed, within the HTTP/2 window the daemon grants, and the daemon grants it only
-    while its --memory-budget-mib has room. With ``staging`` (snapshot mode) the tensors it
-    has room for are first copied into its reused host buffers; the others are streamed
-    first, from the trainer's memory, and the save returns once they are handed off."""
-    import threading
-    from ckptd import _crc
-    from ckptd._proto import checkpoint_service_pb2 as pb
-    from ckptd.client import _encode_chunk, _prepare_entries
-    if staging is not None:
-        direct, staged = staging.split(entries)
-        entries = direct + staged
-        n_direct = len(direct)
-    else:
-        n_direct = len(entries)
-    prepared = _prepare_entries(entries)
-    failure = []
-    handed_off = threading.Event()
-    chunk_bytes = client.chunk_bytes
-
-    def requests():
-        try:
-            yield pb.SaveRequest(header=pb.SaveHeader(job=job, checkpoint_id=checkpoint_id, step=int(step), rank=int(rank),
-                                                      world_size=int(world_size), item=item))
-            running = 0
-            total = 0
-            for i, (header, chunks) in enumerate(prepared):
-                if i == n_direct:
-                    handed_off.set()  # what is left are snapshot copies
-                yield pb.SaveRequest(entry=header)
-                for data in chunks(chunk_bytes):
-                    crc = _crc.crc32c(data)
-                    running = _crc.combine(running, crc, len(data))
-                    total += len(data)
-                    yield _encode_chunk(data, crc)
-            # grpc asks for the next message only once the previous send completed: reaching
-            # here means every byte is with the daemon.
-            handed_off.set()
-            yield pb.SaveRequest(trailer=pb.SaveTrailer(entry_count=len(prepared), byte_count=total, crc32c=running))
-        except BaseException as exc:  # noqa: BLE001
-            failure.append(exc)
-            raise
-        finally:
-            handed_off.set()
-
-    future = client._save.future(requests())
-    future.add_done_callback(lambda _f: handed_off.set())
-    handed_off.wait()
-    return PendingSave(future, failure)
 
 
 def ckptd_load_rank(args, rank, barrier):

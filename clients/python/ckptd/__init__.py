@@ -26,7 +26,9 @@ from .client import (
     LoadedObject,
     LoadedTensor,
     ObjectEntry,
+    PendingSave,
     SaveResult,
+    SnapshotBuffers,
     TensorEntry,
     default_address,
 )

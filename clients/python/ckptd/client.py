@@ -117,6 +117,78 @@ class SaveResult:
     attempt: int
 
 
+class PendingSave:
+    """An async save (:meth:`CkptdClient.save_async`) that no longer needs the trainer's
+    memory. ``result()`` waits until the daemon staged the item durably and returns its
+    :class:`SaveResult`, or raises the save's error."""
+
+    def __init__(self, future, failure: List[BaseException]):
+        self._future = future
+        self._failure = failure
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def result(self, timeout: Optional[float] = None) -> "SaveResult":
+        try:
+            res = self._future.result(timeout=timeout)
+        except grpc.RpcError as err:
+            if self._failure:
+                raise self._failure[0] from None
+            raise CkptdError.from_rpc_error(err) from None
+        return SaveResult(res.bytes_received, res.bytes_stored, res.entry_count, res.attempt)
+
+
+class SnapshotBuffers:
+    """Host buffers for :meth:`CkptdClient.save_async` snapshots, reused from save to save
+    (allocated and touched once, per entry key), holding at most ``budget_bytes``. Use one
+    per trainer, and wait for a save's ``result()`` before the next save reuses them."""
+
+    def __init__(self, budget_bytes: int):
+        self.budget_bytes = int(budget_bytes)
+        self._buffers = {}
+        self._used = 0
+
+    def prepare(self, entries) -> None:
+        """Allocates and touches the buffers for these entries ahead of the first save, so
+        that save's stall is a copy into warm memory (first touch is slow on some VMs)."""
+        import torch
+        for e in entries:
+            t = getattr(e, "tensor", None)
+            if not isinstance(t, torch.Tensor) or e.key in self._buffers:
+                continue
+            n = t.numel() * t.element_size()
+            if self._used + n > self.budget_bytes:
+                continue
+            buf = torch.empty(t.shape, dtype=t.dtype, device="cpu")
+            buf.view(-1).view(torch.uint8).fill_(0)
+            self._buffers[e.key] = buf
+            self._used += n
+
+    def split(self, entries):
+        """(entries streamed from the trainer's memory, entries snapshotted into buffers)."""
+        import torch
+        direct, staged = [], []
+        for e in entries:
+            t = getattr(e, "tensor", None)
+            if not isinstance(t, torch.Tensor):
+                direct.append(e)
+                continue
+            buf = self._buffers.get(e.key)
+            if buf is None or buf.shape != t.shape or buf.dtype != t.dtype:
+                n = t.numel() * t.element_size()
+                if buf is None and self._used + n > self.budget_bytes:
+                    direct.append(e)
+                    continue
+                buf = torch.empty(t.shape, dtype=t.dtype, device="cpu")
+                self._used += n
+                self._buffers[e.key] = buf
+            buf.copy_(t)
+            device = e.device if e.device is not None else str(t.device)
+            staged.append(TensorEntry(e.key, buf, device, e.dtype, e.global_shape, e.global_offsets))
+        return direct, staged
+
+
 @dataclass
 class CommitResult:
     """A commit decision: ``outcome`` is "COMMITTED" or "ABORTED"."""
@@ -273,36 +345,82 @@ class CkptdClient:
         """
         prepared = _prepare_entries(entries)
         failure: List[BaseException] = []
-        chunk_bytes = self.chunk_bytes
-
-        def requests() -> Iterator[Union[bytes, pb.SaveRequest]]:
-            try:
-                yield pb.SaveRequest(header=pb.SaveHeader(
-                    job=job, checkpoint_id=checkpoint_id, step=int(step), rank=int(rank),
-                    world_size=int(world_size), item=item))
-                running = 0
-                total = 0
-                for header, chunks in prepared:
-                    yield pb.SaveRequest(entry=header)
-                    for data in chunks(chunk_bytes):
-                        n = len(data)
-                        crc = _crc.crc32c(data)
-                        running = _crc.combine(running, crc, n)
-                        total += n
-                        yield _encode_chunk(data, crc)
-                yield pb.SaveRequest(trailer=pb.SaveTrailer(entry_count=len(prepared), byte_count=total, crc32c=running))
-            except BaseException as exc:  # noqa: BLE001 - re-raised by save() below
-                # grpc only logs an exception of the request iterator and cancels the call.
-                failure.append(exc)
-                raise
-
+        requests = self._save_requests(job, checkpoint_id, step, rank, world_size, item, prepared, failure)
         try:
-            res = self._save(requests(), timeout=timeout)
+            res = self._save(requests, timeout=timeout)
         except grpc.RpcError as err:
             if failure:
                 raise failure[0] from None
             raise CkptdError.from_rpc_error(err) from None
         return SaveResult(res.bytes_received, res.bytes_stored, res.entry_count, res.attempt)
+
+    def save_async(self, job: str, checkpoint_id: str, step: int, rank: int, world_size: int, item: str,
+                   entries: Iterable[Entry], *, snapshot: Optional["SnapshotBuffers"] = None,
+                   timeout: Optional[float] = None) -> "PendingSave":
+        """Like :meth:`save`, but returns as soon as the trainer's own memory is no longer
+        needed, so training goes on while the daemon stages the item; ``result()`` of the
+        returned :class:`PendingSave` waits until it is staged durably (do that before
+        :meth:`commit`, which still means durable).
+
+        Without ``snapshot`` (hand-off mode) it returns once the last byte was handed to the
+        daemon: grpc sends a message only after the previous one left, within the HTTP/2
+        window the daemon grants, and the daemon grants it only while its
+        ``--memory-budget-mib`` has room, so memory stays bounded at both ends. With
+        ``snapshot``, the tensors its reused host buffers have room for are copied into them
+        first (a memory copy, far faster than the upload) and streamed from there after the
+        call returns; the others are streamed first, from the trainer's memory.
+        """
+        entries = list(entries)
+        if snapshot is not None:
+            direct, staged = snapshot.split(entries)
+            entries = direct + staged
+            n_direct = len(direct)
+        else:
+            n_direct = len(entries)
+        prepared = _prepare_entries(entries)
+        failure: List[BaseException] = []
+        handed_off = threading.Event()
+        requests = self._save_requests(job, checkpoint_id, step, rank, world_size, item, prepared, failure,
+                                       handed_off=handed_off, n_direct=n_direct)
+        future = self._save.future(requests, timeout=timeout)
+        future.add_done_callback(lambda _f: handed_off.set())
+        handed_off.wait()
+        return PendingSave(future, failure)
+
+    def _save_requests(self, job: str, checkpoint_id: str, step: int, rank: int, world_size: int, item: str,
+                       prepared, failure: List[BaseException], *, handed_off: Optional[threading.Event] = None,
+                       n_direct: int = 0) -> Iterator[Union[bytes, pb.SaveRequest]]:
+        """The Save stream: header, (entry, chunk*)*, trailer. ``handed_off`` is set once the
+        first ``n_direct`` entries (those streamed from the trainer's memory) have left."""
+        chunk_bytes = self.chunk_bytes
+        try:
+            yield pb.SaveRequest(header=pb.SaveHeader(
+                job=job, checkpoint_id=checkpoint_id, step=int(step), rank=int(rank),
+                world_size=int(world_size), item=item))
+            running = 0
+            total = 0
+            for i, (header, chunks) in enumerate(prepared):
+                if handed_off is not None and i == n_direct:
+                    handed_off.set()  # what is left are snapshot copies
+                yield pb.SaveRequest(entry=header)
+                for data in chunks(chunk_bytes):
+                    n = len(data)
+                    crc = _crc.crc32c(data)
+                    running = _crc.combine(running, crc, n)
+                    total += n
+                    yield _encode_chunk(data, crc)
+            # grpc asks for the next message only once the previous one was sent: every byte
+            # is with the daemon now.
+            if handed_off is not None:
+                handed_off.set()
+            yield pb.SaveRequest(trailer=pb.SaveTrailer(entry_count=len(prepared), byte_count=total, crc32c=running))
+        except BaseException as exc:  # noqa: BLE001 - re-raised by save() / PendingSave.result()
+            # grpc only logs an exception of the request iterator and cancels the call.
+            failure.append(exc)
+            raise
+        finally:
+            if handed_off is not None:
+                handed_off.set()
 
     def commit(self, job: str, checkpoint_id: str, step: int, rank: int, world_size: int, items: Sequence[str],
                attempt: int = 0, *, timeout: Optional[float] = None) -> CommitResult:
