@@ -33,6 +33,8 @@ class JobLog {
   /** Appends run one at a time so sequence order is file order. */
   chain: Promise<unknown> = Promise.resolve();
   readonly waiters = new Set<() => void>();
+  /** Followers: bytes of the file already parsed (complete lines only). */
+  followedBytes = 0;
   constructor(readonly file: string) {}
   get lastSeq(): number {
     return this.records[this.records.length - 1]?.seq ?? 0;
@@ -58,23 +60,37 @@ export class EventLog {
   async refresh(job: string): Promise<void> {
     if (!this.follower) return;
     const j = this.job(job);
-    let text: string;
+    let fh: fsp.FileHandle;
     try {
-      text = await fsp.readFile(j.file, "utf8");
+      fh = await fsp.open(j.file, "r");
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
       throw err;
     }
-    const lines = text.split("\n").slice(0, -1); // the last piece is empty or still being written
+    let tail: Buffer;
+    try {
+      // Only what was appended since the last look: the log is append-only.
+      const size = (await fh.stat()).size;
+      if (size <= j.followedBytes) return;
+      tail = Buffer.alloc(size - j.followedBytes);
+      await fh.read(tail, 0, tail.length, j.followedBytes);
+    } finally {
+      await fh.close();
+    }
+    const complete = tail.lastIndexOf(0x0a) + 1; // a last line without its newline is still being written
     let changed = false;
-    for (const line of lines.slice(j.records.length)) {
+    for (const line of tail.subarray(0, complete).toString("utf8").split("\n").slice(0, -1)) {
       try {
-        j.records.push(JSON.parse(line) as CheckpointEventRecord);
-        changed = true;
+        const record = JSON.parse(line) as CheckpointEventRecord;
+        if (record.seq > j.lastSeq) {
+          j.records.push(record);
+          changed = true;
+        }
       } catch {
         break;
       }
     }
+    j.followedBytes += complete;
     if (changed) for (const w of [...j.waiters]) w();
   }
 

@@ -160,8 +160,20 @@ describe("multi-node two-phase commit", () => {
     ev.close();
     expect(first.event?.type).toBe("CHECKPOINT_EVENT_TYPE_COMMITTED");
     expect(first.event?.checkpointId).toBe("global_step10");
+    // A participant pushes live commits too, from the coordinator's event log.
+    const live = new grpcObject.ckptd.v1.EvaluationService(c.daemons.get("n2")!.address, grpc.credentials.createInsecure());
+    const follow = live.WatchCheckpoints({ job: "mn", fromNow: true });
+    const next = new Promise<WatchCheckpointsResponse>((resolve, reject) => {
+      follow.once("data", resolve);
+      follow.once("error", reject);
+    });
+    expect((await commitAll(c, "global_step20", 20)).every((r) => r.outcome === "COMMITTED")).toBe(true);
+    expect((await next).event?.checkpointId).toBe("global_step20");
+    follow.cancel();
+    live.close();
     // Deletions are the coordinator's; a participant says where to go.
     await expect(c.clients.get("n2")!.deleteCheckpoint("mn", "global_step10")).rejects.toThrow(/coordinating node 'n1'/);
+    await expectSameCommittedSet(c, ["global_step10", "global_step20"]);
   });
 
   it("multinode - kill -9 of a participant before it votes aborts everywhere; after its restart nothing of it is visible", async () => {
