@@ -142,9 +142,12 @@ export class ItemWriter {
     await Promise.all(this.pendingSyncs);
     this.pendingSyncs = [];
     if (this.syncFailure !== undefined) throw this.syncFailure;
-    // The item's files must survive a crash before the rank's vote can count them.
+    // The item's files must survive a crash before the rank's vote can count them: their
+    // entries in the item directory, its entry in the rank directory, and the rank
+    // directory's entry in the attempt directory.
     await fsyncDir(this.dir);
     await fsyncDir(path.dirname(this.dir));
+    await fsyncDir(path.dirname(path.dirname(this.dir)));
     return { name: this.name, rawBytes: this.bytesReceived, storedBytes: this.bytesStored, entries: this.entries };
   }
 
