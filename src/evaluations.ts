@@ -5,13 +5,14 @@
  *
  *   <data>/jobs/<job>/evaluations.log   one JSON report per line, fsynced
  */
+import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import type { Logger } from "pino";
 import type { Catalog } from "./catalog.js";
 import { CkptdError, invalidArgument } from "./errors.js";
 import { checkName } from "./names.js";
-import type { DataDir } from "./storage.js";
+import { fsyncDir, type DataDir } from "./storage.js";
 import { status } from "@grpc/grpc-js";
 
 export interface EvaluationReport {
@@ -100,13 +101,17 @@ export class Evaluations {
     const r: EvaluationReport = { ...input, checkpointId: checkpoint.checkpointId, step: checkpoint.step, time: new Date().toISOString() };
     const j = this.job(input.job);
     const run = j.chain.then(async () => {
-      const fh = await fsp.open(this.file(input.job), "a");
+      const file = this.file(input.job);
+      const created = !fs.existsSync(file);
+      const fh = await fsp.open(file, "a");
       try {
         await fh.write(JSON.stringify(r) + "\n");
         await fh.datasync();
       } finally {
         await fh.close();
       }
+      // A new log's directory entry must be durable too, or the report is lost with it.
+      if (created) await fsyncDir(path.dirname(file));
       this.index(r);
       for (const w of [...j.waiters]) w();
       return r;
