@@ -1,7 +1,6 @@
 /**
  * gRPC handlers of AdminService: status, jobs and verification for operators.
  */
-import * as fs from "node:fs";
 import type { AdminServiceHandlers } from "../clients/ts/src/gen/ckptd/v1/AdminService.js";
 import type { Authorizer } from "./auth.js";
 import type { Catalog } from "./catalog.js";
@@ -10,6 +9,7 @@ import { toServiceError } from "./errors.js";
 import type { EventLog } from "./events.js";
 import type { CheckpointLoader } from "./loader.js";
 import { timestamp } from "./server.js";
+import { VERSION } from "./version.js";
 
 export interface AdminDeps {
   catalog: Catalog;
@@ -22,16 +22,6 @@ export interface AdminDeps {
   address: () => string;
   auth: Authorizer;
 }
-
-/** The version in package.json, read once. */
-export const VERSION: string = (() => {
-  try {
-    const url = new URL("../../package.json", import.meta.url);
-    return (JSON.parse(fs.readFileSync(url, "utf8")) as { version: string }).version;
-  } catch {
-    return "unknown";
-  }
-})();
 
 export function adminServiceHandlers(deps: AdminDeps): AdminServiceHandlers {
   const { catalog } = deps;

@@ -7,6 +7,7 @@
  */
 import * as fs from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
+import { VERSION } from "./version.js";
 
 export interface DaemonOptions {
   /** host:port to listen on; port 0 picks a free port. @default "127.0.0.1:7070" */
@@ -214,6 +215,7 @@ export function daemonCommand(): Command {
         .default("json")
         .choices(["json", "pretty"]),
     )
+    .version(VERSION, "-V, --version", "print the version and exit")
     .showHelpAfterError()
     .allowExcessArguments(false);
 }

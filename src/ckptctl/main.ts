@@ -3,13 +3,11 @@
  * runs one command against the daemon, and turns any failure into one line on stderr
  * and an exit code: 0 done, 1 failed, 2 `verify` found damage.
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError, Option } from "commander";
 import * as commands from "./commands.js";
 import { Connection, type ConnectionOptions } from "./connection.js";
 import { describeFailure, EXIT_FAILURE } from "./failure.js";
+import { VERSION } from "../version.js";
 
 interface GlobalOptions {
   address: string;
@@ -20,21 +18,6 @@ interface GlobalOptions {
   tlsKey?: string;
   tlsServerName?: string;
   timeout?: number;
-}
-
-/** The version in the package.json above this module (src/ckptctl or dist/src/ckptctl). */
-function version(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    try {
-      const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")) as { name?: string; version?: string };
-      if (pkg.name === "ckptd" && pkg.version) return pkg.version;
-    } catch {
-      // not here: keep walking up
-    }
-    dir = path.dirname(dir);
-  }
-  return "unknown";
 }
 
 function count(name: string, min = 0): (value: string) => number {
@@ -81,7 +64,7 @@ export function buildProgram(): Command {
   const program = new Command("ckptctl");
   program
     .description("Inspect and operate a ckptd checkpoint daemon: status, jobs, checkpoints, verification, export, retention.")
-    .version(version(), "-V, --version")
+    .version(VERSION, "-V, --version")
     .addOption(new Option("--address <host:port>", "the daemon's address").env("CKPTD_ADDRESS").default("127.0.0.1:7070"))
     .option("--json", "machine output: one JSON document (watch: one JSON object per line)")
     .addOption(new Option("--token <token>", "bearer token, sent as 'authorization: Bearer <token>'").env("CKPTD_TOKEN"))
