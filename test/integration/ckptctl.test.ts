@@ -3,14 +3,14 @@
  * (`npm test` builds first), its tables, its --json documents, its exit codes, and an
  * export whose files are the exact bytes that were saved.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createHash, randomFillSync } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CkptdClient, tensor, type SaveEntry } from "../../clients/ts/src/index.js";
-import { REPO_ROOT, startDaemon, tempDataDir, type Daemon } from "./harness.js";
+import { makeTestCertificates, REPO_ROOT, startDaemon, tempDataDir, type Daemon } from "./harness.js";
 
 const CKPTCTL = path.join(REPO_ROOT, "dist", "src", "ckptctl", "main.js");
 const JOB = "ctl-job";
@@ -530,43 +530,7 @@ describe("ckptctl with TLS, mTLS and tokens", () => {
   let S: string[];
 
   beforeAll(async () => {
-    const ssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-    ssl(
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.pem",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=ckptctl test CA",
-    );
-    fs.writeFileSync(file("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-    for (const who of ["server", "client"]) {
-      ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", `${who}.key`, "-out", `${who}.csr`, "-subj", `/CN=${who}`);
-      ssl(
-        "x509",
-        "-req",
-        "-in",
-        `${who}.csr`,
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        `${who}.pem`,
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-      );
-    }
+    makeTestCertificates(dir, "ckptctl test CA");
     fs.writeFileSync(file("tokens.json"), JSON.stringify(tokens));
     secure = await startDaemon({
       args: [

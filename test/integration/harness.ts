@@ -2,7 +2,7 @@
  * Starts real ckptd daemon processes for integration tests: `node dist/src/cli.js`
  * on 127.0.0.1 port 0 with a temporary data directory (`npm test` builds first).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -85,4 +85,34 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
 export function rawClient(address: string): CheckpointServiceClient {
   const { grpcObject } = loadWire();
   return new grpcObject.ckptd.v1.CheckpointService(address, grpc.credentials.createInsecure(), CLIENT_CHANNEL_OPTIONS);
+}
+
+/**
+ * Writes a throw-away CA and a server and a client certificate signed by it (for
+ * 127.0.0.1 and localhost) into `dir` with openssl: ca.pem, server.pem/.key, client.pem/.key.
+ */
+export function makeTestCertificates(dir: string, caName = "ckptd test CA"): void {
+  const ssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
+  ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", `/CN=${caName}`);
+  fs.writeFileSync(path.join(dir, "san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+  for (const who of ["server", "client"]) {
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", `${who}.key`, "-out", `${who}.csr`, "-subj", `/CN=${who}`);
+    ssl(
+      "x509",
+      "-req",
+      "-in",
+      `${who}.csr`,
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-out",
+      `${who}.pem`,
+      "-days",
+      "2",
+      "-extfile",
+      "san.ext",
+    );
+  }
 }

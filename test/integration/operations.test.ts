@@ -1,7 +1,6 @@
 /**
  * The operable daemon: metrics, TLS and mTLS, per-job tokens, config file, drain on SIGTERM.
  */
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -9,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CkptdClient } from "../../clients/ts/src/index.js";
 import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
 import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../clients/ts/src/wire.js";
-import { rawClient, startDaemon, tempDataDir, DAEMON_ENTRY, type Daemon } from "./harness.js";
+import { rawClient, startDaemon, tempDataDir, DAEMON_ENTRY, makeTestCertificates, type Daemon } from "./harness.js";
 import { chunkMsg, commitRaw, compressibleBytes, entryMsg, f32Entry, headerMsg, MiB, openSave, trailerFor } from "./wire-helpers.js";
 
 function unaryWith<T>(fn: (md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: T) => void) => void, token?: string) {
@@ -89,31 +88,7 @@ describe("metrics", () => {
 describe("TLS and mTLS", () => {
   const dir = tempDataDir();
   const file = (n: string) => path.join(dir, n);
-  const ssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-  beforeAll(() => {
-    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=ckptd test CA");
-    fs.writeFileSync(file("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-    for (const who of ["server", "client"]) {
-      ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", `${who}.key`, "-out", `${who}.csr`, "-subj", `/CN=${who}`);
-      ssl(
-        "x509",
-        "-req",
-        "-in",
-        `${who}.csr`,
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        `${who}.pem`,
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-      );
-    }
-  });
+  beforeAll(() => makeTestCertificates(dir));
   const read = (n: string) => fs.readFileSync(file(n));
 
   async function listWith(d: Daemon, creds: grpc.ChannelCredentials) {
