@@ -2,7 +2,7 @@
  * CommitCoordinator runs the two-phase commit of every checkpoint on this node.
  *
  * Per checkpoint and attempt:
- *   phase 1  each rank: beginSave → stageItem (per item, fsynced) … → vote (Commit) | abort
+ *   phase 1  each rank: beginSave → stage (per item, fsynced) … → vote (Commit) | abort
  *   decide   COMMIT once all world_size ranks voted and every item they named is staged;
  *            ABORT on an Abort, a vote naming a missing item, or the prepare timeout.
  *            The decision record is fsynced before anyone is told.
@@ -170,8 +170,8 @@ export interface SaveTicket {
  * coordinator (single node, or the coordinating node of a multi-node job) and by
  * ParticipantCoordinator (the other nodes, which relay to the coordinator).
  *
- * Call order per rank and checkpoint: beginSave → (checkLive per message) →
- * stageItem | release, for each item; then vote | abort.
+ * Call order per rank and checkpoint, for each item: beginSave, then on the ticket's
+ * attempt checkLive per message and stage | release; then vote | abort.
  */
 export interface CheckpointCoordinator {
   recover(): Promise<{ published: number; aborted: number }>;
@@ -180,9 +180,6 @@ export interface CheckpointCoordinator {
   inFlight(): number;
   hasUndecidedWork(): boolean;
   beginSave(ref: CheckpointRef, item: string): Promise<SaveTicket>;
-  checkLive(t: SaveTicket): void;
-  stageItem(t: SaveTicket, record: ItemRecord): void;
-  release(t: SaveTicket): void;
   vote(ref: CheckpointRef, items: string[], attemptNo: number): Promise<Decision>;
   abort(ref: Omit<CheckpointRef, "step" | "worldSize">, reason: string, attemptNo: number): Promise<Decision>;
 }
@@ -284,18 +281,6 @@ export class CommitCoordinator implements CheckpointCoordinator {
     checkName("item", item);
     const attempt = await this.openAttempt(ref);
     return attempt.reserve(ref.rank, item);
-  }
-
-  checkLive(t: SaveTicket): void {
-    t.attempt.checkLive();
-  }
-
-  stageItem(t: SaveTicket, record: ItemRecord): void {
-    t.attempt.stage(t, record);
-  }
-
-  release(t: SaveTicket): void {
-    t.attempt.release(t);
   }
 
   /**

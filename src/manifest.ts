@@ -59,18 +59,10 @@ export interface Manifest {
   ranks: RankRecord[];
 }
 
-/** What the daemon keeps in memory per committed checkpoint (not the entries). */
-export interface CheckpointSummary {
-  job: string;
-  checkpointId: string;
-  step: number;
-  worldSize: number;
-  attempt: number;
-  commitTime: string;
-  rawBytes: number;
-  storedBytes: number;
+/** What the daemon keeps in memory per committed checkpoint: the manifest without its entries. */
+export type CheckpointSummary = Omit<Manifest, "format" | "version" | "ranks"> & {
   ranks: { rank: number; items: { name: string; rawBytes: number; storedBytes: number; entryCount: number }[] }[];
-}
+};
 
 export function summarize(m: Manifest): CheckpointSummary {
   return {

@@ -23,7 +23,7 @@ import type { VoteResponse } from "../clients/ts/src/gen/ckptd/v1/VoteResponse.j
 import type { Cluster } from "./cluster.js";
 import { Attempt, type CheckpointCoordinator, type CheckpointRef, type Decision, type SaveTicket } from "./coordinator.js";
 import { CkptdError, failedPrecondition } from "./errors.js";
-import { itemDirName, type ItemRecord } from "./manifest.js";
+import { itemDirName } from "./manifest.js";
 import { checkName } from "./names.js";
 import { removeTree, writeFileDurable, type DataDir } from "./storage.js";
 
@@ -113,18 +113,6 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     await this.mark(attempt);
     attempt.checkLive();
     return attempt.reserve(ref.rank, item);
-  }
-
-  checkLive(t: SaveTicket): void {
-    t.attempt.checkLive();
-  }
-
-  stageItem(t: SaveTicket, record: ItemRecord): void {
-    t.attempt.stage(t, record);
-  }
-
-  release(t: SaveTicket): void {
-    t.attempt.release(t);
   }
 
   async vote(ref: CheckpointRef, items: string[], attemptNo: number): Promise<Decision> {

@@ -72,7 +72,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
             }
             if (!ticket || !writer)
               throw invalidArgument(`a ${req.msg ?? "empty"} message arrived before the header; the first message must be the header`);
-            coordinator.checkLive(ticket);
+            ticket.attempt.checkLive();
             if (req.msg === "entry") await writer.beginEntry(entrySpec(req.entry!));
             else if (req.msg === "chunk") {
               const before = writer.bytesStored;
@@ -81,7 +81,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
               metrics.bytesStoredWritten.inc(writer.bytesStored - before);
             } else if (req.msg === "trailer") {
               const record = await writer.finish(req.trailer!);
-              coordinator.stageItem(ticket, record);
+              ticket.attempt.stage(ticket, record);
               trailerSeen = true;
             } else throw invalidArgument("an empty message arrived; set header, entry, chunk or trailer");
           }
@@ -106,7 +106,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           });
         } catch (err) {
           if (writer && !trailerSeen) await writer.discard().catch((e: unknown) => log.warn({ err: e }, "could not remove a failed item"));
-          if (ticket && !trailerSeen) coordinator.release(ticket);
+          if (ticket && !trailerSeen) ticket.attempt.release(ticket);
           if (!(call as { cancelled?: boolean }).cancelled) logRejected(log, "Save", err, ticket);
           metrics.saveSeconds.observe({ outcome: "error" }, seconds(started));
           callback(toServiceError(err));
