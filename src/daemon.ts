@@ -27,6 +27,7 @@ import { Retention } from "./retention.js";
 import { checkpointServiceHandlers } from "./server.js";
 import { DataDir } from "./storage.js";
 import { openWriteIo, setWriteIo } from "./direct-io.js";
+import { openSharedMemoryConfig, SHARED_MEMORY_OFF, type SharedMemoryConfig } from "./shared-memory.js";
 
 /** HTTP/2 windows: a few chunks in flight per stream keep a fast client busy without unbounded buffering. */
 const STREAM_WINDOW_BYTES = 8 << 20;
@@ -62,6 +63,8 @@ export class Daemon {
   private readonly health = new HealthImplementation(Object.fromEntries(["", ...SERVICE_NAMES].map((s) => [s, "NOT_SERVING" as const])));
   private readonly shutdown = new AbortController();
   private readonly activeSaves = { count: 0 };
+  /** Where SaveShared clients may put their bytes (set at start). */
+  private sharedMemory: SharedMemoryConfig = SHARED_MEMORY_OFF;
   private boundAddress = "";
   metricsAddress = "";
 
@@ -141,11 +144,15 @@ export class Daemon {
       memoryBudgetBytes: this.options.memoryBudgetMib * 2 ** 20,
     });
     setWriteIo(io);
+    const shm = openSharedMemoryConfig(this.options.sharedMemoryDir);
+    this.sharedMemory = shm.config;
     this.log.info(
       {
         directIo: io.pool !== undefined,
         memoryBudgetMib: this.options.memoryBudgetMib,
         ...(io.pool ? {} : { reason: io.directOffReason }),
+        sharedMemoryDir: shm.config.dir ?? null,
+        ...(shm.config.dir ? {} : { sharedMemoryOff: shm.offReason }),
       },
       "save path I/O",
     );
@@ -202,6 +209,7 @@ export class Daemon {
         metrics: this.metrics,
         acceptingSaves: () => this.state === "running",
         activeSaves: this.activeSaves,
+        sharedMemory: this.sharedMemory,
         notCoordinator: this.notCoordinator(),
       }),
     );

@@ -30,6 +30,8 @@ export interface DaemonOptions {
   memoryBudgetMib: number;
   /** Write large entry files with O_DIRECT ("on"), or through the page cache ("off"). @default "on" */
   directIo: "on" | "off";
+  /** Directory where local clients may hand over bytes in shared memory (SaveShared); "" turns it off. @default "/dev/shm" */
+  sharedMemoryDir: string;
   /** host:port of the Prometheus /metrics endpoint; "" disables it. @default "" */
   metricsListen: string;
   /** PEM server certificate; with tlsKey, serves TLS. */
@@ -165,6 +167,13 @@ export function daemonCommand(): Command {
       opt("--direct-io <on|off>", "write large entry files with O_DIRECT, bypassing the page cache", "CKPTD_DIRECT_IO")
         .default("on")
         .choices(["on", "off"]),
+    )
+    .addOption(
+      opt(
+        "--shared-memory-dir <dir>",
+        "local clients may pass their bytes in files of this tmpfs directory instead of the gRPC stream (empty: off)",
+        "CKPTD_SHARED_MEMORY_DIR",
+      ).default("/dev/shm"),
     )
     .addOption(
       opt("--metrics-listen <host:port>", "serve Prometheus metrics at http://HOST:PORT/metrics (empty: off)", "CKPTD_METRICS_LISTEN")

@@ -9,11 +9,15 @@ import type { CheckpointIn } from "../clients/ts/src/gen/ckptd/v1/Checkpoint.js"
 import type { EntryHeader } from "../clients/ts/src/gen/ckptd/v1/EntryHeader.js";
 import type { LoadResponseIn } from "../clients/ts/src/gen/ckptd/v1/LoadResponse.js";
 import type { SaveRequest } from "../clients/ts/src/gen/ckptd/v1/SaveRequest.js";
+import type { SaveResponse } from "../clients/ts/src/gen/ckptd/v1/SaveResponse.js";
+import type { SaveSharedRequest } from "../clients/ts/src/gen/ckptd/v1/SaveSharedRequest.js";
+import type { SaveSharedResponse } from "../clients/ts/src/gen/ckptd/v1/SaveSharedResponse.js";
 import type { TensorSpec } from "../clients/ts/src/gen/ckptd/v1/TensorSpec.js";
 import { dtypeSize, tensorByteSize } from "../clients/ts/src/wire.js";
 import type { Authorizer } from "./auth.js";
 import type { Catalog } from "./catalog.js";
 import type { CheckpointCoordinator, Decision, SaveTicket } from "./coordinator.js";
+import { LZ4_MAX_BLOCK } from "./codec.js";
 import { CkptdError, failedPrecondition, invalidArgument, toServiceError, unavailable } from "./errors.js";
 import { ItemWriter, type EntrySpec } from "./item-writer.js";
 import type { CheckpointLoader } from "./loader.js";
@@ -21,6 +25,7 @@ import type { CheckpointSummary, EntryRecord, Manifest } from "./manifest.js";
 import { checkKey, checkName } from "./names.js";
 import type { Metrics } from "./metrics.js";
 import type { Retention } from "./retention.js";
+import { SharedSegment, type SharedMemoryConfig } from "./shared-memory.js";
 import type { DataDir } from "./storage.js";
 
 export interface ServiceDeps {
@@ -36,6 +41,8 @@ export interface ServiceDeps {
   acceptingSaves: () => boolean;
   /** Save streams in progress (the drain waits for them). */
   activeSaves: { count: number };
+  /** Where SaveShared clients may put their bytes. */
+  sharedMemory: SharedMemoryConfig;
   /** On a multi-node participant: why deletions must go to the coordinator (undefined elsewhere). */
   notCoordinator: string | undefined;
 }
@@ -48,72 +55,31 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
 
   return {
     Save(call, callback) {
-      void (async () => {
-        let ticket: SaveTicket | undefined;
-        let writer: ItemWriter | undefined;
-        let trailerSeen = false;
-        const started = process.hrtime.bigint();
-        deps.activeSaves.count++;
-        try {
-          for await (const req of call as AsyncIterable<SaveRequest>) {
-            if (trailerSeen) throw invalidArgument("a message arrived after the trailer");
-            if (req.msg === "header") {
-              if (ticket) throw invalidArgument("a second header arrived; one Save stream saves one item");
-              if (!deps.acceptingSaves()) throw unavailable("the daemon is shutting down and accepts no new saves; retry on its successor");
-              const h = req.header!;
-              auth.check(call.metadata, { job: h.job });
-              ticket = await coordinator.beginSave(
-                { job: h.job, checkpointId: h.checkpointId, step: h.step, rank: h.rank, worldSize: h.worldSize },
-                h.item,
-              );
-              writer = new ItemWriter(h.item, ticket.dir);
-              await writer.open();
-              continue;
-            }
-            if (!ticket || !writer)
-              throw invalidArgument(`a ${req.msg ?? "empty"} message arrived before the header; the first message must be the header`);
-            ticket.attempt.checkLive();
-            if (req.msg === "entry") await writer.beginEntry(entrySpec(req.entry!));
-            else if (req.msg === "chunk") {
-              const before = writer.bytesStored;
-              await writer.writeChunk(req.chunk!.data, req.chunk!.crc32c);
-              metrics.bytesReceived.inc(req.chunk!.data.length);
-              metrics.bytesStoredWritten.inc(writer.bytesStored - before);
-            } else if (req.msg === "trailer") {
-              const record = await writer.finish(req.trailer!);
-              ticket.attempt.stage(ticket, record);
-              trailerSeen = true;
-            } else throw invalidArgument("an empty message arrived; set header, entry, chunk or trailer");
-          }
-          if (!ticket || !writer) throw invalidArgument("the stream ended before the header");
-          if (!trailerSeen) throw invalidArgument("the stream ended without a trailer; the item is discarded");
-          log.debug(
-            {
-              job: ticket.attempt.job,
-              checkpoint: ticket.attempt.checkpointId,
-              rank: ticket.rank,
-              item: ticket.item,
-              bytes: writer.bytesReceived,
-            },
-            "item staged",
-          );
-          metrics.saveSeconds.observe({ outcome: "ok" }, seconds(started));
-          callback(null, {
-            bytesReceived: writer.bytesReceived,
-            bytesStored: writer.bytesStored,
-            entryCount: writer.entryCount,
-            attempt: ticket.attempt.attempt,
-          });
-        } catch (err) {
-          if (writer && !trailerSeen) await writer.discard().catch((e: unknown) => log.warn({ err: e }, "could not remove a failed item"));
-          if (ticket && !trailerSeen) ticket.attempt.release(ticket);
-          if (!(call as { cancelled?: boolean }).cancelled) logRejected(log, "Save", err, ticket);
-          metrics.saveSeconds.observe({ outcome: "error" }, seconds(started));
-          callback(toServiceError(err));
-        } finally {
-          deps.activeSaves.count--;
+      saveItem(deps, call.metadata, call as AsyncIterable<SaveRequest>, () => Boolean((call as { cancelled?: boolean }).cancelled)).then(
+        (res) => callback(null, res),
+        (err: unknown) => callback(toServiceError(err)),
+      );
+    },
+
+    SaveShared(call) {
+      async function* requests(): AsyncGenerator<SaveRequest> {
+        // Not `for await (… of call)`: that destroys the stream when the requests end, and
+        // a destroyed stream can no longer send the result or the status.
+        for await (const r of call.iterator({ destroyOnReturn: false }) as AsyncIterable<SaveSharedRequest>) {
+          if (!r.request) throw invalidArgument("a SaveShared message without a request");
+          yield r.request;
         }
-      })();
+      }
+      const progress = (released: number) => {
+        call.write({ progress: { sharedBytesReleased: released } } satisfies SaveSharedResponse);
+      };
+      saveItem(deps, call.metadata, requests(), () => call.cancelled, progress).then(
+        (res) => {
+          call.write({ result: res } satisfies SaveSharedResponse);
+          call.end();
+        },
+        (err: unknown) => call.emit("error", toServiceError(err)),
+      );
     },
 
     Commit(call, callback) {
@@ -407,4 +373,105 @@ function decodePageToken(token: string): { step: number; id: string } {
     // Fall through to the error below.
   }
   throw invalidArgument("page_token is not one this daemon issued; pass next_page_token from the previous page");
+}
+
+/** Size of the buffer a save stream copies shared chunks into (the chunk limit). */
+const SHARED_READ_BUFFER_BYTES = LZ4_MAX_BLOCK;
+
+/**
+ * One Save stream, for Save and SaveShared: header, (entry, chunk | shared_chunk*)*,
+ * trailer. `onReleased` (SaveShared) hears each time shared chunks were copied out of
+ * the client's file (0 once the file is open). Returns the response; throws what the
+ * caller reports.
+ */
+async function saveItem(
+  deps: ServiceDeps,
+  metadata: grpc.Metadata,
+  requests: AsyncIterable<SaveRequest>,
+  cancelled: () => boolean,
+  onReleased?: (bytes: number) => void,
+): Promise<SaveResponse> {
+  const { coordinator, log, auth, metrics } = deps;
+  let ticket: SaveTicket | undefined;
+  let writer: ItemWriter | undefined;
+  let shared: SharedSegment | undefined;
+  let sharedBuf: Buffer | undefined;
+  let released = 0;
+  let trailerSeen = false;
+  const started = process.hrtime.bigint();
+  deps.activeSaves.count++;
+  try {
+    for await (const req of requests) {
+      if (trailerSeen) throw invalidArgument("a message arrived after the trailer");
+      if (req.msg === "header") {
+        if (ticket) throw invalidArgument("a second header arrived; one Save stream saves one item");
+        if (!deps.acceptingSaves()) throw unavailable("the daemon is shutting down and accepts no new saves; retry on its successor");
+        const h = req.header!;
+        auth.check(metadata, { job: h.job });
+        if (h.sharedMemoryPath) shared = await SharedSegment.open(deps.sharedMemory, h.sharedMemoryPath);
+        ticket = await coordinator.beginSave(
+          { job: h.job, checkpointId: h.checkpointId, step: h.step, rank: h.rank, worldSize: h.worldSize },
+          h.item,
+        );
+        writer = new ItemWriter(h.item, ticket.dir);
+        await writer.open();
+        onReleased?.(0);
+        continue;
+      }
+      if (!ticket || !writer)
+        throw invalidArgument(`a ${req.msg ?? "empty"} message arrived before the header; the first message must be the header`);
+      ticket.attempt.checkLive();
+      if (req.msg === "entry") await writer.beginEntry(entrySpec(req.entry!));
+      else if (req.msg === "chunk") {
+        const before = writer.bytesStored;
+        await writer.writeChunk(req.chunk!.data, req.chunk!.crc32c);
+        metrics.bytesReceived.inc(req.chunk!.data.length);
+        metrics.bytesStoredWritten.inc(writer.bytesStored - before);
+      } else if (req.msg === "sharedChunk") {
+        if (!shared) throw invalidArgument("a shared_chunk arrived but the header named no shared_memory_path");
+        const c = req.sharedChunk!;
+        sharedBuf ??= Buffer.allocUnsafeSlow(SHARED_READ_BUFFER_BYTES);
+        const data = await shared.read(c.offset, c.length, sharedBuf);
+        const before = writer.bytesStored;
+        await writer.writeChunk(data, c.crc32c);
+        metrics.bytesReceived.inc(data.length);
+        metrics.bytesStoredWritten.inc(writer.bytesStored - before);
+        released += data.length;
+        onReleased?.(released);
+      } else if (req.msg === "trailer") {
+        const record = await writer.finish(req.trailer!);
+        ticket.attempt.stage(ticket, record);
+        trailerSeen = true;
+      } else throw invalidArgument("an empty message arrived; set header, entry, chunk, shared_chunk or trailer");
+    }
+    if (!ticket || !writer) throw invalidArgument("the stream ended before the header");
+    if (!trailerSeen) throw invalidArgument("the stream ended without a trailer; the item is discarded");
+    log.debug(
+      {
+        job: ticket.attempt.job,
+        checkpoint: ticket.attempt.checkpointId,
+        rank: ticket.rank,
+        item: ticket.item,
+        bytes: writer.bytesReceived,
+        shared: shared !== undefined,
+      },
+      "item staged",
+    );
+    metrics.saveSeconds.observe({ outcome: "ok" }, seconds(started));
+    return {
+      bytesReceived: writer.bytesReceived,
+      bytesStored: writer.bytesStored,
+      entryCount: writer.entryCount,
+      attempt: ticket.attempt.attempt,
+    };
+  } catch (err) {
+    if (writer && !trailerSeen) await writer.discard().catch((e: unknown) => log.warn({ err: e }, "could not remove a failed item"));
+    if (ticket && !trailerSeen) ticket.attempt.release(ticket);
+    if (!cancelled()) logRejected(log, "Save", err, ticket);
+    metrics.saveSeconds.observe({ outcome: "error" }, seconds(started));
+    throw err;
+  } finally {
+    deps.activeSaves.count--;
+    await shared?.close();
+  }
 }

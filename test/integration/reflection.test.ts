@@ -214,6 +214,7 @@ describe.each(["v1alpha", "v1"] as const)("server reflection %s", (version) => {
         "ListCheckpoints",
         "Load",
         "Save",
+        "SaveShared",
       ]);
 
       const { client, unary } = genericClient(root, "ckptd.v1.CheckpointService", daemon.address);

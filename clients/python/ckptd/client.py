@@ -12,6 +12,8 @@ durable. An evaluator: ``checkpoints`` -> per checkpoint ``load_items`` ->
 
 from __future__ import annotations
 
+import concurrent.futures
+import logging
 import os
 import random
 import threading
@@ -21,7 +23,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 
 import grpc
 
-from . import _crc
+from . import _crc, _shm
 from ._proto import checkpoint_service_pb2 as pb
 from ._proto import checkpoint_service_pb2_grpc as pb_grpc
 from ._proto import evaluation_service_pb2 as eval_pb
@@ -54,6 +56,10 @@ MAX_CHUNK_BYTES = 4 << 20
 MAX_MESSAGE_BYTES = MAX_CHUNK_BYTES + (1 << 20)
 #: Where the daemon listens when neither an address nor CKPTD_ADDRESS is given.
 DEFAULT_ADDRESS = "127.0.0.1:7070"
+#: Where saves to a local daemon put their bytes (the daemon's --shared-memory-dir default).
+DEFAULT_SHARED_MEMORY_DIR = "/dev/shm"
+
+log = logging.getLogger("ckptd")
 
 #: Channel options: messages above the 4 MiB default, a stream window large enough that
 #: a 4 MiB chunk is never split across window updates (BDP probing stays on and grows it
@@ -76,6 +82,20 @@ CHANNEL_OPTIONS = (
 def default_address() -> str:
     """``$CKPTD_ADDRESS``, else 127.0.0.1:7070."""
     return os.environ.get("CKPTD_ADDRESS") or DEFAULT_ADDRESS
+
+
+def is_local_address(address: str) -> bool:
+    """True for a loopback TCP address or a Unix socket: a daemon on this node."""
+    if address.startswith(("unix:", "unix-abstract:")):
+        return True
+    host = address
+    if host.startswith("dns:///"):
+        host = host[len("dns:///"):]
+    if host.startswith("["):
+        host = host[1:host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 @dataclass
@@ -122,21 +142,14 @@ class PendingSave:
     memory. ``result()`` waits until the daemon staged the item durably and returns its
     :class:`SaveResult`, or raises the save's error."""
 
-    def __init__(self, future, failure: List[BaseException]):
+    def __init__(self, future: "concurrent.futures.Future"):
         self._future = future
-        self._failure = failure
 
     def done(self) -> bool:
         return self._future.done()
 
     def result(self, timeout: Optional[float] = None) -> "SaveResult":
-        try:
-            res = self._future.result(timeout=timeout)
-        except grpc.RpcError as err:
-            if self._failure:
-                raise self._failure[0] from None
-            raise CkptdError.from_rpc_error(err) from None
-        return SaveResult(res.bytes_received, res.bytes_stored, res.entry_count, res.attempt)
+        return self._future.result(timeout=timeout)
 
 
 class SnapshotBuffers:
@@ -298,11 +311,20 @@ class CkptdClient:
 
     def __init__(self, address: Optional[str] = None, *, chunk_bytes: int = MAX_CHUNK_BYTES,
                  credentials: Optional[grpc.ChannelCredentials] = None,
-                 channel_options: Sequence = ()):
+                 channel_options: Sequence = (), shared_memory: Optional[bool] = None,
+                 shared_memory_dir: str = DEFAULT_SHARED_MEMORY_DIR):
+        """``shared_memory``: hand a save's bytes to the daemon through a ring file in
+        ``shared_memory_dir`` (the daemon's ``--shared-memory-dir``) instead of the gRPC
+        stream. None (default) uses it when the address is on this node (loopback or a
+        Unix socket); when the daemon refuses it (another user, another /dev/shm, turned
+        off), the client says so once in its log and streams the bytes instead."""
         if not (0 < chunk_bytes <= MAX_CHUNK_BYTES):
             raise InvalidArgument(f"chunk_bytes must be in [1, {MAX_CHUNK_BYTES}], got {chunk_bytes}")
         self.address = address or default_address()
         self.chunk_bytes = int(chunk_bytes)
+        if shared_memory is None:
+            shared_memory = is_local_address(self.address) and os.path.isdir(shared_memory_dir)
+        self._shm_dir: Optional[str] = shared_memory_dir if shared_memory else None
         options = dict(CHANNEL_OPTIONS)
         options.update(dict(channel_options))
         options = list(options.items())
@@ -319,6 +341,16 @@ class CkptdClient:
             request_serializer=_serialize_save_request,
             response_deserializer=pb.SaveResponse.FromString,
         )
+        self._save_shared_rpc = self.channel.stream_stream(
+            "/ckptd.v1.CheckpointService/SaveShared",
+            request_serializer=pb.SaveSharedRequest.SerializeToString,
+            response_deserializer=pb.SaveSharedResponse.FromString,
+        )
+
+    @property
+    def shared_memory(self) -> bool:
+        """Whether saves currently go through shared memory."""
+        return self._shm_dir is not None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -344,15 +376,7 @@ class CkptdClient:
         here with its key named rather than mid-stream.
         """
         prepared = _prepare_entries(entries)
-        failure: List[BaseException] = []
-        requests = self._save_requests(job, checkpoint_id, step, rank, world_size, item, prepared, failure)
-        try:
-            res = self._save(requests, timeout=timeout)
-        except grpc.RpcError as err:
-            if failure:
-                raise failure[0] from None
-            raise CkptdError.from_rpc_error(err) from None
-        return SaveResult(res.bytes_received, res.bytes_stored, res.entry_count, res.attempt)
+        return self._save_prepared((job, checkpoint_id, step, rank, world_size, item), prepared, timeout=timeout)
 
     def save_async(self, job: str, checkpoint_id: str, step: int, rank: int, world_size: int, item: str,
                    entries: Iterable[Entry], *, snapshot: Optional["SnapshotBuffers"] = None,
@@ -362,13 +386,14 @@ class CkptdClient:
         returned :class:`PendingSave` waits until it is staged durably (do that before
         :meth:`commit`, which still means durable).
 
-        Without ``snapshot`` (hand-off mode) it returns once the last byte was handed to the
-        daemon: grpc sends a message only after the previous one left, within the HTTP/2
-        window the daemon grants, and the daemon grants it only while its
-        ``--memory-budget-mib`` has room, so memory stays bounded at both ends. With
-        ``snapshot``, the tensors its reused host buffers have room for are copied into them
-        first (a memory copy, far faster than the upload) and streamed from there after the
-        call returns; the others are streamed first, from the trainer's memory.
+        Without ``snapshot`` (hand-off mode) it returns once the last byte was handed over:
+        copied into the shared-memory ring, or, on the gRPC stream, sent (grpc sends a
+        message only after the previous one left, within the HTTP/2 window the daemon
+        grants while its ``--memory-budget-mib`` has room), so memory stays bounded at
+        both ends. With ``snapshot``, the tensors its reused host buffers have room for are
+        copied into them first (a memory copy, far faster than the upload) and streamed
+        from there after the call returns; the others are streamed first, from the
+        trainer's memory.
         """
         entries = list(entries)
         if snapshot is not None:
@@ -378,14 +403,120 @@ class CkptdClient:
         else:
             n_direct = len(entries)
         prepared = _prepare_entries(entries)
-        failure: List[BaseException] = []
         handed_off = threading.Event()
-        requests = self._save_requests(job, checkpoint_id, step, rank, world_size, item, prepared, failure,
-                                       handed_off=handed_off, n_direct=n_direct)
-        future = self._save.future(requests, timeout=timeout)
-        future.add_done_callback(lambda _f: handed_off.set())
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(self._save_prepared((job, checkpoint_id, step, rank, world_size, item), prepared,
+                                                      timeout=timeout, handed_off=handed_off, n_direct=n_direct))
+            except BaseException as exc:  # noqa: BLE001 - raised again by PendingSave.result()
+                future.set_exception(exc)
+            finally:
+                handed_off.set()
+
+        threading.Thread(target=run, name=f"ckptd-save-{item}", daemon=True).start()
         handed_off.wait()
-        return PendingSave(future, failure)
+        return PendingSave(future)
+
+    def _save_prepared(self, target, prepared, *, timeout: Optional[float],
+                       handed_off: Optional[threading.Event] = None, n_direct: int = 0) -> SaveResult:
+        """One Save: through shared memory when on (falling back to the stream for good
+        when the daemon refuses it), else on the gRPC stream."""
+        shm_dir = self._shm_dir
+        if shm_dir is not None:
+            try:
+                return self._save_shared(shm_dir, target, prepared, timeout, handed_off, n_direct)
+            except _shm.SharedUnavailable as err:
+                if self._shm_dir is not None:
+                    self._shm_dir = None
+                    log.warning("ckptd: saves to %s stream their bytes over gRPC from now on: %s", self.address, err)
+        failure: List[BaseException] = []
+        requests = self._save_requests(*target, prepared, failure, handed_off=handed_off, n_direct=n_direct)
+        try:
+            res = self._save(requests, timeout=timeout)
+        except grpc.RpcError as err:
+            if failure:
+                raise failure[0] from None
+            raise CkptdError.from_rpc_error(err) from None
+        return SaveResult(res.bytes_received, res.bytes_stored, res.entry_count, res.attempt)
+
+    def _save_shared(self, shm_dir: str, target, prepared, timeout: Optional[float],
+                     handed_off: Optional[threading.Event], n_direct: int) -> SaveResult:
+        """A SaveShared call: chunks go through a ring file, the stream carries where they are."""
+        job, checkpoint_id, step, rank, world_size, item = target
+        try:
+            ring = _shm.Ring(shm_dir, self.chunk_bytes, _shm.DEFAULT_SLOTS)
+        except OSError as err:
+            raise _shm.SharedUnavailable(f"cannot create a ring file in {shm_dir}: {err}") from None
+        ready = threading.Event()
+        failure: List[BaseException] = []
+        chunk_bytes = ring.slot_bytes
+        SSR = pb.SaveSharedRequest
+
+        def requests():
+            try:
+                yield SSR(request=pb.SaveRequest(header=pb.SaveHeader(
+                    job=job, checkpoint_id=checkpoint_id, step=int(step), rank=int(rank),
+                    world_size=int(world_size), item=item, shared_memory_path=ring.path)))
+                ready.wait()  # the daemon opened the ring file (or the call failed: put() raises)
+                running = 0
+                total = 0
+                for i, (header, chunks) in enumerate(prepared):
+                    if handed_off is not None and i == n_direct:
+                        handed_off.set()  # what is left are snapshot copies
+                    yield SSR(request=pb.SaveRequest(entry=header))
+                    for data in chunks(chunk_bytes):
+                        n = len(data)
+                        crc = _crc.crc32c(data)
+                        running = _crc.combine(running, crc, n)
+                        total += n
+                        off = ring.put(data)
+                        yield SSR(request=pb.SaveRequest(shared_chunk=pb.SharedChunk(offset=off, length=n, crc32c=crc)))
+                if handed_off is not None:
+                    handed_off.set()  # every byte is in the ring: the trainer's memory is free
+                yield SSR(request=pb.SaveRequest(trailer=pb.SaveTrailer(
+                    entry_count=len(prepared), byte_count=total, crc32c=running)))
+            except _shm.SharedUnavailable:
+                return
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                failure.append(exc)
+                raise
+
+        call = self._save_shared_rpc(requests(), timeout=timeout)
+        result = None
+        opened = False
+        ok = False
+        try:
+            for resp in call:
+                kind = resp.WhichOneof("msg")
+                if kind == "progress":
+                    if not opened:
+                        opened = True
+                        ring.unlink()  # the daemon holds the file open now
+                        ready.set()
+                    ring.release(resp.progress.shared_bytes_released)
+                elif kind == "result":
+                    result = resp.result
+                else:
+                    raise Internal("the daemon's SaveShared stream sent a message without progress or result")
+            if result is None:
+                raise Internal("the daemon's SaveShared stream ended without a result")
+            ok = True
+        except grpc.RpcError as err:
+            if failure:
+                raise failure[0] from None
+            details = err.details() or ""
+            if not opened and err.code() == grpc.StatusCode.FAILED_PRECONDITION and _shm.UNAVAILABLE_MARKER in details:
+                raise _shm.SharedUnavailable(details) from None
+            raise CkptdError.from_rpc_error(err) from None
+        finally:
+            ring.fail(_shm.SharedUnavailable("the save ended"))
+            ready.set()
+            if not ok:
+                call.cancel()
+            ring.close()
+        return SaveResult(result.bytes_received, result.bytes_stored, result.entry_count, result.attempt)
 
     def _save_requests(self, job: str, checkpoint_id: str, step: int, rank: int, world_size: int, item: str,
                        prepared, failure: List[BaseException], *, handed_off: Optional[threading.Event] = None,
@@ -414,13 +545,10 @@ class CkptdClient:
             if handed_off is not None:
                 handed_off.set()
             yield pb.SaveRequest(trailer=pb.SaveTrailer(entry_count=len(prepared), byte_count=total, crc32c=running))
-        except BaseException as exc:  # noqa: BLE001 - re-raised by save() / PendingSave.result()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by _save_prepared
             # grpc only logs an exception of the request iterator and cancels the call.
             failure.append(exc)
             raise
-        finally:
-            if handed_off is not None:
-                handed_off.set()
 
     def commit(self, job: str, checkpoint_id: str, step: int, rank: int, world_size: int, items: Sequence[str],
                attempt: int = 0, *, timeout: Optional[float] = None) -> CommitResult:

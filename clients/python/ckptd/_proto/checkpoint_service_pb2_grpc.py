@@ -25,6 +25,11 @@ class CheckpointServiceStub(object):
                 request_serializer=ckptd_dot_v1_dot_checkpoint__service__pb2.SaveRequest.SerializeToString,
                 response_deserializer=ckptd_dot_v1_dot_checkpoint__service__pb2.SaveResponse.FromString,
                 )
+        self.SaveShared = channel.stream_stream(
+                '/ckptd.v1.CheckpointService/SaveShared',
+                request_serializer=ckptd_dot_v1_dot_checkpoint__service__pb2.SaveSharedRequest.SerializeToString,
+                response_deserializer=ckptd_dot_v1_dot_checkpoint__service__pb2.SaveSharedResponse.FromString,
+                )
         self.Commit = channel.unary_unary(
                 '/ckptd.v1.CheckpointService/Commit',
                 request_serializer=ckptd_dot_v1_dot_checkpoint__service__pb2.CommitRequest.SerializeToString,
@@ -71,6 +76,18 @@ class CheckpointServiceServicer(object):
         of a checkpoint. The first message is a header, then for each entry an entry
         header followed by its data chunks, and last a trailer. The response is sent
         once the item is durably staged (fsynced).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SaveShared(self, request_iterator, context):
+        """SaveShared is Save for a client on the daemon's node: data chunks may travel
+        through a shared-memory file (SaveHeader.shared_memory_path) as SharedChunk
+        messages that only name where their bytes are, so the bytes skip gRPC. Each
+        request wraps one message of a Save stream, in Save's order. The daemon answers with a SaveProgress once the file
+        is open (shared_bytes_released 0), another each time it has copied shared
+        chunks out of the file (the client may reuse that space), and last the result.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -130,6 +147,11 @@ def add_CheckpointServiceServicer_to_server(servicer, server):
                     servicer.Save,
                     request_deserializer=ckptd_dot_v1_dot_checkpoint__service__pb2.SaveRequest.FromString,
                     response_serializer=ckptd_dot_v1_dot_checkpoint__service__pb2.SaveResponse.SerializeToString,
+            ),
+            'SaveShared': grpc.stream_stream_rpc_method_handler(
+                    servicer.SaveShared,
+                    request_deserializer=ckptd_dot_v1_dot_checkpoint__service__pb2.SaveSharedRequest.FromString,
+                    response_serializer=ckptd_dot_v1_dot_checkpoint__service__pb2.SaveSharedResponse.SerializeToString,
             ),
             'Commit': grpc.unary_unary_rpc_method_handler(
                     servicer.Commit,
@@ -191,6 +213,23 @@ class CheckpointService(object):
         return grpc.experimental.stream_unary(request_iterator, target, '/ckptd.v1.CheckpointService/Save',
             ckptd_dot_v1_dot_checkpoint__service__pb2.SaveRequest.SerializeToString,
             ckptd_dot_v1_dot_checkpoint__service__pb2.SaveResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def SaveShared(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(request_iterator, target, '/ckptd.v1.CheckpointService/SaveShared',
+            ckptd_dot_v1_dot_checkpoint__service__pb2.SaveSharedRequest.SerializeToString,
+            ckptd_dot_v1_dot_checkpoint__service__pb2.SaveSharedResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 

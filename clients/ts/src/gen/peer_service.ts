@@ -33,9 +33,13 @@ import type { OpenAttemptResponseIn as _ckptd_v1_OpenAttemptResponseIn, OpenAtte
 import type { PeerServiceClient as _ckptd_v1_PeerServiceClient, PeerServiceDefinition as _ckptd_v1_PeerServiceDefinition } from './ckptd/v1/PeerService.js';
 import type { RankManifestIn as _ckptd_v1_RankManifestIn, RankManifest as _ckptd_v1_RankManifest } from './ckptd/v1/RankManifest.js';
 import type { SaveHeaderIn as _ckptd_v1_SaveHeaderIn, SaveHeader as _ckptd_v1_SaveHeader } from './ckptd/v1/SaveHeader.js';
+import type { SaveProgressIn as _ckptd_v1_SaveProgressIn, SaveProgress as _ckptd_v1_SaveProgress } from './ckptd/v1/SaveProgress.js';
 import type { SaveRequestIn as _ckptd_v1_SaveRequestIn, SaveRequest as _ckptd_v1_SaveRequest } from './ckptd/v1/SaveRequest.js';
 import type { SaveResponseIn as _ckptd_v1_SaveResponseIn, SaveResponse as _ckptd_v1_SaveResponse } from './ckptd/v1/SaveResponse.js';
+import type { SaveSharedRequestIn as _ckptd_v1_SaveSharedRequestIn, SaveSharedRequest as _ckptd_v1_SaveSharedRequest } from './ckptd/v1/SaveSharedRequest.js';
+import type { SaveSharedResponseIn as _ckptd_v1_SaveSharedResponseIn, SaveSharedResponse as _ckptd_v1_SaveSharedResponse } from './ckptd/v1/SaveSharedResponse.js';
 import type { SaveTrailerIn as _ckptd_v1_SaveTrailerIn, SaveTrailer as _ckptd_v1_SaveTrailer } from './ckptd/v1/SaveTrailer.js';
+import type { SharedChunkIn as _ckptd_v1_SharedChunkIn, SharedChunk as _ckptd_v1_SharedChunk } from './ckptd/v1/SharedChunk.js';
 import type { TensorPlacementIn as _ckptd_v1_TensorPlacementIn, TensorPlacement as _ckptd_v1_TensorPlacement } from './ckptd/v1/TensorPlacement.js';
 import type { TensorSpecIn as _ckptd_v1_TensorSpecIn, TensorSpec as _ckptd_v1_TensorSpec } from './ckptd/v1/TensorSpec.js';
 import type { VoteRequestIn as _ckptd_v1_VoteRequestIn, VoteRequest as _ckptd_v1_VoteRequest } from './ckptd/v1/VoteRequest.js';
@@ -102,9 +106,13 @@ export interface ProtoGrpcType {
       PeerService: SubtypeConstructor<typeof grpc.Client, _ckptd_v1_PeerServiceClient> & { service: _ckptd_v1_PeerServiceDefinition }
       RankManifest: MessageTypeDefinition<_ckptd_v1_RankManifestIn, _ckptd_v1_RankManifest>
       SaveHeader: MessageTypeDefinition<_ckptd_v1_SaveHeaderIn, _ckptd_v1_SaveHeader>
+      SaveProgress: MessageTypeDefinition<_ckptd_v1_SaveProgressIn, _ckptd_v1_SaveProgress>
       SaveRequest: MessageTypeDefinition<_ckptd_v1_SaveRequestIn, _ckptd_v1_SaveRequest>
       SaveResponse: MessageTypeDefinition<_ckptd_v1_SaveResponseIn, _ckptd_v1_SaveResponse>
+      SaveSharedRequest: MessageTypeDefinition<_ckptd_v1_SaveSharedRequestIn, _ckptd_v1_SaveSharedRequest>
+      SaveSharedResponse: MessageTypeDefinition<_ckptd_v1_SaveSharedResponseIn, _ckptd_v1_SaveSharedResponse>
       SaveTrailer: MessageTypeDefinition<_ckptd_v1_SaveTrailerIn, _ckptd_v1_SaveTrailer>
+      SharedChunk: MessageTypeDefinition<_ckptd_v1_SharedChunkIn, _ckptd_v1_SharedChunk>
       TensorPlacement: MessageTypeDefinition<_ckptd_v1_TensorPlacementIn, _ckptd_v1_TensorPlacement>
       TensorSpec: MessageTypeDefinition<_ckptd_v1_TensorSpecIn, _ckptd_v1_TensorSpec>
       VoteRequest: MessageTypeDefinition<_ckptd_v1_VoteRequestIn, _ckptd_v1_VoteRequest>

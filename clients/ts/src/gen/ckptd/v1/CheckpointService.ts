@@ -16,6 +16,8 @@ import type { LoadRequestIn as _ckptd_v1_LoadRequestIn, LoadRequest as _ckptd_v1
 import type { LoadResponseIn as _ckptd_v1_LoadResponseIn, LoadResponse as _ckptd_v1_LoadResponse } from '../../ckptd/v1/LoadResponse.js';
 import type { SaveRequestIn as _ckptd_v1_SaveRequestIn, SaveRequest as _ckptd_v1_SaveRequest } from '../../ckptd/v1/SaveRequest.js';
 import type { SaveResponseIn as _ckptd_v1_SaveResponseIn, SaveResponse as _ckptd_v1_SaveResponse } from '../../ckptd/v1/SaveResponse.js';
+import type { SaveSharedRequestIn as _ckptd_v1_SaveSharedRequestIn, SaveSharedRequest as _ckptd_v1_SaveSharedRequest } from '../../ckptd/v1/SaveSharedRequest.js';
+import type { SaveSharedResponseIn as _ckptd_v1_SaveSharedResponseIn, SaveSharedResponse as _ckptd_v1_SaveSharedResponse } from '../../ckptd/v1/SaveSharedResponse.js';
 
 /**
  * CheckpointService stages, commits and serves the checkpoints of training jobs.
@@ -143,6 +145,27 @@ export interface CheckpointServiceClient extends grpc.Client {
   save(options: grpc.CallOptions, callback: grpc.requestCallback<_ckptd_v1_SaveResponse>): grpc.ClientWritableStream<_ckptd_v1_SaveRequestIn>;
   save(callback: grpc.requestCallback<_ckptd_v1_SaveResponse>): grpc.ClientWritableStream<_ckptd_v1_SaveRequestIn>;
   
+  /**
+   * SaveShared is Save for a client on the daemon's node: data chunks may travel
+   * through a shared-memory file (SaveHeader.shared_memory_path) as SharedChunk
+   * messages that only name where their bytes are, so the bytes skip gRPC. Each
+   * request wraps one message of a Save stream, in Save's order. The daemon answers with a SaveProgress once the file
+   * is open (shared_bytes_released 0), another each time it has copied shared
+   * chunks out of the file (the client may reuse that space), and last the result.
+   */
+  SaveShared(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_ckptd_v1_SaveSharedRequestIn, _ckptd_v1_SaveSharedResponse>;
+  SaveShared(options?: grpc.CallOptions): grpc.ClientDuplexStream<_ckptd_v1_SaveSharedRequestIn, _ckptd_v1_SaveSharedResponse>;
+  /**
+   * SaveShared is Save for a client on the daemon's node: data chunks may travel
+   * through a shared-memory file (SaveHeader.shared_memory_path) as SharedChunk
+   * messages that only name where their bytes are, so the bytes skip gRPC. Each
+   * request wraps one message of a Save stream, in Save's order. The daemon answers with a SaveProgress once the file
+   * is open (shared_bytes_released 0), another each time it has copied shared
+   * chunks out of the file (the client may reuse that space), and last the result.
+   */
+  saveShared(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_ckptd_v1_SaveSharedRequestIn, _ckptd_v1_SaveSharedResponse>;
+  saveShared(options?: grpc.CallOptions): grpc.ClientDuplexStream<_ckptd_v1_SaveSharedRequestIn, _ckptd_v1_SaveSharedResponse>;
+  
 }
 
 /**
@@ -197,6 +220,16 @@ export interface CheckpointServiceHandlers extends grpc.UntypedServiceImplementa
    */
   Save: grpc.handleClientStreamingCall<_ckptd_v1_SaveRequest, _ckptd_v1_SaveResponseIn>;
   
+  /**
+   * SaveShared is Save for a client on the daemon's node: data chunks may travel
+   * through a shared-memory file (SaveHeader.shared_memory_path) as SharedChunk
+   * messages that only name where their bytes are, so the bytes skip gRPC. Each
+   * request wraps one message of a Save stream, in Save's order. The daemon answers with a SaveProgress once the file
+   * is open (shared_bytes_released 0), another each time it has copied shared
+   * chunks out of the file (the client may reuse that space), and last the result.
+   */
+  SaveShared: grpc.handleBidiStreamingCall<_ckptd_v1_SaveSharedRequest, _ckptd_v1_SaveSharedResponseIn>;
+  
 }
 
 export interface CheckpointServiceDefinition extends grpc.ServiceDefinition {
@@ -207,4 +240,5 @@ export interface CheckpointServiceDefinition extends grpc.ServiceDefinition {
   ListCheckpoints: MethodDefinition<_ckptd_v1_ListCheckpointsRequestIn, _ckptd_v1_ListCheckpointsResponseIn, _ckptd_v1_ListCheckpointsRequest, _ckptd_v1_ListCheckpointsResponse>
   Load: MethodDefinition<_ckptd_v1_LoadRequestIn, _ckptd_v1_LoadResponseIn, _ckptd_v1_LoadRequest, _ckptd_v1_LoadResponse>
   Save: MethodDefinition<_ckptd_v1_SaveRequestIn, _ckptd_v1_SaveResponseIn, _ckptd_v1_SaveRequest, _ckptd_v1_SaveResponse>
+  SaveShared: MethodDefinition<_ckptd_v1_SaveSharedRequestIn, _ckptd_v1_SaveSharedResponseIn, _ckptd_v1_SaveSharedRequest, _ckptd_v1_SaveSharedResponse>
 }

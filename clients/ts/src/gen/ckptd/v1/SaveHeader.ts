@@ -30,6 +30,12 @@ export interface SaveHeaderIn {
    * The item's name, e.g. "model" or "mp_rank_00_model_states.pt" (same character rules as job).
    */
   'item'?: (string);
+  /**
+   * For shared_chunk messages: the path of a regular file directly in the daemon's
+   * shared-memory directory (--shared-memory-dir, /dev/shm by default), owned by the
+   * daemon's user. Empty when the stream sends its bytes in Chunk messages only.
+   */
+  'sharedMemoryPath'?: (string);
 }
 
 /**
@@ -60,4 +66,10 @@ export interface SaveHeader {
    * The item's name, e.g. "model" or "mp_rank_00_model_states.pt" (same character rules as job).
    */
   'item': (string);
+  /**
+   * For shared_chunk messages: the path of a regular file directly in the daemon's
+   * shared-memory directory (--shared-memory-dir, /dev/shm by default), owned by the
+   * daemon's user. Empty when the stream sends its bytes in Chunk messages only.
+   */
+  'sharedMemoryPath': (string);
 }

@@ -4,6 +4,7 @@ import type { SaveHeaderIn as _ckptd_v1_SaveHeaderIn, SaveHeader as _ckptd_v1_Sa
 import type { EntryHeaderIn as _ckptd_v1_EntryHeaderIn, EntryHeader as _ckptd_v1_EntryHeader } from '../../ckptd/v1/EntryHeader.js';
 import type { ChunkIn as _ckptd_v1_ChunkIn, Chunk as _ckptd_v1_Chunk } from '../../ckptd/v1/Chunk.js';
 import type { SaveTrailerIn as _ckptd_v1_SaveTrailerIn, SaveTrailer as _ckptd_v1_SaveTrailer } from '../../ckptd/v1/SaveTrailer.js';
+import type { SharedChunkIn as _ckptd_v1_SharedChunkIn, SharedChunk as _ckptd_v1_SharedChunk } from '../../ckptd/v1/SharedChunk.js';
 
 /**
  * SaveRequest is one message of a Save stream.
@@ -26,9 +27,14 @@ export interface SaveRequestIn {
    */
   'trailer'?: (_ckptd_v1_SaveTrailerIn | null);
   /**
+   * A slice of the current entry's bytes held in the shared-memory file; counts as
+   * a chunk in every check (size, checksums, trailer).
+   */
+  'sharedChunk'?: (_ckptd_v1_SharedChunkIn | null);
+  /**
    * The message kind; the stream is header, (entry, chunk*)*, trailer.
    */
-  'msg'?: "header"|"entry"|"chunk"|"trailer";
+  'msg'?: "header"|"entry"|"chunk"|"trailer"|"sharedChunk";
 }
 
 /**
@@ -52,7 +58,12 @@ export interface SaveRequest {
    */
   'trailer'?: (_ckptd_v1_SaveTrailer | null);
   /**
+   * A slice of the current entry's bytes held in the shared-memory file; counts as
+   * a chunk in every check (size, checksums, trailer).
+   */
+  'sharedChunk'?: (_ckptd_v1_SharedChunk | null);
+  /**
    * The message kind; the stream is header, (entry, chunk*)*, trailer.
    */
-  'msg'?: "header"|"entry"|"chunk"|"trailer";
+  'msg'?: "header"|"entry"|"chunk"|"trailer"|"sharedChunk";
 }

@@ -1,0 +1,126 @@
+"""Shared-memory data path for saves to the daemon on this node.
+
+Instead of sending a chunk's bytes on the gRPC stream, the client copies them into a slot
+of a ring file in the daemon's shared-memory directory (tmpfs, ``/dev/shm``) and sends a
+``SharedChunk`` naming the slot (``SaveShared`` RPC). The daemon copies the slot out,
+then reports the bytes it released, and the slot is reused. That skips gRPC's framing,
+HTTP/2 flow control and the copies on both sides: one memory copy into the ring, one
+out of it.
+
+Each save creates its own ring file (``slots`` x ``chunk_bytes`` bytes, 32 MiB by
+default) and removes its name as soon as the daemon has opened it: from then on only the
+two open handles keep the memory, so nothing is left behind in the directory whatever
+happens to either process.
+"""
+
+from __future__ import annotations
+
+import collections
+import mmap
+import os
+import secrets
+import threading
+import weakref
+from typing import Deque, Optional
+
+#: Marker in the daemon's FAILED_PRECONDITION message when it cannot use a client's file.
+UNAVAILABLE_MARKER = "shared memory unavailable"
+#: Default size of one ring, in chunks.
+DEFAULT_SLOTS = 8
+
+
+class SharedUnavailable(Exception):
+    """The daemon (or this host) cannot take bytes through shared memory."""
+
+
+class Ring:
+    """A ring of fixed-size slots in a shared-memory file.
+
+    The writer (a Save stream's request iterator) calls :meth:`put` per chunk; it blocks
+    while every slot holds a chunk the daemon has not released. :meth:`release` (from the
+    thread reading the daemon's progress messages) frees slots; :meth:`fail` wakes a
+    blocked writer when the call ends.
+    """
+
+    def __init__(self, directory: str, slot_bytes: int, slots: int):
+        self.slot_bytes = slot_bytes
+        self.slots = slots
+        size = slot_bytes * slots
+        self.path = os.path.join(directory, f"ckptd-save-{os.getpid()}-{secrets.token_hex(6)}")
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            # Allocates the pages now: a full tmpfs fails here with ENOSPC, not later with SIGBUS.
+            os.posix_fallocate(fd, 0, size)
+            self._mm = mmap.mmap(fd, size)
+        except BaseException:
+            os.close(fd)
+            _unlink(self.path)
+            raise
+        os.close(fd)
+        self._view = memoryview(self._mm)
+        self._finalizer = weakref.finalize(self, _cleanup, self.path, self._view, self._mm)
+        self._cond = threading.Condition()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._next = 0  # chunks put so far
+        self._pending: Deque[int] = collections.deque()  # lengths of chunks not yet released
+        self._sent_bytes = 0
+        self._released_bytes = 0  # bytes of pending chunks released so far
+        self._failed: Optional[BaseException] = None
+
+    def unlink(self) -> None:
+        """Removes the file's name (the daemon holds it open)."""
+        _unlink(self.path)
+
+    def put(self, data) -> int:
+        """Copies ``data`` (at most one slot) into the next free slot; returns its offset."""
+        n = len(data)
+        with self._cond:
+            while len(self._pending) >= self.slots and self._failed is None:
+                self._cond.wait()
+            if self._failed is not None:
+                raise self._failed
+            slot = self._next % self.slots
+            self._next += 1
+            self._pending.append(n)
+            self._sent_bytes += n
+        off = slot * self.slot_bytes
+        self._view[off:off + n] = data
+        return off
+
+    def release(self, released_total: int) -> None:
+        """The daemon copied out ``released_total`` bytes of this stream's chunks so far."""
+        with self._cond:
+            freed = False
+            while self._pending and self._released_bytes + self._pending[0] <= released_total:
+                self._released_bytes += self._pending.popleft()
+                freed = True
+            if freed:
+                self._cond.notify_all()
+
+    def fail(self, exc: BaseException) -> None:
+        """Wakes a writer blocked in :meth:`put`, which raises ``exc``."""
+        with self._cond:
+            if self._failed is None:
+                self._failed = exc
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _cleanup(path: str, view: memoryview, mm: mmap.mmap) -> None:
+    _unlink(path)
+    try:
+        view.release()
+        mm.close()
+    except (BufferError, ValueError):  # a view still exported: the mapping goes with the process
+        pass
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

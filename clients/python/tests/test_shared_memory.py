@@ -1,0 +1,147 @@
+"""Saves to a daemon on this node hand their bytes over in shared memory (SaveShared), and
+fall back to the gRPC stream when the daemon cannot take them that way."""
+
+import logging
+import os
+import threading
+
+import numpy as np
+import torch
+
+import ckptd
+from ckptd.client import is_local_address
+
+
+def _state():
+    g = torch.Generator().manual_seed(11)
+    return {
+        "w": torch.randn(1000, 1500, generator=g),  # ~5.7 MiB: wraps a 512 KiB ring many times
+        "half": torch.zeros(300_000).to(torch.bfloat16),
+        "step": torch.tensor(42),
+    }
+
+
+def _entries(state):
+    return [ckptd.TensorEntry(k, v) for k, v in state.items()]
+
+
+def _check_load(client, job, ckpt, state):
+    loaded = client.load_items(job, ckpt, rank=0)
+    for key, want in state.items():
+        got = loaded.items["model"][key].value
+        assert got.dtype == want.dtype and torch.equal(got, want), key
+
+
+def test_local_addresses():
+    for a in ("127.0.0.1:7070", "localhost:1", "[::1]:5", "unix:/run/ckptd.sock", "127.3.4.5:9"):
+        assert is_local_address(a), a
+    for a in ("10.0.0.2:7070", "node7:7070", "[fe80::1]:7070"):
+        assert not is_local_address(a), a
+
+
+def test_save_through_shared_memory_round_trips_and_leaves_no_file(start_daemon, tmp_path, job):
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    d = start_daemon("--shared-memory-dir", str(shm), "--log-level", "debug")
+    state = _state()
+    # 64 KiB chunks: the ring is 8 x 64 KiB, so slots are reused ~90 times per save.
+    with ckptd.CkptdClient(d.address, chunk_bytes=64 << 10, shared_memory_dir=str(shm)) as client:
+        assert client.shared_memory
+        res = client.save(job, "s1", 1, 0, 1, "model", _entries(state))
+        nbytes = sum(t.numel() * t.element_size() for t in state.values())
+        assert res.bytes_received == nbytes
+        assert os.listdir(shm) == []  # the name goes once the daemon has the file open
+        assert client.commit(job, "s1", 1, 0, 1, ["model"], res.attempt).outcome == "COMMITTED"
+        _check_load(client, job, "s1", state)
+        assert client.shared_memory  # no fallback happened
+    assert "shared\":true" in d.log_path.read_text()
+
+
+def test_concurrent_shared_memory_saves_use_separate_rings(start_daemon, tmp_path, job):
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    d = start_daemon("--shared-memory-dir", str(shm))
+    states = [_state() for _ in range(3)]
+    for i, s in enumerate(states):
+        s["w"].add_(i)
+    results = [None] * 3
+    with ckptd.CkptdClient(d.address, chunk_bytes=64 << 10, shared_memory_dir=str(shm)) as client:
+        def rank(i):
+            res = client.save(job, "s1", 1, i, 3, "model", _entries(states[i]))
+            results[i] = client.commit(job, "s1", 1, i, 3, ["model"], res.attempt, timeout=60).outcome
+
+        threads = [threading.Thread(target=rank, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == ["COMMITTED"] * 3
+        for i in range(3):
+            loaded = client.load_items(job, "s1", rank=i)
+            assert torch.equal(loaded.items["model"]["w"].value, states[i]["w"])
+
+
+def test_a_daemon_without_shared_memory_gets_the_bytes_on_the_stream(start_daemon, tmp_path, job, caplog):
+    d = start_daemon("--shared-memory-dir", "")
+    state = _state()
+    with caplog.at_level(logging.WARNING, logger="ckptd"):
+        with ckptd.CkptdClient(d.address, shared_memory_dir=str(tmp_path)) as client:
+            assert client.shared_memory
+            res = client.save(job, "s1", 1, 0, 1, "model", _entries(state))
+            assert not client.shared_memory  # fell back, for good
+            res2 = client.save(job, "s1", 1, 0, 1, "extra", [ckptd.TensorEntry("x", torch.ones(10))])
+            assert client.commit(job, "s1", 1, 0, 1, ["model", "extra"], res.attempt).outcome == "COMMITTED"
+            assert res2.attempt == res.attempt
+            _check_load(client, job, "s1", state)
+    warnings = [r.getMessage() for r in caplog.records if "stream their bytes over gRPC" in r.getMessage()]
+    assert len(warnings) == 1 and "shared-memory path off" in warnings[0]
+    assert os.listdir(tmp_path) == [] or all(not n.startswith("ckptd-save-") for n in os.listdir(tmp_path))
+
+
+def test_a_ring_outside_the_daemons_directory_is_refused_and_the_save_still_lands(start_daemon, tmp_path, job):
+    daemon_dir = tmp_path / "daemon-shm"
+    client_dir = tmp_path / "client-shm"
+    daemon_dir.mkdir()
+    client_dir.mkdir()
+    d = start_daemon("--shared-memory-dir", str(daemon_dir))
+    state = _state()
+    with ckptd.CkptdClient(d.address, shared_memory_dir=str(client_dir)) as client:
+        res = client.save(job, "s1", 1, 0, 1, "model", _entries(state))
+        assert not client.shared_memory
+        assert os.listdir(client_dir) == []  # the refused ring was removed
+        assert client.commit(job, "s1", 1, 0, 1, ["model"], res.attempt).outcome == "COMMITTED"
+        _check_load(client, job, "s1", state)
+
+
+def test_async_hand_off_through_shared_memory(start_daemon, tmp_path, job):
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    d = start_daemon("--shared-memory-dir", str(shm))
+    state = _state()
+    at_save = {k: v.clone() for k, v in state.items()}
+    with ckptd.CkptdClient(d.address, chunk_bytes=64 << 10, shared_memory_dir=str(shm)) as client:
+        pending = client.save_async(job, "s1", 1, 0, 1, "model", _entries(state))
+        # Hand-off returned: every byte is in the ring, so the trainer may write its tensors.
+        for t in state.values():
+            t.add_(1)
+        res = pending.result(timeout=60)
+        assert client.commit(job, "s1", 1, 0, 1, ["model"], res.attempt).outcome == "COMMITTED"
+        _check_load(client, job, "s1", at_save)
+
+
+def test_a_failed_shared_memory_save_raises_the_daemons_error(start_daemon, tmp_path, job):
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    d = start_daemon("--shared-memory-dir", str(shm))
+    with ckptd.CkptdClient(d.address, shared_memory_dir=str(shm)) as client:
+        client.save(job, "s1", 1, 0, 2, "model", [ckptd.TensorEntry("x", np.ones(4, dtype=np.float32))])
+        try:
+            # world size disagrees with the open attempt: FAILED_PRECONDITION, but not a shared-memory refusal
+            client.save(job, "s1", 1, 1, 3, "model", [ckptd.TensorEntry("x", np.ones(4, dtype=np.float32))])
+        except ckptd.CkptdError as err:
+            assert "world" in str(err)
+        else:
+            raise AssertionError("a save with a mismatched world size succeeded")
+        assert client.shared_memory
+        assert os.listdir(shm) == []
+        client.abort(job, "s1", 0, "test over")  # or the daemon's drain waits for the staged rank

@@ -1,0 +1,92 @@
+/**
+ * Shared-memory data path: a client on the daemon's node puts chunk bytes in a file in
+ * the shared-memory directory (tmpfs, /dev/shm by default) and sends only where they are
+ * (SharedChunk), so the bytes skip gRPC's framing, copies and flow control. The daemon
+ * copies each slice out of the file into its own buffer and from there on treats it like
+ * a chunk that arrived on the stream.
+ *
+ * The daemon never writes these files and never follows a client's path anywhere else:
+ * the path must name a regular file directly in the configured directory, owned by the
+ * daemon's own user, opened without following symlinks. A client that cannot meet that
+ * (another user, another /dev/shm in another container) gets FAILED_PRECONDITION with
+ * SHARED_MEMORY_UNAVAILABLE in the message and sends its bytes on the stream instead.
+ */
+import * as fs from "node:fs";
+import * as fsp from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import * as path from "node:path";
+import { failedPrecondition, invalidArgument } from "./errors.js";
+
+/** Marker in the message of a refused shared-memory file; clients fall back on it. */
+export const SHARED_MEMORY_UNAVAILABLE = "shared memory unavailable";
+
+/** Where the daemon accepts shared-memory files; undefined when the path is off. */
+export interface SharedMemoryConfig {
+  /** Absolute, symlink-free path of the directory, or undefined. */
+  readonly dir: string | undefined;
+}
+
+export const SHARED_MEMORY_OFF: SharedMemoryConfig = { dir: undefined };
+
+/** Resolves --shared-memory-dir at start ("" turns the path off; a missing directory too, with a reason). */
+export function openSharedMemoryConfig(dir: string): { config: SharedMemoryConfig; offReason: string } {
+  if (dir === "") return { config: SHARED_MEMORY_OFF, offReason: "--shared-memory-dir is empty" };
+  try {
+    const real = fs.realpathSync(dir);
+    if (!fs.statSync(real).isDirectory()) return { config: SHARED_MEMORY_OFF, offReason: `${dir} is not a directory` };
+    return { config: { dir: real }, offReason: "" };
+  } catch (err) {
+    return { config: SHARED_MEMORY_OFF, offReason: `${dir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` };
+  }
+}
+
+/** An open shared-memory file of one save stream. */
+export class SharedSegment {
+  private constructor(
+    readonly path: string,
+    private readonly fh: FileHandle,
+  ) {}
+
+  /** Opens and checks a client's file; FAILED_PRECONDITION (with the marker) when refused. */
+  static async open(config: SharedMemoryConfig, file: string): Promise<SharedSegment> {
+    const refuse = (why: string) => failedPrecondition(`${SHARED_MEMORY_UNAVAILABLE}: ${why}; send the bytes in Chunk messages`);
+    if (config.dir === undefined) throw refuse("this daemon has its shared-memory path off (--shared-memory-dir)");
+    if (!path.isAbsolute(file) || path.dirname(path.resolve(file)) !== config.dir || path.basename(file).startsWith("."))
+      throw refuse(`${JSON.stringify(file)} is not a file directly in ${config.dir}`);
+    let fh: FileHandle;
+    try {
+      fh = await fsp.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    } catch (err) {
+      throw refuse(`cannot open ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw refuse(`${file} is not a regular file`);
+      const uid = process.getuid?.();
+      if (uid !== undefined && st.uid !== uid) throw refuse(`${file} belongs to uid ${st.uid}, the daemon runs as uid ${uid}`);
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+    return new SharedSegment(file, fh);
+  }
+
+  /** Copies [offset, offset + length) of the file into `into` and returns that view of it. */
+  async read(offset: number, length: number, into: Buffer): Promise<Buffer> {
+    if (length > into.length) throw invalidArgument(`a shared chunk of ${length} bytes exceeds the 4 MiB chunk limit`);
+    let got = 0;
+    while (got < length) {
+      const { bytesRead } = await this.fh.read(into, got, length - got, offset + got);
+      if (bytesRead === 0)
+        throw invalidArgument(
+          `shared chunk [${offset}, ${offset + length}) lies beyond the end of ${this.path} (it ends at byte ${offset + got})`,
+        );
+      got += bytesRead;
+    }
+    return into.subarray(0, length);
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close().catch(() => undefined);
+  }
+}

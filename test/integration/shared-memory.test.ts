@@ -1,0 +1,233 @@
+/**
+ * The shared-memory data path (SaveShared, SharedChunk): a local client puts chunk bytes
+ * in a file of the daemon's --shared-memory-dir and sends only where they are. The daemon
+ * must store exactly what Save would, release slots as it copies them out, and refuse any
+ * file it must not read, with a status the client can fall back on.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { crc32c } from "@node-rs/crc32";
+import type * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
+import type { SaveRequestIn } from "../../clients/ts/src/gen/ckptd/v1/SaveRequest.js";
+import type { SaveSharedRequestIn } from "../../clients/ts/src/gen/ckptd/v1/SaveSharedRequest.js";
+import type { SaveSharedResponse } from "../../clients/ts/src/gen/ckptd/v1/SaveSharedResponse.js";
+import { type Daemon, rawClient, startDaemon } from "./harness.js";
+import {
+  MiB,
+  chunkMsg,
+  commitRaw,
+  compressibleBytes,
+  entryMsg,
+  expectLoadsBitExact,
+  expectOutcome,
+  expectStatus,
+  f32Entry,
+  headerMsg,
+  incompressibleBytes,
+  saveRaw,
+  split,
+  type TestEntry,
+  trailerFor,
+} from "./wire-helpers.js";
+
+const JOB = "shm-job";
+let shmDir: string;
+let daemon: Daemon;
+let client: CheckpointServiceClient;
+
+beforeAll(async () => {
+  shmDir = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-shm-"));
+  daemon = await startDaemon({ args: ["--shared-memory-dir", shmDir, "--prepare-timeout-ms", "600000"] });
+  client = rawClient(daemon.address);
+});
+
+afterAll(async () => {
+  client?.close();
+  await daemon?.stop();
+  fs.rmSync(shmDir, { recursive: true, force: true });
+});
+
+interface SharedOutcome {
+  responses: SaveSharedResponse[];
+  error?: grpc.ServiceError;
+}
+
+/** Runs one SaveShared call with these messages (stops writing once the call ended). */
+function saveShared(messages: SaveRequestIn[]): Promise<SharedOutcome> {
+  return new Promise((resolve) => {
+    const responses: SaveSharedResponse[] = [];
+    const call = client.SaveShared();
+    let done = false;
+    call.on("data", (r: SaveSharedResponse) => responses.push(r));
+    call.on("error", (error: grpc.ServiceError) => {
+      done = true;
+      resolve({ responses, error });
+    });
+    call.on("end", () => {
+      done = true;
+      resolve({ responses });
+    });
+    void (async () => {
+      for (const m of messages) {
+        if (done) return;
+        if (!call.write({ request: m } satisfies SaveSharedRequestIn))
+          await new Promise<void>((r) => {
+            call.once("drain", r);
+            call.once("error", () => r());
+          });
+      }
+      if (!done) call.end();
+    })();
+  });
+}
+
+/**
+ * A ring file holding `entries` back to back (chunk-sized slices), and the messages that
+ * send every chunk as a SharedChunk, except where `inline(i)` says to send chunk i on the
+ * stream.
+ */
+function sharedStream(
+  name: string,
+  header: { checkpointId: string; step: number; rank: number; worldSize: number; item: string },
+  entries: TestEntry[],
+  inline: (i: number) => boolean = () => false,
+): { file: string; messages: SaveRequestIn[]; sharedBytes: number } {
+  const file = path.join(shmDir, name);
+  const fd = fs.openSync(file, "w", 0o600);
+  const messages: SaveRequestIn[] = [headerMsg({ job: JOB, ...header, sharedMemoryPath: file })];
+  let offset = 0;
+  let i = 0;
+  let sharedBytes = 0;
+  for (const e of entries) {
+    messages.push(entryMsg(e));
+    for (const c of split(e.data, 1 * MiB)) {
+      if (inline(i++)) messages.push(chunkMsg(c));
+      else {
+        fs.writeSync(fd, c, 0, c.length, offset);
+        messages.push({ sharedChunk: { offset, length: c.length, crc32c: crc32c(c) } });
+        offset += c.length;
+        sharedBytes += c.length;
+      }
+    }
+  }
+  fs.closeSync(fd);
+  messages.push(trailerFor(entries));
+  return { file, messages, sharedBytes };
+}
+
+describe("SaveShared", () => {
+  it("stages shared chunks (mixed with inline ones) exactly like Save, releasing them as it copies them out", async () => {
+    const entries = [f32Entry("dense", incompressibleBytes(5 * MiB + 124)), f32Entry("sparse", compressibleBytes(3 * MiB, 3))];
+    const s = sharedStream(
+      "ckptd-save-mixed",
+      { checkpointId: "mixed", step: 1, rank: 0, worldSize: 1, item: "model" },
+      entries,
+      (i) => i % 3 === 1,
+    );
+    const out = await saveShared(s.messages);
+    expect(out.error).toBeUndefined();
+    const progress = out.responses.filter((r) => r.msg === "progress").map((r) => Number(r.progress!.sharedBytesReleased));
+    expect(progress[0]).toBe(0); // the file is open
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    expect(progress.at(-1)).toBe(s.sharedBytes);
+    const last = out.responses.at(-1)!;
+    expect(last.msg).toBe("result");
+    expect(Number(last.result!.bytesReceived)).toBe(entries.reduce((n, e) => n + e.data.length, 0));
+    expect(Number(last.result!.bytesStored)).toBeLessThan(Number(last.result!.bytesReceived));
+    expectOutcome(
+      await commitRaw(client, { job: JOB, checkpointId: "mixed", step: 1, rank: 0, worldSize: 1, items: ["model"] }),
+      "COMMITTED",
+    );
+    await expectLoadsBitExact(client, JOB, "mixed", 0, { model: entries });
+  });
+
+  it("also takes shared chunks on a plain Save stream (the client keeps the whole file until the reply)", async () => {
+    const entries = [f32Entry("w", incompressibleBytes(2 * MiB + 8))];
+    const s = sharedStream("ckptd-save-plain", { checkpointId: "plain", step: 2, rank: 0, worldSize: 1, item: "model" }, entries);
+    const r = await saveRaw(client, s.messages);
+    expect(r.error).toBeUndefined();
+    expectOutcome(
+      await commitRaw(client, { job: JOB, checkpointId: "plain", step: 2, rank: 0, worldSize: 1, items: ["model"] }),
+      "COMMITTED",
+    );
+    await expectLoadsBitExact(client, JOB, "plain", 0, { model: entries });
+  });
+
+  it("refuses a file it must not read with FAILED_PRECONDITION 'shared memory unavailable', before staging anything", async () => {
+    const outside = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-not-shm-"));
+    const secret = path.join(outside, "secret");
+    fs.writeFileSync(secret, "not yours");
+    const link = path.join(shmDir, "ckptd-link");
+    fs.symlinkSync(secret, link);
+    const sub = path.join(shmDir, "sub");
+    fs.mkdirSync(sub);
+    const cases: [string, string, RegExp][] = [
+      ["a file outside the directory", secret, /is not a file directly in/],
+      ["a path that climbs out of it", path.join(shmDir, "..", path.basename(outside), "secret"), /is not a file directly in/],
+      ["a relative path", "ckptd-x", /is not a file directly in/],
+      ["a symlink in the directory", link, /cannot open .*ELOOP/],
+      ["a directory in the directory", sub, /not a regular file/],
+      ["a missing file", path.join(shmDir, "ckptd-missing"), /cannot open .*ENOENT/],
+    ];
+    try {
+      for (const [what, file, why] of cases) {
+        const out = await saveShared([
+          headerMsg({ job: JOB, checkpointId: "refused", step: 3, rank: 0, worldSize: 1, item: "model", sharedMemoryPath: file }),
+        ]);
+        expectStatus(out.error, "FAILED_PRECONDITION", /shared memory unavailable/);
+        expect(out.error!.details, what).toMatch(why);
+        expect(out.responses, what).toEqual([]);
+      }
+    } finally {
+      fs.rmSync(outside, { recursive: true, force: true });
+      fs.rmSync(link);
+      fs.rmSync(sub, { recursive: true });
+    }
+    const staging = path.join(daemon.dataDir, "jobs", JOB, "staging");
+    expect(fs.existsSync(staging) ? fs.readdirSync(staging).filter((d) => d.startsWith("refused@")) : []).toEqual([]);
+  });
+
+  it("rejects a slice beyond the file's end, a wrong checksum and a shared chunk without a file, and the rank saves again", async () => {
+    const entries = [f32Entry("w", incompressibleBytes(2 * MiB))];
+    const ref = { checkpointId: "bad-slices", step: 4, rank: 0, worldSize: 1, item: "model" };
+    const beyond = sharedStream("ckptd-save-beyond", ref, entries);
+    beyond.messages[3] = { sharedChunk: { offset: 1.5 * MiB, length: MiB } };
+    expectStatus((await saveShared(beyond.messages)).error, "INVALID_ARGUMENT", /lies beyond the end of .*ckptd-save-beyond/);
+
+    const badCrc = sharedStream("ckptd-save-crc", ref, entries);
+    const c = badCrc.messages[2]!.sharedChunk!;
+    badCrc.messages[2] = { sharedChunk: { ...c, crc32c: ((c.crc32c as number) ^ 1) >>> 0 } };
+    expectStatus((await saveShared(badCrc.messages)).error, "INVALID_ARGUMENT", /failed its checksum/);
+
+    const noFile = sharedStream("ckptd-save-nofile", ref, entries);
+    noFile.messages[0] = headerMsg({ job: JOB, ...ref });
+    expectStatus((await saveShared(noFile.messages)).error, "INVALID_ARGUMENT", /named no shared_memory_path/);
+
+    const good = sharedStream("ckptd-save-good", ref, entries);
+    expect((await saveShared(good.messages)).error).toBeUndefined();
+    expectOutcome(await commitRaw(client, { job: JOB, ...ref, items: ["model"] }), "COMMITTED");
+    await expectLoadsBitExact(client, JOB, "bad-slices", 0, { model: entries });
+  });
+});
+
+describe("a daemon with --shared-memory-dir ''", () => {
+  it("refuses every shared-memory file and still takes Save streams", async () => {
+    const off = await startDaemon({ args: ["--shared-memory-dir", ""] });
+    const c = rawClient(off.address);
+    try {
+      expect(off.output()).toMatch(/"sharedMemoryOff":"--shared-memory-dir is empty"/);
+      const file = path.join(shmDir, "ckptd-save-off");
+      fs.writeFileSync(file, Buffer.alloc(16));
+      const r = await saveRaw(c, [
+        headerMsg({ job: JOB, checkpointId: "off", step: 1, rank: 0, worldSize: 1, item: "m", sharedMemoryPath: file }),
+      ]);
+      expectStatus(r.error, "FAILED_PRECONDITION", /shared memory unavailable: this daemon has its shared-memory path off/);
+    } finally {
+      c.close();
+      await off.stop();
+    }
+  });
+});
