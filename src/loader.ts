@@ -47,7 +47,8 @@ export interface LoadPlan {
   totalBytes: number;
 }
 
-export type LoadPart = { kind: "entry"; item: string; entry: EntryRecord; targetDevice: string } | { kind: "chunk"; data: Buffer };
+export type LoadPart =
+  { kind: "entry"; item: string; entry: EntryRecord; targetDevice: string } | { kind: "chunk"; data: Buffer; crc32c: number };
 
 /** Target device for a tensor saved on `saved`, per the rules above. */
 export function mapDevice(saved: string, devices: readonly string[], localRank: number, overrides: Record<string, string>): string {
@@ -142,7 +143,7 @@ export class CheckpointLoader {
             const c = entry.chunks[i]!;
             try {
               if (bytesRead !== c.storedBytes) throw new ChunkCorruptError(`file is truncated (${bytesRead} of ${c.storedBytes} bytes)`);
-              yield { kind: "chunk", data: await decodeChunk(stored, c) };
+              yield { kind: "chunk", data: await decodeChunk(stored, c), crc32c: c.crc32c };
             } catch (err) {
               if (err instanceof ChunkCorruptError)
                 throw dataLoss(

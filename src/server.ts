@@ -7,7 +7,10 @@ import type { Logger } from "pino";
 import type { CheckpointServiceHandlers } from "../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
 import type { CheckpointIn } from "../clients/ts/src/gen/ckptd/v1/Checkpoint.js";
 import type { EntryHeader } from "../clients/ts/src/gen/ckptd/v1/EntryHeader.js";
+import type { LoadRequest } from "../clients/ts/src/gen/ckptd/v1/LoadRequest.js";
 import type { LoadResponseIn } from "../clients/ts/src/gen/ckptd/v1/LoadResponse.js";
+import type { LoadSharedRequest } from "../clients/ts/src/gen/ckptd/v1/LoadSharedRequest.js";
+import type { LoadSharedResponseIn } from "../clients/ts/src/gen/ckptd/v1/LoadSharedResponse.js";
 import type { SaveRequest } from "../clients/ts/src/gen/ckptd/v1/SaveRequest.js";
 import type { SaveResponse } from "../clients/ts/src/gen/ckptd/v1/SaveResponse.js";
 import type { SaveSharedRequest } from "../clients/ts/src/gen/ckptd/v1/SaveSharedRequest.js";
@@ -20,7 +23,7 @@ import type { CheckpointCoordinator, Decision, SaveTicket } from "./coordinator.
 import { LZ4_MAX_BLOCK } from "./codec.js";
 import { CkptdError, failedPrecondition, invalidArgument, toServiceError, unavailable } from "./errors.js";
 import { ItemWriter, type EntrySpec } from "./item-writer.js";
-import type { CheckpointLoader } from "./loader.js";
+import type { CheckpointLoader, LoadPart, LoadPlan } from "./loader.js";
 import type { CheckpointSummary, EntryRecord, Manifest } from "./manifest.js";
 import { checkKey, checkName } from "./names.js";
 import type { Metrics } from "./metrics.js";
@@ -187,48 +190,15 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
     },
 
     Load(call) {
-      const r = call.request;
       const started = process.hrtime.bigint();
       void (async () => {
-        checkName("job", r.job);
-        auth.check(call.metadata, { job: r.job });
-        await catalog.refresh(r.job);
-        const plan = await loader.plan({
-          job: r.job,
-          checkpointId: r.checkpointId,
-          rank: r.rank,
-          localRank: r.localRank,
-          devices: r.devices,
-          mapLocation: r.mapLocation,
-          items: r.items,
-          sourceRank: r.sourceRank,
-        });
-        const first: LoadResponseIn = {
-          plan: {
-            checkpoint: checkpointMessage(plan.checkpoint),
-            sourceRank: plan.sourceRank,
-            mapLocation: plan.mapLocation,
-            placements: plan.placements,
-            totalBytes: plan.totalBytes,
-          },
-        };
-        let ok = call.write(first);
+        const plan = await planLoad(call.request, call.metadata);
+        let ok = call.write(planMessage(plan));
         for await (const part of loader.stream(plan)) {
           if (call.cancelled) return;
           if (!ok) await drained(call);
           if (part.kind === "chunk") metrics.bytesSent.inc(part.data.length);
-          ok =
-            part.kind === "chunk"
-              ? call.write({ chunk: { data: part.data } } satisfies LoadResponseIn)
-              : call.write({
-                  entry: {
-                    item: part.item,
-                    key: part.entry.key,
-                    ...entryKind(part.entry),
-                    sizeBytes: part.entry.rawBytes,
-                    targetDevice: part.targetDevice,
-                  },
-                } satisfies LoadResponseIn);
+          ok = call.write(part.kind === "chunk" ? ({ chunk: { data: part.data } } satisfies LoadResponseIn) : entryMessage(part));
         }
         call.end();
         metrics.loadSeconds.observe({ outcome: "ok" }, seconds(started));
@@ -238,14 +208,151 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         call.emit("error", toServiceError(err));
       });
     },
+
+    LoadShared(call) {
+      const started = process.hrtime.bigint();
+      let segment: SharedSegment | undefined;
+      let ring: SlotRing | undefined;
+      void (async () => {
+        const requests = call.iterator({ destroyOnReturn: false }) as AsyncIterator<LoadSharedRequest>;
+        const first = await requests.next();
+        if (first.done || first.value.msg !== "start" || !first.value.start?.request)
+          throw invalidArgument("the first LoadShared message must be start, with the request");
+        const { request, sharedMemoryPath } = first.value.start;
+        checkName("job", request.job);
+        auth.check(call.metadata, { job: request.job });
+        segment = await SharedSegment.open(deps.sharedMemory, sharedMemoryPath, "write");
+        const slots = Math.floor(segment.size / LZ4_MAX_BLOCK);
+        if (slots < 1)
+          throw invalidArgument(
+            `the shared-memory file ${sharedMemoryPath} has ${segment.size} bytes, less than one slot of ${LZ4_MAX_BLOCK}`,
+          );
+        const plan = await planLoad(request, call.metadata);
+        const r = (ring = new SlotRing(slots));
+        // The client's progress messages free slots while the chunks go out.
+        void (async () => {
+          for (;;) {
+            const next = await requests.next();
+            if (next.done) return r.fail(new CkptdError(grpc.status.CANCELLED, "the client ended its LoadShared stream"));
+            if (next.value.msg !== "progress") throw invalidArgument("after start, LoadShared messages must be progress");
+            r.release(Number(next.value.progress!.sharedBytesReleased));
+          }
+        })().catch((err: unknown) => r.fail(err));
+        let ok = call.write({ response: planMessage(plan) } satisfies LoadSharedResponseIn);
+        for await (const part of loader.stream(plan)) {
+          if (call.cancelled) return;
+          if (!ok) await drained(call);
+          if (part.kind === "entry") {
+            ok = call.write({ response: entryMessage(part) } satisfies LoadSharedResponseIn);
+            continue;
+          }
+          const offset = (await r.acquire(part.data.length)) * LZ4_MAX_BLOCK;
+          await segment.write(part.data, offset);
+          metrics.bytesSent.inc(part.data.length);
+          ok = call.write({
+            response: { sharedChunk: { offset, length: part.data.length, crc32c: part.crc32c } },
+          } satisfies LoadSharedResponseIn);
+        }
+        call.end();
+        metrics.loadSeconds.observe({ outcome: "ok" }, seconds(started));
+      })()
+        .catch((err: unknown) => {
+          metrics.loadSeconds.observe({ outcome: "error" }, seconds(started));
+          if (!call.cancelled) logRejected(log, "LoadShared", err);
+          call.emit("error", toServiceError(err));
+        })
+        .finally(() => {
+          ring?.fail(new CkptdError(grpc.status.CANCELLED, "the load ended"));
+          void segment?.close();
+        });
+    },
   };
+
+  /** Checks a Load request and plans it. */
+  async function planLoad(r: LoadRequest, metadata: grpc.Metadata): Promise<LoadPlan> {
+    checkName("job", r.job);
+    auth.check(metadata, { job: r.job });
+    await catalog.refresh(r.job);
+    return loader.plan({
+      job: r.job,
+      checkpointId: r.checkpointId,
+      rank: r.rank,
+      localRank: r.localRank,
+      devices: r.devices,
+      mapLocation: r.mapLocation,
+      items: r.items,
+      sourceRank: r.sourceRank,
+    });
+  }
+}
+
+function planMessage(plan: LoadPlan): LoadResponseIn {
+  return {
+    plan: {
+      checkpoint: checkpointMessage(plan.checkpoint),
+      sourceRank: plan.sourceRank,
+      mapLocation: plan.mapLocation,
+      placements: plan.placements,
+      totalBytes: plan.totalBytes,
+    },
+  };
+}
+
+function entryMessage(part: Extract<LoadPart, { kind: "entry" }>): LoadResponseIn {
+  return {
+    entry: {
+      item: part.item,
+      key: part.entry.key,
+      ...entryKind(part.entry),
+      sizeBytes: part.entry.rawBytes,
+      targetDevice: part.targetDevice,
+    },
+  };
+}
+
+/**
+ * The slots of a LoadShared client's file: chunk i goes to slot i mod n, once the client
+ * has released the chunk that was there (releases are cumulative bytes, in order).
+ */
+class SlotRing {
+  private next = 0;
+  private readonly pending: number[] = [];
+  private released = 0;
+  private failed: unknown;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly slots: number) {}
+
+  /** Waits for a free slot for a chunk of `length` bytes and returns its index. */
+  async acquire(length: number): Promise<number> {
+    while (this.pending.length >= this.slots && this.failed === undefined) await new Promise<void>((r) => (this.wake = r));
+    if (this.failed !== undefined) throw this.failed;
+    this.pending.push(length);
+    return this.next++ % this.slots;
+  }
+
+  release(total: number): void {
+    while (this.pending.length > 0 && this.released + this.pending[0]! <= total) this.released += this.pending.shift()!;
+    this.poke();
+  }
+
+  fail(err: unknown): void {
+    this.failed ??= err;
+    this.poke();
+  }
+
+  private poke(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
 }
 
 function seconds(since: bigint): number {
   return Number(process.hrtime.bigint() - since) / 1e9;
 }
 
-export function drained(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
+export function drained(call: NodeJS.EventEmitter): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       call.off("drain", done);

@@ -5,7 +5,11 @@
  * copies each slice out of the file into its own buffer and from there on treats it like
  * a chunk that arrived on the stream.
  *
- * The daemon never writes these files and never follows a client's path anywhere else:
+ * Loads go the other way (LoadShared): the daemon writes each chunk into a slot of the
+ * client's file and the client copies it out.
+ *
+ * The daemon writes only files a client gave it for a load, and never follows a client's
+ * path anywhere else:
  * the path must name a regular file directly in the configured directory, owned by the
  * daemon's own user, opened without following symlinks. A client that cannot meet that
  * (another user, another /dev/shm in another container) gets FAILED_PRECONDITION with
@@ -40,27 +44,32 @@ export function openSharedMemoryConfig(dir: string): { config: SharedMemoryConfi
   }
 }
 
-/** An open shared-memory file of one save stream. */
+/** An open shared-memory file of one save (read) or load (write) stream. */
 export class SharedSegment {
   private constructor(
     readonly path: string,
     private readonly fh: FileHandle,
+    /** The file's size when opened. */
+    readonly size: number,
   ) {}
 
   /** Opens and checks a client's file; FAILED_PRECONDITION (with the marker) when refused. */
-  static async open(config: SharedMemoryConfig, file: string): Promise<SharedSegment> {
+  static async open(config: SharedMemoryConfig, file: string, mode: "read" | "write" = "read"): Promise<SharedSegment> {
     const refuse = (why: string) => failedPrecondition(`${SHARED_MEMORY_UNAVAILABLE}: ${why}; send the bytes in Chunk messages`);
     if (config.dir === undefined) throw refuse("this daemon has its shared-memory path off (--shared-memory-dir)");
     if (!path.isAbsolute(file) || path.dirname(path.resolve(file)) !== config.dir || path.basename(file).startsWith("."))
       throw refuse(`${JSON.stringify(file)} is not a file directly in ${config.dir}`);
     let fh: FileHandle;
     try {
-      fh = await fsp.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+      const access = mode === "read" ? fs.constants.O_RDONLY : fs.constants.O_RDWR;
+      fh = await fsp.open(file, access | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
     } catch (err) {
       throw refuse(`cannot open ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
     }
+    let size: number;
     try {
       const st = await fh.stat();
+      size = st.size;
       if (!st.isFile()) throw refuse(`${file} is not a regular file`);
       const uid = process.getuid?.();
       if (uid !== undefined && st.uid !== uid) throw refuse(`${file} belongs to uid ${st.uid}, the daemon runs as uid ${uid}`);
@@ -68,7 +77,7 @@ export class SharedSegment {
       await fh.close();
       throw err;
     }
-    return new SharedSegment(file, fh);
+    return new SharedSegment(file, fh, size);
   }
 
   /** Copies [offset, offset + length) of the file into `into` and returns that view of it. */
@@ -84,6 +93,14 @@ export class SharedSegment {
       got += bytesRead;
     }
     return into.subarray(0, length);
+  }
+
+  /** Writes `data` at `offset` (within the size the file had when opened). */
+  async write(data: Buffer, offset: number): Promise<void> {
+    if (offset + data.length > this.size)
+      throw new RangeError(`a write of [${offset}, ${offset + data.length}) past the end of ${this.path} (${this.size} bytes)`);
+    let done = 0;
+    while (done < data.length) done += (await this.fh.write(data, done, data.length - done, offset + done)).bytesWritten;
   }
 
   async close(): Promise<void> {

@@ -69,6 +69,12 @@ class Ring:
         self._released_bytes = 0  # bytes of pending chunks released so far
         self._failed: Optional[BaseException] = None
 
+    def view(self, offset: int, length: int) -> memoryview:
+        """A view of ``length`` bytes at ``offset`` (for chunks the daemon wrote)."""
+        if offset < 0 or offset + length > len(self._view):
+            raise ValueError(f"a slice [{offset}, {offset + length}) outside the {len(self._view)}-byte ring")
+        return self._view[offset:offset + length]
+
     def unlink(self) -> None:
         """Removes the file's name (the daemon holds it open)."""
         _unlink(self.path)

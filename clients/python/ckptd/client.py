@@ -15,6 +15,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import os
+import queue
 import random
 import threading
 import time
@@ -341,6 +342,11 @@ class CkptdClient:
             request_serializer=_serialize_save_request,
             response_deserializer=pb.SaveResponse.FromString,
         )
+        self._load_shared_rpc = self.channel.stream_stream(
+            "/ckptd.v1.CheckpointService/LoadShared",
+            request_serializer=pb.LoadSharedRequest.SerializeToString,
+            response_deserializer=pb.LoadSharedResponse.FromString,
+        )
         self._save_shared_rpc = self.channel.stream_stream(
             "/ckptd.v1.CheckpointService/SaveShared",
             request_serializer=pb.SaveSharedRequest.SerializeToString,
@@ -428,9 +434,7 @@ class CkptdClient:
             try:
                 return self._save_shared(shm_dir, target, prepared, timeout, handed_off, n_direct)
             except _shm.SharedUnavailable as err:
-                if self._shm_dir is not None:
-                    self._shm_dir = None
-                    log.warning("ckptd: saves to %s stream their bytes over gRPC from now on: %s", self.address, err)
+                self._shared_memory_refused(err)
         failure: List[BaseException] = []
         requests = self._save_requests(*target, prepared, failure, handed_off=handed_off, n_direct=n_direct)
         try:
@@ -440,6 +444,11 @@ class CkptdClient:
                 raise failure[0] from None
             raise CkptdError.from_rpc_error(err) from None
         return SaveResult(res.bytes_received, res.bytes_stored, res.entry_count, res.attempt)
+
+    def _shared_memory_refused(self, err: "_shm.SharedUnavailable") -> None:
+        if self._shm_dir is not None:
+            self._shm_dir = None
+            log.warning("ckptd: saves and loads with %s go over gRPC from now on: %s", self.address, err)
 
     def _save_shared(self, shm_dir: str, target, prepared, timeout: Optional[float],
                      handed_off: Optional[threading.Event], n_direct: int) -> SaveResult:
@@ -631,7 +640,88 @@ class CkptdClient:
         - ``place=False``: the host (CPU), whatever the hint;
         - a callable ``(item, key, saved_device, target_device) -> device or None``
           (None: the host).
+
+        From a daemon on this node the bytes come through a shared-memory ring
+        (LoadShared), as for :meth:`save`; otherwise, or when the daemon refuses it, on
+        the gRPC stream.
         """
+        args = dict(rank=rank, local_rank=local_rank, devices=devices, map_location=map_location, items=items,
+                    source_rank=source_rank, timeout=timeout)
+        shm_dir = self._shm_dir
+        if shm_dir is not None:
+            try:
+                return self._assemble(self._load_shared_parts(shm_dir, job, checkpoint_id, **args),
+                                      job, checkpoint_id, rank, source_rank, place)
+            except _shm.SharedUnavailable as err:
+                self._shared_memory_refused(err)
+        return self._assemble(self._load_parts(job, checkpoint_id, **args), job, checkpoint_id, rank, source_rank, place)
+
+    def _load_parts(self, job: str, checkpoint_id: str, **args) -> Iterator[tuple]:
+        """(kind, payload) of a Load stream; a chunk's payload is its bytes."""
+        for msg in self.load(job, checkpoint_id, **args):
+            kind = msg.WhichOneof("msg")
+            yield (kind, msg.chunk.data if kind == "chunk" else getattr(msg, kind) if kind else None)
+
+    def _load_shared_parts(self, shm_dir: str, job: str, checkpoint_id: str, *, rank: int, local_rank: int, devices,
+                           map_location, items, source_rank, timeout) -> Iterator[tuple]:
+        """(kind, payload) of a LoadShared stream; a chunk's payload is a view of a ring
+        slot, valid until the next part is asked for (copy it out before)."""
+        req = pb.LoadRequest(job=job, checkpoint_id=checkpoint_id, rank=int(rank), local_rank=int(local_rank),
+                             devices=list(devices), map_location=dict(map_location or {}), items=list(items))
+        if source_rank is not None:
+            req.source_rank = int(source_rank)
+        try:
+            ring = _shm.Ring(shm_dir, MAX_CHUNK_BYTES, _shm.DEFAULT_SLOTS)
+        except OSError as err:
+            raise _shm.SharedUnavailable(f"cannot create a ring file in {shm_dir}: {err}") from None
+        progress: "queue.SimpleQueue[Optional[int]]" = queue.SimpleQueue()
+
+        def requests():
+            yield pb.LoadSharedRequest(start=pb.LoadSharedStart(request=req, shared_memory_path=ring.path))
+            while True:
+                released = progress.get()
+                if released is None:
+                    return
+                yield pb.LoadSharedRequest(progress=pb.LoadProgress(shared_bytes_released=released))
+
+        call = self._load_shared_rpc(requests(), timeout=timeout)
+        started = False
+        finished = False
+        released = 0
+        try:
+            for resp in call:
+                msg = resp.response
+                kind = msg.WhichOneof("msg")
+                if not started:
+                    started = True
+                    ring.unlink()  # the daemon holds the file open now
+                if kind == "shared_chunk":
+                    c = msg.shared_chunk
+                    view = ring.view(c.offset, c.length)
+                    if c.HasField("crc32c") and _crc.crc32c(view) != c.crc32c:
+                        raise DataLoss(f"a chunk of {c.length} bytes failed its CRC-32C check in shared memory "
+                                       f"(job {job}, checkpoint {checkpoint_id}, rank {rank})")
+                    yield ("chunk", view)
+                    view.release()
+                    released += c.length
+                    progress.put(released)
+                else:
+                    yield (kind, getattr(msg, kind) if kind else None)
+            finished = True
+        except grpc.RpcError as err:
+            details = err.details() or ""
+            if not started and err.code() == grpc.StatusCode.FAILED_PRECONDITION and _shm.UNAVAILABLE_MARKER in details:
+                raise _shm.SharedUnavailable(details) from None
+            raise CkptdError.from_rpc_error(err) from None
+        finally:
+            progress.put(None)
+            if not finished:
+                call.cancel()
+            ring.close()
+
+    def _assemble(self, parts: Iterator[tuple], job: str, checkpoint_id: str, rank: int, source_rank: Optional[int],
+                  place) -> LoadedItems:
+        """Builds tensors and objects from a load's (kind, payload) parts."""
         loaded = LoadedItems(plan=pb.LoadPlan())
         have_plan = False
         current: Optional[TensorAssembler] = None
@@ -654,19 +744,17 @@ class CkptdClient:
             obj_parts = None
 
         entry_ref: Any = None
-        for msg in self.load(job, checkpoint_id, rank=rank, local_rank=local_rank, devices=devices,
-                             map_location=map_location, items=items, source_rank=source_rank, timeout=timeout):
-            kind = msg.WhichOneof("msg")
+        for kind, payload in parts:
             if kind == "plan":
                 if have_plan:
                     raise _protocol("a second plan")
                 have_plan = True
-                loaded.plan = msg.plan
+                loaded.plan = payload
             elif kind == "entry":
                 if not have_plan:
                     raise _protocol("an entry before the plan")
                 finish()
-                e = msg.entry
+                e = payload
                 where = f"entry {e.item}/{e.key} of {job}/{checkpoint_id} rank {rank if source_rank is None else source_rank}"
                 item = loaded.items.setdefault(e.item, {})
                 if e.key in item:
@@ -693,7 +781,7 @@ class CkptdClient:
                     raise _protocol(f"{where} that is neither a tensor nor an object")
                 item[e.key] = entry_ref
             elif kind == "chunk":
-                data = msg.chunk.data
+                data = payload
                 total += len(data)
                 if current is not None:
                     try:
@@ -701,7 +789,7 @@ class CkptdClient:
                     except ValueError:
                         raise DataLoss(f"{where}: received more than the announced {current.info.nbytes} bytes") from None
                 elif obj_parts is not None:
-                    obj_parts.append(data)
+                    obj_parts.append(bytes(data))
                 else:
                     raise _protocol("a chunk outside an entry")
             else:

@@ -93,7 +93,7 @@ def test_a_daemon_without_shared_memory_gets_the_bytes_on_the_stream(start_daemo
             assert client.commit(job, "s1", 1, 0, 1, ["model", "extra"], res.attempt).outcome == "COMMITTED"
             assert res2.attempt == res.attempt
             _check_load(client, job, "s1", state)
-    warnings = [r.getMessage() for r in caplog.records if "stream their bytes over gRPC" in r.getMessage()]
+    warnings = [r.getMessage() for r in caplog.records if "go over gRPC" in r.getMessage()]
     assert len(warnings) == 1 and "shared-memory path off" in warnings[0]
     assert os.listdir(tmp_path) == [] or all(not n.startswith("ckptd-save-") for n in os.listdir(tmp_path))
 

@@ -60,6 +60,11 @@ class CheckpointServiceStub(object):
                 request_serializer=ckptd_dot_v1_dot_checkpoint__service__pb2.LoadRequest.SerializeToString,
                 response_deserializer=ckptd_dot_v1_dot_checkpoint__service__pb2.LoadResponse.FromString,
                 )
+        self.LoadShared = channel.stream_stream(
+                '/ckptd.v1.CheckpointService/LoadShared',
+                request_serializer=ckptd_dot_v1_dot_checkpoint__service__pb2.LoadSharedRequest.SerializeToString,
+                response_deserializer=ckptd_dot_v1_dot_checkpoint__service__pb2.LoadSharedResponse.FromString,
+                )
 
 
 class CheckpointServiceServicer(object):
@@ -140,6 +145,17 @@ class CheckpointServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LoadShared(self, request_iterator, context):
+        """LoadShared is Load for a client on the daemon's node: the daemon writes each
+        chunk's raw bytes into a slot of the client's shared-memory file and sends a
+        SharedChunk naming it instead of the bytes. The client's first message names the
+        load and the file (a whole number of 4 MiB slots); it then reports the bytes it
+        has copied out, and the daemon reuses a slot only once the client released it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CheckpointServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -182,6 +198,11 @@ def add_CheckpointServiceServicer_to_server(servicer, server):
                     servicer.Load,
                     request_deserializer=ckptd_dot_v1_dot_checkpoint__service__pb2.LoadRequest.FromString,
                     response_serializer=ckptd_dot_v1_dot_checkpoint__service__pb2.LoadResponse.SerializeToString,
+            ),
+            'LoadShared': grpc.stream_stream_rpc_method_handler(
+                    servicer.LoadShared,
+                    request_deserializer=ckptd_dot_v1_dot_checkpoint__service__pb2.LoadSharedRequest.FromString,
+                    response_serializer=ckptd_dot_v1_dot_checkpoint__service__pb2.LoadSharedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -332,5 +353,22 @@ class CheckpointService(object):
         return grpc.experimental.unary_stream(request, target, '/ckptd.v1.CheckpointService/Load',
             ckptd_dot_v1_dot_checkpoint__service__pb2.LoadRequest.SerializeToString,
             ckptd_dot_v1_dot_checkpoint__service__pb2.LoadResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def LoadShared(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(request_iterator, target, '/ckptd.v1.CheckpointService/LoadShared',
+            ckptd_dot_v1_dot_checkpoint__service__pb2.LoadSharedRequest.SerializeToString,
+            ckptd_dot_v1_dot_checkpoint__service__pb2.LoadSharedResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -22,8 +22,12 @@ import type { ListCheckpointsRequestIn as _ckptd_v1_ListCheckpointsRequestIn, Li
 import type { ListCheckpointsResponseIn as _ckptd_v1_ListCheckpointsResponseIn, ListCheckpointsResponse as _ckptd_v1_ListCheckpointsResponse } from './ckptd/v1/ListCheckpointsResponse.js';
 import type { LoadEntryIn as _ckptd_v1_LoadEntryIn, LoadEntry as _ckptd_v1_LoadEntry } from './ckptd/v1/LoadEntry.js';
 import type { LoadPlanIn as _ckptd_v1_LoadPlanIn, LoadPlan as _ckptd_v1_LoadPlan } from './ckptd/v1/LoadPlan.js';
+import type { LoadProgressIn as _ckptd_v1_LoadProgressIn, LoadProgress as _ckptd_v1_LoadProgress } from './ckptd/v1/LoadProgress.js';
 import type { LoadRequestIn as _ckptd_v1_LoadRequestIn, LoadRequest as _ckptd_v1_LoadRequest } from './ckptd/v1/LoadRequest.js';
 import type { LoadResponseIn as _ckptd_v1_LoadResponseIn, LoadResponse as _ckptd_v1_LoadResponse } from './ckptd/v1/LoadResponse.js';
+import type { LoadSharedRequestIn as _ckptd_v1_LoadSharedRequestIn, LoadSharedRequest as _ckptd_v1_LoadSharedRequest } from './ckptd/v1/LoadSharedRequest.js';
+import type { LoadSharedResponseIn as _ckptd_v1_LoadSharedResponseIn, LoadSharedResponse as _ckptd_v1_LoadSharedResponse } from './ckptd/v1/LoadSharedResponse.js';
+import type { LoadSharedStartIn as _ckptd_v1_LoadSharedStartIn, LoadSharedStart as _ckptd_v1_LoadSharedStart } from './ckptd/v1/LoadSharedStart.js';
 import type { ObjectSpecIn as _ckptd_v1_ObjectSpecIn, ObjectSpec as _ckptd_v1_ObjectSpec } from './ckptd/v1/ObjectSpec.js';
 import type { RankManifestIn as _ckptd_v1_RankManifestIn, RankManifest as _ckptd_v1_RankManifest } from './ckptd/v1/RankManifest.js';
 import type { ReportEvaluationRequestIn as _ckptd_v1_ReportEvaluationRequestIn, ReportEvaluationRequest as _ckptd_v1_ReportEvaluationRequest } from './ckptd/v1/ReportEvaluationRequest.js';
@@ -92,8 +96,12 @@ export interface ProtoGrpcType {
       ListCheckpointsResponse: MessageTypeDefinition<_ckptd_v1_ListCheckpointsResponseIn, _ckptd_v1_ListCheckpointsResponse>
       LoadEntry: MessageTypeDefinition<_ckptd_v1_LoadEntryIn, _ckptd_v1_LoadEntry>
       LoadPlan: MessageTypeDefinition<_ckptd_v1_LoadPlanIn, _ckptd_v1_LoadPlan>
+      LoadProgress: MessageTypeDefinition<_ckptd_v1_LoadProgressIn, _ckptd_v1_LoadProgress>
       LoadRequest: MessageTypeDefinition<_ckptd_v1_LoadRequestIn, _ckptd_v1_LoadRequest>
       LoadResponse: MessageTypeDefinition<_ckptd_v1_LoadResponseIn, _ckptd_v1_LoadResponse>
+      LoadSharedRequest: MessageTypeDefinition<_ckptd_v1_LoadSharedRequestIn, _ckptd_v1_LoadSharedRequest>
+      LoadSharedResponse: MessageTypeDefinition<_ckptd_v1_LoadSharedResponseIn, _ckptd_v1_LoadSharedResponse>
+      LoadSharedStart: MessageTypeDefinition<_ckptd_v1_LoadSharedStartIn, _ckptd_v1_LoadSharedStart>
       ObjectSpec: MessageTypeDefinition<_ckptd_v1_ObjectSpecIn, _ckptd_v1_ObjectSpec>
       RankManifest: MessageTypeDefinition<_ckptd_v1_RankManifestIn, _ckptd_v1_RankManifest>
       ReportEvaluationRequest: MessageTypeDefinition<_ckptd_v1_ReportEvaluationRequestIn, _ckptd_v1_ReportEvaluationRequest>

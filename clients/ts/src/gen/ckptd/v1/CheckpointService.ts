@@ -14,6 +14,8 @@ import type { ListCheckpointsRequestIn as _ckptd_v1_ListCheckpointsRequestIn, Li
 import type { ListCheckpointsResponseIn as _ckptd_v1_ListCheckpointsResponseIn, ListCheckpointsResponse as _ckptd_v1_ListCheckpointsResponse } from '../../ckptd/v1/ListCheckpointsResponse.js';
 import type { LoadRequestIn as _ckptd_v1_LoadRequestIn, LoadRequest as _ckptd_v1_LoadRequest } from '../../ckptd/v1/LoadRequest.js';
 import type { LoadResponseIn as _ckptd_v1_LoadResponseIn, LoadResponse as _ckptd_v1_LoadResponse } from '../../ckptd/v1/LoadResponse.js';
+import type { LoadSharedRequestIn as _ckptd_v1_LoadSharedRequestIn, LoadSharedRequest as _ckptd_v1_LoadSharedRequest } from '../../ckptd/v1/LoadSharedRequest.js';
+import type { LoadSharedResponseIn as _ckptd_v1_LoadSharedResponseIn, LoadSharedResponse as _ckptd_v1_LoadSharedResponse } from '../../ckptd/v1/LoadSharedResponse.js';
 import type { SaveRequestIn as _ckptd_v1_SaveRequestIn, SaveRequest as _ckptd_v1_SaveRequest } from '../../ckptd/v1/SaveRequest.js';
 import type { SaveResponseIn as _ckptd_v1_SaveResponseIn, SaveResponse as _ckptd_v1_SaveResponse } from '../../ckptd/v1/SaveResponse.js';
 import type { SaveSharedRequestIn as _ckptd_v1_SaveSharedRequestIn, SaveSharedRequest as _ckptd_v1_SaveSharedRequest } from '../../ckptd/v1/SaveSharedRequest.js';
@@ -125,6 +127,25 @@ export interface CheckpointServiceClient extends grpc.Client {
   load(argument: _ckptd_v1_LoadRequestIn, options?: grpc.CallOptions): grpc.ClientReadableStream<_ckptd_v1_LoadResponse>;
   
   /**
+   * LoadShared is Load for a client on the daemon's node: the daemon writes each
+   * chunk's raw bytes into a slot of the client's shared-memory file and sends a
+   * SharedChunk naming it instead of the bytes. The client's first message names the
+   * load and the file (a whole number of 4 MiB slots); it then reports the bytes it
+   * has copied out, and the daemon reuses a slot only once the client released it.
+   */
+  LoadShared(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_ckptd_v1_LoadSharedRequestIn, _ckptd_v1_LoadSharedResponse>;
+  LoadShared(options?: grpc.CallOptions): grpc.ClientDuplexStream<_ckptd_v1_LoadSharedRequestIn, _ckptd_v1_LoadSharedResponse>;
+  /**
+   * LoadShared is Load for a client on the daemon's node: the daemon writes each
+   * chunk's raw bytes into a slot of the client's shared-memory file and sends a
+   * SharedChunk naming it instead of the bytes. The client's first message names the
+   * load and the file (a whole number of 4 MiB slots); it then reports the bytes it
+   * has copied out, and the daemon reuses a slot only once the client released it.
+   */
+  loadShared(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_ckptd_v1_LoadSharedRequestIn, _ckptd_v1_LoadSharedResponse>;
+  loadShared(options?: grpc.CallOptions): grpc.ClientDuplexStream<_ckptd_v1_LoadSharedRequestIn, _ckptd_v1_LoadSharedResponse>;
+  
+  /**
    * Save streams one item (a named state dict) of one rank into the staging area
    * of a checkpoint. The first message is a header, then for each entry an entry
    * header followed by its data chunks, and last a trailer. The response is sent
@@ -213,6 +234,15 @@ export interface CheckpointServiceHandlers extends grpc.UntypedServiceImplementa
   Load: grpc.handleServerStreamingCall<_ckptd_v1_LoadRequest, _ckptd_v1_LoadResponseIn>;
   
   /**
+   * LoadShared is Load for a client on the daemon's node: the daemon writes each
+   * chunk's raw bytes into a slot of the client's shared-memory file and sends a
+   * SharedChunk naming it instead of the bytes. The client's first message names the
+   * load and the file (a whole number of 4 MiB slots); it then reports the bytes it
+   * has copied out, and the daemon reuses a slot only once the client released it.
+   */
+  LoadShared: grpc.handleBidiStreamingCall<_ckptd_v1_LoadSharedRequest, _ckptd_v1_LoadSharedResponseIn>;
+  
+  /**
    * Save streams one item (a named state dict) of one rank into the staging area
    * of a checkpoint. The first message is a header, then for each entry an entry
    * header followed by its data chunks, and last a trailer. The response is sent
@@ -239,6 +269,7 @@ export interface CheckpointServiceDefinition extends grpc.ServiceDefinition {
   GetCheckpoint: MethodDefinition<_ckptd_v1_GetCheckpointRequestIn, _ckptd_v1_GetCheckpointResponseIn, _ckptd_v1_GetCheckpointRequest, _ckptd_v1_GetCheckpointResponse>
   ListCheckpoints: MethodDefinition<_ckptd_v1_ListCheckpointsRequestIn, _ckptd_v1_ListCheckpointsResponseIn, _ckptd_v1_ListCheckpointsRequest, _ckptd_v1_ListCheckpointsResponse>
   Load: MethodDefinition<_ckptd_v1_LoadRequestIn, _ckptd_v1_LoadResponseIn, _ckptd_v1_LoadRequest, _ckptd_v1_LoadResponse>
+  LoadShared: MethodDefinition<_ckptd_v1_LoadSharedRequestIn, _ckptd_v1_LoadSharedResponseIn, _ckptd_v1_LoadSharedRequest, _ckptd_v1_LoadSharedResponse>
   Save: MethodDefinition<_ckptd_v1_SaveRequestIn, _ckptd_v1_SaveResponseIn, _ckptd_v1_SaveRequest, _ckptd_v1_SaveResponse>
   SaveShared: MethodDefinition<_ckptd_v1_SaveSharedRequestIn, _ckptd_v1_SaveSharedResponseIn, _ckptd_v1_SaveSharedRequest, _ckptd_v1_SaveSharedResponse>
 }

@@ -3,6 +3,7 @@
 import type { LoadPlanIn as _ckptd_v1_LoadPlanIn, LoadPlan as _ckptd_v1_LoadPlan } from '../../ckptd/v1/LoadPlan.js';
 import type { LoadEntryIn as _ckptd_v1_LoadEntryIn, LoadEntry as _ckptd_v1_LoadEntry } from '../../ckptd/v1/LoadEntry.js';
 import type { ChunkIn as _ckptd_v1_ChunkIn, Chunk as _ckptd_v1_Chunk } from '../../ckptd/v1/Chunk.js';
+import type { SharedChunkIn as _ckptd_v1_SharedChunkIn, SharedChunk as _ckptd_v1_SharedChunk } from '../../ckptd/v1/SharedChunk.js';
 
 /**
  * LoadResponse is one message of a Load stream: plan, then (entry, chunk*)*.
@@ -21,9 +22,14 @@ export interface LoadResponseIn {
    */
   'chunk'?: (_ckptd_v1_ChunkIn | null);
   /**
+   * LoadShared only: a slice of the current entry's raw bytes, written into the
+   * client's shared-memory file, with its CRC-32C.
+   */
+  'sharedChunk'?: (_ckptd_v1_SharedChunkIn | null);
+  /**
    * The message kind.
    */
-  'msg'?: "plan"|"entry"|"chunk";
+  'msg'?: "plan"|"entry"|"chunk"|"sharedChunk";
 }
 
 /**
@@ -43,7 +49,12 @@ export interface LoadResponse {
    */
   'chunk'?: (_ckptd_v1_Chunk | null);
   /**
+   * LoadShared only: a slice of the current entry's raw bytes, written into the
+   * client's shared-memory file, with its CRC-32C.
+   */
+  'sharedChunk'?: (_ckptd_v1_SharedChunk | null);
+  /**
    * The message kind.
    */
-  'msg'?: "plan"|"entry"|"chunk";
+  'msg'?: "plan"|"entry"|"chunk"|"sharedChunk";
 }

@@ -1,0 +1,40 @@
+// Original file: proto/ckptd/v1/checkpoint_service.proto
+
+import type { LoadSharedStartIn as _ckptd_v1_LoadSharedStartIn, LoadSharedStart as _ckptd_v1_LoadSharedStart } from '../../ckptd/v1/LoadSharedStart.js';
+import type { LoadProgressIn as _ckptd_v1_LoadProgressIn, LoadProgress as _ckptd_v1_LoadProgress } from '../../ckptd/v1/LoadProgress.js';
+
+/**
+ * LoadSharedRequest is one message of a LoadShared stream: start, then progress.
+ */
+export interface LoadSharedRequestIn {
+  /**
+   * First message: what to load and where the daemon may write the bytes.
+   */
+  'start'?: (_ckptd_v1_LoadSharedStartIn | null);
+  /**
+   * The client has copied shared chunks out.
+   */
+  'progress'?: (_ckptd_v1_LoadProgressIn | null);
+  /**
+   * The message kind.
+   */
+  'msg'?: "start"|"progress";
+}
+
+/**
+ * LoadSharedRequest is one message of a LoadShared stream: start, then progress.
+ */
+export interface LoadSharedRequest {
+  /**
+   * First message: what to load and where the daemon may write the bytes.
+   */
+  'start'?: (_ckptd_v1_LoadSharedStart | null);
+  /**
+   * The client has copied shared chunks out.
+   */
+  'progress'?: (_ckptd_v1_LoadProgress | null);
+  /**
+   * The message kind.
+   */
+  'msg'?: "start"|"progress";
+}
