@@ -213,6 +213,7 @@ describe.each(["v1alpha", "v1"] as const)("server reflection %s", (version) => {
         "GetCheckpoint",
         "ListCheckpoints",
         "Load",
+        "LoadShared",
         "Save",
         "SaveShared",
       ]);
