@@ -37,6 +37,7 @@ import type { LoadRequestIn } from "./gen/ckptd/v1/LoadRequest.js";
 import type { LoadResponse } from "./gen/ckptd/v1/LoadResponse.js";
 import type { SaveRequestIn } from "./gen/ckptd/v1/SaveRequest.js";
 import type { SaveResponse } from "./gen/ckptd/v1/SaveResponse.js";
+import type { SaveSharedResponse } from "./gen/ckptd/v1/SaveSharedResponse.js";
 import {
   eventOf,
   followCheckpoints,
@@ -52,6 +53,7 @@ import {
   type WaitForEvaluatorsRequest,
   type WatchOptions,
 } from "./evaluation.js";
+import { DEFAULT_SHARED_MEMORY_DIR, SHARED_MEMORY_UNAVAILABLE, SaveRing, isDirectory, isLocalAddress } from "./shared-memory.js";
 import { dtypeByteSize, fromProtoDtype, isDtypeName, toProtoDtype, type Tensor } from "./tensor.js";
 import { CLIENT_CHANNEL_OPTIONS, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES, loadWire, tensorByteSize } from "./wire.js";
 
@@ -70,6 +72,16 @@ export interface CkptdClientOptions {
    * token for deletes and retention), sent as `authorization: Bearer <token>` on every call.
    */
   token?: string;
+  /**
+   * Hand a save's bytes to the daemon through a ring file in {@link sharedMemoryDir} (the
+   * daemon's `--shared-memory-dir`) instead of the gRPC stream (the SaveShared RPC). When
+   * the daemon refuses it (another user, another `/dev/shm`, turned off) or the ring file
+   * cannot be created, the client streams the bytes from then on ({@link CkptdClient.sharedMemory}
+   * turns false). @default true when the address is on this node (loopback or a Unix socket) and the directory exists
+   */
+  sharedMemory?: boolean;
+  /** Where the ring files of shared-memory saves are created. @default "/dev/shm" */
+  sharedMemoryDir?: string;
 }
 
 /** Adds the bearer token to every call's metadata (works on plaintext loopback, unlike call credentials). */
@@ -91,11 +103,14 @@ export interface StreamCallOptions {
 
 /** Options of {@link CkptdClient.save}. */
 export interface SaveCallOptions extends StreamCallOptions {
-  /** Called once the last message of the item has been handed to gRPC (see {@link CkptdClient.saveAsync}). */
+  /**
+   * Called once the item's last byte has been handed over: copied into the shared-memory
+   * ring, or on the gRPC stream, the last message handed to gRPC (see {@link CkptdClient.saveAsync}).
+   */
   onHandedOff?: () => void;
 }
 
-/** A save whose bytes are all with gRPC and the daemon; see {@link CkptdClient.saveAsync}. */
+/** A save whose bytes are all handed over (shared-memory ring, gRPC, the daemon); see {@link CkptdClient.saveAsync}. */
 export interface PendingSave {
   /** Resolves once the daemon has staged the item durably (what {@link CkptdClient.save} resolves with); rejects with its error. */
   readonly durable: Promise<SaveResult>;
@@ -255,6 +270,8 @@ export class CkptdClient {
   readonly rawRetention: RetentionServiceClient;
   /** Bytes per data chunk on save. */
   readonly chunkBytes: number;
+  /** The directory of shared-memory ring files while saves use them; undefined once they stream. */
+  private sharedMemoryDir: string | undefined;
 
   constructor(addressOrOptions: string | CkptdClientOptions) {
     const options = typeof addressOrOptions === "string" ? { address: addressOrOptions } : addressOrOptions;
@@ -263,6 +280,9 @@ export class CkptdClient {
       throw new RangeError(`chunkBytes must be an integer in [1, ${MAX_CHUNK_BYTES}], got ${chunkBytes}`);
     }
     this.chunkBytes = chunkBytes;
+    const sharedMemoryDir = options.sharedMemoryDir ?? DEFAULT_SHARED_MEMORY_DIR;
+    const sharedMemory = options.sharedMemory ?? (isLocalAddress(options.address) && isDirectory(sharedMemoryDir));
+    this.sharedMemoryDir = sharedMemory ? sharedMemoryDir : undefined;
     const { grpcObject } = loadWire();
     const interceptors = options.token ? [bearerInterceptor(options.token)] : [];
     this.raw = new grpcObject.ckptd.v1.CheckpointService(
@@ -278,11 +298,32 @@ export class CkptdClient {
   }
 
   /**
+   * Whether saves currently hand their bytes over through shared memory (see
+   * {@link CkptdClientOptions.sharedMemory}); false for good once the daemon refused it.
+   */
+  get sharedMemory(): boolean {
+    return this.sharedMemoryDir !== undefined;
+  }
+
+  /**
    * Streams one item into the staging area of a checkpoint and resolves once the daemon
    * has staged it durably. Tensor bytes are sent as views of the caller's memory, chunk
-   * by chunk, pausing whenever the stream's buffers are full.
+   * by chunk, pausing whenever the stream's buffers are full; with
+   * {@link CkptdClientOptions.sharedMemory} each chunk is copied into a ring file the
+   * daemon reads from instead, pausing while every slot of the ring is in use.
    */
   async save(req: SaveRequest, options: SaveCallOptions = {}): Promise<SaveResult> {
+    const deadline = options.deadlineMs === undefined ? undefined : new Date(Date.now() + options.deadlineMs);
+    const dir = this.sharedMemoryDir;
+    if (dir !== undefined) {
+      const res = await this.saveShared(dir, req, options, deadline);
+      if (res) return res;
+    }
+    return this.saveStream(req, options, deadline);
+  }
+
+  /** A Save call: the chunks' bytes travel on the gRPC stream. */
+  private async saveStream(req: SaveRequest, options: SaveCallOptions, deadline: Date | undefined): Promise<SaveResult> {
     let settled = false;
     let finish!: (err: grpc.ServiceError | null, res?: SaveResponse) => void;
     const done = new Promise<SaveResponse | undefined>((resolve, reject) => {
@@ -294,7 +335,7 @@ export class CkptdClient {
     });
     // Failures are handled by the awaits below; this keeps an early one from going unhandled.
     done.catch(() => undefined);
-    const call = this.raw.save(callOptions(options.deadlineMs), (err, res) => finish(err, res));
+    const call = this.raw.save(deadline ? { deadline } : {}, (err, res) => finish(err, res));
 
     const waitForRoom = (): Promise<void> =>
       new Promise((resolve) => {
@@ -364,10 +405,179 @@ export class CkptdClient {
   }
 
   /**
+   * A SaveShared call: each chunk is copied into a slot of a ring file the daemon has open,
+   * and the stream carries only where it is. Resolves with undefined, having consumed
+   * nothing of `req.entries`, when shared memory is unavailable (the ring file cannot be
+   * created, or the daemon refuses it before its first progress message): the client
+   * then streams from now on.
+   */
+  private async saveShared(
+    dir: string,
+    req: SaveRequest,
+    options: SaveCallOptions,
+    deadline: Date | undefined,
+  ): Promise<SaveResult | undefined> {
+    let ring: SaveRing;
+    try {
+      ring = await SaveRing.create(dir, this.chunkBytes);
+    } catch {
+      this.sharedMemoryDir = undefined;
+      return undefined;
+    }
+    try {
+      const call = this.raw.saveShared(deadline ? { deadline } : {});
+      let settled = false;
+      let opened = false;
+      let result: SaveResponse | undefined;
+      let onOpened!: () => void;
+      const openedOrDone = new Promise<void>((resolve) => (onOpened = resolve));
+      let finish!: (err?: unknown) => void;
+      const done = new Promise<void>((resolve, reject) => {
+        finish = (err) => {
+          if (settled) return;
+          settled = true;
+          ring.fail(); // a put() waiting for a slot gives up
+          onOpened();
+          if (err) reject(CkptdError.from(err));
+          else resolve();
+        };
+      });
+      // Failures are handled by the awaits below; this keeps an early one from going unhandled.
+      done.catch(() => undefined);
+      call.on("data", (msg: SaveSharedResponse) => {
+        if (msg.msg === "progress" && msg.progress) {
+          if (!opened) {
+            opened = true;
+            onOpened();
+          }
+          ring.release(msg.progress.sharedBytesReleased);
+        } else if (msg.msg === "result" && msg.result) {
+          result = msg.result;
+        } else {
+          finish(
+            new CkptdError(Code.INTERNAL, `the daemon's SaveShared stream of item ${req.item} sent a message without progress or result`),
+          );
+          call.cancel();
+        }
+      });
+      // grpc-js emits 'error' (a non-OK status) before 'end', so the first one settles it right.
+      call.on("error", (err) => finish(err));
+      call.on("end", () => finish());
+
+      /** Writes one message; false once the call has ended (the reason is in `done`). */
+      const write = async (msg: SaveRequestIn): Promise<boolean> => {
+        if (settled) return false;
+        if (!call.write({ request: msg })) {
+          await new Promise<void>((resolve) => {
+            const onDrain = () => resolve();
+            call.once("drain", onDrain);
+            void done
+              .catch(() => undefined)
+              .then(() => {
+                call.off("drain", onDrain);
+                resolve();
+              });
+          });
+        }
+        return !settled;
+      };
+
+      let entryCount = 0;
+      let byteCount = 0;
+      let runningCrc = 0;
+      let trailerSent = false;
+      try {
+        let open = await write({
+          header: {
+            job: req.job,
+            checkpointId: req.checkpointId,
+            step: req.step,
+            rank: req.rank,
+            worldSize: req.worldSize,
+            item: req.item,
+            sharedMemoryPath: ring.path,
+          },
+        });
+        // The first progress message says the daemon has the file open.
+        await openedOrDone;
+        if (!opened) {
+          try {
+            await done;
+          } catch (err) {
+            const e = CkptdError.from(err);
+            if (e.code === Code.FAILED_PRECONDITION && e.details.includes(SHARED_MEMORY_UNAVAILABLE)) {
+              this.sharedMemoryDir = undefined;
+              return undefined;
+            }
+            throw e;
+          }
+          throw new CkptdError(Code.INTERNAL, `the daemon ended the SaveShared stream of item ${req.item} before it opened the ring file`);
+        }
+        await ring.unlink();
+        const keys = new Set<string>();
+        for await (const entry of req.entries) {
+          if (!open) break;
+          const { header, data } = entryHeader(entry, keys);
+          open = await write({ entry: header });
+          for (let off = 0; open && off < data.byteLength; off += this.chunkBytes) {
+            const chunk = data.subarray(off, Math.min(off + this.chunkBytes, data.byteLength));
+            const chunkCrc = crc32c(chunk);
+            runningCrc = crc32c(chunk, runningCrc);
+            byteCount += chunk.byteLength;
+            const offset = await this.putChunk(ring, chunk);
+            open = offset !== undefined && (await write({ sharedChunk: { offset, length: chunk.byteLength, crc32c: chunkCrc } }));
+          }
+          entryCount++;
+        }
+        if (open) {
+          // Every chunk is in the ring: the caller's tensors are free again.
+          options.onHandedOff?.();
+          trailerSent = true;
+          await write({ trailer: { entryCount, byteCount, crc32c: runningCrc } });
+          call.end();
+        }
+      } catch (err) {
+        // A bad entry, a failing entry source or ring file: cancel so that nothing of this stream is staged.
+        if (!settled) call.cancel();
+        throw err;
+      }
+      // When the call ended early, `done` rejects with the daemon's status.
+      await done;
+      if (!trailerSent) {
+        throw new CkptdError(
+          Code.INTERNAL,
+          `the daemon ended the SaveShared stream of item ${req.item} before the trailer without an error`,
+        );
+      }
+      if (!result) throw new CkptdError(Code.INTERNAL, `the daemon sent no SaveResponse for item ${req.item}`);
+      return {
+        bytesReceived: result.bytesReceived,
+        bytesStored: result.bytesStored,
+        entryCount: result.entryCount,
+        attempt: result.attempt,
+      };
+    } finally {
+      await ring.close();
+    }
+  }
+
+  /** Copies one chunk into the ring; undefined when the call ended first. */
+  private async putChunk(ring: SaveRing, chunk: Uint8Array): Promise<number | undefined> {
+    try {
+      return await ring.put(chunk);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code === "ENOSPC" ? Code.RESOURCE_EXHAUSTED : Code.INTERNAL;
+      throw new CkptdError(code, `cannot write a chunk into the shared-memory file ${ring.path}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+
+  /**
    * Async save: resolves as soon as the item's last byte has been handed off (copied into
-   * gRPC's buffers, which the daemon drains into its own memory within its
-   * `--memory-budget-mib`; beyond that budget the daemon stops reading and this waits),
-   * so the trainer can modify its tensors again while the daemon writes. Durability is
+   * the shared-memory ring when saves use it, else into gRPC's buffers, which the daemon
+   * drains into its own memory within its `--memory-budget-mib`; beyond that budget the
+   * daemon stops reading and this waits), so the trainer can modify its tensors again while the daemon writes. Durability is
    * unchanged: `durable` resolves once the item is staged and fsynced, and a rank must
    * await it before its {@link commit} (Commit still means durable).
    *

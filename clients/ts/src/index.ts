@@ -101,6 +101,7 @@ export {
   type TensorOptions,
 } from "./tensor.js";
 export { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from "./wire.js";
+export { DEFAULT_SHARED_MEMORY_DIR } from "./shared-memory.js";
 export type { Checkpoint } from "./gen/ckptd/v1/Checkpoint.js";
 export type { EntryManifest } from "./gen/ckptd/v1/EntryManifest.js";
 export type { ItemManifest } from "./gen/ckptd/v1/ItemManifest.js";

@@ -1,0 +1,159 @@
+/**
+ * Shared-memory data path of a save to the daemon on this node (the SaveShared RPC).
+ *
+ * Instead of sending a chunk's bytes on the gRPC stream, the client copies them into a
+ * slot of a ring file in the daemon's shared-memory directory (tmpfs, `/dev/shm`) and
+ * sends a SharedChunk naming the slot. The daemon copies the slot out and reports the
+ * bytes it released, and the slot is reused. That skips gRPC's framing, HTTP/2 flow
+ * control and the copies on both sides.
+ *
+ * Each save creates its own ring file (slots × chunk bytes, 32 MiB by default) and
+ * removes its name as soon as the daemon has opened it: from then on only the two open
+ * handles keep the memory, so nothing is left in the directory whatever happens to
+ * either process.
+ */
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as fsp from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import * as path from "node:path";
+
+/** Marker in the daemon's FAILED_PRECONDITION message when it cannot use a client's file. */
+export const SHARED_MEMORY_UNAVAILABLE = "shared memory unavailable";
+/** Where saves to a local daemon put their bytes (the daemon's `--shared-memory-dir` default). */
+export const DEFAULT_SHARED_MEMORY_DIR = "/dev/shm";
+/** Slots of one ring, in chunks. */
+export const RING_SLOTS = 8;
+
+/** True for a loopback TCP address or a Unix socket: a daemon on this node. */
+export function isLocalAddress(address: string): boolean {
+  if (address.startsWith("unix:") || address.startsWith("unix-abstract:")) return true;
+  let host = address;
+  for (const scheme of ["dns:///", "ipv4:", "ipv6:"]) {
+    if (host.startsWith(scheme)) {
+      host = host.slice(scheme.length);
+      break;
+    }
+  }
+  if (host.startsWith("[")) {
+    const end = host.indexOf("]");
+    host = end < 0 ? host : host.slice(1, end);
+  } else if (host.split(":").length === 2) {
+    host = host.slice(0, host.lastIndexOf(":"));
+  }
+  return host === "localhost" || host === "::1" || host.startsWith("127.");
+}
+
+/** True when `dir` exists and is a directory. */
+export function isDirectory(dir: string): boolean {
+  try {
+    return fs.statSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A ring of fixed-size slots in a shared-memory file, written by one save.
+ *
+ * The save puts its chunks in order with {@link put}, which waits while every slot holds a
+ * chunk the daemon has not released; {@link release} (on each progress message) frees
+ * slots; {@link fail} ends the waiting once the call is over.
+ */
+export class SaveRing {
+  private next = 0; // chunks put so far
+  private readonly pending: number[] = []; // lengths of chunks not yet released, oldest first
+  private releasedBytes = 0; // bytes of chunks released so far
+  private failed = false;
+  private waiters: (() => void)[] = [];
+  private linked = true;
+  private closed = false;
+
+  private constructor(
+    /** Absolute path of the file (its name is gone once {@link unlink} ran). */
+    readonly path: string,
+    private readonly fh: FileHandle,
+    readonly slotBytes: number,
+    readonly slots: number,
+  ) {}
+
+  /** Creates `ckptd-save-<pid>-<random>` in `dir` (mode 0600, never an existing file) sized slots × slotBytes. */
+  static async create(dir: string, slotBytes: number, slots: number = RING_SLOTS): Promise<SaveRing> {
+    // The daemon checks that the file lies directly in its own (resolved) directory.
+    const real = await fsp.realpath(dir);
+    const file = path.join(real, `ckptd-save-${process.pid}-${randomBytes(6).toString("hex")}`);
+    const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+    const fh = await fsp.open(file, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+    try {
+      // Node has no posix_fallocate: the pages are allocated by the writes (a full tmpfs fails them with ENOSPC).
+      await fh.truncate(slotBytes * slots);
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      await fsp.unlink(file).catch(() => undefined);
+      throw err;
+    }
+    return new SaveRing(file, fh, slotBytes, slots);
+  }
+
+  /** Removes the file's name (the daemon holds it open). Idempotent. */
+  async unlink(): Promise<void> {
+    if (!this.linked) return;
+    this.linked = false;
+    await fsp.unlink(this.path).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "ENOENT") throw err;
+    });
+  }
+
+  /**
+   * Copies `data` (at most one slot) into the next slot once it is free and resolves with
+   * its offset in the file; resolves with undefined when the ring failed first.
+   */
+  async put(data: Uint8Array): Promise<number | undefined> {
+    const n = data.byteLength;
+    if (n > this.slotBytes) throw new RangeError(`a chunk of ${n} bytes does not fit a ${this.slotBytes}-byte slot`);
+    while (this.pending.length >= this.slots && !this.failed) {
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+    if (this.failed) return undefined;
+    const offset = (this.next % this.slots) * this.slotBytes;
+    this.next++;
+    this.pending.push(n);
+    let written = 0;
+    while (written < n) {
+      const { bytesWritten } = await this.fh.write(data, written, n - written, offset + written);
+      written += bytesWritten;
+    }
+    return offset;
+  }
+
+  /** The daemon has copied out `releasedTotal` bytes of this save's chunks so far (in the order they were put). */
+  release(releasedTotal: number): void {
+    let freed = false;
+    while (this.pending.length > 0 && this.releasedBytes + this.pending[0]! <= releasedTotal) {
+      this.releasedBytes += this.pending.shift()!;
+      freed = true;
+    }
+    if (freed) this.wake();
+  }
+
+  /** Ends the waiting of {@link put}: it resolves with undefined from now on. */
+  fail(): void {
+    this.failed = true;
+    this.wake();
+  }
+
+  /** Fails the ring, removes the name if still there and closes the file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.fail();
+    await this.unlink().catch(() => undefined);
+    await this.fh.close().catch(() => undefined);
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+}

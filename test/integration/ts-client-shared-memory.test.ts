@@ -1,0 +1,276 @@
+/**
+ * The TypeScript client's shared-memory save path (SaveShared): chunks are copied into a
+ * ring file in the shared-memory directory and the stream carries only where they are.
+ * Round trips must be bit-exact while the ring wraps, the ring file must never outlive a
+ * save, a daemon that refuses the file must get the bytes on the stream instead, and
+ * saveAsync must return once the bytes are in the ring.
+ */
+import { randomFillSync } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CkptdClient, Code, tensor, type CkptdError, type SaveEntry, type SaveRequest } from "../../clients/ts/src/index.js";
+import { startDaemon, type Daemon } from "./harness.js";
+
+const KiB = 1 << 10;
+/** Small chunks: 8 slots of 64 KiB, so any item above 512 KiB wraps the ring. */
+const CHUNK = 64 * KiB;
+
+let shmDir: string;
+let daemon: Daemon;
+let refusing: Daemon;
+
+beforeAll(async () => {
+  shmDir = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-ts-shm-"));
+  [daemon, refusing] = await Promise.all([
+    startDaemon({ args: ["--shared-memory-dir", shmDir, "--log-level", "debug", "--prepare-timeout-ms", "600000"] }),
+    startDaemon({ args: ["--shared-memory-dir", "", "--log-level", "debug", "--prepare-timeout-ms", "600000"] }),
+  ]);
+});
+
+afterAll(async () => {
+  await Promise.all([daemon?.stop(), refusing?.stop()]);
+  fs.rmSync(shmDir, { recursive: true, force: true });
+});
+
+function randomBytes(n: number): Uint8Array {
+  return randomFillSync(new Uint8Array(n));
+}
+
+function jobName(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e6).toString(36)}`;
+}
+
+/** Entries of a few shapes: several ring laps, a short unaligned tail, an empty tensor, an object. */
+function testEntries(): SaveEntry[] {
+  return [
+    { key: "big", tensor: tensor(new Float32Array(randomBytes(2 * 1024 * KiB + 4 * 333).buffer), { device: "cuda:0" }) },
+    { key: "odd", tensor: tensor(randomBytes(3 * CHUNK + 7), { dtype: "uint8" }) },
+    { key: "empty", tensor: tensor(new Float32Array(0), { shape: [0, 4] }) },
+    { key: "meta", object: { data: Buffer.from(JSON.stringify({ step: 7, lr: 3e-4 })), format: "json" } },
+  ];
+}
+
+function bytesOf(e: SaveEntry): Buffer {
+  const data = "tensor" in e ? e.tensor.data : e.object.data;
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** The daemon's "item staged" log records of one job. */
+function stagedLogs(d: Daemon, job: string): { item: string; shared: boolean; bytes: number }[] {
+  return d
+    .output()
+    .split("\n")
+    .filter((l) => l.includes('"item staged"') && l.includes(job))
+    .map((l) => JSON.parse(l) as { item: string; shared: boolean; bytes: number });
+}
+
+/** Saves, commits (one rank) and loads the item back; expects every byte as saved. */
+async function roundTrip(client: CkptdClient, job: string, checkpointId: string, entries: SaveEntry[], copies?: Buffer[]): Promise<void> {
+  const expected = copies ?? entries.map((e) => Buffer.from(bytesOf(e)));
+  const c = await client.commit({ job, checkpointId, step: 1, rank: 0, worldSize: 1, items: ["model"] });
+  expect(c.outcome).toBe("COMMITTED");
+  const { items } = await client.loadItems({ job, checkpointId, rank: 0 });
+  const model = items.get("model")!;
+  expect([...model.keys()].sort()).toEqual(entries.map((e) => e.key).sort());
+  entries.forEach((e, i) => {
+    const got = model.get(e.key)!;
+    const data = got.kind === "tensor" ? got.tensor.data : got.data;
+    expect(Buffer.compare(Buffer.from(data.buffer, data.byteOffset, data.byteLength), expected[i]!), e.key).toBe(0);
+  });
+}
+
+/**
+ * Saves `req`, retrying while the daemon still holds the stream of a cancelled save of the
+ * same item (it releases it once it has seen the cancellation).
+ */
+async function saveOnceReleased(client: CkptdClient, req: SaveRequest): Promise<void> {
+  for (let tries = 0; ; tries++) {
+    try {
+      await client.save(req);
+      return;
+    } catch (err) {
+      if ((err as CkptdError).code !== Code.ALREADY_EXISTS || tries >= 100) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+function request(job: string, checkpointId: string, entries: SaveRequest["entries"]): SaveRequest {
+  return { job, checkpointId, step: 1, rank: 0, worldSize: 1, item: "model", entries };
+}
+
+describe("CkptdClient over shared memory", () => {
+  it("is on by default for a daemon on this node, off for another node or when asked", () => {
+    const local = new CkptdClient({ address: daemon.address, sharedMemoryDir: shmDir });
+    const remote = new CkptdClient({ address: "10.1.2.3:7070", sharedMemoryDir: shmDir });
+    const off = new CkptdClient({ address: daemon.address, sharedMemoryDir: shmDir, sharedMemory: false });
+    const noDir = new CkptdClient({ address: daemon.address, sharedMemoryDir: path.join(shmDir, "missing") });
+    try {
+      expect(local.sharedMemory).toBe(true);
+      expect(remote.sharedMemory).toBe(false);
+      expect(off.sharedMemory).toBe(false);
+      expect(noDir.sharedMemory).toBe(false);
+    } finally {
+      for (const c of [local, remote, off, noDir]) c.close();
+    }
+  });
+
+  it("saves bit-exact through a ring that wraps, and leaves no ring file behind", async () => {
+    const client = new CkptdClient({ address: daemon.address, sharedMemoryDir: shmDir, chunkBytes: CHUNK });
+    try {
+      const job = jobName("shm-rt");
+      const entries = testEntries();
+      const total = entries.reduce((n, e) => n + bytesOf(e).byteLength, 0);
+      expect(total).toBeGreaterThan(8 * CHUNK * 4); // at least four laps of the ring
+      // An async generator: entries are pulled only once the daemon has the ring file open.
+      async function* gen(): AsyncGenerator<SaveEntry> {
+        yield* entries;
+      }
+      const res = await client.save(request(job, "rt", gen()));
+      expect(res).toMatchObject({ bytesReceived: total, entryCount: entries.length, attempt: 1 });
+      expect(client.sharedMemory).toBe(true);
+      expect(fs.readdirSync(shmDir)).toEqual([]);
+      expect(stagedLogs(daemon, job)).toEqual([expect.objectContaining({ item: "model", shared: true, bytes: total })]);
+      await roundTrip(client, job, "rt", entries);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("removes the ring file when a save fails, and stays on shared memory", async () => {
+    const client = new CkptdClient({ address: daemon.address, sharedMemoryDir: shmDir, chunkBytes: CHUNK });
+    try {
+      const job = jobName("shm-bad");
+      const entries: SaveEntry[] = [
+        { key: "w", tensor: tensor(randomBytes(20 * CHUNK), { dtype: "uint8" }) },
+        { key: "w", tensor: tensor(randomBytes(10), { dtype: "uint8" }) }, // a duplicate key
+      ];
+      const err = (await client.save(request(job, "bad", entries)).catch((e: unknown) => e)) as CkptdError;
+      expect(err.code).toBe(Code.INVALID_ARGUMENT);
+      expect(err.details).toContain("appears twice");
+      expect(fs.readdirSync(shmDir)).toEqual([]);
+      expect(client.sharedMemory).toBe(true);
+      // The daemon discards the partial item once it sees the cancellation: the same item saves again.
+      const good = [entries[0]!];
+      await saveOnceReleased(client, request(job, "bad", good));
+      await roundTrip(client, job, "bad", good);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("reports the daemon's own errors as the save's error, without falling back", async () => {
+    const client = new CkptdClient({ address: daemon.address, sharedMemoryDir: shmDir, chunkBytes: CHUNK });
+    try {
+      const err = (await client
+        .save({ ...request("bad job name!", "x", [{ key: "w", tensor: tensor(randomBytes(8), { dtype: "uint8" }) }]) })
+        .catch((e: unknown) => e)) as CkptdError;
+      expect(err.code).toBe(Code.INVALID_ARGUMENT);
+      expect(client.sharedMemory).toBe(true);
+      expect(fs.readdirSync(shmDir)).toEqual([]);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("falls back to the stream for good when the daemon refuses shared memory", async () => {
+    const client = new CkptdClient({ address: refusing.address, sharedMemoryDir: shmDir, chunkBytes: CHUNK });
+    try {
+      expect(client.sharedMemory).toBe(true);
+      const job = jobName("shm-refused");
+      const entries = testEntries();
+      let pulled = 0;
+      // A generator can be iterated once: the fallback works only if nothing was pulled before it.
+      function* gen(): Generator<SaveEntry> {
+        for (const e of entries) {
+          pulled++;
+          yield e;
+        }
+      }
+      const res = await client.save(request(job, "fb", gen()));
+      expect(pulled).toBe(entries.length);
+      expect(res.entryCount).toBe(entries.length);
+      expect(client.sharedMemory).toBe(false);
+      expect(fs.readdirSync(shmDir)).toEqual([]);
+      await roundTrip(client, job, "fb", entries);
+      // The next save streams at once.
+      await client.save({ ...request(job, "fb2", testEntries()), item: "optim" });
+      const c = await client.commit({ job, checkpointId: "fb2", step: 1, rank: 0, worldSize: 1, items: ["optim"] });
+      expect(c.outcome).toBe("COMMITTED");
+      expect(stagedLogs(refusing, job).map((l) => [l.item, l.shared])).toEqual([
+        ["model", false],
+        ["optim", false],
+      ]);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("falls back to the stream when the ring file cannot be created", async () => {
+    const missing = path.join(shmDir, "does-not-exist");
+    const client = new CkptdClient({ address: daemon.address, sharedMemory: true, sharedMemoryDir: missing, chunkBytes: CHUNK });
+    try {
+      expect(client.sharedMemory).toBe(true);
+      const job = jobName("shm-nodir");
+      const entries = testEntries();
+      await client.save(request(job, "nd", entries));
+      expect(client.sharedMemory).toBe(false);
+      expect(stagedLogs(daemon, job)).toEqual([expect.objectContaining({ item: "model", shared: false })]);
+      await roundTrip(client, job, "nd", entries);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("saveAsync returns once every byte is in the ring: the trainer may overwrite its tensors", async () => {
+    const client = new CkptdClient({ address: daemon.address, sharedMemoryDir: shmDir, chunkBytes: CHUNK });
+    try {
+      const job = jobName("shm-async");
+      const entries = testEntries();
+      const copies = entries.map((e) => Buffer.from(bytesOf(e)));
+      const pending = await client.saveAsync(request(job, "as", entries));
+      // The next training step overwrites the tensors while the daemon stages the item.
+      for (const e of entries) bytesOf(e).fill(0xa5);
+      const res = await pending.durable;
+      expect(res.entryCount).toBe(entries.length);
+      expect(client.sharedMemory).toBe(true);
+      expect(fs.readdirSync(shmDir)).toEqual([]);
+      expect(stagedLogs(daemon, job)).toEqual([expect.objectContaining({ item: "model", shared: true })]);
+      await roundTrip(client, job, "as", entries, copies);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("runs concurrent saves, each with its own ring", async () => {
+    const client = new CkptdClient({ address: daemon.address, sharedMemoryDir: shmDir, chunkBytes: CHUNK });
+    try {
+      const job = jobName("shm-many");
+      const ranks = 4;
+      const perRank = Array.from({ length: ranks }, () => testEntries());
+      const results = await Promise.all(
+        perRank.map((entries, rank) => client.save({ job, checkpointId: "many", step: 3, rank, worldSize: ranks, item: "model", entries })),
+      );
+      const commits = await Promise.all(
+        results.map((r, rank) =>
+          client.commit({ job, checkpointId: "many", step: 3, rank, worldSize: ranks, items: ["model"], attempt: r.attempt }),
+        ),
+      );
+      expect(commits.map((c) => c.outcome)).toEqual(Array(ranks).fill("COMMITTED"));
+      for (let rank = 0; rank < ranks; rank++) {
+        const { items } = await client.loadItems({ job, checkpointId: "many", rank });
+        for (const e of perRank[rank]!) {
+          const got = items.get("model")!.get(e.key)!;
+          const data = got.kind === "tensor" ? got.tensor.data : got.data;
+          expect(Buffer.compare(Buffer.from(data.buffer, data.byteOffset, data.byteLength), bytesOf(e)), `${rank}/${e.key}`).toBe(0);
+        }
+      }
+      expect(stagedLogs(daemon, job).every((l) => l.shared)).toBe(true);
+      expect(fs.readdirSync(shmDir)).toEqual([]);
+    } finally {
+      client.close();
+    }
+  });
+});
