@@ -7,6 +7,7 @@
  */
 import { crc32c } from "@node-rs/crc32";
 import { compress, compressSync, decompressFrame } from "lz4-napi";
+import { decodeFrameInto } from "./lz4-decode.js";
 
 /** Largest block an LZ4 frame with BD=0x70 may hold (4 MiB); chunks are at most this. */
 export const LZ4_MAX_BLOCK = 4 << 20;
@@ -73,9 +74,11 @@ export class ChunkCorruptError extends Error {}
 
 /**
  * Decodes one stored chunk and verifies its length and CRC-32C. Throws
- * ChunkCorruptError (never returns wrong bytes).
+ * ChunkCorruptError (never returns wrong bytes). With `out` (at least the chunk's raw
+ * size), a compressed chunk is decoded into it and the result is a view of it; a raw
+ * chunk's result is always a view of `stored`.
  */
-export async function decodeChunk(stored: Buffer, chunk: StoredChunk): Promise<Buffer> {
+export async function decodeChunk(stored: Buffer, chunk: StoredChunk, out?: Buffer): Promise<Buffer> {
   let data: Buffer;
   if (chunk.raw) {
     const head = FRAME_HEADER.length;
@@ -90,7 +93,8 @@ export async function decodeChunk(stored: Buffer, chunk: StoredChunk): Promise<B
     data = stored.subarray(head + 4, head + 4 + chunk.rawBytes);
   } else {
     try {
-      data = await decompressFrame(stored);
+      const n = out && out.length >= chunk.rawBytes ? decodeFrameInto(stored, out.subarray(0, chunk.rawBytes)) : undefined;
+      data = n === undefined ? await decompressFrame(stored) : out!.subarray(0, n);
     } catch (err) {
       throw new ChunkCorruptError(`LZ4 frame does not decode (${err instanceof Error ? err.message : String(err)})`);
     }

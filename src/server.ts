@@ -198,7 +198,11 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           if (call.cancelled) return;
           if (!ok) await drained(call);
           if (part.kind === "chunk") metrics.bytesSent.inc(part.data.length);
-          ok = call.write(part.kind === "chunk" ? ({ chunk: { data: part.data } } satisfies LoadResponseIn) : entryMessage(part));
+          // A copy: the stream may queue the message unserialised, and the loader reuses
+          // the chunk's buffer once the next part is asked for.
+          ok = call.write(
+            part.kind === "chunk" ? ({ chunk: { data: Buffer.from(part.data) } } satisfies LoadResponseIn) : entryMessage(part),
+          );
         }
         call.end();
         metrics.loadSeconds.observe({ outcome: "ok" }, seconds(started));
