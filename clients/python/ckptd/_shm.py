@@ -33,6 +33,14 @@ class SharedUnavailable(Exception):
     """The daemon (or this host) cannot take bytes through shared memory."""
 
 
+def refused(code, details: str) -> bool:
+    """Whether a call that failed before the daemon opened the ring failed because of the
+    ring: the daemon refused the file, or predates SaveShared / LoadShared."""
+    import grpc
+    return code == grpc.StatusCode.UNIMPLEMENTED or (
+        code == grpc.StatusCode.FAILED_PRECONDITION and UNAVAILABLE_MARKER in details)
+
+
 class Ring:
     """A ring of fixed-size slots in a shared-memory file.
 

@@ -516,7 +516,7 @@ class CkptdClient:
             if failure:
                 raise failure[0] from None
             details = err.details() or ""
-            if not opened and err.code() == grpc.StatusCode.FAILED_PRECONDITION and _shm.UNAVAILABLE_MARKER in details:
+            if not opened and _shm.refused(err.code(), details):
                 raise _shm.SharedUnavailable(details) from None
             raise CkptdError.from_rpc_error(err) from None
         finally:
@@ -710,7 +710,7 @@ class CkptdClient:
             finished = True
         except grpc.RpcError as err:
             details = err.details() or ""
-            if not started and err.code() == grpc.StatusCode.FAILED_PRECONDITION and _shm.UNAVAILABLE_MARKER in details:
+            if not started and _shm.refused(err.code(), details):
                 raise _shm.SharedUnavailable(details) from None
             raise CkptdError.from_rpc_error(err) from None
         finally:

@@ -145,3 +145,32 @@ def test_a_failed_shared_memory_save_raises_the_daemons_error(start_daemon, tmp_
         assert client.shared_memory
         assert os.listdir(shm) == []
         client.abort(job, "s1", 0, "test over")  # or the daemon's drain waits for the staged rank
+
+
+def test_a_daemon_without_save_shared_gets_the_bytes_on_the_stream(tmp_path):
+    """A daemon older than SaveShared answers UNIMPLEMENTED: the client streams instead."""
+    from concurrent import futures
+
+    import grpc
+
+    from ckptd._proto import checkpoint_service_pb2 as pb
+    from ckptd._proto import checkpoint_service_pb2_grpc as pb_grpc
+
+    class SaveOnly(pb_grpc.CheckpointServiceServicer):
+        def Save(self, request_iterator, context):
+            n = sum(len(r.chunk.data) for r in request_iterator if r.WhichOneof("msg") == "chunk")
+            return pb.SaveResponse(bytes_received=n, bytes_stored=n, entry_count=1, attempt=1)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    pb_grpc.add_CheckpointServiceServicer_to_server(SaveOnly(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with ckptd.CkptdClient(f"127.0.0.1:{port}", shared_memory_dir=str(tmp_path)) as client:
+            assert client.shared_memory
+            res = client.save("j", "c", 1, 0, 1, "model", [ckptd.TensorEntry("x", np.ones(1000, dtype=np.float32))])
+            assert res.bytes_received == 4000
+            assert not client.shared_memory
+            assert os.listdir(tmp_path) == []
+    finally:
+        server.stop(None)

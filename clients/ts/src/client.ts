@@ -505,7 +505,8 @@ export class CkptdClient {
             await done;
           } catch (err) {
             const e = CkptdError.from(err);
-            if (e.code === Code.FAILED_PRECONDITION && e.details.includes(SHARED_MEMORY_UNAVAILABLE)) {
+            // Refused, or a daemon older than SaveShared: the stream it is, from now on.
+            if (e.code === Code.UNIMPLEMENTED || (e.code === Code.FAILED_PRECONDITION && e.details.includes(SHARED_MEMORY_UNAVAILABLE))) {
               this.sharedMemoryDir = undefined;
               return undefined;
             }
