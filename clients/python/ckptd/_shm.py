@@ -50,15 +50,21 @@ class Ring:
     blocked writer when the call ends.
     """
 
-    def __init__(self, directory: str, slot_bytes: int, slots: int):
+    def __init__(self, directory: str, slot_bytes: int, slots: int, *, purpose: str = "save"):
+        """``purpose`` "save": this process writes the slots through its mapping, so the
+        pages are allocated up front (a full tmpfs fails here with ENOSPC, not later with
+        SIGBUS). "load": the daemon writes them with pwrite, which reports ENOSPC itself,
+        so the file is only sized."""
         self.slot_bytes = slot_bytes
         self.slots = slots
         size = slot_bytes * slots
-        self.path = os.path.join(directory, f"ckptd-save-{os.getpid()}-{secrets.token_hex(6)}")
+        self.path = os.path.join(directory, f"ckptd-{purpose}-{os.getpid()}-{secrets.token_hex(6)}")
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            # Allocates the pages now: a full tmpfs fails here with ENOSPC, not later with SIGBUS.
-            os.posix_fallocate(fd, 0, size)
+            if purpose == "save":
+                os.posix_fallocate(fd, 0, size)
+            else:
+                os.ftruncate(fd, size)
             self._mm = mmap.mmap(fd, size)
         except BaseException:
             os.close(fd)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 import ckptd
+import ckptd._shm
 from ckptd.client import is_local_address
 
 
@@ -39,7 +40,15 @@ def test_local_addresses():
         assert not is_local_address(a), a
 
 
-def test_save_through_shared_memory_round_trips_and_leaves_no_file(start_daemon, tmp_path, job):
+def test_save_through_shared_memory_round_trips_and_leaves_no_file(start_daemon, tmp_path, job, monkeypatch):
+    rings = []
+    real_ring = ckptd._shm.Ring
+
+    def counting_ring(*args, **kwargs):
+        rings.append(kwargs.get("purpose", "save"))
+        return real_ring(*args, **kwargs)
+
+    monkeypatch.setattr(ckptd._shm, "Ring", counting_ring)
     shm = tmp_path / "shm"
     shm.mkdir()
     d = start_daemon("--shared-memory-dir", str(shm), "--log-level", "debug")
@@ -53,8 +62,13 @@ def test_save_through_shared_memory_round_trips_and_leaves_no_file(start_daemon,
         assert os.listdir(shm) == []  # the name goes once the daemon has the file open
         assert client.commit(job, "s1", 1, 0, 1, ["model"], res.attempt).outcome == "COMMITTED"
         _check_load(client, job, "s1", state)
+        client.verify_shared_loads = True  # every chunk checked again in the client
+        _check_load(client, job, "s1", state)
+        assert os.listdir(shm) == []  # load rings go the same way
         assert client.shared_memory  # no fallback happened
-    assert "shared\":true" in d.log_path.read_text()
+        assert rings == ["save", "load", "load"]
+    log = d.log_path.read_text()
+    assert '"shared":true' in log and '"rpc":"LoadShared"' not in log
 
 
 def test_concurrent_shared_memory_saves_use_separate_rings(start_daemon, tmp_path, job):
