@@ -8,6 +8,7 @@
 import { crc32c } from "@node-rs/crc32";
 import { compress, compressSync, decompressFrame } from "lz4-napi";
 import { decodeFrameInto } from "./lz4-decode.js";
+import { encodeZeroRuns, zeroRunBound } from "./lz4-encode.js";
 
 /** Largest block an LZ4 frame with BD=0x70 may hold (4 MiB); chunks are at most this. */
 export const LZ4_MAX_BLOCK = 4 << 20;
@@ -49,11 +50,28 @@ export function rawFrame(data: Buffer): EncodedChunk {
 
 /**
  * Compresses `data` into an LZ4 frame unless that does not pay, in which case it is
- * framed raw. `minSaving` is the fraction of bytes compression must save.
+ * framed raw. `minSaving` is the fraction of bytes compression must save. With `scratch`
+ * (at least zeroRunBound(data.length) bytes) a chunk of zero runs between noise may be
+ * encoded into it, and the result then refers to it: use it before the scratch is reused.
  */
-export async function encodeChunk(data: Buffer, tryCompress: boolean, minSaving = 0.03): Promise<EncodedChunk> {
+export async function encodeChunk(data: Buffer, tryCompress: boolean, minSaving = 0.03, scratch?: Buffer): Promise<EncodedChunk> {
   if (tryCompress && data.length > 0) {
     if (data.length > LZ4_MAX_BLOCK) throw new RangeError(`chunk of ${data.length} bytes exceeds the 4 MiB LZ4 block`);
+    const maxBlock = Math.floor(data.length * (1 - minSaving)) - (FRAME_HEADER.length + 4 + END_MARK.length);
+    if (scratch && scratch.length >= zeroRunBound(data.length) && maxBlock > 0) {
+      // Zero runs between stretches of noise: encoded without hashing the noise.
+      const z = encodeZeroRuns(data, scratch, maxBlock);
+      if (z && z.zeroBytes >= data.length / 8 && literalsAreNoise(data, z.literalStretches)) {
+        const head = Buffer.allocUnsafe(FRAME_HEADER.length + 4);
+        FRAME_HEADER.copy(head, 0);
+        head.writeUInt32LE(z.length, FRAME_HEADER.length);
+        return {
+          parts: [head, scratch.subarray(0, z.length), END_MARK],
+          storedBytes: head.length + z.length + END_MARK.length,
+          raw: false,
+        };
+      }
+    }
     // The whole chunk as one block of a frame written here, so the frame's layout (4 MiB
     // blocks, as lz4 -1 writes them) does not depend on lz4-napi's frame defaults.
     // lz4-napi's block output starts with the raw size, which the frame does not carry.
@@ -67,6 +85,24 @@ export async function encodeChunk(data: Buffer, tryCompress: boolean, minSaving 
     }
   }
   return rawFrame(data);
+}
+
+/** Bytes of each literal stretch that literalsAreNoise compresses. */
+const NOISE_SAMPLE_BYTES = 8192;
+
+/**
+ * Whether the literal stretches a zero-run block kept are noise that LZ4 would not shrink
+ * (then the zero-run block is as small as LZ4's): a few samples of them are compressed.
+ */
+function literalsAreNoise(data: Buffer, stretches: readonly [number, number][]): boolean {
+  let raw = 0;
+  let packed = 0;
+  for (const [start, end] of stretches.slice(0, 4)) {
+    const sample = data.subarray(start, Math.min(end, start + NOISE_SAMPLE_BYTES));
+    raw += sample.length;
+    packed += compressSync(sample).length - 4;
+  }
+  return packed >= raw * 0.97;
 }
 
 /** Reasons a stored chunk does not decode, as a short phrase for DATA_LOSS messages. */

@@ -18,6 +18,7 @@ import type { FileHandle } from "node:fs/promises";
 import * as path from "node:path";
 import { crc32c } from "@node-rs/crc32";
 import { CompressionPolicy, crc32cCombine, encodeChunk, hex, LZ4_MAX_BLOCK } from "./codec.js";
+import { zeroRunBound } from "./lz4-encode.js";
 import { currentWriteIo, DIRECT_MIN_BYTES, DirectFileWriter, openDirect, type WriteIo } from "./direct-io.js";
 import { invalidArgument } from "./errors.js";
 import { entryFileName, type EntryRecord, type ItemRecord, type ObjectMeta, type TensorMeta } from "./manifest.js";
@@ -55,6 +56,8 @@ export class ItemWriter {
   /** The first failure of a finished entry's close or fsync, reported by finish. */
   private syncFailure: unknown;
   private streamCrc = 0;
+  /** Where encodeChunk may encode a chunk; free again once writeChunk returned (the parts are copied or written by then). */
+  private scratch: Buffer | undefined;
   bytesReceived = 0;
   bytesStored = 0;
 
@@ -116,7 +119,8 @@ export class ItemWriter {
       );
     this.streamCrc = crc32cCombine(this.streamCrc, crc, data.length);
     const tried = cur.policy.shouldTry(data);
-    const enc = await encodeChunk(data, tried);
+    if (tried) this.scratch ??= Buffer.allocUnsafeSlow(zeroRunBound(LZ4_MAX_BLOCK));
+    const enc = await encodeChunk(data, tried, undefined, this.scratch);
     cur.policy.record(tried, !enc.raw);
     if (cur.direct) await cur.direct.append(enc.parts);
     else await writeAll(cur.fh, enc.parts, enc.storedBytes);
