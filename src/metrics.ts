@@ -23,6 +23,12 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly bytesSent = new Counter({ name: "ckptd_bytes_sent_total", help: "Raw bytes sent by Load", registers: [this.registry] });
+  readonly sharedMemoryBytes = new Counter({
+    name: "ckptd_shared_memory_bytes_total",
+    help: "Raw bytes that went through a client's shared-memory ring instead of the gRPC stream (part of bytes received / sent)",
+    labelNames: ["direction"],
+    registers: [this.registry],
+  });
   /** Reads the daemon's current state at scrape time (set by the daemon). */
   source: (() => { rawBytes: number; storedBytes: number; inFlight: number; subscribers: number }) | undefined;
   /** Gauges read from `source` at scrape time. */

@@ -253,6 +253,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           const offset = (await r.acquire(part.data.length)) * LZ4_MAX_BLOCK;
           await segment.write(part.data, offset);
           metrics.bytesSent.inc(part.data.length);
+          metrics.sharedMemoryBytes.inc({ direction: "load" }, part.data.length);
           ok = call.write({
             response: { sharedChunk: { offset, length: part.data.length, crc32c: part.crc32c } },
           } satisfies LoadSharedResponseIn);
@@ -546,6 +547,7 @@ async function saveItem(
         const before = writer.bytesStored;
         await writer.writeChunk(data, c.crc32c);
         metrics.bytesReceived.inc(data.length);
+        metrics.sharedMemoryBytes.inc({ direction: "save" }, data.length);
         metrics.bytesStoredWritten.inc(writer.bytesStored - before);
         released += data.length;
         onReleased?.(released);

@@ -116,3 +116,20 @@ export function makeTestCertificates(dir: string, caName = "ckptd test CA"): voi
     );
   }
 }
+
+/** Scrapes a daemon's Prometheus endpoint: sample name (with labels) → value. */
+export async function scrape(address: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`http://${address}/metrics`)).text();
+  const values = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const i = line.lastIndexOf(" ");
+    values.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return values;
+}
+
+/** The metrics address a daemon started with `--metrics-listen` logged. */
+export function metricsAddress(d: Daemon): string {
+  return /metrics on http:\/\/([\d.]+:\d+)\/metrics/.exec(d.output())![1]!;
+}

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CkptdClient } from "../../clients/ts/src/index.js";
 import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
 import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../clients/ts/src/wire.js";
-import { rawClient, startDaemon, tempDataDir, DAEMON_ENTRY, makeTestCertificates, type Daemon } from "./harness.js";
+import { rawClient, scrape, startDaemon, tempDataDir, DAEMON_ENTRY, makeTestCertificates, type Daemon } from "./harness.js";
 import { chunkMsg, commitRaw, compressibleBytes, entryMsg, f32Entry, headerMsg, MiB, openSave, trailerFor } from "./wire-helpers.js";
 
 function unaryWith<T>(fn: (md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: T) => void) => void, token?: string) {
@@ -17,17 +17,6 @@ function unaryWith<T>(fn: (md: grpc.Metadata, cb: (err: grpc.ServiceError | null
   return new Promise<{ error?: grpc.ServiceError; response?: T }>((resolve) =>
     fn(md, (error, response) => resolve(error ? { error } : { response: response! })),
   );
-}
-
-async function scrape(address: string): Promise<Map<string, number>> {
-  const text = await (await fetch(`http://${address}/metrics`)).text();
-  const values = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const i = line.lastIndexOf(" ");
-    values.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return values;
 }
 
 describe("metrics", () => {

@@ -14,7 +14,7 @@ import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/
 import type { SaveRequestIn } from "../../clients/ts/src/gen/ckptd/v1/SaveRequest.js";
 import type { SaveSharedRequestIn } from "../../clients/ts/src/gen/ckptd/v1/SaveSharedRequest.js";
 import type { SaveSharedResponse } from "../../clients/ts/src/gen/ckptd/v1/SaveSharedResponse.js";
-import { type Daemon, rawClient, startDaemon } from "./harness.js";
+import { type Daemon, metricsAddress, rawClient, scrape, startDaemon } from "./harness.js";
 import {
   MiB,
   chunkMsg,
@@ -40,7 +40,9 @@ let client: CheckpointServiceClient;
 
 beforeAll(async () => {
   shmDir = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-shm-"));
-  daemon = await startDaemon({ args: ["--shared-memory-dir", shmDir, "--prepare-timeout-ms", "600000"] });
+  daemon = await startDaemon({
+    args: ["--shared-memory-dir", shmDir, "--prepare-timeout-ms", "600000", "--metrics-listen", "127.0.0.1:0"],
+  });
   client = rawClient(daemon.address);
 });
 
@@ -142,6 +144,9 @@ describe("SaveShared", () => {
       "COMMITTED",
     );
     await expectLoadsBitExact(client, JOB, "mixed", 0, { model: entries });
+    // Operators see how much went through shared memory: here, the shared chunks only.
+    const m = await scrape(metricsAddress(daemon));
+    expect(m.get('ckptd_shared_memory_bytes_total{direction="save"}')).toBe(s.sharedBytes);
   });
 
   it("also takes shared chunks on a plain Save stream (the client keeps the whole file until the reply)", async () => {
