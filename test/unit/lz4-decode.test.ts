@@ -61,21 +61,29 @@ describe("lz4-decode", () => {
     for (const cut of [3, 8, 12, 100, frame.length - 5, frame.length - 1])
       expect(() => decodeFrameInto(frame.subarray(0, cut), Buffer.alloc(data.length)), `cut at ${cut}`).toThrow(RangeError);
     // Random damage: either a RangeError or some output of the right size (the CRC catches that).
-    let threw = 0;
+    // Random damage, over data dense in sequences (text) so that control bytes get hit:
+    // either a RangeError or output of the right size (the CRC catches that), and never a
+    // byte written past the output.
+    const text = samples()[6]![1];
+    const textFrame = Buffer.concat((await encodeChunk(text, true)).parts);
     for (let i = 0; i < 300; i++) {
-      const bad = Buffer.from(frame);
+      const bad = Buffer.from(textFrame);
       const at = 11 + Math.floor(Math.random() * (bad.length - 15));
       bad[at] = bad[at]! ^ (1 + Math.floor(Math.random() * 255));
-      const out = Buffer.alloc(data.length + 8, 0xee);
+      const out = Buffer.alloc(text.length + 8, 0xee);
       try {
-        decodeFrameInto(bad, out.subarray(0, data.length));
+        decodeFrameInto(bad, out.subarray(0, text.length));
       } catch (err) {
         expect(err).toBeInstanceOf(RangeError);
-        threw++;
       }
-      expect(out.subarray(data.length).every((b) => b === 0xee)).toBe(true);
+      expect(out.subarray(text.length).every((b) => b === 0xee)).toBe(true);
     }
-    expect(threw).toBeGreaterThan(0);
+    // Damage that must be caught: a block size past the frame, a literal run past the block.
+    const badSize = Buffer.from(frame);
+    badSize.writeUInt32LE(frame.length, 7);
+    expect(() => decodeFrameInto(badSize, Buffer.alloc(data.length))).toThrow(/past the end/);
+    const badLiterals = Buffer.from([0x04, 0x22, 0x4d, 0x18, 0x60, 0x70, 0x73, 3, 0, 0, 0, 0xf0, 0xff, 0xff, 0, 0, 0, 0]);
+    expect(() => decodeFrameInto(badLiterals, Buffer.alloc(100))).toThrow(RangeError);
     // A match reaching before the start of the block.
     const evil = Buffer.from([0x04, 0x22, 0x4d, 0x18, 0x60, 0x70, 0x73, 4, 0, 0, 0, 0x10, 0x41, 0x05, 0x00, 0, 0, 0, 0]);
     expect(() => decodeFrameInto(evil, Buffer.alloc(100))).toThrow(/offset/);
