@@ -16,6 +16,8 @@ export const LZ4_MAX_BLOCK = 4 << 20;
 const FRAME_HEADER = Buffer.from([0x04, 0x22, 0x4d, 0x18, 0x60, 0x70, 0x73]);
 const UNCOMPRESSED_BIT = 0x80000000;
 const END_MARK = Buffer.alloc(4);
+/** What every frame ends with (no content checksum). */
+export const RAW_FRAME_END: Buffer = END_MARK;
 /** Frame header + block size + end mark around a raw block. */
 export const RAW_FRAME_OVERHEAD = FRAME_HEADER.length + 4 + END_MARK.length;
 
@@ -40,12 +42,18 @@ export interface EncodedChunk {
 
 /** Frames `data` as one LZ4 frame with a single uncompressed block; no copy of `data`. */
 export function rawFrame(data: Buffer): EncodedChunk {
-  if (data.length > LZ4_MAX_BLOCK) throw new RangeError(`chunk of ${data.length} bytes exceeds the 4 MiB LZ4 block`);
+  const head = rawFrameHead(data.length);
+  const parts = data.length === 0 ? [head, RAW_FRAME_END] : [head, data, RAW_FRAME_END];
+  return { parts, storedBytes: data.length + RAW_FRAME_OVERHEAD, raw: true };
+}
+
+/** What a raw frame of `length` bytes starts with: frame header and block size. */
+export function rawFrameHead(length: number): Buffer {
+  if (length > LZ4_MAX_BLOCK) throw new RangeError(`chunk of ${length} bytes exceeds the 4 MiB LZ4 block`);
   const head = Buffer.allocUnsafe(FRAME_HEADER.length + 4);
   FRAME_HEADER.copy(head, 0);
-  head.writeUInt32LE((data.length | UNCOMPRESSED_BIT) >>> 0, FRAME_HEADER.length);
-  const parts = data.length === 0 ? [head, END_MARK] : [head, data, END_MARK];
-  return { parts, storedBytes: data.length + RAW_FRAME_OVERHEAD, raw: true };
+  head.writeUInt32LE((length | UNCOMPRESSED_BIT) >>> 0, FRAME_HEADER.length);
+  return head;
 }
 
 /**
@@ -166,18 +174,36 @@ export class CompressionPolicy {
   constructor(private readonly maxRatio = 0.9) {}
 
   shouldTry(data: Buffer): boolean {
-    if (data.length === 0) return false;
-    // An entry whose chunks have been paying keeps being compressed: a sample that missed
-    // the zeros of one chunk must not store it raw (it cost 0.4% on sparse optimizer state).
-    if (this.tried >= 2 && this.paid * 2 > this.tried) return true;
-    let sample: Buffer;
-    if (data.length <= this.sample.length * 2) sample = data;
-    else {
-      const stride = Math.floor((data.length - SAMPLE_SLICE_BYTES) / (SAMPLE_SLICES - 1));
-      for (let i = 0; i < SAMPLE_SLICES; i++) data.copy(this.sample, i * SAMPLE_SLICE_BYTES, i * stride, i * stride + SAMPLE_SLICE_BYTES);
-      sample = this.sample;
+    if (data.length <= this.sample.length * 2) {
+      if (data.length === 0) return false;
+      if (this.keepsPaying()) return true;
+      return compressSync(data).length <= data.length * this.maxRatio;
     }
-    return compressSync(sample).length <= sample.length * this.maxRatio;
+    return this.shouldTryGathered(data.length, (into, at, from, n) => data.copy(into, at, from, from + n));
+  }
+
+  /**
+   * shouldTry for a chunk of `length` bytes (more than 2 × the sample) that is not in
+   * memory: `gather` copies bytes [from, from + n) of it into `into` at `at`.
+   */
+  shouldTryGathered(length: number, gather: (into: Buffer, at: number, from: number, n: number) => void): boolean {
+    if (this.keepsPaying()) return true;
+    const stride = Math.floor((length - SAMPLE_SLICE_BYTES) / (SAMPLE_SLICES - 1));
+    for (let i = 0; i < SAMPLE_SLICES; i++) gather(this.sample, i * SAMPLE_SLICE_BYTES, i * stride, SAMPLE_SLICE_BYTES);
+    return compressSync(this.sample).length <= this.sample.length * this.maxRatio;
+  }
+
+  /** Smallest chunk shouldTryGathered takes. */
+  get gatherMinBytes(): number {
+    return this.sample.length * 2 + 1;
+  }
+
+  /**
+   * An entry whose chunks have been paying keeps being compressed: a sample that missed
+   * the zeros of one chunk must not store it raw (it cost 0.4% on sparse optimizer state).
+   */
+  private keepsPaying(): boolean {
+    return this.tried >= 2 && this.paid * 2 > this.tried;
   }
 
   record(tried: boolean, compressed: boolean): void {

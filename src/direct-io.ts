@@ -138,15 +138,29 @@ export class DirectFileWriter {
         this.fill += n;
         off += n;
         this.length += n;
-        if (this.fill === slab.buf.length) {
-          this.writeAligned();
-          this.retire(slab);
-          this.cur = undefined;
-          this.base += slab.buf.length;
-          this.fill = 0;
-          this.written = 0;
-        }
+        if (this.fill === slab.buf.length) this.nextSlab(slab);
       }
+    }
+    this.writeAligned();
+  }
+
+  /**
+   * Appends `n` bytes that `fill` puts straight into the pooled buffers (e.g. read from a
+   * file), one call per buffer they span: `fill(buf, offset, length)` must fill exactly
+   * buf[offset, offset + length). Saves the copy `append` makes.
+   */
+  async appendFrom(n: number, fill: (buf: Buffer, offset: number, length: number) => Promise<void>): Promise<void> {
+    this.throwIfFailed();
+    let done = 0;
+    while (done < n) {
+      if (!this.cur) this.cur = { buf: await this.pool.acquire(), outstanding: 0, retired: false };
+      const slab = this.cur;
+      const k = Math.min(n - done, slab.buf.length - this.fill);
+      await fill(slab.buf, this.fill, k);
+      this.fill += k;
+      done += k;
+      this.length += k;
+      if (this.fill === slab.buf.length) this.nextSlab(slab);
     }
     this.writeAligned();
   }
@@ -173,6 +187,16 @@ export class DirectFileWriter {
     if (this.cur) this.retire(this.cur);
     this.cur = undefined;
     await Promise.all(this.inflight);
+  }
+
+  /** `cur` is full: writes the rest of it and moves on to a new buffer at the next offset. */
+  private nextSlab(slab: Slab): void {
+    this.writeAligned();
+    this.retire(slab);
+    this.cur = undefined;
+    this.base += slab.buf.length;
+    this.fill = 0;
+    this.written = 0;
   }
 
   /** Starts the write of every whole aligned block of `cur` not yet written. */

@@ -17,11 +17,21 @@ import * as fsp from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import * as path from "node:path";
 import { crc32c } from "@node-rs/crc32";
-import { CompressionPolicy, crc32cCombine, encodeChunk, hex, LZ4_MAX_BLOCK } from "./codec.js";
+import {
+  CompressionPolicy,
+  crc32cCombine,
+  encodeChunk,
+  hex,
+  LZ4_MAX_BLOCK,
+  RAW_FRAME_END,
+  RAW_FRAME_OVERHEAD,
+  rawFrameHead,
+} from "./codec.js";
 import { zeroRunBound } from "./lz4-encode.js";
 import { currentWriteIo, DIRECT_MIN_BYTES, DirectFileWriter, openDirect, type WriteIo } from "./direct-io.js";
 import { invalidArgument } from "./errors.js";
 import { entryFileName, type EntryRecord, type ItemRecord, type ObjectMeta, type TensorMeta } from "./manifest.js";
+import type { SharedSegment } from "./shared-memory.js";
 import { fsyncDir } from "./storage.js";
 
 export interface EntrySpec {
@@ -101,35 +111,87 @@ export class ItemWriter {
   }
 
   /** Appends one chunk of the current entry; `clientCrc` is verified when given. */
-  async writeChunk(data: Buffer, clientCrc: number | undefined): Promise<void> {
-    const cur = this.current;
-    if (!cur) throw invalidArgument("a data chunk arrived before any entry header");
-    if (data.length === 0) return;
-    if (data.length > LZ4_MAX_BLOCK) throw invalidArgument(`a chunk of ${data.length} bytes exceeds the 4 MiB chunk limit`);
+  async writeChunk(data: Buffer, clientCrc: number | undefined, tried?: boolean): Promise<void> {
+    const cur = this.checkChunk(data.length);
+    if (!cur) return;
     const rec = cur.record;
-    const received = cur.received + data.length;
-    if (received > rec.rawBytes)
-      throw invalidArgument(
-        `entry '${rec.key}' of item '${this.name}' got ${received} bytes so far but expects ${rec.rawBytes} bytes (${describe(rec)})`,
-      );
     const crc = crc32c(data);
-    if (clientCrc !== undefined && clientCrc !== crc)
-      throw invalidArgument(
-        `chunk ${rec.chunks.length} of entry '${rec.key}' failed its checksum: CRC-32C ${hex(crc)}, client sent ${hex(clientCrc)}`,
-      );
+    this.checkCrc(rec, crc, clientCrc);
     this.streamCrc = crc32cCombine(this.streamCrc, crc, data.length);
-    const tried = cur.policy.shouldTry(data);
+    tried ??= cur.policy.shouldTry(data);
     if (tried) this.scratch ??= Buffer.allocUnsafeSlow(zeroRunBound(LZ4_MAX_BLOCK));
     const enc = await encodeChunk(data, tried, undefined, this.scratch);
     cur.policy.record(tried, !enc.raw);
     if (cur.direct) await cur.direct.append(enc.parts);
     else await writeAll(cur.fh, enc.parts, enc.storedBytes);
-    rec.chunks.push({ offset: cur.position, storedBytes: enc.storedBytes, rawBytes: data.length, crc32c: crc, raw: enc.raw });
-    cur.position += enc.storedBytes;
-    cur.received = received;
-    rec.storedBytes += enc.storedBytes;
-    this.bytesReceived += data.length;
-    this.bytesStored += enc.storedBytes;
+    this.recordChunk(cur, { rawBytes: data.length, storedBytes: enc.storedBytes, crc32c: crc, raw: enc.raw });
+  }
+
+  /**
+   * Appends one chunk of the current entry that lies in a client's shared-memory file.
+   * A chunk stored raw (the sample says compression does not pay) is read from the file
+   * straight into the pooled O_DIRECT buffers and checksummed there; any other chunk is
+   * read into `buffer` (at least LZ4_MAX_BLOCK bytes) and goes through writeChunk.
+   */
+  async writeSharedChunk(
+    segment: SharedSegment,
+    offset: number,
+    length: number,
+    clientCrc: number | undefined,
+    buffer: Buffer,
+  ): Promise<void> {
+    const cur = this.checkChunk(length);
+    if (!cur) return;
+    if (!cur.direct || length < cur.policy.gatherMinBytes) return this.writeChunk(await segment.read(offset, length, buffer), clientCrc);
+    const tried = cur.policy.shouldTryGathered(length, (into, at, from, n) => segment.readSync(offset + from, n, into, at));
+    if (tried) return this.writeChunk(await segment.read(offset, length, buffer), clientCrc, true);
+    const rec = cur.record;
+    let crc = 0;
+    let done = 0;
+    await cur.direct.append([rawFrameHead(length)]);
+    await cur.direct.appendFrom(length, async (buf, at, n) => {
+      const view = await segment.read(offset + done, n, buf.subarray(at, at + n));
+      crc = crc32cCombine(crc, crc32c(view), n);
+      done += n;
+    });
+    await cur.direct.append([RAW_FRAME_END]);
+    // A mismatch fails the stream, and the item's files are discarded with it.
+    this.checkCrc(rec, crc, clientCrc);
+    this.streamCrc = crc32cCombine(this.streamCrc, crc, length);
+    cur.policy.record(false, false);
+    this.recordChunk(cur, { rawBytes: length, storedBytes: length + RAW_FRAME_OVERHEAD, crc32c: crc, raw: true });
+  }
+
+  /** The open entry, after checking that a chunk of `length` bytes fits it; undefined for an empty chunk. */
+  private checkChunk(length: number): OpenEntry | undefined {
+    const cur = this.current;
+    if (!cur) throw invalidArgument("a data chunk arrived before any entry header");
+    if (length === 0) return undefined;
+    if (length > LZ4_MAX_BLOCK) throw invalidArgument(`a chunk of ${length} bytes exceeds the 4 MiB chunk limit`);
+    const rec = cur.record;
+    const received = cur.received + length;
+    if (received > rec.rawBytes)
+      throw invalidArgument(
+        `entry '${rec.key}' of item '${this.name}' got ${received} bytes so far but expects ${rec.rawBytes} bytes (${describe(rec)})`,
+      );
+    return cur;
+  }
+
+  private checkCrc(rec: EntryRecord, crc: number, clientCrc: number | undefined): void {
+    if (clientCrc !== undefined && clientCrc !== crc)
+      throw invalidArgument(
+        `chunk ${rec.chunks.length} of entry '${rec.key}' failed its checksum: CRC-32C ${hex(crc)}, client sent ${hex(clientCrc)}`,
+      );
+  }
+
+  private recordChunk(cur: OpenEntry, c: { rawBytes: number; storedBytes: number; crc32c: number; raw: boolean }): void {
+    const rec = cur.record;
+    rec.chunks.push({ offset: cur.position, ...c });
+    cur.position += c.storedBytes;
+    cur.received += c.rawBytes;
+    rec.storedBytes += c.storedBytes;
+    this.bytesReceived += c.rawBytes;
+    this.bytesStored += c.storedBytes;
   }
 
   /** Checks the trailer, makes every file and directory entry durable and returns the record. */

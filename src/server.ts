@@ -543,13 +543,14 @@ async function saveItem(
         if (!shared) throw invalidArgument("a shared_chunk arrived but the header named no shared_memory_path");
         const c = req.sharedChunk!;
         sharedBuf ??= Buffer.allocUnsafeSlow(SHARED_READ_BUFFER_BYTES);
-        const data = await shared.read(c.offset, c.length, sharedBuf);
         const before = writer.bytesStored;
-        await writer.writeChunk(data, c.crc32c);
-        metrics.bytesReceived.inc(data.length);
-        metrics.sharedMemoryBytes.inc({ direction: "save" }, data.length);
+        const receivedBefore = writer.bytesReceived;
+        await writer.writeSharedChunk(shared, c.offset, c.length, c.crc32c, sharedBuf);
+        const n = writer.bytesReceived - receivedBefore;
+        metrics.bytesReceived.inc(n);
+        metrics.sharedMemoryBytes.inc({ direction: "save" }, n);
         metrics.bytesStoredWritten.inc(writer.bytesStored - before);
-        released += data.length;
+        released += n;
         onReleased?.(released);
       } else if (req.msg === "trailer") {
         const record = await writer.finish(req.trailer!);

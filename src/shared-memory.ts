@@ -95,6 +95,19 @@ export class SharedSegment {
     return into.subarray(0, length);
   }
 
+  /** Synchronous read of [offset, offset + length) into `into` at `at`: for small samples, where a pool round trip costs more than the copy. */
+  readSync(offset: number, length: number, into: Buffer, at: number): void {
+    let got = 0;
+    while (got < length) {
+      const n = fs.readSync(this.fh.fd, into, at + got, length - got, offset + got);
+      if (n === 0)
+        throw invalidArgument(
+          `shared chunk [${offset}, ${offset + length}) lies beyond the end of ${this.path} (it ends at byte ${offset + got})`,
+        );
+      got += n;
+    }
+  }
+
   /** Writes `data` at `offset` (within the size the file had when opened). */
   async write(data: Buffer, offset: number): Promise<void> {
     if (offset + data.length > this.size)
