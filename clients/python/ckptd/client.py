@@ -283,6 +283,29 @@ def _encode_chunk(data: memoryview, crc: int) -> bytes:
     return b"".join((head, data, tail))
 
 
+def _item_messages(prepared, chunk_bytes: int, chunk_message: Callable[[Any, int], Any],
+                   handed_off: Optional[threading.Event] = None, n_direct: int = 0) -> Iterator[Any]:
+    """The body of a Save stream after its header: per entry its header and its chunks (as
+    ``chunk_message(data, crc32c)`` makes them), then the trailer with the counts and the
+    stream's CRC-32C. ``handed_off`` is set once the first ``n_direct`` entries (those read
+    from the trainer's memory) are handed over, and again before the trailer."""
+    running = 0
+    total = 0
+    for i, (header, chunks) in enumerate(prepared):
+        if handed_off is not None and i == n_direct:
+            handed_off.set()  # what is left are snapshot copies
+        yield pb.SaveRequest(entry=header)
+        for data in chunks(chunk_bytes):
+            n = len(data)
+            crc = _crc.crc32c(data)
+            running = _crc.combine(running, crc, n)
+            total += n
+            yield chunk_message(data, crc)
+    if handed_off is not None:
+        handed_off.set()
+    yield pb.SaveRequest(trailer=pb.SaveTrailer(entry_count=len(prepared), byte_count=total, crc32c=running))
+
+
 def _serialize_save_request(msg: Union[bytes, pb.SaveRequest]) -> bytes:
     return msg if isinstance(msg, bytes) else msg.SerializeToString()
 
@@ -474,23 +497,13 @@ class CkptdClient:
                     job=job, checkpoint_id=checkpoint_id, step=int(step), rank=int(rank),
                     world_size=int(world_size), item=item, shared_memory_path=ring.path)))
                 ready.wait()  # the daemon opened the ring file (or the call failed: put() raises)
-                running = 0
-                total = 0
-                for i, (header, chunks) in enumerate(prepared):
-                    if handed_off is not None and i == n_direct:
-                        handed_off.set()  # what is left are snapshot copies
-                    yield SSR(request=pb.SaveRequest(entry=header))
-                    for data in chunks(chunk_bytes):
-                        n = len(data)
-                        crc = _crc.crc32c(data)
-                        running = _crc.combine(running, crc, n)
-                        total += n
-                        off = ring.put(data)
-                        yield SSR(request=pb.SaveRequest(shared_chunk=pb.SharedChunk(offset=off, length=n, crc32c=crc)))
-                if handed_off is not None:
-                    handed_off.set()  # every byte is in the ring: the trainer's memory is free
-                yield SSR(request=pb.SaveRequest(trailer=pb.SaveTrailer(
-                    entry_count=len(prepared), byte_count=total, crc32c=running)))
+
+                def shared_chunk(data, crc: int) -> pb.SaveRequest:
+                    return pb.SaveRequest(shared_chunk=pb.SharedChunk(offset=ring.put(data), length=len(data), crc32c=crc))
+
+                # Once the last chunk is in the ring, the trainer's memory is free.
+                for msg in _item_messages(prepared, chunk_bytes, shared_chunk, handed_off, n_direct):
+                    yield SSR(request=msg)
             except _shm.SharedUnavailable:
                 return
             except BaseException as exc:  # noqa: BLE001 - re-raised below
@@ -542,23 +555,9 @@ class CkptdClient:
             yield pb.SaveRequest(header=pb.SaveHeader(
                 job=job, checkpoint_id=checkpoint_id, step=int(step), rank=int(rank),
                 world_size=int(world_size), item=item))
-            running = 0
-            total = 0
-            for i, (header, chunks) in enumerate(prepared):
-                if handed_off is not None and i == n_direct:
-                    handed_off.set()  # what is left are snapshot copies
-                yield pb.SaveRequest(entry=header)
-                for data in chunks(chunk_bytes):
-                    n = len(data)
-                    crc = _crc.crc32c(data)
-                    running = _crc.combine(running, crc, n)
-                    total += n
-                    yield _encode_chunk(data, crc)
-            # grpc asks for the next message only once the previous one was sent: every byte
-            # is with the daemon now.
-            if handed_off is not None:
-                handed_off.set()
-            yield pb.SaveRequest(trailer=pb.SaveTrailer(entry_count=len(prepared), byte_count=total, crc32c=running))
+            # grpc asks for the next message only once the previous one was sent: when the
+            # trailer is asked for, every byte is with the daemon.
+            yield from _item_messages(prepared, chunk_bytes, _encode_chunk, handed_off, n_direct)
         except BaseException as exc:  # noqa: BLE001 - re-raised by _save_prepared
             # grpc only logs an exception of the request iterator and cancels the call.
             failure.append(exc)
