@@ -506,6 +506,8 @@ class CkptdClient:
                     yield SSR(request=msg)
             except _shm.SharedUnavailable:
                 return
+            except GeneratorExit:  # grpc closes the iterator when the call ended: not a failure of ours
+                raise
             except BaseException as exc:  # noqa: BLE001 - re-raised below
                 failure.append(exc)
                 raise
@@ -558,6 +560,8 @@ class CkptdClient:
             # grpc asks for the next message only once the previous one was sent: when the
             # trailer is asked for, every byte is with the daemon.
             yield from _item_messages(prepared, chunk_bytes, _encode_chunk, handed_off, n_direct)
+        except GeneratorExit:  # grpc closes the iterator when the call ended: not a failure of ours
+            raise
         except BaseException as exc:  # noqa: BLE001 - re-raised by _save_prepared
             # grpc only logs an exception of the request iterator and cancels the call.
             failure.append(exc)
