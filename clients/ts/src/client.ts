@@ -360,32 +360,14 @@ export class CkptdClient {
       return !settled;
     };
 
-    let entryCount = 0;
-    let byteCount = 0;
-    let runningCrc = 0;
     let trailerSent = false;
     try {
-      let open = await write({
+      const open = await write({
         header: { job: req.job, checkpointId: req.checkpointId, step: req.step, rank: req.rank, worldSize: req.worldSize, item: req.item },
       });
-      const keys = new Set<string>();
-      for await (const entry of req.entries) {
-        if (!open) break;
-        const { header, data } = entryHeader(entry, keys);
-        open = await write({ entry: header });
-        for (let off = 0; open && off < data.byteLength; off += this.chunkBytes) {
-          // subarray is a view: the only copy of the bytes is grpc's serialisation into the frame.
-          const chunk = data.subarray(off, Math.min(off + this.chunkBytes, data.byteLength));
-          const chunkCrc = crc32c(chunk);
-          runningCrc = crc32c(chunk, runningCrc);
-          byteCount += chunk.byteLength;
-          open = await write({ chunk: { data: chunk, crc32c: chunkCrc } });
-        }
-        entryCount++;
-      }
-      if (open) {
-        trailerSent = true;
-        await write({ trailer: { entryCount, byteCount, crc32c: runningCrc } });
+      // subarray is a view: the only copy of the bytes is grpc's serialisation into the frame.
+      trailerSent = open && (await this.writeItemBody(req.entries, write, (data, crc32c) => Promise.resolve({ chunk: { data, crc32c } })));
+      if (trailerSent) {
         call.end();
         // Every chunk was serialised into gRPC's buffers (or sent) by its write: the caller's tensors are free again.
         options.onHandedOff?.();
@@ -482,12 +464,9 @@ export class CkptdClient {
         return !settled;
       };
 
-      let entryCount = 0;
-      let byteCount = 0;
-      let runningCrc = 0;
       let trailerSent = false;
       try {
-        let open = await write({
+        const open = await write({
           header: {
             job: req.job,
             checkpointId: req.checkpointId,
@@ -515,28 +494,19 @@ export class CkptdClient {
           throw new CkptdError(Code.INTERNAL, `the daemon ended the SaveShared stream of item ${req.item} before it opened the ring file`);
         }
         await ring.unlink();
-        const keys = new Set<string>();
-        for await (const entry of req.entries) {
-          if (!open) break;
-          const { header, data } = entryHeader(entry, keys);
-          open = await write({ entry: header });
-          for (let off = 0; open && off < data.byteLength; off += this.chunkBytes) {
-            const chunk = data.subarray(off, Math.min(off + this.chunkBytes, data.byteLength));
-            const chunkCrc = crc32c(chunk);
-            runningCrc = crc32c(chunk, runningCrc);
-            byteCount += chunk.byteLength;
-            const offset = await this.putChunk(ring, chunk);
-            open = offset !== undefined && (await write({ sharedChunk: { offset, length: chunk.byteLength, crc32c: chunkCrc } }));
-          }
-          entryCount++;
-        }
-        if (open) {
-          // Every chunk is in the ring: the caller's tensors are free again.
-          options.onHandedOff?.();
-          trailerSent = true;
-          await write({ trailer: { entryCount, byteCount, crc32c: runningCrc } });
-          call.end();
-        }
+        trailerSent =
+          open &&
+          (await this.writeItemBody(
+            req.entries,
+            write,
+            async (chunk, crc32c) => {
+              const offset = await this.putChunk(ring, chunk);
+              return offset === undefined ? undefined : { sharedChunk: { offset, length: chunk.byteLength, crc32c } };
+            },
+            // Every chunk is in the ring: the caller's tensors are free again.
+            () => options.onHandedOff?.(),
+          ));
+        if (trailerSent) call.end();
       } catch (err) {
         // A bad entry, a failing entry source or ring file: cancel so that nothing of this stream is staged.
         if (!settled) call.cancel();
@@ -563,6 +533,40 @@ export class CkptdClient {
   }
 
   /** Copies one chunk into the ring; undefined when the call ended first. */
+  /**
+   * The body of a Save stream after its header: per entry its header and its chunks (the
+   * message `chunkMessage` makes of each, undefined when the call is over), then the
+   * trailer with the counts and the stream's CRC-32C; `beforeTrailer` runs once every chunk
+   * is written. True when the trailer was written; false once a write found the call over.
+   */
+  private async writeItemBody(
+    entries: SaveRequest["entries"],
+    write: (msg: SaveRequestIn) => Promise<boolean>,
+    chunkMessage: (chunk: Uint8Array, crc32c: number) => Promise<SaveRequestIn | undefined>,
+    beforeTrailer?: () => void,
+  ): Promise<boolean> {
+    let entryCount = 0;
+    let byteCount = 0;
+    let runningCrc = 0;
+    const keys = new Set<string>();
+    for await (const entry of entries) {
+      const { header, data } = entryHeader(entry, keys);
+      if (!(await write({ entry: header }))) return false;
+      for (let off = 0; off < data.byteLength; off += this.chunkBytes) {
+        const chunk = data.subarray(off, Math.min(off + this.chunkBytes, data.byteLength));
+        const chunkCrc = crc32c(chunk);
+        runningCrc = crc32c(chunk, runningCrc);
+        byteCount += chunk.byteLength;
+        const msg = await chunkMessage(chunk, chunkCrc);
+        if (msg === undefined || !(await write(msg))) return false;
+      }
+      entryCount++;
+    }
+    beforeTrailer?.();
+    await write({ trailer: { entryCount, byteCount, crc32c: runningCrc } });
+    return true;
+  }
+
   private async putChunk(ring: SaveRing, chunk: Uint8Array): Promise<number | undefined> {
     try {
       return await ring.put(chunk);
