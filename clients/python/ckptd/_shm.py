@@ -51,20 +51,17 @@ class Ring:
     """
 
     def __init__(self, directory: str, slot_bytes: int, slots: int, *, purpose: str = "save"):
-        """``purpose`` "save": this process writes the slots through its mapping, so the
-        pages are allocated up front (a full tmpfs fails here with ENOSPC, not later with
-        SIGBUS). "load": the daemon writes them with pwrite, which reports ENOSPC itself,
-        so the file is only sized."""
+        """``purpose`` names the file (``ckptd-save-…`` or ``ckptd-load-…``). The pages are
+        allocated up front either way: a full tmpfs (a container's 64 MiB /dev/shm, say)
+        then fails here with ENOSPC, and the client falls back to the stream, instead of
+        failing mid-way (SIGBUS in a save's mapping, ENOSPC in the daemon's writes of a load)."""
         self.slot_bytes = slot_bytes
         self.slots = slots
         size = slot_bytes * slots
         self.path = os.path.join(directory, f"ckptd-{purpose}-{os.getpid()}-{secrets.token_hex(6)}")
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            if purpose == "save":
-                os.posix_fallocate(fd, 0, size)
-            else:
-                os.ftruncate(fd, size)
+            os.posix_fallocate(fd, 0, size)
             self._mm = mmap.mmap(fd, size)
         except BaseException:
             os.close(fd)

@@ -188,3 +188,30 @@ def test_a_daemon_without_save_shared_gets_the_bytes_on_the_stream(tmp_path):
             assert os.listdir(tmp_path) == []
     finally:
         server.stop(None)
+
+
+def test_a_full_shared_memory_directory_falls_back_to_the_stream(start_daemon, tmp_path, job, monkeypatch):
+    """A ring that does not fit (ENOSPC, e.g. a container's small /dev/shm) fails before the
+    call, so saves and loads go over the stream instead of failing mid-way."""
+    import errno
+
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    d = start_daemon("--shared-memory-dir", str(shm))
+    state = _state()
+    with ckptd.CkptdClient(d.address, shared_memory_dir=str(shm)) as client:
+        res = client.save(job, "s1", 1, 0, 1, "model", _entries(state))  # through the ring
+        assert client.commit(job, "s1", 1, 0, 1, ["model"], res.attempt).outcome == "COMMITTED"
+
+        def no_space(fd, offset, length):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(os, "posix_fallocate", no_space)
+        _check_load(client, job, "s1", state)  # the load ring does not fit: over the stream
+        assert not client.shared_memory
+        assert os.listdir(shm) == []
+    with ckptd.CkptdClient(d.address, shared_memory_dir=str(shm)) as client:
+        res = client.save(job, "s2", 2, 0, 1, "model", _entries(state))
+        assert not client.shared_memory
+        assert client.commit(job, "s2", 2, 0, 1, ["model"], res.attempt).outcome == "COMMITTED"
+        _check_load(client, job, "s2", state)
