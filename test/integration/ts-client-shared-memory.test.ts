@@ -1,9 +1,10 @@
 /**
- * The TypeScript client's shared-memory save path (SaveShared): chunks are copied into a
- * ring file in the shared-memory directory and the stream carries only where they are.
- * Round trips must be bit-exact while the ring wraps, the ring file must never outlive a
- * save, a daemon that refuses the file must get the bytes on the stream instead, and
- * saveAsync must return once the bytes are in the ring.
+ * The TypeScript client's shared-memory paths (SaveShared, LoadShared): chunks are copied
+ * into (or, for loads, read out of) a ring file in the shared-memory directory and the
+ * stream carries only where they are. Round trips must be bit-exact while the ring wraps,
+ * the ring file must never outlive a save or load, a daemon that refuses the file must
+ * get (or send) the bytes on the stream instead, and saveAsync must return once the bytes
+ * are in the ring.
  */
 import { randomFillSync } from "node:crypto";
 import * as fs from "node:fs";
@@ -11,9 +12,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CkptdClient, Code, tensor, type CkptdError, type SaveEntry, type SaveRequest } from "../../clients/ts/src/index.js";
-import { startDaemon, type Daemon } from "./harness.js";
+import { metricsAddress, scrape, startDaemon, type Daemon } from "./harness.js";
 
 const KiB = 1 << 10;
+const MiB = 1 << 20;
 /** Small chunks: 8 slots of 64 KiB, so any item above 512 KiB wraps the ring. */
 const CHUNK = 64 * KiB;
 
@@ -24,7 +26,9 @@ let refusing: Daemon;
 beforeAll(async () => {
   shmDir = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-ts-shm-"));
   [daemon, refusing] = await Promise.all([
-    startDaemon({ args: ["--shared-memory-dir", shmDir, "--log-level", "debug", "--prepare-timeout-ms", "600000"] }),
+    startDaemon({
+      args: ["--shared-memory-dir", shmDir, "--log-level", "debug", "--prepare-timeout-ms", "600000", "--metrics-listen", "127.0.0.1:0"],
+    }),
     startDaemon({ args: ["--shared-memory-dir", "", "--log-level", "debug", "--prepare-timeout-ms", "600000"] }),
   ]);
 });
@@ -99,6 +103,51 @@ async function saveOnceReleased(client: CkptdClient, req: SaveRequest): Promise<
 
 function request(job: string, checkpointId: string, entries: SaveRequest["entries"]): SaveRequest {
   return { job, checkpointId, step: 1, rank: 0, worldSize: 1, item: "model", entries };
+}
+
+/** Bytes `daemon` has written into clients' load rings so far. */
+async function sharedLoadBytes(): Promise<number> {
+  return (await scrape(metricsAddress(daemon))).get('ckptd_shared_memory_bytes_total{direction="load"}') ?? 0;
+}
+
+/** Entries for loads: one larger than a load ring (8 × 4 MiB) so it wraps, an unaligned one, an empty tensor, an object. */
+function loadEntries(): SaveEntry[] {
+  return [
+    { key: "huge", tensor: tensor(new Float32Array(randomBytes(40 * MiB).buffer), { shape: [10 * MiB], device: "cuda:0" }) },
+    { key: "odd", tensor: tensor(randomBytes(5 * MiB + 3), { dtype: "uint8" }) },
+    { key: "empty", tensor: tensor(new Float32Array(0), { shape: [0, 4] }) },
+    { key: "meta", object: { data: Buffer.from(JSON.stringify({ step: 9 })), format: "json" } },
+  ];
+}
+
+/** Saves `entries` as item "model" of a one-rank checkpoint over the gRPC stream and commits it. */
+async function committed(address: string, job: string, checkpointId: string, entries: SaveEntry[]): Promise<void> {
+  const saver = new CkptdClient({ address, sharedMemory: false });
+  try {
+    await saver.save(request(job, checkpointId, entries));
+    const c = await saver.commit({ job, checkpointId, step: 1, rank: 0, worldSize: 1, items: ["model"] });
+    expect(c.outcome).toBe("COMMITTED");
+  } finally {
+    saver.close();
+  }
+}
+
+/** Loads item "model" and expects every entry bit-exact. */
+async function expectLoadsBitExact(client: CkptdClient, job: string, checkpointId: string, entries: SaveEntry[]): Promise<void> {
+  const { plan, items } = await client.loadItems({ job, checkpointId, rank: 0 });
+  expect(plan.totalBytes).toBe(entries.reduce((n, e) => n + bytesOf(e).byteLength, 0));
+  const model = items.get("model")!;
+  expect([...model.keys()].sort()).toEqual(entries.map((e) => e.key).sort());
+  for (const e of entries) {
+    const got = model.get(e.key)!;
+    const data = got.kind === "tensor" ? got.tensor.data : got.data;
+    expect(data.byteLength, e.key).toBe(bytesOf(e).byteLength);
+    expect(Buffer.compare(Buffer.from(data.buffer, data.byteOffset, data.byteLength), bytesOf(e)), e.key).toBe(0);
+    if (got.kind === "tensor" && "tensor" in e) {
+      expect(got.tensor.dtype).toBe(e.tensor.dtype);
+      expect(got.tensor.shape).toEqual(e.tensor.shape);
+    }
+  }
 }
 
 describe("CkptdClient over shared memory", () => {
@@ -269,6 +318,99 @@ describe("CkptdClient over shared memory", () => {
       }
       expect(stagedLogs(daemon, job).every((l) => l.shared)).toBe(true);
       expect(fs.readdirSync(shmDir)).toEqual([]);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("loadItems reads bit-exact through a load ring that wraps, and leaves no ring file behind", async () => {
+    const job = jobName("shm-load");
+    const entries = loadEntries();
+    const total = entries.reduce((n, e) => n + bytesOf(e).byteLength, 0);
+    expect(bytesOf(entries[0]!).byteLength).toBeGreaterThan(8 * 4 * MiB);
+    await committed(daemon.address, job, "ld", entries);
+    const client = new CkptdClient({ address: daemon.address, sharedMemoryDir: shmDir });
+    try {
+      const before = await sharedLoadBytes();
+      await expectLoadsBitExact(client, job, "ld", entries);
+      // Every byte came through the ring, none on the stream.
+      expect((await sharedLoadBytes()) - before).toBe(total);
+      expect(client.sharedMemory).toBe(true);
+      expect(fs.readdirSync(shmDir)).toEqual([]);
+      // Concurrent loads, each with its own ring.
+      await Promise.all([0, 1, 2].map(() => expectLoadsBitExact(client, job, "ld", entries)));
+      expect((await sharedLoadBytes()) - before).toBe(4 * total);
+      expect(fs.readdirSync(shmDir)).toEqual([]);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("loadItems with verifySharedLoads checks each chunk and loads bit-exact", async () => {
+    const job = jobName("shm-verify");
+    const entries = loadEntries();
+    await committed(daemon.address, job, "vf", entries);
+    const client = new CkptdClient({ address: daemon.address, sharedMemoryDir: shmDir, verifySharedLoads: true });
+    try {
+      expect(client.verifySharedLoads).toBe(true);
+      const before = await sharedLoadBytes();
+      await expectLoadsBitExact(client, job, "vf", entries);
+      expect((await sharedLoadBytes()) - before).toBe(entries.reduce((n, e) => n + bytesOf(e).byteLength, 0));
+      expect(fs.readdirSync(shmDir)).toEqual([]);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("reports the daemon's load errors as the load's error, without falling back, and leaves no ring file", async () => {
+    const job = jobName("shm-load-err");
+    const entries = loadEntries();
+    await committed(daemon.address, job, "le", entries);
+    const client = new CkptdClient({ address: daemon.address, sharedMemoryDir: shmDir });
+    try {
+      const missing = (await client.loadItems({ job, checkpointId: "nope", rank: 0 }).catch((e: unknown) => e)) as CkptdError;
+      expect(missing.code).toBe(Code.NOT_FOUND);
+      expect(client.sharedMemory).toBe(true);
+      expect(fs.readdirSync(shmDir)).toEqual([]);
+      // A load that ends early (its deadline) cancels the call and removes the ring.
+      const late = (await client
+        .loadItems({ job, checkpointId: "le", rank: 0 }, { deadlineMs: 10 })
+        .catch((e: unknown) => e)) as CkptdError;
+      expect(late.code).toBe(Code.DEADLINE_EXCEEDED);
+      expect(client.sharedMemory).toBe(true);
+      expect(fs.readdirSync(shmDir)).toEqual([]);
+      await expectLoadsBitExact(client, job, "le", entries);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("loadItems falls back to the Load stream for good when the daemon refuses shared memory", async () => {
+    const job = jobName("shm-load-refused");
+    const entries = loadEntries();
+    await committed(refusing.address, job, "lr", entries);
+    const client = new CkptdClient({ address: refusing.address, sharedMemoryDir: shmDir });
+    try {
+      expect(client.sharedMemory).toBe(true);
+      await expectLoadsBitExact(client, job, "lr", entries);
+      expect(client.sharedMemory).toBe(false);
+      expect(fs.readdirSync(shmDir)).toEqual([]);
+      await expectLoadsBitExact(client, job, "lr", entries);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("loadItems falls back to the Load stream when the load ring cannot be created", async () => {
+    const job = jobName("shm-load-nodir");
+    const entries = loadEntries();
+    await committed(daemon.address, job, "ln", entries);
+    const client = new CkptdClient({ address: daemon.address, sharedMemory: true, sharedMemoryDir: path.join(shmDir, "does-not-exist") });
+    try {
+      const before = await sharedLoadBytes();
+      await expectLoadsBitExact(client, job, "ln", entries);
+      expect(client.sharedMemory).toBe(false);
+      expect(await sharedLoadBytes()).toBe(before);
     } finally {
       client.close();
     }

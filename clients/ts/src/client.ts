@@ -53,7 +53,8 @@ import {
   type WaitForEvaluatorsRequest,
   type WatchOptions,
 } from "./evaluation.js";
-import { DEFAULT_SHARED_MEMORY_DIR, SHARED_MEMORY_UNAVAILABLE, SaveRing, isDirectory, isLocalAddress } from "./shared-memory.js";
+import type { LoadSharedResponse } from "./gen/ckptd/v1/LoadSharedResponse.js";
+import { DEFAULT_SHARED_MEMORY_DIR, LoadRing, SHARED_MEMORY_UNAVAILABLE, SaveRing, isDirectory, isLocalAddress } from "./shared-memory.js";
 import { dtypeByteSize, fromProtoDtype, isDtypeName, toProtoDtype, type Tensor } from "./tensor.js";
 import { CLIENT_CHANNEL_OPTIONS, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES, loadWire, tensorByteSize } from "./wire.js";
 
@@ -73,15 +74,22 @@ export interface CkptdClientOptions {
    */
   token?: string;
   /**
-   * Hand a save's bytes to the daemon through a ring file in {@link sharedMemoryDir} (the
-   * daemon's `--shared-memory-dir`) instead of the gRPC stream (the SaveShared RPC). When
-   * the daemon refuses it (another user, another `/dev/shm`, turned off) or the ring file
-   * cannot be created, the client streams the bytes from then on ({@link CkptdClient.sharedMemory}
-   * turns false). @default true when the address is on this node (loopback or a Unix socket) and the directory exists
+   * Hand a save's bytes to the daemon, and get {@link CkptdClient.loadItems}' bytes from it,
+   * through a ring file in {@link sharedMemoryDir} (the daemon's `--shared-memory-dir`)
+   * instead of the gRPC stream (the SaveShared and LoadShared RPCs). When the daemon refuses
+   * it (another user, another `/dev/shm`, turned off) or the ring file cannot be created,
+   * the client streams the bytes from then on ({@link CkptdClient.sharedMemory} turns false).
+   * @default true when the address is on this node (loopback or a Unix socket) and the directory exists
    */
   sharedMemory?: boolean;
-  /** Where the ring files of shared-memory saves are created. @default "/dev/shm" */
+  /** Where the ring files of shared-memory saves and loads are created. @default "/dev/shm" */
   sharedMemoryDir?: string;
+  /**
+   * Check every chunk a load gets through shared memory against its CRC-32C once more. Off
+   * by default: the daemon checked it against the stored CRC right before writing it into
+   * the ring. @default false
+   */
+  verifySharedLoads?: boolean;
 }
 
 /** Adds the bearer token to every call's metadata (works on plaintext loopback, unlike call credentials). */
@@ -270,7 +278,9 @@ export class CkptdClient {
   readonly rawRetention: RetentionServiceClient;
   /** Bytes per data chunk on save. */
   readonly chunkBytes: number;
-  /** The directory of shared-memory ring files while saves use them; undefined once they stream. */
+  /** Whether loads through shared memory check each chunk's CRC-32C (see {@link CkptdClientOptions.verifySharedLoads}). */
+  readonly verifySharedLoads: boolean;
+  /** The directory of shared-memory ring files while saves and loads use them; undefined once they stream. */
   private sharedMemoryDir: string | undefined;
 
   constructor(addressOrOptions: string | CkptdClientOptions) {
@@ -283,6 +293,7 @@ export class CkptdClient {
     const sharedMemoryDir = options.sharedMemoryDir ?? DEFAULT_SHARED_MEMORY_DIR;
     const sharedMemory = options.sharedMemory ?? (isLocalAddress(options.address) && isDirectory(sharedMemoryDir));
     this.sharedMemoryDir = sharedMemory ? sharedMemoryDir : undefined;
+    this.verifySharedLoads = options.verifySharedLoads ?? false;
     const { grpcObject } = loadWire();
     const interceptors = options.token ? [bearerInterceptor(options.token)] : [];
     this.raw = new grpcObject.ckptd.v1.CheckpointService(
@@ -298,7 +309,7 @@ export class CkptdClient {
   }
 
   /**
-   * Whether saves currently hand their bytes over through shared memory (see
+   * Whether saves and loads currently pass their bytes through shared memory (see
    * {@link CkptdClientOptions.sharedMemory}); false for good once the daemon refused it.
    */
   get sharedMemory(): boolean {
@@ -532,7 +543,6 @@ export class CkptdClient {
     }
   }
 
-  /** Copies one chunk into the ring; undefined when the call ended first. */
   /**
    * The body of a Save stream after its header: per entry its header and its chunks (the
    * message `chunkMessage` makes of each, undefined when the call is over), then the
@@ -567,6 +577,7 @@ export class CkptdClient {
     return true;
   }
 
+  /** Copies one chunk into the ring; undefined when the call ended first. */
   private async putChunk(ring: SaveRing, chunk: Uint8Array): Promise<number | undefined> {
     try {
       return await ring.put(chunk);
@@ -703,16 +714,7 @@ export class CkptdClient {
   }
 
   private async *loadEvents(req: LoadRequest, options: StreamCallOptions): AsyncGenerator<LoadEvent, void, undefined> {
-    const request: LoadRequestIn = {
-      job: req.job,
-      checkpointId: req.checkpointId ?? "latest",
-      rank: req.rank,
-      localRank: req.localRank ?? 0,
-      devices: [...(req.devices ?? [])],
-      mapLocation: { ...req.mapLocation },
-      items: [...(req.items ?? [])],
-    };
-    if (req.sourceRank !== undefined) request.sourceRank = req.sourceRank;
+    const request = loadRequest(req);
     const call = this.raw.load(request, callOptions(options.deadlineMs));
     let ended = false;
     try {
@@ -747,61 +749,94 @@ export class CkptdClient {
    * Loads one rank's items fully into memory. Each entry is assembled in one buffer
    * allocated at its announced size; a stream that delivers more or fewer bytes than
    * announced fails with `DATA_LOSS`. Tensors carry the target device hint as `device`.
+   * With {@link CkptdClientOptions.sharedMemory} the daemon writes the bytes into a ring
+   * file the client reads them from straight into those buffers (the LoadShared RPC);
+   * otherwise, or once the daemon refused it, they come on the Load stream.
    */
   async loadItems(req: LoadRequest, options: StreamCallOptions = {}): Promise<LoadedItems> {
-    let plan: LoadPlan | undefined;
-    const items = new Map<string, Map<string, LoadedEntry>>();
-    let current: { entry: LoadEntry; buf: Buffer; filled: number } | undefined;
-    let total = 0;
-    const where = (e: LoadEntry) =>
-      `entry ${e.item}/${e.key} of ${req.job}/${req.checkpointId ?? "latest"} rank ${req.sourceRank ?? req.rank}`;
-    const finishEntry = () => {
-      if (current && current.filled !== current.buf.byteLength) {
-        throw new CkptdError(
-          Code.DATA_LOSS,
-          `${where(current.entry)}: received ${current.filled} bytes, expected ${current.buf.byteLength}`,
-        );
-      }
-      current = undefined;
-    };
-
+    const dir = this.sharedMemoryDir;
+    if (dir !== undefined) {
+      const res = await this.loadItemsShared(dir, req, options);
+      if (res) return res;
+    }
+    const assembly = new LoadAssembly(req);
     for await (const ev of this.load(req, options)) {
-      if (ev.type === "plan") {
-        if (plan) throw protocolError("a second plan");
-        plan = ev.plan;
-      } else if (ev.type === "entry") {
-        if (!plan) throw protocolError("an entry before the plan");
-        finishEntry();
-        const entry = ev.entry;
-        const size = entry.sizeBytes;
-        if (!Number.isSafeInteger(size) || size < 0) throw protocolError(`${where(entry)} with size ${size}`);
-        // One allocation at the announced size; allocUnsafeSlow keeps byteOffset 0 so typed views of any width fit.
-        const buf = Buffer.allocUnsafeSlow(size);
-        const loaded = loadedEntry(entry, buf, where(entry));
-        let item = items.get(entry.item);
-        if (!item) items.set(entry.item, (item = new Map()));
-        if (item.has(entry.key)) throw protocolError(`${where(entry)} twice`);
-        item.set(entry.key, loaded);
-        current = { entry, buf, filled: 0 };
-      } else {
-        if (!current) throw protocolError("a chunk outside an entry");
-        if (current.filled + ev.data.byteLength > current.buf.byteLength) {
-          throw new CkptdError(Code.DATA_LOSS, `${where(current.entry)}: received more than the announced ${current.buf.byteLength} bytes`);
+      if (ev.type === "plan") assembly.plan(ev.plan);
+      else if (ev.type === "entry") assembly.entry(ev.entry);
+      else ev.data.copy(assembly.take(ev.data.byteLength));
+    }
+    return assembly.finish();
+  }
+
+  /**
+   * A LoadShared call: the daemon writes each chunk into a slot of a ring file and the
+   * stream carries only where it is; the bytes are read from the file straight into the
+   * entry's buffer. Resolves with undefined when shared memory is unavailable (the ring
+   * file cannot be created, or the daemon refuses it before its first message): the client
+   * then streams from now on.
+   */
+  private async loadItemsShared(dir: string, req: LoadRequest, options: StreamCallOptions): Promise<LoadedItems | undefined> {
+    let ring: LoadRing;
+    try {
+      // The daemon's slots are 4 MiB (its largest chunk), whatever this client's chunkBytes.
+      ring = await LoadRing.create(dir, MAX_CHUNK_BYTES);
+    } catch {
+      this.sharedMemoryDir = undefined;
+      return undefined;
+    }
+    const request = loadRequest(req);
+    const call = this.raw.loadShared(callOptions(options.deadlineMs));
+    const assembly = new LoadAssembly(req);
+    let started = false;
+    let ended = false;
+    let released = 0;
+    try {
+      call.write({ start: { request, sharedMemoryPath: ring.path } });
+      for await (const msg of call as AsyncIterable<LoadSharedResponse>) {
+        if (!started) {
+          started = true;
+          await ring.unlink(); // the daemon holds the file open now
         }
-        ev.data.copy(current.buf, current.filled);
-        current.filled += ev.data.byteLength;
-        total += ev.data.byteLength;
+        const res = msg.response;
+        if (res?.msg === "plan" && res.plan) {
+          assembly.plan(res.plan);
+        } else if (res?.msg === "entry" && res.entry) {
+          assembly.entry(res.entry);
+        } else if (res?.msg === "sharedChunk" && res.sharedChunk) {
+          const { offset, length, crc32c: expected } = res.sharedChunk;
+          const into = assembly.take(length);
+          await readChunk(ring, offset, into);
+          if (this.verifySharedLoads && expected !== undefined && crc32c(into) !== expected) {
+            throw new CkptdError(
+              Code.DATA_LOSS,
+              `a chunk of ${length} bytes failed its CRC-32C check in shared memory (job ${req.job}, checkpoint ${request.checkpointId}, rank ${req.rank})`,
+            );
+          }
+          released += length;
+          call.write({ progress: { sharedBytesReleased: released } });
+        } else {
+          throw new CkptdError(Code.INTERNAL, `the daemon sent a LoadSharedResponse without a plan, entry or shared chunk`);
+        }
       }
+      ended = true;
+      call.end();
+    } catch (err) {
+      const e = CkptdError.from(err);
+      // Refused, or a daemon older than LoadShared: the stream it is, from now on.
+      if (
+        !started &&
+        (e.code === Code.UNIMPLEMENTED || (e.code === Code.FAILED_PRECONDITION && e.details.includes(SHARED_MEMORY_UNAVAILABLE)))
+      ) {
+        this.sharedMemoryDir = undefined;
+        return undefined;
+      }
+      throw e;
+    } finally {
+      // Reached without `ended` when the load failed here or on the daemon: stop the daemon sending.
+      if (!ended) call.cancel();
+      await ring.close();
     }
-    finishEntry();
-    if (!plan) throw protocolError("no plan");
-    if (total !== plan.totalBytes) {
-      throw new CkptdError(
-        Code.DATA_LOSS,
-        `the load of ${req.job}/${req.checkpointId ?? "latest"} rank ${req.rank} streamed ${total} bytes, the plan announced ${plan.totalBytes}`,
-      );
-    }
-    return { plan, items };
+    return assembly.finish();
   }
 
   /**
@@ -995,6 +1030,112 @@ function outcomeOf(outcome: CommitOutcome): Outcome {
   const o = OUTCOMES[outcome];
   if (!o) throw new CkptdError(Code.INTERNAL, `the daemon returned no commit decision (outcome ${outcome})`);
   return o;
+}
+
+/** The wire form of a load's request. */
+function loadRequest(req: LoadRequest): LoadRequestIn & { checkpointId: string } {
+  const request: LoadRequestIn & { checkpointId: string } = {
+    job: req.job,
+    checkpointId: req.checkpointId ?? "latest",
+    rank: req.rank,
+    localRank: req.localRank ?? 0,
+    devices: [...(req.devices ?? [])],
+    mapLocation: { ...req.mapLocation },
+    items: [...(req.items ?? [])],
+  };
+  if (req.sourceRank !== undefined) request.sourceRank = req.sourceRank;
+  return request;
+}
+
+/** Reads a shared chunk out of the ring into `into`; a failure is the load's INTERNAL error. */
+async function readChunk(ring: LoadRing, offset: number, into: Uint8Array): Promise<void> {
+  try {
+    await ring.read(offset, into);
+  } catch (err) {
+    throw new CkptdError(Code.INTERNAL, `cannot read a chunk out of the shared-memory file ${ring.path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+/**
+ * Builds the {@link LoadedItems} of one load from its plan, entries and chunk bytes, in
+ * stream order, whichever way the bytes travel. Each entry gets one buffer of its announced
+ * size; bytes beyond or short of it, or a total that disagrees with the plan, are `DATA_LOSS`.
+ */
+class LoadAssembly {
+  private loadPlan: LoadPlan | undefined;
+  private readonly items = new Map<string, Map<string, LoadedEntry>>();
+  private current: { entry: LoadEntry; buf: Buffer; filled: number } | undefined;
+  private total = 0;
+
+  constructor(private readonly req: LoadRequest) {}
+
+  plan(plan: LoadPlan): void {
+    if (this.loadPlan) throw protocolError("a second plan");
+    this.loadPlan = plan;
+  }
+
+  entry(entry: LoadEntry): void {
+    if (!this.loadPlan) throw protocolError("an entry before the plan");
+    this.finishEntry();
+    const size = entry.sizeBytes;
+    if (!Number.isSafeInteger(size) || size < 0) throw protocolError(`${this.where(entry)} with size ${size}`);
+    // One allocation at the announced size; allocUnsafeSlow keeps byteOffset 0 so typed views of any width fit.
+    const buf = Buffer.allocUnsafeSlow(size);
+    const loaded = loadedEntry(entry, buf, this.where(entry));
+    let item = this.items.get(entry.item);
+    if (!item) this.items.set(entry.item, (item = new Map()));
+    if (item.has(entry.key)) throw protocolError(`${this.where(entry)} twice`);
+    item.set(entry.key, loaded);
+    this.current = { entry, buf, filled: 0 };
+  }
+
+  /** The current entry's next `length` bytes, a view of its buffer, counted as received: the caller fills it. */
+  take(length: number): Buffer {
+    const current = this.current;
+    if (!current) throw protocolError("a chunk outside an entry");
+    if (current.filled + length > current.buf.byteLength) {
+      throw new CkptdError(
+        Code.DATA_LOSS,
+        `${this.where(current.entry)}: received more than the announced ${current.buf.byteLength} bytes`,
+      );
+    }
+    const into = current.buf.subarray(current.filled, current.filled + length);
+    current.filled += length;
+    this.total += length;
+    return into;
+  }
+
+  /** Checks the last entry and the total against the plan, once the stream has ended. */
+  finish(): LoadedItems {
+    this.finishEntry();
+    const plan = this.loadPlan;
+    if (!plan) throw protocolError("no plan");
+    if (this.total !== plan.totalBytes) {
+      throw new CkptdError(
+        Code.DATA_LOSS,
+        `the load of ${this.req.job}/${this.req.checkpointId ?? "latest"} rank ${this.req.rank} streamed ${this.total} bytes, the plan announced ${plan.totalBytes}`,
+      );
+    }
+    return { plan, items: this.items };
+  }
+
+  private finishEntry(): void {
+    const current = this.current;
+    if (current && current.filled !== current.buf.byteLength) {
+      throw new CkptdError(
+        Code.DATA_LOSS,
+        `${this.where(current.entry)}: received ${current.filled} bytes, expected ${current.buf.byteLength}`,
+      );
+    }
+    this.current = undefined;
+  }
+
+  private where(e: LoadEntry): string {
+    const r = this.req;
+    return `entry ${e.item}/${e.key} of ${r.job}/${r.checkpointId ?? "latest"} rank ${r.sourceRank ?? r.rank}`;
+  }
 }
 
 function protocolError(what: string): CkptdError {

@@ -1,5 +1,5 @@
 /**
- * Shared-memory data path of a save to the daemon on this node (the SaveShared RPC).
+ * Shared-memory data path of saves and loads to the daemon on this node (the SaveShared and LoadShared RPCs).
  *
  * Instead of sending a chunk's bytes on the gRPC stream, the client copies them into a
  * slot of a ring file in the daemon's shared-memory directory (tmpfs, `/dev/shm`) and
@@ -7,7 +7,11 @@
  * bytes it released, and the slot is reused. That skips gRPC's framing, HTTP/2 flow
  * control and the copies on both sides.
  *
- * Each save creates its own ring file (slots × chunk bytes, 32 MiB by default) and
+ * Loads go the other way (the LoadShared RPC): the daemon writes each chunk into a slot
+ * of the client's ring file, sends a SharedChunk naming it, and the client reads the bytes
+ * straight into the entry's buffer and reports them released.
+ *
+ * Each save or load creates its own ring file (slots × slot bytes, 32 MiB by default) and
  * removes its name as soon as the daemon has opened it: from then on only the two open
  * handles keep the memory, so nothing is left in the directory whatever happens to
  * either process.
@@ -54,46 +58,38 @@ export function isDirectory(dir: string): boolean {
 }
 
 /**
- * A ring of fixed-size slots in a shared-memory file, written by one save.
- *
- * The save puts its chunks in order with {@link put}, which waits while every slot holds a
- * chunk the daemon has not released; {@link release} (on each progress message) frees
- * slots; {@link fail} ends the waiting once the call is over.
+ * Creates `ckptd-<purpose>-<pid>-<random>` in `dir` (mode 0600, never an existing file)
+ * sized `size` bytes, and returns its absolute path and open handle.
  */
-export class SaveRing {
-  private next = 0; // chunks put so far
-  private readonly pending: number[] = []; // lengths of chunks not yet released, oldest first
-  private releasedBytes = 0; // bytes of chunks released so far
-  private failed = false;
-  private waiters: (() => void)[] = [];
+async function createRingFile(dir: string, purpose: "save" | "load", size: number): Promise<{ path: string; fh: FileHandle }> {
+  // The daemon checks that the file lies directly in its own (resolved) directory.
+  const real = await fsp.realpath(dir);
+  const file = path.join(real, `ckptd-${purpose}-${process.pid}-${randomBytes(6).toString("hex")}`);
+  const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+  const fh = await fsp.open(file, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+  try {
+    // Node has no posix_fallocate: the pages are allocated by the writes (a full tmpfs fails them with ENOSPC).
+    await fh.truncate(size);
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await fsp.unlink(file).catch(() => undefined);
+    throw err;
+  }
+  return { path: file, fh };
+}
+
+/** A ring file of one save or load: its name, removed once the daemon has it open, and its handle. */
+abstract class RingFile {
   private linked = true;
   private closed = false;
 
-  private constructor(
+  protected constructor(
     /** Absolute path of the file (its name is gone once {@link unlink} ran). */
     readonly path: string,
-    private readonly fh: FileHandle,
+    protected readonly fh: FileHandle,
     readonly slotBytes: number,
     readonly slots: number,
   ) {}
-
-  /** Creates `ckptd-save-<pid>-<random>` in `dir` (mode 0600, never an existing file) sized slots × slotBytes. */
-  static async create(dir: string, slotBytes: number, slots: number = RING_SLOTS): Promise<SaveRing> {
-    // The daemon checks that the file lies directly in its own (resolved) directory.
-    const real = await fsp.realpath(dir);
-    const file = path.join(real, `ckptd-save-${process.pid}-${randomBytes(6).toString("hex")}`);
-    const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
-    const fh = await fsp.open(file, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
-    try {
-      // Node has no posix_fallocate: the pages are allocated by the writes (a full tmpfs fails them with ENOSPC).
-      await fh.truncate(slotBytes * slots);
-    } catch (err) {
-      await fh.close().catch(() => undefined);
-      await fsp.unlink(file).catch(() => undefined);
-      throw err;
-    }
-    return new SaveRing(file, fh, slotBytes, slots);
-  }
 
   /** Removes the file's name (the daemon holds it open). Idempotent. */
   async unlink(): Promise<void> {
@@ -102,6 +98,35 @@ export class SaveRing {
     await fsp.unlink(this.path).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== "ENOENT") throw err;
     });
+  }
+
+  /** Removes the name if still there and closes the file. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.unlink().catch(() => undefined);
+    await this.fh.close().catch(() => undefined);
+  }
+}
+
+/**
+ * A ring of fixed-size slots in a shared-memory file, written by one save.
+ *
+ * The save puts its chunks in order with {@link put}, which waits while every slot holds a
+ * chunk the daemon has not released; {@link release} (on each progress message) frees
+ * slots; {@link fail} ends the waiting once the call is over.
+ */
+export class SaveRing extends RingFile {
+  private next = 0; // chunks put so far
+  private readonly pending: number[] = []; // lengths of chunks not yet released, oldest first
+  private releasedBytes = 0; // bytes of chunks released so far
+  private failed = false;
+  private waiters: (() => void)[] = [];
+
+  /** Creates `ckptd-save-<pid>-<random>` in `dir` (mode 0600, never an existing file) sized slots × slotBytes. */
+  static async create(dir: string, slotBytes: number, slots: number = RING_SLOTS): Promise<SaveRing> {
+    const { path: file, fh } = await createRingFile(dir, "save", slotBytes * slots);
+    return new SaveRing(file, fh, slotBytes, slots);
   }
 
   /**
@@ -143,17 +168,50 @@ export class SaveRing {
   }
 
   /** Fails the ring, removes the name if still there and closes the file. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+  override async close(): Promise<void> {
     this.fail();
-    await this.unlink().catch(() => undefined);
-    await this.fh.close().catch(() => undefined);
+    await super.close();
   }
 
   private wake(): void {
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();
+  }
+}
+
+/**
+ * The ring file of one load, written by the daemon (with pwrite, so it is only sized: a
+ * full tmpfs fails the daemon's write with ENOSPC). The daemon puts chunk i into slot
+ * i mod {@link slots} once the client has released the chunk before it there; the client
+ * {@link read}s each chunk out where it belongs and then reports it released.
+ */
+export class LoadRing extends RingFile {
+  /** Creates `ckptd-load-<pid>-<random>` in `dir` (mode 0600, never an existing file) sized slots × slotBytes. */
+  static async create(dir: string, slotBytes: number, slots: number = RING_SLOTS): Promise<LoadRing> {
+    const { path: file, fh } = await createRingFile(dir, "load", slotBytes * slots);
+    return new LoadRing(file, fh, slotBytes, slots);
+  }
+
+  /** Size of the file in bytes. */
+  get size(): number {
+    return this.slotBytes * this.slots;
+  }
+
+  /**
+   * Reads [offset, offset + into.byteLength) of the file into `into`. Throws a RangeError
+   * for a slice outside the file, and an Error when the file ends early.
+   */
+  async read(offset: number, into: Uint8Array): Promise<void> {
+    const length = into.byteLength;
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > this.size) {
+      throw new RangeError(`a slice [${offset}, ${offset + length}) outside the ${this.size}-byte ring`);
+    }
+    let got = 0;
+    while (got < length) {
+      const { bytesRead } = await this.fh.read(into, got, length - got, offset + got);
+      if (bytesRead === 0) throw new Error(`the file ends at byte ${offset + got}, inside the slice [${offset}, ${offset + length})`);
+      got += bytesRead;
+    }
   }
 }
