@@ -68,8 +68,14 @@ async function createRingFile(dir: string, purpose: "save" | "load", size: numbe
   const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
   const fh = await fsp.open(file, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
   try {
-    // Node has no posix_fallocate: the pages are allocated by the writes (a full tmpfs fails them with ENOSPC).
-    await fh.truncate(size);
+    // Node has no posix_fallocate: writing zeros allocates the pages now, so a full tmpfs (a
+    // container's 64 MiB /dev/shm, say) fails here with ENOSPC and the client falls back to
+    // the stream before the call, instead of failing mid-way.
+    const zeros = Buffer.alloc(Math.min(size, 4 << 20));
+    for (let at = 0; at < size;) {
+      const { bytesWritten } = await fh.write(zeros, 0, Math.min(zeros.length, size - at), at);
+      at += bytesWritten;
+    }
   } catch (err) {
     await fh.close().catch(() => undefined);
     await fsp.unlink(file).catch(() => undefined);
