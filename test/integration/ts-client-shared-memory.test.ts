@@ -10,7 +10,10 @@ import { randomFillSync } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { SaveRequest as SaveRequestMsg } from "../../clients/ts/src/gen/ckptd/v1/SaveRequest.js";
+import { loadWire } from "../../clients/ts/src/wire.js";
 import { CkptdClient, Code, tensor, type CkptdError, type SaveEntry, type SaveRequest } from "../../clients/ts/src/index.js";
 import { metricsAddress, scrape, startDaemon, type Daemon } from "./harness.js";
 
@@ -413,6 +416,64 @@ describe("CkptdClient over shared memory", () => {
       expect(await sharedLoadBytes()).toBe(before);
     } finally {
       client.close();
+    }
+  });
+
+  it("falls back to the streams for a daemon without SaveShared and LoadShared (UNIMPLEMENTED)", async () => {
+    // A server that only knows Save and Load, as a daemon from before the shared-memory path
+    // does: grpc-js answers UNIMPLEMENTED for the methods it lacks.
+    const data = Buffer.from(new Float32Array([1, 2, 3, 4]).buffer);
+    let received = 0;
+    const server = new grpc.Server();
+    server.addService(loadWire().grpcObject.ckptd.v1.CheckpointService.service, {
+      Save(call: grpc.ServerReadableStream<SaveRequestMsg, unknown>, callback: grpc.sendUnaryData<unknown>) {
+        call.on("data", (m: SaveRequestMsg) => {
+          if (m.msg === "chunk") received += m.chunk!.data.length;
+        });
+        call.on("end", () => callback(null, { bytesReceived: received, bytesStored: received, entryCount: 1, attempt: 1 }));
+      },
+      Load(call: grpc.ServerWritableStream<unknown, unknown>) {
+        call.write({ plan: { sourceRank: 0, totalBytes: data.length, mapLocation: { cpu: "cpu" } } });
+        call.write({
+          entry: {
+            item: "model",
+            key: "w",
+            tensor: { dtype: "DTYPE_FLOAT32", shape: [4], device: "cpu" },
+            sizeBytes: data.length,
+            targetDevice: "cpu",
+          },
+        });
+        call.write({ chunk: { data } });
+        call.end();
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    const address = `127.0.0.1:${port}`;
+    try {
+      const saver = new CkptdClient({ address, sharedMemory: true, sharedMemoryDir: shmDir });
+      try {
+        await saver.save(request("old-daemon", "s1", [{ key: "w", tensor: tensor(new Float32Array([1, 2, 3, 4])) }]));
+        expect(saver.sharedMemory).toBe(false);
+        expect(received).toBe(data.length);
+      } finally {
+        saver.close();
+      }
+      const loader = new CkptdClient({ address, sharedMemory: true, sharedMemoryDir: shmDir });
+      try {
+        const got = await loader.loadItems({ job: "old-daemon", checkpointId: "s1", rank: 0 });
+        expect(loader.sharedMemory).toBe(false);
+        const w = got.items.get("model")!.get("w")!;
+        expect(
+          w.kind === "tensor" && Buffer.from(w.tensor.data.buffer, w.tensor.data.byteOffset, w.tensor.data.byteLength).equals(data),
+        ).toBe(true);
+      } finally {
+        loader.close();
+      }
+      expect(fs.readdirSync(shmDir).filter((f) => f.startsWith("ckptd-"))).toEqual([]);
+    } finally {
+      server.forceShutdown();
     }
   });
 });
