@@ -9,8 +9,10 @@
  *     that type, devices[local_rank mod count] among the listed devices of that type,
  *     and to "cpu" when the loader lists none of that type.
  */
+import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
+import { DIRECT_ALIGN } from "./buffer-pool.js";
 import type { Catalog } from "./catalog.js";
 import { ChunkCorruptError, decodeChunk, LZ4_MAX_BLOCK, RAW_FRAME_OVERHEAD, type StoredChunk } from "./codec.js";
 import { dataLoss, invalidArgument, notFound } from "./errors.js";
@@ -131,8 +133,9 @@ export class CheckpointLoader {
         yield { kind: "entry", item: item.name, entry, targetDevice };
         if (entry.chunks.length === 0) continue;
         let fh: fsp.FileHandle;
+        let direct: boolean;
         try {
-          fh = await fsp.open(path.join(dir, entry.file), "r");
+          ({ fh, direct } = await openForRead(path.join(dir, entry.file), entry.chunks, buffers));
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === "ENOENT")
             throw dataLoss(
@@ -142,7 +145,7 @@ export class CheckpointLoader {
         }
         try {
           let i = 0;
-          for await (const { stored, bytesRead } of readAhead(fh, entry.chunks, buffers)) {
+          for await (const { stored, bytesRead } of readAhead(fh, entry.chunks, buffers, direct)) {
             const c = entry.chunks[i]!;
             try {
               if (bytesRead !== c.storedBytes) throw new ChunkCorruptError(`file is truncated (${bytesRead} of ${c.storedBytes} bytes)`);
@@ -223,6 +226,45 @@ const READ_AHEAD = 4;
 /** Read buffers of at least this size are kept for reuse; smaller ones are left to the GC. */
 const REUSE_MIN_BYTES = 64 << 10;
 
+/** Entry files at least this large are read with O_DIRECT where the filesystem allows it. */
+const DIRECT_READ_MIN_BYTES = 1 << 20;
+/** An aligned read covers a chunk's frame (at most 4 MiB + 15 bytes) widened to block boundaries at both ends. */
+const DIRECT_READ_BUFFER_BYTES = LZ4_MAX_BLOCK + 3 * DIRECT_ALIGN;
+/** False once O_DIRECT reads turned out not to work here (no buffer alignment passes): buffered from then on. */
+let directReadsWork = fs.constants.O_DIRECT !== undefined;
+
+/**
+ * Opens an entry file for reading: with O_DIRECT when it is large and the filesystem
+ * allows it (loads then skip the page cache: a checkpoint read once does not evict the
+ * node's working set, and the kernel does not copy every byte once more), else buffered.
+ */
+async function openForRead(
+  file: string,
+  chunks: readonly StoredChunk[],
+  buffers: ReadBuffers,
+): Promise<{ fh: fsp.FileHandle; direct: boolean }> {
+  const last = chunks[chunks.length - 1];
+  const size = last ? last.offset + last.storedBytes : 0;
+  if (directReadsWork && size >= DIRECT_READ_MIN_BYTES) {
+    let fh: fsp.FileHandle | undefined;
+    try {
+      fh = await fsp.open(file, fs.constants.O_RDONLY | fs.constants.O_DIRECT);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EINVAL") throw err;
+    }
+    if (fh) {
+      const probe = buffers.getAligned(fh.fd);
+      if (probe) {
+        buffers.putAligned(probe);
+        return { fh, direct: true };
+      }
+      directReadsWork = false;
+      await fh.close();
+    }
+  }
+  return { fh: await fsp.open(file, "r"), direct: false };
+}
+
 /**
  * Reusable read buffers of one stream. Allocating a fresh 4 MiB buffer per chunk costs page
  * faults on every read and leaves the memory to the garbage collector (RSS grows with the
@@ -230,6 +272,9 @@ const REUSE_MIN_BYTES = 64 << 10;
  */
 export class ReadBuffers {
   private readonly free: Buffer[] = [];
+  private readonly freeAligned: Buffer[] = [];
+  /** Offset into a fresh backing store that aligned the last one (allocations tend to repeat it). */
+  private lastShift = 0;
   private decoded: Buffer | undefined;
 
   /** The buffer compressed chunks are decoded into (one chunk at a time). */
@@ -248,30 +293,82 @@ export class ReadBuffers {
     if (buf.length < REUSE_MIN_BYTES) return;
     this.free.push(Buffer.from(buf.buffer, buf.byteOffset, buf.buffer.byteLength - buf.byteOffset));
   }
+
+  /**
+   * A buffer of DIRECT_READ_BUFFER_BYTES whose address suits O_DIRECT reads of `fd`, or
+   * undefined when none does. JavaScript cannot see addresses: a fresh backing store one
+   * block larger is probed with 4 KiB direct reads of `fd` (EINVAL means misaligned).
+   */
+  getAligned(fd: number): Buffer | undefined {
+    const reused = this.freeAligned.pop();
+    if (reused) return reused;
+    const backing = Buffer.allocUnsafeSlow(DIRECT_READ_BUFFER_BYTES + DIRECT_ALIGN);
+    const shifts = [this.lastShift];
+    for (let k = 0; k < DIRECT_ALIGN; k += 16) if (k !== this.lastShift) shifts.push(k);
+    for (const k of shifts) {
+      try {
+        fs.readSync(fd, backing, k, DIRECT_ALIGN, 0);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "EINVAL") continue;
+        throw err;
+      }
+      this.lastShift = k;
+      return backing.subarray(k, k + DIRECT_READ_BUFFER_BYTES);
+    }
+    return undefined;
+  }
+
+  putAligned(buf: Buffer): void {
+    this.freeAligned.push(buf);
+  }
+}
+
+interface ChunkRead {
+  stored: Buffer;
+  bytesRead: number;
+  /** The aligned buffer `stored` lies in, for a direct read. */
+  aligned?: Buffer;
 }
 
 /**
  * An entry's stored chunks in order, read READ_AHEAD ahead: the disk reads the next chunks
  * while chunk i is decoded, checked and sent. A chunk's buffer (and any view of it, such as
- * a raw chunk's data) is reused once the consumer asks for the next chunk.
+ * a raw chunk's data) is reused once the consumer asks for the next chunk. With `direct`
+ * (`fh` opened with O_DIRECT) each read covers the chunk's frame widened to whole blocks.
  */
 async function* readAhead(
   fh: fsp.FileHandle,
   chunks: readonly StoredChunk[],
   buffers: ReadBuffers = new ReadBuffers(),
+  direct = false,
 ): AsyncGenerator<{ stored: Buffer; bytesRead: number }> {
-  const read = (c: StoredChunk) => {
-    const stored = buffers.get(c.storedBytes);
-    return fh.read(stored, 0, c.storedBytes, c.offset).then(({ bytesRead }) => ({ stored, bytesRead }));
+  const read = (c: StoredChunk): Promise<ChunkRead> => {
+    if (!direct) {
+      const stored = buffers.get(c.storedBytes);
+      return fh.read(stored, 0, c.storedBytes, c.offset).then(({ bytesRead }) => ({ stored, bytesRead }));
+    }
+    const start = c.offset - (c.offset % DIRECT_ALIGN);
+    const end = Math.ceil((c.offset + c.storedBytes) / DIRECT_ALIGN) * DIRECT_ALIGN;
+    const aligned = buffers.getAligned(fh.fd);
+    if (!aligned) return Promise.reject(new Error("no buffer alignment suits O_DIRECT reads any more"));
+    return fh.read(aligned, 0, end - start, start).then(({ bytesRead }) => {
+      const skip = c.offset - start;
+      return {
+        stored: aligned.subarray(skip, skip + c.storedBytes),
+        bytesRead: Math.max(0, Math.min(bytesRead - skip, c.storedBytes)),
+        aligned,
+      };
+    });
   };
-  const inflight: Promise<{ stored: Buffer; bytesRead: number }>[] = [];
+  const inflight: Promise<ChunkRead>[] = [];
   let next = 0;
   try {
     for (let i = 0; i < chunks.length; i++) {
       while (next < chunks.length && inflight.length < READ_AHEAD) inflight.push(read(chunks[next++]!));
       const cur = await inflight.shift()!;
       yield cur;
-      buffers.put(cur.stored);
+      if (cur.aligned) buffers.putAligned(cur.aligned);
+      else buffers.put(cur.stored);
     }
   } finally {
     // A consumer that stops early leaves reads in flight: they must not become unhandled
