@@ -81,20 +81,39 @@ export class AlignedBufferPool {
     const size = this.bufferBytes;
     const fd = this.options.probeFd;
     if (fd === undefined) return Buffer.allocUnsafeSlow(size);
-    // allocUnsafeSlow: a backing store of its own (never a slice of Node's shared pool).
-    const backing = Buffer.allocUnsafeSlow(size + DIRECT_ALIGN);
-    const shifts = [this.lastShift];
-    for (let k = 0; k < DIRECT_ALIGN; k += 16) if (k !== this.lastShift) shifts.push(k);
-    for (const k of shifts) {
-      try {
-        fs.writeSync(fd, backing, k, DIRECT_ALIGN, 0);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === "EINVAL") continue;
-        throw err;
-      }
-      this.lastShift = k;
-      return backing.subarray(k, k + size);
+    const found = allocateAligned(size, this.lastShift, (buf, at) => fs.writeSync(fd, buf, at, DIRECT_ALIGN, 0));
+    if (found) {
+      this.lastShift = found.shift;
+      return found.buf;
     }
     throw new Error(`no ${DIRECT_ALIGN}-byte aligned view found in a buffer of ${size + DIRECT_ALIGN} bytes`);
   }
+}
+
+/**
+ * A fresh buffer of `size` bytes whose address suits O_DIRECT, or undefined when none of the
+ * candidate offsets does. JavaScript cannot see addresses: a backing store DIRECT_ALIGN
+ * bytes larger is allocated and `probe(buf, at)` (one O_DIRECT read or write of
+ * DIRECT_ALIGN bytes from buf[at]) tried at each offset, `lastShift` first (allocations tend
+ * to repeat it); EINVAL means misaligned.
+ */
+export function allocateAligned(
+  size: number,
+  lastShift: number,
+  probe: (buf: Buffer, at: number) => void,
+): { buf: Buffer; shift: number } | undefined {
+  // allocUnsafeSlow: a backing store of its own (never a slice of Node's shared pool).
+  const backing = Buffer.allocUnsafeSlow(size + DIRECT_ALIGN);
+  const shifts = [lastShift];
+  for (let k = 0; k < DIRECT_ALIGN; k += 16) if (k !== lastShift) shifts.push(k);
+  for (const k of shifts) {
+    try {
+      probe(backing, k);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "EINVAL") continue;
+      throw err;
+    }
+    return { buf: backing.subarray(k, k + size), shift: k };
+  }
+  return undefined;
 }

@@ -12,7 +12,7 @@
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
-import { DIRECT_ALIGN } from "./buffer-pool.js";
+import { allocateAligned, DIRECT_ALIGN } from "./buffer-pool.js";
 import type { Catalog } from "./catalog.js";
 import { ChunkCorruptError, decodeChunk, LZ4_MAX_BLOCK, RAW_FRAME_OVERHEAD, type StoredChunk } from "./codec.js";
 import { dataLoss, invalidArgument, notFound } from "./errors.js";
@@ -296,26 +296,14 @@ export class ReadBuffers {
 
   /**
    * A buffer of DIRECT_READ_BUFFER_BYTES whose address suits O_DIRECT reads of `fd`, or
-   * undefined when none does. JavaScript cannot see addresses: a fresh backing store one
-   * block larger is probed with 4 KiB direct reads of `fd` (EINVAL means misaligned).
+   * undefined when none does (probed with 4 KiB direct reads of `fd`).
    */
   getAligned(fd: number): Buffer | undefined {
     const reused = this.freeAligned.pop();
     if (reused) return reused;
-    const backing = Buffer.allocUnsafeSlow(DIRECT_READ_BUFFER_BYTES + DIRECT_ALIGN);
-    const shifts = [this.lastShift];
-    for (let k = 0; k < DIRECT_ALIGN; k += 16) if (k !== this.lastShift) shifts.push(k);
-    for (const k of shifts) {
-      try {
-        fs.readSync(fd, backing, k, DIRECT_ALIGN, 0);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === "EINVAL") continue;
-        throw err;
-      }
-      this.lastShift = k;
-      return backing.subarray(k, k + DIRECT_READ_BUFFER_BYTES);
-    }
-    return undefined;
+    const found = allocateAligned(DIRECT_READ_BUFFER_BYTES, this.lastShift, (buf, at) => fs.readSync(fd, buf, at, DIRECT_ALIGN, 0));
+    if (found) this.lastShift = found.shift;
+    return found?.buf;
   }
 
   putAligned(buf: Buffer): void {

@@ -86,10 +86,7 @@ export class SharedSegment {
     let got = 0;
     while (got < length) {
       const { bytesRead } = await this.fh.read(into, got, length - got, offset + got);
-      if (bytesRead === 0)
-        throw invalidArgument(
-          `shared chunk [${offset}, ${offset + length}) lies beyond the end of ${this.path} (it ends at byte ${offset + got})`,
-        );
+      if (bytesRead === 0) throw this.beyondEnd(offset, length, got);
       got += bytesRead;
     }
     return into.subarray(0, length);
@@ -100,12 +97,15 @@ export class SharedSegment {
     let got = 0;
     while (got < length) {
       const n = fs.readSync(this.fh.fd, into, at + got, length - got, offset + got);
-      if (n === 0)
-        throw invalidArgument(
-          `shared chunk [${offset}, ${offset + length}) lies beyond the end of ${this.path} (it ends at byte ${offset + got})`,
-        );
+      if (n === 0) throw this.beyondEnd(offset, length, got);
       got += n;
     }
+  }
+
+  private beyondEnd(offset: number, length: number, got: number): Error {
+    return invalidArgument(
+      `shared chunk [${offset}, ${offset + length}) lies beyond the end of ${this.path} (it ends at byte ${offset + got})`,
+    );
   }
 
   /** Writes `data` at `offset` (within the size the file had when opened). */
