@@ -35,15 +35,25 @@ function same(a: string, b: string): boolean {
 
 export function loadTokens(file: string): Authorizer {
   let parsed: { admin?: unknown; jobs?: unknown };
+  let text: string;
   try {
-    parsed = JSON.parse(fs.readFileSync(file, "utf8")) as typeof parsed;
+    text = fs.readFileSync(file, "utf8");
+  } catch (err) {
+    throw new Error(`cannot read auth token file ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  try {
+    parsed = JSON.parse(text) as typeof parsed;
   } catch (err) {
     throw new Error(`auth token file ${file} is not valid JSON: ${(err as Error).message}`);
   }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    throw new Error(`auth token file ${file} must hold a JSON object {"admin": TOKEN, "jobs": {JOB: TOKEN}}`);
+  if (parsed.admin !== undefined && (typeof parsed.admin !== "string" || parsed.admin.length < 8))
+    throw new Error(`auth token file ${file}: "admin" must be a string of at least 8 characters`);
   const admin = typeof parsed.admin === "string" && parsed.admin.length > 0 ? parsed.admin : undefined;
   const jobs = new Map<string, string>();
   if (parsed.jobs !== undefined) {
-    if (typeof parsed.jobs !== "object" || parsed.jobs === null)
+    if (typeof parsed.jobs !== "object" || parsed.jobs === null || Array.isArray(parsed.jobs))
       throw new Error(`auth token file ${file}: "jobs" must map job names to tokens`);
     for (const [job, token] of Object.entries(parsed.jobs as Record<string, unknown>)) {
       if (typeof token !== "string" || token.length < 8)

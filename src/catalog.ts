@@ -7,7 +7,7 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { notFound } from "./errors.js";
 import { parseManifest, summarize, type CheckpointSummary, type Manifest } from "./manifest.js";
-import { isLatest } from "./names.js";
+import { checkName, isLatest } from "./names.js";
 import type { DataDir } from "./storage.js";
 
 export class Catalog {
@@ -101,13 +101,19 @@ export class Catalog {
     return [...this.jobs.entries()].filter(([, m]) => m.size > 0).map(([j]) => j);
   }
 
-  /** Resolves an id or "latest"; NOT_FOUND with a message naming what is missing. */
+  /**
+   * Resolves an id or "latest"; NOT_FOUND with a message naming what is missing. A name
+   * that could never be a checkpoint (`../x`, NUL, too long) is INVALID_ARGUMENT, as on
+   * the write path: the caller made a mistake, not a lookup that missed.
+   */
   get(job: string, checkpointId: string): CheckpointSummary {
+    checkName("job", job);
     if (isLatest(checkpointId)) {
       const latest = this.list(job)[0];
       if (!latest) throw notFound(`job '${job}' has no committed checkpoint`);
       return latest;
     }
+    checkName("checkpoint_id", checkpointId);
     const s = this.jobs.get(job)?.get(checkpointId);
     if (!s) throw notFound(`checkpoint '${checkpointId}' of job '${job}' is not committed (or was deleted)`);
     return s;

@@ -17,7 +17,13 @@ function makeLogger(o: DaemonOptions): Logger {
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const log = makeLogger(options);
-  const daemon = new Daemon(options, log);
+  let daemon: Daemon;
+  try {
+    daemon = new Daemon(options, log);
+  } catch (err) {
+    // A bad token file or peer list: one line that says what to fix, not a stack trace.
+    fail(log, err);
+  }
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;
@@ -39,11 +45,15 @@ async function main(): Promise<void> {
     log.info({ address, dataDir: daemon.dataDir.root }, `ckptd listening on ${address}`);
   } catch (err) {
     daemon.stop();
-    const msg = err instanceof CkptdError || !(err instanceof Error) ? String((err as Error).message ?? err) : err.message;
-    log.fatal({ err }, `ckptd could not start: ${msg}`);
-    process.stderr.write(`ckptd: ${msg}\n`);
-    process.exit(1);
+    fail(log, err);
   }
+}
+
+function fail(log: Logger, err: unknown): never {
+  const msg = err instanceof CkptdError || !(err instanceof Error) ? String((err as Error).message ?? err) : err.message;
+  log.fatal({ err }, `ckptd could not start: ${msg}`);
+  process.stderr.write(`ckptd: ${msg}\n`);
+  process.exit(1);
 }
 
 void main();

@@ -16,7 +16,7 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import type { Logger } from "pino";
 import type { Catalog } from "./catalog.js";
-import { aborted, failedPrecondition, invalidArgument, alreadyExists, unavailable } from "./errors.js";
+import { aborted, failedPrecondition, alreadyExists, unavailable } from "./errors.js";
 import {
   itemDirName,
   MANIFEST_FORMAT,
@@ -28,6 +28,7 @@ import {
   type RankRecord,
 } from "./manifest.js";
 import { abortReason, type Metrics } from "./metrics.js";
+import { checkRef, DEFAULT_MAX_WORLD_SIZE, missingRanks } from "./limits.js";
 import { checkName } from "./names.js";
 import { fsyncDir, removeTree, writeFileDurable, type DataDir } from "./storage.js";
 
@@ -53,6 +54,8 @@ interface DecisionRecord {
 export interface CoordinatorOptions {
   /** An undecided attempt with no activity for this long is aborted. */
   prepareTimeoutMs: number;
+  /** Largest world_size a checkpoint may have. @default 65536 */
+  maxWorldSize?: number;
   /** Test-only fault point. */
   fault?: "crash-after-decision" | undefined;
   /**
@@ -393,13 +396,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
   }
 
   private checkRef(ref: CheckpointRef): void {
-    checkName("job", ref.job);
-    checkName("checkpoint_id", ref.checkpointId);
-    if (ref.checkpointId === "latest") throw invalidArgument(`checkpoint_id 'latest' is reserved; name the checkpoint after its step`);
-    if (!Number.isInteger(ref.worldSize) || ref.worldSize < 1) throw invalidArgument(`world_size must be at least 1 (rank ${ref.rank})`);
-    if (!Number.isInteger(ref.rank) || ref.rank >= ref.worldSize)
-      throw invalidArgument(`rank ${ref.rank} is out of range for world_size ${ref.worldSize}`);
-    if (!Number.isSafeInteger(ref.step) || ref.step < 0) throw invalidArgument(`step ${ref.step} must be a non-negative integer`);
+    checkRef(ref, this.options.maxWorldSize ?? DEFAULT_MAX_WORLD_SIZE);
   }
 
   private checkAgreement(attempt: Attempt, ref: CheckpointRef): void {
@@ -623,17 +620,11 @@ export class CommitCoordinator implements CheckpointCoordinator {
     for (const attempt of this.open.values()) {
       if (attempt.state !== "preparing") continue;
       if (now - attempt.lastActivity < this.options.prepareTimeoutMs) continue;
-      const missing: number[] = [];
-      for (let r = 0; r < attempt.worldSize; r++) if (!attempt.votes.has(r)) missing.push(r);
       void this.decide(
         attempt,
         "ABORTED",
-        `prepare timeout: no activity for ${this.options.prepareTimeoutMs} ms and rank(s) ${summarizeRanks(missing)} did not vote`,
+        `prepare timeout: no activity for ${this.options.prepareTimeoutMs} ms and rank(s) ${missingRanks(attempt.worldSize, attempt.votes.keys())} did not vote`,
       );
     }
   }
-}
-
-function summarizeRanks(ranks: number[]): string {
-  return ranks.length > 16 ? `${ranks.slice(0, 16).join(", ")}, … (${ranks.length} in all)` : ranks.join(", ");
 }

@@ -27,7 +27,8 @@ import { Retention } from "./retention.js";
 import { checkpointServiceHandlers } from "./server.js";
 import { DataDir } from "./storage.js";
 import { openWriteIo, setWriteIo } from "./direct-io.js";
-import { openSharedMemoryConfig, SHARED_MEMORY_OFF, type SharedMemoryConfig } from "./shared-memory.js";
+import { boundedHandlers } from "./limits.js";
+import { closeSharedMemoryConfig, openSharedMemoryConfig, SHARED_MEMORY_OFF, type SharedMemoryConfig } from "./shared-memory.js";
 
 /** HTTP/2 windows: a few chunks in flight per stream keep a fast client busy without unbounded buffering. */
 const STREAM_WINDOW_BYTES = 8 << 20;
@@ -101,6 +102,7 @@ export class Daemon {
         this.catalog,
         {
           prepareTimeoutMs: options.prepareTimeoutMs,
+          maxWorldSize: options.maxWorldSize,
           fault: options.fault,
           metrics: this.metrics,
           onCommitted: async (checkpoint) => {
@@ -198,20 +200,23 @@ export class Daemon {
     const loader = new CheckpointLoader(this.dataDir, this.catalog);
     this.server.addService(
       v1.CheckpointService.service,
-      checkpointServiceHandlers({
-        dataDir: this.dataDir,
-        catalog: this.catalog,
-        coordinator: this.coordinator,
-        loader,
-        retention: this.retention,
-        log: this.log,
-        auth: this.auth,
-        metrics: this.metrics,
-        acceptingSaves: () => this.state === "running",
-        activeSaves: this.activeSaves,
-        sharedMemory: this.sharedMemory,
-        notCoordinator: this.notCoordinator(),
-      }),
+      boundedHandlers(
+        checkpointServiceHandlers({
+          dataDir: this.dataDir,
+          catalog: this.catalog,
+          coordinator: this.coordinator,
+          loader,
+          retention: this.retention,
+          log: this.log,
+          auth: this.auth,
+          metrics: this.metrics,
+          acceptingSaves: () => this.state === "running",
+          activeSaves: this.activeSaves,
+          sharedMemory: this.sharedMemory,
+          maxWorldSize: this.options.maxWorldSize,
+          notCoordinator: this.notCoordinator(),
+        }),
+      ),
     );
     const evaluationDeps = {
       catalog: this.catalog,
@@ -223,30 +228,34 @@ export class Daemon {
       shutdown: this.shutdown.signal,
       notCoordinator: this.notCoordinator(),
     };
-    this.server.addService(v1.EvaluationService.service, evaluationServiceHandlers(evaluationDeps));
-    this.server.addService(v1.RetentionService.service, retentionServiceHandlers(evaluationDeps));
+    this.server.addService(v1.EvaluationService.service, boundedHandlers(evaluationServiceHandlers(evaluationDeps)));
+    this.server.addService(v1.RetentionService.service, boundedHandlers(retentionServiceHandlers(evaluationDeps)));
     this.server.addService(
       v1.AdminService.service,
-      adminServiceHandlers({
-        catalog: this.catalog,
-        coordinator: this.coordinator,
-        events: this.events,
-        loader,
-        dataDir: this.dataDir.root,
-        startTime: new Date(),
-        state: () => this.state,
-        address: () => this.boundAddress,
-        auth: this.auth,
-      }),
+      boundedHandlers(
+        adminServiceHandlers({
+          catalog: this.catalog,
+          coordinator: this.coordinator,
+          events: this.events,
+          loader,
+          dataDir: this.dataDir.root,
+          startTime: new Date(),
+          state: () => this.state,
+          address: () => this.boundAddress,
+          auth: this.auth,
+        }),
+      ),
     );
     this.server.addService(
       v1.PeerService.service,
-      peerServiceHandlers({
-        coordinator: this.commitCoordinator,
-        coordinatorId: this.cluster?.coordinatorId ?? this.options.nodeId,
-        nodeId: this.options.nodeId,
-        auth: this.auth,
-      }),
+      boundedHandlers(
+        peerServiceHandlers({
+          coordinator: this.commitCoordinator,
+          coordinatorId: this.cluster?.coordinatorId ?? this.options.nodeId,
+          nodeId: this.options.nodeId,
+          auth: this.auth,
+        }),
+      ),
     );
     this.health.addToServer(this.server);
     // Reflection describes every service served, Health included, so grpcurl needs no .proto.
@@ -311,6 +320,7 @@ export class Daemon {
     this.coordinator.stop();
     this.retention.stop();
     this.metrics.close();
+    closeSharedMemoryConfig(this.sharedMemory);
     this.dataDir.unlock();
     this.state = "stopped";
   }

@@ -10,10 +10,32 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import type { Logger } from "pino";
 import type { Catalog } from "./catalog.js";
-import { CkptdError, invalidArgument } from "./errors.js";
+import { CkptdError, invalidArgument, resourceExhausted } from "./errors.js";
+import { quote } from "./limits.js";
 import { checkName } from "./names.js";
 import { fsyncDir, type DataDir } from "./storage.js";
 import { status } from "@grpc/grpc-js";
+
+/** Bounds of one report (what the daemon keeps in memory and in the log for it). */
+export const MAX_METRICS = 256;
+export const MAX_METRIC_NAME = 256;
+export const MAX_MESSAGE = 4096;
+/** Distinct evaluators that may report on one checkpoint. */
+export const MAX_EVALUATORS = 64;
+
+/**
+ * JSON has no NaN or ±Infinity (stringify writes null): they are kept as {"$float": "NaN"},
+ * so a diverged evaluation still reads NaN after a restart and keep_best ranks it as before.
+ */
+function keepFloat(_key: string, value: unknown): unknown {
+  return typeof value === "number" && !Number.isFinite(value) ? { $float: String(value) } : value;
+}
+
+function reviveFloat(_key: string, value: unknown): unknown {
+  if (typeof value === "object" && value !== null && "$float" in value && Object.keys(value).length === 1)
+    return Number((value as { $float: unknown }).$float);
+  return value;
+}
 
 export interface EvaluationReport {
   job: string;
@@ -70,7 +92,9 @@ export class Evaluations {
       let good = 0;
       for (const line of lines.slice(0, -1)) {
         try {
-          this.index(JSON.parse(line) as EvaluationReport);
+          const r = JSON.parse(line, reviveFloat) as EvaluationReport;
+          // Reports of deleted checkpoints stay in the log but not in memory.
+          if (this.catalog.has(r.job, r.checkpointId)) this.index(r);
         } catch {
           break;
         }
@@ -95,9 +119,19 @@ export class Evaluations {
   report(input: Omit<EvaluationReport, "step" | "time">): Promise<EvaluationReport> {
     checkName("job", input.job);
     checkName("evaluator", input.evaluator);
-    for (const [k, v] of Object.entries(input.metrics))
-      if (!k || typeof v !== "number") throw invalidArgument(`metric ${JSON.stringify(k)} must have a numeric value`);
+    const metrics = Object.entries(input.metrics);
+    if (metrics.length > MAX_METRICS) throw invalidArgument(`a report has ${metrics.length} metrics; at most ${MAX_METRICS} are allowed`);
+    for (const [k, v] of metrics) {
+      if (!k || typeof v !== "number") throw invalidArgument(`metric ${quote(k)} must have a numeric value`);
+      if (k.length > MAX_METRIC_NAME) throw invalidArgument(`metric name ${quote(k)} is longer than ${MAX_METRIC_NAME} characters`);
+    }
+    if (input.message.length > MAX_MESSAGE) throw invalidArgument(`a report's message is longer than ${MAX_MESSAGE} characters`);
     const checkpoint = this.catalog.get(input.job, input.checkpointId);
+    const already = this.reportsFor(input.job, checkpoint.checkpointId);
+    if (!already.has(input.evaluator) && already.size >= MAX_EVALUATORS)
+      throw resourceExhausted(
+        `checkpoint '${checkpoint.checkpointId}' already has reports of ${already.size} evaluators, the most one checkpoint keeps`,
+      );
     const r: EvaluationReport = { ...input, checkpointId: checkpoint.checkpointId, step: checkpoint.step, time: new Date().toISOString() };
     const j = this.job(input.job);
     const run = j.chain.then(async () => {
@@ -105,7 +139,7 @@ export class Evaluations {
       const created = !fs.existsSync(file);
       const fh = await fsp.open(file, "a");
       try {
-        await fh.write(JSON.stringify(r) + "\n");
+        await fh.write(JSON.stringify(r, keepFloat) + "\n");
         await fh.datasync();
       } finally {
         await fh.close();
@@ -159,9 +193,10 @@ export class Evaluations {
     return live;
   }
 
-  /** Forgets a deleted checkpoint's leases (its reports stay in the log). */
+  /** Forgets a deleted checkpoint's leases and reports (the reports stay in the log). */
   forget(job: string, checkpointId: string): void {
     this.jobs.get(job)?.leases.delete(checkpointId);
+    this.jobs.get(job)?.reports.delete(checkpointId);
   }
 
   /**

@@ -180,7 +180,9 @@ export class ItemWriter {
   private checkCrc(rec: EntryRecord, crc: number, clientCrc: number | undefined): void {
     if (clientCrc !== undefined && clientCrc !== crc)
       throw invalidArgument(
-        `chunk ${rec.chunks.length} of entry '${rec.key}' failed its checksum: CRC-32C ${hex(crc)}, client sent ${hex(clientCrc)}`,
+        // The computed value is not echoed: for a shared chunk it would be a checksum of a
+        // file the caller named, not of bytes it sent.
+        `chunk ${rec.chunks.length} of entry '${rec.key}' failed its checksum: the bytes do not match the CRC-32C the client sent (${hex(clientCrc)})`,
       );
   }
 
@@ -203,7 +205,7 @@ export class ItemWriter {
       throw invalidArgument(`trailer says ${trailer.byteCount} bytes but ${this.bytesReceived} bytes were sent`);
     if (trailer.crc32c >>> 0 !== this.streamCrc >>> 0)
       throw invalidArgument(
-        `item '${this.name}' failed its checksum: CRC-32C of the data is ${hex(this.streamCrc)}, trailer says ${hex(trailer.crc32c)}`,
+        `item '${this.name}' failed its checksum: the data does not match the trailer's CRC-32C (${hex(trailer.crc32c)})`,
       );
     await Promise.all(this.pendingSyncs);
     this.pendingSyncs = [];

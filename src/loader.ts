@@ -18,6 +18,7 @@ import { ChunkCorruptError, decodeChunk, LZ4_MAX_BLOCK, RAW_FRAME_OVERHEAD, type
 import { dataLoss, invalidArgument, notFound } from "./errors.js";
 import type { CheckpointSummary, EntryRecord, ItemRecord, Manifest } from "./manifest.js";
 import { itemDirName } from "./manifest.js";
+import { quote } from "./limits.js";
 import { checkName } from "./names.js";
 import type { DataDir } from "./storage.js";
 
@@ -44,7 +45,8 @@ export interface LoadPlan {
   manifest: Manifest;
   sourceRank: number;
   items: ItemRecord[];
-  mapLocation: Record<string, string>;
+  /** Saved device → target device, for every device the plan's tensors were saved on. */
+  mapLocation: Map<string, string>;
   placements: Placement[];
   totalBytes: number;
 }
@@ -53,8 +55,9 @@ export type LoadPart =
   { kind: "entry"; item: string; entry: EntryRecord; targetDevice: string } | { kind: "chunk"; data: Buffer; crc32c: number };
 
 /** Target device for a tensor saved on `saved`, per the rules above. */
-export function mapDevice(saved: string, devices: readonly string[], localRank: number, overrides: Record<string, string>): string {
-  const explicit = overrides[saved] ?? overrides["*"];
+export function mapDevice(saved: string, devices: readonly string[], localRank: number, overrides: ReadonlyMap<string, string>): string {
+  // A Map, not an object: a client's device may be named "constructor" or "__proto__".
+  const explicit = overrides.get(saved) ?? overrides.get("*");
   if (explicit) return explicit;
   const type = saved.split(":")[0] || "cpu";
   if (type === "cpu") return "cpu";
@@ -82,10 +85,19 @@ export class CheckpointLoader {
     checkName("job", spec.job);
     const checkpoint = this.catalog.get(spec.job, spec.checkpointId);
     const manifest = await this.catalog.readManifest(checkpoint);
+    for (const [what, n] of [
+      ["rank", spec.rank],
+      ["local_rank", spec.localRank],
+      ["source_rank", spec.sourceRank ?? 0],
+    ] as const)
+      if (!Number.isSafeInteger(n) || n < 0) throw invalidArgument(`${what} ${n} must be a non-negative integer`);
+    for (const name of spec.items) checkName("item", name);
     const sourceRank = spec.sourceRank ?? spec.rank;
     if (sourceRank >= manifest.worldSize)
       throw invalidArgument(
-        `rank ${sourceRank} is out of range: checkpoint '${manifest.checkpointId}' was saved by world_size ${manifest.worldSize}; pass source_rank to load another rank's shard`,
+        spec.sourceRank === undefined
+          ? `rank ${sourceRank} is out of range: checkpoint '${manifest.checkpointId}' was saved by world_size ${manifest.worldSize}; pass source_rank to load another rank's shard`
+          : `source_rank ${sourceRank} is out of range: checkpoint '${manifest.checkpointId}' was saved by world_size ${manifest.worldSize} (ranks 0-${manifest.worldSize - 1})`,
       );
     const rankRecord = manifest.ranks.find((r) => r.rank === sourceRank);
     let items = rankRecord?.items ?? [];
@@ -100,9 +112,11 @@ export class CheckpointLoader {
         return found;
       });
     }
-    for (const [from, to] of Object.entries(spec.mapLocation))
-      if (!from || !to) throw invalidArgument(`map_location entry ${JSON.stringify(from)} -> ${JSON.stringify(to)} is empty`);
-    const mapLocation: Record<string, string> = {};
+    const overrides = new Map(Object.entries(spec.mapLocation));
+    for (const [from, to] of overrides)
+      if (!from || !to) throw invalidArgument(`map_location entry ${quote(from)} -> ${quote(to)} is empty`);
+    for (const d of spec.devices) if (!d) throw invalidArgument("devices holds an empty device name");
+    const mapLocation = new Map<string, string>();
     const placements: Placement[] = [];
     let totalBytes = 0;
     for (const item of items) {
@@ -110,7 +124,8 @@ export class CheckpointLoader {
         totalBytes += e.rawBytes;
         if (!e.tensor) continue;
         const saved = e.tensor.device || "cpu";
-        const target = (mapLocation[saved] ??= mapDevice(saved, spec.devices, spec.localRank, spec.mapLocation));
+        let target = mapLocation.get(saved);
+        if (target === undefined) mapLocation.set(saved, (target = mapDevice(saved, spec.devices, spec.localRank, overrides)));
         placements.push({ item: item.name, key: e.key, savedDevice: saved, targetDevice: target });
       }
     }
@@ -129,7 +144,7 @@ export class CheckpointLoader {
     for (const item of plan.items) {
       const dir = path.join(base, itemDirName(plan.sourceRank, item.name));
       for (const entry of item.entries) {
-        const targetDevice = entry.tensor ? (plan.mapLocation[entry.tensor.device || "cpu"] ?? "cpu") : "";
+        const targetDevice = entry.tensor ? (plan.mapLocation.get(entry.tensor.device || "cpu") ?? "cpu") : "";
         yield { kind: "entry", item: item.name, entry, targetDevice };
         if (entry.chunks.length === 0) continue;
         let fh: fsp.FileHandle;

@@ -32,6 +32,8 @@ export interface DaemonOptions {
   directIo: "on" | "off";
   /** Directory where local clients may hand over bytes in shared memory (SaveShared); "" turns it off. @default "/dev/shm" */
   sharedMemoryDir: string;
+  /** Largest world_size a Save or Commit may name (bounds what one request makes the daemon track). @default 65536 */
+  maxWorldSize: number;
   /** host:port of the Prometheus /metrics endpoint; "" disables it. @default "" */
   metricsListen: string;
   /** PEM server certificate; with tlsKey, serves TLS. */
@@ -174,6 +176,15 @@ export function daemonCommand(): Command {
         "local clients may pass their bytes in files of this tmpfs directory instead of the gRPC stream (empty: off)",
         "CKPTD_SHARED_MEMORY_DIR",
       ).default("/dev/shm"),
+    )
+    .addOption(
+      opt("--max-world-size <n>", "largest world_size a Save or Commit may name (at most 16777216)", "CKPTD_MAX_WORLD_SIZE")
+        .default(65_536)
+        .argParser((v) => {
+          const n = positiveInt("--max-world-size")(v);
+          if (n > 2 ** 24) throw new InvalidArgumentError(`--max-world-size must be at most 16777216, got '${v}'`);
+          return n;
+        }),
     )
     .addOption(
       opt("--metrics-listen <host:port>", "serve Prometheus metrics at http://HOST:PORT/metrics (empty: off)", "CKPTD_METRICS_LISTEN")

@@ -25,6 +25,7 @@ import { CkptdError, failedPrecondition, invalidArgument, toServiceError, unavai
 import { ItemWriter, type EntrySpec } from "./item-writer.js";
 import type { CheckpointLoader, LoadPart, LoadPlan } from "./loader.js";
 import type { CheckpointSummary, EntryRecord, Manifest } from "./manifest.js";
+import { checkBounds, checkRef } from "./limits.js";
 import { checkKey, checkName } from "./names.js";
 import type { Metrics } from "./metrics.js";
 import type { Retention } from "./retention.js";
@@ -46,6 +47,8 @@ export interface ServiceDeps {
   activeSaves: { count: number };
   /** Where SaveShared clients may put their bytes. */
   sharedMemory: SharedMemoryConfig;
+  /** Largest world_size a Save or Commit may name. */
+  maxWorldSize: number;
   /** On a multi-node participant: why deletions must go to the coordinator (undefined elsewhere). */
   notCoordinator: string | undefined;
 }
@@ -93,7 +96,9 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
       );
       cancelled.catch(() => {});
       const vote = Promise.resolve().then(() => {
+        checkName("job", r.job);
         auth.check(call.metadata, { job: r.job });
+        checkRef(r, deps.maxWorldSize);
         return coordinator.vote(
           { job: r.job, checkpointId: r.checkpointId, step: r.step, rank: r.rank, worldSize: r.worldSize },
           r.items,
@@ -117,7 +122,11 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
     Abort(call, callback) {
       const r = call.request;
       Promise.resolve()
-        .then(() => auth.check(call.metadata, { job: r.job }))
+        .then(() => {
+          checkName("job", r.job);
+          auth.check(call.metadata, { job: r.job });
+          checkName("checkpoint_id", r.checkpointId);
+        })
         .then(() => coordinator.abort({ job: r.job, checkpointId: r.checkpointId, rank: r.rank }, r.reason, r.attempt))
         .then(
           (d) => callback(null, { outcome: outcomeEnum(d), reason: d.reason, attempt: d.attempt }),
@@ -175,7 +184,11 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         return;
       }
       Promise.resolve()
-        .then(() => auth.check(call.metadata, { job: r.job, admin: true }))
+        .then(() => {
+          checkName("job", r.job);
+          auth.check(call.metadata, { job: r.job, admin: true });
+          checkName("checkpoint_id", r.checkpointId);
+        })
         .then(() => {
           if (deps.notCoordinator) throw failedPrecondition(deps.notCoordinator);
           return deps.retention.delete(r.job, r.checkpointId, "DeleteCheckpoint");
@@ -222,6 +235,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         const first = await requests.next();
         if (first.done || first.value.msg !== "start" || !first.value.start?.request)
           throw invalidArgument("the first LoadShared message must be start, with the request");
+        checkBounds(first.value, "message");
         const { request, sharedMemoryPath } = first.value.start;
         checkName("job", request.job);
         auth.check(call.metadata, { job: request.job });
@@ -296,7 +310,7 @@ function planMessage(plan: LoadPlan): LoadResponseIn {
     plan: {
       checkpoint: checkpointMessage(plan.checkpoint),
       sourceRank: plan.sourceRank,
-      mapLocation: plan.mapLocation,
+      mapLocation: Object.fromEntries(plan.mapLocation),
       placements: plan.placements,
       totalBytes: plan.totalBytes,
     },
@@ -515,11 +529,14 @@ async function saveItem(
   try {
     for await (const req of requests) {
       if (trailerSeen) throw invalidArgument("a message arrived after the trailer");
+      if (req.msg !== "chunk" && req.msg !== "sharedChunk") checkBounds(req, "message");
       if (req.msg === "header") {
         if (ticket) throw invalidArgument("a second header arrived; one Save stream saves one item");
         if (!deps.acceptingSaves()) throw unavailable("the daemon is shutting down and accepts no new saves; retry on its successor");
         const h = req.header!;
+        checkName("job", h.job);
         auth.check(metadata, { job: h.job });
+        checkRef(h, deps.maxWorldSize);
         if (h.sharedMemoryPath) shared = await SharedSegment.open(deps.sharedMemory, h.sharedMemoryPath);
         ticket = await coordinator.beginSave(
           { job: h.job, checkpointId: h.checkpointId, step: h.step, rank: h.rank, worldSize: h.worldSize },

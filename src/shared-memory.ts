@@ -28,20 +28,45 @@ export const SHARED_MEMORY_UNAVAILABLE = "shared memory unavailable";
 export interface SharedMemoryConfig {
   /** Absolute, symlink-free path of the directory, or undefined. */
   readonly dir: string | undefined;
+  /** The directory as configured (clients name their files under it), when it differs from `dir`. */
+  readonly configured?: string;
+  /**
+   * An open descriptor of the directory. Client files are opened through
+   * /proc/self/fd/<fd>/<name>, which resolves like openat(fd, name): no path a client
+   * sends is ever walked from the root, so a symlinked directory (`lnk/../secret`) or a
+   * directory renamed after start cannot lead anywhere else.
+   */
+  readonly dirFd?: number;
+  /** The directory's device: a client file must live on it (no hard link from elsewhere). */
+  readonly dev?: number;
 }
 
 export const SHARED_MEMORY_OFF: SharedMemoryConfig = { dir: undefined };
+
+/** A ring file's name: one path component, as both clients make them. */
+const RING_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$/;
+/** Longest shared_memory_path accepted (PATH_MAX). */
+export const MAX_SHARED_MEMORY_PATH = 4096;
 
 /** Resolves --shared-memory-dir at start ("" turns the path off; a missing directory too, with a reason). */
 export function openSharedMemoryConfig(dir: string): { config: SharedMemoryConfig; offReason: string } {
   if (dir === "") return { config: SHARED_MEMORY_OFF, offReason: "--shared-memory-dir is empty" };
   try {
     const real = fs.realpathSync(dir);
-    if (!fs.statSync(real).isDirectory()) return { config: SHARED_MEMORY_OFF, offReason: `${dir} is not a directory` };
-    return { config: { dir: real }, offReason: "" };
+    const dirFd = fs.openSync(real, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    const st = fs.fstatSync(dirFd);
+    const configured = path.resolve(dir);
+    return { config: { dir: real, dirFd, dev: st.dev, ...(configured !== real ? { configured } : {}) }, offReason: "" };
   } catch (err) {
-    return { config: SHARED_MEMORY_OFF, offReason: `${dir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` };
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOTDIR") return { config: SHARED_MEMORY_OFF, offReason: `${dir} is not a directory` };
+    return { config: SHARED_MEMORY_OFF, offReason: `${dir}: ${code ?? String(err)}` };
   }
+}
+
+/** Closes the directory descriptor of a config (at shutdown). */
+export function closeSharedMemoryConfig(config: SharedMemoryConfig): void {
+  if (config.dirFd !== undefined) fs.closeSync(config.dirFd);
 }
 
 /** An open shared-memory file of one save (read) or load (write) stream. */
@@ -53,26 +78,42 @@ export class SharedSegment {
     readonly size: number,
   ) {}
 
-  /** Opens and checks a client's file; FAILED_PRECONDITION (with the marker) when refused. */
+  /**
+   * Opens and checks a client's file; FAILED_PRECONDITION (with the marker) when refused.
+   *
+   * The name must be one component directly under the directory (textually: no `..`, no
+   * sub-directory, no normalisation), it is opened relative to the directory's descriptor
+   * without following a symlink, and the open file must be a regular file of the daemon's
+   * user on the directory's filesystem with one link. Refusals never say anything about a
+   * file the caller may not read (no size, no checksum, no owner).
+   */
   static async open(config: SharedMemoryConfig, file: string, mode: "read" | "write" = "read"): Promise<SharedSegment> {
     const refuse = (why: string) => failedPrecondition(`${SHARED_MEMORY_UNAVAILABLE}: ${why}; send the bytes in Chunk messages`);
     if (config.dir === undefined) throw refuse("this daemon has its shared-memory path off (--shared-memory-dir)");
-    if (!path.isAbsolute(file) || path.dirname(path.resolve(file)) !== config.dir || path.basename(file).startsWith("."))
-      throw refuse(`${JSON.stringify(file)} is not a file directly in ${config.dir}`);
+    if (typeof file !== "string" || file.length > MAX_SHARED_MEMORY_PATH)
+      throw invalidArgument(`shared_memory_path is longer than ${MAX_SHARED_MEMORY_PATH} characters`);
+    const slash = file.lastIndexOf("/");
+    const parent = file.slice(0, slash);
+    const name = file.slice(slash + 1);
+    const shown = JSON.stringify(file.length > 256 ? `${file.slice(0, 256)}…` : file);
+    if (slash < 0 || (parent !== config.dir && parent !== config.configured) || !RING_NAME_RE.test(name))
+      throw refuse(`${shown} is not a file directly in ${config.dir} (one name of letters, digits, '.', '_', '-')`);
     let fh: FileHandle;
     try {
       const access = mode === "read" ? fs.constants.O_RDONLY : fs.constants.O_RDWR;
-      fh = await fsp.open(file, access | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+      const where = config.dirFd !== undefined ? `/proc/self/fd/${config.dirFd}/${name}` : path.join(config.dir, name);
+      fh = await fsp.open(where, access | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
     } catch (err) {
-      throw refuse(`cannot open ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+      throw refuse(`cannot open ${shown} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
     }
     let size: number;
     try {
       const st = await fh.stat();
       size = st.size;
-      if (!st.isFile()) throw refuse(`${file} is not a regular file`);
       const uid = process.getuid?.();
-      if (uid !== undefined && st.uid !== uid) throw refuse(`${file} belongs to uid ${st.uid}, the daemon runs as uid ${uid}`);
+      const ok =
+        st.isFile() && (uid === undefined || st.uid === uid) && st.nlink === 1 && (config.dev === undefined || st.dev === config.dev);
+      if (!ok) throw refuse(`${shown} is not a regular file of the daemon's user with a single link`);
     } catch (err) {
       await fh.close();
       throw err;
@@ -80,13 +121,20 @@ export class SharedSegment {
     return new SharedSegment(file, fh, size);
   }
 
+  /** Throws INVALID_ARGUMENT unless [offset, offset + length) are exact integers inside the file as opened. */
+  checkSlice(offset: number, length: number): void {
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0 || offset + length > this.size)
+      throw invalidArgument(`shared chunk [${offset}, +${length}) does not lie inside the shared-memory file`);
+  }
+
   /** Copies [offset, offset + length) of the file into `into` and returns that view of it. */
   async read(offset: number, length: number, into: Buffer): Promise<Buffer> {
     if (length > into.length) throw invalidArgument(`a shared chunk of ${length} bytes exceeds the 4 MiB chunk limit`);
+    this.checkSlice(offset, length);
     let got = 0;
     while (got < length) {
       const { bytesRead } = await this.fh.read(into, got, length - got, offset + got);
-      if (bytesRead === 0) throw this.beyondEnd(offset, length, got);
+      if (bytesRead === 0) throw this.beyondEnd(offset, length);
       got += bytesRead;
     }
     return into.subarray(0, length);
@@ -94,18 +142,18 @@ export class SharedSegment {
 
   /** Synchronous read of [offset, offset + length) into `into` at `at`: for small samples, where a pool round trip costs more than the copy. */
   readSync(offset: number, length: number, into: Buffer, at: number): void {
+    this.checkSlice(offset, length);
     let got = 0;
     while (got < length) {
       const n = fs.readSync(this.fh.fd, into, at + got, length - got, offset + got);
-      if (n === 0) throw this.beyondEnd(offset, length, got);
+      if (n === 0) throw this.beyondEnd(offset, length);
       got += n;
     }
   }
 
-  private beyondEnd(offset: number, length: number, got: number): Error {
-    return invalidArgument(
-      `shared chunk [${offset}, ${offset + length}) lies beyond the end of ${this.path} (it ends at byte ${offset + got})`,
-    );
+  /** The file shrank after it was opened (the size it has now is not the caller's business). */
+  private beyondEnd(offset: number, length: number): Error {
+    return invalidArgument(`shared chunk [${offset}, +${length}) lies beyond the end of the shared-memory file`);
   }
 
   /** Writes `data` at `offset` (within the size the file had when opened). */
