@@ -4,9 +4,7 @@
  */
 import * as fs from "node:fs";
 import * as grpc from "@grpc/grpc-js";
-import { ReflectionService } from "@grpc/reflection";
-import * as protoLoader from "@grpc/proto-loader";
-import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
 import { loadWire, MAX_MESSAGE_BYTES } from "../clients/ts/src/wire.js";
 import { adminServiceHandlers } from "./admin-server.js";
@@ -23,6 +21,7 @@ import { CheckpointLoader } from "./loader.js";
 import { raiseConnectionWindow, raiseStreamWindow } from "./http2-window.js";
 import { Metrics } from "./metrics.js";
 import type { DaemonOptions } from "./options.js";
+import { addReflection } from "./reflection.js";
 import { Retention } from "./retention.js";
 import { checkpointServiceHandlers } from "./server.js";
 import { DataDir } from "./storage.js";
@@ -195,7 +194,7 @@ export class Daemon {
   }
 
   private addServices(): void {
-    const { definition, grpcObject } = loadWire();
+    const { grpcObject } = loadWire();
     const v1 = grpcObject.ckptd.v1;
     const loader = new CheckpointLoader(this.dataDir, this.catalog);
     this.server.addService(
@@ -259,8 +258,7 @@ export class Daemon {
     );
     this.health.addToServer(this.server);
     // Reflection describes every service served, Health included, so grpcurl needs no .proto.
-    const health = protoLoader.loadSync(healthProtoPath, { keepCase: true });
-    new ReflectionService({ ...definition, ...health }).addToServer(this.server);
+    addReflection(this.server, [...SERVICE_NAMES, "grpc.health.v1.Health"]);
   }
 
   /** On a participant, the message that sends writers of shared state to the coordinator. */

@@ -222,9 +222,10 @@ describe.each(["v1alpha", "v1"] as const)("server reflection %s", (version) => {
       try {
         const list = await unary("ListCheckpoints", { job: JOB });
         expect(list.checkpoints).toHaveLength(1);
-        expect(list.checkpoints[0]).toMatchObject({ job: JOB, checkpointId: "global_step7", step: 7, worldSize: 1, rawBytes: 4000 });
-        expect(list.checkpoints[0].commitTime.seconds).toBeGreaterThan(0);
-        const got = await unary("GetCheckpoint", { job: JOB, checkpointId: "latest", view: "CHECKPOINT_VIEW_FULL" });
+        // Field names as compiled from proto/ (snake_case), as grpcurl shows them in `describe`.
+        expect(list.checkpoints[0]).toMatchObject({ job: JOB, checkpoint_id: "global_step7", step: 7, world_size: 1, raw_bytes: 4000 });
+        expect(list.checkpoints[0].commit_time.seconds).toBeGreaterThan(0);
+        const got = await unary("GetCheckpoint", { job: JOB, checkpoint_id: "latest", view: "CHECKPOINT_VIEW_FULL" });
         const entry = got.checkpoint.ranks[0].items[0].entries[0];
         expect(entry).toMatchObject({ key: "w", tensor: { dtype: "DTYPE_FLOAT32", shape: [10, 100], device: "cuda:0" } });
       } finally {
