@@ -332,12 +332,40 @@ export class CommitCoordinator implements CheckpointCoordinator {
     if (attemptNo !== 0 && attemptNo !== current?.attempt) return this.pastDecision(ref, attemptNo);
     if (!current) {
       if (this.catalog.has(ref.job, ref.checkpointId)) return this.committedDecision(ref);
-      const last = this.lastAttempt.get(key);
+      const last = this.lastAttempt.get(key) ?? (await this.scanAttempts(ref.job, ref.checkpointId));
       if (last) return this.pastDecision(ref, last);
-      throw failedPrecondition(`checkpoint '${ref.checkpointId}' of job '${ref.job}' has no attempt to abort`);
+      return this.abortUnopened(ref, reason);
     }
     if (current.state === "preparing") void this.decide(current, "ABORTED", `rank ${ref.rank} aborted${reason ? `: ${reason}` : ""}`);
     return current.decided();
+  }
+
+  /**
+   * A rank that fails before anything was saved still votes no: the checkpoint gets an
+   * attempt decided ABORTED at once (durably, so its number is never reused), and the
+   * next save of it opens a new attempt.
+   */
+  private async abortUnopened(ref: Omit<CheckpointRef, "step" | "worldSize">, reason: string): Promise<Decision> {
+    const key = `${ref.job}/${ref.checkpointId}`;
+    await this.dataDir.ensureJob(ref.job);
+    const scanned = this.lastAttempt.get(key) ?? (await this.scanAttempts(ref.job, ref.checkpointId));
+    // A save may have opened an attempt meanwhile: then that one is what this rank aborts.
+    const opening = this.opening.get(key);
+    if (opening) await opening.catch(() => undefined);
+    if (opening || this.open.has(key)) return this.abort(ref, reason, 0);
+    // No await from the check to here: the number is taken before any save can take it.
+    const n = Math.max(scanned, this.lastAttempt.get(key) ?? 0) + 1;
+    this.noteAttempt(key, n);
+    const decision: Decision = {
+      outcome: "ABORTED",
+      reason: `rank ${ref.rank} aborted before anything was saved${reason ? `: ${reason}` : ""}`,
+      attempt: n,
+    };
+    await this.writeDecision(ref.job, ref.checkpointId, { ...decision, decidedAt: new Date().toISOString() });
+    this.remember(`${key}@${n}`, decision);
+    this.options.metrics?.aborts.inc({ reason: abortReason(decision.reason) });
+    this.log.warn({ job: ref.job, checkpoint: ref.checkpointId, attempt: n, reason: decision.reason }, "checkpoint aborted");
+    return decision;
   }
 
   // --- Participants of a multi-node job call these through PeerService. ---

@@ -56,6 +56,9 @@ export function evaluationServiceHandlers(deps: EvaluationDeps): EvaluationServi
         events.subscribers++;
         log.info({ job: r.job, evaluator: r.evaluator, after: cursor }, "subscriber connected");
         try {
+          // Live from here: the subscriber learns it at once (headers and this marker), with
+          // the head of the log, so it can act (commit, resume) knowing it misses nothing.
+          call.write({ started: { headSequence: events.lastSeq(r.job), afterSequence: cursor } });
           while (!stop.signal.aborted) {
             const batch = events.after(r.job, cursor);
             if (batch.length === 0) {

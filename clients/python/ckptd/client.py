@@ -850,9 +850,7 @@ class CkptdClient:
         backoff = min_backoff
         deadline = float("inf") if timeout is None else time.monotonic() + timeout
         while True:
-            stream = self.watch(job, evaluator=evaluator,
-                                **({"after_sequence": cursor} if cursor is not None else
-                                   {"from_step": from_step} if from_step is not None else {}))
+            stream: Optional[WatchStream] = None
             timed_out = threading.Event()
             timer: Optional[threading.Timer] = None
 
@@ -868,6 +866,10 @@ class CkptdClient:
 
             failure: Optional[CkptdError] = None
             try:
+                # watch() waits for the daemon's start marker, so a daemon that is down fails here.
+                stream = self.watch(job, evaluator=evaluator,
+                                    **({"after_sequence": cursor} if cursor is not None else
+                                       {"from_step": from_step} if from_step is not None else {}))
                 arm()
                 for event in stream:
                     backoff = min_backoff
@@ -888,7 +890,8 @@ class CkptdClient:
             finally:
                 if timer is not None:
                     timer.cancel()
-                stream.cancel()
+                if stream is not None:
+                    stream.cancel()
             if timed_out.is_set():
                 return
             if failure is not None and failure.code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
@@ -958,15 +961,39 @@ class CkptdClient:
 
 
 class WatchStream:
-    """An open WatchCheckpoints call: iterate it for :class:`CheckpointEvent`; ``cancel()`` ends it."""
+    """An open WatchCheckpoints call: iterate it for :class:`CheckpointEvent`; ``cancel()`` ends it.
+
+    It is live once constructed: the daemon's first message (waited for here) says so,
+    with ``head_sequence``, the last sequence in the job's log at that moment (0 for a job
+    with no events yet). A commit made after ``watch()`` returned is never missed, even
+    with ``from_now``; errors such as an invalid job name are raised by ``watch()`` itself."""
 
     def __init__(self, call):
         self._call = call
         self._cancelled = False
+        self._pending = None
+        self.head_sequence = 0
+        self.after_sequence = 0
+        try:
+            first = next(self._call)
+        except StopIteration:
+            return
+        except grpc.RpcError as err:
+            raise CkptdError.from_rpc_error(err) from None
+        if first.WhichOneof("msg") == "started":
+            self.head_sequence = first.started.head_sequence
+            self.after_sequence = first.started.after_sequence
+        else:
+            self._pending = first
 
     def __iter__(self) -> Iterator[CheckpointEvent]:
         try:
+            if self._pending is not None:
+                pending, self._pending = self._pending, None
+                yield _event_of(pending.event)
             for msg in self._call:
+                if msg.WhichOneof("msg") != "event":
+                    continue
                 yield _event_of(msg.event)
         except grpc.RpcError as err:
             if self._cancelled:

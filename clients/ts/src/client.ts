@@ -863,12 +863,13 @@ export class CkptdClient {
     if (options.afterSequence !== undefined) request.afterSequence = nonNegative("afterSequence", options.afterSequence);
     else if (options.fromStep !== undefined) request.fromStep = nonNegative("fromStep", options.fromStep);
     else if (options.fromNow) request.fromNow = true;
-    return this.watchEvents(request, options.signal);
+    return this.watchEvents(request, options.signal, options.onStarted);
   }
 
   private async *watchEvents(
     request: WatchCheckpointsRequestIn,
     signal: AbortSignal | undefined,
+    onStarted: WatchOptions["onStarted"],
   ): AsyncGenerator<CheckpointEvent, void, undefined> {
     if (signal?.aborted) return;
     const call = this.rawEvaluation.watchCheckpoints(request);
@@ -879,6 +880,10 @@ export class CkptdClient {
       for await (const msg of call as AsyncIterable<WatchCheckpointsResponse>) {
         // Messages already buffered when the signal fired are not handed out.
         if (signal?.aborted) return;
+        if (msg.started) {
+          onStarted?.({ headSequence: msg.started.headSequence, afterSequence: msg.started.afterSequence });
+          continue;
+        }
         if (!msg.event)
           throw new CkptdError(Code.INTERNAL, `the daemon sent a WatchCheckpointsResponse without an event (job ${request.job})`);
         yield eventOf(msg.event);

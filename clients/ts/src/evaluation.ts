@@ -58,6 +58,12 @@ export interface WatchOptions extends WatchStart {
   evaluator?: string;
   /** Aborting it cancels the call and ends the iteration without an error. */
   signal?: AbortSignal;
+  /**
+   * Called once the subscription is live (the daemon's first message), with the last
+   * sequence in the job's log then (0 for a job with no events yet) and the sequence after
+   * which events follow. A commit made after this call is never missed, even with `fromNow`.
+   */
+  onStarted?: (started: { headSequence: number; afterSequence: number }) => void;
 }
 
 /** Options of {@link CkptdClient.checkpoints}. */

@@ -15,7 +15,7 @@ from . import checkpoint_service_pb2 as ckptd_dot_v1_dot_checkpoint__service__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!ckptd/v1/evaluation_service.proto\x12\x08\x63kptd.v1\x1a!ckptd/v1/checkpoint_service.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x01\n\x17WatchCheckpointsRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x18\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x04H\x00\x12\x13\n\tfrom_step\x18\x03 \x01(\x03H\x00\x12\x12\n\x08\x66rom_now\x18\x04 \x01(\x08H\x00\x12\x11\n\tevaluator\x18\x05 \x01(\tB\x07\n\x05start\"D\n\x18WatchCheckpointsResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.ckptd.v1.CheckpointEvent\"\x9d\x02\n\x0f\x43heckpointEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12+\n\x04type\x18\x02 \x01(\x0e\x32\x1d.ckptd.v1.CheckpointEventType\x12\x0b\n\x03job\x18\x03 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x04 \x01(\t\x12\x0c\n\x04step\x18\x05 \x01(\x03\x12/\n\x0b\x63ommit_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nevent_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\ncheckpoint\x18\x08 \x01(\x0b\x32\x14.ckptd.v1.Checkpoint\x12\x0e\n\x06reason\x18\t \x01(\t\"\xfe\x01\n\x17ReportEvaluationRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x02 \x01(\t\x12\x11\n\tevaluator\x18\x03 \x01(\t\x12?\n\x07metrics\x18\x04 \x03(\x0b\x32..ckptd.v1.ReportEvaluationRequest.MetricsEntry\x12*\n\x06status\x18\x05 \x01(\x0e\x32\x1a.ckptd.v1.EvaluationStatus\x12\x0f\n\x07message\x18\x06 \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"F\n\x18ReportEvaluationResponse\x12*\n\x06report\x18\x01 \x01(\x0b\x32\x1a.ckptd.v1.EvaluationReport\"\xaf\x02\n\x10\x45valuationReport\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x02 \x01(\t\x12\x0c\n\x04step\x18\x03 \x01(\x03\x12\x11\n\tevaluator\x18\x04 \x01(\t\x12\x38\n\x07metrics\x18\x05 \x03(\x0b\x32\'.ckptd.v1.EvaluationReport.MetricsEntry\x12*\n\x06status\x18\x06 \x01(\x0e\x32\x1a.ckptd.v1.EvaluationStatus\x12\x0f\n\x07message\x18\x07 \x01(\t\x12/\n\x0breport_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"f\n\x18WaitForEvaluatorsRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x02 \x01(\t\x12\x12\n\nevaluators\x18\x03 \x03(\t\x12\x12\n\ntimeout_ms\x18\x04 \x01(\r\"H\n\x19WaitForEvaluatorsResponse\x12+\n\x07reports\x18\x01 \x03(\x0b\x32\x1a.ckptd.v1.EvaluationReport*\x84\x01\n\x13\x43heckpointEventType\x12%\n!CHECKPOINT_EVENT_TYPE_UNSPECIFIED\x10\x00\x12#\n\x1f\x43HECKPOINT_EVENT_TYPE_COMMITTED\x10\x01\x12!\n\x1d\x43HECKPOINT_EVENT_TYPE_DELETED\x10\x02*t\n\x10\x45valuationStatus\x12!\n\x1d\x45VALUATION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x45VALUATION_STATUS_SUCCEEDED\x10\x01\x12\x1c\n\x18\x45VALUATION_STATUS_FAILED\x10\x02\x32\xa9\x02\n\x11\x45valuationService\x12[\n\x10WatchCheckpoints\x12!.ckptd.v1.WatchCheckpointsRequest\x1a\".ckptd.v1.WatchCheckpointsResponse0\x01\x12Y\n\x10ReportEvaluation\x12!.ckptd.v1.ReportEvaluationRequest\x1a\".ckptd.v1.ReportEvaluationResponse\x12\\\n\x11WaitForEvaluators\x12\".ckptd.v1.WaitForEvaluatorsRequest\x1a#.ckptd.v1.WaitForEvaluatorsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!ckptd/v1/evaluation_service.proto\x12\x08\x63kptd.v1\x1a!ckptd/v1/checkpoint_service.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x01\n\x17WatchCheckpointsRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x18\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x04H\x00\x12\x13\n\tfrom_step\x18\x03 \x01(\x03H\x00\x12\x12\n\x08\x66rom_now\x18\x04 \x01(\x08H\x00\x12\x11\n\tevaluator\x18\x05 \x01(\tB\x07\n\x05start\"x\n\x18WatchCheckpointsResponse\x12*\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.ckptd.v1.CheckpointEventH\x00\x12)\n\x07started\x18\x02 \x01(\x0b\x32\x16.ckptd.v1.WatchStartedH\x00\x42\x05\n\x03msg\"=\n\x0cWatchStarted\x12\x15\n\rhead_sequence\x18\x01 \x01(\x04\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x04\"\x9d\x02\n\x0f\x43heckpointEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12+\n\x04type\x18\x02 \x01(\x0e\x32\x1d.ckptd.v1.CheckpointEventType\x12\x0b\n\x03job\x18\x03 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x04 \x01(\t\x12\x0c\n\x04step\x18\x05 \x01(\x03\x12/\n\x0b\x63ommit_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nevent_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\ncheckpoint\x18\x08 \x01(\x0b\x32\x14.ckptd.v1.Checkpoint\x12\x0e\n\x06reason\x18\t \x01(\t\"\xfe\x01\n\x17ReportEvaluationRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x02 \x01(\t\x12\x11\n\tevaluator\x18\x03 \x01(\t\x12?\n\x07metrics\x18\x04 \x03(\x0b\x32..ckptd.v1.ReportEvaluationRequest.MetricsEntry\x12*\n\x06status\x18\x05 \x01(\x0e\x32\x1a.ckptd.v1.EvaluationStatus\x12\x0f\n\x07message\x18\x06 \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"F\n\x18ReportEvaluationResponse\x12*\n\x06report\x18\x01 \x01(\x0b\x32\x1a.ckptd.v1.EvaluationReport\"\xaf\x02\n\x10\x45valuationReport\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x02 \x01(\t\x12\x0c\n\x04step\x18\x03 \x01(\x03\x12\x11\n\tevaluator\x18\x04 \x01(\t\x12\x38\n\x07metrics\x18\x05 \x03(\x0b\x32\'.ckptd.v1.EvaluationReport.MetricsEntry\x12*\n\x06status\x18\x06 \x01(\x0e\x32\x1a.ckptd.v1.EvaluationStatus\x12\x0f\n\x07message\x18\x07 \x01(\t\x12/\n\x0breport_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"f\n\x18WaitForEvaluatorsRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x02 \x01(\t\x12\x12\n\nevaluators\x18\x03 \x03(\t\x12\x12\n\ntimeout_ms\x18\x04 \x01(\r\"H\n\x19WaitForEvaluatorsResponse\x12+\n\x07reports\x18\x01 \x03(\x0b\x32\x1a.ckptd.v1.EvaluationReport*\x84\x01\n\x13\x43heckpointEventType\x12%\n!CHECKPOINT_EVENT_TYPE_UNSPECIFIED\x10\x00\x12#\n\x1f\x43HECKPOINT_EVENT_TYPE_COMMITTED\x10\x01\x12!\n\x1d\x43HECKPOINT_EVENT_TYPE_DELETED\x10\x02*t\n\x10\x45valuationStatus\x12!\n\x1d\x45VALUATION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x45VALUATION_STATUS_SUCCEEDED\x10\x01\x12\x1c\n\x18\x45VALUATION_STATUS_FAILED\x10\x02\x32\xa9\x02\n\x11\x45valuationService\x12[\n\x10WatchCheckpoints\x12!.ckptd.v1.WatchCheckpointsRequest\x1a\".ckptd.v1.WatchCheckpointsResponse0\x01\x12Y\n\x10ReportEvaluation\x12!.ckptd.v1.ReportEvaluationRequest\x1a\".ckptd.v1.ReportEvaluationResponse\x12\\\n\x11WaitForEvaluators\x12\".ckptd.v1.WaitForEvaluatorsRequest\x1a#.ckptd.v1.WaitForEvaluatorsResponseb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ckptd.v1.evaluation_service_pb2', globals())
@@ -26,30 +26,32 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _REPORTEVALUATIONREQUEST_METRICSENTRY._serialized_options = b'8\001'
   _EVALUATIONREPORT_METRICSENTRY._options = None
   _EVALUATIONREPORT_METRICSENTRY._serialized_options = b'8\001'
-  _CHECKPOINTEVENTTYPE._serialized_start=1423
-  _CHECKPOINTEVENTTYPE._serialized_end=1555
-  _EVALUATIONSTATUS._serialized_start=1557
-  _EVALUATIONSTATUS._serialized_end=1673
+  _CHECKPOINTEVENTTYPE._serialized_start=1538
+  _CHECKPOINTEVENTTYPE._serialized_end=1670
+  _EVALUATIONSTATUS._serialized_start=1672
+  _EVALUATIONSTATUS._serialized_end=1788
   _WATCHCHECKPOINTSREQUEST._serialized_start=116
   _WATCHCHECKPOINTSREQUEST._serialized_end=249
   _WATCHCHECKPOINTSRESPONSE._serialized_start=251
-  _WATCHCHECKPOINTSRESPONSE._serialized_end=319
-  _CHECKPOINTEVENT._serialized_start=322
-  _CHECKPOINTEVENT._serialized_end=607
-  _REPORTEVALUATIONREQUEST._serialized_start=610
-  _REPORTEVALUATIONREQUEST._serialized_end=864
-  _REPORTEVALUATIONREQUEST_METRICSENTRY._serialized_start=818
-  _REPORTEVALUATIONREQUEST_METRICSENTRY._serialized_end=864
-  _REPORTEVALUATIONRESPONSE._serialized_start=866
-  _REPORTEVALUATIONRESPONSE._serialized_end=936
-  _EVALUATIONREPORT._serialized_start=939
-  _EVALUATIONREPORT._serialized_end=1242
-  _EVALUATIONREPORT_METRICSENTRY._serialized_start=818
-  _EVALUATIONREPORT_METRICSENTRY._serialized_end=864
-  _WAITFOREVALUATORSREQUEST._serialized_start=1244
-  _WAITFOREVALUATORSREQUEST._serialized_end=1346
-  _WAITFOREVALUATORSRESPONSE._serialized_start=1348
-  _WAITFOREVALUATORSRESPONSE._serialized_end=1420
-  _EVALUATIONSERVICE._serialized_start=1676
-  _EVALUATIONSERVICE._serialized_end=1973
+  _WATCHCHECKPOINTSRESPONSE._serialized_end=371
+  _WATCHSTARTED._serialized_start=373
+  _WATCHSTARTED._serialized_end=434
+  _CHECKPOINTEVENT._serialized_start=437
+  _CHECKPOINTEVENT._serialized_end=722
+  _REPORTEVALUATIONREQUEST._serialized_start=725
+  _REPORTEVALUATIONREQUEST._serialized_end=979
+  _REPORTEVALUATIONREQUEST_METRICSENTRY._serialized_start=933
+  _REPORTEVALUATIONREQUEST_METRICSENTRY._serialized_end=979
+  _REPORTEVALUATIONRESPONSE._serialized_start=981
+  _REPORTEVALUATIONRESPONSE._serialized_end=1051
+  _EVALUATIONREPORT._serialized_start=1054
+  _EVALUATIONREPORT._serialized_end=1357
+  _EVALUATIONREPORT_METRICSENTRY._serialized_start=933
+  _EVALUATIONREPORT_METRICSENTRY._serialized_end=979
+  _WAITFOREVALUATORSREQUEST._serialized_start=1359
+  _WAITFOREVALUATORSREQUEST._serialized_end=1461
+  _WAITFOREVALUATORSRESPONSE._serialized_start=1463
+  _WAITFOREVALUATORSRESPONSE._serialized_end=1535
+  _EVALUATIONSERVICE._serialized_start=1791
+  _EVALUATIONSERVICE._serialized_end=2088
 # @@protoc_insertion_point(module_scope)

@@ -46,6 +46,7 @@ import type { WaitForEvaluatorsRequestIn as _ckptd_v1_WaitForEvaluatorsRequestIn
 import type { WaitForEvaluatorsResponseIn as _ckptd_v1_WaitForEvaluatorsResponseIn, WaitForEvaluatorsResponse as _ckptd_v1_WaitForEvaluatorsResponse } from './ckptd/v1/WaitForEvaluatorsResponse.js';
 import type { WatchCheckpointsRequestIn as _ckptd_v1_WatchCheckpointsRequestIn, WatchCheckpointsRequest as _ckptd_v1_WatchCheckpointsRequest } from './ckptd/v1/WatchCheckpointsRequest.js';
 import type { WatchCheckpointsResponseIn as _ckptd_v1_WatchCheckpointsResponseIn, WatchCheckpointsResponse as _ckptd_v1_WatchCheckpointsResponse } from './ckptd/v1/WatchCheckpointsResponse.js';
+import type { WatchStartedIn as _ckptd_v1_WatchStartedIn, WatchStarted as _ckptd_v1_WatchStarted } from './ckptd/v1/WatchStarted.js';
 import type { TimestampIn as _google_protobuf_TimestampIn, Timestamp as _google_protobuf_Timestamp } from './google/protobuf/Timestamp.js';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
@@ -120,6 +121,7 @@ export interface ProtoGrpcType {
       WaitForEvaluatorsResponse: MessageTypeDefinition<_ckptd_v1_WaitForEvaluatorsResponseIn, _ckptd_v1_WaitForEvaluatorsResponse>
       WatchCheckpointsRequest: MessageTypeDefinition<_ckptd_v1_WatchCheckpointsRequestIn, _ckptd_v1_WatchCheckpointsRequest>
       WatchCheckpointsResponse: MessageTypeDefinition<_ckptd_v1_WatchCheckpointsResponseIn, _ckptd_v1_WatchCheckpointsResponse>
+      WatchStarted: MessageTypeDefinition<_ckptd_v1_WatchStartedIn, _ckptd_v1_WatchStarted>
     }
   }
   google: {
