@@ -16,12 +16,13 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import type { Logger } from "pino";
 import type { Catalog } from "./catalog.js";
-import { aborted, failedPrecondition, invalidArgument, alreadyExists, unavailable } from "./errors.js";
+import { aborted, CkptdError, failedPrecondition, invalidArgument, alreadyExists, unavailable } from "./errors.js";
 import {
   itemDirName,
   MANIFEST_FORMAT,
   MANIFEST_VERSION,
   summarize,
+  validateManifest,
   type CheckpointSummary,
   type ItemRecord,
   type Manifest,
@@ -29,7 +30,7 @@ import {
 } from "./manifest.js";
 import { abortReason, type Metrics } from "./metrics.js";
 import { checkName } from "./names.js";
-import { fsyncDir, removeTree, writeFileDurable, type DataDir } from "./storage.js";
+import { fsyncDir, quarantineDirectory, removeTree, writeFileDurable, type DataDir } from "./storage.js";
 
 export type Outcome = "COMMITTED" | "ABORTED";
 
@@ -226,10 +227,31 @@ export class CommitCoordinator implements CheckpointCoordinator {
         }
         const [id, attempt] = [m[1], Number(m[2])];
         this.noteAttempt(`${job}/${id}`, attempt);
-        const record = await this.readDecision(job, id, attempt);
+        let record: DecisionRecord | undefined;
+        let manifest: Manifest | undefined;
+        try {
+          record = await this.readDecision(job, id, attempt);
+          if (record?.outcome === "COMMITTED" && record.manifest && !this.catalog.has(job, id)) {
+            manifest = validateManifest(record.manifest, `the manifest in ${this.dataDir.decisionFile(job, id, attempt)}`);
+            // Publishing renames the staging the manifest names: it must be this one.
+            if (manifest.job !== job || manifest.checkpointId !== id || manifest.attempt !== attempt)
+              throw invalidArgument(
+                `its manifest describes attempt ${manifest.attempt} of '${manifest.checkpointId}' of job '${manifest.job}'`,
+              );
+          }
+        } catch (err) {
+          if (!(err instanceof SyntaxError || err instanceof CkptdError)) throw err;
+          // A damaged decision record must not keep the daemon from starting, nor may
+          // its staging be published or thrown away on a guess: it is set aside.
+          const reason = `the decision record of attempt ${attempt} is unusable: ${(err as Error).message}`;
+          const to = await quarantineDirectory(this.dataDir, job, id, dir, reason);
+          this.options.metrics?.quarantined.inc();
+          this.log.warn({ job, checkpoint: id, attempt, quarantinedTo: to, reason }, "recovery: quarantined a staged attempt");
+          continue;
+        }
         if (record?.outcome === "COMMITTED" && record.manifest) {
-          if (!this.catalog.has(job, id)) {
-            await this.publish(record.manifest);
+          if (manifest) {
+            await this.publish(manifest);
             published++;
             this.log.info({ job, checkpoint: id, attempt }, "recovery: published a checkpoint whose COMMIT decision was durable");
             continue;

@@ -164,7 +164,8 @@ export class Daemon {
       this.log.info({ address: this.metricsAddress }, `metrics on http://${this.metricsAddress}/metrics`);
     }
 
-    const orphans = await this.catalog.load();
+    // Only the daemon that writes shared state moves directories; a follower skips them.
+    const bad = await this.catalog.load({ quarantine: this.commitCoordinator !== undefined });
     if (this.cluster)
       this.log.info(
         { nodeId: this.cluster.nodeId, peers: this.cluster.peerIds, coordinator: this.cluster.coordinatorId },
@@ -174,7 +175,15 @@ export class Daemon {
     await this.events.load(this.catalog);
     await this.evaluations.load();
     await this.retention.load();
-    for (const dir of orphans) this.log.warn({ dir }, "a checkpoint directory without a manifest was found; it is ignored");
+    for (const b of bad) {
+      if (b.quarantinedTo) this.metrics.quarantined.inc();
+      this.log.warn(
+        { job: b.job, checkpoint: b.checkpointId, dir: b.dir, quarantinedTo: b.quarantinedTo ?? null, reason: b.reason },
+        b.quarantinedTo
+          ? `checkpoint '${b.checkpointId}' of job '${b.job}' is unusable and was moved to ${b.quarantinedTo}; the daemon serves the others`
+          : `checkpoint '${b.checkpointId}' of job '${b.job}' is unusable and is skipped (the coordinating node quarantines it)`,
+      );
+    }
     const committed = this.catalog.jobsWithCheckpoints().reduce((n, j) => n + this.catalog.list(j).length, 0);
     this.log.info({ dataDir: this.dataDir.root, committed, ...recovered }, "recovery done");
 
