@@ -17,7 +17,16 @@ function makeLogger(o: DaemonOptions): Logger {
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const log = makeLogger(options);
-  const daemon = new Daemon(options, log);
+  let daemon: Daemon;
+  try {
+    daemon = new Daemon(options, log);
+  } catch (err) {
+    // A bad token or peer file is one line for the operator, not a stack trace.
+    const msg = err instanceof Error ? err.message : String(err);
+    log.fatal({ err }, `ckptd could not start: ${msg}`);
+    process.stderr.write(`ckptd: ${msg}\n`);
+    process.exit(1);
+  }
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;

@@ -370,6 +370,8 @@ export class CommitCoordinator implements CheckpointCoordinator {
 
   /** Activity on a participant keeps the attempt from timing out; returns the decision once made. */
   async heartbeat(job: string, id: string, attemptNo: number, active: boolean): Promise<Decision | undefined> {
+    checkName("job", job);
+    checkName("checkpoint_id", id);
     const current = this.open.get(`${job}/${id}`);
     if (current?.attempt === attemptNo) {
       if (active) current.lastActivity = Date.now();
@@ -378,19 +380,33 @@ export class CommitCoordinator implements CheckpointCoordinator {
     return this.pastDecision({ job, checkpointId: id }, attemptNo);
   }
 
-  /** A rank's vote relayed by the participant that staged (and fsynced) its items. */
+  /**
+   * A rank's vote relayed by the participant that staged (and fsynced) its items. The
+   * records were validated by the handler (validateItemRecord); before they can enter a
+   * manifest, the staged files they describe must exist in the attempt's shared staging
+   * directory with the declared sizes, else the attempt aborts (as for a missing item).
+   */
   async peerVote(ref: CheckpointRef, attemptNo: number, records: ItemRecord[]): Promise<Decision> {
     this.checkRef(ref);
     const current = this.open.get(`${ref.job}/${ref.checkpointId}`);
     if (!current || current.attempt !== attemptNo) return this.pastDecision(ref, attemptNo);
     this.checkAgreement(current, ref);
+    const items = new Map<string, ItemRecord>();
+    for (const r of records) {
+      checkName("item", r.name);
+      if (items.has(r.name)) throw invalidArgument(`rank ${ref.rank}'s vote names item '${r.name}' twice`);
+      items.set(r.name, r);
+    }
     if (current.state === "preparing" && !current.votes.has(ref.rank)) {
-      const items = new Map<string, ItemRecord>();
-      for (const r of records) {
-        checkName("item", r.name);
-        items.set(r.name, r);
+      const problem = await stagedFilesProblem(current.dir, ref.rank, records);
+      // The attempt may have been decided while the files were checked.
+      if (current.state === "preparing" && !current.votes.has(ref.rank)) {
+        if (problem) {
+          void this.decide(current, "ABORTED", `rank ${ref.rank}'s vote does not match its staged files: ${problem}`);
+          return current.decided();
+        }
+        current.staged.set(ref.rank, items);
       }
-      current.staged.set(ref.rank, items);
     }
     return this.vote(
       ref,
@@ -401,6 +417,8 @@ export class CommitCoordinator implements CheckpointCoordinator {
 
   /** A participant's no-vote on an attempt. */
   async peerAbort(job: string, id: string, attemptNo: number, reason: string): Promise<Decision> {
+    checkName("job", job);
+    checkName("checkpoint_id", id);
     const current = this.open.get(`${job}/${id}`);
     if (!current || current.attempt !== attemptNo) return this.pastDecision({ job, checkpointId: id }, attemptNo);
     if (current.state === "preparing") void this.decide(current, "ABORTED", reason);
@@ -409,6 +427,8 @@ export class CommitCoordinator implements CheckpointCoordinator {
 
   /** The durable decision of an attempt, or undefined while it is open. */
   async decisionOf(job: string, id: string, attemptNo: number): Promise<Decision | undefined> {
+    checkName("job", job);
+    checkName("checkpoint_id", id);
     const current = this.open.get(`${job}/${id}`);
     if (current?.attempt === attemptNo) return current.decision;
     return this.pastDecision({ job, checkpointId: id }, attemptNo);
@@ -654,6 +674,29 @@ export class CommitCoordinator implements CheckpointCoordinator {
       );
     }
   }
+}
+
+/**
+ * Why the staged files of a rank's items do not match their records (undefined when
+ * they do): every entry file must be a regular file (not a link) of the declared size.
+ */
+async function stagedFilesProblem(attemptDir: string, rank: number, records: ItemRecord[]): Promise<string | undefined> {
+  for (const item of records)
+    for (const entry of item.entries) {
+      const file = path.join(attemptDir, itemDirName(rank, item.name), entry.file);
+      let st;
+      try {
+        st = await fsp.lstat(file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR")
+          return `item '${item.name}' entry '${entry.key}': ${entry.file} is not staged`;
+        throw err;
+      }
+      if (!st.isFile()) return `item '${item.name}' entry '${entry.key}': ${entry.file} is not a regular file`;
+      if (st.size !== entry.storedBytes)
+        return `item '${item.name}' entry '${entry.key}': ${entry.file} holds ${st.size} bytes, the record says ${entry.storedBytes}`;
+    }
+  return undefined;
 }
 
 function summarizeRanks(ranks: number[]): string {

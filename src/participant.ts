@@ -24,6 +24,7 @@ import type { Cluster } from "./cluster.js";
 import { Attempt, type CheckpointCoordinator, type CheckpointRef, type Decision, type SaveTicket } from "./coordinator.js";
 import { CkptdError, failedPrecondition } from "./errors.js";
 import { itemDirName } from "./manifest.js";
+import { stagedItem } from "./peer-server.js";
 import { checkName } from "./names.js";
 import { removeTree, writeFileDurable, type DataDir } from "./storage.js";
 
@@ -138,7 +139,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
           rank: ref.rank,
           worldSize: ref.worldSize,
           attempt: n,
-          itemsJson: Buffer.from(JSON.stringify(records)),
+          items: records.map(stagedItem),
           nodeId: this.cluster.nodeId,
         },
         md,

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { WatchCheckpointsResponse } from "../../clients/ts/src/gen/ckptd/v1/WatchCheckpointsResponse.js";
 import { loadWire } from "../../clients/ts/src/wire.js";
 import { CkptdClient, isNotFound, type Tensor } from "../../clients/ts/src/index.js";
-import { startDaemon, tempDataDir, type Daemon } from "./harness.js";
+import { startDaemon, tempDataDir, writePeerTokenFile, type Daemon } from "./harness.js";
 
 const NODES = ["n1", "n2", "n3"] as const;
 type Node = (typeof NODES)[number];
@@ -35,6 +35,7 @@ afterEach(async () => {
 });
 
 async function cluster(prepareTimeoutMs = 2000): Promise<Cluster> {
+  const peerToken = writePeerTokenFile();
   const c: Cluster = {
     dataDir: tempDataDir(),
     daemons: new Map(),
@@ -48,6 +49,8 @@ async function cluster(prepareTimeoutMs = 2000): Promise<Cluster> {
           node,
           "--peers",
           NODES.join(","),
+          "--peer-token-file",
+          peerToken,
           "--prepare-timeout-ms",
           String(prepareTimeoutMs),
           "--shutdown-grace-ms",
