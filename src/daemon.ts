@@ -25,7 +25,7 @@ import { Metrics } from "./metrics.js";
 import type { DaemonOptions } from "./options.js";
 import { Retention } from "./retention.js";
 import { checkpointServiceHandlers } from "./server.js";
-import { DataDir } from "./storage.js";
+import { DataDir, listQuarantine } from "./storage.js";
 import { openWriteIo, setWriteIo } from "./direct-io.js";
 import { openSharedMemoryConfig, SHARED_MEMORY_OFF, type SharedMemoryConfig } from "./shared-memory.js";
 
@@ -253,6 +253,7 @@ export class Daemon {
         state: () => this.state,
         address: () => this.boundAddress,
         auth: this.auth,
+        quarantine: (limit) => listQuarantine(this.dataDir, limit),
       }),
     );
     if (this.cluster && this.peerAuth) {

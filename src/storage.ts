@@ -201,7 +201,7 @@ export async function quarantineDirectory(
 export async function listQuarantine(
   dataDir: DataDir,
   limit: number,
-): Promise<{ entries: (QuarantineRecord & { dir: string })[]; total: number }> {
+): Promise<{ entries: QuarantineRecord[]; total: number; dirs: string[] }> {
   const entries: (QuarantineRecord & { dir: string })[] = [];
   for (const job of await dataDir.listJobs()) {
     let names: string[];
@@ -230,7 +230,8 @@ export async function listQuarantine(
     }
   }
   entries.sort((a, b) => (a.quarantinedAt < b.quarantinedAt ? 1 : a.quarantinedAt > b.quarantinedAt ? -1 : 0));
-  return { entries: entries.slice(0, limit), total: entries.length };
+  const listed = entries.slice(0, limit);
+  return { entries: listed, total: entries.length, dirs: listed.map((e) => e.dir) };
 }
 
 /** Removes a directory tree; a missing one is fine. */
