@@ -681,7 +681,10 @@ export class CommitCoordinator implements CheckpointCoordinator {
  * they do): every entry file must be a regular file (not a link) of the declared size.
  */
 async function stagedFilesProblem(attemptDir: string, rank: number, records: ItemRecord[]): Promise<string | undefined> {
-  for (const item of records)
+  for (const item of records) {
+    // A staged item always has its directory, even without entries (ItemWriter.open).
+    const dir = await fsp.lstat(path.join(attemptDir, itemDirName(rank, item.name))).catch(() => undefined);
+    if (!dir?.isDirectory()) return `item '${item.name}' is not staged`;
     for (const entry of item.entries) {
       const file = path.join(attemptDir, itemDirName(rank, item.name), entry.file);
       let st;
@@ -696,6 +699,7 @@ async function stagedFilesProblem(attemptDir: string, rank: number, records: Ite
       if (st.size !== entry.storedBytes)
         return `item '${item.name}' entry '${entry.key}': ${entry.file} holds ${st.size} bytes, the record says ${entry.storedBytes}`;
     }
+  }
   return undefined;
 }
 
