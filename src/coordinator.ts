@@ -16,7 +16,7 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import type { Logger } from "pino";
 import type { Catalog } from "./catalog.js";
-import { aborted, CkptdError, failedPrecondition, invalidArgument, alreadyExists, unavailable } from "./errors.js";
+import { aborted, CkptdError, dataLoss, failedPrecondition, invalidArgument, alreadyExists, unavailable } from "./errors.js";
 import {
   itemDirName,
   MANIFEST_FORMAT,
@@ -630,13 +630,20 @@ export class CommitCoordinator implements CheckpointCoordinator {
     await writeFileDurable(this.dataDir.decisionFile(job, id, record.attempt), JSON.stringify(record));
   }
 
+  /** The durable decision of an attempt; DATA_LOSS when the record is damaged (recovery quarantines it). */
   private async readDecision(job: string, id: string, attempt: number): Promise<DecisionRecord | undefined> {
+    const file = this.dataDir.decisionFile(job, id, attempt);
+    let record: Partial<DecisionRecord> | null;
     try {
-      return JSON.parse(await fsp.readFile(this.dataDir.decisionFile(job, id, attempt), "utf8")) as DecisionRecord;
+      record = JSON.parse(await fsp.readFile(file, "utf8")) as Partial<DecisionRecord> | null;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      if (err instanceof SyntaxError) throw dataLoss(`the decision record ${file} is not JSON: ${err.message}`);
       throw err;
     }
+    if (typeof record !== "object" || record === null || (record.outcome !== "COMMITTED" && record.outcome !== "ABORTED"))
+      throw dataLoss(`the decision record ${file} names no outcome (COMMITTED or ABORTED)`);
+    return { ...record, reason: typeof record.reason === "string" ? record.reason : "", attempt } as DecisionRecord;
   }
 
   /** The decision of a closed attempt, from memory or from its durable record. */

@@ -25,7 +25,7 @@ import { Attempt, type CheckpointCoordinator, type CheckpointRef, type Decision,
 import { CkptdError, failedPrecondition } from "./errors.js";
 import { itemDirName } from "./manifest.js";
 import { stagedItem } from "./peer-server.js";
-import { checkName } from "./names.js";
+import { checkInt, checkName } from "./names.js";
 import { removeTree, writeFileDurable, type DataDir } from "./storage.js";
 
 /** Statuses that mean "the coordinator is not reachable right now": retry. */
@@ -72,6 +72,10 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     for (const f of await fsp.readdir(this.markerDir())) {
       try {
         const m = JSON.parse(await fsp.readFile(path.join(this.markerDir(), f), "utf8")) as Marker;
+        // Markers sit in the shared data directory: their names become paths and peer messages.
+        checkName("job", m.job);
+        checkName("checkpoint_id", m.checkpointId);
+        checkInt("attempt", m.attempt, 1, 0xffffffff);
         const a = this.local(m.job, m.checkpointId, m.attempt, 0, 0);
         a.restarted = true;
         pending++;

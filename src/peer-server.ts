@@ -6,6 +6,7 @@
  * coordinator every call is refused, naming the coordinator.
  */
 import type { Metadata } from "@grpc/grpc-js";
+import type { Dtype } from "../clients/ts/src/gen/ckptd/v1/Dtype.js";
 import type { PeerServiceHandlers } from "../clients/ts/src/gen/ckptd/v1/PeerService.js";
 import type { StagedItem, StagedItemIn } from "../clients/ts/src/gen/ckptd/v1/StagedItem.js";
 import type { PeerAuthorizer } from "./auth.js";
@@ -49,7 +50,7 @@ export function stagedItem(r: ItemRecord): StagedItemIn {
     storedBytes: r.storedBytes,
     entries: r.entries.map((e) => ({
       key: e.key,
-      ...(e.tensor ? { tensor: { ...e.tensor, dtype: e.tensor.dtype as never } } : {}),
+      ...(e.tensor ? { tensor: { ...e.tensor, dtype: e.tensor.dtype as Dtype } } : {}),
       ...(e.object ? { object: e.object } : {}),
       file: e.file,
       rawBytes: e.rawBytes,

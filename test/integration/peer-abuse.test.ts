@@ -409,21 +409,27 @@ describe("start-up quarantine", () => {
     expect((await scrape(metricsAddress(daemon))).get("ckptd_quarantined_checkpoints_total")).toBe(0);
   });
 
-  it("quarantine - a damaged decision record of a staged attempt does not block recovery", async () => {
+  it("quarantine - damaged decision records of staged attempts (an invalid manifest, not JSON, no outcome) do not block recovery", async () => {
     daemon = await startDaemon();
     const dataDir = daemon.dataDir;
     await daemon.stop();
     const job = path.join(dataDir, "jobs", "r");
-    fs.mkdirSync(path.join(job, "staging", "c@1", "rank-00000", "model"), { recursive: true });
+    const records: Record<string, string> = {
+      invalid: JSON.stringify({ outcome: "COMMITTED", attempt: 1, manifest: { format: "ckptd.manifest", version: 1, ranks: [null] } }),
+      truncated: '{"outcome":"COMM',
+      nothing: "null",
+    };
     fs.mkdirSync(path.join(job, "decisions"), { recursive: true });
-    fs.writeFileSync(
-      path.join(job, "decisions", "c@1.json"),
-      JSON.stringify({ outcome: "COMMITTED", attempt: 1, manifest: { format: "ckptd.manifest", version: 1, ranks: [null] } }),
-    );
+    for (const [id, text] of Object.entries(records)) {
+      fs.mkdirSync(path.join(job, "staging", `${id}@1`, "rank-00000", "model"), { recursive: true });
+      fs.writeFileSync(path.join(job, "decisions", `${id}@1.json`), text);
+    }
     daemon = await startDaemon({ dataDir });
-    expect(fs.existsSync(path.join(job, "staging", "c@1"))).toBe(false);
-    expect(fs.existsSync(path.join(job, "checkpoints", "c"))).toBe(false);
-    expect(fs.readdirSync(path.join(job, "quarantine"))).toHaveLength(1);
+    for (const id of Object.keys(records)) {
+      expect(fs.existsSync(path.join(job, "staging", `${id}@1`)), id).toBe(false);
+      expect(fs.existsSync(path.join(job, "checkpoints", id)), id).toBe(false);
+    }
+    expect(fs.readdirSync(path.join(job, "quarantine"))).toHaveLength(3);
     expect(daemon.output()).toMatch(/recovery: quarantined a staged attempt/);
   });
 });
