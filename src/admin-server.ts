@@ -8,6 +8,7 @@ import type { CheckpointCoordinator } from "./coordinator.js";
 import { toServiceError } from "./errors.js";
 import type { EventLog } from "./events.js";
 import type { CheckpointLoader } from "./loader.js";
+import type { QuarantineRecord } from "./storage.js";
 import { timestamp } from "./server.js";
 import { VERSION } from "./version.js";
 
@@ -21,38 +22,54 @@ export interface AdminDeps {
   state: () => string;
   address: () => string;
   auth: Authorizer;
+  /** The quarantined checkpoint directories (newest first, at most `limit`) and how many there are. */
+  quarantine: (limit: number) => Promise<{ entries: QuarantineRecord[]; total: number; dirs: string[] }>;
 }
+
+/** Quarantined checkpoints listed by GetStatus (the count covers all). */
+const MAX_QUARANTINE_LISTED = 100;
 
 export function adminServiceHandlers(deps: AdminDeps): AdminServiceHandlers {
   const { catalog } = deps;
   return {
     GetStatus(call, callback) {
-      try {
-        deps.auth.check(call.metadata, { admin: true });
-      } catch (err) {
-        callback(toServiceError(err));
-        return;
-      }
-      const jobs = catalog.jobsWithCheckpoints();
-      let count = 0;
-      let stored = 0;
-      for (const j of jobs)
-        for (const c of catalog.list(j)) {
-          count++;
-          stored += c.storedBytes;
-        }
-      callback(null, {
-        version: VERSION,
-        state: deps.state(),
-        dataDir: deps.dataDir,
-        startTime: timestamp(deps.startTime.toISOString()),
-        jobCount: jobs.length,
-        checkpointCount: count,
-        checkpointsInFlight: deps.coordinator.inFlight(),
-        subscribers: deps.events.subscribers,
-        storedBytes: stored,
-        listenAddress: deps.address(),
-      });
+      Promise.resolve()
+        .then(async () => {
+          deps.auth.check(call.metadata, { admin: true });
+          const jobs = catalog.jobsWithCheckpoints();
+          let count = 0;
+          let stored = 0;
+          for (const j of jobs)
+            for (const c of catalog.list(j)) {
+              count++;
+              stored += c.storedBytes;
+            }
+          const q = await deps.quarantine(MAX_QUARANTINE_LISTED);
+          return {
+            version: VERSION,
+            state: deps.state(),
+            dataDir: deps.dataDir,
+            startTime: timestamp(deps.startTime.toISOString()),
+            jobCount: jobs.length,
+            checkpointCount: count,
+            checkpointsInFlight: deps.coordinator.inFlight(),
+            subscribers: deps.events.subscribers,
+            storedBytes: stored,
+            listenAddress: deps.address(),
+            quarantined: q.entries.map((e, i) => ({
+              job: e.job,
+              checkpointId: e.checkpointId,
+              reason: e.reason,
+              ...(Number.isNaN(Date.parse(e.quarantinedAt)) ? {} : { quarantinedAt: timestamp(e.quarantinedAt) }),
+              path: q.dirs[i] ?? "",
+            })),
+            quarantinedCount: q.total,
+          };
+        })
+        .then(
+          (res) => callback(null, res),
+          (err: unknown) => callback(toServiceError(err)),
+        );
     },
 
     ListJobs(call, callback) {

@@ -5,10 +5,26 @@
  */
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
-import { notFound } from "./errors.js";
+import { CkptdError, dataLoss, notFound } from "./errors.js";
 import { parseManifest, summarize, type CheckpointSummary, type Manifest } from "./manifest.js";
 import { checkName, isLatest } from "./names.js";
-import type { DataDir } from "./storage.js";
+import { quarantineDirectory, type DataDir } from "./storage.js";
+
+/** A checkpoint directory that Catalog.load found unusable. */
+export interface BadCheckpoint {
+  job: string;
+  checkpointId: string;
+  /** Where it was found. */
+  dir: string;
+  /** Where it was moved (undefined when this daemon may not move it: a multi-node follower). */
+  quarantinedTo: string | undefined;
+  reason: string;
+}
+
+/** A manifest that cannot be read as one: not JSON, or JSON that fails the schema. */
+function isBadManifest(err: unknown): boolean {
+  return err instanceof SyntaxError || err instanceof CkptdError;
+}
 
 export class Catalog {
   private readonly jobs = new Map<string, Map<string, CheckpointSummary>>();
@@ -41,15 +57,21 @@ export class Catalog {
       try {
         this.add(summarize(parseManifest(await fsp.readFile(file, "utf8"), file)));
       } catch (err) {
-        // Gone again (deleted meanwhile) or not a checkpoint: not visible.
-        if ((err as NodeJS.ErrnoException).code !== "ENOENT" && !(err instanceof SyntaxError)) throw err;
+        // Gone again (deleted meanwhile) or not a valid checkpoint: not visible (the next
+        // start of the coordinating daemon quarantines an invalid one).
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT" && !isBadManifest(err)) throw err;
       }
     }
   }
 
-  /** Reads every committed manifest; returns the directories under checkpoints/ that have none. */
-  async load(): Promise<string[]> {
-    const orphans: string[] = [];
+  /**
+   * Reads and validates every committed manifest. A checkpoint directory whose manifest
+   * is missing, unparsable or invalid is never served, and never stops the start: with
+   * `quarantine` (the daemon that owns the shared state) it is moved to the job's
+   * quarantine/ directory; otherwise it is left where it is and skipped. Returns them.
+   */
+  async load(options: { quarantine: boolean }): Promise<BadCheckpoint[]> {
+    const bad: BadCheckpoint[] = [];
     for (const job of await this.dataDir.listJobs()) {
       let ids: string[];
       try {
@@ -60,18 +82,27 @@ export class Catalog {
       }
       for (const id of ids) {
         const dir = this.dataDir.checkpointDir(job, id);
-        let text: string;
+        const file = path.join(dir, "manifest.json");
+        let reason: string;
         try {
-          text = await fsp.readFile(path.join(dir, "manifest.json"), "utf8");
+          const manifest = parseManifest(await fsp.readFile(file, "utf8"), file);
+          // A manifest copied under another name would be served under the wrong id.
+          if (manifest.job === job && manifest.checkpointId === id) {
+            this.add(summarize(manifest));
+            continue;
+          }
+          reason = `${file} describes checkpoint '${manifest.checkpointId}' of job '${manifest.job}', not the directory it is in`;
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-          orphans.push(dir);
-          continue;
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === "ENOENT" || code === "ENOTDIR") reason = `${file} is missing`;
+          else if (isBadManifest(err)) reason = `${file} is not a valid manifest: ${(err as Error).message}`;
+          else throw err;
         }
-        this.add(summarize(parseManifest(text, path.join(dir, "manifest.json"))));
+        const quarantinedTo = options.quarantine ? await quarantineDirectory(this.dataDir, job, id, dir, reason) : undefined;
+        bad.push({ job, checkpointId: id, dir, quarantinedTo, reason });
       }
     }
-    return orphans;
+    return bad;
   }
 
   add(summary: CheckpointSummary): void {
@@ -126,6 +157,11 @@ export class Catalog {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT")
         throw notFound(`checkpoint '${summary.checkpointId}' of job '${summary.job}' was deleted`);
+      // It was valid when the catalog read it: it changed on disk since.
+      if (isBadManifest(err))
+        throw dataLoss(
+          `the manifest of checkpoint '${summary.checkpointId}' of job '${summary.job}' is damaged: ${(err as Error).message}`,
+        );
       throw err;
     }
   }

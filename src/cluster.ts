@@ -46,7 +46,8 @@ export class Cluster {
     peers: PeerSpec[],
     private readonly dataRoot: string,
     private readonly credentials: grpc.ChannelCredentials,
-    private readonly adminToken: string | undefined,
+    /** The peer token (undefined with --insecure-peers). */
+    private readonly peerToken: string | undefined,
   ) {
     for (const p of peers) if (p.address) this.explicit.set(p.id, p.address);
     this.peerIds = [...new Set([nodeId, ...peers.map((p) => p.id)])].sort();
@@ -91,10 +92,10 @@ export class Cluster {
     return this.client.client;
   }
 
-  /** Metadata for peer calls: the admin token when auth is on. */
+  /** Metadata for peer calls: the peer token. */
   metadata(): grpc.Metadata {
     const md = new grpc.Metadata();
-    if (this.adminToken) md.set("authorization", `Bearer ${this.adminToken}`);
+    if (this.peerToken) md.set("authorization", `Bearer ${this.peerToken}`);
     return md;
   }
 

@@ -16,12 +16,13 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import type { Logger } from "pino";
 import type { Catalog } from "./catalog.js";
-import { aborted, failedPrecondition, alreadyExists, unavailable } from "./errors.js";
+import { aborted, CkptdError, dataLoss, failedPrecondition, invalidArgument, alreadyExists, unavailable } from "./errors.js";
 import {
   itemDirName,
   MANIFEST_FORMAT,
   MANIFEST_VERSION,
   summarize,
+  validateManifest,
   type CheckpointSummary,
   type ItemRecord,
   type Manifest,
@@ -30,7 +31,7 @@ import {
 import { abortReason, type Metrics } from "./metrics.js";
 import { checkRef, DEFAULT_MAX_WORLD_SIZE, missingRanks } from "./limits.js";
 import { checkName } from "./names.js";
-import { fsyncDir, removeTree, writeFileDurable, type DataDir } from "./storage.js";
+import { fsyncDir, quarantineDirectory, removeTree, writeFileDurable, type DataDir } from "./storage.js";
 
 export type Outcome = "COMMITTED" | "ABORTED";
 
@@ -229,10 +230,31 @@ export class CommitCoordinator implements CheckpointCoordinator {
         }
         const [id, attempt] = [m[1], Number(m[2])];
         this.noteAttempt(`${job}/${id}`, attempt);
-        const record = await this.readDecision(job, id, attempt);
+        let record: DecisionRecord | undefined;
+        let manifest: Manifest | undefined;
+        try {
+          record = await this.readDecision(job, id, attempt);
+          if (record?.outcome === "COMMITTED" && record.manifest && !this.catalog.has(job, id)) {
+            manifest = validateManifest(record.manifest, `the manifest in ${this.dataDir.decisionFile(job, id, attempt)}`);
+            // Publishing renames the staging the manifest names: it must be this one.
+            if (manifest.job !== job || manifest.checkpointId !== id || manifest.attempt !== attempt)
+              throw invalidArgument(
+                `its manifest describes attempt ${manifest.attempt} of '${manifest.checkpointId}' of job '${manifest.job}'`,
+              );
+          }
+        } catch (err) {
+          if (!(err instanceof SyntaxError || err instanceof CkptdError)) throw err;
+          // A damaged decision record must not keep the daemon from starting, nor may
+          // its staging be published or thrown away on a guess: it is set aside.
+          const reason = `the decision record of attempt ${attempt} is unusable: ${(err as Error).message}`;
+          const to = await quarantineDirectory(this.dataDir, job, id, dir, reason);
+          this.options.metrics?.quarantined.inc();
+          this.log.warn({ job, checkpoint: id, attempt, quarantinedTo: to, reason }, "recovery: quarantined a staged attempt");
+          continue;
+        }
         if (record?.outcome === "COMMITTED" && record.manifest) {
-          if (!this.catalog.has(job, id)) {
-            await this.publish(record.manifest);
+          if (manifest) {
+            await this.publish(manifest);
             published++;
             this.log.info({ job, checkpoint: id, attempt }, "recovery: published a checkpoint whose COMMIT decision was durable");
             continue;
@@ -379,6 +401,8 @@ export class CommitCoordinator implements CheckpointCoordinator {
 
   /** Activity on a participant keeps the attempt from timing out; returns the decision once made. */
   async heartbeat(job: string, id: string, attemptNo: number, active: boolean): Promise<Decision | undefined> {
+    checkName("job", job);
+    checkName("checkpoint_id", id);
     const current = this.open.get(`${job}/${id}`);
     if (current?.attempt === attemptNo) {
       if (active) current.lastActivity = Date.now();
@@ -387,19 +411,33 @@ export class CommitCoordinator implements CheckpointCoordinator {
     return this.pastDecision({ job, checkpointId: id }, attemptNo);
   }
 
-  /** A rank's vote relayed by the participant that staged (and fsynced) its items. */
+  /**
+   * A rank's vote relayed by the participant that staged (and fsynced) its items. The
+   * records were validated by the handler (validateItemRecord); before they can enter a
+   * manifest, the staged files they describe must exist in the attempt's shared staging
+   * directory with the declared sizes, else the attempt aborts (as for a missing item).
+   */
   async peerVote(ref: CheckpointRef, attemptNo: number, records: ItemRecord[]): Promise<Decision> {
     this.checkRef(ref);
     const current = this.open.get(`${ref.job}/${ref.checkpointId}`);
     if (!current || current.attempt !== attemptNo) return this.pastDecision(ref, attemptNo);
     this.checkAgreement(current, ref);
+    const items = new Map<string, ItemRecord>();
+    for (const r of records) {
+      checkName("item", r.name);
+      if (items.has(r.name)) throw invalidArgument(`rank ${ref.rank}'s vote names item '${r.name}' twice`);
+      items.set(r.name, r);
+    }
     if (current.state === "preparing" && !current.votes.has(ref.rank)) {
-      const items = new Map<string, ItemRecord>();
-      for (const r of records) {
-        checkName("item", r.name);
-        items.set(r.name, r);
+      const problem = await stagedFilesProblem(current.dir, ref.rank, records);
+      // The attempt may have been decided while the files were checked.
+      if (current.state === "preparing" && !current.votes.has(ref.rank)) {
+        if (problem) {
+          void this.decide(current, "ABORTED", `rank ${ref.rank}'s vote does not match its staged files: ${problem}`);
+          return current.decided();
+        }
+        current.staged.set(ref.rank, items);
       }
-      current.staged.set(ref.rank, items);
     }
     return this.vote(
       ref,
@@ -410,6 +448,8 @@ export class CommitCoordinator implements CheckpointCoordinator {
 
   /** A participant's no-vote on an attempt. */
   async peerAbort(job: string, id: string, attemptNo: number, reason: string): Promise<Decision> {
+    checkName("job", job);
+    checkName("checkpoint_id", id);
     const current = this.open.get(`${job}/${id}`);
     if (!current || current.attempt !== attemptNo) return this.pastDecision({ job, checkpointId: id }, attemptNo);
     if (current.state === "preparing") void this.decide(current, "ABORTED", reason);
@@ -418,6 +458,8 @@ export class CommitCoordinator implements CheckpointCoordinator {
 
   /** The durable decision of an attempt, or undefined while it is open. */
   async decisionOf(job: string, id: string, attemptNo: number): Promise<Decision | undefined> {
+    checkName("job", job);
+    checkName("checkpoint_id", id);
     const current = this.open.get(`${job}/${id}`);
     if (current?.attempt === attemptNo) return current.decision;
     return this.pastDecision({ job, checkpointId: id }, attemptNo);
@@ -613,13 +655,20 @@ export class CommitCoordinator implements CheckpointCoordinator {
     await writeFileDurable(this.dataDir.decisionFile(job, id, record.attempt), JSON.stringify(record));
   }
 
+  /** The durable decision of an attempt; DATA_LOSS when the record is damaged (recovery quarantines it). */
   private async readDecision(job: string, id: string, attempt: number): Promise<DecisionRecord | undefined> {
+    const file = this.dataDir.decisionFile(job, id, attempt);
+    let record: Partial<DecisionRecord> | null;
     try {
-      return JSON.parse(await fsp.readFile(this.dataDir.decisionFile(job, id, attempt), "utf8")) as DecisionRecord;
+      record = JSON.parse(await fsp.readFile(file, "utf8")) as Partial<DecisionRecord> | null;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      if (err instanceof SyntaxError) throw dataLoss(`the decision record ${file} is not JSON: ${err.message}`);
       throw err;
     }
+    if (typeof record !== "object" || record === null || (record.outcome !== "COMMITTED" && record.outcome !== "ABORTED"))
+      throw dataLoss(`the decision record ${file} names no outcome (COMMITTED or ABORTED)`);
+    return { ...record, reason: typeof record.reason === "string" ? record.reason : "", attempt } as DecisionRecord;
   }
 
   /** The decision of a closed attempt, from memory or from its durable record. */
@@ -655,4 +704,31 @@ export class CommitCoordinator implements CheckpointCoordinator {
       );
     }
   }
+}
+
+/**
+ * Why the staged files of a rank's items do not match their records (undefined when
+ * they do): every entry file must be a regular file (not a link) of the declared size.
+ */
+async function stagedFilesProblem(attemptDir: string, rank: number, records: ItemRecord[]): Promise<string | undefined> {
+  for (const item of records) {
+    // A staged item always has its directory, even without entries (ItemWriter.open).
+    const dir = await fsp.lstat(path.join(attemptDir, itemDirName(rank, item.name))).catch(() => undefined);
+    if (!dir?.isDirectory()) return `item '${item.name}' is not staged`;
+    for (const entry of item.entries) {
+      const file = path.join(attemptDir, itemDirName(rank, item.name), entry.file);
+      let st;
+      try {
+        st = await fsp.lstat(file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR")
+          return `item '${item.name}' entry '${entry.key}': ${entry.file} is not staged`;
+        throw err;
+      }
+      if (!st.isFile()) return `item '${item.name}' entry '${entry.key}': ${entry.file} is not a regular file`;
+      if (st.size !== entry.storedBytes)
+        return `item '${item.name}' entry '${entry.key}': ${entry.file} holds ${st.size} bytes, the record says ${entry.storedBytes}`;
+    }
+  }
+  return undefined;
 }

@@ -8,7 +8,7 @@ import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
 import { loadWire, MAX_MESSAGE_BYTES } from "../clients/ts/src/wire.js";
 import { adminServiceHandlers } from "./admin-server.js";
-import { loadTokens, OPEN, type Authorizer } from "./auth.js";
+import { loadPeerToken, loadTokens, OPEN, peerAuthorizer, type Authorizer, type PeerAuthorizer } from "./auth.js";
 import { Catalog } from "./catalog.js";
 import { Cluster, parsePeers } from "./cluster.js";
 import { CommitCoordinator, type CheckpointCoordinator } from "./coordinator.js";
@@ -24,7 +24,7 @@ import type { DaemonOptions } from "./options.js";
 import { addReflection } from "./reflection.js";
 import { Retention } from "./retention.js";
 import { checkpointServiceHandlers } from "./server.js";
-import { DataDir } from "./storage.js";
+import { DataDir, listQuarantine } from "./storage.js";
 import { openWriteIo, setWriteIo } from "./direct-io.js";
 import { boundedHandlers } from "./limits.js";
 import { closeSharedMemoryConfig, openSharedMemoryConfig, SHARED_MEMORY_OFF, type SharedMemoryConfig } from "./shared-memory.js";
@@ -37,13 +37,10 @@ const IDLE_CONNECTION_GRACE_MS = 1_000;
 
 export type DaemonState = "starting" | "recovering" | "running" | "draining" | "stopped";
 
-const SERVICE_NAMES = [
-  "ckptd.v1.CheckpointService",
-  "ckptd.v1.EvaluationService",
-  "ckptd.v1.RetentionService",
-  "ckptd.v1.AdminService",
-  "ckptd.v1.PeerService",
-];
+const SERVICE_NAMES = ["ckptd.v1.CheckpointService", "ckptd.v1.EvaluationService", "ckptd.v1.RetentionService", "ckptd.v1.AdminService"];
+/** Served by multi-node daemons only: a single-node daemon has no peers to listen to. */
+const PEER_SERVICE = "ckptd.v1.PeerService";
+const PEER_PROTO = "ckptd/v1/peer_service.proto";
 
 export class Daemon {
   state: DaemonState = "starting";
@@ -59,8 +56,12 @@ export class Daemon {
   readonly retention: Retention;
   readonly metrics = new Metrics();
   private readonly auth: Authorizer;
+  /** Who may call PeerService (multi-node only). */
+  private readonly peerAuth: PeerAuthorizer | undefined;
+  /** The services this daemon serves (health reports each). */
+  private readonly serviceNames: string[];
   private readonly server: grpc.Server;
-  private readonly health = new HealthImplementation(Object.fromEntries(["", ...SERVICE_NAMES].map((s) => [s, "NOT_SERVING" as const])));
+  private readonly health: HealthImplementation;
   private readonly shutdown = new AbortController();
   private readonly activeSaves = { count: 0 };
   /** Where SaveShared clients may put their bytes (set at start). */
@@ -74,9 +75,15 @@ export class Daemon {
   ) {
     this.auth = options.authTokens ? loadTokens(options.authTokens) : OPEN;
     const multiNode = options.nodeId !== "";
+    // options.ts refuses a multi-node daemon with neither a peer token nor --insecure-peers.
+    this.peerAuth = multiNode
+      ? peerAuthorizer(options.peerTokenFile ? loadPeerToken(options.peerTokenFile) : undefined, this.auth)
+      : undefined;
+    this.serviceNames = multiNode ? [...SERVICE_NAMES, PEER_SERVICE] : SERVICE_NAMES;
+    this.health = new HealthImplementation(Object.fromEntries(["", ...this.serviceNames].map((s) => [s, "NOT_SERVING" as const])));
     this.dataDir = new DataDir(options.dataDir, multiNode ? `ckptd.${options.nodeId}.lock` : "ckptd.lock");
     this.cluster = multiNode
-      ? new Cluster(options.nodeId, parsePeers(options.peers), this.dataDir.root, this.peerCredentials(), this.auth.adminToken)
+      ? new Cluster(options.nodeId, parsePeers(options.peers), this.dataDir.root, this.peerCredentials(), this.peerAuth?.token)
       : undefined;
     // Only the coordinating node writes shared state (decisions, manifests, events, deletions).
     const follower = this.cluster !== undefined && !this.cluster.isCoordinator;
@@ -165,7 +172,8 @@ export class Daemon {
       this.log.info({ address: this.metricsAddress }, `metrics on http://${this.metricsAddress}/metrics`);
     }
 
-    const orphans = await this.catalog.load();
+    // Only the daemon that writes shared state moves directories; a follower skips them.
+    const bad = await this.catalog.load({ quarantine: this.commitCoordinator !== undefined });
     if (this.cluster)
       this.log.info(
         { nodeId: this.cluster.nodeId, peers: this.cluster.peerIds, coordinator: this.cluster.coordinatorId },
@@ -175,7 +183,15 @@ export class Daemon {
     await this.events.load(this.catalog);
     await this.evaluations.load();
     await this.retention.load();
-    for (const dir of orphans) this.log.warn({ dir }, "a checkpoint directory without a manifest was found; it is ignored");
+    for (const b of bad) {
+      if (b.quarantinedTo) this.metrics.quarantined.inc();
+      this.log.warn(
+        { job: b.job, checkpoint: b.checkpointId, dir: b.dir, quarantinedTo: b.quarantinedTo ?? null, reason: b.reason },
+        b.quarantinedTo
+          ? `checkpoint '${b.checkpointId}' of job '${b.job}' is unusable and was moved to ${b.quarantinedTo}; the daemon serves the others`
+          : `checkpoint '${b.checkpointId}' of job '${b.job}' is unusable and is skipped (the coordinating node quarantines it)`,
+      );
+    }
     const committed = this.catalog.jobsWithCheckpoints().reduce((n, j) => n + this.catalog.list(j).length, 0);
     this.log.info({ dataDir: this.dataDir.root, committed, ...recovered }, "recovery done");
 
@@ -189,7 +205,7 @@ export class Daemon {
     this.coordinator.start();
     if (this.commitCoordinator) this.retention.start(this.options.gcIntervalMs);
     this.state = "running";
-    for (const s of ["", ...SERVICE_NAMES]) this.health.setStatus(s, "SERVING");
+    for (const s of ["", ...this.serviceNames]) this.health.setStatus(s, "SERVING");
     return this.boundAddress;
   }
 
@@ -242,23 +258,32 @@ export class Daemon {
           state: () => this.state,
           address: () => this.boundAddress,
           auth: this.auth,
+          quarantine: (limit) => listQuarantine(this.dataDir, limit),
         }),
       ),
     );
-    this.server.addService(
-      v1.PeerService.service,
-      boundedHandlers(
-        peerServiceHandlers({
-          coordinator: this.commitCoordinator,
-          coordinatorId: this.cluster?.coordinatorId ?? this.options.nodeId,
-          nodeId: this.options.nodeId,
-          auth: this.auth,
-        }),
-      ),
-    );
+    if (this.cluster && this.peerAuth) {
+      if (!this.options.peerTokenFile)
+        this.log.warn(
+          "--insecure-peers: PeerService accepts any caller that reaches this port; use --peer-token-file outside trusted test setups",
+        );
+      this.server.addService(
+        v1.PeerService.service,
+        boundedHandlers(
+          peerServiceHandlers({
+            coordinator: this.commitCoordinator,
+            coordinatorId: this.cluster.coordinatorId,
+            nodeId: this.cluster.nodeId,
+            peerIds: this.cluster.peerIds,
+            auth: this.peerAuth,
+          }),
+        ),
+      );
+    }
     this.health.addToServer(this.server);
-    // Reflection describes every service served, Health included, so grpcurl needs no .proto.
-    addReflection(this.server, [...SERVICE_NAMES, "grpc.health.v1.Health"]);
+    // Reflection describes every service served, Health included, so grpcurl needs no
+    // .proto; a single-node daemon's descriptors leave PeerService out, as it is not served.
+    addReflection(this.server, [...this.serviceNames, "grpc.health.v1.Health"], this.cluster ? [] : [PEER_PROTO]);
   }
 
   /** On a participant, the message that sends writers of shared state to the coordinator. */
@@ -292,7 +317,7 @@ export class Daemon {
   async drain(graceMs: number): Promise<void> {
     if (this.state === "draining" || this.state === "stopped") return;
     this.state = "draining";
-    for (const s of ["", ...SERVICE_NAMES]) this.health.setStatus(s, "NOT_SERVING");
+    for (const s of ["", ...this.serviceNames]) this.health.setStatus(s, "NOT_SERVING");
     this.shutdown.abort();
     this.log.info(
       { graceMs, savesInFlight: this.activeSaves.count, checkpointsInFlight: this.coordinator.inFlight() },

@@ -98,6 +98,11 @@ export class Metrics {
     labelNames: ["by"],
     registers: [this.registry],
   });
+  readonly quarantined = new Counter({
+    name: "ckptd_quarantined_checkpoints_total",
+    help: "Checkpoint directories found unusable at start (manifest missing, unparsable or invalid) and moved to quarantine",
+    registers: [this.registry],
+  });
   private server: http.Server | undefined;
 
   constructor() {

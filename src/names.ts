@@ -27,6 +27,27 @@ export function checkKey(value: unknown): string {
   return value;
 }
 
+/** The largest world_size any checkpoint may have (the ceiling of --max-world-size; manifests are checked against it). */
+export const MAX_WORLD_SIZE = 2 ** 24;
+
+/** Throws INVALID_ARGUMENT unless `value` is an integer in [min, max] (both safe integers). */
+export function checkInt(field: string, value: unknown, min: number, max: number = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max)
+    throw invalidArgument(`${field} must be an integer in [${min}, ${max}], got ${truncated(value)}`);
+  return value;
+}
+
+/** A value for an error message, cut short so a huge field cannot bloat the status. */
+export function truncated(value: unknown, max = 64): string {
+  let text: string;
+  try {
+    text = typeof value === "string" ? JSON.stringify(value) : String(JSON.stringify(value) ?? value);
+  } catch {
+    text = typeof value;
+  }
+  return text.length > max ? `${text.slice(0, max)}… (${text.length} characters)` : text;
+}
+
 /** "latest" and the empty string both name the newest committed checkpoint. */
 export function isLatest(checkpointId: string): boolean {
   return checkpointId === "" || checkpointId === "latest";

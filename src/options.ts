@@ -7,6 +7,8 @@
  */
 import * as fs from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
+import { loadPeerToken } from "./auth.js";
+import { MAX_WORLD_SIZE } from "./names.js";
 import { VERSION } from "./version.js";
 
 export interface DaemonOptions {
@@ -48,6 +50,10 @@ export interface DaemonOptions {
   nodeId: string;
   /** The job's daemons, "id[=host:port],…" (same list on every node; the lowest id coordinates). @default "" */
   peers: string;
+  /** File holding the token the daemons of a multi-node job present to each other's PeerService. @default "" */
+  peerTokenFile: string;
+  /** Multi-node without a peer token: anyone who reaches the port may call PeerService (trusted test setups only). @default false */
+  insecurePeers: boolean;
   /** Log level. @default "info" */
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
   /** "json" for machines, "pretty" for a terminal. @default "json" */
@@ -80,6 +86,17 @@ function hostPort(v: string): string {
 
 function optionalHostPort(v: string): string {
   return v === "" ? v : hostPort(v);
+}
+
+/** A peer token file that holds a usable token (checked at parse time, so a bad one is one clear line). */
+function peerTokenFile(v: string): string {
+  if (v === "") return v;
+  try {
+    loadPeerToken(v);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return v;
 }
 
 function readableFile(v: string): string {
@@ -182,7 +199,7 @@ export function daemonCommand(): Command {
         .default(65_536)
         .argParser((v) => {
           const n = positiveInt("--max-world-size")(v);
-          if (n > 2 ** 24) throw new InvalidArgumentError(`--max-world-size must be at most 16777216, got '${v}'`);
+          if (n > MAX_WORLD_SIZE) throw new InvalidArgumentError(`--max-world-size must be at most ${MAX_WORLD_SIZE}, got '${v}'`);
           return n;
         }),
     )
@@ -226,6 +243,22 @@ export function daemonCommand(): Command {
       ).default(""),
     )
     .addOption(
+      opt(
+        "--peer-token-file <file>",
+        "multi-node: file holding the token (one line, 16+ characters, the same on every node) that daemons present to each other's PeerService",
+        "CKPTD_PEER_TOKEN_FILE",
+      )
+        .default("")
+        .argParser(peerTokenFile),
+    )
+    .addOption(
+      opt(
+        "--insecure-peers",
+        "multi-node without --peer-token-file: PeerService accepts any caller (trusted test setups only; CKPTD_INSECURE_PEERS=1)",
+        "CKPTD_INSECURE_PEERS",
+      ).default(false),
+    )
+    .addOption(
       opt("--log-level <level>", "log level", "CKPTD_LOG_LEVEL")
         .default("info")
         .choices(["fatal", "error", "warn", "info", "debug", "trace"]),
@@ -253,6 +286,16 @@ export function parseOptions(argv: string[]): DaemonOptions {
     program.error("ckptd: --node-id and --peers must be given together (or neither, for a single-node daemon)");
   if (o.nodeId && !/^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/.test(o.nodeId))
     program.error(`ckptd: --node-id '${o.nodeId}' must be letters, digits, '.', '_' or '-'`);
+  const insecureEnv = process.env["CKPTD_INSECURE_PEERS"];
+  if (program.getOptionValueSource("insecurePeers") === "env" && insecureEnv !== "1" && insecureEnv !== "true")
+    program.error(`ckptd: CKPTD_INSECURE_PEERS must be '1' or 'true' when set, got '${insecureEnv}'`);
+  if (o.nodeId && !o.peerTokenFile && !o.insecurePeers)
+    program.error(
+      "ckptd: a multi-node daemon (--node-id) needs --peer-token-file (the same token on every node) so only its peers can call PeerService; --insecure-peers turns this off for trusted test setups",
+    );
+  if (!o.nodeId && (o.peerTokenFile || o.insecurePeers))
+    program.error("ckptd: --peer-token-file and --insecure-peers are for multi-node daemons (--node-id and --peers)");
+  if (o.peerTokenFile && o.insecurePeers) program.error("ckptd: give --peer-token-file or --insecure-peers, not both");
   const fault = process.env["CKPTD_FAULT"];
   if (fault !== undefined && fault !== "" && fault !== "crash-after-decision")
     program.error(`ckptd: CKPTD_FAULT must be 'crash-after-decision' or unset, got '${fault}'`);
@@ -278,6 +321,11 @@ function applyConfigFile(program: Command, file: string): void {
         `ckptd: config file ${file}: unknown key '${key}' (known: ${[...byKey.keys()].filter((k) => k !== "config").join(", ")})`,
       );
     if (program.getOptionValueSource(key) !== "default") continue;
+    if (option.isBoolean()) {
+      if (typeof value !== "boolean") program.error(`ckptd: config file ${file}: '${key}' must be true or false`);
+      program.setOptionValueWithSource(key, value, "config");
+      continue;
+    }
     const text = String(value);
     let parsed: unknown = text;
     try {

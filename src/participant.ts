@@ -24,7 +24,8 @@ import type { Cluster } from "./cluster.js";
 import { Attempt, type CheckpointCoordinator, type CheckpointRef, type Decision, type SaveTicket } from "./coordinator.js";
 import { CkptdError, failedPrecondition } from "./errors.js";
 import { itemDirName } from "./manifest.js";
-import { checkName } from "./names.js";
+import { stagedItem } from "./peer-server.js";
+import { checkInt, checkName } from "./names.js";
 import { removeTree, writeFileDurable, type DataDir } from "./storage.js";
 
 /** Statuses that mean "the coordinator is not reachable right now": retry. */
@@ -71,6 +72,10 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     for (const f of await fsp.readdir(this.markerDir())) {
       try {
         const m = JSON.parse(await fsp.readFile(path.join(this.markerDir(), f), "utf8")) as Marker;
+        // Markers sit in the shared data directory: their names become paths and peer messages.
+        checkName("job", m.job);
+        checkName("checkpoint_id", m.checkpointId);
+        checkInt("attempt", m.attempt, 1, 0xffffffff);
         const a = this.local(m.job, m.checkpointId, m.attempt, 0, 0);
         a.restarted = true;
         pending++;
@@ -138,7 +143,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
           rank: ref.rank,
           worldSize: ref.worldSize,
           attempt: n,
-          itemsJson: Buffer.from(JSON.stringify(records)),
+          items: records.map(stagedItem),
           nodeId: this.cluster.nodeId,
         },
         md,

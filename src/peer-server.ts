@@ -1,20 +1,36 @@
 /**
  * gRPC handlers of PeerService: the coordinator's side of the multi-node commit.
- * On a node that is not the coordinator every call is refused, naming the coordinator.
+ * Served only by multi-node daemons. Every call needs the peer token (not an admin or a
+ * job token), and every field is validated like a public RPC's before the commit
+ * protocol sees it: a peer's message is a client's message. On a node that is not the
+ * coordinator every call is refused, naming the coordinator.
  */
+import type { Metadata } from "@grpc/grpc-js";
+import type { Dtype } from "../clients/ts/src/gen/ckptd/v1/Dtype.js";
 import type { PeerServiceHandlers } from "../clients/ts/src/gen/ckptd/v1/PeerService.js";
-import type { Authorizer } from "./auth.js";
-import type { CommitCoordinator, Decision } from "./coordinator.js";
+import type { StagedItem, StagedItemIn } from "../clients/ts/src/gen/ckptd/v1/StagedItem.js";
+import type { PeerAuthorizer } from "./auth.js";
+import type { CheckpointRef, CommitCoordinator, Decision } from "./coordinator.js";
 import { failedPrecondition, invalidArgument, toServiceError } from "./errors.js";
-import type { ItemRecord } from "./manifest.js";
+import { MAX_ITEMS_PER_RANK, validateItemRecord, type ItemRecord } from "./manifest.js";
+import { checkInt, checkName, MAX_WORLD_SIZE } from "./names.js";
 
 export interface PeerDeps {
   /** The coordinator, or undefined on a participant. */
   coordinator: CommitCoordinator | undefined;
   coordinatorId: string;
   nodeId: string;
-  auth: Authorizer;
+  /** Every node id of the job (--peers and this node). */
+  peerIds: readonly string[];
+  auth: PeerAuthorizer;
+  /** Largest world size accepted. */
+  maxWorldSize?: number;
 }
+
+/** Longest abort reason a participant may send (it is logged and recorded). */
+const MAX_REASON_LENGTH = 1024;
+/** Largest attempt number: attempts are counted per checkpoint id, so this is never reached honestly. */
+const MAX_ATTEMPT = 0xffffffff;
 
 type Callback<T> = (err: ReturnType<typeof toServiceError> | null, res?: T) => void;
 
@@ -26,16 +42,97 @@ function outcome(d: Decision | undefined) {
   };
 }
 
+/** A record of a staged item as a participant sends it. */
+export function stagedItem(r: ItemRecord): StagedItemIn {
+  return {
+    name: r.name,
+    rawBytes: r.rawBytes,
+    storedBytes: r.storedBytes,
+    entries: r.entries.map((e) => ({
+      key: e.key,
+      ...(e.tensor ? { tensor: { ...e.tensor, dtype: e.tensor.dtype as Dtype } } : {}),
+      ...(e.object ? { object: e.object } : {}),
+      file: e.file,
+      rawBytes: e.rawBytes,
+      storedBytes: e.storedBytes,
+      chunks: e.chunks,
+    })),
+  };
+}
+
+/**
+ * A participant's record of a staged item, translated and validated in full
+ * (validateItemRecord): only the fields of the domain record, copied one by one, so no
+ * wire default or unset oneof member can pass for a value.
+ */
+export function itemRecordOf(s: StagedItem, where: string): ItemRecord {
+  return validateItemRecord(
+    {
+      name: s.name,
+      rawBytes: s.rawBytes,
+      storedBytes: s.storedBytes,
+      entries: s.entries.map((e) => ({
+        key: e.key,
+        kind: e.kind,
+        ...(e.kind === "tensor" && e.tensor
+          ? {
+              tensor: {
+                dtype: e.tensor.dtype,
+                shape: e.tensor.shape,
+                device: e.tensor.device,
+                globalShape: e.tensor.globalShape,
+                globalOffsets: e.tensor.globalOffsets,
+              },
+            }
+          : {}),
+        ...(e.kind === "object" && e.object ? { object: { sizeBytes: e.object.sizeBytes, format: e.object.format } } : {}),
+        file: e.file,
+        rawBytes: e.rawBytes,
+        storedBytes: e.storedBytes,
+        chunks: e.chunks.map((c) => ({ offset: c.offset, rawBytes: c.rawBytes, storedBytes: c.storedBytes, crc32c: c.crc32c, raw: c.raw })),
+      })),
+    },
+    where,
+  );
+}
+
 export function peerServiceHandlers(deps: PeerDeps): PeerServiceHandlers {
-  /** Runs `fn` on the coordinator after the admin-token check; refuses on participants. */
-  function serve<T>(
-    call: { metadata: import("@grpc/grpc-js").Metadata },
-    callback: Callback<T>,
-    fn: (c: CommitCoordinator) => Promise<T>,
-  ): void {
+  const maxWorldSize = deps.maxWorldSize ?? MAX_WORLD_SIZE;
+  const peers = new Set(deps.peerIds);
+
+  /** The checkpoint a message names: the same bounds as CheckpointService applies to its callers. */
+  function ref(r: { job: string; checkpointId: string; step: number; rank: number; worldSize: number }): CheckpointRef {
+    checkName("job", r.job);
+    checkName("checkpoint_id", r.checkpointId);
+    const worldSize = checkInt("world_size", r.worldSize, 1, maxWorldSize);
+    return {
+      job: r.job,
+      checkpointId: r.checkpointId,
+      step: checkInt("step", r.step, 0),
+      rank: checkInt("rank", r.rank, 0, worldSize - 1),
+      worldSize,
+    };
+  }
+
+  function attempt(n: number): number {
+    return checkInt("attempt", n, 1, MAX_ATTEMPT);
+  }
+
+  /** The sender must be one of the job's other nodes: a typo in --peers is caught here, not in a manifest. */
+  function node(id: string): string {
+    checkName("node_id", id);
+    if (!peers.has(id) || id === deps.nodeId)
+      throw invalidArgument(
+        `node_id '${id}' is not one of this job's other nodes (${[...peers].filter((p) => p !== deps.nodeId).join(", ")})`,
+      );
+    return id;
+  }
+
+  /** Checks the peer credential, validates, then runs `fn` on the coordinator; refuses on participants. */
+  function serve<T>(call: { metadata: Metadata }, callback: Callback<T>, fn: (c: CommitCoordinator) => Promise<T>): void {
     Promise.resolve()
       .then(() => {
-        deps.auth.check(call.metadata, { admin: true });
+        deps.auth.checkPeer(call.metadata);
         if (!deps.coordinator)
           throw failedPrecondition(
             `node '${deps.nodeId}' does not coordinate; node '${deps.coordinatorId}' does (check --peers on every node)`,
@@ -51,41 +148,54 @@ export function peerServiceHandlers(deps: PeerDeps): PeerServiceHandlers {
   return {
     OpenAttempt(call, callback) {
       const r = call.request;
-      serve(call, callback, async (c) => ({
-        attempt: await c.openForPeer({ job: r.job, checkpointId: r.checkpointId, step: r.step, rank: r.rank, worldSize: r.worldSize }),
-      }));
+      serve(call, callback, async (c) => {
+        const checkpoint = ref(r);
+        node(r.nodeId);
+        return { attempt: await c.openForPeer(checkpoint) };
+      });
     },
     Heartbeat(call, callback) {
       const r = call.request;
-      serve(call, callback, async (c) => outcome(await c.heartbeat(r.job, r.checkpointId, r.attempt, true)));
+      serve(call, callback, async (c) => {
+        checkName("job", r.job);
+        checkName("checkpoint_id", r.checkpointId);
+        node(r.nodeId);
+        return outcome(await c.heartbeat(r.job, r.checkpointId, attempt(r.attempt), true));
+      });
     },
     Vote(call, callback) {
       const r = call.request;
       serve(call, callback, async (c) => {
-        let records: ItemRecord[];
-        try {
-          records = JSON.parse(r.itemsJson.toString("utf8")) as ItemRecord[];
-          if (!Array.isArray(records)) throw new Error("not a list");
-        } catch (err) {
-          throw invalidArgument(`items_json from node '${r.nodeId}' is not a list of item records: ${(err as Error).message}`);
-        }
-        const d = await c.peerVote(
-          { job: r.job, checkpointId: r.checkpointId, step: r.step, rank: r.rank, worldSize: r.worldSize },
-          r.attempt,
-          records,
-        );
+        const checkpoint = ref(r);
+        const n = attempt(r.attempt);
+        const from = node(r.nodeId);
+        if (r.items.length > MAX_ITEMS_PER_RANK)
+          throw invalidArgument(
+            `node '${from}' relayed ${r.items.length} items for rank ${checkpoint.rank}; at most ${MAX_ITEMS_PER_RANK}`,
+          );
+        const records = r.items.map((item, i) => itemRecordOf(item, `items[${i}] from node '${from}'`));
+        const d = await c.peerVote(checkpoint, n, records);
         return { ...outcome(d), attempt: d.attempt };
       });
     },
     AbortAttempt(call, callback) {
       const r = call.request;
-      serve(call, callback, async (c) =>
-        outcome(await c.peerAbort(r.job, r.checkpointId, r.attempt, r.reason || `node '${r.nodeId}' aborted`)),
-      );
+      serve(call, callback, async (c) => {
+        checkName("job", r.job);
+        checkName("checkpoint_id", r.checkpointId);
+        const from = node(r.nodeId);
+        if (r.reason.length > MAX_REASON_LENGTH)
+          throw invalidArgument(`reason is ${r.reason.length} characters long; at most ${MAX_REASON_LENGTH} are allowed`);
+        return outcome(await c.peerAbort(r.job, r.checkpointId, attempt(r.attempt), r.reason || `node '${from}' aborted`));
+      });
     },
     GetDecision(call, callback) {
       const r = call.request;
-      serve(call, callback, async (c) => outcome(await c.decisionOf(r.job, r.checkpointId, r.attempt)));
+      serve(call, callback, async (c) => {
+        checkName("job", r.job);
+        checkName("checkpoint_id", r.checkpointId);
+        return outcome(await c.decisionOf(r.job, r.checkpointId, attempt(r.attempt)));
+      });
     },
   };
 }

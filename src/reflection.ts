@@ -38,8 +38,11 @@ export function splitDescriptorSet(set: Buffer): Buffer[] {
   return files;
 }
 
-/** Adds reflection (v1 and v1alpha) describing `services` (fully qualified names) to the server. */
-export function addReflection(server: grpc.Server, services: string[], file = DESCRIPTORS_PATH): void {
+/**
+ * Adds reflection (v1 and v1alpha) describing `services` (fully qualified names) to the
+ * server, leaving out the files named in `exclude` (what this daemon does not serve).
+ */
+export function addReflection(server: grpc.Server, services: string[], exclude: string[] = [], file = DESCRIPTORS_PATH): void {
   let set: Buffer;
   try {
     set = fs.readFileSync(file);
@@ -47,8 +50,20 @@ export function addReflection(server: grpc.Server, services: string[], file = DE
     throw new Error(`cannot read the compiled descriptors ${file} (${(err as NodeJS.ErrnoException).code}); run \`npm run build\``);
   }
   // @grpc/reflection indexes whatever FileDescriptorProtos a package definition carries.
-  const definition = {
-    "ckptd.descriptors": { format: "Protocol Buffer 3 FileDescriptorProto", fileDescriptorProtos: splitDescriptorSet(set) },
-  };
+  const files = splitDescriptorSet(set).filter((f) => !exclude.includes(fileName(f)));
+  const definition = { "ckptd.descriptors": { format: "Protocol Buffer 3 FileDescriptorProto", fileDescriptorProtos: files } };
   new ReflectionService(definition as never, { services }).addToServer(server);
+}
+
+/** The name of a serialized FileDescriptorProto (field 1, its first field as protoc and buf write it). */
+function fileName(file: Buffer): string {
+  if (file[0] !== 0x0a) return "";
+  let length = 0;
+  let at = 1;
+  for (let shift = 0; at < file.length; shift += 7) {
+    const b = file[at++]!;
+    length += (b & 0x7f) * 2 ** shift;
+    if ((b & 0x80) === 0) break;
+  }
+  return file.subarray(at, at + length).toString("utf8");
 }

@@ -7,6 +7,10 @@
  *   <data>/jobs/<job>/checkpoints/<id>/            a committed checkpoint:
  *       manifest.json (written last), rank-NNNNN/<item>/NNNNNN.lz4
  *   <data>/jobs/<job>/trash/                       deleted checkpoints being removed
+ *   <data>/jobs/<job>/quarantine/<id>-<time>/      a checkpoint (or staged attempt) whose manifest was
+ *       missing, unparsable or invalid at start, moved aside whole with quarantine.json (why, when,
+ *       from where) so one bad directory never keeps the daemon from starting; an operator inspects
+ *       it (`ckptctl status` lists them) and deletes it by hand
  *
  * Everything lives on one filesystem, so publishing is a rename.
  */
@@ -50,6 +54,9 @@ export class DataDir {
   }
   trashDir(job: string): string {
     return path.join(this.jobDir(job), "trash");
+  }
+  quarantineDir(job: string): string {
+    return path.join(this.jobDir(job), "quarantine");
   }
   get lockFile(): string {
     return path.join(this.root, this.lockName);
@@ -144,6 +151,87 @@ export async function writeFileDurable(file: string, data: string | Buffer): Pro
   }
   await fsp.rename(tmp, file);
   await fsyncDir(path.dirname(file));
+}
+
+/** Why and when a directory was quarantined: quarantine.json inside it. */
+export interface QuarantineRecord {
+  job: string;
+  checkpointId: string;
+  /** Where the directory was, relative to the data directory. */
+  from: string;
+  reason: string;
+  quarantinedAt: string;
+}
+
+/** Largest reason kept in quarantine.json (a validator's message can quote a field). */
+const MAX_QUARANTINE_REASON = 1024;
+
+/**
+ * Moves a checkpoint's (or attempt's) directory to <data>/jobs/<job>/quarantine/<id>-<time>/
+ * with quarantine.json saying why; returns the new path. A rename on the same filesystem,
+ * so the directory is either where it was or in quarantine, never half-moved.
+ */
+export async function quarantineDirectory(
+  dataDir: DataDir,
+  job: string,
+  checkpointId: string,
+  dir: string,
+  reason: string,
+): Promise<string> {
+  const root = dataDir.quarantineDir(job);
+  await fsp.mkdir(root, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[-:.]/g, "");
+  let target = path.join(root, `${checkpointId}-${stamp}`);
+  for (let n = 1; fs.existsSync(target); n++) target = path.join(root, `${checkpointId}-${stamp}-${n}`);
+  await fsp.rename(dir, target);
+  await fsyncDir(root);
+  await fsyncDir(path.dirname(dir));
+  const record: QuarantineRecord = {
+    job,
+    checkpointId,
+    from: path.relative(dataDir.root, dir),
+    reason: reason.length > MAX_QUARANTINE_REASON ? `${reason.slice(0, MAX_QUARANTINE_REASON)}…` : reason,
+    quarantinedAt: new Date().toISOString(),
+  };
+  await writeFileDurable(path.join(target, "quarantine.json"), JSON.stringify(record));
+  return target;
+}
+
+/** The quarantined directories of every job, newest first, at most `limit` (with the total count). */
+export async function listQuarantine(
+  dataDir: DataDir,
+  limit: number,
+): Promise<{ entries: QuarantineRecord[]; total: number; dirs: string[] }> {
+  const entries: (QuarantineRecord & { dir: string })[] = [];
+  for (const job of await dataDir.listJobs()) {
+    let names: string[];
+    try {
+      names = await fsp.readdir(dataDir.quarantineDir(job));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
+      throw err;
+    }
+    for (const name of names) {
+      const dir = path.join(dataDir.quarantineDir(job), name);
+      let record: Partial<QuarantineRecord> = {};
+      try {
+        record = JSON.parse(await fsp.readFile(path.join(dir, "quarantine.json"), "utf8")) as Partial<QuarantineRecord>;
+      } catch {
+        // A crash between the rename and quarantine.json: the directory is still listed.
+      }
+      entries.push({
+        job,
+        checkpointId: typeof record.checkpointId === "string" ? record.checkpointId : name,
+        from: typeof record.from === "string" ? record.from : "",
+        reason: typeof record.reason === "string" ? record.reason : "unknown (no quarantine.json)",
+        quarantinedAt: typeof record.quarantinedAt === "string" ? record.quarantinedAt : "",
+        dir,
+      });
+    }
+  }
+  entries.sort((a, b) => (a.quarantinedAt < b.quarantinedAt ? 1 : a.quarantinedAt > b.quarantinedAt ? -1 : 0));
+  const listed = entries.slice(0, limit);
+  return { entries: listed, total: entries.length, dirs: listed.map((e) => e.dir) };
 }
 
 /** Removes a directory tree; a missing one is fine. */

@@ -48,6 +48,7 @@ export async function status({ conn, json }: Context): Promise<void> {
       checkpointsInFlight: s.checkpointsInFlight,
       subscribers: s.subscribers,
       storedBytes: s.storedBytes,
+      quarantinedCount: s.quarantinedCount,
     });
   } else {
     print(
@@ -64,10 +65,32 @@ export async function status({ conn, json }: Context): Promise<void> {
         ["in flight", s.checkpointsInFlight],
         ["watchers", s.subscribers],
         ["stored", bytes(s.storedBytes)],
+        ["quarantined", s.quarantinedCount > 0 ? `${s.quarantinedCount} (see: ckptctl quarantine)` : 0],
       ]),
     );
   }
   if (health !== "SERVING") throw new UsageError(`the daemon at ${conn.address} is ${health} (state: ${s.state || "unknown"})`);
+}
+
+/** `quarantine`: the checkpoint directories the daemon set aside at start (from GetStatus). */
+export async function quarantine({ conn, json }: Context): Promise<void> {
+  const s = await conn.unary<GetStatusResponse>((o, cb) => conn.admin.getStatus({}, o, cb));
+  const rows = s.quarantined.map((q) => ({
+    job: q.job,
+    checkpointId: q.checkpointId,
+    quarantinedAt: isoTime(q.quarantinedAt),
+    reason: q.reason,
+    path: q.path,
+  }));
+  if (json) return printJson({ quarantined: rows, quarantinedCount: s.quarantinedCount });
+  if (rows.length === 0) return print("no quarantined checkpoints");
+  print(
+    table(
+      ["job", "checkpoint", "quarantined at", "reason", "path"],
+      rows.map((r) => [r.job, r.checkpointId, r.quarantinedAt, r.reason, r.path]),
+    ),
+  );
+  if (s.quarantinedCount > rows.length) print(`(${rows.length} of ${s.quarantinedCount} shown)`);
 }
 
 /** `jobs`: ListJobs. */

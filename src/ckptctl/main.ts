@@ -95,6 +95,11 @@ Examples:
     .action((_opts, cmd: Command) => withConnection(cmd, (ctx) => commands.status(ctx)));
 
   program
+    .command("quarantine")
+    .description("checkpoint directories set aside at start (manifest missing, unparsable or invalid): where, when and why")
+    .action((_opts, cmd: Command) => withConnection(cmd, (ctx) => commands.quarantine(ctx)));
+
+  program
     .command("jobs")
     .description("the jobs with committed checkpoints")
     .action((_opts, cmd: Command) => withConnection(cmd, (ctx) => commands.jobs(ctx)));

@@ -56,7 +56,7 @@ const DOCUMENTED = new Set([
   "DEADLINE_EXCEEDED",
 ]);
 
-const SERVICES = ["CheckpointService", "EvaluationService", "RetentionService", "AdminService"] as const;
+const SERVICES = ["CheckpointService", "EvaluationService", "RetentionService", "AdminService", "PeerService"] as const;
 
 let daemon: Daemon;
 const clients = new Map<string, grpc.Client>();

@@ -133,3 +133,13 @@ export async function scrape(address: string): Promise<Map<string, number>> {
 export function metricsAddress(d: Daemon): string {
   return /metrics on http:\/\/([\d.]+:\d+)\/metrics/.exec(d.output())![1]!;
 }
+
+/** The peer token the multi-node tests give every node (the same on each, as in production). */
+export const TEST_PEER_TOKEN = "peer-token-of-the-test-cluster-0001";
+
+/** Writes `token` into a fresh temporary file for --peer-token-file; returns its path. */
+export function writePeerTokenFile(token = TEST_PEER_TOKEN): string {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-peer-")), "peer-token");
+  fs.writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  return file;
+}

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { WatchCheckpointsResponse } from "../../clients/ts/src/gen/ckptd/v1/WatchCheckpointsResponse.js";
 import { loadWire } from "../../clients/ts/src/wire.js";
 import { CkptdClient, isNotFound, type Tensor } from "../../clients/ts/src/index.js";
-import { startDaemon, tempDataDir, type Daemon } from "./harness.js";
+import { startDaemon, tempDataDir, writePeerTokenFile, type Daemon } from "./harness.js";
 
 const NODES = ["n1", "n2", "n3"] as const;
 type Node = (typeof NODES)[number];
@@ -35,6 +35,7 @@ afterEach(async () => {
 });
 
 async function cluster(prepareTimeoutMs = 2000): Promise<Cluster> {
+  const peerToken = writePeerTokenFile();
   const c: Cluster = {
     dataDir: tempDataDir(),
     daemons: new Map(),
@@ -48,6 +49,8 @@ async function cluster(prepareTimeoutMs = 2000): Promise<Cluster> {
           node,
           "--peers",
           NODES.join(","),
+          "--peer-token-file",
+          peerToken,
           "--prepare-timeout-ms",
           String(prepareTimeoutMs),
           "--shutdown-grace-ms",
@@ -152,10 +155,7 @@ describe("multi-node two-phase commit", () => {
     const { grpcObject } = loadWire();
     const ev = new grpcObject.ckptd.v1.EvaluationService(c.daemons.get("n3")!.address, grpc.credentials.createInsecure());
     const watch = ev.WatchCheckpoints({ job: "mn" });
-    const first = await new Promise<WatchCheckpointsResponse>((resolve, reject) => {
-      watch.once("data", resolve);
-      watch.once("error", reject);
-    });
+    const first = await firstEvent(watch);
     watch.cancel();
     ev.close();
     expect(first.event?.type).toBe("CHECKPOINT_EVENT_TYPE_COMMITTED");
@@ -163,10 +163,7 @@ describe("multi-node two-phase commit", () => {
     // A participant pushes live commits too, from the coordinator's event log.
     const live = new grpcObject.ckptd.v1.EvaluationService(c.daemons.get("n2")!.address, grpc.credentials.createInsecure());
     const follow = live.WatchCheckpoints({ job: "mn", fromNow: true });
-    const next = new Promise<WatchCheckpointsResponse>((resolve, reject) => {
-      follow.once("data", resolve);
-      follow.once("error", reject);
-    });
+    const next = firstEvent(follow);
     expect((await commitAll(c, "global_step20", 20)).every((r) => r.outcome === "COMMITTED")).toBe(true);
     expect((await next).event?.checkpointId).toBe("global_step20");
     follow.cancel();
@@ -240,3 +237,16 @@ describe("multi-node two-phase commit", () => {
     await expectSameCommittedSet(c, ["global_step7"]);
   });
 });
+
+/** The first event of a watch (after the daemon's started marker). */
+function firstEvent(call: grpc.ClientReadableStream<WatchCheckpointsResponse>): Promise<WatchCheckpointsResponse> {
+  return new Promise((resolve, reject) => {
+    const onData = (m: WatchCheckpointsResponse) => {
+      if (!m.event) return;
+      call.off("data", onData);
+      resolve(m);
+    };
+    call.on("data", onData);
+    call.once("error", reject);
+  });
+}

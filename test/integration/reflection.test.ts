@@ -198,6 +198,19 @@ describe.each(["v1alpha", "v1"] as const)("server reflection %s", (version) => {
     }
   });
 
+  it(`reflection ${version} - a single-node daemon neither lists nor describes PeerService (it does not serve it)`, async () => {
+    const r = new Reflection(daemon.address, version);
+    try {
+      expect(await r.listServices()).not.toContain("ckptd.v1.PeerService");
+      for (const symbol of ["ckptd.v1.PeerService", "ckptd.v1.VoteRequest"]) {
+        const res = await r.request({ fileContainingSymbol: symbol });
+        expect(res.messageResponse, symbol).toBe("errorResponse");
+      }
+    } finally {
+      r.close();
+    }
+  });
+
   it(`reflection ${version} - ListCheckpoints through types built from the reflected descriptors returns the saved checkpoint`, async () => {
     const r = new Reflection(daemon.address, version);
     try {

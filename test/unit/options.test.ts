@@ -31,4 +31,56 @@ describe("options", () => {
     expect(o.keepEverySteps).toBe(20);
     expect(o.gcIntervalMs).toBe(700);
   });
+
+  describe("multi-node peer credential", () => {
+    /** Runs parseOptions; returns what it printed to stderr when it exits instead. */
+    function refusal(argv: string[]): string {
+      let err = "";
+      const write = vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
+        err += String(chunk);
+        return true;
+      });
+      const exit = vi.spyOn(process, "exit").mockImplementation((() => {
+        throw new Error("exit");
+      }) as never);
+      try {
+        expect(() => parseOptions(argv)).toThrow("exit");
+      } finally {
+        write.mockRestore();
+        exit.mockRestore();
+      }
+      return err;
+    }
+
+    function tokenFile(token: string): string {
+      const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-opt-")), "peer");
+      fs.writeFileSync(file, `${token}\n`);
+      return file;
+    }
+
+    const multi = ["--node-id", "n1", "--peers", "n1,n2"];
+
+    it("options - a multi-node daemon without --peer-token-file or --insecure-peers is refused, naming both", () => {
+      expect(refusal(multi).split("\n")[0]).toMatch(/needs --peer-token-file .* --insecure-peers/);
+    });
+
+    it("options - a peer token file with a short token is refused; a good one is accepted", () => {
+      expect(refusal([...multi, "--peer-token-file", tokenFile("short")])).toMatch(/at least 16 characters/);
+      const file = tokenFile("a-peer-token-of-32-characters-xx");
+      expect(parseOptions([...multi, "--peer-token-file", file]).peerTokenFile).toBe(file);
+    });
+
+    it("options - --insecure-peers: only for multi-node, CKPTD_INSECURE_PEERS must be 1 or true, a config file needs a boolean", () => {
+      expect(parseOptions([...multi, "--insecure-peers"]).insecurePeers).toBe(true);
+      expect(refusal(["--insecure-peers"])).toMatch(/for multi-node daemons/);
+      vi.stubEnv("CKPTD_INSECURE_PEERS", "0");
+      expect(refusal(multi)).toMatch(/CKPTD_INSECURE_PEERS must be '1' or 'true'/);
+      vi.stubEnv("CKPTD_INSECURE_PEERS", "1");
+      expect(parseOptions(multi).insecurePeers).toBe(true);
+      vi.unstubAllEnvs();
+      const config = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-opt-")), "c.json");
+      fs.writeFileSync(config, JSON.stringify({ insecurePeers: "false" }));
+      expect(refusal([...multi, "--config", config])).toMatch(/'insecurePeers' must be true or false/);
+    });
+  });
 });

@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63kptd/v1/admin_service.proto\x12\x08\x63kptd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n\x10GetStatusRequest\"\x84\x02\n\x11GetStatusResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x10\n\x08\x64\x61ta_dir\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tjob_count\x18\x05 \x01(\r\x12\x18\n\x10\x63heckpoint_count\x18\x06 \x01(\r\x12\x1d\n\x15\x63heckpoints_in_flight\x18\x07 \x01(\r\x12\x13\n\x0bsubscribers\x18\x08 \x01(\r\x12\x14\n\x0cstored_bytes\x18\t \x01(\x04\x12\x16\n\x0elisten_address\x18\n \x01(\t\"\x11\n\x0fListJobsRequest\"6\n\x10ListJobsResponse\x12\"\n\x04jobs\x18\x01 \x03(\x0b\x32\x14.ckptd.v1.JobSummary\"|\n\nJobSummary\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x18\n\x10\x63heckpoint_count\x18\x02 \x01(\r\x12\x1c\n\x14latest_checkpoint_id\x18\x03 \x01(\t\x12\x13\n\x0blatest_step\x18\x04 \x01(\x03\x12\x14\n\x0cstored_bytes\x18\x05 \x01(\x04\"=\n\x17VerifyCheckpointRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x02 \x01(\t\"\x94\x01\n\x18VerifyCheckpointResponse\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x16\n\x0e\x63hunks_checked\x18\x03 \x01(\x04\x12\x15\n\rbytes_checked\x18\x04 \x01(\x04\x12&\n\x07\x64\x61maged\x18\x05 \x03(\x0b\x32\x15.ckptd.v1.ChunkDamage\"z\n\x0b\x43hunkDamage\x12\x0c\n\x04rank\x18\x01 \x01(\r\x12\x0c\n\x04item\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x04 \x01(\r\x12\x0c\n\x04\x66ile\x18\x05 \x01(\t\x12\x0e\n\x06offset\x18\x06 \x01(\x04\x12\x0f\n\x07problem\x18\x07 \x01(\t2\xf2\x01\n\x0c\x41\x64minService\x12\x44\n\tGetStatus\x12\x1a.ckptd.v1.GetStatusRequest\x1a\x1b.ckptd.v1.GetStatusResponse\x12\x41\n\x08ListJobs\x12\x19.ckptd.v1.ListJobsRequest\x1a\x1a.ckptd.v1.ListJobsResponse\x12Y\n\x10VerifyCheckpoint\x12!.ckptd.v1.VerifyCheckpointRequest\x1a\".ckptd.v1.VerifyCheckpointResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63kptd/v1/admin_service.proto\x12\x08\x63kptd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n\x10GetStatusRequest\"\xd5\x02\n\x11GetStatusResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x10\n\x08\x64\x61ta_dir\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tjob_count\x18\x05 \x01(\r\x12\x18\n\x10\x63heckpoint_count\x18\x06 \x01(\r\x12\x1d\n\x15\x63heckpoints_in_flight\x18\x07 \x01(\r\x12\x13\n\x0bsubscribers\x18\x08 \x01(\r\x12\x14\n\x0cstored_bytes\x18\t \x01(\x04\x12\x16\n\x0elisten_address\x18\n \x01(\t\x12\x34\n\x0bquarantined\x18\x0b \x03(\x0b\x32\x1f.ckptd.v1.QuarantinedCheckpoint\x12\x19\n\x11quarantined_count\x18\x0c \x01(\r\"\x8d\x01\n\x15QuarantinedCheckpoint\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x32\n\x0equarantined_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04path\x18\x05 \x01(\t\"\x11\n\x0fListJobsRequest\"6\n\x10ListJobsResponse\x12\"\n\x04jobs\x18\x01 \x03(\x0b\x32\x14.ckptd.v1.JobSummary\"|\n\nJobSummary\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x18\n\x10\x63heckpoint_count\x18\x02 \x01(\r\x12\x1c\n\x14latest_checkpoint_id\x18\x03 \x01(\t\x12\x13\n\x0blatest_step\x18\x04 \x01(\x03\x12\x14\n\x0cstored_bytes\x18\x05 \x01(\x04\"=\n\x17VerifyCheckpointRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x02 \x01(\t\"\x94\x01\n\x18VerifyCheckpointResponse\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x16\n\x0e\x63hunks_checked\x18\x03 \x01(\x04\x12\x15\n\rbytes_checked\x18\x04 \x01(\x04\x12&\n\x07\x64\x61maged\x18\x05 \x03(\x0b\x32\x15.ckptd.v1.ChunkDamage\"z\n\x0b\x43hunkDamage\x12\x0c\n\x04rank\x18\x01 \x01(\r\x12\x0c\n\x04item\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x04 \x01(\r\x12\x0c\n\x04\x66ile\x18\x05 \x01(\t\x12\x0e\n\x06offset\x18\x06 \x01(\x04\x12\x0f\n\x07problem\x18\x07 \x01(\t2\xf2\x01\n\x0c\x41\x64minService\x12\x44\n\tGetStatus\x12\x1a.ckptd.v1.GetStatusRequest\x1a\x1b.ckptd.v1.GetStatusResponse\x12\x41\n\x08ListJobs\x12\x19.ckptd.v1.ListJobsRequest\x1a\x1a.ckptd.v1.ListJobsResponse\x12Y\n\x10VerifyCheckpoint\x12!.ckptd.v1.VerifyCheckpointRequest\x1a\".ckptd.v1.VerifyCheckpointResponseb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ckptd.v1.admin_service_pb2', globals())
@@ -24,19 +24,21 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _GETSTATUSREQUEST._serialized_start=75
   _GETSTATUSREQUEST._serialized_end=93
   _GETSTATUSRESPONSE._serialized_start=96
-  _GETSTATUSRESPONSE._serialized_end=356
-  _LISTJOBSREQUEST._serialized_start=358
-  _LISTJOBSREQUEST._serialized_end=375
-  _LISTJOBSRESPONSE._serialized_start=377
-  _LISTJOBSRESPONSE._serialized_end=431
-  _JOBSUMMARY._serialized_start=433
-  _JOBSUMMARY._serialized_end=557
-  _VERIFYCHECKPOINTREQUEST._serialized_start=559
-  _VERIFYCHECKPOINTREQUEST._serialized_end=620
-  _VERIFYCHECKPOINTRESPONSE._serialized_start=623
-  _VERIFYCHECKPOINTRESPONSE._serialized_end=771
-  _CHUNKDAMAGE._serialized_start=773
-  _CHUNKDAMAGE._serialized_end=895
-  _ADMINSERVICE._serialized_start=898
-  _ADMINSERVICE._serialized_end=1140
+  _GETSTATUSRESPONSE._serialized_end=437
+  _QUARANTINEDCHECKPOINT._serialized_start=440
+  _QUARANTINEDCHECKPOINT._serialized_end=581
+  _LISTJOBSREQUEST._serialized_start=583
+  _LISTJOBSREQUEST._serialized_end=600
+  _LISTJOBSRESPONSE._serialized_start=602
+  _LISTJOBSRESPONSE._serialized_end=656
+  _JOBSUMMARY._serialized_start=658
+  _JOBSUMMARY._serialized_end=782
+  _VERIFYCHECKPOINTREQUEST._serialized_start=784
+  _VERIFYCHECKPOINTREQUEST._serialized_end=845
+  _VERIFYCHECKPOINTRESPONSE._serialized_start=848
+  _VERIFYCHECKPOINTRESPONSE._serialized_end=996
+  _CHUNKDAMAGE._serialized_start=998
+  _CHUNKDAMAGE._serialized_end=1120
+  _ADMINSERVICE._serialized_start=1123
+  _ADMINSERVICE._serialized_end=1365
 # @@protoc_insertion_point(module_scope)

@@ -8,6 +8,7 @@ import type { GetStatusResponseIn as _ckptd_v1_GetStatusResponseIn, GetStatusRes
 import type { JobSummaryIn as _ckptd_v1_JobSummaryIn, JobSummary as _ckptd_v1_JobSummary } from './ckptd/v1/JobSummary.js';
 import type { ListJobsRequestIn as _ckptd_v1_ListJobsRequestIn, ListJobsRequest as _ckptd_v1_ListJobsRequest } from './ckptd/v1/ListJobsRequest.js';
 import type { ListJobsResponseIn as _ckptd_v1_ListJobsResponseIn, ListJobsResponse as _ckptd_v1_ListJobsResponse } from './ckptd/v1/ListJobsResponse.js';
+import type { QuarantinedCheckpointIn as _ckptd_v1_QuarantinedCheckpointIn, QuarantinedCheckpoint as _ckptd_v1_QuarantinedCheckpoint } from './ckptd/v1/QuarantinedCheckpoint.js';
 import type { VerifyCheckpointRequestIn as _ckptd_v1_VerifyCheckpointRequestIn, VerifyCheckpointRequest as _ckptd_v1_VerifyCheckpointRequest } from './ckptd/v1/VerifyCheckpointRequest.js';
 import type { VerifyCheckpointResponseIn as _ckptd_v1_VerifyCheckpointResponseIn, VerifyCheckpointResponse as _ckptd_v1_VerifyCheckpointResponse } from './ckptd/v1/VerifyCheckpointResponse.js';
 import type { TimestampIn as _google_protobuf_TimestampIn, Timestamp as _google_protobuf_Timestamp } from './google/protobuf/Timestamp.js';
@@ -29,6 +30,7 @@ export interface ProtoGrpcType {
       JobSummary: MessageTypeDefinition<_ckptd_v1_JobSummaryIn, _ckptd_v1_JobSummary>
       ListJobsRequest: MessageTypeDefinition<_ckptd_v1_ListJobsRequestIn, _ckptd_v1_ListJobsRequest>
       ListJobsResponse: MessageTypeDefinition<_ckptd_v1_ListJobsResponseIn, _ckptd_v1_ListJobsResponse>
+      QuarantinedCheckpoint: MessageTypeDefinition<_ckptd_v1_QuarantinedCheckpointIn, _ckptd_v1_QuarantinedCheckpoint>
       VerifyCheckpointRequest: MessageTypeDefinition<_ckptd_v1_VerifyCheckpointRequestIn, _ckptd_v1_VerifyCheckpointRequest>
       VerifyCheckpointResponse: MessageTypeDefinition<_ckptd_v1_VerifyCheckpointResponseIn, _ckptd_v1_VerifyCheckpointResponse>
     }

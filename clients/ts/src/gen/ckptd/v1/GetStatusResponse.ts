@@ -1,6 +1,7 @@
 // Original file: proto/ckptd/v1/admin_service.proto
 
 import type { TimestampIn as _google_protobuf_TimestampIn, Timestamp as _google_protobuf_Timestamp } from '../../google/protobuf/Timestamp.js';
+import type { QuarantinedCheckpointIn as _ckptd_v1_QuarantinedCheckpointIn, QuarantinedCheckpoint as _ckptd_v1_QuarantinedCheckpoint } from '../../ckptd/v1/QuarantinedCheckpoint.js';
 import type { Long } from '@grpc/proto-loader';
 
 /**
@@ -47,6 +48,15 @@ export interface GetStatusResponseIn {
    * The address the daemon listens on.
    */
   'listenAddress'?: (string);
+  /**
+   * Checkpoint directories set aside at start because their manifest was missing,
+   * unparsable or invalid (newest first, at most 100); see quarantined_count for all.
+   */
+  'quarantined'?: (_ckptd_v1_QuarantinedCheckpointIn)[];
+  /**
+   * How many checkpoint directories are in quarantine in all.
+   */
+  'quarantinedCount'?: (number);
 }
 
 /**
@@ -93,4 +103,13 @@ export interface GetStatusResponse {
    * The address the daemon listens on.
    */
   'listenAddress': (string);
+  /**
+   * Checkpoint directories set aside at start because their manifest was missing,
+   * unparsable or invalid (newest first, at most 100); see quarantined_count for all.
+   */
+  'quarantined': (_ckptd_v1_QuarantinedCheckpoint)[];
+  /**
+   * How many checkpoint directories are in quarantine in all.
+   */
+  'quarantinedCount': (number);
 }

@@ -1,5 +1,6 @@
 // Original file: proto/ckptd/v1/peer_service.proto
 
+import type { StagedItemIn as _ckptd_v1_StagedItemIn, StagedItem as _ckptd_v1_StagedItem } from '../../ckptd/v1/StagedItem.js';
 import type { Long } from '@grpc/proto-loader';
 
 /**
@@ -31,13 +32,15 @@ export interface VoteRequestIn {
    */
   'attempt'?: (number);
   /**
-   * The manifest records (JSON) of the items the rank names, staged and fsynced by the participant.
-   */
-  'itemsJson'?: (Buffer | Uint8Array | string);
-  /**
    * The participant's node id.
    */
   'nodeId'?: (string);
+  /**
+   * The records of the items the rank names, staged and fsynced by the participant. The
+   * coordinator validates each one completely (and checks the staged files) before it can
+   * enter a manifest.
+   */
+  'items'?: (_ckptd_v1_StagedItemIn)[];
 }
 
 /**
@@ -69,11 +72,13 @@ export interface VoteRequest {
    */
   'attempt': (number);
   /**
-   * The manifest records (JSON) of the items the rank names, staged and fsynced by the participant.
-   */
-  'itemsJson': (Buffer);
-  /**
    * The participant's node id.
    */
   'nodeId': (string);
+  /**
+   * The records of the items the rank names, staged and fsynced by the participant. The
+   * coordinator validates each one completely (and checks the staged files) before it can
+   * enter a manifest.
+   */
+  'items': (_ckptd_v1_StagedItem)[];
 }
