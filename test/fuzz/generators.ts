@@ -127,7 +127,9 @@ function randomField(rng: Rng, f: protobuf.Field, depth: number): unknown {
   }
   if (f.repeated) {
     const n = rng.chance(0.02) ? 4100 : rng.int(4);
-    return Array.from({ length: n }, () => (n > 4 ? 1 : randomScalar(rng, f.type, f.resolvedType, depth)));
+    // A huge repeated field holds the cheapest valid value of its type, so the client can still serialize it.
+    const filler = f.resolvedType instanceof protobuf.Type ? {} : f.type === "string" ? "x" : f.type === "bool" ? true : 1;
+    return Array.from({ length: n }, () => (n > 4 ? filler : randomScalar(rng, f.type, f.resolvedType, depth)));
   }
   return randomScalar(rng, f.type, f.resolvedType, depth);
 }
