@@ -139,7 +139,7 @@ export class Daemon {
   /** Locks the data dir, recovers, then serves. Throws (with a clear message) if it cannot. */
   async start(): Promise<string> {
     this.dataDir.lock();
-    const io = openWriteIo(this.dataDir.root, {
+    const io = openWriteIo(this.dataDir.tmpDir, {
       directIo: this.options.directIo === "on",
       memoryBudgetBytes: this.options.memoryBudgetMib * 2 ** 20,
     });
