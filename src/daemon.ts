@@ -103,10 +103,10 @@ export class Daemon {
           prepareTimeoutMs: options.prepareTimeoutMs,
           fault: options.fault,
           metrics: this.metrics,
-          onCommitted: async (checkpoint) => {
-            await this.events.append(checkpoint.job, "COMMITTED", checkpoint, "");
-            void this.retention.gc(checkpoint.job);
+          onCommitted: async (checkpoint, beforeWake) => {
+            await this.events.append(checkpoint.job, "COMMITTED", checkpoint, "", beforeWake);
           },
+          onVisible: (checkpoint) => void this.retention.gc(checkpoint.job),
         },
         log,
       );

@@ -20,6 +20,7 @@ import * as path from "node:path";
 import { crc32c } from "@node-rs/crc32";
 import type { Logger } from "pino";
 import type { Catalog } from "./catalog.js";
+import { injectFault } from "./faults.js";
 import type { CheckpointSummary } from "./manifest.js";
 import { fsyncDir, type DataDir } from "./storage.js";
 
@@ -263,6 +264,7 @@ export class EventLog {
         // A failed append whose cut-back failed too left a fragment: cut it before writing.
         if ((await fh.stat()).size !== at) await fh.truncate(at);
         try {
+          injectFault("event");
           for (let done = 0; done < bytes.length;) {
             const { bytesWritten } = await this.writeAt(fh, bytes, done, bytes.length - done, at + done);
             if (bytesWritten <= 0) throw Object.assign(new Error("the event log write made no progress"), { code: "EIO" });
