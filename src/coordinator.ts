@@ -22,6 +22,7 @@
  *                                 in the background and on every retried Commit; a COMMIT is
  *                                 acknowledged only once it is listed and its event logged.
  */
+import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import type { Logger } from "pino";
@@ -41,7 +42,6 @@ import { injectFault } from "./faults.js";
 import { abortReason, type Metrics } from "./metrics.js";
 import { checkName } from "./names.js";
 import { fsyncDir, removeTree, writeFileDurable, type DataDir } from "./storage.js";
-import * as fs from "node:fs";
 
 export type Outcome = "COMMITTED" | "ABORTED";
 

@@ -228,6 +228,8 @@ describe.skipIf(noMount !== "")("disk full", () => {
     await save(JOB, "s1", 1);
     expectOutcome(await commit(JOB, "s1", 1), "COMMITTED", "re-saved commit");
     acknowledged.push({ job: JOB, id: "s1" });
+    // Only the highest attempt's record stays: the aborted one's went with the new decision.
+    expect(fs.readdirSync(path.join(dataDir, "jobs", JOB, "decisions")).sort()).toEqual(["s1@2.json"]);
     await expectConsistent();
   });
 
