@@ -14,7 +14,6 @@
  * bad *tail* (a torn last record) is cut; a bad line with good records after it is
  * skipped, never truncated away with them.
  */
-import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { crc32c } from "@node-rs/crc32";
@@ -22,7 +21,7 @@ import type { Logger } from "pino";
 import type { Catalog } from "./catalog.js";
 import { injectFault } from "./faults.js";
 import type { CheckpointSummary } from "./manifest.js";
-import { fsyncDir, type DataDir } from "./storage.js";
+import { appendWhole, type DataDir, type WriteAt } from "./storage.js";
 
 export type EventType = "COMMITTED" | "DELETED";
 
@@ -39,16 +38,7 @@ export interface CheckpointEventRecord {
   reason: string;
 }
 
-/** Writes bytes at a position; a seam so tests can inject short and failing writes. */
-export type WriteAt = (
-  fh: fsp.FileHandle,
-  buf: Buffer,
-  offset: number,
-  length: number,
-  position: number,
-) => Promise<{ bytesWritten: number }>;
-
-const defaultWriteAt: WriteAt = (fh, buf, offset, length, position) => fh.write(buf, offset, length, position);
+export type { WriteAt } from "./storage.js";
 
 /** One record's line: checksum, space, JSON, newline. */
 export function encodeRecord(record: CheckpointEventRecord): Buffer {
@@ -136,7 +126,7 @@ export class EventLog {
     private readonly dataDir: DataDir,
     private readonly log: Logger,
     private readonly follower = false,
-    private readonly writeAt: WriteAt = defaultWriteAt,
+    private readonly writeAt?: WriteAt,
   ) {}
 
   /** Reads lines the writer appended since the last look (followers only). */
@@ -256,37 +246,7 @@ export class EventLog {
         checkpoint,
         reason,
       };
-      const bytes = encodeRecord(record);
-      const at = j.size!;
-      const created = !fs.existsSync(j.file);
-      const fh = await fsp.open(j.file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
-      try {
-        // A failed append whose cut-back failed too left a fragment: cut it before writing.
-        if ((await fh.stat()).size !== at) await fh.truncate(at);
-        try {
-          injectFault("event");
-          for (let done = 0; done < bytes.length;) {
-            const { bytesWritten } = await this.writeAt(fh, bytes, done, bytes.length - done, at + done);
-            if (bytesWritten <= 0) throw Object.assign(new Error("the event log write made no progress"), { code: "EIO" });
-            done += bytesWritten;
-          }
-          await fh.datasync();
-        } catch (err) {
-          // Not acknowledged: cut the record back out, so neither a restart nor the
-          // next append finds a fragment where a record should start.
-          await fh
-            .truncate(at)
-            .then(() => fh.datasync())
-            .catch((cutErr: unknown) =>
-              this.log.error({ job, err: cutErr }, "could not cut a failed event append back; the next append does"),
-            );
-          throw err;
-        }
-      } finally {
-        await fh.close();
-      }
-      if (created) await fsyncDir(path.dirname(j.file));
-      j.size = at + bytes.length;
+      j.size = await appendWhole(j.file, encodeRecord(record), j.size!, this.writeAt, () => injectFault("event"));
       j.records.push(record);
       beforeWake?.();
       for (const w of [...j.waiters]) w();

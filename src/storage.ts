@@ -237,6 +237,58 @@ export async function writeFileDurable(file: string, data: string | Buffer): Pro
   await fsyncDir(path.dirname(file));
 }
 
+/** Writes bytes at a position; a seam so tests can inject short and failing writes. */
+export type WriteAt = (
+  fh: fsp.FileHandle,
+  buf: Buffer,
+  offset: number,
+  length: number,
+  position: number,
+) => Promise<{ bytesWritten: number }>;
+
+const defaultWriteAt: WriteAt = (fh, buf, offset, length, position) => fh.write(buf, offset, length, position);
+
+/**
+ * Appends one whole record to an append-only log at `at` (the end of its last good
+ * record) and fsyncs it, or fails and cuts the file back to `at`: a caller never
+ * acknowledges a fragment, and never appends after one. Short writes are continued;
+ * a fragment an earlier failed cut-back left is cut before writing. Returns the new end.
+ */
+export async function appendWhole(
+  file: string,
+  bytes: Buffer,
+  at: number,
+  writeAt: WriteAt = defaultWriteAt,
+  beforeWrite?: () => void,
+): Promise<number> {
+  const created = !fs.existsSync(file);
+  const fh = await fsp.open(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+  try {
+    if ((await fh.stat()).size !== at) await fh.truncate(at);
+    try {
+      beforeWrite?.();
+      for (let done = 0; done < bytes.length;) {
+        const { bytesWritten } = await writeAt(fh, bytes, done, bytes.length - done, at + done);
+        if (bytesWritten <= 0) throw Object.assign(new Error(`a write to ${file} made no progress`), { code: "EIO" });
+        done += bytesWritten;
+      }
+      await fh.datasync();
+    } catch (err) {
+      // Best effort: if the cut fails too, the next append cuts (its size check above).
+      await fh
+        .truncate(at)
+        .then(() => fh.datasync())
+        .catch(() => {});
+      throw err;
+    }
+  } finally {
+    await fh.close();
+  }
+  // A new log's directory entry must be durable too, or the record is lost with it.
+  if (created) await fsyncDir(path.dirname(file));
+  return at + bytes.length;
+}
+
 /** Removes a directory tree; a missing one is fine. */
 export async function removeTree(dir: string): Promise<void> {
   await fsp.rm(dir, { recursive: true, force: true, maxRetries: 3 });

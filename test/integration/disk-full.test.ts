@@ -5,7 +5,7 @@
  * Commit gets the decision and the checkpoint becomes visible without a restart,
  * nothing leaks, and saves work again once space is freed.
  *
- * The decision record, the manifest and the event append fail on a really full tmpfs
+ * The decision record, the manifest, the event append and the report log fail on a really full tmpfs
  * (a filler file leaves exactly the pages the earlier steps need). tmpfs never refuses a
  * rename, and an append into a freed disk cannot be timed, so publish and the DELETED
  * event use the daemon's test-only ENOSPC fault points (src/faults.ts), armed by a
@@ -18,6 +18,7 @@ import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
+import { CkptdClient, CkptdError } from "../../clients/ts/src/index.js";
 import { parseLog } from "../../src/events.js";
 import { rawClient, startDaemon, type Daemon } from "./harness.js";
 import {
@@ -287,6 +288,34 @@ describe.skipIf(noMount !== "")("disk full", () => {
     expectOutcome(await commit(job, "s2", 2), "COMMITTED", "the next commit");
     acknowledged.push({ job, id: "s2" });
     await expectConsistent();
+  });
+
+  it("disk full - a report cannot be logged: RESOURCE_EXHAUSTED and no fragment; reports work again once space is freed", async () => {
+    const evaluator = new CkptdClient(daemon.address);
+    try {
+      const report = (id: string, loss: number) =>
+        evaluator.reportEvaluation({ job: "dfe", checkpointId: id, evaluator: "eval-a", metrics: { loss } });
+      leaveFree(0); // the job has no evaluations.log yet: its first line needs a page
+      const err = await report("s1", 0.5).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err, "report on a full disk").toBeInstanceOf(CkptdError);
+      expect((err as CkptdError).codeName, (err as CkptdError).details).toBe("RESOURCE_EXHAUSTED");
+      freeAll();
+      await report("s1", 0.25);
+      await report("s2", 0.125);
+      const log = fs.readFileSync(path.join(dataDir, "jobs", "dfe", "evaluations.log"), "utf8");
+      expect(
+        log
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => (JSON.parse(l) as { checkpointId: string; metrics: { loss: number } }).metrics.loss),
+        "only the acknowledged reports, whole",
+      ).toEqual([0.25, 0.125]);
+    } finally {
+      evaluator.close();
+    }
   });
 
   it("disk full - a deletion on a full disk frees the bytes before logging; a DELETED event that fails is logged by the retried delete", async () => {
