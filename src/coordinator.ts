@@ -667,6 +667,12 @@ export class CommitCoordinator implements CheckpointCoordinator {
   }
 
   private notVisible(p: InvisibleCommit): Error {
+    const head = this.invisible.get(p.attempt.job)?.[0];
+    if (head && head !== p)
+      return unavailable(
+        `checkpoint '${p.attempt.checkpointId}' was decided COMMITTED but is not yet visible: it waits behind ` +
+          `checkpoint '${head.attempt.checkpointId}' (commits become visible in order), which is retried in the background: retry Commit`,
+      );
     const why = p.lastError ? ` (${p.lastError.message})` : "";
     const step = p.summary ? "its event could not be logged" : "publishing failed";
     return unavailable(
@@ -698,8 +704,10 @@ export class CommitCoordinator implements CheckpointCoordinator {
             if (this.options.onCommitted) await this.options.onCommitted(summary, list);
             else list();
           } catch (err) {
+            // Logged once per commit: the background retry runs every sweep while the disk is full.
+            if (!p.lastError) this.log.error({ ...logCtx, err }, "a durable COMMIT is not visible yet; retrying in the background");
+            else this.log.debug({ ...logCtx, err }, "a durable COMMIT is still not visible");
             p.lastError = err as Error;
-            this.log.error({ ...logCtx, err }, "a durable COMMIT is not visible yet; retrying in the background");
             throw err;
           }
           queue.shift();

@@ -262,7 +262,7 @@ describe.skipIf(noMount !== "")("disk full", () => {
     expectUnavailable(await commit(JOB, "s3", 3), /publishing failed.*ENOSPC/, "commit s3");
     // s4's decision is durable but its event may not overtake s3's.
     fs.writeFileSync(faultSwitch, "publish");
-    expectUnavailable(await commit(JOB, "s4", 4), /not yet visible/, "commit s4");
+    expectUnavailable(await commit(JOB, "s4", 4), /not yet visible: it waits behind checkpoint 's3'/, "commit s4");
     expect(await listed(JOB)).not.toContain("s4");
     fs.rmSync(faultSwitch);
     expectOutcome(await commit(JOB, "s4", 4), "COMMITTED", "retried commit s4");
