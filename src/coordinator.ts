@@ -11,7 +11,18 @@
  *
  * A checkpoint id that failed may be saved again as a new attempt (attempt number + 1);
  * messages naming an older attempt get that attempt's decision and never touch the new one.
+ *
+ * Faults (a full disk) at each step:
+ *   decision record not written   the COMMIT cannot have happened: the attempt is aborted
+ *                                 (staging freed, an ABORT record written, or retried in the
+ *                                 background) and voters hear ABORTED with the reason.
+ *   manifest / publish / event    the decision is durable: voters hear UNAVAILABLE
+ *                                 ("decided COMMITTED, not yet visible; retry Commit") and
+ *                                 the publish and event append are retried, in commit order,
+ *                                 in the background and on every retried Commit; a COMMIT is
+ *                                 acknowledged only once it is listed and its event logged.
  */
+import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import type { Logger } from "pino";
@@ -28,6 +39,7 @@ import {
   type Manifest,
   type RankRecord,
 } from "./manifest.js";
+import { injectFault } from "./faults.js";
 import { abortReason, type Metrics } from "./metrics.js";
 import { checkRef, DEFAULT_MAX_WORLD_SIZE, missingRanks } from "./limits.js";
 import { checkName } from "./names.js";
@@ -43,13 +55,42 @@ export interface Decision {
   checkpoint?: CheckpointSummary;
 }
 
-/** The durable decision record, decisions/<id>@<attempt>.json. */
+/**
+ * The durable decision record, decisions/<id>@<attempt>.json. Once the checkpoint is
+ * deleted, a COMMITTED record is shrunk to a tombstone (no manifest, `deleted`) that
+ * keeps the id from being reused.
+ */
 interface DecisionRecord {
   outcome: Outcome;
   reason: string;
   attempt: number;
   decidedAt: string;
   manifest?: Manifest;
+  deleted?: boolean;
+}
+
+/** A durable COMMIT not yet listed and logged (publish or event append failed). */
+interface InvisibleCommit {
+  attempt: Attempt;
+  manifest: Manifest;
+  /** Set once the staging directory is renamed into checkpoints/. */
+  summary?: CheckpointSummary;
+  lastError?: Error;
+}
+
+/** Shrinks a deleted checkpoint's COMMIT record to a tombstone (best effort: a full record is only bigger). */
+export async function shrinkDecision(dataDir: DataDir, job: string, id: string, attempt: number): Promise<void> {
+  const file = dataDir.decisionFile(job, id, attempt);
+  let record: DecisionRecord;
+  try {
+    record = JSON.parse(await fsp.readFile(file, "utf8")) as DecisionRecord;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  if (record.outcome !== "COMMITTED" || !record.manifest) return;
+  const { manifest: _manifest, ...rest } = record;
+  await writeFileDurable(file, JSON.stringify({ ...rest, deleted: true } satisfies DecisionRecord));
 }
 
 export interface CoordinatorOptions {
@@ -61,9 +102,13 @@ export interface CoordinatorOptions {
   fault?: "crash-after-decision" | undefined;
   /**
    * Called once a checkpoint is published, before the voters are told (so watchers
-   * hear of a commit no later than the trainer does). Its failure is logged, not fatal.
+   * hear of a commit no later than the trainer does): appends its event, calling
+   * `beforeWake` once the event is durable and before subscribers wake. Part of the
+   * commit: while it fails, the commit is not acknowledged and it is retried.
    */
-  onCommitted?: (checkpoint: CheckpointSummary) => Promise<void>;
+  onCommitted?: (checkpoint: CheckpointSummary, beforeWake: () => void) => Promise<void>;
+  /** Called once a commit is visible (listed and logged), e.g. to run retention. */
+  onVisible?: (checkpoint: CheckpointSummary) => void;
   metrics?: Metrics;
 }
 
@@ -197,6 +242,14 @@ export class CommitCoordinator implements CheckpointCoordinator {
   private readonly opening = new Map<string, Promise<Attempt>>();
   /** Decisions of recently closed attempts, by "job/id@n", for idempotent replies. */
   private readonly recent = new Map<string, Decision>();
+  /** Per job, durable COMMITs not yet visible, in decision order (events keep commit order). */
+  private readonly invisible = new Map<string, InvisibleCommit[]>();
+  /** Per job, the chain that publishes and logs invisible COMMITs one at a time. */
+  private readonly visibleChain = new Map<string, Promise<void>>();
+  /** Jobs whose chain is running, so the background retry does not pile up behind it. */
+  private readonly makingVisible = new Set<string>();
+  /** ABORT records that could not be written yet, by "job/id@n" (the abort holds anyway: its staging is gone). */
+  private readonly unwrittenAborts = new Map<string, { job: string; id: string; record: DecisionRecord }>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -216,10 +269,18 @@ export class CommitCoordinator implements CheckpointCoordinator {
     let abortedCount = 0;
     for (const job of await this.dataDir.listJobs()) {
       await this.dataDir.ensureJob(job);
+      const records: { id: string; attempt: number }[] = [];
       for (const f of await fsp.readdir(this.dataDir.decisionsDir(job))) {
         const m = /^(.+)@(\d+)\.json$/.exec(f);
+        if (m?.[1] && m[2]) {
+          this.noteAttempt(`${job}/${m[1]}`, Number(m[2]));
+          records.push({ id: m[1], attempt: Number(m[2]) });
+        } else if (f.includes(".tmp-")) await fsp.rm(path.join(this.dataDir.decisionsDir(job), f), { force: true });
+      }
+      const staged = new Set<string>();
+      for (const name of await fsp.readdir(this.dataDir.stagingRoot(job))) {
+        const m = /^(.+)@(\d+)$/.exec(name);
         if (m?.[1] && m[2]) this.noteAttempt(`${job}/${m[1]}`, Number(m[2]));
-        else if (f.includes(".tmp-")) await fsp.rm(path.join(this.dataDir.decisionsDir(job), f), { force: true });
       }
       for (const name of await fsp.readdir(this.dataDir.stagingRoot(job))) {
         const dir = path.join(this.dataDir.stagingRoot(job), name);
@@ -229,7 +290,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
           continue;
         }
         const [id, attempt] = [m[1], Number(m[2])];
-        this.noteAttempt(`${job}/${id}`, attempt);
+        staged.add(`${id}@${attempt}`);
         let record: DecisionRecord | undefined;
         let manifest: Manifest | undefined;
         try {
@@ -254,11 +315,15 @@ export class CommitCoordinator implements CheckpointCoordinator {
         }
         if (record?.outcome === "COMMITTED" && record.manifest) {
           if (manifest) {
-            await this.publish(manifest);
+            this.catalog.add(await this.publish(manifest));
             published++;
             this.log.info({ job, checkpoint: id, attempt }, "recovery: published a checkpoint whose COMMIT decision was durable");
             continue;
           }
+        } else if (!record && attempt < (this.lastAttempt.get(`${job}/${id}`) ?? 0)) {
+          // A later attempt exists, so this one was decided ABORTED (its record pruned, or
+          // never written on a full disk): only its staging is left to free.
+          this.log.info({ job, checkpoint: id, attempt }, "recovery: freed the staging of a superseded attempt");
         } else if (!record) {
           await this.writeDecision(job, id, {
             outcome: "ABORTED",
@@ -274,8 +339,27 @@ export class CommitCoordinator implements CheckpointCoordinator {
       }
       await fsyncDir(this.dataDir.stagingRoot(job));
       for (const name of await fsp.readdir(this.dataDir.trashDir(job))) await removeTree(path.join(this.dataDir.trashDir(job), name));
+      await this.compactDecisions(job, records, staged);
     }
     return { published, aborted: abortedCount };
+  }
+
+  /**
+   * Keeps decisions/ bounded: per checkpoint id only the highest attempt's record stays
+   * (lower attempts were necessarily aborted, and the highest keeps numbers from being
+   * reused), and a deleted checkpoint's COMMIT record becomes a tombstone (a crash
+   * between a deletion and its shrink left it whole).
+   */
+  private async compactDecisions(job: string, records: { id: string; attempt: number }[], staged: Set<string>): Promise<void> {
+    for (const { id, attempt } of records) {
+      if (attempt < (this.lastAttempt.get(`${job}/${id}`) ?? 0)) {
+        await fsp.rm(this.dataDir.decisionFile(job, id, attempt), { force: true });
+      } else if (!this.catalog.has(job, id) && !staged.has(`${id}@${attempt}`)) {
+        await shrinkDecision(this.dataDir, job, id, attempt).catch((err: unknown) =>
+          this.log.warn({ err, job, checkpoint: id }, "could not shrink a deleted checkpoint's decision record"),
+        );
+      }
+    }
   }
 
   /** Starts the prepare-timeout sweep. */
@@ -291,11 +375,15 @@ export class CommitCoordinator implements CheckpointCoordinator {
 
   /** Checkpoints with an undecided attempt. */
   inFlight(): number {
-    return this.open.size;
+    let n = this.open.size;
+    for (const q of this.invisible.values()) n += q.length;
+    return n;
   }
 
   /** True while some attempt holds staged data or votes: a drain waits for these to be decided. */
   hasUndecidedWork(): boolean {
+    // A durable COMMIT still being published is work a drain lets finish.
+    for (const q of this.invisible.values()) if (q.length > 0) return true;
     for (const a of this.open.values())
       if (a.state !== "preparing" || a.staged.size > 0 || a.votes.size > 0 || a.inflight.size > 0) return true;
     return false;
@@ -317,6 +405,8 @@ export class CommitCoordinator implements CheckpointCoordinator {
     for (const item of items) checkName("item", item);
     const key = `${ref.job}/${ref.checkpointId}`;
     const current = this.open.get(key);
+    const invisible = this.invisibleCommit(ref.job, ref.checkpointId);
+    if (invisible && (attemptNo === 0 || attemptNo === invisible.attempt.attempt)) return this.awaitVisible(invisible);
     if (attemptNo !== 0 && attemptNo !== current?.attempt) return this.pastDecision(ref, attemptNo);
     if (!current && this.catalog.has(ref.job, ref.checkpointId)) return this.committedDecision(ref);
     if (!current && items.length > 0) {
@@ -408,6 +498,8 @@ export class CommitCoordinator implements CheckpointCoordinator {
       if (active) current.lastActivity = Date.now();
       return current.decision;
     }
+    // Not visible yet: a participant told COMMITTED now would acknowledge it early.
+    if (this.invisibleCommit(job, id)?.attempt.attempt === attemptNo) return undefined;
     return this.pastDecision({ job, checkpointId: id }, attemptNo);
   }
 
@@ -462,6 +554,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
     checkName("checkpoint_id", id);
     const current = this.open.get(`${job}/${id}`);
     if (current?.attempt === attemptNo) return current.decision;
+    if (this.invisibleCommit(job, id)?.attempt.attempt === attemptNo) return undefined;
     return this.pastDecision({ job, checkpointId: id }, attemptNo);
   }
 
@@ -507,7 +600,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
   }
 
   private async createAttempt(ref: CheckpointRef, key: string): Promise<Attempt> {
-    if (this.catalog.has(ref.job, ref.checkpointId))
+    if (this.catalog.has(ref.job, ref.checkpointId) || this.invisibleCommit(ref.job, ref.checkpointId))
       throw failedPrecondition(
         `checkpoint '${ref.checkpointId}' of job '${ref.job}' is already committed; committed checkpoints are never overwritten`,
       );
@@ -555,50 +648,162 @@ export class CommitCoordinator implements CheckpointCoordinator {
     attempt.state = "deciding";
     const { job, checkpointId: id, attempt: n } = attempt;
     const logCtx = { job, checkpoint: id, attempt: n };
-    let decision: Decision;
-    let durable = false;
+    const record: DecisionRecord = { outcome, reason, attempt: n, decidedAt: new Date().toISOString() };
+    if (outcome === "COMMITTED") record.manifest = this.buildManifest(attempt, record.decidedAt);
     try {
-      const record: DecisionRecord = { outcome, reason, attempt: n, decidedAt: new Date().toISOString() };
-      if (outcome === "COMMITTED") record.manifest = this.buildManifest(attempt, record.decidedAt);
+      injectFault("decision");
       await this.writeDecision(job, id, record);
-      durable = true;
-      if (this.options.fault === "crash-after-decision" && outcome === "COMMITTED") {
-        this.log.warn(logCtx, "fault point crash-after-decision: killing the daemon");
-        process.kill(process.pid, "SIGKILL");
-        await new Promise(() => {});
-      }
-      if (record.manifest) {
-        const summary = await this.publish(record.manifest);
-        decision = { outcome, reason, attempt: n, checkpoint: summary };
-        await this.options.onCommitted?.(summary).catch((err: unknown) => this.log.error({ ...logCtx, err }, "post-commit hook failed"));
-        this.log.info(
-          { ...logCtx, step: attempt.step, rawBytes: summary.rawBytes, storedBytes: summary.storedBytes },
-          "checkpoint committed",
-        );
-        this.options.metrics?.commits.inc();
-      } else {
-        decision = { outcome, reason, attempt: n };
-        this.log.warn({ ...logCtx, reason }, "checkpoint aborted");
-        this.options.metrics?.aborts.inc({ reason: abortReason(reason) });
-        void removeTree(attempt.dir).catch((err: unknown) => this.log.error({ ...logCtx, err }, "could not free aborted staging"));
-      }
     } catch (err) {
-      // Nobody may be told an outcome that is not durable. A durable COMMIT whose
-      // publish failed is published by recovery at the next start.
-      this.log.error({ ...logCtx, err, outcome, durable }, "could not record or apply the decision");
+      this.log.error({ ...logCtx, err, outcome }, "could not record the decision");
+      if (outcome === "COMMITTED") return this.abandonCommit(attempt, err as Error);
+      // An ABORT holds without its record once the staging is gone (presumed abort); the
+      // record, which keeps the attempt number from being reused, is retried.
+      this.unwrittenAborts.set(`${job}/${id}@${n}`, { job, id, record });
+    }
+    if (this.options.fault === "crash-after-decision" && outcome === "COMMITTED") {
+      this.log.warn(logCtx, "fault point crash-after-decision: killing the daemon");
+      process.kill(process.pid, "SIGKILL");
+      await new Promise(() => {});
+    }
+    if (record.manifest) {
+      // Durable: from here the commit only waits to become visible, whatever fails.
       this.open.delete(`${job}/${id}`);
-      attempt.fail(
-        unavailable(
-          durable
-            ? `checkpoint '${id}' was decided ${outcome} but publishing failed (${(err as Error).message}); it is published when the daemon restarts`
-            : `the daemon could not record the decision for checkpoint '${id}' (${(err as Error).message}); retry the checkpoint`,
-        ),
-      );
+      let queue = this.invisible.get(job);
+      if (!queue) this.invisible.set(job, (queue = []));
+      const pending: InvisibleCommit = { attempt, manifest: record.manifest };
+      queue.push(pending);
+      await this.makeVisible(job).catch(() => {});
+      if (!attempt.decision) attempt.fail(this.notVisible(pending));
       return;
     }
+    const decision: Decision = { outcome, reason, attempt: n };
+    this.log.warn({ ...logCtx, reason }, "checkpoint aborted");
+    this.options.metrics?.aborts.inc({ reason: abortReason(reason) });
+    void removeTree(attempt.dir).catch((err: unknown) => this.log.error({ ...logCtx, err }, "could not free aborted staging"));
     this.open.delete(`${job}/${id}`);
     this.remember(`${job}/${id}@${n}`, decision);
     attempt.settle(decision);
+  }
+
+  /**
+   * The COMMIT record could not be written (a full disk): nobody was told, and with its
+   * record removed (a rename may have landed before an fsync failed) and its staging
+   * freed it can never commit, so the attempt is aborted and says why. Freeing the
+   * staging usually makes room for the ABORT record; if not, it is retried.
+   */
+  private async abandonCommit(attempt: Attempt, err: Error): Promise<void> {
+    const { job, checkpointId: id, attempt: n } = attempt;
+    const logCtx = { job, checkpoint: id, attempt: n };
+    await fsp.rm(this.dataDir.decisionFile(job, id, n), { force: true }).catch(() => {});
+    await removeTree(attempt.dir).catch((e: unknown) => this.log.error({ ...logCtx, err: e }, "could not free the staging"));
+    const full = (err as NodeJS.ErrnoException).code === "ENOSPC" || (err as NodeJS.ErrnoException).code === "EDQUOT";
+    const reason =
+      `the COMMIT decision could not be recorded (${full ? "the daemon's data directory is full" : "write failed"}: ${err.message}); ` +
+      `nothing was committed and the staged data was freed: save the checkpoint again${full ? " once space is freed" : ""}`;
+    const record: DecisionRecord = { outcome: "ABORTED", reason, attempt: n, decidedAt: new Date().toISOString() };
+    try {
+      await this.writeDecision(job, id, record);
+    } catch (e) {
+      this.log.error({ ...logCtx, err: e }, "could not record the ABORT either; it is retried");
+      this.unwrittenAborts.set(`${job}/${id}@${n}`, { job, id, record });
+    }
+    const decision: Decision = { outcome: "ABORTED", reason, attempt: n };
+    this.log.warn({ ...logCtx, reason }, "checkpoint aborted");
+    this.options.metrics?.aborts.inc({ reason: "error" });
+    this.open.delete(`${job}/${id}`);
+    this.remember(`${job}/${id}@${n}`, decision);
+    attempt.settle(decision);
+  }
+
+  private async writeUnwrittenAbort(key: string, a: { job: string; id: string; record: DecisionRecord }): Promise<void> {
+    // A later attempt's staging or record already keeps the number from being reused.
+    if ((this.lastAttempt.get(`${a.job}/${a.id}`) ?? 0) > a.record.attempt) {
+      this.unwrittenAborts.delete(key);
+      return;
+    }
+    try {
+      await this.writeDecision(a.job, a.id, a.record);
+      this.unwrittenAborts.delete(key);
+    } catch {
+      // Still failing: the next sweep tries again.
+    }
+  }
+
+  private invisibleCommit(job: string, id: string): InvisibleCommit | undefined {
+    return this.invisible.get(job)?.find((p) => p.attempt.checkpointId === id);
+  }
+
+  private notVisible(p: InvisibleCommit): Error {
+    const head = this.invisible.get(p.attempt.job)?.[0];
+    if (head && head !== p)
+      return unavailable(
+        `checkpoint '${p.attempt.checkpointId}' was decided COMMITTED but is not yet visible: it waits behind ` +
+          `checkpoint '${head.attempt.checkpointId}' (commits become visible in order), which is retried in the background: retry Commit`,
+      );
+    const why = p.lastError ? ` (${p.lastError.message})` : "";
+    const step = p.summary ? "its event could not be logged" : "publishing failed";
+    return unavailable(
+      `checkpoint '${p.attempt.checkpointId}' was decided COMMITTED but is not yet visible: ${step}${why}; ` +
+        `it is retried in the background: retry Commit`,
+    );
+  }
+
+  /** A retried vote on a durable, not yet visible COMMIT: one more try, then the answer. */
+  private async awaitVisible(p: InvisibleCommit): Promise<Decision> {
+    await this.makeVisible(p.attempt.job).catch(() => {});
+    if (p.attempt.decision) return p.attempt.decision;
+    throw this.notVisible(p);
+  }
+
+  /** Publishes and logs the job's durable COMMITs in decision order, stopping at the first failure. */
+  private makeVisible(job: string): Promise<void> {
+    const run = (this.visibleChain.get(job) ?? Promise.resolve()).then(async () => {
+      this.makingVisible.add(job);
+      try {
+        const queue = this.invisible.get(job) ?? [];
+        while (queue[0]) {
+          const p = queue[0];
+          const logCtx = { job, checkpoint: p.attempt.checkpointId, attempt: p.attempt.attempt };
+          try {
+            if (!p.summary) p.summary = await this.publish(p.manifest);
+            const summary = p.summary;
+            const list = () => this.catalog.add(summary);
+            if (this.options.onCommitted) await this.options.onCommitted(summary, list);
+            else list();
+          } catch (err) {
+            // Logged once per commit: the background retry runs every sweep while the disk is full.
+            if (!p.lastError) this.log.error({ ...logCtx, err }, "a durable COMMIT is not visible yet; retrying in the background");
+            else this.log.debug({ ...logCtx, err }, "a durable COMMIT is still not visible");
+            p.lastError = err as Error;
+            throw err;
+          }
+          queue.shift();
+          const summary = p.summary;
+          const decision: Decision = { outcome: "COMMITTED", reason: "", attempt: p.attempt.attempt, checkpoint: summary };
+          this.log.info(
+            {
+              ...logCtx,
+              step: p.attempt.step,
+              rawBytes: summary.rawBytes,
+              storedBytes: summary.storedBytes,
+              ...(p.lastError ? { retried: true } : {}),
+            },
+            "checkpoint committed",
+          );
+          this.options.metrics?.commits.inc();
+          this.remember(`${job}/${p.attempt.checkpointId}@${p.attempt.attempt}`, decision);
+          p.attempt.settle(decision);
+          this.options.onVisible?.(summary);
+        }
+      } finally {
+        this.makingVisible.delete(job);
+      }
+    });
+    this.visibleChain.set(
+      job,
+      run.catch(() => {}),
+    );
+    return run;
   }
 
   private buildManifest(attempt: Attempt, decidedAt: string): Manifest {
@@ -628,31 +833,47 @@ export class CommitCoordinator implements CheckpointCoordinator {
     };
   }
 
-  /** Phase 2 of a COMMIT: drop unvoted items, write the manifest last, rename into checkpoints/. */
+  /**
+   * Phase 2 of a COMMIT: drop unvoted items, write the manifest last, rename into
+   * checkpoints/. Idempotent, so a failed publish is simply retried: a rename that
+   * already happened is not redone. The caller lists the checkpoint (catalog).
+   */
   private async publish(manifest: Manifest): Promise<CheckpointSummary> {
     const { job, checkpointId: id, attempt } = manifest;
     const staging = this.dataDir.stagingDir(job, id, attempt);
-    const keep = new Set(manifest.ranks.flatMap((r) => r.items.map((i) => itemDirName(r.rank, i.name))));
-    for (const rankDir of await fsp.readdir(staging).catch(() => [] as string[])) {
-      if (!rankDir.startsWith("rank-")) {
-        await removeTree(path.join(staging, rankDir));
-        continue;
+    const target = this.dataDir.checkpointDir(job, id);
+    if (!fs.existsSync(path.join(target, "manifest.json"))) {
+      const keep = new Set(manifest.ranks.flatMap((r) => r.items.map((i) => itemDirName(r.rank, i.name))));
+      for (const rankDir of await fsp.readdir(staging).catch(() => [] as string[])) {
+        if (!rankDir.startsWith("rank-")) {
+          // The manifest of an earlier try stays (rewritten below); tmp files and strays go.
+          if (rankDir !== "manifest.json") await removeTree(path.join(staging, rankDir));
+          continue;
+        }
+        for (const item of await fsp.readdir(path.join(staging, rankDir)))
+          if (!keep.has(`${rankDir}/${item}`)) await removeTree(path.join(staging, rankDir, item));
       }
-      for (const item of await fsp.readdir(path.join(staging, rankDir)))
-        if (!keep.has(`${rankDir}/${item}`)) await removeTree(path.join(staging, rankDir, item));
+      await fsp.mkdir(staging, { recursive: true });
+      injectFault("manifest");
+      await writeFileDurable(path.join(staging, "manifest.json"), JSON.stringify(manifest));
+      injectFault("publish");
+      await fsp.rename(staging, target);
     }
-    await fsp.mkdir(staging, { recursive: true });
-    await writeFileDurable(path.join(staging, "manifest.json"), JSON.stringify(manifest));
-    await fsp.rename(staging, this.dataDir.checkpointDir(job, id));
     await fsyncDir(this.dataDir.checkpointsDir(job));
     await fsyncDir(this.dataDir.stagingRoot(job));
-    const summary = summarize(manifest);
-    this.catalog.add(summary);
-    return summary;
+    return summarize(manifest);
   }
 
   private async writeDecision(job: string, id: string, record: DecisionRecord): Promise<void> {
     await writeFileDurable(this.dataDir.decisionFile(job, id, record.attempt), JSON.stringify(record));
+    // Lower attempts were all decided ABORTED before this one opened: their records are
+    // no longer needed (pastDecision answers them from the attempt number) and would
+    // otherwise pile up with every aborted retry.
+    for (let k = record.attempt - 1; k >= 1; k--) {
+      const file = this.dataDir.decisionFile(job, id, k);
+      if (!fs.existsSync(file)) break; // older ones went with an earlier pruning
+      await fsp.rm(file, { force: true }).catch(() => {});
+    }
   }
 
   /** The durable decision of an attempt; DATA_LOSS when the record is damaged (recovery quarantines it). */
@@ -676,8 +897,18 @@ export class CommitCoordinator implements CheckpointCoordinator {
     const key = `${ref.job}/${ref.checkpointId}@${attemptNo}`;
     const hit = this.recent.get(key);
     if (hit) return hit;
+    const invisible = this.invisibleCommit(ref.job, ref.checkpointId);
+    if (invisible?.attempt.attempt === attemptNo) return this.awaitVisible(invisible);
+    const unwritten = this.unwrittenAborts.get(key);
+    if (unwritten) return { outcome: "ABORTED", reason: unwritten.record.reason, attempt: attemptNo };
     const record = await this.readDecision(ref.job, ref.checkpointId, attemptNo);
-    if (!record) throw failedPrecondition(`checkpoint '${ref.checkpointId}' of job '${ref.job}' has no attempt ${attemptNo}`);
+    if (!record) {
+      const last = this.lastAttempt.get(`${ref.job}/${ref.checkpointId}`) ?? (await this.scanAttempts(ref.job, ref.checkpointId));
+      // A later attempt opens only once this one was aborted; its record was pruned.
+      if (attemptNo >= 1 && attemptNo < last)
+        return { outcome: "ABORTED", reason: `attempt ${attemptNo} was aborted; attempt ${last} superseded it`, attempt: attemptNo };
+      throw failedPrecondition(`checkpoint '${ref.checkpointId}' of job '${ref.job}' has no attempt ${attemptNo}`);
+    }
     if (record.outcome === "COMMITTED" && this.catalog.has(ref.job, ref.checkpointId)) return this.committedDecision(ref);
     return { outcome: record.outcome, reason: record.reason || (record.outcome === "COMMITTED" ? "" : "aborted"), attempt: attemptNo };
   }
@@ -693,6 +924,10 @@ export class CommitCoordinator implements CheckpointCoordinator {
   }
 
   private sweep(): void {
+    // Durable COMMITs not yet visible, and ABORT records not yet written: space may be back.
+    for (const [job, queue] of this.invisible)
+      if (queue.length > 0 && !this.makingVisible.has(job)) void this.makeVisible(job).catch(() => {});
+    for (const [key, a] of this.unwrittenAborts) void this.writeUnwrittenAbort(key, a);
     const now = Date.now();
     for (const attempt of this.open.values()) {
       if (attempt.state !== "preparing") continue;

@@ -111,10 +111,10 @@ export class Daemon {
           maxWorldSize: options.maxWorldSize,
           fault: options.fault,
           metrics: this.metrics,
-          onCommitted: async (checkpoint) => {
-            await this.events.append(checkpoint.job, "COMMITTED", checkpoint, "");
-            void this.retention.gc(checkpoint.job);
+          onCommitted: async (checkpoint, beforeWake) => {
+            await this.events.append(checkpoint.job, "COMMITTED", checkpoint, "", beforeWake);
           },
+          onVisible: (checkpoint) => void this.retention.gc(checkpoint.job),
         },
         log,
       );
@@ -147,7 +147,7 @@ export class Daemon {
   /** Locks the data dir, recovers, then serves. Throws (with a clear message) if it cannot. */
   async start(): Promise<string> {
     this.dataDir.lock();
-    const io = openWriteIo(this.dataDir.root, {
+    const io = openWriteIo(this.dataDir.tmpDir, {
       directIo: this.options.directIo === "on",
       memoryBudgetBytes: this.options.memoryBudgetMib * 2 ** 20,
     });

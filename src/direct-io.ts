@@ -51,7 +51,8 @@ export function currentWriteIo(): WriteIo {
 }
 
 /**
- * Sets up the save path's I/O on a data directory: probes O_DIRECT there (tmpfs and some
+ * Sets up the save path's I/O on a data directory (`dir`: a scratch directory on its
+ * filesystem): probes O_DIRECT there (tmpfs and some
  * network filesystems refuse it with EINVAL) and creates the buffer pool.
  */
 export function openWriteIo(dataDir: string, options: { directIo: boolean; memoryBudgetBytes: number }): WriteIo {
@@ -68,6 +69,10 @@ export function openWriteIo(dataDir: string, options: { directIo: boolean; memor
       directOffReason: `the data directory refuses O_DIRECT (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
     };
   }
+  // The open descriptor is all the pool needs: the name goes at once, so no probe file
+  // sits in the data directory (a crash before this line leaves it in the scratch dir,
+  // which the next start empties).
+  fs.rmSync(probe, { force: true });
   const pool = new AlignedBufferPool({
     bufferBytes: WRITE_BUFFER_BYTES,
     budgetBytes: Math.max(WRITE_BUFFER_BYTES, options.memoryBudgetBytes),

@@ -4,8 +4,11 @@
  * reports (the push version of wait_for_evaluators).
  *
  *   <data>/jobs/<job>/evaluations.log   one JSON report per line, fsynced
+ *
+ * A report is acknowledged only once its whole line is durable (appendWhole: a failed
+ * append, e.g. on a full disk, is cut back out); at load only a torn tail is cut, never
+ * the reports after a damaged line.
  */
-import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import type { Logger } from "pino";
@@ -13,7 +16,7 @@ import type { Catalog } from "./catalog.js";
 import { CkptdError, invalidArgument, resourceExhausted } from "./errors.js";
 import { quote } from "./limits.js";
 import { checkName } from "./names.js";
-import { fsyncDir, type DataDir } from "./storage.js";
+import { appendWhole, type DataDir } from "./storage.js";
 import { status } from "@grpc/grpc-js";
 
 /** Bounds of one report (what the daemon keeps in memory and in the log for it). */
@@ -56,6 +59,8 @@ interface JobEvaluations {
   readonly leases: Map<string, Map<string, number>>;
   readonly waiters: Set<() => void>;
   chain: Promise<unknown>;
+  /** End of the log's last good line, where the next report goes (undefined: not read yet). */
+  size?: number;
 }
 
 export class Evaluations {
@@ -81,29 +86,30 @@ export class Evaluations {
 
   async load(): Promise<void> {
     for (const job of await this.dataDir.listJobs()) {
-      let text: string;
+      let buf: Buffer;
       try {
-        text = await fsp.readFile(this.file(job), "utf8");
+        buf = await fsp.readFile(this.file(job));
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
         throw err;
       }
-      const lines = text.split("\n");
       let good = 0;
-      for (const line of lines.slice(0, -1)) {
+      for (let at = 0, nl = buf.indexOf(0x0a); nl >= 0; at = nl + 1, nl = buf.indexOf(0x0a, at)) {
         try {
-          const r = JSON.parse(line, reviveFloat) as EvaluationReport;
+          const r = JSON.parse(buf.subarray(at, nl).toString("utf8"), reviveFloat) as EvaluationReport;
           // Reports of deleted checkpoints stay in the log but not in memory.
           if (this.catalog.has(r.job, r.checkpointId)) this.index(r);
+          good = nl + 1;
         } catch {
-          break;
+          // A damaged line: skipped; only a bad tail (no good line after it) is cut below.
+          this.log.error({ job, offset: at }, "evaluation log has a damaged line; it is skipped");
         }
-        good += line.length + 1;
       }
-      if (good < text.length) {
-        this.log.warn({ job, droppedBytes: text.length - good }, "evaluation log ended in a torn record; truncated");
+      if (good < buf.length) {
+        this.log.warn({ job, droppedBytes: buf.length - good }, "evaluation log ended in a torn record; truncated");
         await fsp.truncate(this.file(job), good);
       }
+      this.job(job).size = good;
     }
   }
 
@@ -136,16 +142,12 @@ export class Evaluations {
     const j = this.job(input.job);
     const run = j.chain.then(async () => {
       const file = this.file(input.job);
-      const created = !fs.existsSync(file);
-      const fh = await fsp.open(file, "a");
-      try {
-        await fh.write(JSON.stringify(r, keepFloat) + "\n");
-        await fh.datasync();
-      } finally {
-        await fh.close();
-      }
-      // A new log's directory entry must be durable too, or the report is lost with it.
-      if (created) await fsyncDir(path.dirname(file));
+      // A job first reported on after the start has no log yet, or one load() did not read.
+      j.size ??= await fsp.stat(file).then(
+        (st) => st.size,
+        () => 0,
+      );
+      j.size = await appendWhole(file, Buffer.from(JSON.stringify(r, keepFloat) + "\n", "utf8"), j.size);
       this.index(r);
       for (const w of [...j.waiters]) w();
       return r;

@@ -3,15 +3,25 @@
  * sequence number that only grows. Subscribers read it by cursor, so a slow
  * subscriber costs a cursor, not a queue, and a reconnecting one misses nothing.
  *
- *   <data>/jobs/<job>/events.log   one JSON object per line, fsynced before it is visible
+ *   <data>/jobs/<job>/events.log   one record per line, fsynced before it is visible:
+ *       "<crc32c of the JSON, 8 hex digits> <JSON>\n"
+ *   (logs written before the checksum have bare "<JSON>\n" lines; both are read, new
+ *   records are always checksummed)
+ *
+ * An acknowledged record is never lost or renumbered: an append writes its whole record
+ * (looping over short writes) and fsyncs it, or fails and cuts the file back to the end
+ * of the last good record, so the next append never follows a fragment. At load, only a
+ * bad *tail* (a torn last record) is cut; a bad line with good records after it is
+ * skipped, never truncated away with them.
  */
-import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
+import { crc32c } from "@node-rs/crc32";
 import type { Logger } from "pino";
 import type { Catalog } from "./catalog.js";
+import { injectFault } from "./faults.js";
 import type { CheckpointSummary } from "./manifest.js";
-import { fsyncDir, type DataDir } from "./storage.js";
+import { appendWhole, type DataDir, type WriteAt } from "./storage.js";
 
 export type EventType = "COMMITTED" | "DELETED";
 
@@ -28,6 +38,66 @@ export interface CheckpointEventRecord {
   reason: string;
 }
 
+export type { WriteAt } from "./storage.js";
+
+/** One record's line: checksum, space, JSON, newline. */
+export function encodeRecord(record: CheckpointEventRecord): Buffer {
+  const json = Buffer.from(JSON.stringify(record), "utf8");
+  const crc = (crc32c(json) >>> 0).toString(16).padStart(8, "0");
+  return Buffer.concat([Buffer.from(`${crc} `, "ascii"), json, Buffer.from("\n", "ascii")]);
+}
+
+/** A line (without its newline) as a record, or undefined when it is damaged. */
+function decodeLine(line: Buffer): CheckpointEventRecord | undefined {
+  try {
+    if (line[0] === 0x7b /* "{" */) return JSON.parse(line.toString("utf8")) as CheckpointEventRecord; // the old, unchecked format
+    if (line.length < 10 || line[8] !== 0x20) return undefined;
+    const json = line.subarray(9);
+    if ((crc32c(json) >>> 0).toString(16).padStart(8, "0") !== line.subarray(0, 8).toString("ascii")) return undefined;
+    return JSON.parse(json.toString("utf8")) as CheckpointEventRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ParsedLog {
+  records: CheckpointEventRecord[];
+  /** Offset just past the last good record: where the next append goes. */
+  goodEnd: number;
+  /** Damaged lines with good records after them (skipped, kept in the file). */
+  skipped: { offset: number; length: number }[];
+}
+
+/**
+ * Parses log bytes that start at a record boundary. Records whose seq does not grow
+ * (a duplicate) are skipped, so the in-memory sequence stays strictly increasing.
+ */
+export function parseLog(buf: Buffer, lastSeq = 0): ParsedLog {
+  const records: CheckpointEventRecord[] = [];
+  const skipped: { offset: number; length: number }[] = [];
+  let pendingBad: { offset: number; length: number }[] = [];
+  let goodEnd = 0;
+  let at = 0;
+  while (at < buf.length) {
+    const nl = buf.indexOf(0x0a, at);
+    if (nl < 0) break; // no newline: a torn (or still being written) last record
+    const r = decodeLine(buf.subarray(at, nl));
+    if (r && Number.isSafeInteger(r.seq) && r.seq > lastSeq) {
+      records.push(r);
+      lastSeq = r.seq;
+      skipped.push(...pendingBad);
+      pendingBad = [];
+      goodEnd = nl + 1;
+    } else if (r) {
+      goodEnd = nl + 1; // a duplicate is intact: keep it in the file, out of memory
+      skipped.push(...pendingBad);
+      pendingBad = [];
+    } else pendingBad.push({ offset: at, length: nl + 1 - at });
+    at = nl + 1;
+  }
+  return { records, goodEnd, skipped };
+}
+
 class JobLog {
   readonly records: CheckpointEventRecord[] = [];
   /** Appends run one at a time so sequence order is file order. */
@@ -35,6 +105,8 @@ class JobLog {
   readonly waiters = new Set<() => void>();
   /** Followers: bytes of the file already parsed (complete lines only). */
   followedBytes = 0;
+  /** Writer: end of the last good record, where the next append goes (undefined until read). */
+  size: number | undefined;
   constructor(readonly file: string) {}
   get lastSeq(): number {
     return this.records[this.records.length - 1]?.seq ?? 0;
@@ -54,6 +126,7 @@ export class EventLog {
     private readonly dataDir: DataDir,
     private readonly log: Logger,
     private readonly follower = false,
+    private readonly writeAt?: WriteAt,
   ) {}
 
   /** Reads lines the writer appended since the last look (followers only). */
@@ -69,29 +142,22 @@ export class EventLog {
     }
     let tail: Buffer;
     try {
-      // Only what was appended since the last look: the log is append-only.
       const size = (await fh.stat()).size;
+      // The writer cut a failed append back: re-read from the start (records already
+      // known are skipped by their seq).
+      if (size < j.followedBytes) j.followedBytes = 0;
+      // Only what was appended since the last look: the log is append-only.
       if (size <= j.followedBytes) return;
       tail = Buffer.alloc(size - j.followedBytes);
       await fh.read(tail, 0, tail.length, j.followedBytes);
     } finally {
       await fh.close();
     }
-    const complete = tail.lastIndexOf(0x0a) + 1; // a last line without its newline is still being written
-    let changed = false;
-    for (const line of tail.subarray(0, complete).toString("utf8").split("\n").slice(0, -1)) {
-      try {
-        const record = JSON.parse(line) as CheckpointEventRecord;
-        if (record.seq > j.lastSeq) {
-          j.records.push(record);
-          changed = true;
-        }
-      } catch {
-        break;
-      }
-    }
-    j.followedBytes += complete;
-    if (changed) for (const w of [...j.waiters]) w();
+    const parsed = parseLog(tail, j.lastSeq);
+    j.records.push(...parsed.records);
+    // A last line without its newline is still being written: it is read next time.
+    j.followedBytes += tail.lastIndexOf(0x0a) + 1;
+    if (parsed.records.length > 0) for (const w of [...j.waiters]) w();
   }
 
   private job(job: string): JobLog {
@@ -100,8 +166,29 @@ export class EventLog {
     return j;
   }
 
+  /** Reads a job's log once (writer): records, and where the next append goes. */
+  private async read(j: JobLog, job: string): Promise<void> {
+    if (j.size !== undefined) return;
+    let buf = Buffer.alloc(0);
+    try {
+      buf = await fsp.readFile(j.file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+    const parsed = parseLog(buf);
+    for (const s of parsed.skipped)
+      this.log.error({ job, file: j.file, ...s }, "event log has a damaged record between good ones; it is skipped and kept in the file");
+    if (parsed.goodEnd < buf.length) {
+      // Only the tail after the last good record goes: nothing acknowledged lives there.
+      this.log.warn({ job, file: j.file, droppedBytes: buf.length - parsed.goodEnd }, "event log ended in a torn record; truncated");
+      await fsp.truncate(j.file, parsed.goodEnd);
+    }
+    j.records.splice(0, j.records.length, ...parsed.records);
+    j.size = parsed.goodEnd;
+  }
+
   /**
-   * Reads every job's log (cutting a torn last line left by a crash) and appends
+   * Reads every job's log (cutting a torn last record left by a crash) and appends
    * what a crash between publish and append left out, so the log agrees with the
    * committed set: a COMMITTED event for every committed checkpoint, a DELETED one
    * for every logged checkpoint that is gone.
@@ -113,26 +200,7 @@ export class EventLog {
     }
     for (const job of await this.dataDir.listJobs()) {
       const j = this.job(job);
-      let text = "";
-      try {
-        text = await fsp.readFile(j.file, "utf8");
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      }
-      let good = 0;
-      for (const line of text.split("\n")) {
-        if (good + line.length >= text.length) break; // no newline after it: torn
-        try {
-          j.records.push(JSON.parse(line) as CheckpointEventRecord);
-        } catch {
-          break;
-        }
-        good += line.length + 1;
-      }
-      if (good < text.length) {
-        this.log.warn({ job, file: j.file, droppedBytes: text.length - good }, "event log ended in a torn record; truncated");
-        await fsp.truncate(j.file, good);
-      }
+      await this.read(j, job);
       const live = new Map<string, CheckpointEventRecord>();
       for (const r of j.records) {
         if (r.type === "COMMITTED") live.set(r.checkpointId, r);
@@ -144,11 +212,29 @@ export class EventLog {
     }
   }
 
-  /** Appends an event durably, then wakes the subscribers. */
-  append(job: string, type: EventType, checkpoint: CheckpointSummary, reason: string): Promise<CheckpointEventRecord> {
+  /** True when the log has a COMMITTED event for the checkpoint after its last DELETED one. */
+  isLogged(job: string, checkpointId: string, type: EventType): boolean {
+    const records = this.jobs.get(job)?.records ?? [];
+    for (let i = records.length - 1; i >= 0; i--) if (records[i]!.checkpointId === checkpointId) return records[i]!.type === type;
+    return false;
+  }
+
+  /**
+   * Appends an event durably, then wakes the subscribers. `beforeWake` runs once the
+   * record is durable and before any subscriber hears of it (the catalog entry a
+   * watcher looks up must exist by then).
+   */
+  append(
+    job: string,
+    type: EventType,
+    checkpoint: CheckpointSummary,
+    reason: string,
+    beforeWake?: () => void,
+  ): Promise<CheckpointEventRecord> {
     if (this.follower) return Promise.reject(new Error("a follower never writes the event log"));
     const j = this.job(job);
     const run = j.chain.then(async () => {
+      await this.read(j, job);
       const record: CheckpointEventRecord = {
         seq: j.lastSeq + 1,
         type,
@@ -160,16 +246,9 @@ export class EventLog {
         checkpoint,
         reason,
       };
-      const created = !fs.existsSync(j.file);
-      const fh = await fsp.open(j.file, "a");
-      try {
-        await fh.write(JSON.stringify(record) + "\n");
-        await fh.datasync();
-      } finally {
-        await fh.close();
-      }
-      if (created) await fsyncDir(path.dirname(j.file));
+      j.size = await appendWhole(j.file, encodeRecord(record), j.size!, this.writeAt, () => injectFault("event"));
       j.records.push(record);
+      beforeWake?.();
       for (const w of [...j.waiters]) w();
       return record;
     });
@@ -184,8 +263,15 @@ export class EventLog {
   /** Events with a sequence number above `seq`, oldest first. */
   after(job: string, seq: number, limit = 256): CheckpointEventRecord[] {
     const records = this.jobs.get(job)?.records ?? [];
-    // Sequences are 1..n without gaps, so the index is seq.
-    return records.slice(seq, seq + limit);
+    // Sequences grow strictly (a skipped damaged record may leave a gap): binary search.
+    let lo = 0;
+    let hi = records.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (records[mid]!.seq <= seq) lo = mid + 1;
+      else hi = mid;
+    }
+    return records.slice(lo, lo + limit);
   }
 
   /** Sequence just before the first event about a checkpoint with step ≥ `step`. */

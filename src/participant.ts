@@ -70,6 +70,11 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     await fsp.mkdir(this.markerDir(), { recursive: true });
     let pending = 0;
     for (const f of await fsp.readdir(this.markerDir())) {
+      // A marker write cut short by a crash (never renamed): no save was reserved under it.
+      if (f.includes(".tmp-")) {
+        await fsp.rm(path.join(this.markerDir(), f), { force: true });
+        continue;
+      }
       try {
         const m = JSON.parse(await fsp.readFile(path.join(this.markerDir(), f), "utf8")) as Marker;
         // Markers sit in the shared data directory: their names become paths and peer messages.

@@ -14,7 +14,8 @@ import type { Logger } from "pino";
 import type { Catalog } from "./catalog.js";
 import type { Evaluations } from "./evaluations.js";
 import type { EventLog } from "./events.js";
-import { failedPrecondition, invalidArgument } from "./errors.js";
+import { shrinkDecision } from "./coordinator.js";
+import { failedPrecondition, invalidArgument, unavailable } from "./errors.js";
 import type { CheckpointSummary } from "./manifest.js";
 import type { Metrics } from "./metrics.js";
 import { checkName } from "./names.js";
@@ -35,6 +36,8 @@ interface JobRetention {
   pinned: Set<string>;
   /** Deletions and GC of one job run one at a time. */
   chain: Promise<unknown>;
+  /** Deletions done (out of the catalog and checkpoints/) whose DELETED event is not logged yet, by id. */
+  unfinished: Map<string, { summary: CheckpointSummary; trash: string; reason: string; error?: Error }>;
 }
 
 export class Retention {
@@ -53,7 +56,7 @@ export class Retention {
 
   private job(job: string): JobRetention {
     let j = this.jobs.get(job);
-    if (!j) this.jobs.set(job, (j = { policy: undefined, pinned: new Set(), chain: Promise.resolve() }));
+    if (!j) this.jobs.set(job, (j = { policy: undefined, pinned: new Set(), chain: Promise.resolve(), unfinished: new Map() }));
     return j;
   }
 
@@ -77,7 +80,9 @@ export class Retention {
   /** Runs GC over every job on a timer (leases expire without any other trigger). */
   start(intervalMs: number): void {
     this.timer = setInterval(() => {
-      for (const job of this.catalog.jobsWithCheckpoints()) void this.gc(job);
+      const jobs = new Set(this.catalog.jobsWithCheckpoints());
+      for (const [job, j] of this.jobs) if (j.unfinished.size > 0) jobs.add(job);
+      for (const job of jobs) void this.gc(job);
     }, intervalMs);
     this.timer.unref();
   }
@@ -145,18 +150,53 @@ export class Retention {
   }
 
   private async deleteNow(job: string, checkpointId: string, reason: string): Promise<number> {
+    const j = this.job(job);
+    const unfinished = j.unfinished.get(checkpointId);
+    if (unfinished) {
+      // A retried DeleteCheckpoint of a deletion whose event failed: finish it, then answer.
+      await this.finishDelete(job, checkpointId);
+      return unfinished.summary.storedBytes;
+    }
     const summary = this.catalog.get(job, checkpointId);
-    if (this.job(job).pinned.has(checkpointId))
+    if (j.pinned.has(checkpointId))
       throw failedPrecondition(`checkpoint '${checkpointId}' of job '${job}' is pinned; unpin it before deleting it`);
     const trash = path.join(this.dataDir.trashDir(job), `${checkpointId}.${Date.now()}`);
     await fsp.rename(this.dataDir.checkpointDir(job, checkpointId), trash);
     this.catalog.remove(job, checkpointId);
-    await fsyncDir(this.dataDir.checkpointsDir(job));
     this.evaluations.forget(job, checkpointId);
-    await this.events.append(job, "DELETED", summary, reason);
+    // Gone from the listing: from here the deletion only completes (event, freed bytes),
+    // in the background if a step fails, never half-undone.
+    j.unfinished.set(checkpointId, { summary, trash, reason });
+    await this.finishDelete(job, checkpointId);
     this.log.info({ job, checkpoint: checkpointId, step: summary.step, reason }, "checkpoint deleted");
-    void removeTree(trash).catch((err: unknown) => this.log.warn({ err, trash }, "could not remove a deleted checkpoint's files"));
     return summary.storedBytes;
+  }
+
+  /**
+   * The rest of a deletion: the bytes go first (a full disk is the likeliest reason to
+   * delete, and the event needs room), then the DELETED event, then the decision record
+   * shrinks to a tombstone. A failure leaves it unfinished: retried by GC and by a
+   * retried DeleteCheckpoint; a restart finishes it too (recovery empties the trash, the
+   * event log adds the DELETED event, the coordinator shrinks the record).
+   */
+  private async finishDelete(job: string, checkpointId: string): Promise<void> {
+    const u = this.job(job).unfinished.get(checkpointId);
+    if (!u) return;
+    try {
+      await fsyncDir(this.dataDir.checkpointsDir(job));
+      await removeTree(u.trash);
+      if (!this.events.isLogged(job, checkpointId, "DELETED")) await this.events.append(job, "DELETED", u.summary, u.reason);
+    } catch (err) {
+      u.error = err as Error;
+      this.log.error({ err, job, checkpoint: checkpointId }, "a deletion is not finished (its event is not logged); retrying");
+      throw unavailable(
+        `checkpoint '${checkpointId}' was deleted but its DELETED event could not be logged yet (${u.error.message}); it is retried in the background`,
+      );
+    }
+    this.job(job).unfinished.delete(checkpointId);
+    await shrinkDecision(this.dataDir, job, checkpointId, u.summary.attempt).catch((err: unknown) =>
+      this.log.warn({ err, job, checkpoint: checkpointId }, "could not shrink a deleted checkpoint's decision record; the next start does"),
+    );
   }
 
   /** Applies the job's policy; returns the ids it deleted. */
@@ -169,6 +209,7 @@ export class Retention {
 
   /** The body of a GC; runs inside the job's serial chain. */
   private async collect(job: string): Promise<string[]> {
+    for (const id of [...this.job(job).unfinished.keys()]) await this.finishDelete(job, id).catch(() => {});
     const policy = this.policy(job);
     const deleted: string[] = [];
     for (const c of this.plan(job, policy)) {
