@@ -293,9 +293,10 @@ class CheckpointEngine:
             if res.reason and res.outcome == "ABORTED":
                 log.info("ckptd: %s/%s before this process's first save: attempt %d %s", self.job, tag, res.attempt,
                          res.reason)
-        except DaemonUnavailable:
+        except DaemonUnavailable as err:
             if not self.policy.skips:
-                raise
+                err = err.with_checkpoint(f"{self.job}/{tag}", False)
+                raise err from err.__cause__
             # The save that follows meets the same outage and skips the checkpoint.
         if barrier is not None:
             barrier()
