@@ -225,10 +225,12 @@ class CheckpointEngine:
         self._barrier = barrier
         self._fenced = False
         self._uploader: Optional[ThreadPoolExecutor] = None
-        #: The checkpoint id "latest" stands for in this engine's loads, fixed by the first
-        #: load of "latest" (so the items of one resume all come from one checkpoint) and
-        #: cleared when this engine commits a newer one.
+        #: The checkpoint id "latest" stands for in this engine's loads: fixed by a load of
+        #: "latest", so the items of one resume all come from one checkpoint even when
+        #: another is committed meanwhile. Resolved again when an item already loaded that
+        #: way is loaded again (the next resume), and after this engine commits.
         self.resolved_latest: Optional[str] = None
+        self._latest_items: Set[str] = set()
         #: The summary (pb.Checkpoint) of the last checkpoint this engine committed.
         self.last_committed = None
         #: The device hints of the last load (:class:`Placement`).
@@ -443,6 +445,7 @@ class CheckpointEngine:
                 job=self.job, checkpoint_id=tag, reason=res.reason, attempt=res.attempt)
         self.last_committed = res.checkpoint
         self.resolved_latest = None
+        self._latest_items = set()
         log.info("ckptd: committed %s/%s (rank %d of %d)", self.job, tag, self.rank, self.world_size)
         return True
 
@@ -474,11 +477,14 @@ class CheckpointEngine:
         """
         tag, item = parse_load_path(path)
         rank, _, local_rank = self._resolve()
-        if tag == "latest" and self.resolved_latest is not None:
-            tag = self.resolved_latest
+        if tag == "latest":
+            if self.resolved_latest is not None and item not in self._latest_items:
+                tag = self.resolved_latest
+            self._latest_items.add(item)
         ckpt = self.client.get_checkpoint(self.job, tag, timeout=self.load_timeout)
         if tag == "latest":
             self.resolved_latest = ckpt.checkpoint_id
+            self._latest_items = {item}
             log.info("ckptd: 'latest' of job %s is %s (step %d): this engine's loads of 'latest' use it",
                      self.job, ckpt.checkpoint_id, ckpt.step)
         if source_rank is None:

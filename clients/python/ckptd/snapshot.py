@@ -241,6 +241,8 @@ class Snapshot:
         self.state = state
         self.state.setdefault("extra_state", StateDict(step=0, walltime=0.0))
         self.engine = CheckpointEngine(job=job, **engine_options)
+        #: The checkpoint id the last restore loaded ("latest" is resolved once per restore).
+        self.restored_checkpoint: Optional[str] = None
 
     @property
     def step(self) -> int:
@@ -276,6 +278,10 @@ class Snapshot:
         """Loads every object of ``state`` in place from a checkpoint: a global step, a
         CheckpointRef (from :func:`get_checkpoint` / :func:`checkpoints_iterator`) or an id."""
         cid = _resolve_id(self.engine.client, self.job, checkpoint)
+        if cid == "latest":
+            # Once for the whole restore: every object comes from the same checkpoint.
+            cid = self.engine.client.get_checkpoint(self.job, "latest").checkpoint_id
+        self.restored_checkpoint = cid
         for name, obj in self.state.items():
             loaded = self.engine.load(f"{cid}/{name}", map_location)
             if hasattr(obj, "load_state_dict"):

@@ -100,6 +100,8 @@ def test_latest_is_resolved_once_per_engine_so_a_resume_never_mixes_checkpoints(
     optim = loader.load("optim")
     assert loader.last_placement.checkpoint_id == "global_step1"
     assert torch.equal(model["v"], optim["v"])
+    # Loading an item again starts the next resume: "latest" is looked up again.
+    assert loader.load("model")["v"][0] == 2 and loader.resolved_latest == "global_step2"
     # An engine that commits a newer checkpoint itself moves on to it.
     assert writer.load("model")["v"][0] == 2
     assert writer.resolved_latest == "global_step2"
