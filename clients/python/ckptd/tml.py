@@ -389,7 +389,10 @@ class Snapshot:
             except BaseException as exc:  # noqa: BLE001 - raised by PendingSnapshot.wait()
                 future.set_exception(exc)
 
-        threading.Thread(target=commit, args=(self._last,), name=f"ckptd-commit-{tag}", daemon=True).start()
+        # Not a daemon thread: a script that ends right after save still casts its vote
+        # (as the upload thread still finishes its uploads) instead of leaving the
+        # checkpoint to abort at the daemon's prepare timeout.
+        threading.Thread(target=commit, args=(self._last,), name=f"ckptd-commit-{tag}").start()
         self._last = future
         log.info("ckptd: captured snapshot %s in %.3fs", path, time.monotonic() - start)
         return PendingSnapshot(path, future)
