@@ -103,7 +103,8 @@ class Unavailable(CkptdError, ConnectionError):
 
 
 class DaemonUnavailable(Unavailable):
-    """The daemon could not be reached: not running, restarting, or the connection dropped.
+    """The daemon could not be reached (not running, restarting, the connection dropped) or
+    is shutting down: every ``UNAVAILABLE`` the client gets is raised as this.
 
     Unlike a bare ``Unavailable`` from grpc ("failed to connect to all addresses", "Socket
     closed"), the message names ckptd, the ``address``, the ``operation`` that failed and,
@@ -125,7 +126,7 @@ class DaemonUnavailable(Unavailable):
     def describe(cls, address: str, operation: str, detail: str, *, checkpoint: str = "",
                  committed: Optional[bool] = None) -> "DaemonUnavailable":
         """The error for ``operation`` against the daemon at ``address`` failing with grpc's ``detail``."""
-        text = f"the ckptd daemon at {address} is unreachable: {operation} failed ({detail or 'no detail'})."
+        text = f"the ckptd daemon at {address} is unavailable: {operation} failed ({detail or 'no detail'})."
         if checkpoint:
             if committed is False:
                 text += f" Checkpoint {checkpoint} was not committed."

@@ -69,7 +69,7 @@ class DaemonErrorPolicy:
                 tries += 1
                 # Jitter keeps the ranks of a node from hammering a restarting daemon in lockstep.
                 pause = wait * (0.5 + random.random() / 2)
-                log.warning("ckptd: %s: the daemon at %s is unreachable (%s); retry %d of %d in %.1fs",
+                log.warning("ckptd: %s: the daemon at %s is unavailable (%s); retry %d of %d in %.1fs",
                             operation, err.address, err.detail, tries, self.retries, pause)
                 time.sleep(pause)
                 wait = min(wait * 2, self.max_backoff)

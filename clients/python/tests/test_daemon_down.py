@@ -81,7 +81,7 @@ def test_retry_rides_out_a_daemon_restart(start_daemon, job, caplog):
         engine.create("global_step1")
         engine.save(_state(), "global_step1/model")
         assert engine.commit("global_step1") is True
-    assert "is unreachable" in caplog.text and "retry 1 of 12" in caplog.text
+    assert "is unavailable" in caplog.text and "retry 1 of 12" in caplog.text
     assert engine.load("global_step1/model")["step"] == 3
     engine.close()
 
