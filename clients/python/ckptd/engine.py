@@ -32,8 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Union
 
-from .client import CkptdClient, default_address
-from .client import ObjectEntry, TensorEntry
+from .client import CkptdClient, ObjectEntry, TensorEntry, default_address
 from .errors import (CheckpointAborted, CheckpointNotFound, CkptdError, DaemonUnavailable, FailedPrecondition,
                      InvalidArgument)
 from .outage import DaemonErrorPolicy
@@ -94,7 +93,6 @@ def local_devices() -> List[str]:
 @dataclass
 class _Pending:
     step: int
-    info: Any = None
     items: Set[str] = field(default_factory=set)
     attempt: int = 0
     #: Uploads of a decoupled engine still running or not yet collected by commit.
@@ -264,15 +262,14 @@ class CheckpointEngine:
     def create(self, tag: Any, step: Optional[int] = None) -> None:
         """Begins checkpoint ``tag`` on this rank; saves that follow go into it.
         ``step`` defaults to the last integer in the tag (``global_step1000`` -> 1000)."""
-        info = tag
+        info = tag  # DeepSpeed's CheckpointCommitInfo, or the tag itself
         tag = _tag_of(tag)
         self._resolve()
         if not self._fenced:
             self._fenced = True
             self._fence(tag)
         with self._lock:
-            self._pending[tag] = _Pending(step=step_of_tag(tag) if step is None else int(step),
-                                          info=info if info is not tag else None)
+            self._pending[tag] = _Pending(step=step_of_tag(tag) if step is None else int(step))
             self._current = tag
             self._commit_info = info
 

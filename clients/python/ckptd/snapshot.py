@@ -9,7 +9,8 @@
 - :func:`mark_done_eval` / :func:`wait_for_evaluators` connect evaluators and trainer
   (ReportEvaluation / WaitForEvaluators).
 
-Where tml takes a directory (``save_dir``), these take the ckptd ``job``. A checkpoint
+Where tml takes a directory (``save_dir``), these take the ckptd ``job``; :mod:`ckptd.tml`
+has tml's own signatures instead. A checkpoint
 is a :class:`CheckpointRef`: a ``str`` (``"<job>/<checkpoint_id>"``, so tml code that
 passes checkpoint paths around keeps working) that also carries ``job``,
 ``checkpoint_id``, ``step`` and the daemon's summary. Every function accepts
