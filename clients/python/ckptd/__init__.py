@@ -1,8 +1,11 @@
 """ckptd: the Python client of ckptd, the per-node checkpoint daemon.
 
-- :class:`CheckpointEngine`: DeepSpeed's checkpoint engine (create, save, load, commit).
+- :class:`CheckpointEngine`: DeepSpeed's checkpoint engine (create, save, load, commit),
+  synchronous or decoupled.
+- :mod:`ckptd.tml`: a drop-in for ``tml.common.checkpointing`` (the-algorithm-ml), with its
+  names and signatures; ``save_dir`` names the job.
 - :class:`Snapshot`, :func:`get_checkpoint`, :func:`checkpoints_iterator`,
-  :func:`mark_done_eval`, :func:`wait_for_evaluators`: the-algorithm-ml's API.
+  :func:`mark_done_eval`, :func:`wait_for_evaluators`: the same API named by job, richer.
 - :class:`CkptdClient`: one method per RPC, for everything else.
 - :class:`CkptdError` and its subclasses: the daemon's statuses as exceptions.
 
@@ -39,6 +42,7 @@ from .errors import (
     CheckpointAborted,
     CheckpointNotFound,
     CkptdError,
+    DaemonUnavailable,
     DataLoss,
     DeadlineExceeded,
     FailedPrecondition,
@@ -76,6 +80,7 @@ __all__ = [
     "CkptdClient",
     "CkptdError",
     "CommitResult",
+    "DaemonUnavailable",
     "DataLoss",
     "DeadlineExceeded",
     "FailedPrecondition",

@@ -11,22 +11,100 @@ Each save creates its own ring file (``slots`` x ``chunk_bytes`` bytes, 32 MiB b
 default) and removes its name as soon as the daemon has opened it: from then on only the
 two open handles keep the memory, so nothing is left behind in the directory whatever
 happens to either process.
+
+Before the daemon has opened it, the name is the only way the daemon can get at the file
+(it opens one name directly in its directory, with one link: no ``/proc/<pid>/fd`` path,
+no memfd), so a client killed in that window (SIGKILL, the OOM killer) leaves the file
+behind. Every ring's name therefore says whose it is - ``ckptd-<save|load>-<pid
+namespace>-<pid>-<random>`` - and a client's first ring in a directory removes the rings
+of processes of its own PID namespace and user that no longer exist
+(:func:`sweep_stale_rings`): a restarted trainer frees what its killed predecessor left.
+A PID reused by a live process keeps its (stale) ring until that process is gone too;
+rings of another PID namespace are never touched, since their PIDs mean nothing here.
 """
 
 from __future__ import annotations
 
 import collections
 import mmap
+import logging
 import os
+import re
 import secrets
 import threading
 import weakref
-from typing import Deque, Optional
+from typing import Deque, List, Optional, Set
+
+log = logging.getLogger("ckptd")
 
 #: Marker in the daemon's FAILED_PRECONDITION message when it cannot use a client's file.
 UNAVAILABLE_MARKER = "shared memory unavailable"
 #: Default size of one ring, in chunks.
 DEFAULT_SLOTS = 8
+
+
+_RING_NAME = re.compile(r"^ckptd-(?:save|load)-(\d+)-(\d+)-[0-9a-f]+$")
+_swept: Set[str] = set()
+_swept_lock = threading.Lock()
+
+
+def pid_namespace() -> int:
+    """The inode of this process's PID namespace (0 where /proc does not say)."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def sweep_stale_rings(directory: str) -> List[str]:
+    """Removes the ring files in ``directory`` that processes of this PID namespace and
+    user left behind when they died; returns their paths. Safe while other clients save:
+    a live process's ring is never removed."""
+    ns = pid_namespace()
+    uid = os.geteuid()
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        m = _RING_NAME.match(name)
+        if m is None or int(m.group(1)) != ns or ns == 0:
+            continue
+        pid = int(m.group(2))
+        if pid == os.getpid() or _alive(pid):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            st = os.lstat(path)
+            if st.st_uid != uid:
+                continue
+            os.unlink(path)
+        except OSError:
+            continue
+        removed.append(path)
+    if removed:
+        log.warning("ckptd: removed %d ring file(s) of dead processes from %s: %s", len(removed), directory,
+                    ", ".join(os.path.basename(p) for p in removed))
+    return removed
+
+
+def _sweep_once(directory: str) -> None:
+    with _swept_lock:
+        if directory in _swept:
+            return
+        _swept.add(directory)
+    sweep_stale_rings(directory)
 
 
 class SharedUnavailable(Exception):
@@ -58,7 +136,8 @@ class Ring:
         self.slot_bytes = slot_bytes
         self.slots = slots
         size = slot_bytes * slots
-        self.path = os.path.join(directory, f"ckptd-{purpose}-{os.getpid()}-{secrets.token_hex(6)}")
+        _sweep_once(directory)
+        self.path = os.path.join(directory, f"ckptd-{purpose}-{pid_namespace()}-{os.getpid()}-{secrets.token_hex(6)}")
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.posix_fallocate(fd, 0, size)

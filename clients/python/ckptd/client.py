@@ -31,7 +31,7 @@ from ._proto import evaluation_service_pb2 as eval_pb
 from ._proto import evaluation_service_pb2_grpc as eval_grpc
 from ._proto import retention_service_pb2 as ret_pb
 from ._proto import retention_service_pb2_grpc as ret_grpc
-from .errors import CkptdError, DataLoss, Internal, InvalidArgument
+from .errors import CkptdError, DaemonUnavailable, DataLoss, Internal, InvalidArgument
 from .tensors import (TensorAssembler, TensorInfo, _Staging, dtype_name, is_wire_tensor, tensor_chunks, tensor_info,
                       tensor_spec, torch_dtype)
 
@@ -306,6 +306,27 @@ def _item_messages(prepared, chunk_bytes: int, chunk_message: Callable[[Any, int
     yield pb.SaveRequest(trailer=pb.SaveTrailer(entry_count=len(prepared), byte_count=total, crc32c=running))
 
 
+def rpc_error(err: grpc.RpcError, address: str, operation: str) -> CkptdError:
+    """The exception for a failed call: the daemon's status as its class, and when the
+    daemon could not be reached at all (UNAVAILABLE: nothing listens, the connection
+    dropped, the daemon is draining) a :class:`DaemonUnavailable` naming ckptd, the address
+    and the operation instead of grpc's bare "failed to connect to all addresses"."""
+    exc = CkptdError.from_rpc_error(err)
+    if exc.code == grpc.StatusCode.UNAVAILABLE:
+        exc = DaemonUnavailable.describe(address, operation, exc.message)
+        exc.__cause__ = err
+    return exc
+
+
+def _operation(request: Any) -> str:
+    """``Commit of job/checkpoint`` for a request message (what failed, for error messages)."""
+    name = type(request).__name__
+    what = name[:-len("Request")] if name.endswith("Request") else name
+    job = getattr(request, "job", "")
+    cid = getattr(request, "checkpoint_id", "")
+    return f"{what} of {job}/{cid}" if job and cid else f"{what} of job {job}" if job else what
+
+
 def _serialize_save_request(msg: Union[bytes, pb.SaveRequest]) -> bytes:
     return msg if isinstance(msg, bytes) else msg.SerializeToString()
 
@@ -470,7 +491,7 @@ class CkptdClient:
         except grpc.RpcError as err:
             if failure:
                 raise failure[0] from None
-            raise CkptdError.from_rpc_error(err) from None
+            raise rpc_error(err, self.address, f"Save of item {target[5]} of {target[0]}/{target[1]} (rank {target[3]})") from None
         return SaveResult(res.bytes_received, res.bytes_stored, res.entry_count, res.attempt)
 
     def _shared_memory_refused(self, err: "_shm.SharedUnavailable") -> None:
@@ -538,7 +559,7 @@ class CkptdClient:
             details = err.details() or ""
             if not opened and _shm.refused(err.code(), details):
                 raise _shm.SharedUnavailable(details) from None
-            raise CkptdError.from_rpc_error(err) from None
+            raise rpc_error(err, self.address, f"Save of item {item} of {job}/{checkpoint_id} (rank {rank})") from None
         finally:
             ring.fail(_shm.SharedUnavailable("the save ended"))
             ready.set()
@@ -631,7 +652,7 @@ class CkptdClient:
                 yield msg
             finished = True
         except grpc.RpcError as err:
-            raise CkptdError.from_rpc_error(err) from None
+            raise rpc_error(err, self.address, f"Load of {job}/{checkpoint_id} (rank {rank})") from None
         finally:
             if not finished:
                 call.cancel()
@@ -720,7 +741,7 @@ class CkptdClient:
             details = err.details() or ""
             if not started and _shm.refused(err.code(), details):
                 raise _shm.SharedUnavailable(details) from None
-            raise CkptdError.from_rpc_error(err) from None
+            raise rpc_error(err, self.address, f"Load of {job}/{checkpoint_id} (rank {rank})") from None
         finally:
             progress.put(None)
             if not finished:
@@ -831,7 +852,7 @@ class CkptdClient:
             req.from_step = int(from_step)
         elif from_now:
             req.from_now = True
-        return WatchStream(self.evaluation_stub.WatchCheckpoints(req))
+        return WatchStream(self.evaluation_stub.WatchCheckpoints(req), self.address, f"WatchCheckpoints of job {job}")
 
     def checkpoints(self, job: str, *, evaluator: str = "", after_sequence: Optional[int] = None,
                     from_step: Optional[int] = None, timeout: Optional[float] = None,
@@ -952,12 +973,11 @@ class CkptdClient:
 
     # -- helpers -------------------------------------------------------------------------
 
-    @staticmethod
-    def _unary(method, request, timeout: Optional[float]):
+    def _unary(self, method, request, timeout: Optional[float]):
         try:
             return method(request, timeout=timeout)
         except grpc.RpcError as err:
-            raise CkptdError.from_rpc_error(err) from None
+            raise rpc_error(err, self.address, _operation(request)) from None
 
 
 class WatchStream:
@@ -968,8 +988,10 @@ class WatchStream:
     with no events yet). A commit made after ``watch()`` returned is never missed, even
     with ``from_now``; errors such as an invalid job name are raised by ``watch()`` itself."""
 
-    def __init__(self, call):
+    def __init__(self, call, address: str = "", operation: str = "WatchCheckpoints"):
         self._call = call
+        self._address = address
+        self._operation = operation
         self._cancelled = False
         self._pending = None
         self.head_sequence = 0
@@ -979,7 +1001,7 @@ class WatchStream:
         except StopIteration:
             return
         except grpc.RpcError as err:
-            raise CkptdError.from_rpc_error(err) from None
+            raise rpc_error(err, address, operation) from None
         if first.WhichOneof("msg") == "started":
             self.head_sequence = first.started.head_sequence
             self.after_sequence = first.started.after_sequence
@@ -998,7 +1020,7 @@ class WatchStream:
         except grpc.RpcError as err:
             if self._cancelled:
                 return
-            raise CkptdError.from_rpc_error(err) from None
+            raise rpc_error(err, self._address, self._operation) from None
 
     def cancel(self) -> None:
         self._cancelled = True

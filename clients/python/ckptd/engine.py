@@ -8,6 +8,16 @@ Duck-typed: DeepSpeed is not imported. Give an instance to a DeepSpeed engine af
 ``deepspeed.initialize`` (``engine.checkpoint_engine = ckptd.CheckpointEngine(job=...)``).
 Both DeepSpeed interfaces are accepted: ``create(tag)``/``commit(tag)`` and the newer
 ``create(info)``/``commit(info)`` with a ``CheckpointCommitInfo`` (its ``.tag`` is used).
+
+Decoupled mode (``decoupled=True``, as DeepSpeed's ``DecoupledCheckpointEngine``):
+``is_decoupled()`` is True, ``save`` copies the state dict's tensors to host memory and
+returns at once, a background thread uploads the copies in order, and ``commit(tag)``
+waits for that tag's uploads and then votes. ``get_commit_info()`` is the created but
+uncommitted checkpoint; ``cleanup()`` commits it.
+
+Restarts: the first ``create`` of an engine (a new trainer process) first aborts whatever
+attempt of that tag a killed predecessor left open, then waits at a barrier of all ranks,
+so the restarted job saves the same tag at once (see ``restart_fence``).
 """
 
 from __future__ import annotations
@@ -18,11 +28,14 @@ import os
 import posixpath
 import re
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Union
 
-from .client import CkptdClient, default_address
-from .errors import CheckpointAborted, CheckpointNotFound, FailedPrecondition, InvalidArgument
+from .client import CkptdClient, ObjectEntry, TensorEntry, default_address
+from .errors import (CheckpointAborted, CheckpointNotFound, CkptdError, DaemonUnavailable, FailedPrecondition,
+                     InvalidArgument)
+from .outage import DaemonErrorPolicy
 from .state import MapLocation, flatten, placement, request_map_location, unflatten
 from .tensors import torch
 
@@ -82,6 +95,33 @@ class _Pending:
     step: int
     items: Set[str] = field(default_factory=set)
     attempt: int = 0
+    #: Uploads of a decoupled engine still running or not yet collected by commit.
+    uploads: List["Future"] = field(default_factory=list)
+    #: The daemon could not be reached and the policy gave this checkpoint up.
+    skipped: Optional[DaemonUnavailable] = None
+    #: The daemon was unreachable at some point of this checkpoint (it may have restarted).
+    outage: bool = False
+
+
+def _capture(entries: list) -> list:
+    """The entries with every tensor copied to host memory, so the caller may change or
+    free its tensors as soon as ``save`` returns. The device recorded is the original's."""
+    out = []
+    for e in entries:
+        if isinstance(e, TensorEntry) and torch is not None and isinstance(e.tensor, torch.Tensor):
+            t = e.tensor.detach()
+            copy = t.to("cpu", copy=True)
+            if not copy.is_contiguous():
+                copy = copy.contiguous()
+            out.append(TensorEntry(e.key, copy, e.device if e.device is not None else str(t.device), e.dtype,
+                                   e.global_shape, e.global_offsets))
+        elif isinstance(e, TensorEntry) and hasattr(e.tensor, "copy"):  # numpy
+            out.append(TensorEntry(e.key, e.tensor.copy(), e.device, e.dtype, e.global_shape, e.global_offsets))
+        elif isinstance(e, ObjectEntry):
+            out.append(ObjectEntry(e.key, bytes(e.data), e.format))  # pickled at flatten: already a copy
+        else:
+            out.append(e)
+    return out
 
 
 @dataclass
@@ -134,6 +174,16 @@ class CheckpointEngine:
     directories), for code that finds checkpoint files on disk - DeepSpeed's
     ``load_checkpoint`` globs for them and checks they exist. The data itself is only in
     ckptd; a marker only names where it is.
+    ``decoupled``: save in the background (see the module's docstring).
+    ``on_daemon_error`` / ``daemon_retries`` / ``daemon_backoff``: what to do when the
+    daemon cannot be reached, see :mod:`ckptd.outage`. With ``"skip"`` a checkpoint the
+    daemon could not take is given up (a warning says so), later saves into it do nothing
+    and ``commit`` returns False; the other ranks' commits then abort at the daemon's
+    prepare timeout, unless they skip it too (a node's ranks share its daemon).
+    ``restart_fence``: at this engine's first ``create``, abort the tag's attempt left open
+    by a killed earlier process of the job, then meet the other ranks at ``barrier``
+    (default: ``torch.distributed.barrier`` when initialised) so no rank's abort can hit
+    another's fresh save. Off without a barrier when the world size is above 1.
     """
 
     def __init__(self, config_params: Any = None, *, job: Optional[str] = None, address: Optional[str] = None,
@@ -141,7 +191,10 @@ class CheckpointEngine:
                  local_rank: Optional[int] = None, devices: Optional[Sequence[str]] = None,
                  save_device: Union[None, str, Callable[[Any], Optional[str]]] = None,
                  save_timeout: Optional[float] = None, commit_timeout: Optional[float] = None,
-                 load_timeout: Optional[float] = None, stub_files: bool = False):
+                 load_timeout: Optional[float] = None, stub_files: bool = False, decoupled: bool = False,
+                 on_daemon_error: Optional[str] = None, daemon_retries: Optional[int] = None,
+                 daemon_backoff: Optional[float] = None, restart_fence: bool = True,
+                 barrier: Optional[Callable[[], None]] = None):
         self.config_params = config_params
         self.name = "ckptd"
         job = job or os.environ.get("CKPTD_JOB")
@@ -164,6 +217,18 @@ class CheckpointEngine:
         self._current: Optional[str] = None
         self._lock = threading.Lock()
         self._commit_info = None
+        self.decoupled = bool(decoupled)
+        self.policy = DaemonErrorPolicy.of(on_daemon_error, daemon_retries, daemon_backoff)
+        self.restart_fence = restart_fence
+        self._barrier = barrier
+        self._fenced = False
+        self._uploader: Optional[ThreadPoolExecutor] = None
+        #: The checkpoint id "latest" stands for in this engine's loads: fixed by a load of
+        #: "latest", so the items of one resume all come from one checkpoint even when
+        #: another is committed meanwhile. Resolved again when an item already loaded that
+        #: way is loaded again (the next resume), and after this engine commits.
+        self.resolved_latest: Optional[str] = None
+        self._latest_items: Set[str] = set()
         #: The summary (pb.Checkpoint) of the last checkpoint this engine committed.
         self.last_committed = None
         #: The device hints of the last load (:class:`Placement`).
@@ -197,11 +262,43 @@ class CheckpointEngine:
     def create(self, tag: Any, step: Optional[int] = None) -> None:
         """Begins checkpoint ``tag`` on this rank; saves that follow go into it.
         ``step`` defaults to the last integer in the tag (``global_step1000`` -> 1000)."""
+        info = tag  # DeepSpeed's CheckpointCommitInfo, or the tag itself
         tag = _tag_of(tag)
         self._resolve()
+        if not self._fenced:
+            self._fenced = True
+            self._fence(tag)
         with self._lock:
             self._pending[tag] = _Pending(step=step_of_tag(tag) if step is None else int(step))
             self._current = tag
+            self._commit_info = info
+
+    def _fence(self, tag: str) -> None:
+        """Aborts the attempt of ``tag`` that an earlier, killed process of this job may
+        have left open (its staged items would make this process's saves ALREADY_EXISTS
+        until the daemon's prepare timeout), then waits for every rank to have done so."""
+        barrier = self._barrier
+        if barrier is None and self.world_size > 1:
+            dist = getattr(torch, "distributed", None) if torch is not None else None
+            if dist is not None and dist.is_available() and dist.is_initialized():
+                barrier = dist.barrier
+        if not self.restart_fence or (barrier is None and self.world_size > 1):
+            return
+        try:
+            res = self.policy.call(
+                lambda: self.client.abort(self.job, tag, self.rank, "a new process of the job saves this checkpoint",
+                                          0, timeout=self.commit_timeout),
+                f"abort of {self.job}/{tag} left by an earlier process")
+            if res.reason and res.outcome == "ABORTED":
+                log.info("ckptd: %s/%s before this process's first save: attempt %d %s", self.job, tag, res.attempt,
+                         res.reason)
+        except DaemonUnavailable as err:
+            if not self.policy.skips:
+                err = err.with_checkpoint(f"{self.job}/{tag}", False)
+                raise err from err.__cause__
+            # The save that follows meets the same outage and skips the checkpoint.
+        if barrier is not None:
+            barrier()
 
     def makedirs(self, path: str = "", exist_ok: bool = False) -> None:
         """No-op (ckptd has no directories to make), unless ``stub_files`` is set."""
@@ -220,16 +317,54 @@ class CheckpointEngine:
             raise InvalidArgument(f"save path {path!r} names no item")
         tag = self._tag_of_save_path(p)
         pending = self._pending[tag]
+        if pending.skipped is not None:
+            log.debug("ckptd: %s/%s was skipped: not saving %s", self.job, tag, item)
+            return
         entries = flatten(state_dict, device if device is not None else self.save_device)
-        res = self.client.save(self.job, tag, pending.step, self.rank, self.world_size, item, entries,
-                               timeout=self.save_timeout)
+        if self.decoupled:
+            entries = _capture(entries)
+            if self._uploader is None:
+                # One thread: items upload in the order saved, and at most one at a time
+                # holds a connection's bandwidth and the daemon's memory budget.
+                self._uploader = ThreadPoolExecutor(1, thread_name_prefix="ckptd-upload")
+            pending.uploads.append(self._uploader.submit(self._upload, tag, pending, item, p, entries))
+            return
+        self._upload(tag, pending, item, p, entries)
+
+    def _upload(self, tag: str, pending: _Pending, item: str, path: str, entries: list) -> None:
+        """One item to the daemon, under the daemon-error policy."""
+        if pending.skipped is not None:
+            return
+        what = f"save of item {item} of {self.job}/{tag}"
+        try:
+            res = self.policy.call(lambda: self._save_once(tag, pending, item, entries), what)
+        except DaemonUnavailable as err:
+            pending.outage = True
+            err = err.with_checkpoint(f"{self.job}/{tag}", False)
+            if not self.policy.skips:
+                raise err from err.__cause__
+            self._skip(tag, pending, err)
+            return
         with self._lock:
             pending.items.add(item)
             # Items of an earlier, aborted attempt are gone; voting with the newest attempt
             # makes the daemon abort again (naming the missing item) rather than mix attempts.
             pending.attempt = max(pending.attempt, res.attempt)
         if self.stub_files:
-            self._write_stub(p, tag, item, pending.step, res.attempt)
+            self._write_stub(path, tag, item, pending.step, res.attempt)
+
+    def _save_once(self, tag: str, pending: _Pending, item: str, entries: list):
+        try:
+            return self.client.save(self.job, tag, pending.step, self.rank, self.world_size, item, entries,
+                                    timeout=self.save_timeout)
+        except DaemonUnavailable:
+            pending.outage = True
+            raise
+
+    def _skip(self, tag: str, pending: _Pending, err: DaemonUnavailable) -> None:
+        pending.skipped = err
+        log.warning("ckptd: skipped checkpoint %s/%s on rank %d (on_daemon_error='skip'): %s", self.job, tag,
+                    self.rank, err.message)
 
     def _write_stub(self, path: str, tag: str, item: str, step: int, attempt: int) -> None:
         stub = {"ckptd": {"address": self.client.address, "job": self.job, "checkpoint_id": tag, "step": step,
@@ -252,18 +387,62 @@ class CheckpointEngine:
             pending = self._pending.get(tag)
         if pending is None:
             raise FailedPrecondition(f"checkpoint {tag} was not created on rank {self.rank}: call create(tag) first")
-        res = self.client.commit(self.job, tag, pending.step, self.rank, self.world_size, sorted(pending.items),
-                                 pending.attempt, timeout=self.commit_timeout)
-        with self._lock:
-            # Either way the decision is final for this attempt: a retry starts with create(tag).
-            self._pending.pop(tag, None)
-            if self._current == tag:
-                self._current = None
+        try:
+            return self._commit(tag, pending)
+        finally:
+            with self._lock:
+                # Either way the decision is final for this attempt: a retry starts with create(tag).
+                self._pending.pop(tag, None)
+                if self._current == tag:
+                    self._current = None
+                if self._commit_info is not None and _tag_of(self._commit_info) == tag:
+                    self._commit_info = None
+
+    def _commit(self, tag: str, pending: _Pending) -> bool:
+        failure: Optional[BaseException] = None
+        for upload in pending.uploads:  # a decoupled engine's saves of this tag
+            try:
+                upload.result()
+            except BaseException as exc:  # noqa: BLE001 - the first one is raised below
+                failure = failure or exc
+        if failure is not None:
+            # This rank cannot vote yes: vote no at once, so the other ranks learn now
+            # rather than at the prepare timeout.
+            try:
+                self.client.abort(self.job, tag, self.rank, f"a save failed: {failure}", pending.attempt,
+                                  timeout=self.commit_timeout)
+            except CkptdError as err:
+                log.warning("ckptd: could not abort %s/%s after a failed save: %s", self.job, tag, err)
+            raise failure
+        if pending.skipped is not None:
+            log.warning("ckptd: checkpoint %s/%s was skipped on rank %d: not voting", self.job, tag, self.rank)
+            return False
+        what = f"commit of {self.job}/{tag}"
+        try:
+            res = self.policy.call(
+                lambda: self.client.commit(self.job, tag, pending.step, self.rank, self.world_size,
+                                           sorted(pending.items), pending.attempt, timeout=self.commit_timeout), what)
+        except DaemonUnavailable as err:
+            # A vote that never reached the daemon cannot have completed a commit.
+            err = err.with_checkpoint(f"{self.job}/{tag}", False if err.never_connected else None)
+            if not self.policy.skips:
+                raise err from err.__cause__
+            self._skip(tag, pending, err)
+            return False
         if not res.committed:
+            reason = res.reason or "no reason given"
+            if pending.outage:
+                reason += " (the daemon was unreachable during this checkpoint; a restart aborts undecided checkpoints)"
+                if self.policy.skips:
+                    log.warning("ckptd: skipped checkpoint %s/%s on rank %d: attempt %d was aborted: %s", self.job,
+                                tag, self.rank, res.attempt, reason)
+                    return False
             raise CheckpointAborted(
-                f"checkpoint {self.job}/{tag} attempt {res.attempt} was aborted: {res.reason or 'no reason given'}",
+                f"checkpoint {self.job}/{tag} attempt {res.attempt} was aborted: {reason}",
                 job=self.job, checkpoint_id=tag, reason=res.reason, attempt=res.attempt)
         self.last_committed = res.checkpoint
+        self.resolved_latest = None
+        self._latest_items = set()
         log.info("ckptd: committed %s/%s (rank %d of %d)", self.job, tag, self.rank, self.world_size)
         return True
 
@@ -274,8 +453,10 @@ class CheckpointEngine:
             pending = self._pending.pop(tag, None)
             if self._current == tag:
                 self._current = None
-        self.client.abort(self.job, tag, self.rank, reason or f"rank {self.rank} aborted",
-                          pending.attempt if pending else 0)
+        for upload in pending.uploads if pending else ():
+            upload.cancel()
+        # The daemon says "rank N aborted: <reason>" itself: only the caller's reason goes.
+        self.client.abort(self.job, tag, self.rank, reason, pending.attempt if pending else 0)
 
     def load(self, path: str, map_location: MapLocation = None, *, source_rank: Optional[int] = None) -> Any:
         """Loads one item and returns its state dict, exactly as saved.
@@ -293,7 +474,16 @@ class CheckpointEngine:
         """
         tag, item = parse_load_path(path)
         rank, _, local_rank = self._resolve()
+        if tag == "latest":
+            if self.resolved_latest is not None and item not in self._latest_items:
+                tag = self.resolved_latest
+            self._latest_items.add(item)
         ckpt = self.client.get_checkpoint(self.job, tag, timeout=self.load_timeout)
+        if tag == "latest":
+            self.resolved_latest = ckpt.checkpoint_id
+            self._latest_items = {item}
+            log.info("ckptd: 'latest' of job %s is %s (step %d): this engine's loads of 'latest' use it",
+                     self.job, ckpt.checkpoint_id, ckpt.step)
         if source_rank is None:
             source_rank = _rank_with_item(ckpt, item, rank)
             if source_rank is None:
@@ -312,13 +502,15 @@ class CheckpointEngine:
             raise CheckpointNotFound(f"checkpoint {self.job}/{ckpt.checkpoint_id} has no item {item} for rank {source_rank}")
         return unflatten(entries, map_location)
 
-    # Newer DeepSpeed versions call these; ckptd saves synchronously, one checkpoint at a time.
+    # Newer DeepSpeed versions call these.
 
     def is_data_parallel_writer(self, dp_rank: int) -> bool:
         return dp_rank == 0
 
     def is_decoupled(self) -> bool:
-        return False
+        """True in decoupled mode: DeepSpeed then leaves ``commit`` for later (its next
+        checkpoint, or ``cleanup``) while training goes on."""
+        return self.decoupled
 
     def set_commit_info(self, info: Any) -> None:
         self._commit_info = info
@@ -327,7 +519,11 @@ class CheckpointEngine:
         return self._commit_info
 
     def cleanup(self) -> None:
-        pass
+        """Commits the checkpoint created and not yet committed (a decoupled engine's last
+        one), as DeepSpeed's decoupled engine does at the end of training."""
+        info = self._commit_info
+        if info is not None and _tag_of(info) in self._pending:
+            self.commit(info)
 
     def preserves_storage_sharing(self) -> bool:
         # Each tensor is stored as its own bytes, never its whole storage: no need to clone
@@ -335,7 +531,11 @@ class CheckpointEngine:
         return False
 
     def close(self) -> None:
-        """Closes the client if the engine created it."""
+        """Stops the upload thread (after its queued uploads) and closes the client if the
+        engine created it."""
+        if self._uploader is not None:
+            self._uploader.shutdown(wait=True)
+            self._uploader = None
         if self._owns_client:
             self.client.close()
 

@@ -22,6 +22,7 @@ __all__ = [
     "CheckpointAborted",
     "CheckpointNotFound",
     "CkptdError",
+    "DaemonUnavailable",
     "DataLoss",
     "DeadlineExceeded",
     "FailedPrecondition",
@@ -99,6 +100,56 @@ class Unavailable(CkptdError, ConnectionError):
     """The daemon is unreachable or draining; retrying later may succeed."""
 
     status_code = grpc.StatusCode.UNAVAILABLE
+
+
+class DaemonUnavailable(Unavailable):
+    """The daemon could not be reached (not running, restarting, the connection dropped) or
+    is shutting down: every ``UNAVAILABLE`` the client gets is raised as this.
+
+    Unlike a bare ``Unavailable`` from grpc ("failed to connect to all addresses", "Socket
+    closed"), the message names ckptd, the ``address``, the ``operation`` that failed and,
+    for a checkpoint, whether it was committed: ``committed`` is False when it certainly
+    was not, None when the daemon may have decided before the connection dropped (look it
+    up with ``get_checkpoint`` once the daemon is back). ``detail`` is grpc's own text.
+    """
+
+    def __init__(self, message: str, code: Optional[grpc.StatusCode] = None, *, address: str = "",
+                 operation: str = "", detail: str = "", checkpoint: str = "", committed: Optional[bool] = None):
+        super().__init__(message, code)
+        self.address = address
+        self.operation = operation
+        self.detail = detail
+        self.checkpoint = checkpoint
+        self.committed = committed
+
+    @classmethod
+    def describe(cls, address: str, operation: str, detail: str, *, checkpoint: str = "",
+                 committed: Optional[bool] = None) -> "DaemonUnavailable":
+        """The error for ``operation`` against the daemon at ``address`` failing with grpc's ``detail``."""
+        text = f"the ckptd daemon at {address} is unavailable: {operation} failed ({detail or 'no detail'})."
+        if checkpoint:
+            if committed is False:
+                text += f" Checkpoint {checkpoint} was not committed."
+            elif committed is None:
+                text += (f" Whether checkpoint {checkpoint} was committed is unknown until the daemon is back"
+                         " (get_checkpoint tells; an undecided one is aborted when the daemon restarts).")
+        text += (" Check that ckptd runs on this node and listens there (CKPTD_ADDRESS or address=...);"
+                 " on_daemon_error='retry' or 'skip' keeps training going through an outage.")
+        return cls(text, address=address, operation=operation, detail=detail, checkpoint=checkpoint,
+                   committed=committed)
+
+    def with_checkpoint(self, checkpoint: str, committed: Optional[bool]) -> "DaemonUnavailable":
+        """The same failure, saying what it means for ``checkpoint``."""
+        exc = DaemonUnavailable.describe(self.address, self.operation, self.detail, checkpoint=checkpoint,
+                                         committed=committed)
+        exc.__cause__ = self.__cause__
+        return exc
+
+    @property
+    def never_connected(self) -> bool:
+        """The call never reached the daemon (so it cannot have had any effect)."""
+        d = self.detail.lower()
+        return "failed to connect" in d or "connection refused" in d
 
 
 class DeadlineExceeded(CkptdError, TimeoutError):

@@ -9,7 +9,8 @@
 - :func:`mark_done_eval` / :func:`wait_for_evaluators` connect evaluators and trainer
   (ReportEvaluation / WaitForEvaluators).
 
-Where tml takes a directory (``save_dir``), these take the ckptd ``job``. A checkpoint
+Where tml takes a directory (``save_dir``), these take the ckptd ``job``; :mod:`ckptd.tml`
+has tml's own signatures instead. A checkpoint
 is a :class:`CheckpointRef`: a ``str`` (``"<job>/<checkpoint_id>"``, so tml code that
 passes checkpoint paths around keeps working) that also carries ``job``,
 ``checkpoint_id``, ``step`` and the daemon's summary. Every function accepts
@@ -241,6 +242,8 @@ class Snapshot:
         self.state = state
         self.state.setdefault("extra_state", StateDict(step=0, walltime=0.0))
         self.engine = CheckpointEngine(job=job, **engine_options)
+        #: The checkpoint id the last restore loaded ("latest" is resolved once per restore).
+        self.restored_checkpoint: Optional[str] = None
 
     @property
     def step(self) -> int:
@@ -276,6 +279,10 @@ class Snapshot:
         """Loads every object of ``state`` in place from a checkpoint: a global step, a
         CheckpointRef (from :func:`get_checkpoint` / :func:`checkpoints_iterator`) or an id."""
         cid = _resolve_id(self.engine.client, self.job, checkpoint)
+        if cid == "latest":
+            # Once for the whole restore: every object comes from the same checkpoint.
+            cid = self.engine.client.get_checkpoint(self.job, "latest").checkpoint_id
+        self.restored_checkpoint = cid
         for name, obj in self.state.items():
             loaded = self.engine.load(f"{cid}/{name}", map_location)
             if hasattr(obj, "load_state_dict"):

@@ -115,3 +115,21 @@ def test_the_iterator_ends_after_its_timeout_without_commits(daemon, job):
     t0 = time.monotonic()
     assert list(ckptd.checkpoints_iterator(job, timeout=0.5, address=daemon)) == []
     assert time.monotonic() - t0 < 5
+
+
+def test_snapshot_restore_of_latest_resolves_it_once_and_says_which(daemon, job):
+    model = torch.nn.Linear(4, 2)
+    snap = ckptd.Snapshot(job, {"model": model}, address=daemon, rank=0, world_size=1)
+    snap.step = 1
+    snap.save(1)
+    snap.step = 2
+    snap.save(2)
+    reader = ckptd.Snapshot(job, {"model": torch.nn.Linear(4, 2)}, address=daemon, rank=0, world_size=1)
+    reader.restore("latest")
+    assert reader.restored_checkpoint == "2" and reader.step == 2
+    snap.step = 3
+    snap.save(3)
+    reader.restore("latest")  # a later restore looks again
+    assert reader.restored_checkpoint == "3" and reader.step == 3
+    snap.close()
+    reader.close()
