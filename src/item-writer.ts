@@ -27,6 +27,7 @@ import {
   RAW_FRAME_OVERHEAD,
   rawFrameHead,
 } from "./codec.js";
+import type { PoolShare } from "./buffer-pool.js";
 import { zeroRunBound } from "./lz4-encode.js";
 import { currentWriteIo, DIRECT_MIN_BYTES, DirectFileWriter, openDirect, type WriteIo } from "./direct-io.js";
 import { invalidArgument } from "./errors.js";
@@ -75,6 +76,8 @@ export class ItemWriter {
     readonly name: string,
     readonly dir: string,
     private readonly io: WriteIo = currentWriteIo(),
+    /** The stream's shares of the write buffer pool (see AlignedBufferPool.lease). */
+    private readonly shares: readonly PoolShare[] = [],
   ) {}
 
   async open(): Promise<void> {
@@ -101,7 +104,7 @@ export class ItemWriter {
     const pool = this.io.pool;
     const directFh = pool && spec.sizeBytes >= DIRECT_MIN_BYTES ? await openDirect(filePath) : undefined;
     const fh = directFh ?? (await fsp.open(filePath, "wx"));
-    const direct = directFh && pool ? new DirectFileWriter(directFh, pool) : undefined;
+    const direct = directFh && pool ? new DirectFileWriter(directFh, pool, this.shares) : undefined;
     this.current = { record, fh, direct, policy: new CompressionPolicy(), position: 0, received: 0 };
     this.entries.push(record);
   }
