@@ -49,6 +49,12 @@ export interface LoadPlan {
   totalBytes: number;
 }
 
+/** Where a Load stream stands: the last entry it sent (counted across the plan's items, -1 before any) and how many of its chunks. */
+export interface LoadPosition {
+  entry: number;
+  chunk: number;
+}
+
 export type LoadPart =
   { kind: "entry"; item: string; entry: EntryRecord; targetDevice: string } | { kind: "chunk"; data: Buffer; crc32c: number };
 
@@ -121,17 +127,34 @@ export class CheckpointLoader {
    * Yields each entry then its verified chunks. Pull-based: reads run at most READ_AHEAD
    * chunks ahead of the consumer, so a slow client holds a bounded number of chunks here.
    * A chunk's data is valid until the consumer asks for the next part (its buffer is then
-   * reused): copy or finish with it before.
+   * reused): copy or finish with it before. Once the consumer stops (return), the buffers
+   * go back to a cache shared by every stream.
+   *
+   * `from` resumes a stream the consumer stopped after entry `entry` (counted across the
+   * plan's items) and `chunk` of its chunks: the stream goes on with the next chunk.
    */
-  async *stream(plan: LoadPlan): AsyncGenerator<LoadPart> {
+  async *stream(plan: LoadPlan, from: LoadPosition = { entry: -1, chunk: 0 }): AsyncGenerator<LoadPart> {
     const buffers = new ReadBuffers();
+    try {
+      yield* this.parts(plan, from, buffers);
+    } finally {
+      buffers.recycle();
+    }
+  }
+
+  private async *parts(plan: LoadPlan, from: LoadPosition, buffers: ReadBuffers): AsyncGenerator<LoadPart> {
     const base = this.dataDir.checkpointDir(plan.manifest.job, plan.manifest.checkpointId);
+    let entryNo = -1;
     for (const item of plan.items) {
       const dir = path.join(base, itemDirName(plan.sourceRank, item.name));
       for (const entry of item.entries) {
+        entryNo++;
+        if (entryNo < from.entry) continue;
+        const resumed = entryNo === from.entry;
+        const skip = resumed ? from.chunk : 0;
         const targetDevice = entry.tensor ? (plan.mapLocation[entry.tensor.device || "cpu"] ?? "cpu") : "";
-        yield { kind: "entry", item: item.name, entry, targetDevice };
-        if (entry.chunks.length === 0) continue;
+        if (!resumed) yield { kind: "entry", item: item.name, entry, targetDevice };
+        if (entry.chunks.length <= skip) continue;
         let fh: fsp.FileHandle;
         let direct: boolean;
         try {
@@ -144,8 +167,8 @@ export class CheckpointLoader {
           throw err;
         }
         try {
-          let i = 0;
-          for await (const { stored, bytesRead } of readAhead(fh, entry.chunks, buffers, direct)) {
+          let i = skip;
+          for await (const { stored, bytesRead } of readAhead(fh, skip > 0 ? entry.chunks.slice(skip) : entry.chunks, buffers, direct)) {
             const c = entry.chunks[i]!;
             try {
               if (bytesRead !== c.storedBytes) throw new ChunkCorruptError(`file is truncated (${bytesRead} of ${c.storedBytes} bytes)`);
@@ -266,9 +289,17 @@ async function openForRead(
 }
 
 /**
+ * Buffers of finished (or paused) load streams, reused by the next ones. Bounded: a burst
+ * of loads leaves at most this many of each kind behind; the rest go to the collector.
+ */
+const spare = { plain: [] as Buffer[], aligned: [] as Buffer[], decode: [] as Buffer[] };
+const SPARE_MAX = 8;
+
+/**
  * Reusable read buffers of one stream. Allocating a fresh 4 MiB buffer per chunk costs page
  * faults on every read and leaves the memory to the garbage collector (RSS grows with the
- * load rate); a stream instead cycles through READ_AHEAD + 1 buffers.
+ * load rate); a stream instead cycles through READ_AHEAD + 1 buffers, taken from (and given
+ * back to, by recycle) the buffers other streams left.
  */
 export class ReadBuffers {
   private readonly free: Buffer[] = [];
@@ -279,13 +310,26 @@ export class ReadBuffers {
 
   /** The buffer compressed chunks are decoded into (one chunk at a time). */
   decodeBuffer(): Buffer {
-    return (this.decoded ??= Buffer.allocUnsafeSlow(LZ4_MAX_BLOCK));
+    return (this.decoded ??= spare.decode.pop() ?? Buffer.allocUnsafeSlow(LZ4_MAX_BLOCK));
+  }
+
+  /** Hands every buffer this stream is done with to the streams that come next. */
+  recycle(): void {
+    const keep = (into: Buffer[], from: Buffer[]) => {
+      for (const b of from.splice(0)) if (into.length < SPARE_MAX) into.push(b);
+    };
+    keep(spare.plain, this.free);
+    keep(spare.aligned, this.freeAligned);
+    if (this.decoded) keep(spare.decode, [this.decoded]);
+    this.decoded = undefined;
   }
 
   get(size: number): Buffer {
     if (size < REUSE_MIN_BYTES) return Buffer.allocUnsafe(size);
-    const i = this.free.findIndex((b) => b.length >= size);
+    let i = this.free.findIndex((b) => b.length >= size);
     if (i >= 0) return this.free.splice(i, 1)[0]!.subarray(0, size);
+    i = spare.plain.findIndex((b) => b.length >= size);
+    if (i >= 0) return spare.plain.splice(i, 1)[0]!.subarray(0, size);
     return Buffer.allocUnsafeSlow(Math.max(size, LZ4_MAX_BLOCK + RAW_FRAME_OVERHEAD)).subarray(0, size);
   }
 
@@ -299,7 +343,7 @@ export class ReadBuffers {
    * undefined when none does (probed with 4 KiB direct reads of `fd`).
    */
   getAligned(fd: number): Buffer | undefined {
-    const reused = this.freeAligned.pop();
+    const reused = this.freeAligned.pop() ?? spare.aligned.pop();
     if (reused) return reused;
     const found = allocateAligned(DIRECT_READ_BUFFER_BYTES, this.lastShift, (buf, at) => fs.readSync(fd, buf, at, DIRECT_ALIGN, 0));
     if (found) this.lastShift = found.shift;
