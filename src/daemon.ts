@@ -11,6 +11,7 @@ import type { Logger } from "pino";
 import { loadWire, MAX_MESSAGE_BYTES } from "../clients/ts/src/wire.js";
 import { adminServiceHandlers } from "./admin-server.js";
 import { loadTokens, OPEN, type Authorizer } from "./auth.js";
+import { ByteBudget } from "./byte-budget.js";
 import { Catalog } from "./catalog.js";
 import { Cluster, parsePeers } from "./cluster.js";
 import { CommitCoordinator, type CheckpointCoordinator } from "./coordinator.js";
@@ -142,6 +143,8 @@ export class Daemon {
     const io = openWriteIo(this.dataDir.root, {
       directIo: this.options.directIo === "on",
       memoryBudgetBytes: this.options.memoryBudgetMib * 2 ** 20,
+      streamBuffers: this.options.streamWriteBuffers,
+      jobSharePercent: this.options.jobMemorySharePercent,
     });
     setWriteIo(io);
     const shm = openSharedMemoryConfig(this.options.sharedMemoryDir);
@@ -211,6 +214,11 @@ export class Daemon {
         activeSaves: this.activeSaves,
         sharedMemory: this.sharedMemory,
         notCoordinator: this.notCoordinator(),
+        streamLimits: {
+          idleTimeoutMs: this.options.streamIdleTimeoutMs,
+          maxLoadsPerJob: this.options.maxLoadsPerJob,
+          loadBudget: new ByteBudget(this.options.loadBudgetMib * 2 ** 20),
+        },
       }),
     );
     const evaluationDeps = {

@@ -2,6 +2,7 @@
  * gRPC handlers: wire messages ↔ domain calls. A handler translates and reports
  * errors through toServiceError; the protocol lives in the coordinator.
  */
+import type { EventEmitter } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { CheckpointServiceHandlers } from "../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
@@ -21,14 +22,19 @@ import type { Authorizer } from "./auth.js";
 import type { Catalog } from "./catalog.js";
 import type { CheckpointCoordinator, Decision, SaveTicket } from "./coordinator.js";
 import { LZ4_MAX_BLOCK } from "./codec.js";
-import { CkptdError, failedPrecondition, invalidArgument, toServiceError, unavailable } from "./errors.js";
+import type { PoolLease } from "./buffer-pool.js";
+import type { ByteBudget } from "./byte-budget.js";
+import { currentWriteIo } from "./direct-io.js";
+import { CkptdError, failedPrecondition, invalidArgument, resourceExhausted, toServiceError, unavailable } from "./errors.js";
 import { ItemWriter, type EntrySpec } from "./item-writer.js";
-import type { CheckpointLoader, LoadPart, LoadPlan } from "./loader.js";
+import type { CheckpointLoader, LoadPart, LoadPlan, LoadPosition } from "./loader.js";
+import { LoadSender } from "./load-sender.js";
 import type { CheckpointSummary, EntryRecord, Manifest } from "./manifest.js";
 import { checkKey, checkName } from "./names.js";
 import type { Metrics } from "./metrics.js";
 import type { Retention } from "./retention.js";
 import { SharedSegment, type SharedMemoryConfig } from "./shared-memory.js";
+import { StreamGuard } from "./stream-guard.js";
 import type { DataDir } from "./storage.js";
 
 export interface ServiceDeps {
@@ -48,6 +54,17 @@ export interface ServiceDeps {
   sharedMemory: SharedMemoryConfig;
   /** On a multi-node participant: why deletions must go to the coordinator (undefined elsewhere). */
   notCoordinator: string | undefined;
+  /** What one client may make a stream hold, and for how long. */
+  streamLimits: StreamLimits;
+}
+
+export interface StreamLimits {
+  /** A stream whose client makes no step (a message, a read) for this long is ended. */
+  idleTimeoutMs: number;
+  /** Load and LoadShared streams one job may have open at once. */
+  maxLoadsPerJob: number;
+  /** Bytes all Load streams may have queued for their clients. */
+  loadBudget: ByteBudget;
 }
 
 /** Largest object a client may declare (objects stream in chunks like tensors). */
@@ -55,13 +72,18 @@ const MAX_OBJECT_BYTES = 2 ** 50;
 
 export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceHandlers {
   const { coordinator, catalog, loader, log, auth, metrics } = deps;
+  /** Load and LoadShared streams open per job. */
+  const loadsByJob = new Map<string, number>();
 
   return {
     Save(call, callback) {
-      saveItem(deps, call.metadata, call as AsyncIterable<SaveRequest>, () => Boolean((call as { cancelled?: boolean }).cancelled)).then(
-        (res) => callback(null, res),
-        (err: unknown) => callback(toServiceError(err)),
-      );
+      const guard = saveGuard(deps, call, "Save");
+      saveItem(deps, call.metadata, call as AsyncIterable<SaveRequest>, guard)
+        .then(
+          (res) => callback(null, res),
+          (err: unknown) => callback(toServiceError(err)),
+        )
+        .finally(() => guard.dispose());
     },
 
     SaveShared(call) {
@@ -76,13 +98,16 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
       const progress = (released: number) => {
         call.write({ progress: { sharedBytesReleased: released } } satisfies SaveSharedResponse);
       };
-      saveItem(deps, call.metadata, requests(), () => call.cancelled, progress).then(
-        (res) => {
-          call.write({ result: res } satisfies SaveSharedResponse);
-          call.end();
-        },
-        (err: unknown) => call.emit("error", toServiceError(err)),
-      );
+      const guard = saveGuard(deps, call, "SaveShared");
+      saveItem(deps, call.metadata, requests(), guard, progress)
+        .then(
+          (res) => {
+            call.write({ result: res } satisfies SaveSharedResponse);
+            call.end();
+          },
+          (err: unknown) => call.emit("error", toServiceError(err)),
+        )
+        .finally(() => guard.dispose());
     },
 
     Commit(call, callback) {
@@ -191,40 +216,67 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
 
     Load(call) {
       const started = process.hrtime.bigint();
+      const guard = loadGuard(deps, call, "Load");
+      const out = new LoadSender<LoadResponseIn>(call, guard, deps.streamLimits.loadBudget);
+      let closeLoad: (() => void) | undefined;
       void (async () => {
+        closeLoad = openLoad(call.request.job, call.metadata);
         const plan = await planLoad(call.request, call.metadata);
-        let ok = call.write(planMessage(plan));
-        for await (const part of loader.stream(plan)) {
-          if (call.cancelled) return;
-          if (!ok) await drained(call);
-          if (part.kind === "chunk") metrics.bytesSent.inc(part.data.length);
-          // A copy: the stream may queue the message unserialised, and the loader reuses
-          // the chunk's buffer once the next part is asked for.
-          ok = call.write(
-            part.kind === "chunk" ? ({ chunk: { data: Buffer.from(part.data) } } satisfies LoadResponseIn) : entryMessage(part),
-          );
+        await out.send(planMessage(plan));
+        // What the client was sent: where the loader resumes after a pause.
+        const at: LoadPosition = { entry: -1, chunk: 0 };
+        for (;;) {
+          let paused = false;
+          for await (const part of loader.stream(plan, { ...at })) {
+            // The next part is read (and decoded) while the last message goes out. A client
+            // that takes no message for a while pauses the stream: the loader's buffers go
+            // back to the cache instead of waiting here for as long as the client likes.
+            if (!(await out.sentWithin(LOAD_PAUSE_AFTER_MS))) {
+              paused = true;
+              break;
+            }
+            if (part.kind === "entry") {
+              await out.send(entryMessage(part));
+              at.entry++;
+              at.chunk = 0;
+            } else {
+              metrics.bytesSent.inc(part.data.length);
+              await out.sendChunk(part.data, (data) => ({ chunk: { data } }));
+              at.chunk++;
+            }
+          }
+          if (!paused) break;
+          await out.settle();
         }
+        await out.settle();
         call.end();
         metrics.loadSeconds.observe({ outcome: "ok" }, seconds(started));
-      })().catch((err: unknown) => {
-        metrics.loadSeconds.observe({ outcome: "error" }, seconds(started));
-        logRejected(log, "Load", err);
-        call.emit("error", toServiceError(err));
-      });
+      })()
+        .catch((err: unknown) => {
+          metrics.loadSeconds.observe({ outcome: "error" }, seconds(started));
+          if (!call.cancelled) logRejected(log, "Load", err);
+          call.emit("error", toServiceError(err));
+        })
+        .finally(() => {
+          out.close();
+          closeLoad?.();
+          guard.dispose();
+        });
     },
 
     LoadShared(call) {
       const started = process.hrtime.bigint();
+      const guard = loadGuard(deps, call, "LoadShared");
       let segment: SharedSegment | undefined;
       let ring: SlotRing | undefined;
+      let closeLoad: (() => void) | undefined;
       void (async () => {
         const requests = call.iterator({ destroyOnReturn: false }) as AsyncIterator<LoadSharedRequest>;
         const first = await requests.next();
         if (first.done || first.value.msg !== "start" || !first.value.start?.request)
           throw invalidArgument("the first LoadShared message must be start, with the request");
         const { request, sharedMemoryPath } = first.value.start;
-        checkName("job", request.job);
-        auth.check(call.metadata, { job: request.job });
+        closeLoad = openLoad(request.job, call.metadata);
         segment = await SharedSegment.open(deps.sharedMemory, sharedMemoryPath, "write");
         const slots = Math.floor(segment.size / LZ4_MAX_BLOCK);
         if (slots < 1)
@@ -245,12 +297,13 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         let ok = call.write({ response: planMessage(plan) } satisfies LoadSharedResponseIn);
         for await (const part of loader.stream(plan)) {
           if (call.cancelled) return;
-          if (!ok) await drained(call);
+          // Both waits are the client's steps (reading, freeing slots): the idle timeout applies.
+          if (!ok) await guard.wait(drained(call));
           if (part.kind === "entry") {
             ok = call.write({ response: entryMessage(part) } satisfies LoadSharedResponseIn);
             continue;
           }
-          const offset = (await r.acquire(part.data.length)) * LZ4_MAX_BLOCK;
+          const offset = (await guard.wait(r.acquire(part.data.length))) * LZ4_MAX_BLOCK;
           await segment.write(part.data, offset);
           metrics.bytesSent.inc(part.data.length);
           metrics.sharedMemoryBytes.inc({ direction: "load" }, part.data.length);
@@ -269,9 +322,36 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         .finally(() => {
           ring?.fail(new CkptdError(grpc.status.CANCELLED, "the load ended"));
           void segment?.close();
+          closeLoad?.();
+          guard.dispose();
         });
     },
   };
+
+  /**
+   * Counts a Load or LoadShared stream against its job's limit; returns the call that
+   * uncounts it. Checked before any work: a job cannot make the daemon plan and read more
+   * loads than it may have open.
+   */
+  function openLoad(job: string, metadata: grpc.Metadata): () => void {
+    checkName("job", job);
+    auth.check(metadata, { job });
+    const open = loadsByJob.get(job) ?? 0;
+    const max = deps.streamLimits.maxLoadsPerJob;
+    if (open >= max)
+      throw resourceExhausted(
+        `job '${job}' already has ${open} loads open on this daemon, the most it may (--max-loads-per-job ${max}); retry once one finished`,
+      );
+    loadsByJob.set(job, open + 1);
+    let closed = false;
+    return () => {
+      if (closed) return;
+      closed = true;
+      const left = (loadsByJob.get(job) ?? 1) - 1;
+      if (left > 0) loadsByJob.set(job, left);
+      else loadsByJob.delete(job);
+    };
+  }
 
   /** Checks a Load request and plans it. */
   async function planLoad(r: LoadRequest, metadata: grpc.Metadata): Promise<LoadPlan> {
@@ -487,6 +567,32 @@ function decodePageToken(token: string): { step: number; id: string } {
   throw invalidArgument("page_token is not one this daemon issued; pass next_page_token from the previous page");
 }
 
+/**
+ * A Load whose client has not taken the last message for this long lets go of its read
+ * buffers until it does (then resumes where it was): a stalled client holds one message.
+ */
+const LOAD_PAUSE_AFTER_MS = 500;
+
+/** The guard of a Load or LoadShared stream: it ends when its client stops reading or goes away. */
+function loadGuard(deps: ServiceDeps, call: EventEmitter & { cancelled?: boolean }, rpc: string): StreamGuard {
+  const ms = deps.streamLimits.idleTimeoutMs;
+  return new StreamGuard(
+    call,
+    ms,
+    `the client read nothing of this ${rpc} stream for ${ms} ms (--stream-idle-timeout-ms); the load is ended`,
+  );
+}
+
+/** The guard of a Save or SaveShared stream: it ends when its client goes quiet or away. */
+function saveGuard(deps: ServiceDeps, call: EventEmitter & { cancelled?: boolean }, rpc: string): StreamGuard {
+  const ms = deps.streamLimits.idleTimeoutMs;
+  return new StreamGuard(
+    call,
+    ms,
+    `the client sent nothing on this ${rpc} stream for ${ms} ms (--stream-idle-timeout-ms); the stream is closed and its item discarded`,
+  );
+}
+
 /** Size of the buffer a save stream copies shared chunks into (the chunk limit). */
 const SHARED_READ_BUFFER_BYTES = LZ4_MAX_BLOCK;
 
@@ -500,7 +606,7 @@ async function saveItem(
   deps: ServiceDeps,
   metadata: grpc.Metadata,
   requests: AsyncIterable<SaveRequest>,
-  cancelled: () => boolean,
+  guard: StreamGuard,
   onReleased?: (bytes: number) => void,
 ): Promise<SaveResponse> {
   const { coordinator, log, auth, metrics } = deps;
@@ -510,10 +616,12 @@ async function saveItem(
   let sharedBuf: Buffer | undefined;
   let released = 0;
   let trailerSeen = false;
+  let unwatch: (() => void) | undefined;
+  let lease: PoolLease | undefined;
   const started = process.hrtime.bigint();
   deps.activeSaves.count++;
   try {
-    for await (const req of requests) {
+    for await (const req of guard.messages(requests)) {
       if (trailerSeen) throw invalidArgument("a message arrived after the trailer");
       if (req.msg === "header") {
         if (ticket) throw invalidArgument("a second header arrived; one Save stream saves one item");
@@ -525,7 +633,11 @@ async function saveItem(
           { job: h.job, checkpointId: h.checkpointId, step: h.step, rank: h.rank, worldSize: h.worldSize },
           h.item,
         );
-        writer = new ItemWriter(h.item, ticket.dir);
+        // A decision while the stream waits for its client ends the stream at once.
+        unwatch = ticket.attempt.watchStream((err) => guard.stop(err));
+        const io = currentWriteIo();
+        lease = io.pool?.lease(h.job);
+        writer = new ItemWriter(h.item, ticket.dir, io, lease?.shares);
         await writer.open();
         onReleased?.(0);
         continue;
@@ -556,6 +668,7 @@ async function saveItem(
         const record = await writer.finish(req.trailer!);
         ticket.attempt.stage(ticket, record);
         trailerSeen = true;
+        unwatch?.();
       } else throw invalidArgument("an empty message arrived; set header, entry, chunk, shared_chunk or trailer");
     }
     if (!ticket || !writer) throw invalidArgument("the stream ended before the header");
@@ -581,10 +694,13 @@ async function saveItem(
   } catch (err) {
     if (writer && !trailerSeen) await writer.discard().catch((e: unknown) => log.warn({ err: e }, "could not remove a failed item"));
     if (ticket && !trailerSeen) ticket.attempt.release(ticket);
-    if (!cancelled()) logRejected(log, "Save", err, ticket);
+    if (!(guard.stopped instanceof CkptdError && guard.stopped.code === grpc.status.CANCELLED)) logRejected(log, "Save", err, ticket);
     metrics.saveSeconds.observe({ outcome: "error" }, seconds(started));
     throw err;
   } finally {
+    unwatch?.();
+    // The writer's buffers are all back by now: finish and discard wait for its writes.
+    lease?.close();
     deps.activeSaves.count--;
     await shared?.close();
   }
