@@ -1,66 +1,41 @@
 /**
- * ByteBudget: a count of bytes many streams draw from and give back, e.g. the Load
- * messages queued for clients across the daemon. A stream that would exceed it waits
- * (first come, first served) until others gave enough back.
+ * ByteBudget: a count of bytes many streams hold at once, e.g. the read buffers and queued
+ * messages of every Load stream. Memory a stream cannot do without is counted even past the
+ * limit (`force`, after at most a short wait the caller bounds): a stream never waits long
+ * on memory other streams hold, so no set of streams can wait on each other for good.
+ * Memory a stream could do without (read-ahead, spare buffers) is taken only while there is
+ * room (`tryTake`).
  *
- * Call order: take → give (the same byte count), any number of times, from any stream.
+ * Call order: (tryTake | force) → give (the same byte count), any number of times.
  */
 export class ByteBudget {
   private used = 0;
-  private readonly waiters: { bytes: number; resolve: () => void }[] = [];
 
-  /** @param limit bytes that may be taken at once; a single take larger than this still proceeds when nothing else is taken. */
   constructor(readonly limit: number) {}
 
-  /** Bytes taken and not yet given back. */
+  /** Bytes counted now (may exceed the limit by what was forced). */
   get inUse(): number {
     return this.used;
   }
 
-  /**
-   * Resolves once `bytes` are taken. When `signal` aborts first the wait is withdrawn and
-   * the promise rejects with its reason (nothing is taken then).
-   */
-  take(bytes: number, signal?: AbortSignal): Promise<void> {
-    if (signal?.aborted) return Promise.reject(signal.reason as Error);
-    if (this.waiters.length === 0 && this.fits(bytes)) {
-      this.used += bytes;
-      return Promise.resolve();
-    }
-    return new Promise((resolve, reject) => {
-      const waiter = {
-        bytes,
-        resolve: () => {
-          signal?.removeEventListener("abort", onAbort);
-          resolve();
-        },
-      };
-      const onAbort = () => {
-        const i = this.waiters.indexOf(waiter);
-        if (i < 0) return;
-        this.waiters.splice(i, 1);
-        this.pump();
-        reject(signal!.reason as Error);
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.waiters.push(waiter);
-    });
+  /** True when `bytes` more would stay within the limit. */
+  fits(bytes: number): boolean {
+    return this.used + bytes <= this.limit;
+  }
+
+  /** Counts `bytes` if they fit; false (nothing counted) otherwise. */
+  tryTake(bytes: number): boolean {
+    if (!this.fits(bytes)) return false;
+    this.used += bytes;
+    return true;
+  }
+
+  /** Counts `bytes` whether they fit or not. */
+  force(bytes: number): void {
+    this.used += bytes;
   }
 
   give(bytes: number): void {
     this.used -= bytes;
-    this.pump();
-  }
-
-  private fits(bytes: number): boolean {
-    return this.used === 0 || this.used + bytes <= this.limit;
-  }
-
-  private pump(): void {
-    while (this.waiters.length > 0 && this.fits(this.waiters[0]!.bytes)) {
-      const w = this.waiters.shift()!;
-      this.used += w.bytes;
-      w.resolve();
-    }
   }
 }

@@ -20,7 +20,7 @@ import { peerServiceHandlers } from "./peer-server.js";
 import { evaluationServiceHandlers, retentionServiceHandlers } from "./evaluation-server.js";
 import { Evaluations } from "./evaluations.js";
 import { EventLog } from "./events.js";
-import { CheckpointLoader } from "./loader.js";
+import { CheckpointLoader, setLoadBudget } from "./loader.js";
 import { raiseConnectionWindow, raiseStreamWindow } from "./http2-window.js";
 import { Metrics } from "./metrics.js";
 import type { DaemonOptions } from "./options.js";
@@ -199,6 +199,9 @@ export class Daemon {
     const { definition, grpcObject } = loadWire();
     const v1 = grpcObject.ckptd.v1;
     const loader = new CheckpointLoader(this.dataDir, this.catalog);
+    // One budget for what loads hold: read buffers and messages queued for clients.
+    const loadBudget = new ByteBudget(this.options.loadBudgetMib * 2 ** 20);
+    setLoadBudget(loadBudget);
     this.server.addService(
       v1.CheckpointService.service,
       checkpointServiceHandlers({
@@ -217,7 +220,7 @@ export class Daemon {
         streamLimits: {
           idleTimeoutMs: this.options.streamIdleTimeoutMs,
           maxLoadsPerJob: this.options.maxLoadsPerJob,
-          loadBudget: new ByteBudget(this.options.loadBudgetMib * 2 ** 20),
+          loadBudget,
         },
       }),
     );

@@ -5,8 +5,8 @@
  * grpc-js queues up to 16 messages per server stream before write() returns false, and a
  * queued message holds its bytes: 24 clients that never read took the daemon from 179 MiB
  * to 1.3 GiB (issue 11, finding 6). Here a stream hands grpc-js its next message only once
- * the previous one was sent (its write callback), and the bytes of a chunk message count
- * against the daemon's load budget until then. grpc-js serialises a message synchronously
+ * the previous one was sent (its write callback), and the bytes of a chunk message are
+ * counted in the daemon's load budget until then (so read-ahead makes room for them). grpc-js serialises a message synchronously
  * when nothing is queued, so a chunk is written straight from the loader's buffer: no copy
  * has to outlive the loader's reuse of that buffer.
  *
@@ -56,10 +56,9 @@ export class LoadSender<T> {
     }
   }
 
-  /** Writes `msg` once the previous message was sent; `bytes` of it count against the budget until it is. */
+  /** Writes `msg` once the previous message was sent; `bytes` of it are counted in the budget until it is. */
   async send(msg: T, bytes = 0): Promise<void> {
     await this.settle();
-    await this.reserve(bytes);
     this.write(msg, bytes);
   }
 
@@ -73,7 +72,6 @@ export class LoadSender<T> {
     for (let off = 0; off < data.length; off += size) {
       const piece = data.subarray(off, Math.min(off + size, data.length));
       await this.settle();
-      await this.reserve(piece.length);
       // Serialised inside write() only when nothing is queued ahead of it; else the message
       // waits in grpc-js's queue and must own its bytes.
       this.write(message(this.call.writableLength === 0 ? piece : Buffer.from(piece)), piece.length);
@@ -91,13 +89,10 @@ export class LoadSender<T> {
     this.held = 0;
   }
 
-  private async reserve(bytes: number): Promise<void> {
-    // Other streams' messages hold the budget: not this client's step, no idle timeout,
-    // but a cancelled or stopped stream stops waiting.
-    if (bytes > 0) await this.budget.take(bytes, this.guard.signal);
-  }
-
   private write(msg: T, bytes: number): void {
+    // Counted, never waited for: one message per stream, and a stream must not wait on
+    // memory other streams hold (see ByteBudget).
+    this.budget.force(bytes);
     this.held += bytes;
     this.inFlight = new Promise<void>((resolve) =>
       this.call.write(msg, () => {

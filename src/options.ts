@@ -34,7 +34,7 @@ export interface DaemonOptions {
   jobMemorySharePercent: number;
   /** A Save or Load stream whose client makes no step (sends, reads) for this long is ended. @default 60000 */
   streamIdleTimeoutMs: number;
-  /** MiB of chunk messages all Load streams may have queued for their clients at once. @default 256 */
+  /** MiB of read buffers and queued messages all Load streams may hold (read-ahead shrinks beyond it). @default 128 */
   loadBudgetMib: number;
   /** Load and LoadShared streams one job may have open at once; more get RESOURCE_EXHAUSTED. @default 16 */
   maxLoadsPerJob: number;
@@ -212,10 +212,10 @@ export function daemonCommand(): Command {
     .addOption(
       opt(
         "--load-budget-mib <mib>",
-        "chunk messages all load streams may have queued for their clients; loads beyond it wait",
+        "read buffers and queued messages all load streams may hold; beyond it loads read ahead less",
         "CKPTD_LOAD_BUDGET_MIB",
       )
-        .default(256)
+        .default(128)
         .argParser(positiveInt("--load-budget-mib")),
     )
     .addOption(

@@ -25,9 +25,6 @@ export class StreamGuard {
   /** Rejects with the reason once the guard fired. */
   private readonly fired: Promise<never>;
   private timer: NodeJS.Timeout | undefined;
-  private readonly controller = new AbortController();
-  /** Aborts (with the reason) once the guard fired: for waits that are not the client's step. */
-  readonly signal = this.controller.signal;
   private readonly onCancel = () => this.stop(cancelled("the client cancelled the call"));
 
   /**
@@ -58,7 +55,6 @@ export class StreamGuard {
     this.failure = err;
     clearTimeout(this.timer);
     this.reject(err);
-    this.controller.abort(err);
   }
 
   /** The messages of `source`, each awaited through `wait`. */
