@@ -13,6 +13,7 @@ import { adminServiceHandlers } from "./admin-server.js";
 import { loadTokens, OPEN, type Authorizer } from "./auth.js";
 import { ByteBudget } from "./byte-budget.js";
 import { Catalog } from "./catalog.js";
+import { unavailable } from "./errors.js";
 import { Cluster, parsePeers } from "./cluster.js";
 import { CommitCoordinator, type CheckpointCoordinator } from "./coordinator.js";
 import { ParticipantCoordinator } from "./participant.js";
@@ -26,6 +27,7 @@ import { Metrics } from "./metrics.js";
 import type { DaemonOptions } from "./options.js";
 import { Retention } from "./retention.js";
 import { checkpointServiceHandlers } from "./server.js";
+import type { StreamGuard } from "./stream-guard.js";
 import { DataDir } from "./storage.js";
 import { openWriteIo, setWriteIo } from "./direct-io.js";
 import { openSharedMemoryConfig, SHARED_MEMORY_OFF, type SharedMemoryConfig } from "./shared-memory.js";
@@ -64,6 +66,7 @@ export class Daemon {
   private readonly health = new HealthImplementation(Object.fromEntries(["", ...SERVICE_NAMES].map((s) => [s, "NOT_SERVING" as const])));
   private readonly shutdown = new AbortController();
   private readonly activeSaves = { count: 0 };
+  private readonly saveGuards = new Set<StreamGuard>();
   /** Where SaveShared clients may put their bytes (set at start). */
   private sharedMemory: SharedMemoryConfig = SHARED_MEMORY_OFF;
   private boundAddress = "";
@@ -215,6 +218,7 @@ export class Daemon {
         metrics: this.metrics,
         acceptingSaves: () => this.state === "running",
         activeSaves: this.activeSaves,
+        saveGuards: this.saveGuards,
         sharedMemory: this.sharedMemory,
         notCoordinator: this.notCoordinator(),
         streamLimits: {
@@ -302,6 +306,13 @@ export class Daemon {
       { graceMs, savesInFlight: this.activeSaves.count, checkpointsInFlight: this.coordinator.inFlight() },
       "draining: new saves are refused, in-flight saves and commits may finish",
     );
+    // Streams still sending may finish; one whose client sends nothing (a stall, or a call
+    // grpc-js never told us was cancelled) is not waited for beyond a short while.
+    const idleMs = Math.min(this.options.streamIdleTimeoutMs, Math.max(1_000, Math.floor(graceMs / 10)));
+    for (const g of this.saveGuards)
+      g.hurry(idleMs, () =>
+        unavailable(`the daemon is shutting down and this stream sent nothing for ${idleMs} ms; save the item again on its successor`),
+      );
     const deadline = Date.now() + graceMs;
     while (Date.now() < deadline && (this.activeSaves.count > 0 || this.coordinator.hasUndecidedWork()))
       await new Promise((r) => setTimeout(r, 50));

@@ -50,6 +50,8 @@ export interface ServiceDeps {
   acceptingSaves: () => boolean;
   /** Save streams in progress (the drain waits for them). */
   activeSaves: { count: number };
+  /** The guards of the Save streams in progress (the drain hurries the idle ones). */
+  saveGuards: Set<StreamGuard>;
   /** Where SaveShared clients may put their bytes. */
   sharedMemory: SharedMemoryConfig;
   /** On a multi-node participant: why deletions must go to the coordinator (undefined elsewhere). */
@@ -83,7 +85,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           (res) => callback(null, res),
           (err: unknown) => callback(toServiceError(err)),
         )
-        .finally(() => guard.dispose());
+        .finally(() => endSaveGuard(deps, guard));
     },
 
     SaveShared(call) {
@@ -107,7 +109,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           },
           (err: unknown) => call.emit("error", toServiceError(err)),
         )
-        .finally(() => guard.dispose());
+        .finally(() => endSaveGuard(deps, guard));
     },
 
     Commit(call, callback) {
@@ -586,11 +588,19 @@ function loadGuard(deps: ServiceDeps, call: EventEmitter & { cancelled?: boolean
 /** The guard of a Save or SaveShared stream: it ends when its client goes quiet or away. */
 function saveGuard(deps: ServiceDeps, call: EventEmitter & { cancelled?: boolean }, rpc: string): StreamGuard {
   const ms = deps.streamLimits.idleTimeoutMs;
-  return new StreamGuard(
+  const guard = new StreamGuard(
     call,
     ms,
     `the client sent nothing on this ${rpc} stream for ${ms} ms (--stream-idle-timeout-ms); the stream is closed and its item discarded`,
   );
+  deps.saveGuards.add(guard);
+  return guard;
+}
+
+/** Ends a Save stream's guard: it no longer counts for the drain. */
+function endSaveGuard(deps: ServiceDeps, guard: StreamGuard): void {
+  deps.saveGuards.delete(guard);
+  guard.dispose();
 }
 
 /** Size of the buffer a save stream copies shared chunks into (the chunk limit). */

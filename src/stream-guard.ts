@@ -32,11 +32,16 @@ export class StreamGuard {
    * @param idleMs how long one wait for the client may take
    * @param idleMessage the status message when it took longer
    */
+  /** The error the idle timeout ends the stream with. */
+  private idleError: () => Error;
+  private waiting = false;
+
   constructor(
     private readonly call: EventEmitter & { cancelled?: boolean },
-    private readonly idleMs: number,
-    private readonly idleMessage: string,
+    private idleMs: number,
+    idleMessage: string,
   ) {
+    this.idleError = () => deadlineExceeded(idleMessage);
     this.fired = new Promise<never>((_, reject) => (this.reject = reject));
     this.fired.catch(() => undefined);
     call.on("cancelled", this.onCancel);
@@ -72,12 +77,31 @@ export class StreamGuard {
     // A step abandoned here may still reject later (e.g. a destroyed stream's read).
     step.catch(() => undefined);
     if (this.failure) throw this.failure;
-    this.timer = setTimeout(() => this.stop(deadlineExceeded(this.idleMessage)), this.idleMs);
+    this.arm(this.idleMs);
+    this.waiting = true;
     try {
       return await Promise.race([step, this.fired]);
     } finally {
+      this.waiting = false;
       clearTimeout(this.timer);
     }
+  }
+
+  /**
+   * Shortens the idle timeout to `ms` from now on (the wait in progress included), ending
+   * the stream with `err` when it passes: a draining daemon lets streams that are sending
+   * finish and does not wait for those that are not.
+   */
+  hurry(ms: number, err: () => Error): void {
+    if (ms >= this.idleMs) return;
+    this.idleMs = ms;
+    this.idleError = err;
+    if (this.waiting) this.arm(ms);
+  }
+
+  private arm(ms: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.stop(this.idleError()), ms);
   }
 
   dispose(): void {
