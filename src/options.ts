@@ -34,7 +34,7 @@ export interface DaemonOptions {
   jobMemorySharePercent: number;
   /** A Save or Load stream whose client makes no step (sends, reads) for this long is ended. @default 60000 */
   streamIdleTimeoutMs: number;
-  /** MiB of read buffers and queued messages all Load streams may hold (read-ahead shrinks beyond it). @default 128 */
+  /** MiB of read buffers and queued messages all Load streams may hold (read-ahead shrinks beyond it). @default 96 */
   loadBudgetMib: number;
   /** Load and LoadShared streams one job may have open at once; more get RESOURCE_EXHAUSTED. @default 16 */
   maxLoadsPerJob: number;
@@ -215,7 +215,7 @@ export function daemonCommand(): Command {
         "read buffers and queued messages all load streams may hold; beyond it loads read ahead less",
         "CKPTD_LOAD_BUDGET_MIB",
       )
-        .default(128)
+        .default(96)
         .argParser(positiveInt("--load-budget-mib")),
     )
     .addOption(

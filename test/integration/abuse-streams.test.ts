@@ -312,9 +312,10 @@ describe("abuse - loads that are never read", () => {
     await new Promise((r) => setTimeout(r, 1_500));
     const grown = rssMib(d) - baseline;
     console.log(`unread loads: RSS ${baseline.toFixed(0)} MiB before, +${grown.toFixed(0)} MiB with 16 unread loads open`);
-    // Before the load budget: +1,166 MiB (179 → 1,345 MiB). Now the budget (128 MiB), one
-    // message per stream and what the collector has not taken back yet (~+230 MiB measured).
-    expect(grown, "RSS growth with 16 unread loads of 32 MiB (MiB)").toBeLessThan(320);
+    // Before the load budget: +1,166 MiB (179 → 1,345 MiB). Now the budget (96 MiB), one
+    // message per stream and what the collector has not taken back yet: +100–180 MiB
+    // measured; the bound leaves room for the collector's timing on a busy machine.
+    expect(grown, "RSS growth with 16 unread loads of 32 MiB (MiB)").toBeLessThan(250);
 
     // The idle timeout ends the unread loads: the job may load again.
     await new Promise((r) => setTimeout(r, 6_500));
