@@ -183,3 +183,25 @@ export function allocateAligned(
   }
   return undefined;
 }
+
+/**
+ * Buffers of one size lent for the length of one call and kept for the next one (at most
+ * `keep` of them), e.g. a save stream's encode scratch: a stream that waits for its client
+ * between chunks holds none, and the busy streams reuse them without fresh page faults.
+ */
+export class SpareBuffers {
+  private readonly free: Buffer[] = [];
+
+  constructor(
+    readonly size: number,
+    private readonly keep: number,
+  ) {}
+
+  take(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
+  }
+
+  give(b: Buffer): void {
+    if (this.free.length < this.keep) this.free.push(b);
+  }
+}

@@ -22,7 +22,7 @@ import type { Authorizer } from "./auth.js";
 import type { Catalog } from "./catalog.js";
 import type { CheckpointCoordinator, Decision, SaveTicket } from "./coordinator.js";
 import { LZ4_MAX_BLOCK } from "./codec.js";
-import type { PoolLease } from "./buffer-pool.js";
+import { SpareBuffers, type PoolLease } from "./buffer-pool.js";
 import type { ByteBudget } from "./byte-budget.js";
 import { currentWriteIo } from "./direct-io.js";
 import { CkptdError, failedPrecondition, invalidArgument, resourceExhausted, toServiceError, unavailable } from "./errors.js";
@@ -603,8 +603,11 @@ function endSaveGuard(deps: ServiceDeps, guard: StreamGuard): void {
   guard.dispose();
 }
 
-/** Size of the buffer a save stream copies shared chunks into (the chunk limit). */
-const SHARED_READ_BUFFER_BYTES = LZ4_MAX_BLOCK;
+/**
+ * Buffers SaveShared streams copy shared chunks into (the chunk limit), lent per chunk:
+ * a stream that waits for its client holds none.
+ */
+const SHARED_READ_BUFFERS = new SpareBuffers(LZ4_MAX_BLOCK, 8);
 
 /**
  * One Save stream, for Save and SaveShared: header, (entry, chunk | shared_chunk*)*,
@@ -623,7 +626,6 @@ async function saveItem(
   let ticket: SaveTicket | undefined;
   let writer: ItemWriter | undefined;
   let shared: SharedSegment | undefined;
-  let sharedBuf: Buffer | undefined;
   let released = 0;
   let trailerSeen = false;
   let unwatch: (() => void) | undefined;
@@ -664,10 +666,14 @@ async function saveItem(
       } else if (req.msg === "sharedChunk") {
         if (!shared) throw invalidArgument("a shared_chunk arrived but the header named no shared_memory_path");
         const c = req.sharedChunk!;
-        sharedBuf ??= Buffer.allocUnsafeSlow(SHARED_READ_BUFFER_BYTES);
         const before = writer.bytesStored;
         const receivedBefore = writer.bytesReceived;
-        await writer.writeSharedChunk(shared, c.offset, c.length, c.crc32c, sharedBuf);
+        const buf = SHARED_READ_BUFFERS.take();
+        try {
+          await writer.writeSharedChunk(shared, c.offset, c.length, c.crc32c, buf);
+        } finally {
+          SHARED_READ_BUFFERS.give(buf);
+        }
         const n = writer.bytesReceived - receivedBefore;
         metrics.bytesReceived.inc(n);
         metrics.sharedMemoryBytes.inc({ direction: "save" }, n);
