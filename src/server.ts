@@ -248,6 +248,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
             }
           }
           if (!paused) break;
+          log.debug({ job: plan.manifest.job, checkpoint: plan.manifest.checkpointId, at }, "load paused: the client is not reading");
           await out.settle();
         }
         await out.settle();

@@ -6,12 +6,14 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { createRequire } from "node:module";
+import * as net from "node:net";
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../clients/ts/src/wire.js";
 import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
+import type { LoadResponse } from "../../clients/ts/src/gen/ckptd/v1/LoadResponse.js";
 import { rawClient, REPO_ROOT, startDaemon, type Daemon } from "./harness.js";
 import {
   abortRaw,
@@ -40,7 +42,14 @@ const require = createRequire(import.meta.url);
 const daemons: Daemon[] = [];
 const clients: grpc.Client[] = [];
 
+const cleanups: (() => void)[] = [];
+
+function onCleanup(f: () => void): void {
+  cleanups.push(f);
+}
+
 afterEach(async () => {
+  for (const f of cleanups.splice(0)) f();
   for (const c of clients.splice(0)) c.close();
   await Promise.all(daemons.splice(0).map((d) => d.kill9()));
 });
@@ -323,6 +332,61 @@ describe("abuse - loads that are never read", () => {
     expect(again.error, `load after the idle timeout: ${statusName(again.error?.code)}: ${again.error?.details}`).toBeUndefined();
     for (const x of calls) x.call.cancel();
   }, 90_000);
+
+  it("slow reader - a load whose client stops reading for a while lets go of its buffers and resumes where it was, bit-exact", async () => {
+    const d = await daemonWith(["--log-level", "debug"]);
+    const c = rawClient(d.address);
+    clients.push(c);
+    const job = uniqueName("slow");
+    const items = {
+      model: [f32Entry("a", incompressibleBytes(24 * MiB)), f32Entry("b", compressibleBytes(24 * MiB, 4))],
+      optim: [f32Entry("c", compressibleBytes(40 * MiB, 6))],
+    };
+    await saveAndCommit(c, job, "step-1", 1, [items]);
+    // Through a proxy that can stop reading from the daemon: grpc-js clients take in
+    // whatever the daemon sends, so only the TCP connection can make the daemon wait.
+    const upstreams: net.Socket[] = [];
+    const proxy = net.createServer((down) => {
+      const up = net.connect(Number(d.address.split(":")[1]), "127.0.0.1");
+      upstreams.push(up);
+      down.pipe(up);
+      up.pipe(down);
+      const close = () => (up.destroy(), down.destroy());
+      up.on("error", close).on("close", close);
+      down.on("error", close).on("close", close);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    onCleanup(() => proxy.close());
+    const stall = (ms: number) => {
+      for (const up of upstreams) {
+        const down = (up as net.Socket & { _readableState: { pipes: net.Socket[] } })._readableState.pipes[0]!;
+        up.unpipe(down);
+        up.pause();
+        setTimeout(() => up.pipe(down), ms);
+      }
+    };
+    const slow = client(`127.0.0.1:${(proxy.address() as net.AddressInfo).port}`);
+    const call = slow.Load({ job, checkpointId: "step-1", rank: 0 });
+    const got = new Map<string, Buffer[]>();
+    let current: Buffer[] | undefined;
+    let messages = 0;
+    const ended = new Promise<grpc.ServiceError | undefined>((resolve) => {
+      call.on("data", (m: LoadResponse) => {
+        if (m.msg === "entry") got.set(`${m.entry!.item}/${m.entry!.key}`, (current = []));
+        else if (m.msg === "chunk") current!.push(m.chunk!.data);
+        // Stops reading twice, each time longer than the daemon waits before it pauses.
+        if (++messages === 3 || messages === 12) stall(1_500);
+      });
+      call.on("error", (e: grpc.ServiceError) => resolve(e));
+      call.on("end", () => resolve(undefined));
+    });
+    const err = await within(ended, 30_000);
+    expect(err, `load: ${err === "timeout" ? "timeout" : statusName(err?.code)}`).toBeUndefined();
+    for (const [item, entries] of Object.entries(items))
+      for (const e of entries)
+        expect(Buffer.concat(got.get(`${item}/${e.key}`) ?? []).equals(e.data), `${item}/${e.key} bit-exact`).toBe(true);
+    expect(d.output(), "the daemon paused the load at least once").toMatch(/load paused: the client is not reading/);
+  }, 60_000);
 
   it("load - no Load message exceeds 4 MiB: a client with the stock 4194304-byte limit loads 4 MiB chunks bit-exact", async () => {
     const d = await daemonWith([]);
