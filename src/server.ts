@@ -65,7 +65,7 @@ export interface StreamLimits {
   idleTimeoutMs: number;
   /** Load and LoadShared streams one job may have open at once. */
   maxLoadsPerJob: number;
-  /** Bytes all Load streams may have queued for their clients. */
+  /** What all Load streams hold: read buffers and messages queued for their clients. */
   loadBudget: ByteBudget;
 }
 
