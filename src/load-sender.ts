@@ -45,15 +45,7 @@ export class LoadSender<T> {
    * has not taken it by then (it reads slowly or not at all).
    */
   async sentWithin(ms: number): Promise<boolean> {
-    const pending = this.inFlight;
-    if (!pending) return true;
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-    try {
-      return await this.guard.wait(Promise.race([pending.then(() => true), late]));
-    } finally {
-      clearTimeout(timer);
-    }
+    return !this.inFlight || this.guard.within(this.inFlight, ms);
   }
 
   /** Writes `msg` once the previous message was sent; `bytes` of it are counted in the budget until it is. */

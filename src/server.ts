@@ -298,21 +298,50 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           }
         })().catch((err: unknown) => r.fail(err));
         let ok = call.write({ response: planMessage(plan) } satisfies LoadSharedResponseIn);
-        for await (const part of loader.stream(plan)) {
-          if (call.cancelled) return;
-          // Both waits are the client's steps (reading, freeing slots): the idle timeout applies.
-          if (!ok) await guard.wait(drained(call));
-          if (part.kind === "entry") {
-            ok = call.write({ response: entryMessage(part) } satisfies LoadSharedResponseIn);
-            continue;
+        // What the client was sent: where the loader resumes after a pause.
+        const at: LoadPosition = { entry: -1, chunk: 0 };
+        /** The slot asked for the next chunk; kept across a pause (the ring counts it as taken). */
+        let slot: Promise<number> | undefined;
+        for (;;) {
+          /** The client's step the stream paused for. */
+          let pausedFor: Promise<unknown> | undefined;
+          for await (const part of loader.stream(plan, { ...at })) {
+            if (call.cancelled) return;
+            // Both waits are the client's steps (reading, freeing slots). One that takes a
+            // while pauses the stream: the loader's buffers go back to the cache meanwhile.
+            if (!ok) {
+              const drain = drained(call);
+              if (!(await guard.within(drain, LOAD_PAUSE_AFTER_MS))) {
+                pausedFor = drain;
+                break;
+              }
+              ok = true;
+            }
+            if (part.kind === "entry") {
+              ok = call.write({ response: entryMessage(part) } satisfies LoadSharedResponseIn);
+              at.entry++;
+              at.chunk = 0;
+              continue;
+            }
+            slot ??= r.acquire(part.data.length);
+            if (!(await guard.within(slot, LOAD_PAUSE_AFTER_MS))) {
+              pausedFor = slot;
+              break;
+            }
+            const offset = (await slot) * LZ4_MAX_BLOCK;
+            slot = undefined;
+            await segment.write(part.data, offset);
+            metrics.bytesSent.inc(part.data.length);
+            metrics.sharedMemoryBytes.inc({ direction: "load" }, part.data.length);
+            ok = call.write({
+              response: { sharedChunk: { offset, length: part.data.length, crc32c: part.crc32c } },
+            } satisfies LoadSharedResponseIn);
+            at.chunk++;
           }
-          const offset = (await guard.wait(r.acquire(part.data.length))) * LZ4_MAX_BLOCK;
-          await segment.write(part.data, offset);
-          metrics.bytesSent.inc(part.data.length);
-          metrics.sharedMemoryBytes.inc({ direction: "load" }, part.data.length);
-          ok = call.write({
-            response: { sharedChunk: { offset, length: part.data.length, crc32c: part.crc32c } },
-          } satisfies LoadSharedResponseIn);
+          if (!pausedFor) break;
+          log.debug({ job: plan.manifest.job, checkpoint: plan.manifest.checkpointId, at }, "load paused: the client is not reading");
+          await guard.wait(pausedFor);
+          if (pausedFor !== slot) ok = true;
         }
         call.end();
         metrics.loadSeconds.observe({ outcome: "ok" }, seconds(started));

@@ -87,6 +87,17 @@ export class StreamGuard {
     }
   }
 
+  /** Like wait, but gives up after `ms` too: true once `step` came, false when it had not by then. */
+  async within(step: Promise<unknown>, ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+    try {
+      return await this.wait(Promise.race([step.then(() => true as const), late]));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /**
    * Shortens the idle timeout to `ms` from now on (the wait in progress included), ending
    * the stream with `err` when it passes: a draining daemon lets streams that are sending

@@ -14,6 +14,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../clients/ts/src/wire.js";
 import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
 import type { LoadResponse } from "../../clients/ts/src/gen/ckptd/v1/LoadResponse.js";
+import type { LoadSharedResponse } from "../../clients/ts/src/gen/ckptd/v1/LoadSharedResponse.js";
 import { rawClient, REPO_ROOT, startDaemon, type Daemon } from "./harness.js";
 import {
   abortRaw,
@@ -365,7 +366,13 @@ describe("abuse - loads that are never read", () => {
         setTimeout(() => up.pipe(down), ms);
       }
     };
-    const slow = client(`127.0.0.1:${(proxy.address() as net.AddressInfo).port}`);
+    // grpc-js's default windows (not the 16 MiB our clients ask for): less in flight to absorb a stall.
+    const { grpcObject } = loadWire();
+    const slow: CheckpointServiceClient = new grpcObject.ckptd.v1.CheckpointService(
+      `127.0.0.1:${(proxy.address() as net.AddressInfo).port}`,
+      grpc.credentials.createInsecure(),
+    );
+    clients.push(slow);
     const call = slow.Load({ job, checkpointId: "step-1", rank: 0 });
     const got = new Map<string, Buffer[]>();
     let current: Buffer[] | undefined;
@@ -374,8 +381,8 @@ describe("abuse - loads that are never read", () => {
       call.on("data", (m: LoadResponse) => {
         if (m.msg === "entry") got.set(`${m.entry!.item}/${m.entry!.key}`, (current = []));
         else if (m.msg === "chunk") current!.push(m.chunk!.data);
-        // Stops reading twice, each time longer than the daemon waits before it pauses.
-        if (++messages === 3 || messages === 12) stall(1_500);
+        // Stops reading three times, each time well beyond the daemon's wait before it pauses.
+        if (++messages === 3 || messages === 12 || messages === 25) stall(2_000);
       });
       call.on("error", (e: grpc.ServiceError) => resolve(e));
       call.on("end", () => resolve(undefined));
@@ -386,6 +393,69 @@ describe("abuse - loads that are never read", () => {
       for (const e of entries)
         expect(Buffer.concat(got.get(`${item}/${e.key}`) ?? []).equals(e.data), `${item}/${e.key} bit-exact`).toBe(true);
     expect(d.output(), "the daemon paused the load at least once").toMatch(/load paused: the client is not reading/);
+  }, 60_000);
+
+  it("slow LoadShared - a client slow to free its ring's slots pauses the load, which resumes bit-exact; one that never frees them is ended by the idle timeout", async () => {
+    const d = await daemonWith(["--log-level", "debug", "--stream-idle-timeout-ms", "2000"]);
+    const c = rawClient(d.address);
+    clients.push(c);
+    const job = uniqueName("slowshm");
+    const items = { model: [f32Entry("a", incompressibleBytes(16 * MiB)), f32Entry("b", compressibleBytes(12 * MiB, 2))] };
+    await saveAndCommit(c, job, "step-1", 1, [items]);
+    const ring = path.join("/dev/shm", `${uniqueName("ckptd-test-ring")}`);
+    fs.writeFileSync(ring, Buffer.alloc(2 * 4 * MiB)); // two slots
+    onCleanup(() => fs.rmSync(ring, { force: true }));
+
+    /** A LoadShared that frees each chunk's slot after `delayMs(i)` (never when undefined). */
+    const loadShared = (delayMs: (i: number) => number | undefined) =>
+      new Promise<{ error?: grpc.ServiceError; got: Map<string, Buffer[]> }>((resolve) => {
+        const call = c.LoadShared();
+        const got = new Map<string, Buffer[]>();
+        let current: Buffer[] | undefined;
+        let released = 0;
+        let chunks = 0;
+        call.on("data", (m: LoadSharedResponse) => {
+          const r = m.response!;
+          if (r.msg === "entry") got.set(`${r.entry!.item}/${r.entry!.key}`, (current = []));
+          else if (r.msg === "sharedChunk") {
+            const { offset, length } = r.sharedChunk!;
+            const fd = fs.openSync(ring, "r");
+            const bytes = Buffer.alloc(length);
+            fs.readSync(fd, bytes, 0, length, Number(offset));
+            fs.closeSync(fd);
+            current!.push(bytes);
+            const wait = delayMs(chunks++);
+            if (wait !== undefined)
+              setTimeout(() => {
+                released += length;
+                call.write({ progress: { sharedBytesReleased: released } });
+              }, wait);
+          }
+        });
+        call.on("error", (error: grpc.ServiceError) => resolve({ error, got }));
+        call.on("end", () => resolve({ got }));
+        call.write({ start: { request: { job, checkpointId: "step-1", rank: 0 }, sharedMemoryPath: ring } });
+      });
+
+    // Every third slot is freed only after longer than the daemon waits before it pauses.
+    const slow = await within(
+      loadShared((i) => (i % 3 === 1 ? 900 : 0)),
+      30_000,
+    );
+    expect(slow).not.toBe("timeout");
+    const r = slow as Exclude<typeof slow, "timeout">;
+    expect(r.error, `slow LoadShared: ${statusName(r.error?.code)}: ${r.error?.details}`).toBeUndefined();
+    for (const [item, entries] of Object.entries(items))
+      for (const e of entries) expect(Buffer.concat(r.got.get(`${item}/${e.key}`) ?? []).equals(e.data), `${item}/${e.key}`).toBe(true);
+    expect(d.output(), "the daemon paused the load").toMatch(/load paused: the client is not reading/);
+
+    // Never freed: the daemon fills both slots, pauses, and ends the load after the idle timeout.
+    const stuck = await within(
+      loadShared(() => undefined),
+      15_000,
+    );
+    expect(stuck).not.toBe("timeout");
+    expectStatus((stuck as { error?: grpc.ServiceError }).error, "DEADLINE_EXCEEDED", /read nothing of this LoadShared stream for 2000 ms/);
   }, 60_000);
 
   it("load - no Load message exceeds 4 MiB: a client with the stock 4194304-byte limit loads 4 MiB chunks bit-exact", async () => {
