@@ -19,9 +19,11 @@ import { rawClient, REPO_ROOT, startDaemon, type Daemon } from "./harness.js";
 import {
   abortRaw,
   chunkMsg,
+  commitRaw,
   compressibleBytes,
   entryMsg,
   expectLoadsBitExact,
+  expectOutcome,
   expectStatus,
   f32Entry,
   headerMsg,
@@ -30,6 +32,7 @@ import {
   MiB,
   openSave,
   saveAndCommit,
+  saveItemOk,
   statusName,
   stagingDir,
   uniqueName,
@@ -192,7 +195,7 @@ describe("abuse - stalled and vanished save streams", () => {
     expect(openDataFiles(d), "files of the data directory still open").toEqual([]);
   }, 60_000);
 
-  it("idle timeout - a stream stalled mid-chunk is closed too, its entry file closed and removed", async () => {
+  it("idle timeout - a stream stalled mid-chunk is closed too, its entry file closed and removed, its reservation freed", async () => {
     const d = await daemonWith(["--stream-idle-timeout-ms", "1000"]);
     const s = await stallMidChunk(client(d.address), "idle2", "ckpt-1", 0, 1);
     const r = await within(s.result, 10_000);
@@ -200,6 +203,15 @@ describe("abuse - stalled and vanished save streams", () => {
     expectStatus(r as SaveResult, "DEADLINE_EXCEEDED", /--stream-idle-timeout-ms/);
     expect(stagedItems(d, "idle2")).toEqual([]);
     expect(openDataFiles(d)).toEqual([]);
+    // The reservation went with it: the rank saves the item again and the checkpoint commits.
+    const c = rawClient(d.address);
+    clients.push(c);
+    const entry = f32Entry("w", compressibleBytes(8 * MiB, 1));
+    await saveItemOk(c, { job: "idle2", checkpointId: "ckpt-1", step: 1, rank: 0, worldSize: 1, item: "model" }, [entry]);
+    expectOutcome(
+      await commitRaw(c, { job: "idle2", checkpointId: "ckpt-1", step: 1, rank: 0, worldSize: 1, items: ["model"] }),
+      "COMMITTED",
+    );
   }, 30_000);
 
   it("attempt abort - a prepare timeout ends the attempt's stalled streams at once with ABORTED", async () => {
