@@ -138,6 +138,12 @@ export class Attempt {
   marked = false;
   restarted = false;
   private readonly waiters: { resolve: (d: Decision) => void; reject: (e: Error) => void }[] = [];
+  /**
+   * How to end each Save stream still open on this attempt. A stream that waits for its
+   * client's next message would otherwise learn of the decision only when (if ever) that
+   * message comes, holding its files and buffers meanwhile.
+   */
+  private readonly streams = new Set<(err: Error) => void>();
 
   constructor(
     readonly job: string,
@@ -185,6 +191,32 @@ export class Attempt {
     this.inflight.delete(`${t.rank}/${t.item}`);
   }
 
+  /**
+   * Registers an open Save stream: `stop` is called (once) with ABORTED when the attempt is
+   * decided while the stream is open, at once if it already is. Returns the unregistration.
+   */
+  watchStream(stop: (err: Error) => void): () => void {
+    if (this.state !== "preparing") {
+      stop(this.streamAbort(this.decision?.reason ?? "it is being decided"));
+      return () => undefined;
+    }
+    this.streams.add(stop);
+    return () => this.streams.delete(stop);
+  }
+
+  /** Ends every Save stream still open on the attempt; `why` says what was decided. */
+  closeStreams(why: string): void {
+    if (this.streams.size === 0) return;
+    const err = this.streamAbort(why);
+    const stops = [...this.streams];
+    this.streams.clear();
+    for (const stop of stops) stop(err);
+  }
+
+  private streamAbort(why: string): Error {
+    return aborted(`checkpoint '${this.checkpointId}' attempt ${this.attempt} was decided while this item streamed: ${why}`);
+  }
+
   decided(): Promise<Decision> {
     if (this.decision) return Promise.resolve(this.decision);
     if (this.failure) return Promise.reject(this.failure);
@@ -194,6 +226,7 @@ export class Attempt {
   settle(d: Decision): void {
     this.decision = d;
     this.state = "decided";
+    this.closeStreams(d.outcome === "COMMITTED" ? "it was committed without this item" : d.reason || "it was aborted");
     for (const w of this.waiters.splice(0)) w.resolve(d);
   }
 
@@ -201,6 +234,7 @@ export class Attempt {
   fail(err: Error): void {
     this.failure = err;
     this.state = "decided";
+    this.closeStreams(err.message);
     for (const w of this.waiters.splice(0)) w.reject(err);
   }
 }
@@ -646,6 +680,8 @@ export class CommitCoordinator implements CheckpointCoordinator {
   private async decide(attempt: Attempt, outcome: Outcome, reason: string): Promise<void> {
     if (attempt.state !== "preparing") return;
     attempt.state = "deciding";
+    // Streams still open cannot take part any more: they end now, not at their next message.
+    attempt.closeStreams(outcome === "COMMITTED" ? "it is being committed without this item" : reason);
     const { job, checkpointId: id, attempt: n } = attempt;
     const logCtx = { job, checkpoint: id, attempt: n };
     const record: DecisionRecord = { outcome, reason, attempt: n, decidedAt: new Date().toISOString() };

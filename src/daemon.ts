@@ -9,7 +9,9 @@ import type { Logger } from "pino";
 import { loadWire, MAX_MESSAGE_BYTES } from "../clients/ts/src/wire.js";
 import { adminServiceHandlers } from "./admin-server.js";
 import { loadPeerToken, loadTokens, OPEN, peerAuthorizer, type Authorizer, type PeerAuthorizer } from "./auth.js";
+import { ByteBudget } from "./byte-budget.js";
 import { Catalog } from "./catalog.js";
+import { unavailable } from "./errors.js";
 import { Cluster, parsePeers } from "./cluster.js";
 import { CommitCoordinator, type CheckpointCoordinator } from "./coordinator.js";
 import { ParticipantCoordinator } from "./participant.js";
@@ -17,13 +19,14 @@ import { peerServiceHandlers } from "./peer-server.js";
 import { evaluationServiceHandlers, retentionServiceHandlers } from "./evaluation-server.js";
 import { Evaluations } from "./evaluations.js";
 import { EventLog } from "./events.js";
-import { CheckpointLoader } from "./loader.js";
+import { CheckpointLoader, setLoadBudget } from "./loader.js";
 import { raiseConnectionWindow, raiseStreamWindow } from "./http2-window.js";
 import { Metrics } from "./metrics.js";
 import type { DaemonOptions } from "./options.js";
 import { addReflection } from "./reflection.js";
 import { Retention } from "./retention.js";
 import { checkpointServiceHandlers } from "./server.js";
+import type { StreamGuard } from "./stream-guard.js";
 import { DataDir, listQuarantine } from "./storage.js";
 import { openWriteIo, setWriteIo } from "./direct-io.js";
 import { boundedHandlers } from "./limits.js";
@@ -64,6 +67,7 @@ export class Daemon {
   private readonly health: HealthImplementation;
   private readonly shutdown = new AbortController();
   private readonly activeSaves = { count: 0 };
+  private readonly saveGuards = new Set<StreamGuard>();
   /** Where SaveShared clients may put their bytes (set at start). */
   private sharedMemory: SharedMemoryConfig = SHARED_MEMORY_OFF;
   private boundAddress = "";
@@ -150,6 +154,8 @@ export class Daemon {
     const io = openWriteIo(this.dataDir.tmpDir, {
       directIo: this.options.directIo === "on",
       memoryBudgetBytes: this.options.memoryBudgetMib * 2 ** 20,
+      streamBuffers: this.options.streamWriteBuffers,
+      jobSharePercent: this.options.jobMemorySharePercent,
     });
     setWriteIo(io);
     const shm = openSharedMemoryConfig(this.options.sharedMemoryDir);
@@ -213,6 +219,9 @@ export class Daemon {
     const { grpcObject } = loadWire();
     const v1 = grpcObject.ckptd.v1;
     const loader = new CheckpointLoader(this.dataDir, this.catalog);
+    // One budget for what loads hold: read buffers and messages queued for clients.
+    const loadBudget = new ByteBudget(this.options.loadBudgetMib * 2 ** 20);
+    setLoadBudget(loadBudget);
     this.server.addService(
       v1.CheckpointService.service,
       boundedHandlers(
@@ -227,9 +236,15 @@ export class Daemon {
           metrics: this.metrics,
           acceptingSaves: () => this.state === "running",
           activeSaves: this.activeSaves,
+          saveGuards: this.saveGuards,
           sharedMemory: this.sharedMemory,
           maxWorldSize: this.options.maxWorldSize,
           notCoordinator: this.notCoordinator(),
+          streamLimits: {
+            idleTimeoutMs: this.options.streamIdleTimeoutMs,
+            maxLoadsPerJob: this.options.maxLoadsPerJob,
+            loadBudget,
+          },
         }),
       ),
     );
@@ -323,6 +338,13 @@ export class Daemon {
       { graceMs, savesInFlight: this.activeSaves.count, checkpointsInFlight: this.coordinator.inFlight() },
       "draining: new saves are refused, in-flight saves and commits may finish",
     );
+    // Streams still sending may finish; one whose client sends nothing (a stall, or a call
+    // grpc-js never told us was cancelled) is not waited for beyond a short while.
+    const idleMs = Math.min(this.options.streamIdleTimeoutMs, Math.max(1_000, Math.floor(graceMs / 10)));
+    for (const g of this.saveGuards)
+      g.hurry(idleMs, () =>
+        unavailable(`the daemon is shutting down and this stream sent nothing for ${idleMs} ms; save the item again on its successor`),
+      );
     const deadline = Date.now() + graceMs;
     while (Date.now() < deadline && (this.activeSaves.count > 0 || this.coordinator.hasUndecidedWork()))
       await new Promise((r) => setTimeout(r, 50));

@@ -19,7 +19,7 @@ import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import * as path from "node:path";
-import { AlignedBufferPool, DIRECT_ALIGN } from "./buffer-pool.js";
+import { AlignedBufferPool, DIRECT_ALIGN, type PoolShare } from "./buffer-pool.js";
 
 /** Entries smaller than this stay on buffered I/O: too small for the disk to care, and no pooled buffer is tied up. */
 export const DIRECT_MIN_BYTES = 1 << 20;
@@ -55,7 +55,10 @@ export function currentWriteIo(): WriteIo {
  * filesystem): probes O_DIRECT there (tmpfs and some
  * network filesystems refuse it with EINVAL) and creates the buffer pool.
  */
-export function openWriteIo(dataDir: string, options: { directIo: boolean; memoryBudgetBytes: number }): WriteIo {
+export function openWriteIo(
+  dataDir: string,
+  options: { directIo: boolean; memoryBudgetBytes: number; streamBuffers?: number; jobSharePercent?: number },
+): WriteIo {
   if (!options.directIo) return { pool: undefined, directOffReason: "--direct-io off" };
   const O_DIRECT = fs.constants.O_DIRECT;
   if (O_DIRECT === undefined) return { pool: undefined, directOffReason: "this platform has no O_DIRECT" };
@@ -77,10 +80,12 @@ export function openWriteIo(dataDir: string, options: { directIo: boolean; memor
     bufferBytes: WRITE_BUFFER_BYTES,
     budgetBytes: Math.max(WRITE_BUFFER_BYTES, options.memoryBudgetBytes),
     probeFd: fd,
+    ...(options.streamBuffers !== undefined ? { streamBuffers: options.streamBuffers } : {}),
+    ...(options.jobSharePercent !== undefined ? { jobSharePercent: options.jobSharePercent } : {}),
   });
   try {
     // Allocating one buffer proves that aligned O_DIRECT writes work here.
-    void pool.acquire().then((b) => pool.release(b));
+    pool.prime();
   } catch (err) {
     fs.closeSync(fd);
     return { pool: undefined, directOffReason: `O_DIRECT writes fail on the data directory (${(err as Error).message})` };
@@ -113,9 +118,18 @@ interface Slab {
  * overlap the next chunk's receive, checksum and compression. Data reaches the disk as
  * it arrives, less at most one unaligned block per file, which close writes padded. A
  * write error is reported by the next `append` or by `close`.
+ *
+ * Between appends the writer holds no pooled buffer: the unaligned tail of the last block
+ * (under DIRECT_ALIGN bytes) is set aside and the buffer goes back once its writes are
+ * done. A stream that stalls mid-chunk, waiting for its client, then pins nothing of the
+ * pool (68 such streams held all 64 buffers); the cost is one small
+ * copy per append.
  */
 export class DirectFileWriter {
   private cur: Slab | undefined;
+  /** The unaligned tail set aside between appends, and its length. */
+  private readonly tail = Buffer.allocUnsafe(DIRECT_ALIGN);
+  private tailBytes = 0;
   /** Bytes copied into `cur`, and how many of them have writes started. */
   private fill = 0;
   private written = 0;
@@ -129,6 +143,8 @@ export class DirectFileWriter {
   constructor(
     readonly fh: FileHandle,
     private readonly pool: AlignedBufferPool,
+    /** Shares of the pool the buffers are lent through (the stream's, its job's). */
+    private readonly shares: readonly PoolShare[] = [],
   ) {}
 
   async append(parts: readonly Buffer[]): Promise<void> {
@@ -136,8 +152,7 @@ export class DirectFileWriter {
     for (const part of parts) {
       let off = 0;
       while (off < part.length) {
-        if (!this.cur) this.cur = { buf: await this.pool.acquire(), outstanding: 0, retired: false };
-        const slab = this.cur;
+        const slab = this.cur ?? (await this.takeSlab());
         const n = Math.min(part.length - off, slab.buf.length - this.fill);
         part.copy(slab.buf, this.fill, off, off + n);
         this.fill += n;
@@ -146,7 +161,7 @@ export class DirectFileWriter {
         if (this.fill === slab.buf.length) this.nextSlab(slab);
       }
     }
-    this.writeAligned();
+    this.park();
   }
 
   /**
@@ -158,8 +173,7 @@ export class DirectFileWriter {
     this.throwIfFailed();
     let done = 0;
     while (done < n) {
-      if (!this.cur) this.cur = { buf: await this.pool.acquire(), outstanding: 0, retired: false };
-      const slab = this.cur;
+      const slab = this.cur ?? (await this.takeSlab());
       const k = Math.min(n - done, slab.buf.length - this.fill);
       await fill(slab.buf, this.fill, k);
       this.fill += k;
@@ -167,11 +181,12 @@ export class DirectFileWriter {
       this.length += k;
       if (this.fill === slab.buf.length) this.nextSlab(slab);
     }
-    this.writeAligned();
+    this.park();
   }
 
   /** Writes what is left, waits for every write and cuts the file to its length. Does not fsync. */
   async close(): Promise<void> {
+    if (!this.cur && this.tailBytes > 0) await this.takeSlab();
     const slab = this.cur;
     if (slab) {
       this.cur = undefined;
@@ -191,7 +206,38 @@ export class DirectFileWriter {
   async abandon(): Promise<void> {
     if (this.cur) this.retire(this.cur);
     this.cur = undefined;
+    this.tailBytes = 0;
     await Promise.all(this.inflight);
+  }
+
+  /** A pooled buffer as `cur`, starting with the tail set aside by the last park. */
+  private async takeSlab(): Promise<Slab> {
+    const slab: Slab = { buf: await this.pool.acquire(this.shares), outstanding: 0, retired: false };
+    this.cur = slab;
+    if (this.tailBytes > 0) {
+      this.tail.copy(slab.buf, 0, 0, this.tailBytes);
+      this.fill = this.tailBytes;
+      this.tailBytes = 0;
+    }
+    return slab;
+  }
+
+  /**
+   * Between appends: starts the writes of every whole block, sets the unaligned rest aside
+   * and lets `cur` go (back to the pool once its writes are done). The next buffer starts
+   * at the block the rest belongs to.
+   */
+  private park(): void {
+    const slab = this.cur;
+    if (!slab) return;
+    this.writeAligned();
+    this.tailBytes = this.fill - this.written;
+    slab.buf.copy(this.tail, 0, this.written, this.fill);
+    this.base += this.written;
+    this.fill = 0;
+    this.written = 0;
+    this.cur = undefined;
+    this.retire(slab);
   }
 
   /** `cur` is full: writes the rest of it and moves on to a new buffer at the next offset. */
@@ -236,7 +282,7 @@ export class DirectFileWriter {
   private maybeRelease(slab: Slab): void {
     if (slab.retired && slab.outstanding === 0) {
       slab.outstanding = -1; // released once
-      this.pool.release(slab.buf);
+      this.pool.release(slab.buf, this.shares);
     }
   }
 

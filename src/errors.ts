@@ -23,6 +23,8 @@ export const aborted = (msg: string) => new CkptdError(status.ABORTED, msg);
 export const dataLoss = (msg: string) => new CkptdError(status.DATA_LOSS, msg);
 export const unavailable = (msg: string) => new CkptdError(status.UNAVAILABLE, msg);
 export const resourceExhausted = (msg: string) => new CkptdError(status.RESOURCE_EXHAUSTED, msg);
+export const deadlineExceeded = (msg: string) => new CkptdError(status.DEADLINE_EXCEEDED, msg);
+export const cancelled = (msg: string) => new CkptdError(status.CANCELLED, msg);
 export const internal = (msg: string, cause?: unknown) => new CkptdError(status.INTERNAL, msg, { cause });
 
 /** Node errno codes that say something a caller can act on. */

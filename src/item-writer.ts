@@ -27,6 +27,7 @@ import {
   RAW_FRAME_OVERHEAD,
   rawFrameHead,
 } from "./codec.js";
+import { SpareBuffers, type PoolShare } from "./buffer-pool.js";
 import { zeroRunBound } from "./lz4-encode.js";
 import { currentWriteIo, DIRECT_MIN_BYTES, DirectFileWriter, openDirect, type WriteIo } from "./direct-io.js";
 import { invalidArgument } from "./errors.js";
@@ -55,6 +56,9 @@ interface OpenEntry {
   received: number;
 }
 
+/** Encode scratch buffers of every save stream; a few are kept for reuse. */
+const ENCODE_SCRATCH = new SpareBuffers(zeroRunBound(LZ4_MAX_BLOCK), 8);
+
 /** Fsyncs of finished entry files run behind the stream, at most this many at once. */
 const MAX_PENDING_SYNCS = 16;
 
@@ -66,8 +70,6 @@ export class ItemWriter {
   /** The first failure of a finished entry's close or fsync, reported by finish. */
   private syncFailure: unknown;
   private streamCrc = 0;
-  /** Where encodeChunk may encode a chunk; free again once writeChunk returned (the parts are copied or written by then). */
-  private scratch: Buffer | undefined;
   bytesReceived = 0;
   bytesStored = 0;
 
@@ -75,6 +77,8 @@ export class ItemWriter {
     readonly name: string,
     readonly dir: string,
     private readonly io: WriteIo = currentWriteIo(),
+    /** The stream's shares of the write buffer pool (see AlignedBufferPool.lease). */
+    private readonly shares: readonly PoolShare[] = [],
   ) {}
 
   async open(): Promise<void> {
@@ -101,7 +105,7 @@ export class ItemWriter {
     const pool = this.io.pool;
     const directFh = pool && spec.sizeBytes >= DIRECT_MIN_BYTES ? await openDirect(filePath) : undefined;
     const fh = directFh ?? (await fsp.open(filePath, "wx"));
-    const direct = directFh && pool ? new DirectFileWriter(directFh, pool) : undefined;
+    const direct = directFh && pool ? new DirectFileWriter(directFh, pool, this.shares) : undefined;
     this.current = { record, fh, direct, policy: new CompressionPolicy(), position: 0, received: 0 };
     this.entries.push(record);
   }
@@ -119,12 +123,18 @@ export class ItemWriter {
     this.checkCrc(rec, crc, clientCrc);
     this.streamCrc = crc32cCombine(this.streamCrc, crc, data.length);
     tried ??= cur.policy.shouldTry(data);
-    if (tried) this.scratch ??= Buffer.allocUnsafeSlow(zeroRunBound(LZ4_MAX_BLOCK));
-    const enc = await encodeChunk(data, tried, undefined, this.scratch);
-    cur.policy.record(tried, !enc.raw);
-    if (cur.direct) await cur.direct.append(enc.parts);
-    else await writeAll(cur.fh, enc.parts, enc.storedBytes);
-    this.recordChunk(cur, { rawBytes: data.length, storedBytes: enc.storedBytes, crc32c: crc, raw: enc.raw });
+    // Where encodeChunk may encode the chunk: lent for this call only (the parts are copied
+    // or written by the time it returns), so a stream between chunks holds none.
+    const scratch = tried ? ENCODE_SCRATCH.take() : undefined;
+    try {
+      const enc = await encodeChunk(data, tried, undefined, scratch);
+      cur.policy.record(tried, !enc.raw);
+      if (cur.direct) await cur.direct.append(enc.parts);
+      else await writeAll(cur.fh, enc.parts, enc.storedBytes);
+      this.recordChunk(cur, { rawBytes: data.length, storedBytes: enc.storedBytes, crc32c: crc, raw: enc.raw });
+    } finally {
+      if (scratch) ENCODE_SCRATCH.give(scratch);
+    }
   }
 
   /**

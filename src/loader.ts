@@ -13,6 +13,7 @@ import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { allocateAligned, DIRECT_ALIGN } from "./buffer-pool.js";
+import { ByteBudget } from "./byte-budget.js";
 import type { Catalog } from "./catalog.js";
 import { ChunkCorruptError, decodeChunk, LZ4_MAX_BLOCK, RAW_FRAME_OVERHEAD, type StoredChunk } from "./codec.js";
 import { dataLoss, invalidArgument, notFound } from "./errors.js";
@@ -49,6 +50,12 @@ export interface LoadPlan {
   mapLocation: Map<string, string>;
   placements: Placement[];
   totalBytes: number;
+}
+
+/** Where a Load stream stands: the last entry it sent (counted across the plan's items, -1 before any) and how many of its chunks. */
+export interface LoadPosition {
+  entry: number;
+  chunk: number;
 }
 
 export type LoadPart =
@@ -136,17 +143,37 @@ export class CheckpointLoader {
    * Yields each entry then its verified chunks. Pull-based: reads run at most READ_AHEAD
    * chunks ahead of the consumer, so a slow client holds a bounded number of chunks here.
    * A chunk's data is valid until the consumer asks for the next part (its buffer is then
-   * reused): copy or finish with it before.
+   * reused): copy or finish with it before. Once the consumer stops (return), the buffers
+   * go back to a cache shared by every stream.
+   *
+   * `from` resumes a stream the consumer stopped after entry `entry` (counted across the
+   * plan's items) and `chunk` of its chunks: the stream goes on with the next chunk.
    */
-  async *stream(plan: LoadPlan): AsyncGenerator<LoadPart> {
+  async *stream(plan: LoadPlan, from: LoadPosition = { entry: -1, chunk: 0 }): AsyncGenerator<LoadPart> {
     const buffers = new ReadBuffers();
+    try {
+      yield* this.parts(plan, from, buffers);
+    } finally {
+      buffers.recycle();
+    }
+  }
+
+  private async *parts(plan: LoadPlan, from: LoadPosition, buffers: ReadBuffers): AsyncGenerator<LoadPart> {
     const base = this.dataDir.checkpointDir(plan.manifest.job, plan.manifest.checkpointId);
+    let entryNo = -1;
     for (const item of plan.items) {
       const dir = path.join(base, itemDirName(plan.sourceRank, item.name));
       for (const entry of item.entries) {
+        entryNo++;
+        if (entryNo < from.entry) continue;
+        const resumed = entryNo === from.entry;
+        const skip = resumed ? from.chunk : 0;
         const targetDevice = entry.tensor ? (plan.mapLocation.get(entry.tensor.device || "cpu") ?? "cpu") : "";
-        yield { kind: "entry", item: item.name, entry, targetDevice };
-        if (entry.chunks.length === 0) continue;
+        if (!resumed) yield { kind: "entry", item: item.name, entry, targetDevice };
+        if (entry.chunks.length <= skip) continue;
+        // The decode buffer first, before any read holds buffers: streams that hold read
+        // buffers while they wait for a decode buffer would wait on each other.
+        if (entry.chunks.some((c) => !c.raw)) await buffers.decodeBuffer();
         let fh: fsp.FileHandle;
         let direct: boolean;
         try {
@@ -159,12 +186,13 @@ export class CheckpointLoader {
           throw err;
         }
         try {
-          let i = 0;
-          for await (const { stored, bytesRead } of readAhead(fh, entry.chunks, buffers, direct)) {
+          let i = skip;
+          for await (const { stored, bytesRead } of readAhead(fh, skip > 0 ? entry.chunks.slice(skip) : entry.chunks, buffers, direct)) {
             const c = entry.chunks[i]!;
             try {
               if (bytesRead !== c.storedBytes) throw new ChunkCorruptError(`file is truncated (${bytesRead} of ${c.storedBytes} bytes)`);
-              yield { kind: "chunk", data: await decodeChunk(stored, c, buffers.decodeBuffer()), crc32c: c.crc32c };
+              const out = c.raw ? undefined : await buffers.decodeBuffer();
+              yield { kind: "chunk", data: await decodeChunk(stored, c, out), crc32c: c.crc32c };
             } catch (err) {
               if (err instanceof ChunkCorruptError)
                 throw dataLoss(
@@ -195,42 +223,48 @@ export class CheckpointLoader {
     const damaged: ChunkDamage[] = [];
     let chunks = 0;
     let bytes = 0;
-    for (const rank of manifest.ranks) {
-      for (const item of rank.items) {
-        const rel = itemDirName(rank.rank, item.name);
-        for (const entry of item.entries) {
-          if (entry.chunks.length === 0) continue;
-          const file = `${rel}/${entry.file}`;
-          const where = (chunkIndex: number, offset: number, problem: string) =>
-            damaged.push({ rank: rank.rank, item: item.name, key: entry.key, chunkIndex, file, offset, problem });
-          let fh: fsp.FileHandle;
-          try {
-            fh = await fsp.open(path.join(base, file), "r");
-          } catch (err) {
-            if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-            entry.chunks.forEach((c, i) => where(i, c.offset, "file is missing"));
-            continue;
-          }
-          try {
-            let i = 0;
-            for await (const { stored, bytesRead } of readAhead(fh, entry.chunks, buffers)) {
-              const c = entry.chunks[i]!;
-              chunks++;
-              try {
-                if (bytesRead !== c.storedBytes) throw new ChunkCorruptError(`file is truncated (${bytesRead} of ${c.storedBytes} bytes)`);
-                await decodeChunk(stored, c, buffers.decodeBuffer());
-                bytes += c.rawBytes;
-              } catch (err) {
-                if (!(err instanceof ChunkCorruptError)) throw err;
-                where(i, c.offset, err.message);
-              }
-              i++;
+    // The buffers count against the load budget: they go back however the check ends.
+    try {
+      for (const rank of manifest.ranks) {
+        for (const item of rank.items) {
+          const rel = itemDirName(rank.rank, item.name);
+          for (const entry of item.entries) {
+            if (entry.chunks.length === 0) continue;
+            const file = `${rel}/${entry.file}`;
+            const where = (chunkIndex: number, offset: number, problem: string) =>
+              damaged.push({ rank: rank.rank, item: item.name, key: entry.key, chunkIndex, file, offset, problem });
+            let fh: fsp.FileHandle;
+            try {
+              fh = await fsp.open(path.join(base, file), "r");
+            } catch (err) {
+              if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+              entry.chunks.forEach((c, i) => where(i, c.offset, "file is missing"));
+              continue;
             }
-          } finally {
-            await fh.close();
+            try {
+              let i = 0;
+              for await (const { stored, bytesRead } of readAhead(fh, entry.chunks, buffers)) {
+                const c = entry.chunks[i]!;
+                chunks++;
+                try {
+                  if (bytesRead !== c.storedBytes)
+                    throw new ChunkCorruptError(`file is truncated (${bytesRead} of ${c.storedBytes} bytes)`);
+                  await decodeChunk(stored, c, c.raw ? undefined : await buffers.decodeBuffer());
+                  bytes += c.rawBytes;
+                } catch (err) {
+                  if (!(err instanceof ChunkCorruptError)) throw err;
+                  where(i, c.offset, err.message);
+                }
+                i++;
+              }
+            } finally {
+              await fh.close();
+            }
           }
         }
       }
+    } finally {
+      buffers.recycle();
     }
     return { checkpointId: summary.checkpointId, chunks, bytes, damaged };
   }
@@ -268,7 +302,7 @@ async function openForRead(
       if ((err as NodeJS.ErrnoException).code !== "EINVAL") throw err;
     }
     if (fh) {
-      const probe = buffers.getAligned(fh.fd);
+      const probe = await buffers.getAligned(fh.fd);
       if (probe) {
         buffers.putAligned(probe);
         return { fh, direct: true };
@@ -280,10 +314,124 @@ async function openForRead(
   return { fh: await fsp.open(file, "r"), direct: false };
 }
 
+type BufferKind = "plain" | "aligned" | "decode";
+
+/** Size of each pooled read buffer, by kind: any stored chunk's frame fits a plain one. */
+const KIND_BYTES: Record<BufferKind, number> = {
+  plain: LZ4_MAX_BLOCK + RAW_FRAME_OVERHEAD,
+  aligned: DIRECT_READ_BUFFER_BYTES,
+  decode: LZ4_MAX_BLOCK,
+};
+
+/**
+ * The read buffers of every load stream, counted against the daemon's load budget from
+ * allocation until dropped. Buffers a stream is done with (it finished, or paused because
+ * its client stopped reading) wait here for the next stream while the budget has room. A
+ * stream gets the buffer for the chunk it sends next once there is room (or after a short
+ * wait: streams never wait on each other for long); its read-ahead buffers only while the
+ * budget has room, so many streams read ahead less instead of growing the daemon
+ * (unread loads held their read-ahead while grpc-js queued their
+ * messages).
+ */
+class ReadMemory {
+  budget = new ByteBudget(Number.MAX_SAFE_INTEGER);
+  /** Streams with buffers of their own (ReadBuffers not yet recycled). */
+  active = 0;
+  private readonly waiters: (() => void)[] = [];
+  private readonly spare: Record<BufferKind, Buffer[]> = { plain: [], aligned: [], decode: [] };
+
+  /**
+   * A buffer of `kind` from the spares, or a new one (`make`) if the budget has room now;
+   * undefined otherwise (or when `make` cannot make one).
+   */
+  tryTake(kind: BufferKind, make: () => Buffer | undefined): Buffer | undefined {
+    const b = this.spare[kind].pop();
+    if (b) return b;
+    const bytes = KIND_BYTES[kind];
+    this.makeRoom(bytes);
+    if (!this.budget.tryTake(bytes)) return undefined;
+    return this.made(bytes, make);
+  }
+
+  /**
+   * A buffer of `kind` the stream cannot do without: from the spares, or a new one once the
+   * budget has room, or after MUST_WAIT_MS anyway (undefined when `make` cannot make one).
+   */
+  async take(kind: BufferKind, make: () => Buffer | undefined): Promise<Buffer | undefined> {
+    const deadline = Date.now() + MUST_WAIT_MS;
+    for (;;) {
+      const b = this.tryTake(kind, make);
+      if (b) return b;
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      // Woken when another stream gives a buffer back.
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          const i = this.waiters.indexOf(wake);
+          if (i >= 0) this.waiters.splice(i, 1);
+          resolve();
+        };
+        const timer = setTimeout(wake, left);
+        this.waiters.push(wake);
+      });
+    }
+    const bytes = KIND_BYTES[kind];
+    this.makeRoom(bytes);
+    this.budget.force(bytes);
+    return this.made(bytes, make);
+  }
+
+  /** True while a stream waits for a buffer: others then give theirs back as they finish with them. */
+  get waiting(): boolean {
+    return this.waiters.length > 0;
+  }
+
+  /** Takes back a buffer a stream is done with: for a waiting stream, or kept while the budget has room, else dropped. */
+  put(kind: BufferKind, b: Buffer): void {
+    const wake = this.waiters[0];
+    if (wake) {
+      this.spare[kind].push(b);
+      wake();
+    } else if (this.budget.inUse > this.budget.limit) this.budget.give(KIND_BYTES[kind]);
+    else this.spare[kind].push(b);
+  }
+
+  private made(bytes: number, make: () => Buffer | undefined): Buffer | undefined {
+    const made = make();
+    if (!made) this.budget.give(bytes);
+    return made;
+  }
+
+  /**
+   * Buffers one stream may hold for reading ahead: an equal part of the budget, so the
+   * first streams cannot read far ahead while later ones wait for their first buffer.
+   */
+  get share(): number {
+    return Math.floor(this.budget.limit / LZ4_MAX_BLOCK / Math.max(1, this.active));
+  }
+
+  /** Drops spares until `bytes` fit the budget (spares of one kind make no room for another). */
+  private makeRoom(bytes: number): void {
+    for (const kind of ["plain", "aligned", "decode"] as const)
+      while (!this.budget.fits(bytes) && this.spare[kind].pop()) this.budget.give(KIND_BYTES[kind]);
+  }
+}
+
+const memory = new ReadMemory();
+/** How long a stream waits for room before it takes a buffer it cannot do without anyway. */
+const MUST_WAIT_MS = 1_000;
+
+/** Sets the budget the read buffers of all load streams count against (the daemon's --load-budget-mib). */
+export function setLoadBudget(budget: ByteBudget): void {
+  memory.budget = budget;
+}
+
 /**
  * Reusable read buffers of one stream. Allocating a fresh 4 MiB buffer per chunk costs page
  * faults on every read and leaves the memory to the garbage collector (RSS grows with the
- * load rate); a stream instead cycles through READ_AHEAD + 1 buffers.
+ * load rate); a stream instead cycles through up to READ_AHEAD + 1 buffers, taken from
+ * (and given back to, by recycle) the buffers all streams share.
  */
 export class ReadBuffers {
   private readonly free: Buffer[] = [];
@@ -291,38 +439,80 @@ export class ReadBuffers {
   /** Offset into a fresh backing store that aligned the last one (allocations tend to repeat it). */
   private lastShift = 0;
   private decoded: Buffer | undefined;
+  /** Set by recycle: a read abandoned in flight gives its buffer back after the stream ended. */
+  private recycled = false;
+  /** Buffers this stream took from the shared memory and has not given back. */
+  private owned = 0;
 
-  /** The buffer compressed chunks are decoded into (one chunk at a time). */
-  decodeBuffer(): Buffer {
-    return (this.decoded ??= Buffer.allocUnsafeSlow(LZ4_MAX_BLOCK));
+  constructor() {
+    memory.active++;
   }
 
-  get(size: number): Buffer {
+  /** The buffer compressed chunks are decoded into (one chunk at a time). */
+  async decodeBuffer(): Promise<Buffer> {
+    return (this.decoded ??= (await this.take("decode", () => Buffer.allocUnsafeSlow(LZ4_MAX_BLOCK), false))!);
+  }
+
+  /** Hands every buffer this stream is done with to the streams that come next, and any put from now on. */
+  recycle(): void {
+    if (this.recycled) return;
+    this.recycled = true;
+    memory.active--;
+    for (const b of this.free.splice(0)) this.giveBack("plain", b);
+    for (const b of this.freeAligned.splice(0)) this.giveBack("aligned", b);
+    if (this.decoded) this.giveBack("decode", this.decoded);
+    this.decoded = undefined;
+  }
+
+  /** A buffer from the shared memory; an optional one only within the stream's share. */
+  private async take(kind: BufferKind, make: () => Buffer | undefined, optional: boolean): Promise<Buffer | undefined> {
+    if (optional && this.owned >= memory.share) return undefined;
+    const b = optional ? memory.tryTake(kind, make) : await memory.take(kind, make);
+    if (b) this.owned++;
+    return b;
+  }
+
+  private giveBack(kind: BufferKind, b: Buffer): void {
+    this.owned--;
+    memory.put(kind, b);
+  }
+
+  /** A buffer of `size` bytes; with `optional`, undefined when the budget has no room for a new one. */
+  async get(size: number, optional = false): Promise<Buffer | undefined> {
     if (size < REUSE_MIN_BYTES) return Buffer.allocUnsafe(size);
     const i = this.free.findIndex((b) => b.length >= size);
     if (i >= 0) return this.free.splice(i, 1)[0]!.subarray(0, size);
-    return Buffer.allocUnsafeSlow(Math.max(size, LZ4_MAX_BLOCK + RAW_FRAME_OVERHEAD)).subarray(0, size);
+    const make = () => Buffer.allocUnsafeSlow(Math.max(size, KIND_BYTES.plain));
+    return (await this.take("plain", make, optional))?.subarray(0, size);
   }
 
   put(buf: Buffer): void {
     if (buf.length < REUSE_MIN_BYTES) return;
-    this.free.push(Buffer.from(buf.buffer, buf.byteOffset, buf.buffer.byteLength - buf.byteOffset));
+    const whole = Buffer.from(buf.buffer, buf.byteOffset, buf.buffer.byteLength - buf.byteOffset);
+    // A stream that waits for a buffer it cannot do without gets this one's read-ahead.
+    if (this.recycled || memory.waiting) this.giveBack("plain", whole);
+    else this.free.push(whole);
   }
 
   /**
    * A buffer of DIRECT_READ_BUFFER_BYTES whose address suits O_DIRECT reads of `fd`, or
-   * undefined when none does (probed with 4 KiB direct reads of `fd`).
+   * undefined when none does (probed with 4 KiB direct reads of `fd`) or, with `optional`,
+   * when the budget has no room for a new one.
    */
-  getAligned(fd: number): Buffer | undefined {
+  async getAligned(fd: number, optional = false): Promise<Buffer | undefined> {
     const reused = this.freeAligned.pop();
     if (reused) return reused;
-    const found = allocateAligned(DIRECT_READ_BUFFER_BYTES, this.lastShift, (buf, at) => fs.readSync(fd, buf, at, DIRECT_ALIGN, 0));
-    if (found) this.lastShift = found.shift;
-    return found?.buf;
+    const make = () => {
+      const found = allocateAligned(DIRECT_READ_BUFFER_BYTES, this.lastShift, (buf, at) => fs.readSync(fd, buf, at, DIRECT_ALIGN, 0));
+      if (found) this.lastShift = found.shift;
+      return found?.buf;
+    };
+    return this.take("aligned", make, optional);
   }
 
   putAligned(buf: Buffer): void {
-    this.freeAligned.push(buf);
+    if (this.recycled || memory.waiting) this.giveBack("aligned", buf);
+    else this.freeAligned.push(buf);
   }
 }
 
@@ -342,19 +532,32 @@ interface ChunkRead {
 async function* readAhead(
   fh: fsp.FileHandle,
   chunks: readonly StoredChunk[],
-  buffers: ReadBuffers = new ReadBuffers(),
+  buffers: ReadBuffers,
   direct = false,
 ): AsyncGenerator<{ stored: Buffer; bytesRead: number }> {
-  const read = (c: StoredChunk): Promise<ChunkRead> => {
+  /** A read in flight, and how to give its buffer back. */
+  interface Started {
+    done: Promise<ChunkRead>;
+    giveBack: () => void;
+  }
+  /** Starts the read of `c` once it has a buffer; undefined when `optional` and no buffer is to be had now. */
+  const read = async (c: StoredChunk, optional: boolean): Promise<Started | undefined> => {
     if (!direct) {
-      const stored = buffers.get(c.storedBytes);
-      return fh.read(stored, 0, c.storedBytes, c.offset).then(({ bytesRead }) => ({ stored, bytesRead }));
+      const stored = await buffers.get(c.storedBytes, optional);
+      if (!stored) return undefined;
+      return {
+        done: fh.read(stored, 0, c.storedBytes, c.offset).then(({ bytesRead }) => ({ stored, bytesRead })),
+        giveBack: () => buffers.put(stored),
+      };
     }
     const start = c.offset - (c.offset % DIRECT_ALIGN);
     const end = Math.ceil((c.offset + c.storedBytes) / DIRECT_ALIGN) * DIRECT_ALIGN;
-    const aligned = buffers.getAligned(fh.fd);
-    if (!aligned) return Promise.reject(new Error("no buffer alignment suits O_DIRECT reads any more"));
-    return fh.read(aligned, 0, end - start, start).then(({ bytesRead }) => {
+    const aligned = await buffers.getAligned(fh.fd, optional);
+    if (!aligned) {
+      if (optional) return undefined;
+      throw new Error("no buffer alignment suits O_DIRECT reads any more");
+    }
+    const done = fh.read(aligned, 0, end - start, start).then(({ bytesRead }) => {
       const skip = c.offset - start;
       return {
         stored: aligned.subarray(skip, skip + c.storedBytes),
@@ -362,20 +565,31 @@ async function* readAhead(
         aligned,
       };
     });
+    return { done, giveBack: () => buffers.putAligned(aligned) };
   };
-  const inflight: Promise<ChunkRead>[] = [];
+  const inflight: Started[] = [];
   let next = 0;
+  /** The chunk the consumer has (its buffer goes back when it asks for the next). */
+  let held: Started | undefined;
   try {
     for (let i = 0; i < chunks.length; i++) {
-      while (next < chunks.length && inflight.length < READ_AHEAD) inflight.push(read(chunks[next++]!));
-      const cur = await inflight.shift()!;
-      yield cur;
-      if (cur.aligned) buffers.putAligned(cur.aligned);
-      else buffers.put(cur.stored);
+      // The chunk the consumer needs waits for a buffer; reading ahead only uses room there is.
+      while (next < chunks.length && inflight.length < READ_AHEAD) {
+        const started = await read(chunks[next]!, inflight.length > 0);
+        if (!started) break;
+        inflight.push(started);
+        next++;
+      }
+      held = inflight.shift()!;
+      yield await held.done;
+      held.giveBack();
+      held = undefined;
     }
   } finally {
-    // A consumer that stops early leaves reads in flight: they must not become unhandled
-    // rejections (the FileHandle's close waits for them).
-    for (const p of inflight) p.catch(() => undefined);
+    // A consumer that stops early leaves reads in flight: their buffers go back once the
+    // kernel is done with them (they count against the load budget until then), and they
+    // must not become unhandled rejections (the FileHandle's close waits for them).
+    held?.giveBack();
+    for (const r of inflight) r.done.then(r.giveBack, r.giveBack);
   }
 }

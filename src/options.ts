@@ -30,6 +30,16 @@ export interface DaemonOptions {
   keepEverySteps: number;
   /** MiB of buffers the save path may hold across every stream; beyond it, streams wait. @default 256 */
   memoryBudgetMib: number;
+  /** Pooled write buffers one Save stream may hold at once (enough to keep the disk busy). @default 4 */
+  streamWriteBuffers: number;
+  /** Percentage of the save path's buffers one job's streams may hold at once. @default 50 */
+  jobMemorySharePercent: number;
+  /** A Save or Load stream whose client makes no step (sends, reads) for this long is ended. @default 60000 */
+  streamIdleTimeoutMs: number;
+  /** MiB of read buffers and queued messages all Load streams may hold (read-ahead shrinks beyond it). @default 96 */
+  loadBudgetMib: number;
+  /** Load and LoadShared streams one job may have open at once; more get RESOURCE_EXHAUSTED. @default 16 */
+  maxLoadsPerJob: number;
   /** Write large entry files with O_DIRECT ("on"), or through the page cache ("off"). @default "on" */
   directIo: "on" | "off";
   /** Directory where local clients may hand over bytes in shared memory (SaveShared); "" turns it off. @default "/dev/shm" */
@@ -74,6 +84,15 @@ function nonNegativeInt(name: string) {
   return (v: string): number => {
     const n = Number(v);
     if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer, got '${v}'`);
+    return n;
+  };
+}
+
+function percent(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 1 || n > 100)
+      throw new InvalidArgumentError(`${name} must be an integer from 1 to 100, got '${v}'`);
     return n;
   };
 }
@@ -181,6 +200,51 @@ export function daemonCommand(): Command {
       )
         .default(256)
         .argParser(positiveInt("--memory-budget-mib")),
+    )
+    .addOption(
+      opt(
+        "--stream-write-buffers <n>",
+        "pooled write buffers (4 MiB) one save stream may hold at once; a stream idle between chunks holds none",
+        "CKPTD_STREAM_WRITE_BUFFERS",
+      )
+        .default(4)
+        .argParser(positiveInt("--stream-write-buffers")),
+    )
+    .addOption(
+      opt(
+        "--job-memory-share-percent <pct>",
+        "share of --memory-budget-mib one job's save streams may hold at once (1-100)",
+        "CKPTD_JOB_MEMORY_SHARE_PERCENT",
+      )
+        .default(50)
+        .argParser(percent("--job-memory-share-percent")),
+    )
+    .addOption(
+      opt(
+        "--stream-idle-timeout-ms <ms>",
+        "end a Save stream that sends nothing, or a Load stream whose client reads nothing, for this long (DEADLINE_EXCEEDED)",
+        "CKPTD_STREAM_IDLE_TIMEOUT_MS",
+      )
+        .default(60_000)
+        .argParser(positiveInt("--stream-idle-timeout-ms")),
+    )
+    .addOption(
+      opt(
+        "--load-budget-mib <mib>",
+        "read buffers and queued messages all load streams may hold; beyond it loads read ahead less",
+        "CKPTD_LOAD_BUDGET_MIB",
+      )
+        .default(96)
+        .argParser(positiveInt("--load-budget-mib")),
+    )
+    .addOption(
+      opt(
+        "--max-loads-per-job <n>",
+        "Load and LoadShared calls one job may have open at once; more get RESOURCE_EXHAUSTED",
+        "CKPTD_MAX_LOADS_PER_JOB",
+      )
+        .default(16)
+        .argParser(positiveInt("--max-loads-per-job")),
     )
     .addOption(
       opt("--direct-io <on|off>", "write large entry files with O_DIRECT, bypassing the page cache", "CKPTD_DIRECT_IO")

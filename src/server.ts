@@ -2,7 +2,9 @@
  * gRPC handlers: wire messages ↔ domain calls. A handler translates and reports
  * errors through toServiceError; the protocol lives in the coordinator.
  */
+import type { EventEmitter } from "node:events";
 import * as grpc from "@grpc/grpc-js";
+import { crc32c } from "@node-rs/crc32";
 import type { Logger } from "pino";
 import type { CheckpointServiceHandlers } from "../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
 import type { CheckpointIn } from "../clients/ts/src/gen/ckptd/v1/Checkpoint.js";
@@ -21,15 +23,20 @@ import type { Authorizer } from "./auth.js";
 import type { Catalog } from "./catalog.js";
 import type { CheckpointCoordinator, Decision, SaveTicket } from "./coordinator.js";
 import { LZ4_MAX_BLOCK } from "./codec.js";
-import { CkptdError, failedPrecondition, invalidArgument, toServiceError, unavailable } from "./errors.js";
+import { SpareBuffers, type PoolLease } from "./buffer-pool.js";
+import type { ByteBudget } from "./byte-budget.js";
+import { currentWriteIo } from "./direct-io.js";
+import { CkptdError, failedPrecondition, invalidArgument, resourceExhausted, toServiceError, unavailable } from "./errors.js";
 import { ItemWriter, type EntrySpec } from "./item-writer.js";
-import type { CheckpointLoader, LoadPart, LoadPlan } from "./loader.js";
+import type { CheckpointLoader, LoadPart, LoadPlan, LoadPosition } from "./loader.js";
+import { LoadSender, MAX_LOAD_MESSAGE_DATA } from "./load-sender.js";
 import type { CheckpointSummary, EntryRecord, Manifest } from "./manifest.js";
 import { checkBounds, checkRef } from "./limits.js";
 import { checkKey, checkName } from "./names.js";
 import type { Metrics } from "./metrics.js";
 import type { Retention } from "./retention.js";
 import { SharedSegment, type SharedMemoryConfig } from "./shared-memory.js";
+import { StreamGuard } from "./stream-guard.js";
 import type { DataDir } from "./storage.js";
 
 export interface ServiceDeps {
@@ -45,12 +52,25 @@ export interface ServiceDeps {
   acceptingSaves: () => boolean;
   /** Save streams in progress (the drain waits for them). */
   activeSaves: { count: number };
+  /** The guards of the Save streams in progress (the drain hurries the idle ones). */
+  saveGuards: Set<StreamGuard>;
   /** Where SaveShared clients may put their bytes. */
   sharedMemory: SharedMemoryConfig;
   /** Largest world_size a Save or Commit may name. */
   maxWorldSize: number;
   /** On a multi-node participant: why deletions must go to the coordinator (undefined elsewhere). */
   notCoordinator: string | undefined;
+  /** What one client may make a stream hold, and for how long. */
+  streamLimits: StreamLimits;
+}
+
+export interface StreamLimits {
+  /** A stream whose client makes no step (a message, a read) for this long is ended. */
+  idleTimeoutMs: number;
+  /** Load and LoadShared streams one job may have open at once. */
+  maxLoadsPerJob: number;
+  /** What all Load streams hold: read buffers and messages queued for their clients. */
+  loadBudget: ByteBudget;
 }
 
 /** Largest object a client may declare (objects stream in chunks like tensors). */
@@ -58,13 +78,18 @@ const MAX_OBJECT_BYTES = 2 ** 50;
 
 export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceHandlers {
   const { coordinator, catalog, loader, log, auth, metrics } = deps;
+  /** Load and LoadShared streams open per job. */
+  const loadsByJob = new Map<string, number>();
 
   return {
     Save(call, callback) {
-      saveItem(deps, call.metadata, call as AsyncIterable<SaveRequest>, () => Boolean((call as { cancelled?: boolean }).cancelled)).then(
-        (res) => callback(null, res),
-        (err: unknown) => callback(toServiceError(err)),
-      );
+      const guard = saveGuard(deps, call, "Save");
+      saveItem(deps, call.metadata, call as AsyncIterable<SaveRequest>, guard)
+        .then(
+          (res) => callback(null, res),
+          (err: unknown) => callback(toServiceError(err)),
+        )
+        .finally(() => endSaveGuard(deps, guard));
     },
 
     SaveShared(call) {
@@ -79,13 +104,16 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
       const progress = (released: number) => {
         call.write({ progress: { sharedBytesReleased: released } } satisfies SaveSharedResponse);
       };
-      saveItem(deps, call.metadata, requests(), () => call.cancelled, progress).then(
-        (res) => {
-          call.write({ result: res } satisfies SaveSharedResponse);
-          call.end();
-        },
-        (err: unknown) => call.emit("error", toServiceError(err)),
-      );
+      const guard = saveGuard(deps, call, "SaveShared");
+      saveItem(deps, call.metadata, requests(), guard, progress)
+        .then(
+          (res) => {
+            call.write({ result: res } satisfies SaveSharedResponse);
+            call.end();
+          },
+          (err: unknown) => call.emit("error", toServiceError(err)),
+        )
+        .finally(() => endSaveGuard(deps, guard));
     },
 
     Commit(call, callback) {
@@ -204,32 +232,64 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
 
     Load(call) {
       const started = process.hrtime.bigint();
+      const guard = loadGuard(deps, call, "Load");
+      const out = new LoadSender<LoadResponseIn>(call, guard, deps.streamLimits.loadBudget);
+      let closeLoad: (() => void) | undefined;
       void (async () => {
+        closeLoad = openLoad(call.request.job, call.metadata);
         const plan = await planLoad(call.request, call.metadata);
-        let ok = call.write(planMessage(plan));
-        for await (const part of loader.stream(plan)) {
-          if (call.cancelled) return;
-          if (!ok) await drained(call);
-          if (part.kind === "chunk") metrics.bytesSent.inc(part.data.length);
-          // A copy: the stream may queue the message unserialised, and the loader reuses
-          // the chunk's buffer once the next part is asked for.
-          ok = call.write(
-            part.kind === "chunk" ? ({ chunk: { data: Buffer.from(part.data) } } satisfies LoadResponseIn) : entryMessage(part),
-          );
+        await out.send(planMessage(plan));
+        // What the client was sent: where the loader resumes after a pause.
+        const at: LoadPosition = { entry: -1, chunk: 0 };
+        for (;;) {
+          let paused = false;
+          for await (const part of loader.stream(plan, { ...at })) {
+            // The next part is read (and decoded) while the last message goes out. A client
+            // that takes no message for a while pauses the stream: the loader's buffers go
+            // back to the cache instead of waiting here for as long as the client likes.
+            if (!(await out.sentWithin(LOAD_PAUSE_AFTER_MS))) {
+              paused = true;
+              break;
+            }
+            if (part.kind === "entry") {
+              await out.send(entryMessage(part));
+              at.entry++;
+              at.chunk = 0;
+            } else {
+              metrics.bytesSent.inc(part.data.length);
+              // Each message carries the CRC-32C of its bytes, so a client can check end to end:
+              // the stored chunk's own when it goes whole, the piece's when it was split.
+              const whole = part.data.length <= MAX_LOAD_MESSAGE_DATA;
+              await out.sendChunk(part.data, (data) => ({ chunk: { data, crc32c: whole ? part.crc32c : crc32c(data) } }));
+              at.chunk++;
+            }
+          }
+          if (!paused) break;
+          log.debug({ job: plan.manifest.job, checkpoint: plan.manifest.checkpointId, at }, "load paused: the client is not reading");
+          await out.settle();
         }
+        await out.settle();
         call.end();
         metrics.loadSeconds.observe({ outcome: "ok" }, seconds(started));
-      })().catch((err: unknown) => {
-        metrics.loadSeconds.observe({ outcome: "error" }, seconds(started));
-        logRejected(log, "Load", err);
-        call.emit("error", toServiceError(err));
-      });
+      })()
+        .catch((err: unknown) => {
+          metrics.loadSeconds.observe({ outcome: "error" }, seconds(started));
+          if (!call.cancelled) logRejected(log, "Load", err);
+          call.emit("error", toServiceError(err));
+        })
+        .finally(() => {
+          out.close();
+          closeLoad?.();
+          guard.dispose();
+        });
     },
 
     LoadShared(call) {
       const started = process.hrtime.bigint();
+      const guard = loadGuard(deps, call, "LoadShared");
       let segment: SharedSegment | undefined;
       let ring: SlotRing | undefined;
+      let closeLoad: (() => void) | undefined;
       void (async () => {
         const requests = call.iterator({ destroyOnReturn: false }) as AsyncIterator<LoadSharedRequest>;
         const first = await requests.next();
@@ -237,8 +297,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           throw invalidArgument("the first LoadShared message must be start, with the request");
         checkBounds(first.value, "message");
         const { request, sharedMemoryPath } = first.value.start;
-        checkName("job", request.job);
-        auth.check(call.metadata, { job: request.job });
+        closeLoad = openLoad(request.job, call.metadata);
         segment = await SharedSegment.open(deps.sharedMemory, sharedMemoryPath, "write");
         const slots = Math.floor(segment.size / LZ4_MAX_BLOCK);
         if (slots < 1)
@@ -257,20 +316,50 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           }
         })().catch((err: unknown) => r.fail(err));
         let ok = call.write({ response: planMessage(plan) } satisfies LoadSharedResponseIn);
-        for await (const part of loader.stream(plan)) {
-          if (call.cancelled) return;
-          if (!ok) await drained(call);
-          if (part.kind === "entry") {
-            ok = call.write({ response: entryMessage(part) } satisfies LoadSharedResponseIn);
-            continue;
+        // What the client was sent: where the loader resumes after a pause.
+        const at: LoadPosition = { entry: -1, chunk: 0 };
+        /** The slot asked for the next chunk; kept across a pause (the ring counts it as taken). */
+        let slot: Promise<number> | undefined;
+        for (;;) {
+          /** The client's step the stream paused for. */
+          let pausedFor: Promise<unknown> | undefined;
+          for await (const part of loader.stream(plan, { ...at })) {
+            if (call.cancelled) return;
+            // Both waits are the client's steps (reading, freeing slots). One that takes a
+            // while pauses the stream: the loader's buffers go back to the cache meanwhile.
+            if (!ok) {
+              const drain = drained(call);
+              if (!(await guard.within(drain, LOAD_PAUSE_AFTER_MS))) {
+                pausedFor = drain;
+                break;
+              }
+              ok = true;
+            }
+            if (part.kind === "entry") {
+              ok = call.write({ response: entryMessage(part) } satisfies LoadSharedResponseIn);
+              at.entry++;
+              at.chunk = 0;
+              continue;
+            }
+            slot ??= r.acquire(part.data.length);
+            if (!(await guard.within(slot, LOAD_PAUSE_AFTER_MS))) {
+              pausedFor = slot;
+              break;
+            }
+            const offset = (await slot) * LZ4_MAX_BLOCK;
+            slot = undefined;
+            await segment.write(part.data, offset);
+            metrics.bytesSent.inc(part.data.length);
+            metrics.sharedMemoryBytes.inc({ direction: "load" }, part.data.length);
+            ok = call.write({
+              response: { sharedChunk: { offset, length: part.data.length, crc32c: part.crc32c } },
+            } satisfies LoadSharedResponseIn);
+            at.chunk++;
           }
-          const offset = (await r.acquire(part.data.length)) * LZ4_MAX_BLOCK;
-          await segment.write(part.data, offset);
-          metrics.bytesSent.inc(part.data.length);
-          metrics.sharedMemoryBytes.inc({ direction: "load" }, part.data.length);
-          ok = call.write({
-            response: { sharedChunk: { offset, length: part.data.length, crc32c: part.crc32c } },
-          } satisfies LoadSharedResponseIn);
+          if (!pausedFor) break;
+          log.debug({ job: plan.manifest.job, checkpoint: plan.manifest.checkpointId, at }, "load paused: the client is not reading");
+          await guard.wait(pausedFor);
+          if (pausedFor !== slot) ok = true;
         }
         call.end();
         metrics.loadSeconds.observe({ outcome: "ok" }, seconds(started));
@@ -283,9 +372,36 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         .finally(() => {
           ring?.fail(new CkptdError(grpc.status.CANCELLED, "the load ended"));
           void segment?.close();
+          closeLoad?.();
+          guard.dispose();
         });
     },
   };
+
+  /**
+   * Counts a Load or LoadShared stream against its job's limit; returns the call that
+   * uncounts it. Checked before any work: a job cannot make the daemon plan and read more
+   * loads than it may have open.
+   */
+  function openLoad(job: string, metadata: grpc.Metadata): () => void {
+    checkName("job", job);
+    auth.check(metadata, { job });
+    const open = loadsByJob.get(job) ?? 0;
+    const max = deps.streamLimits.maxLoadsPerJob;
+    if (open >= max)
+      throw resourceExhausted(
+        `job '${job}' already has ${open} loads open on this daemon, the most it may (--max-loads-per-job ${max}); retry once one finished`,
+      );
+    loadsByJob.set(job, open + 1);
+    let closed = false;
+    return () => {
+      if (closed) return;
+      closed = true;
+      const left = (loadsByJob.get(job) ?? 1) - 1;
+      if (left > 0) loadsByJob.set(job, left);
+      else loadsByJob.delete(job);
+    };
+  }
 
   /** Checks a Load request and plans it. */
   async function planLoad(r: LoadRequest, metadata: grpc.Metadata): Promise<LoadPlan> {
@@ -501,8 +617,45 @@ function decodePageToken(token: string): { step: number; id: string } {
   throw invalidArgument("page_token is not one this daemon issued; pass next_page_token from the previous page");
 }
 
-/** Size of the buffer a save stream copies shared chunks into (the chunk limit). */
-const SHARED_READ_BUFFER_BYTES = LZ4_MAX_BLOCK;
+/**
+ * A Load whose client has not taken the last message for this long lets go of its read
+ * buffers until it does (then resumes where it was): a stalled client holds one message.
+ */
+const LOAD_PAUSE_AFTER_MS = 500;
+
+/** The guard of a Load or LoadShared stream: it ends when its client stops reading or goes away. */
+function loadGuard(deps: ServiceDeps, call: EventEmitter & { cancelled?: boolean }, rpc: string): StreamGuard {
+  const ms = deps.streamLimits.idleTimeoutMs;
+  return new StreamGuard(
+    call,
+    ms,
+    `the client read nothing of this ${rpc} stream for ${ms} ms (--stream-idle-timeout-ms); the load is ended`,
+  );
+}
+
+/** The guard of a Save or SaveShared stream: it ends when its client goes quiet or away. */
+function saveGuard(deps: ServiceDeps, call: EventEmitter & { cancelled?: boolean }, rpc: string): StreamGuard {
+  const ms = deps.streamLimits.idleTimeoutMs;
+  const guard = new StreamGuard(
+    call,
+    ms,
+    `the client sent nothing on this ${rpc} stream for ${ms} ms (--stream-idle-timeout-ms); the stream is closed and its item discarded`,
+  );
+  deps.saveGuards.add(guard);
+  return guard;
+}
+
+/** Ends a Save stream's guard: it no longer counts for the drain. */
+function endSaveGuard(deps: ServiceDeps, guard: StreamGuard): void {
+  deps.saveGuards.delete(guard);
+  guard.dispose();
+}
+
+/**
+ * Buffers SaveShared streams copy shared chunks into (the chunk limit), lent per chunk:
+ * a stream that waits for its client holds none.
+ */
+const SHARED_READ_BUFFERS = new SpareBuffers(LZ4_MAX_BLOCK, 8);
 
 /**
  * One Save stream, for Save and SaveShared: header, (entry, chunk | shared_chunk*)*,
@@ -514,20 +667,21 @@ async function saveItem(
   deps: ServiceDeps,
   metadata: grpc.Metadata,
   requests: AsyncIterable<SaveRequest>,
-  cancelled: () => boolean,
+  guard: StreamGuard,
   onReleased?: (bytes: number) => void,
 ): Promise<SaveResponse> {
   const { coordinator, log, auth, metrics } = deps;
   let ticket: SaveTicket | undefined;
   let writer: ItemWriter | undefined;
   let shared: SharedSegment | undefined;
-  let sharedBuf: Buffer | undefined;
   let released = 0;
   let trailerSeen = false;
+  let unwatch: (() => void) | undefined;
+  let lease: PoolLease | undefined;
   const started = process.hrtime.bigint();
   deps.activeSaves.count++;
   try {
-    for await (const req of requests) {
+    for await (const req of guard.messages(requests)) {
       if (trailerSeen) throw invalidArgument("a message arrived after the trailer");
       if (req.msg !== "chunk" && req.msg !== "sharedChunk") checkBounds(req, "message");
       if (req.msg === "header") {
@@ -542,7 +696,11 @@ async function saveItem(
           { job: h.job, checkpointId: h.checkpointId, step: h.step, rank: h.rank, worldSize: h.worldSize },
           h.item,
         );
-        writer = new ItemWriter(h.item, ticket.dir);
+        // A decision while the stream waits for its client ends the stream at once.
+        unwatch = ticket.attempt.watchStream((err) => guard.stop(err));
+        const io = currentWriteIo();
+        lease = io.pool?.lease(h.job);
+        writer = new ItemWriter(h.item, ticket.dir, io, lease?.shares);
         await writer.open();
         onReleased?.(0);
         continue;
@@ -559,10 +717,14 @@ async function saveItem(
       } else if (req.msg === "sharedChunk") {
         if (!shared) throw invalidArgument("a shared_chunk arrived but the header named no shared_memory_path");
         const c = req.sharedChunk!;
-        sharedBuf ??= Buffer.allocUnsafeSlow(SHARED_READ_BUFFER_BYTES);
         const before = writer.bytesStored;
         const receivedBefore = writer.bytesReceived;
-        await writer.writeSharedChunk(shared, c.offset, c.length, c.crc32c, sharedBuf);
+        const buf = SHARED_READ_BUFFERS.take();
+        try {
+          await writer.writeSharedChunk(shared, c.offset, c.length, c.crc32c, buf);
+        } finally {
+          SHARED_READ_BUFFERS.give(buf);
+        }
         const n = writer.bytesReceived - receivedBefore;
         metrics.bytesReceived.inc(n);
         metrics.sharedMemoryBytes.inc({ direction: "save" }, n);
@@ -573,6 +735,7 @@ async function saveItem(
         const record = await writer.finish(req.trailer!);
         ticket.attempt.stage(ticket, record);
         trailerSeen = true;
+        unwatch?.();
       } else throw invalidArgument("an empty message arrived; set header, entry, chunk, shared_chunk or trailer");
     }
     if (!ticket || !writer) throw invalidArgument("the stream ended before the header");
@@ -598,10 +761,13 @@ async function saveItem(
   } catch (err) {
     if (writer && !trailerSeen) await writer.discard().catch((e: unknown) => log.warn({ err: e }, "could not remove a failed item"));
     if (ticket && !trailerSeen) ticket.attempt.release(ticket);
-    if (!cancelled()) logRejected(log, "Save", err, ticket);
+    if (!(guard.stopped instanceof CkptdError && guard.stopped.code === grpc.status.CANCELLED)) logRejected(log, "Save", err, ticket);
     metrics.saveSeconds.observe({ outcome: "error" }, seconds(started));
     throw err;
   } finally {
+    unwatch?.();
+    // The writer's buffers are all back by now: finish and discard wait for its writes.
+    lease?.close();
     deps.activeSaves.count--;
     await shared?.close();
   }

@@ -18,7 +18,11 @@ export interface LoadResponseIn {
    */
   'entry'?: (_ckptd_v1_LoadEntryIn | null);
   /**
-   * A slice of the current entry's raw bytes, verified against its checksum.
+   * A slice of the current entry's raw bytes, verified against its checksum, with the
+   * CRC-32C of the slice's bytes (crc32c is always set on Load). A slice
+   * holds at most 4 MiB - 64 KiB, so every message fits the 4 MiB receive limit of
+   * stock gRPC clients; slices need not match the chunks the entry was saved in, so
+   * clients reassemble an entry by its size_bytes.
    */
   'chunk'?: (_ckptd_v1_ChunkIn | null);
   /**
@@ -45,7 +49,11 @@ export interface LoadResponse {
    */
   'entry'?: (_ckptd_v1_LoadEntry | null);
   /**
-   * A slice of the current entry's raw bytes, verified against its checksum.
+   * A slice of the current entry's raw bytes, verified against its checksum, with the
+   * CRC-32C of the slice's bytes (crc32c is always set on Load). A slice
+   * holds at most 4 MiB - 64 KiB, so every message fits the 4 MiB receive limit of
+   * stock gRPC clients; slices need not match the chunks the entry was saved in, so
+   * clients reassemble an entry by its size_bytes.
    */
   'chunk'?: (_ckptd_v1_Chunk | null);
   /**
