@@ -85,7 +85,7 @@ function openDataFiles(d: Daemon): string[] {
     } catch {
       continue; // closed meanwhile
     }
-    if (target.startsWith(d.dataDir) && !target.endsWith(".lock") && !target.endsWith(".direct-io-probe")) open.push(target);
+    if (target.startsWith(d.dataDir) && !target.endsWith(".lock") && !target.includes(".direct-io-probe")) open.push(target);
   }
   return open;
 }
