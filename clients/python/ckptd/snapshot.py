@@ -226,7 +226,30 @@ def _wait_for_checkpoint(c: CkptdClient, job: str, checkpoint: Checkpointish, de
     raise DeadlineExceeded(f"job {job} committed no checkpoint at step {checkpoint} in time")
 
 
-class Snapshot:
+class ExtraState:
+    """tml's ``step`` and ``walltime`` properties, kept in ``state["extra_state"]`` so they
+    are saved and restored with everything else."""
+
+    state: Dict[str, Any]
+
+    @property
+    def step(self) -> int:
+        return self.state["extra_state"]["step"]
+
+    @step.setter
+    def step(self, step: int) -> None:
+        self.state["extra_state"]["step"] = step
+
+    @property
+    def walltime(self) -> float:
+        return self.state["extra_state"]["walltime"]
+
+    @walltime.setter
+    def walltime(self, walltime: float) -> None:
+        self.state["extra_state"]["walltime"] = walltime
+
+
+class Snapshot(ExtraState):
     """Checkpoints a dict of stateful objects, one checkpoint per global step.
 
     ``state`` maps item names to objects with ``state_dict()``/``load_state_dict()``
@@ -244,22 +267,6 @@ class Snapshot:
         self.engine = CheckpointEngine(job=job, **engine_options)
         #: The checkpoint id the last restore loaded ("latest" is resolved once per restore).
         self.restored_checkpoint: Optional[str] = None
-
-    @property
-    def step(self) -> int:
-        return self.state["extra_state"]["step"]
-
-    @step.setter
-    def step(self, step: int) -> None:
-        self.state["extra_state"]["step"] = step
-
-    @property
-    def walltime(self) -> float:
-        return self.state["extra_state"]["walltime"]
-
-    @walltime.setter
-    def walltime(self, walltime: float) -> None:
-        self.state["extra_state"]["walltime"] = walltime
 
     def save(self, global_step: int) -> CheckpointRef:
         """Saves every object of ``state`` and commits; returns the committed checkpoint.

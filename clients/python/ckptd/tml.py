@@ -33,7 +33,7 @@ from typing import Any, Dict, Generator, List, Optional, Tuple
 from .client import CkptdClient, default_address
 from .engine import CheckpointEngine
 from .errors import CheckpointNotFound, DeadlineExceeded, InvalidArgument
-from .snapshot import StateDict
+from .snapshot import ExtraState, StateDict
 from .snapshot import wait_for_evaluators as _wait_for_evaluators
 from .state import unflatten
 
@@ -321,7 +321,7 @@ def _restore_items(engine: CheckpointEngine, cid: str, state: Dict[str, Any]) ->
             raise InvalidArgument(f"state[{name!r}] ({type(obj).__name__}) has no load_state_dict and is not a dict")
 
 
-class Snapshot:
+class Snapshot(ExtraState):
     """tml's ``Snapshot(save_dir, state)``: checkpoints ``state`` (objects with
     ``state_dict()``/``load_state_dict()``, or dicts) as one checkpoint per global step,
     each rank saving its own ``state_dict()`` of each object as one item.
@@ -350,22 +350,6 @@ class Snapshot:
             opts.setdefault("decoupled", True)
             self._engine = CheckpointEngine(job=self.job, client=_client(), **opts)
         return self._engine
-
-    @property
-    def step(self) -> int:
-        return self.state["extra_state"]["step"]
-
-    @step.setter
-    def step(self, step: int) -> None:
-        self.state["extra_state"]["step"] = step
-
-    @property
-    def walltime(self) -> float:
-        return self.state["extra_state"]["walltime"]
-
-    @walltime.setter
-    def walltime(self, walltime: float) -> None:
-        self.state["extra_state"]["walltime"] = walltime
 
     def save(self, global_step: int) -> PendingSnapshot:
         """Captures every object's state (later changes do not reach this checkpoint) and
