@@ -261,7 +261,8 @@ export interface CheckpointCoordinator {
   start(): void;
   stop(): void;
   inFlight(): number;
-  hasUndecidedWork(): boolean;
+  /** See CommitCoordinator.hasUndecidedWork: attempts with activity in the last `activeWithinMs`. */
+  hasUndecidedWork(activeWithinMs?: number): boolean;
   beginSave(ref: CheckpointRef, item: string): Promise<SaveTicket>;
   vote(ref: CheckpointRef, items: string[], attemptNo: number): Promise<Decision>;
   abort(ref: Omit<CheckpointRef, "step" | "worldSize">, reason: string, attemptNo: number): Promise<Decision>;
@@ -414,12 +415,20 @@ export class CommitCoordinator implements CheckpointCoordinator {
     return n;
   }
 
-  /** True while some attempt holds staged data or votes: a drain waits for these to be decided. */
-  hasUndecidedWork(): boolean {
+  /**
+   * True while some attempt holds staged data or votes and saw activity in the last
+   * `activeWithinMs`: a drain waits for these to be decided. One nobody touched for that
+   * long was left by trainers that died (a drain refuses new saves, so it cannot complete):
+   * the drain does not wait for it, and recovery aborts it at the next start.
+   */
+  hasUndecidedWork(activeWithinMs = Infinity): boolean {
     // A durable COMMIT still being published is work a drain lets finish.
     for (const q of this.invisible.values()) if (q.length > 0) return true;
-    for (const a of this.open.values())
-      if (a.state !== "preparing" || a.staged.size > 0 || a.votes.size > 0 || a.inflight.size > 0) return true;
+    const since = Date.now() - activeWithinMs;
+    for (const a of this.open.values()) {
+      if (a.state !== "preparing" || a.inflight.size > 0) return true;
+      if ((a.staged.size > 0 || a.votes.size > 0) && a.lastActivity >= since) return true;
+    }
     return false;
   }
 

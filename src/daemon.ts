@@ -346,7 +346,8 @@ export class Daemon {
         unavailable(`the daemon is shutting down and this stream sent nothing for ${idleMs} ms; save the item again on its successor`),
       );
     const deadline = Date.now() + graceMs;
-    while (Date.now() < deadline && (this.activeSaves.count > 0 || this.coordinator.hasUndecidedWork()))
+    // Checkpoints nobody touched for idleMs were left by dead trainers: not waited for.
+    while (Date.now() < deadline && (this.activeSaves.count > 0 || this.coordinator.hasUndecidedWork(idleMs)))
       await new Promise((r) => setTimeout(r, 50));
     // Nothing is left to finish: idle connections get a moment to go, not the whole grace period.
     const left = Math.min(Math.max(0, deadline - Date.now()), IDLE_CONNECTION_GRACE_MS);

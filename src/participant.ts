@@ -110,9 +110,12 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     return n;
   }
 
-  hasUndecidedWork(): boolean {
-    for (const a of this.attempts.values())
-      if (a.state !== "decided" && (a.staged.size > 0 || a.votes.size > 0 || a.inflight.size > 0)) return true;
+  hasUndecidedWork(activeWithinMs = Infinity): boolean {
+    const since = Date.now() - activeWithinMs;
+    for (const a of this.attempts.values()) {
+      if (a.state === "decided") continue;
+      if (a.inflight.size > 0 || ((a.staged.size > 0 || a.votes.size > 0) && a.lastActivity >= since)) return true;
+    }
     return false;
   }
 

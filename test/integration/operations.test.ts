@@ -9,7 +9,18 @@ import { CkptdClient } from "../../clients/ts/src/index.js";
 import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
 import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../clients/ts/src/wire.js";
 import { rawClient, scrape, startDaemon, tempDataDir, DAEMON_ENTRY, makeTestCertificates, type Daemon } from "./harness.js";
-import { chunkMsg, commitRaw, compressibleBytes, entryMsg, f32Entry, headerMsg, MiB, openSave, trailerFor } from "./wire-helpers.js";
+import {
+  chunkMsg,
+  commitRaw,
+  compressibleBytes,
+  entryMsg,
+  f32Entry,
+  headerMsg,
+  MiB,
+  openSave,
+  saveItemOk,
+  trailerFor,
+} from "./wire-helpers.js";
 
 function unaryWith<T>(fn: (md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: T) => void) => void, token?: string) {
   const md = new grpc.Metadata();
@@ -351,6 +362,31 @@ describe("graceful shutdown", () => {
       const list = await unaryWith<{ checkpoints: { checkpointId: string }[] }>((md, cb) => c.ListCheckpoints({ job: "g" }, md, cb));
       expect(list.response?.checkpoints.map((x) => x.checkpointId)).toEqual(["s1"]);
       c.close();
+    } finally {
+      await next.stop();
+    }
+  });
+
+  it("sigterm - checkpoints left open by trainers that died (staged, never voted) do not hold the daemon for the grace period", async () => {
+    const d = await startDaemon({ args: ["--shutdown-grace-ms", "30000"] });
+    const raw = rawClient(d.address);
+    // Rank 0 of each saved and died before voting; rank 1 never came.
+    for (const id of ["left1", "left2", "left3"])
+      await saveItemOk(raw, { job: "g2", checkpointId: id, step: Number(id.slice(4)), rank: 0, worldSize: 2, item: "model" }, [
+        f32Entry("w", compressibleBytes(64 * 1024, 1)),
+      ]);
+    raw.close();
+    // Past the 3 s of activity a drain still waits for (grace / 10).
+    await new Promise((r) => setTimeout(r, 3_500));
+    const started = Date.now();
+    d.proc.kill("SIGTERM");
+    expect(await d.exited).toBe(0);
+    expect(Date.now() - started, "SIGTERM to exit").toBeLessThan(5_000);
+    // Recovery aborts them at the next start and frees their staging.
+    const next = await startDaemon({ dataDir: d.dataDir });
+    try {
+      expect(next.output()).toMatch(/recovery: aborted an undecided checkpoint/);
+      expect(fs.readdirSync(path.join(d.dataDir, "jobs", "g2", "staging"))).toEqual([]);
     } finally {
       await next.stop();
     }
