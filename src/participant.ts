@@ -150,6 +150,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
           attempt: n,
           items: records.map(stagedItem),
           nodeId: this.cluster.nodeId,
+          incarnation: ref.incarnation ?? 0,
         },
         md,
         o,
@@ -167,19 +168,26 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
       );
     const attempt = this.local(ref.job, ref.checkpointId, n, 0, 0);
     if (attempt.decision) return attempt.decision;
-    return this.abortRemote(attempt, `rank ${ref.rank} aborted${reason ? `: ${reason}` : ""}`);
+    return this.abortRemote(attempt, `rank ${ref.rank} aborted${reason ? `: ${reason}` : ""}`, ref);
   }
 
-  private async abortRemote(attempt: Attempt, reason: string): Promise<Decision> {
+  /** Relays a no-vote; `by` is the rank whose Abort it is (its incarnation is fenced), none when this node aborts. */
+  private async abortRemote(attempt: Attempt, reason: string, by?: { rank: number; incarnation?: number | undefined }): Promise<Decision> {
     const res = await this.retry<AbortAttemptResponse>("AbortAttempt", (md, o, cb) =>
-      this.cluster
-        .coordinator()
-        .AbortAttempt(
-          { job: attempt.job, checkpointId: attempt.checkpointId, attempt: attempt.attempt, reason, nodeId: this.cluster.nodeId },
-          md,
-          o,
-          cb,
-        ),
+      this.cluster.coordinator().AbortAttempt(
+        {
+          job: attempt.job,
+          checkpointId: attempt.checkpointId,
+          attempt: attempt.attempt,
+          reason,
+          nodeId: this.cluster.nodeId,
+          rank: by?.rank ?? 0,
+          incarnation: by?.incarnation ?? 0,
+        },
+        md,
+        o,
+        cb,
+      ),
     );
     return this.settle(attempt, res.outcome, res.reason)!;
   }
@@ -196,6 +204,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
             worldSize: ref.worldSize,
             rank: ref.rank,
             nodeId: this.cluster.nodeId,
+            incarnation: ref.incarnation ?? 0,
           },
           md,
           o,
