@@ -135,11 +135,12 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     const missing = items.filter((i) => !staged?.has(i));
     if (missing.length > 0) {
       const reason = `rank ${ref.rank} voted for item(s) ${missing.map((m) => `'${m}'`).join(", ")} that it did not stage on node '${this.cluster.nodeId}' in attempt ${n}`;
-      return this.abortRemote(attempt, reason);
+      // Relayed with the voter's incarnation: a dead incarnation's vote is refused, not an abort.
+      return this.abortRemote(attempt, reason, ref);
     }
     attempt.votes.set(ref.rank, items);
     const records = items.map((i) => staged!.get(i)!);
-    const res = await this.retry<VoteResponse>("Vote", (md, o, cb) =>
+    const relay = this.retry<VoteResponse>("Vote", (md, o, cb) =>
       this.cluster.coordinator().Vote(
         {
           job: ref.job,
@@ -157,6 +158,11 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
         cb,
       ),
     );
+    // A vote the coordinator refused (e.g. of a superseded incarnation) is no vote here either.
+    const res = await relay.catch((err: unknown) => {
+      if (attempt.votes.get(ref.rank) === items) attempt.votes.delete(ref.rank);
+      throw err;
+    });
     return this.settle(attempt, res.outcome, res.reason)!;
   }
 

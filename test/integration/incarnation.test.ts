@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
-import { rawClient, startDaemon, tempDataDir, type Daemon } from "./harness.js";
+import { rawClient, startDaemon, tempDataDir, writePeerTokenFile, type Daemon } from "./harness.js";
 import {
   abortRaw,
   chunkMsg,
@@ -187,5 +187,56 @@ describe("incarnation fencing", () => {
     await expectLoadsBitExact(client, JOB, "ck7", 0, { model: NEW });
     // Committed is final, whatever incarnation asks.
     expectStatus(await save(client, r0, 1, OLD), "FAILED_PRECONDITION", /already committed/);
+  });
+
+  it("fencing - a rank that voted before a peer's restart hears ABORTED at once, naming the restart, and never hangs", async () => {
+    // The restarted peer's items sit in the open attempt: it is aborted under the rank that
+    // voted (the engine's first-create abort and barrier keep a restarted job out of this).
+    const { client } = await start();
+    const r0 = ref("ck8", 0, 2);
+    const r1 = ref("ck8", 1, 2);
+    expect(await saveOk(client, r0, 1, OLD)).toBe(1);
+    expect(await saveOk(client, r1, 1, OLD)).toBe(1);
+    const vote1 = commit(client, r1, 1);
+    expect(await saveOk(client, r0, 2, NEW)).toBe(2);
+    const heard = expectOutcome(await vote1, "ABORTED", "the peer's vote");
+    expect(heard.attempt).toBe(1);
+    expect(heard.reason).toMatch(/rank 0 restarted \(incarnation 1 → 2\)/);
+  });
+});
+
+describe("incarnation fencing across nodes", () => {
+  it("fencing - a rank on a participant node restarts: the coordinator aborts its old attempt and refuses the old incarnation", async () => {
+    const dataDir = tempDataDir();
+    const peerToken = writePeerTokenFile();
+    const clients: CheckpointServiceClient[] = [];
+    for (const node of ["n1", "n2"]) {
+      const daemon = await startDaemon({
+        dataDir,
+        args: ["--node-id", node, "--peers", "n1,n2", "--peer-token-file", peerToken, "--prepare-timeout-ms", String(PREPARE_TIMEOUT_MS)],
+      });
+      const client = rawClient(daemon.address);
+      running.push({ daemon, client });
+      clients.push(client);
+    }
+    const [coordinator, participant] = clients as [CheckpointServiceClient, CheckpointServiceClient];
+    const r0 = ref("mn1", 0, 2);
+    const r1 = ref("mn1", 1, 2);
+    // Rank 1 lives on the participant n2: its incarnation reaches the coordinator n1.
+    expect(await saveOk(participant, r1, 1, OLD)).toBe(1);
+    expect(await saveOk(participant, r1, 2, NEW)).toBe(2);
+    expect(decisionRecord(dataDir, "mn1", 1).reason).toMatch(/rank 1 restarted \(incarnation 1 → 2\)/);
+    const superseded = /superseded by a newer incarnation of rank 1/;
+    expectStatus(await save(participant, { ...r1, item: "optim" }, 1, OLD), "FAILED_PRECONDITION", superseded);
+    expectStatus(await commit(participant, r1, 1), "FAILED_PRECONDITION", superseded);
+    expectStatus(
+      await abortRaw(participant, { job: JOB, checkpointId: "mn1", rank: 1, reason: "late", incarnation: 1 }),
+      "FAILED_PRECONDITION",
+      superseded,
+    );
+    expect(await saveOk(coordinator, r0, 9, OLD)).toBe(2);
+    const votes = await Promise.all([commit(coordinator, r0, 9), commit(participant, r1, 2)]);
+    for (const v of votes) expect(expectOutcome(v, "COMMITTED").attempt).toBe(2);
+    await expectLoadsBitExact(coordinator, JOB, "mn1", 1, { model: NEW });
   });
 });
