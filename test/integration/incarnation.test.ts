@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
+import { CkptdClient, isFailedPrecondition, processIncarnation } from "../../clients/ts/src/index.js";
 import { rawClient, startDaemon, tempDataDir, writePeerTokenFile, type Daemon } from "./harness.js";
 import {
   abortRaw,
@@ -238,5 +239,29 @@ describe("incarnation fencing across nodes", () => {
     const votes = await Promise.all([commit(coordinator, r0, 9), commit(participant, r1, 2)]);
     for (const v of votes) expect(expectOutcome(v, "COMMITTED").attempt).toBe(2);
     await expectLoadsBitExact(coordinator, JOB, "mn1", 1, { model: NEW });
+  });
+});
+
+describe("incarnation fencing from the TypeScript client", () => {
+  it("fencing - CkptdClient sends its incarnation: a restarted client saves at once, the old one is refused", async () => {
+    const { daemon } = await start();
+    // Real clients default to one incarnation per process; two explicit ones stand for two processes.
+    const dead = new CkptdClient({ address: daemon.address, incarnation: 10, sharedMemory: false });
+    const restarted = new CkptdClient({ address: daemon.address, incarnation: 11, sharedMemory: false });
+    try {
+      expect(new CkptdClient(daemon.address).incarnation).toBe(processIncarnation());
+      const req = { job: JOB, checkpointId: "ts1", step: 7, rank: 0, worldSize: 1, item: "model" };
+      const tensor = (fill: number) => ({ dtype: "float32" as const, shape: [256], device: "cpu", data: new Uint8Array(1024).fill(fill) });
+      expect((await dead.save({ ...req, entries: [{ key: "w", tensor: tensor(1) }] })).attempt).toBe(1);
+      expect((await restarted.save({ ...req, entries: [{ key: "w", tensor: tensor(2) }] })).attempt).toBe(2);
+      const late = await dead.commit({ ...req, items: ["model"] }).catch((err: unknown) => err);
+      expect(isFailedPrecondition(late), String(late)).toBe(true);
+      const done = await restarted.commit({ ...req, items: ["model"] });
+      expect(done.outcome).toBe("COMMITTED");
+      expect(done.attempt).toBe(2);
+    } finally {
+      dead.close();
+      restarted.close();
+    }
   });
 });
