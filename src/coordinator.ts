@@ -472,7 +472,10 @@ export class CommitCoordinator implements CheckpointCoordinator {
   async abort(ref: Omit<CheckpointRef, "step" | "worldSize">, reason: string, attemptNo: number): Promise<Decision> {
     checkName("job", ref.job);
     checkName("checkpoint_id", ref.checkpointId);
-    await this.fence(ref);
+    const fenced = await this.fence(ref);
+    // A restarted rank's Abort is about the attempt its previous process left open, which
+    // the fence just aborted: a fresh attempt another rank opened meanwhile is not its to abort.
+    if (fenced && attemptNo === 0) return fenced;
     const key = `${ref.job}/${ref.checkpointId}`;
     const current = this.open.get(key);
     if (attemptNo !== 0 && attemptNo !== current?.attempt) return this.pastDecision(ref, attemptNo);
@@ -519,12 +522,17 @@ export class CommitCoordinator implements CheckpointCoordinator {
    * an older incarnation than the rank already used for the checkpoint is refused and
    * changes nothing; the first message of a newer one durably aborts the open attempt
    * the rank took part in with an older one (a restarted trainer must not wait for the
-   * prepare timeout of its own past, nor be refused as a duplicate), and returns once
-   * that is decided, so the message goes on in a new attempt.
+   * prepare timeout of its own past, nor be refused as a duplicate), and returns its
+   * decision once made, so the message goes on in a new attempt.
    */
-  private async fence(ref: { job: string; checkpointId: string; rank: number; incarnation?: number | undefined }): Promise<void> {
+  private async fence(ref: {
+    job: string;
+    checkpointId: string;
+    rank: number;
+    incarnation?: number | undefined;
+  }): Promise<Decision | undefined> {
     const inc = ref.incarnation ?? 0;
-    if (inc === 0) return;
+    if (inc === 0) return undefined;
     if (!Number.isSafeInteger(inc) || inc < 0)
       throw invalidArgument(`incarnation ${inc} of rank ${ref.rank} is out of range: it must be an integer below 2^53`);
     const key = `${ref.job}/${ref.checkpointId}`;
@@ -537,8 +545,9 @@ export class CommitCoordinator implements CheckpointCoordinator {
     if (current && used !== undefined && used < inc) {
       void this.decide(current, "ABORTED", `rank ${ref.rank} restarted (incarnation ${used} → ${inc})`);
       // A COMMIT already being decided stands: the new attempt is then refused as committed.
-      await current.decided().catch(() => undefined);
+      return current.decided().catch(() => undefined);
     }
+    return undefined;
   }
 
   /**
