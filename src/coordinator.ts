@@ -98,6 +98,12 @@ export interface CoordinatorOptions {
   prepareTimeoutMs: number;
   /** Largest world_size a checkpoint may have. @default 65536 */
   maxWorldSize?: number;
+  /**
+   * Most (checkpoint, rank) incarnations remembered for refusing late messages of dead
+   * incarnations once their attempt is closed; the least recently fenced checkpoints are
+   * forgotten first (an open attempt still fences with its own record). @default 262144
+   */
+  maxRememberedIncarnations?: number;
   /** Test-only fault point. */
   fault?: "crash-after-decision" | undefined;
   /**
@@ -126,12 +132,7 @@ export interface CheckpointRef {
   incarnation?: number;
 }
 
-/**
- * Most (checkpoint, rank) incarnations remembered for refusing late messages of dead
- * incarnations once their attempt is closed; the least recently fenced checkpoints are
- * forgotten first (an open attempt still fences with its own record).
- */
-const MAX_REMEMBERED_INCARNATIONS = 262_144;
+const DEFAULT_MAX_REMEMBERED_INCARNATIONS = 262_144;
 
 type AttemptState = "preparing" | "deciding" | "decided";
 
@@ -264,7 +265,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
   private readonly makingVisible = new Set<string>();
   /**
    * Per "job/id", the newest incarnation each rank used for the checkpoint, in any
-   * attempt: older ones are refused. Bounded (MAX_REMEMBERED_INCARNATIONS); lost on a
+   * attempt: older ones are refused. Bounded (maxRememberedIncarnations); lost on a
    * daemon restart, when recovery aborts every undecided attempt anyway.
    */
   private readonly incarnations = new Map<string, Map<number, number>>();
@@ -582,7 +583,8 @@ export class CommitCoordinator implements CheckpointCoordinator {
     ranks.set(rank, inc);
     this.incarnations.set(key, ranks);
     for (const [k, r] of this.incarnations) {
-      if (this.rememberedIncarnations <= MAX_REMEMBERED_INCARNATIONS || k === key) break;
+      if (this.rememberedIncarnations <= (this.options.maxRememberedIncarnations ?? DEFAULT_MAX_REMEMBERED_INCARNATIONS) || k === key)
+        break;
       this.forgetIncarnations(k, r);
     }
   }
