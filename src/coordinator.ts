@@ -98,6 +98,12 @@ export interface CoordinatorOptions {
   prepareTimeoutMs: number;
   /** Largest world_size a checkpoint may have. @default 65536 */
   maxWorldSize?: number;
+  /**
+   * Most (checkpoint, rank) incarnations remembered for refusing late messages of dead
+   * incarnations once their attempt is closed; the least recently fenced checkpoints are
+   * forgotten first (an open attempt still fences with its own record). @default 262144
+   */
+  maxRememberedIncarnations?: number;
   /** Test-only fault point. */
   fault?: "crash-after-decision" | undefined;
   /**
@@ -119,7 +125,14 @@ export interface CheckpointRef {
   step: number;
   rank: number;
   worldSize: number;
+  /**
+   * The trainer process's incarnation (grows across restarts of the rank); 0 or absent:
+   * not sent, no fencing.
+   */
+  incarnation?: number;
 }
+
+const DEFAULT_MAX_REMEMBERED_INCARNATIONS = 262_144;
 
 type AttemptState = "preparing" | "deciding" | "decided";
 
@@ -131,6 +144,8 @@ export class Attempt {
   /** "rank/item" of saves in progress. */
   readonly inflight = new Set<string>();
   readonly votes = new Map<number, string[]>();
+  /** The incarnation each rank used in this attempt (ranks that sent one). */
+  readonly incarnations = new Map<number, number>();
   lastActivity = Date.now();
   decision: Decision | undefined;
   failure: Error | undefined;
@@ -283,6 +298,13 @@ export class CommitCoordinator implements CheckpointCoordinator {
   private readonly visibleChain = new Map<string, Promise<void>>();
   /** Jobs whose chain is running, so the background retry does not pile up behind it. */
   private readonly makingVisible = new Set<string>();
+  /**
+   * Per "job/id", the newest incarnation each rank used for the checkpoint, in any
+   * attempt: older ones are refused. Bounded (maxRememberedIncarnations); lost on a
+   * daemon restart, when recovery aborts every undecided attempt anyway.
+   */
+  private readonly incarnations = new Map<string, Map<number, number>>();
+  private rememberedIncarnations = 0;
   /** ABORT records that could not be written yet, by "job/id@n" (the abort holds anyway: its staging is gone). */
   private readonly unwrittenAborts = new Map<string, { job: string; id: string; record: DecisionRecord }>();
   private timer: NodeJS.Timeout | undefined;
@@ -435,8 +457,11 @@ export class CommitCoordinator implements CheckpointCoordinator {
   /** Reserves (rank, item) in the checkpoint's open attempt, creating the attempt if needed. */
   async beginSave(ref: CheckpointRef, item: string): Promise<SaveTicket> {
     checkName("item", item);
-    const attempt = await this.openAttempt(ref);
-    return attempt.reserve(ref.rank, item);
+    for (;;) {
+      await this.fence(ref);
+      const attempt = await this.openAttempt(ref);
+      if (this.enter(attempt, ref)) return attempt.reserve(ref.rank, item);
+    }
   }
 
   /**
@@ -446,6 +471,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
   async vote(ref: CheckpointRef, items: string[], attemptNo: number): Promise<Decision> {
     this.checkRef(ref);
     for (const item of items) checkName("item", item);
+    await this.fence(ref);
     const key = `${ref.job}/${ref.checkpointId}`;
     const current = this.open.get(key);
     const invisible = this.invisibleCommit(ref.job, ref.checkpointId);
@@ -458,8 +484,16 @@ export class CommitCoordinator implements CheckpointCoordinator {
       const last = this.lastAttempt.get(key) ?? (await this.scanAttempts(ref.job, ref.checkpointId));
       if (last > 0) return this.pastDecision(ref, last);
     }
+    if (current && attemptNo === 0 && items.length > 0 && ref.incarnation && current.attempt > 1 && !current.incarnations.has(ref.rank)) {
+      // This incarnation saved nothing into the open attempt (its saves would have entered
+      // it), so its vote names items of an earlier one, e.g. a retry from before a daemon
+      // restart: it gets that attempt's decision and has no say in this one.
+      return this.pastDecision(ref, current.attempt - 1);
+    }
     const attempt = current ?? (await this.openAttempt(ref));
     this.checkAgreement(attempt, ref);
+    // A newer incarnation of the rank entered meanwhile (or this one must fence first).
+    if (!this.enter(attempt, ref)) return this.vote(ref, items, attemptNo);
     if (attempt.state === "preparing" && !attempt.votes.has(ref.rank)) {
       attempt.votes.set(ref.rank, [...new Set(items)]);
       attempt.lastActivity = Date.now();
@@ -482,6 +516,10 @@ export class CommitCoordinator implements CheckpointCoordinator {
   async abort(ref: Omit<CheckpointRef, "step" | "worldSize">, reason: string, attemptNo: number): Promise<Decision> {
     checkName("job", ref.job);
     checkName("checkpoint_id", ref.checkpointId);
+    const fenced = await this.fence(ref);
+    // A restarted rank's Abort is about the attempt its previous process left open, which
+    // the fence just aborted: a fresh attempt another rank opened meanwhile is not its to abort.
+    if (fenced && attemptNo === 0) return fenced;
     const key = `${ref.job}/${ref.checkpointId}`;
     const current = this.open.get(key);
     if (attemptNo !== 0 && attemptNo !== current?.attempt) return this.pastDecision(ref, attemptNo);
@@ -523,13 +561,94 @@ export class CommitCoordinator implements CheckpointCoordinator {
     return decision;
   }
 
+  /**
+   * Incarnation fencing, before a message of a rank touches the checkpoint: a message of
+   * an older incarnation than the rank already used for the checkpoint is refused and
+   * changes nothing; the first message of a newer one durably aborts the open attempt
+   * the rank took part in with an older one (a restarted trainer must not wait for the
+   * prepare timeout of its own past, nor be refused as a duplicate), and returns its
+   * decision once made, so the message goes on in a new attempt.
+   */
+  private async fence(ref: {
+    job: string;
+    checkpointId: string;
+    rank: number;
+    incarnation?: number | undefined;
+  }): Promise<Decision | undefined> {
+    const inc = ref.incarnation ?? 0;
+    if (inc === 0) return undefined;
+    if (!Number.isSafeInteger(inc) || inc < 0)
+      throw invalidArgument(`incarnation ${inc} of rank ${ref.rank} is out of range: it must be an integer below 2^53`);
+    const key = `${ref.job}/${ref.checkpointId}`;
+    const ranks = this.incarnations.get(key);
+    const known = ranks?.get(ref.rank) ?? 0;
+    if (inc < known) throw this.superseded(ref, inc, known);
+    if (inc > known) this.rememberIncarnation(key, ref.rank, inc);
+    const current = this.open.get(key);
+    const used = current?.incarnations.get(ref.rank);
+    if (current && used !== undefined && used < inc) {
+      void this.decide(current, "ABORTED", `rank ${ref.rank} restarted (incarnation ${used} → ${inc})`);
+      // A COMMIT already being decided stands: the new attempt is then refused as committed.
+      return current.decided().catch(() => undefined);
+    }
+    return undefined;
+  }
+
+  /**
+   * Records the rank's incarnation in the attempt a message is about to touch. False when
+   * the rank used an older incarnation there (a newer one raced past fence): fence again.
+   */
+  private enter(attempt: Attempt, ref: { job: string; checkpointId: string; rank: number; incarnation?: number | undefined }): boolean {
+    const inc = ref.incarnation ?? 0;
+    if (inc === 0) return true;
+    const known = this.incarnations.get(`${ref.job}/${ref.checkpointId}`)?.get(ref.rank) ?? 0;
+    if (inc < known) throw this.superseded(ref, inc, known);
+    const used = attempt.incarnations.get(ref.rank);
+    if (used !== undefined && used > inc) throw this.superseded(ref, inc, used);
+    if (used !== undefined && used < inc && attempt.state === "preparing") return false;
+    attempt.incarnations.set(ref.rank, inc);
+    return true;
+  }
+
+  private superseded(ref: { checkpointId: string; rank: number }, inc: number, newer: number): CkptdError {
+    return failedPrecondition(
+      `checkpoint '${ref.checkpointId}': incarnation ${inc} of rank ${ref.rank} is superseded by a newer incarnation of rank ${ref.rank} ` +
+        `(${newer}); a message of a restarted trainer's previous process changes nothing`,
+    );
+  }
+
+  private rememberIncarnation(key: string, rank: number, inc: number): void {
+    let ranks = this.incarnations.get(key);
+    if (ranks)
+      this.incarnations.delete(key); // re-inserted below: most recently fenced last
+    else ranks = new Map();
+    if (!ranks.has(rank)) this.rememberedIncarnations++;
+    ranks.set(rank, inc);
+    this.incarnations.set(key, ranks);
+    for (const [k, r] of this.incarnations) {
+      if (this.rememberedIncarnations <= (this.options.maxRememberedIncarnations ?? DEFAULT_MAX_REMEMBERED_INCARNATIONS) || k === key)
+        break;
+      this.forgetIncarnations(k, r);
+    }
+  }
+
+  private forgetIncarnations(key: string, ranks = this.incarnations.get(key)): void {
+    if (!ranks) return;
+    this.rememberedIncarnations -= ranks.size;
+    this.incarnations.delete(key);
+  }
+
   // --- Participants of a multi-node job call these through PeerService. ---
 
   /** The attempt a participant's rank stages into (opened if needed). */
   async openForPeer(ref: CheckpointRef): Promise<number> {
-    const attempt = await this.openAttempt(ref);
-    attempt.lastActivity = Date.now();
-    return attempt.attempt;
+    for (;;) {
+      await this.fence(ref);
+      const attempt = await this.openAttempt(ref);
+      if (!this.enter(attempt, ref)) continue;
+      attempt.lastActivity = Date.now();
+      return attempt.attempt;
+    }
   }
 
   /** Activity on a participant keeps the attempt from timing out; returns the decision once made. */
@@ -554,9 +673,11 @@ export class CommitCoordinator implements CheckpointCoordinator {
    */
   async peerVote(ref: CheckpointRef, attemptNo: number, records: ItemRecord[]): Promise<Decision> {
     this.checkRef(ref);
+    await this.fence(ref);
     const current = this.open.get(`${ref.job}/${ref.checkpointId}`);
     if (!current || current.attempt !== attemptNo) return this.pastDecision(ref, attemptNo);
     this.checkAgreement(current, ref);
+    if (!this.enter(current, ref)) return this.peerVote(ref, attemptNo, records);
     const items = new Map<string, ItemRecord>();
     for (const r of records) {
       checkName("item", r.name);
@@ -582,9 +703,10 @@ export class CommitCoordinator implements CheckpointCoordinator {
   }
 
   /** A participant's no-vote on an attempt. */
-  async peerAbort(job: string, id: string, attemptNo: number, reason: string): Promise<Decision> {
+  async peerAbort(job: string, id: string, attemptNo: number, reason: string, rank = 0, incarnation = 0): Promise<Decision> {
     checkName("job", job);
     checkName("checkpoint_id", id);
+    await this.fence({ job, checkpointId: id, rank, incarnation });
     const current = this.open.get(`${job}/${id}`);
     if (!current || current.attempt !== attemptNo) return this.pastDecision({ job, checkpointId: id }, attemptNo);
     if (current.state === "preparing") void this.decide(current, "ABORTED", reason);
@@ -837,6 +959,8 @@ export class CommitCoordinator implements CheckpointCoordinator {
           );
           this.options.metrics?.commits.inc();
           this.remember(`${job}/${p.attempt.checkpointId}@${p.attempt.attempt}`, decision);
+          // A committed checkpoint is never reopened: no attempt is left to fence.
+          this.forgetIncarnations(`${job}/${p.attempt.checkpointId}`);
           p.attempt.settle(decision);
           this.options.onVisible?.(summary);
         }

@@ -138,11 +138,12 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     const missing = items.filter((i) => !staged?.has(i));
     if (missing.length > 0) {
       const reason = `rank ${ref.rank} voted for item(s) ${missing.map((m) => `'${m}'`).join(", ")} that it did not stage on node '${this.cluster.nodeId}' in attempt ${n}`;
-      return this.abortRemote(attempt, reason);
+      // Relayed with the voter's incarnation: a dead incarnation's vote is refused, not an abort.
+      return this.abortRemote(attempt, reason, ref);
     }
     attempt.votes.set(ref.rank, items);
     const records = items.map((i) => staged!.get(i)!);
-    const res = await this.retry<VoteResponse>("Vote", (md, o, cb) =>
+    const relay = this.retry<VoteResponse>("Vote", (md, o, cb) =>
       this.cluster.coordinator().Vote(
         {
           job: ref.job,
@@ -153,12 +154,18 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
           attempt: n,
           items: records.map(stagedItem),
           nodeId: this.cluster.nodeId,
+          incarnation: ref.incarnation ?? 0,
         },
         md,
         o,
         cb,
       ),
     );
+    // A vote the coordinator refused (e.g. of a superseded incarnation) is no vote here either.
+    const res = await relay.catch((err: unknown) => {
+      if (attempt.votes.get(ref.rank) === items) attempt.votes.delete(ref.rank);
+      throw err;
+    });
     return this.settle(attempt, res.outcome, res.reason)!;
   }
 
@@ -170,19 +177,26 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
       );
     const attempt = this.local(ref.job, ref.checkpointId, n, 0, 0);
     if (attempt.decision) return attempt.decision;
-    return this.abortRemote(attempt, `rank ${ref.rank} aborted${reason ? `: ${reason}` : ""}`);
+    return this.abortRemote(attempt, `rank ${ref.rank} aborted${reason ? `: ${reason}` : ""}`, ref);
   }
 
-  private async abortRemote(attempt: Attempt, reason: string): Promise<Decision> {
+  /** Relays a no-vote; `by` is the rank whose Abort it is (its incarnation is fenced), none when this node aborts. */
+  private async abortRemote(attempt: Attempt, reason: string, by?: { rank: number; incarnation?: number | undefined }): Promise<Decision> {
     const res = await this.retry<AbortAttemptResponse>("AbortAttempt", (md, o, cb) =>
-      this.cluster
-        .coordinator()
-        .AbortAttempt(
-          { job: attempt.job, checkpointId: attempt.checkpointId, attempt: attempt.attempt, reason, nodeId: this.cluster.nodeId },
-          md,
-          o,
-          cb,
-        ),
+      this.cluster.coordinator().AbortAttempt(
+        {
+          job: attempt.job,
+          checkpointId: attempt.checkpointId,
+          attempt: attempt.attempt,
+          reason,
+          nodeId: this.cluster.nodeId,
+          rank: by?.rank ?? 0,
+          incarnation: by?.incarnation ?? 0,
+        },
+        md,
+        o,
+        cb,
+      ),
     );
     return this.settle(attempt, res.outcome, res.reason)!;
   }
@@ -199,6 +213,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
             worldSize: ref.worldSize,
             rank: ref.rank,
             nodeId: this.cluster.nodeId,
+            incarnation: ref.incarnation ?? 0,
           },
           md,
           o,

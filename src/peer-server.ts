@@ -101,7 +101,14 @@ export function peerServiceHandlers(deps: PeerDeps): PeerServiceHandlers {
   const peers = new Set(deps.peerIds);
 
   /** The checkpoint a message names: the same bounds as CheckpointService applies to its callers. */
-  function ref(r: { job: string; checkpointId: string; step: number; rank: number; worldSize: number }): CheckpointRef {
+  function ref(r: {
+    job: string;
+    checkpointId: string;
+    step: number;
+    rank: number;
+    worldSize: number;
+    incarnation: number;
+  }): CheckpointRef {
     checkName("job", r.job);
     checkName("checkpoint_id", r.checkpointId);
     const worldSize = checkInt("world_size", r.worldSize, 1, maxWorldSize);
@@ -111,6 +118,7 @@ export function peerServiceHandlers(deps: PeerDeps): PeerServiceHandlers {
       step: checkInt("step", r.step, 0),
       rank: checkInt("rank", r.rank, 0, worldSize - 1),
       worldSize,
+      incarnation: r.incarnation,
     };
   }
 
@@ -186,7 +194,9 @@ export function peerServiceHandlers(deps: PeerDeps): PeerServiceHandlers {
         const from = node(r.nodeId);
         if (r.reason.length > MAX_REASON_LENGTH)
           throw invalidArgument(`reason is ${r.reason.length} characters long; at most ${MAX_REASON_LENGTH} are allowed`);
-        return outcome(await c.peerAbort(r.job, r.checkpointId, attempt(r.attempt), r.reason || `node '${from}' aborted`));
+        return outcome(
+          await c.peerAbort(r.job, r.checkpointId, attempt(r.attempt), r.reason || `node '${from}' aborted`, r.rank, r.incarnation),
+        );
       });
     },
     GetDecision(call, callback) {

@@ -128,7 +128,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         auth.check(call.metadata, { job: r.job });
         checkRef(r, deps.maxWorldSize);
         return coordinator.vote(
-          { job: r.job, checkpointId: r.checkpointId, step: r.step, rank: r.rank, worldSize: r.worldSize },
+          { job: r.job, checkpointId: r.checkpointId, step: r.step, rank: r.rank, worldSize: r.worldSize, incarnation: r.incarnation },
           r.items,
           r.attempt,
         );
@@ -155,7 +155,9 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           auth.check(call.metadata, { job: r.job });
           checkName("checkpoint_id", r.checkpointId);
         })
-        .then(() => coordinator.abort({ job: r.job, checkpointId: r.checkpointId, rank: r.rank }, r.reason, r.attempt))
+        .then(() =>
+          coordinator.abort({ job: r.job, checkpointId: r.checkpointId, rank: r.rank, incarnation: r.incarnation }, r.reason, r.attempt),
+        )
         .then(
           (d) => callback(null, { outcome: outcomeEnum(d), reason: d.reason, attempt: d.attempt }),
           (err: unknown) => callback(toServiceError(err)),
@@ -693,7 +695,7 @@ async function saveItem(
         checkRef(h, deps.maxWorldSize);
         if (h.sharedMemoryPath) shared = await SharedSegment.open(deps.sharedMemory, h.sharedMemoryPath);
         ticket = await coordinator.beginSave(
-          { job: h.job, checkpointId: h.checkpointId, step: h.step, rank: h.rank, worldSize: h.worldSize },
+          { job: h.job, checkpointId: h.checkpointId, step: h.step, rank: h.rank, worldSize: h.worldSize, incarnation: h.incarnation },
           h.item,
         );
         // A decision while the stream waits for its client ends the stream at once.

@@ -34,6 +34,7 @@ from .client import (
     SnapshotBuffers,
     TensorEntry,
     default_address,
+    process_incarnation,
 )
 from .engine import CheckpointEngine, Placement, local_devices, resolve_ranks, step_of_tag
 from .errors import (
@@ -108,6 +109,7 @@ __all__ = [
     "is_done_eval",
     "local_devices",
     "mark_done_eval",
+    "process_incarnation",
     "resolve_ranks",
     "step_from_checkpoint",
     "step_of_tag",

@@ -49,6 +49,7 @@ __all__ = [
     "SaveResult",
     "TensorEntry",
     "default_address",
+    "process_incarnation",
 ]
 
 #: Largest data chunk either side sends in one message.
@@ -78,6 +79,29 @@ CHANNEL_OPTIONS = (
     ("grpc.max_reconnect_backoff_ms", 2000),
     ("grpc.use_local_subchannel_pool", 1),
 )
+
+
+#: Largest incarnation the daemon accepts (it compares them as exact doubles).
+MAX_INCARNATION = (1 << 53) - 1
+
+_incarnation_lock = threading.Lock()
+_incarnation: Optional[tuple] = None  # (pid, incarnation)
+
+
+def process_incarnation() -> int:
+    """This process's incarnation: microseconds since the epoch when it first asked, so a
+    restarted trainer (a new process) has a larger one than the process it replaces. The
+    daemon fences by it: the first save, commit or abort of a newer incarnation of a rank
+    aborts the checkpoint's undecided attempt the older one took part in, and the older
+    one's late messages are refused. One value per process, not per client, so several
+    clients of one rank (an engine and a Snapshot) never fence each other; a forked child
+    picks its own."""
+    global _incarnation
+    pid = os.getpid()
+    with _incarnation_lock:
+        if _incarnation is None or _incarnation[0] != pid:
+            _incarnation = (pid, time.time_ns() // 1000)
+        return _incarnation[1]
 
 
 def default_address() -> str:
@@ -357,12 +381,23 @@ class CkptdClient:
     def __init__(self, address: Optional[str] = None, *, chunk_bytes: int = MAX_CHUNK_BYTES,
                  credentials: Optional[grpc.ChannelCredentials] = None,
                  channel_options: Sequence = (), shared_memory: Optional[bool] = None,
-                 shared_memory_dir: str = DEFAULT_SHARED_MEMORY_DIR):
+                 shared_memory_dir: str = DEFAULT_SHARED_MEMORY_DIR, incarnation: Optional[int] = None):
         """``shared_memory``: hand a save's bytes to the daemon through a ring file in
         ``shared_memory_dir`` (the daemon's ``--shared-memory-dir``) instead of the gRPC
         stream. None (default) uses it when the address is on this node (loopback or a
         Unix socket); when the daemon refuses it (another user, another /dev/shm, turned
-        off), the client says so once in its log and streams the bytes instead."""
+        off), the client says so once in its log and streams the bytes instead.
+
+        ``incarnation``: sent with every save, commit and abort so the daemon can tell a
+        restarted trainer from the process it replaces (see :func:`process_incarnation`,
+        the default). Override it with a number that grows across restarts of the rank
+        when wall clocks may step backwards, e.g. a restart counter; 0 turns fencing off."""
+        if incarnation is None:
+            incarnation = process_incarnation()
+        if not (0 <= int(incarnation) <= MAX_INCARNATION):
+            raise InvalidArgument(f"incarnation must be in [0, 2**53 - 1], got {incarnation}")
+        #: The incarnation this client sends (see ``__init__``).
+        self.incarnation = int(incarnation)
         if not (0 < chunk_bytes <= MAX_CHUNK_BYTES):
             raise InvalidArgument(f"chunk_bytes must be in [1, {MAX_CHUNK_BYTES}], got {chunk_bytes}")
         self.address = address or default_address()
@@ -516,7 +551,8 @@ class CkptdClient:
             try:
                 yield SSR(request=pb.SaveRequest(header=pb.SaveHeader(
                     job=job, checkpoint_id=checkpoint_id, step=int(step), rank=int(rank),
-                    world_size=int(world_size), item=item, shared_memory_path=ring.path)))
+                    world_size=int(world_size), item=item, shared_memory_path=ring.path,
+                    incarnation=self.incarnation)))
                 ready.wait()  # the daemon opened the ring file (or the call failed: put() raises)
 
                 def shared_chunk(data, crc: int) -> pb.SaveRequest:
@@ -577,7 +613,7 @@ class CkptdClient:
         try:
             yield pb.SaveRequest(header=pb.SaveHeader(
                 job=job, checkpoint_id=checkpoint_id, step=int(step), rank=int(rank),
-                world_size=int(world_size), item=item))
+                world_size=int(world_size), item=item, incarnation=self.incarnation))
             # grpc asks for the next message only once the previous one was sent: when the
             # trailer is asked for, every byte is with the daemon.
             yield from _item_messages(prepared, chunk_bytes, _encode_chunk, handed_off, n_direct)
@@ -594,7 +630,7 @@ class CkptdClient:
         raise) when the commit decided so; raises only on gRPC errors. Idempotent."""
         res = self._unary(self.checkpoints_stub.Commit, pb.CommitRequest(
             job=job, checkpoint_id=checkpoint_id, step=int(step), rank=int(rank), world_size=int(world_size),
-            items=list(items), attempt=int(attempt)), timeout)
+            items=list(items), attempt=int(attempt), incarnation=self.incarnation), timeout)
         return CommitResult(_outcome(res.outcome), res.reason, res.attempt,
                             res.checkpoint if res.HasField("checkpoint") else None)
 
@@ -603,7 +639,8 @@ class CkptdClient:
         """Votes no: the checkpoint's attempt aborts for every rank. Returns the decision
         (COMMITTED when it had already been made)."""
         res = self._unary(self.checkpoints_stub.Abort, pb.AbortRequest(
-            job=job, checkpoint_id=checkpoint_id, rank=int(rank), reason=reason, attempt=int(attempt)), timeout)
+            job=job, checkpoint_id=checkpoint_id, rank=int(rank), reason=reason, attempt=int(attempt),
+            incarnation=self.incarnation), timeout)
         return CommitResult(_outcome(res.outcome), res.reason, res.attempt)
 
     def get_checkpoint(self, job: str, checkpoint_id: str = "latest", *, full: bool = False,

@@ -15,9 +15,14 @@ returns at once, a background thread uploads the copies in order, and ``commit(t
 waits for that tag's uploads and then votes. ``get_commit_info()`` is the created but
 uncommitted checkpoint; ``cleanup()`` commits it.
 
-Restarts: the first ``create`` of an engine (a new trainer process) first aborts whatever
-attempt of that tag a killed predecessor left open, then waits at a barrier of all ranks,
-so the restarted job saves the same tag at once (see ``restart_fence``).
+Restarts: every save, commit and abort carries the process's incarnation
+(:func:`ckptd.process_incarnation`), so the daemon aborts the attempt a killed predecessor
+of this rank left open at this process's first message and refuses the dead process's late
+ones. That alone does not cover a rank whose new process saves into the open attempt
+before a peer's new process has fenced the items its dead predecessor staged there: the
+peer's fence then aborts the attempt under the first rank. So the first ``create`` of an
+engine still aborts the tag's open attempt and waits at a barrier of all ranks (see
+``restart_fence``): by then every stale attempt is gone and no rank has saved yet.
 """
 
 from __future__ import annotations
@@ -183,7 +188,8 @@ class CheckpointEngine:
     ``restart_fence``: at this engine's first ``create``, abort the tag's attempt left open
     by a killed earlier process of the job, then meet the other ranks at ``barrier``
     (default: ``torch.distributed.barrier`` when initialised) so no rank's abort can hit
-    another's fresh save. Off without a barrier when the world size is above 1.
+    another's fresh save. Off without a barrier when the world size is above 1; a
+    restarted rank is then still fenced by its incarnation (see the module's docstring).
     """
 
     def __init__(self, config_params: Any = None, *, job: Optional[str] = None, address: Optional[str] = None,
@@ -275,8 +281,9 @@ class CheckpointEngine:
 
     def _fence(self, tag: str) -> None:
         """Aborts the attempt of ``tag`` that an earlier, killed process of this job may
-        have left open (its staged items would make this process's saves ALREADY_EXISTS
-        until the daemon's prepare timeout), then waits for every rank to have done so."""
+        have left open, then waits for every rank to have done so. The daemon's incarnation
+        fencing already frees this rank from its own predecessor's items; the abort also
+        clears a dead peer's, before any rank of this job saves into that attempt."""
         barrier = self._barrier
         if barrier is None and self.world_size > 1:
             dist = getattr(torch, "distributed", None) if torch is not None else None

@@ -90,6 +90,23 @@ export interface CkptdClientOptions {
    * the ring. @default false
    */
   verifySharedLoads?: boolean;
+  /**
+   * The trainer process's incarnation, sent with every save, commit and abort: it must grow
+   * across restarts of the rank (the daemon aborts the undecided attempt an older incarnation
+   * of the rank took part in at the first message of a newer one, and refuses the older one's
+   * late messages). Pass a restart counter where wall clocks may step backwards; 0 turns
+   * fencing off. At most 2^53 - 1.
+   * @default {@link processIncarnation}(): one value per process, so several clients of one rank never fence each other
+   */
+  incarnation?: number;
+}
+
+/** Microseconds since the epoch when this process started: grows across restarts of a trainer. */
+const PROCESS_INCARNATION = Math.floor((performance.timeOrigin + performance.now()) * 1000);
+
+/** This process's default incarnation (see {@link CkptdClientOptions.incarnation}). */
+export function processIncarnation(): number {
+  return PROCESS_INCARNATION;
 }
 
 /** Adds the bearer token to every call's metadata (works on plaintext loopback, unlike call credentials). */
@@ -280,6 +297,8 @@ export class CkptdClient {
   readonly chunkBytes: number;
   /** Whether loads through shared memory check each chunk's CRC-32C (see {@link CkptdClientOptions.verifySharedLoads}). */
   readonly verifySharedLoads: boolean;
+  /** The incarnation sent with every save, commit and abort (see {@link CkptdClientOptions.incarnation}). */
+  readonly incarnation: number;
   /** The directory of shared-memory ring files while saves and loads use them; undefined once they stream. */
   private sharedMemoryDir: string | undefined;
 
@@ -290,6 +309,11 @@ export class CkptdClient {
       throw new RangeError(`chunkBytes must be an integer in [1, ${MAX_CHUNK_BYTES}], got ${chunkBytes}`);
     }
     this.chunkBytes = chunkBytes;
+    const incarnation = options.incarnation ?? PROCESS_INCARNATION;
+    if (!Number.isSafeInteger(incarnation) || incarnation < 0) {
+      throw new RangeError(`incarnation must be an integer in [0, 2^53 - 1], got ${incarnation}`);
+    }
+    this.incarnation = incarnation;
     const sharedMemoryDir = options.sharedMemoryDir ?? DEFAULT_SHARED_MEMORY_DIR;
     const sharedMemory = options.sharedMemory ?? (isLocalAddress(options.address) && isDirectory(sharedMemoryDir));
     this.sharedMemoryDir = sharedMemory ? sharedMemoryDir : undefined;
@@ -374,7 +398,15 @@ export class CkptdClient {
     let trailerSent = false;
     try {
       const open = await write({
-        header: { job: req.job, checkpointId: req.checkpointId, step: req.step, rank: req.rank, worldSize: req.worldSize, item: req.item },
+        header: {
+          job: req.job,
+          checkpointId: req.checkpointId,
+          step: req.step,
+          rank: req.rank,
+          worldSize: req.worldSize,
+          item: req.item,
+          incarnation: this.incarnation,
+        },
       });
       // subarray is a view: the only copy of the bytes is grpc's serialisation into the frame.
       trailerSent = open && (await this.writeItemBody(req.entries, write, (data, crc32c) => Promise.resolve({ chunk: { data, crc32c } })));
@@ -486,6 +518,7 @@ export class CkptdClient {
             worldSize: req.worldSize,
             item: req.item,
             sharedMemoryPath: ring.path,
+            incarnation: this.incarnation,
           },
         });
         // The first progress message says the daemon has the file open.
@@ -627,6 +660,7 @@ export class CkptdClient {
           worldSize: req.worldSize,
           items: [...req.items],
           attempt: req.attempt ?? 0,
+          incarnation: this.incarnation,
         },
         callOptions(options.timeoutMs),
         cb,
@@ -641,7 +675,14 @@ export class CkptdClient {
   async abort(req: AbortRequest, options: UnaryCallOptions = {}): Promise<CommitResult> {
     const res = await unary<AbortResponse>((cb) =>
       this.raw.abort(
-        { job: req.job, checkpointId: req.checkpointId, rank: req.rank, reason: req.reason ?? "", attempt: req.attempt ?? 0 },
+        {
+          job: req.job,
+          checkpointId: req.checkpointId,
+          rank: req.rank,
+          reason: req.reason ?? "",
+          attempt: req.attempt ?? 0,
+          incarnation: this.incarnation,
+        },
         callOptions(options.timeoutMs),
         cb,
       ),

@@ -27,6 +27,7 @@
  */
 export {
   CkptdClient,
+  processIncarnation,
   type AbortRequest,
   type CheckpointPage,
   type CkptdClientOptions,

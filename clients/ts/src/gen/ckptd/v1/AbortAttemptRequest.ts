@@ -1,5 +1,6 @@
 // Original file: proto/ckptd/v1/peer_service.proto
 
+import type { Long } from '@grpc/proto-loader';
 
 /**
  * AbortAttemptRequest is a participant's no-vote.
@@ -25,6 +26,15 @@ export interface AbortAttemptRequestIn {
    * The participant's node id.
    */
   'nodeId'?: (string);
+  /**
+   * The aborting rank, when a rank's Abort is relayed with an incarnation.
+   */
+  'rank'?: (number);
+  /**
+   * The rank's trainer incarnation from its AbortRequest; 0 when not sent or when the participant aborts on its
+   * own (then rank is not used).
+   */
+  'incarnation'?: (number | string | Long);
 }
 
 /**
@@ -51,4 +61,13 @@ export interface AbortAttemptRequest {
    * The participant's node id.
    */
   'nodeId': (string);
+  /**
+   * The aborting rank, when a rank's Abort is relayed with an incarnation.
+   */
+  'rank': (number);
+  /**
+   * The rank's trainer incarnation from its AbortRequest; 0 when not sent or when the participant aborts on its
+   * own (then rank is not used).
+   */
+  'incarnation': (number);
 }

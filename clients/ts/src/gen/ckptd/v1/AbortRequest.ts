@@ -1,5 +1,6 @@
 // Original file: proto/ckptd/v1/checkpoint_service.proto
 
+import type { Long } from '@grpc/proto-loader';
 
 /**
  * AbortRequest is a rank's no-vote.
@@ -25,6 +26,11 @@ export interface AbortRequestIn {
    * The attempt to abort; 0 means the current one.
    */
   'attempt'?: (number);
+  /**
+   * The aborting trainer process's incarnation, as in SaveHeader.incarnation; 0 means not sent. A newer
+   * incarnation than the rank used in the open attempt aborts it as a restart.
+   */
+  'incarnation'?: (number | string | Long);
 }
 
 /**
@@ -51,4 +57,9 @@ export interface AbortRequest {
    * The attempt to abort; 0 means the current one.
    */
   'attempt': (number);
+  /**
+   * The aborting trainer process's incarnation, as in SaveHeader.incarnation; 0 means not sent. A newer
+   * incarnation than the rank used in the open attempt aborts it as a restart.
+   */
+  'incarnation': (number);
 }

@@ -34,6 +34,10 @@ export interface CommitRequestIn {
    * The attempt the rank's items were saved into (from SaveResponse); 0 means the current one.
    */
   'attempt'?: (number);
+  /**
+   * The voting trainer process's incarnation, as in SaveHeader.incarnation; 0 means not sent.
+   */
+  'incarnation'?: (number | string | Long);
 }
 
 /**
@@ -68,4 +72,8 @@ export interface CommitRequest {
    * The attempt the rank's items were saved into (from SaveResponse); 0 means the current one.
    */
   'attempt': (number);
+  /**
+   * The voting trainer process's incarnation, as in SaveHeader.incarnation; 0 means not sent.
+   */
+  'incarnation': (number);
 }

@@ -23,13 +23,18 @@ export interface OpenAttemptRequestIn {
    */
   'worldSize'?: (number);
   /**
-   * The rank that begins to save, for messages.
+   * The rank that begins to save.
    */
   'rank'?: (number);
   /**
    * The participant's node id.
    */
   'nodeId'?: (string);
+  /**
+   * The rank's trainer incarnation from its SaveHeader (0: not sent); the coordinator fences with it as for a
+   * local Save.
+   */
+  'incarnation'?: (number | string | Long);
 }
 
 /**
@@ -53,11 +58,16 @@ export interface OpenAttemptRequest {
    */
   'worldSize': (number);
   /**
-   * The rank that begins to save, for messages.
+   * The rank that begins to save.
    */
   'rank': (number);
   /**
    * The participant's node id.
    */
   'nodeId': (string);
+  /**
+   * The rank's trainer incarnation from its SaveHeader (0: not sent); the coordinator fences with it as for a
+   * local Save.
+   */
+  'incarnation': (number);
 }

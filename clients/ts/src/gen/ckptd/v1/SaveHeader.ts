@@ -36,6 +36,15 @@ export interface SaveHeaderIn {
    * daemon's user. Empty when the stream sends its bytes in Chunk messages only.
    */
   'sharedMemoryPath'?: (string);
+  /**
+   * The saving trainer process's incarnation: a number the process picks once at start that grows across
+   * restarts of the same rank (e.g. microseconds since the epoch at process start, or a restart counter; ranks
+   * need not agree, at most 2^53 - 1). The first message of a newer incarnation of a rank aborts, durably, the
+   * checkpoint's undecided attempt that rank took part in ("rank r restarted"), and the message goes on in a
+   * new attempt; a message of an older incarnation than the rank already used for the checkpoint is refused
+   * with FAILED_PRECONDITION and changes nothing. 0 means not sent: no fencing (older clients).
+   */
+  'incarnation'?: (number | string | Long);
 }
 
 /**
@@ -72,4 +81,13 @@ export interface SaveHeader {
    * daemon's user. Empty when the stream sends its bytes in Chunk messages only.
    */
   'sharedMemoryPath': (string);
+  /**
+   * The saving trainer process's incarnation: a number the process picks once at start that grows across
+   * restarts of the same rank (e.g. microseconds since the epoch at process start, or a restart counter; ranks
+   * need not agree, at most 2^53 - 1). The first message of a newer incarnation of a rank aborts, durably, the
+   * checkpoint's undecided attempt that rank took part in ("rank r restarted"), and the message goes on in a
+   * new attempt; a message of an older incarnation than the rank already used for the checkpoint is refused
+   * with FAILED_PRECONDITION and changes nothing. 0 means not sent: no fencing (older clients).
+   */
+  'incarnation': (number);
 }

@@ -41,6 +41,10 @@ export interface VoteRequestIn {
    * enter a manifest.
    */
   'items'?: (_ckptd_v1_StagedItemIn)[];
+  /**
+   * The rank's trainer incarnation from its CommitRequest (0: not sent); the coordinator fences with it.
+   */
+  'incarnation'?: (number | string | Long);
 }
 
 /**
@@ -81,4 +85,8 @@ export interface VoteRequest {
    * enter a manifest.
    */
   'items': (_ckptd_v1_StagedItem)[];
+  /**
+   * The rank's trainer incarnation from its CommitRequest (0: not sent); the coordinator fences with it.
+   */
+  'incarnation': (number);
 }
