@@ -319,7 +319,10 @@ function singleNode(root: string): Setup {
 
 function multiNode(root: string): Setup {
   const dataDir = path.join(root, "multi");
-  const peers = ["--peers", "n1,n2"];
+  // Daemons of a job authenticate each other with a peer token.
+  const tokenFile = path.join(root, "peer-token");
+  fs.writeFileSync(tokenFile, "soak-peer-token-0123456789\n", { mode: 0o600 });
+  const peers = ["--peers", "n1,n2", "--peer-token-file", tokenFile];
   return {
     name: "multi",
     dataDir,
