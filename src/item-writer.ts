@@ -66,14 +66,19 @@ interface OpenEntry {
 /** Encode scratch buffers of every save stream; a few are kept for reuse. */
 const ENCODE_SCRATCH = new SpareBuffers(zeroRunBound(LZ4_MAX_BLOCK), 8);
 
-/** Entries of at most this many raw bytes are stored in the item's pack file. */
-export const PACK_MAX_ENTRY_BYTES = 64 << 10;
+/**
+ * Entries of at most this many raw bytes are stored in the item's pack file: a file, a
+ * close and an fsync each cost about as much as writing a MiB.
+ */
+export const PACK_MAX_ENTRY_BYTES = 1 << 20;
+/** Packed chunks up to this size are compressed on the event loop and gathered in the pack buffer. */
+const PACK_INLINE_CHUNK_BYTES = 64 << 10;
 /** The pack buffer: packed frames are written to the pack file this many bytes at a time. */
 const PACK_BUFFER_BYTES = 1 << 20;
 /** Pack buffers of every save stream; a few are kept for reuse. */
 const PACK_BUFFERS = new SpareBuffers(PACK_BUFFER_BYTES, 8);
 
-/** The item's pack file: bytes [0, written) are in the file, the next `filled` in `buffer`. */
+/** The item's pack file, written sequentially: bytes [0, written) are in the file, the next `filled` in `buffer`. */
 interface Pack {
   fh: FileHandle;
   buffer: Buffer;
@@ -84,14 +89,13 @@ interface Pack {
 /** Fsyncs of finished entry files run behind the stream, at most this many at once. */
 const MAX_PENDING_SYNCS = 16;
 
-/** Packed entries are encoded by encodeSmallChunkInto, which tries LZ4 on every chunk: the policy goes unused. */
-const PACKED_POLICY = new CompressionPolicy();
-
 export class ItemWriter {
   private readonly entries: EntryRecord[] = [];
   private readonly keys = new Set<string>();
   private current: OpenEntry | undefined;
   private pack: Pack | undefined;
+  /** Whether compression pays, for the larger packed chunks (small ones are always tried). */
+  private readonly packPolicy = new CompressionPolicy();
   private pendingSyncs: Promise<void>[] = [];
   /** The first failure of a finished entry's close or fsync, reported by finish. */
   private syncFailure: unknown;
@@ -130,7 +134,14 @@ export class ItemWriter {
     };
     if (packed) {
       const pack = await this.openPack();
-      this.current = { record, fh: undefined, direct: undefined, policy: PACKED_POLICY, position: pack.written + pack.filled, received: 0 };
+      this.current = {
+        record,
+        fh: undefined,
+        direct: undefined,
+        policy: this.packPolicy,
+        position: pack.written + pack.filled,
+        received: 0,
+      };
       this.entries.push(record);
       return;
     }
@@ -153,17 +164,31 @@ export class ItemWriter {
   /** Writes the pack buffer's bytes to the pack file; the buffer is free again when this returns. */
   private async flushPack(pack: Pack): Promise<void> {
     let done = 0;
-    while (done < pack.filled) done += (await pack.fh.write(pack.buffer, done, pack.filled - done, pack.written + done)).bytesWritten;
+    while (done < pack.filled) done += (await pack.fh.write(pack.buffer, done, pack.filled - done)).bytesWritten;
     pack.written += pack.filled;
     pack.filled = 0;
   }
 
-  /** Appends one chunk of a packed entry (its CRC already checked) to the pack buffer. */
+  /**
+   * Appends one chunk of a packed entry (its CRC already checked) to the pack: a small one
+   * through the pack buffer, a larger one (compressed on the thread pool, as an entry of its
+   * own would be) written after the buffer's bytes.
+   */
   private async packChunk(cur: OpenEntry, data: Buffer, crc: number): Promise<void> {
     const pack = this.pack!;
-    if (pack.filled + data.length + RAW_FRAME_OVERHEAD > pack.buffer.length) await this.flushPack(pack);
-    const enc = encodeSmallChunkInto(data, pack.buffer, pack.filled);
-    pack.filled += enc.storedBytes;
+    if (data.length <= PACK_INLINE_CHUNK_BYTES) {
+      if (pack.filled + data.length + RAW_FRAME_OVERHEAD > pack.buffer.length) await this.flushPack(pack);
+      const enc = encodeSmallChunkInto(data, pack.buffer, pack.filled);
+      pack.filled += enc.storedBytes;
+      this.recordChunk(cur, { rawBytes: data.length, storedBytes: enc.storedBytes, crc32c: crc, raw: enc.raw });
+      return;
+    }
+    await this.flushPack(pack);
+    const tried = this.packPolicy.shouldTry(data);
+    const enc = await encodeChunk(data, tried);
+    this.packPolicy.record(tried, !enc.raw);
+    await writeAll(pack.fh, enc.parts, enc.storedBytes);
+    pack.written += enc.storedBytes;
     this.recordChunk(cur, { rawBytes: data.length, storedBytes: enc.storedBytes, crc32c: crc, raw: enc.raw });
   }
 

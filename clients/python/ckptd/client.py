@@ -287,7 +287,7 @@ def _encode_chunk(data: memoryview, crc: int) -> bytes:
 
 #: Entries of at most this many bytes travel whole in EntryBatch messages (the daemon
 #: stores entries up to the same size in the item's pack file).
-BATCH_ENTRY_BYTES = 64 << 10
+BATCH_ENTRY_BYTES = 1 << 20
 #: An EntryBatch is sent once it holds this many bytes, or this many entries.
 BATCH_BYTES = 1 << 20
 BATCH_ENTRIES = 1024
