@@ -26,7 +26,7 @@
  *
  * and for the transformer kind also:
  *
- *   step slow-down   R ranks time CPU training steps, start an async save and keep stepping
+ *   step slow-down   R ranks time CPU training steps, start an async save (snapshot mode) and keep stepping
  *                    until it is durable: the mean step's slow-down while the save uploads
  *   per tensor       Save + Commit of 1,000 one-element tensors (one rank): µs per tensor, and
  *                    per tensor added to a one-tensor save

@@ -16,8 +16,9 @@ Modes (each prints one JSON line on stdout; scripts/bench.ts orchestrates them):
     dcp-save      torch's sharded checkpoint: save_state_dict(FileSystemWriter(sync_files=True)),
                   R ranks on gloo, started with torch.multiprocessing.spawn
     dcp-load      load_state_dict(FileSystemReader) of that checkpoint
-    ckptd-steps   R processes time CPU training steps, then start an async save (hand-off) and
-                  keep stepping until it is durable: the steps' slow-down while it uploads
+    ckptd-steps   R processes time CPU training steps, then start an async save (snapshot mode:
+                  it returns after a copy and uploads behind) and keep stepping until it is
+                  durable: the steps' slow-down while it uploads
     ckptd-tiny    one process saves 1 and then 1,000 one-element tensors (Save + Commit): the
                   fixed cost per tensor
     evict         posix_fadvise(DONTNEED) on every file under the given paths (after an fsync),
@@ -279,8 +280,9 @@ def training_step(work):
 
 
 def ckptd_steps_rank(args, rank, barrier):
-    """Steps before the save (the baseline), then an async save (hand-off) and steps until it
-    is durable; reports the mean step time of each and the number of steps during the upload."""
+    """Steps before the save (the baseline), then an async save in snapshot mode (the upload
+    runs behind the steps, as in a trainer that checkpoints asynchronously) and steps until it
+    is durable; reports the median step before, the mean step during, and their count."""
     import torch
     import ckptd
     torch.set_num_threads(1)
@@ -290,6 +292,8 @@ def ckptd_steps_rank(args, rank, barrier):
     entries = [ckptd.TensorEntry(k, v) for k, v in sd.items()]
     client = ckptd.CkptdClient(args.address)
     list(client.list_checkpoints(args.job))
+    staging = ckptd.SnapshotBuffers(state_bytes(sd) + (1 << 20))
+    staging.prepare(entries)  # a trainer keeps these from one checkpoint to the next
     for _ in range(3):
         training_step(work)  # warm up
     barrier.wait()
@@ -301,7 +305,7 @@ def ckptd_steps_rank(args, rank, barrier):
         base.append(time.monotonic() - s)
     barrier.wait()  # every rank saves at once, as trainers do
     t_save = time.monotonic()
-    pending = client.save_async(args.job, args.ckpt, 1, rank, args.ranks, "model", entries)
+    pending = client.save_async(args.job, args.ckpt, 1, rank, args.ranks, "model", entries, snapshot=staging)
     stall = time.monotonic() - t_save
     during = []
     while not pending.done() or not during:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import math
 import os
 import queue
 import random
@@ -33,8 +32,7 @@ from ._proto import evaluation_service_pb2_grpc as eval_grpc
 from ._proto import retention_service_pb2 as ret_pb
 from ._proto import retention_service_pb2_grpc as ret_grpc
 from .errors import CkptdError, DaemonUnavailable, DataLoss, Internal, InvalidArgument
-from .tensors import (TensorAssembler, TensorInfo, _Staging, dtype_name, element_size, is_wire_tensor, tensor_chunks,
-                      tensor_info,
+from .tensors import (TensorAssembler, TensorInfo, _Staging, dtype_name, is_wire_tensor, tensor_chunks, tensor_info,
                       tensor_spec, torch_dtype)
 
 __all__ = [
@@ -288,6 +286,9 @@ def _encode_chunk(data: memoryview, crc: int) -> bytes:
 #: Entries of at most this many bytes travel whole in EntryBatch messages (the daemon
 #: stores entries up to the same size in the item's pack file).
 BATCH_ENTRY_BYTES = 1 << 20
+#: The same through shared memory: larger entries go through the ring, whose copy is the
+#: async hand-off (a batch is handed off only once sent), and which bounds the memory.
+SHARED_BATCH_ENTRY_BYTES = 64 << 10
 #: An EntryBatch is sent once it holds this many bytes, or this many entries.
 BATCH_BYTES = 1 << 20
 BATCH_ENTRIES = 1024
@@ -301,13 +302,13 @@ def _entry_batch(parts: List[bytes]) -> bytes:
 
 def _item_messages(prepared, chunk_bytes: int, chunk_message: Callable[[Any, int], Any],
                    handed_off: Optional[threading.Event] = None, n_direct: int = 0,
-                   wrap: Callable[[bytes], Any] = lambda b: b) -> Iterator[Any]:
+                   wrap: Callable[[bytes], Any] = lambda b: b, batch_entry_bytes: int = BATCH_ENTRY_BYTES) -> Iterator[Any]:
     """The body of a Save stream after its header: per entry its header and its chunks (as
     ``chunk_message(data, crc32c)`` makes them), then the trailer with the counts and the
     stream's CRC-32C. ``handed_off`` is set once the first ``n_direct`` entries (those read
     from the trainer's memory) are handed over, and again before the trailer.
 
-    Small entries (at most BATCH_ENTRY_BYTES) go whole, copied, in EntryBatch messages
+    Small entries (at most ``batch_entry_bytes``) go whole, copied, in EntryBatch messages
     (``wrap`` makes a stream message of one): two messages and a CRC per tiny tensor cost
     far more than its bytes. Their bytes carry no CRC of their own; the trailer's, which
     covers them, is checked before the daemon acknowledges the item."""
@@ -319,7 +320,7 @@ def _item_messages(prepared, chunk_bytes: int, chunk_message: Callable[[Any, int
     for i, (header, chunks, nbytes) in enumerate(prepared):
         if handed_off is not None and i == n_direct:
             handed_off.set()  # what is left are snapshot copies (batched entries are copies already)
-        if nbytes <= BATCH_ENTRY_BYTES:
+        if nbytes <= batch_entry_bytes:
             data = b"".join(chunks(chunk_bytes))
             running = _crc.crc32c(data, running)
             total += len(data)
@@ -534,7 +535,7 @@ class CkptdClient:
         shm_dir = self._shm_dir
         # An item of small entries only sends every byte inline (EntryBatch): a ring file
         # would cost its creation and a round trip for nothing.
-        if shm_dir is not None and any(nbytes > BATCH_ENTRY_BYTES for _, _, nbytes in prepared):
+        if shm_dir is not None and any(nbytes > SHARED_BATCH_ENTRY_BYTES for _, _, nbytes in prepared):
             try:
                 return self._save_shared(shm_dir, target, prepared, timeout, handed_off, n_direct)
             except _shm.SharedUnavailable as err:
@@ -578,7 +579,8 @@ class CkptdClient:
                     return pb.SaveRequest(shared_chunk=pb.SharedChunk(offset=ring.put(data), length=len(data), crc32c=crc))
 
                 # Once the last chunk is in the ring, the trainer's memory is free.
-                for msg in _item_messages(prepared, chunk_bytes, shared_chunk, handed_off, n_direct, _shared_wrap):
+                for msg in _item_messages(prepared, chunk_bytes, shared_chunk, handed_off, n_direct, _shared_wrap,
+                                          SHARED_BATCH_ENTRY_BYTES):
                     yield msg if isinstance(msg, bytes) else SSR(request=msg)
             except _shm.SharedUnavailable:
                 return
@@ -1117,8 +1119,7 @@ def _prepare_entries(entries: Iterable[Entry]):
                                       f" {getattr(entry.tensor, 'dtype', '')}")
             info = tensor_info(entry.tensor, entry.device, entry.dtype)
             header = pb.EntryHeader(key=key, tensor=tensor_spec(info, entry.global_shape, entry.global_offsets))
-            nbytes = element_size(info.dtype) * math.prod(info.shape)
-            prepared.append((header, lambda n, t=entry.tensor: tensor_chunks(t, n), nbytes))
+            prepared.append((header, lambda n, t=entry.tensor: tensor_chunks(t, n), info.nbytes))
         elif isinstance(entry, ObjectEntry):
             data = memoryview(entry.data).cast("B")
             header = pb.EntryHeader(key=key, object=pb.ObjectSpec(size_bytes=len(data), format=entry.format))
