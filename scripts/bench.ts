@@ -7,7 +7,9 @@
  *
  * Starts a daemon (`dist/src/cli.js`) on a temporary data directory, generates R ranks ×
  * S MiB of data per kind (dense float32 weights, bfloat16 weights, optimizer-like sparse
- * float32 state with about half its rows zero) and, per kind, measures:
+ * float32 state with about half its rows zero, and `transformer`: a GPT-2-small-shaped model
+ * with its AdamW state, 592 tensors from 4 bytes to S/8 MiB, the hidden size scaled to fit S
+ * MiB) and, per kind, measures:
  *
  *   ckptd save       R Python ranks (`clients/python`, the trainer path): Save + Commit
  *                    (durable); the same through the TypeScript client (R node processes);
@@ -21,6 +23,13 @@
  *                    peers' files, all read cold: every file is fsynced and dropped from the
  *                    page cache (POSIX_FADV_DONTNEED) right before each load
  *   daemon RSS       sampled every 20 ms, peak per case and overall
+ *
+ * and for the transformer kind also:
+ *
+ *   step slow-down   R ranks time CPU training steps, start an async save (snapshot mode) and keep stepping
+ *                    until it is durable: the mean step's slow-down while the save uploads
+ *   per tensor       Save + Commit of 1,000 one-element tensors (one rank): µs per tensor, and
+ *                    per tensor added to a one-tensor save
  *
  * A case's time runs from a barrier that every rank passed (tensors in memory, connection
  * open) to the last rank's end. Prints a table, then one JSON line with every figure and
@@ -40,10 +49,9 @@ const REPO = path.resolve(HERE, "..", "..");
 const DAEMON_ENTRY = path.join(REPO, "dist", "src", "cli.js");
 const RANKS_PY = path.join(REPO, "scripts", "bench_ranks.py");
 const PYTHON = process.env["CKPTD_BENCH_PYTHON"] || "/usr/bin/python3";
-const KINDS = ["dense", "bf16", "sparse"] as const;
+const KINDS = ["dense", "bf16", "sparse", "transformer"] as const;
 type Kind = (typeof KINDS)[number];
 const GB = 1e9;
-const MiB = 2 ** 20;
 
 interface PyResult {
   seconds: number;
@@ -51,6 +59,11 @@ interface PyResult {
   stall_max?: number;
   stored_sum?: number;
   cpu_sum?: number;
+  step_base_mean?: number;
+  step_during_mean?: number;
+  steps_during_mean?: number;
+  us_per_tensor?: number;
+  us_per_added_tensor?: number;
 }
 
 // -- processes -------------------------------------------------------------------------
@@ -284,7 +297,13 @@ function dirBytes(dir: string): number {
 async function benchKind(ctx: Context, kind: Kind): Promise<Figures> {
   const { ranks, data, work, daemon, rss } = ctx;
   const f: Figures = {};
-  const total = ranks * ctx.mib * MiB;
+  // The transformer kind fills at most --mib per rank: rates count the bytes there are.
+  const layoutBytes = (JSON.parse(fs.readFileSync(path.join(data, kind, "layout.json"), "utf8")) as LayoutEntry[]).reduce(
+    (n, t) => n + t.nbytes,
+    0,
+  );
+  const total = ranks * layoutBytes;
+  f["bytes_per_rank"] = layoutBytes;
   const gbps = (s: number) => total / s / GB;
   const base = ["--dir", data, "--kind", kind, "--ranks", String(ranks)];
   const step = (name: string) => process.stderr.write(`  ${kind}: ${name}\n`);
@@ -322,6 +341,7 @@ async function benchKind(ctx: Context, kind: Kind): Promise<Figures> {
   const tsOut = fs.mkdtempSync(path.join(work, "torch-"));
   const torchSave = await py("torch-save", [...base, "--out", tsOut]);
   f["torch_save_gbps"] = gbps(torchSave.seconds);
+  f["torch_save_s"] = torchSave.seconds;
   f["torch_save_stall_s"] = torchSave.stall_max!;
   f["torch_stored_bytes"] = torchSave.stored_sum!;
 
@@ -331,6 +351,7 @@ async function benchKind(ctx: Context, kind: Kind): Promise<Figures> {
     dcpOut = fs.mkdtempSync(path.join(work, "dcp-"));
     const dcp = await py("dcp-save", [...base, "--out", dcpOut]);
     f["torch_dcp_gbps"] = gbps(dcp.seconds);
+    f["torch_dcp_s"] = dcp.seconds;
   }
 
   step("ckptd save (Python client)");
@@ -340,6 +361,8 @@ async function benchKind(ctx: Context, kind: Kind): Promise<Figures> {
   f["save_daemon_cpu_s"] = cpuSeconds(daemon.proc.pid!) - daemonCpu0;
   f["save_client_cpu_s"] = save.cpu_sum ?? 0;
   f["save_gbps"] = gbps(save.seconds);
+  // A synchronous save blocks the trainer for all of it.
+  f["save_s"] = save.seconds;
   f["save_rss_mib"] = rss.casePeakMib;
   f["stored_bytes"] = save.stored_sum!;
   f["stored_on_disk_bytes"] = dirBytes(ckptDir(`${kind}-py`));
@@ -382,14 +405,31 @@ async function benchKind(ctx: Context, kind: Kind): Promise<Figures> {
   rss.mark();
   const load = await py("ckptd-load", [...base, "--address", daemon.address, "--ckpt", `${kind}-py`, ...(ctx.check ? ["--check"] : [])]);
   f["load_gbps"] = gbps(load.seconds);
+  f["load_s"] = load.seconds;
   f["load_rss_mib"] = rss.casePeakMib;
   await py("evict", [tsOut]);
   const torchLoad = await py("torch-load", [...base, "--out", tsOut]);
   f["torch_load_gbps"] = gbps(torchLoad.seconds);
+  f["torch_load_s"] = torchLoad.seconds;
   if (ctx.dcp) {
     await py("evict", [dcpOut]);
     const dcpLoad = await py("dcp-load", [...base, "--out", dcpOut]);
     f["torch_dcp_load_gbps"] = gbps(dcpLoad.seconds);
+  }
+
+  if (kind === "transformer") {
+    step("training steps during an async save (Python client)");
+    const steps = await py("ckptd-steps", [...base, "--address", daemon.address, "--ckpt", `${kind}-steps`]);
+    f["step_base_s"] = steps.step_base_mean!;
+    f["step_during_upload_s"] = steps.step_during_mean!;
+    f["step_slowdown_s"] = steps.step_during_mean! - steps.step_base_mean!;
+    f["steps_during_upload"] = steps.steps_during_mean!;
+    f["steps_async_stall_s"] = steps.stall_max!;
+    await client.deleteCheckpoint("bench", `${kind}-steps`);
+    step("fixed cost per tensor (1,000 one-element tensors)");
+    const tiny = await py("ckptd-tiny", ["--address", daemon.address, "--job", "bench-tiny", "--ckpt", "tiny"]);
+    f["us_per_tensor"] = tiny.us_per_tensor!;
+    f["us_per_added_tensor"] = tiny.us_per_added_tensor!;
   }
 
   await client.deleteCheckpoint("bench", `${kind}-py`);
@@ -442,6 +482,7 @@ function summarize(byKind: Record<string, Figures>, ctx: Context, rssPeak: numbe
     out[`${p}stall_vs_torch_save`] = ratio(f["async_stall_s"], f["torch_save_stall_s"]);
     out[`${p}ts_stall_vs_torch_save`] = ratio(f["ts_async_stall_s"], f["torch_save_stall_s"]);
     out[`${p}snapshot_stall_vs_torch_save`] = ratio(f["snapshot_stall_s"], f["torch_save_stall_s"]);
+    if (kind === "transformer") out[`${p}step_slowdown_vs_torch_save`] = ratio(f["step_slowdown_s"], f["torch_save_s"]);
   }
   out["daemon_peak_rss_mib"] = rssPeak;
   out["load_cache_state"] = "cold";
@@ -464,7 +505,7 @@ function printTable(byKind: Record<string, Figures>, ctx: Context, rssPeak: numb
     ["  save ÷ torch DCP", (f) => fmt(ratio(f["save_gbps"], f["torch_dcp_gbps"]))],
     ["  save ÷ disk", (f) => fmt(ratio(f["save_gbps"], f["disk_direct_gbps"]))],
     ["stored entry files ÷ lz4 -1 CLI output", (f) => fmt(ratio(f["stored_bytes"], f["lz4cli_stored_bytes"]), 4)],
-    ["stored ÷ raw", (f) => fmt(f["stored_on_disk_bytes"]! / (ctx.ranks * ctx.mib * MiB), 3)],
+    ["stored ÷ raw", (f) => fmt(f["stored_on_disk_bytes"]! / (ctx.ranks * f["bytes_per_rank"]!), 3)],
     ["ckptd load, cold (GB/s)", (f) => fmt(f["load_gbps"])],
     ["torch.load, cold (GB/s)", (f) => fmt(f["torch_load_gbps"])],
     ["torch DCP load_state_dict, cold (GB/s)", (f) => fmt(f["torch_dcp_load_gbps"])],
@@ -480,6 +521,14 @@ function printTable(byKind: Record<string, Figures>, ctx: Context, rssPeak: numb
       (f) => `${fmt(f["save_rss_mib"], 0)}/${fmt(f["async_rss_mib"], 0)}/${fmt(f["load_rss_mib"], 0)}`,
     ],
     ["daemon CPU / client CPU during save (s)", (f) => `${fmt(f["save_daemon_cpu_s"], 1)}/${fmt(f["save_client_cpu_s"], 1)}`],
+    [
+      "save, sync stall: ckptd / torch.save / DCP (s)",
+      (f) => `${fmt(f["save_s"], 3)}/${fmt(f["torch_save_s"], 3)}/${fmt(f["torch_dcp_s"], 3)}`,
+    ],
+    ["load, cold: ckptd / torch.load (s)", (f) => `${fmt(f["load_s"], 3)}/${fmt(f["torch_load_s"], 3)}`],
+    ["training step: alone / during async save (s)", (f) => `${fmt(f["step_base_s"], 3)}/${fmt(f["step_during_upload_s"], 3)}`],
+    ["  step slow-down ÷ torch.save", (f) => fmt(ratio(f["step_slowdown_s"], f["torch_save_s"]))],
+    ["1,000 one-element tensors: µs per tensor / per added", (f) => `${fmt(f["us_per_tensor"], 0)}/${fmt(f["us_per_added_tensor"], 0)}`],
   ];
   const kinds = Object.keys(byKind);
   const w0 = Math.max(...rows.map((r) => r[0].length));
@@ -528,7 +577,7 @@ async function main(): Promise<void> {
   const dcp = !values["no-torch"] && (probe as unknown as { dcp?: boolean }).dcp === true;
 
   process.stderr.write("bench: generating data\n");
-  await run(PYTHON, [RANKS_PY, "gen", "--dir", data, "--ranks", String(ranks), "--mib", String(mib)]);
+  await run(PYTHON, [RANKS_PY, "gen", "--dir", data, "--ranks", String(ranks), "--mib", String(mib), "--kinds", kinds.join(",")]);
 
   const extra: string[] = [];
   if (values["memory-budget-mib"]) extra.push("--memory-budget-mib", values["memory-budget-mib"]);

@@ -1,11 +1,12 @@
 """The Python side of `npm run bench`: generates the data and runs R trainer ranks per case.
 
-    python3 scripts/bench_ranks.py MODE --dir DATA --kind dense|bf16|sparse --ranks R [...]
+    python3 scripts/bench_ranks.py MODE --dir DATA --kind dense|bf16|sparse|transformer --ranks R [...]
 
 Modes (each prints one JSON line on stdout; scripts/bench.ts orchestrates them):
 
     gen           writes DATA/<kind>/rank-NNNNN.bin (raw tensor bytes, concatenated) and
-                  DATA/<kind>/layout.json for every kind, R ranks x S MiB each
+                  DATA/<kind>/layout.json for each of --kinds, R ranks x S MiB each (transformer:
+                  at most S MiB, the hidden size that fits)
     ckptd-save    R processes load their tensors, meet at a barrier, then each saves one item
                   through the ckptd Python client and votes (Commit: durable)
     ckptd-load    R processes load their item back into CPU tensors
@@ -15,6 +16,11 @@ Modes (each prints one JSON line on stdout; scripts/bench.ts orchestrates them):
     dcp-save      torch's sharded checkpoint: save_state_dict(FileSystemWriter(sync_files=True)),
                   R ranks on gloo, started with torch.multiprocessing.spawn
     dcp-load      load_state_dict(FileSystemReader) of that checkpoint
+    ckptd-steps   R processes time CPU training steps, then start an async save (snapshot mode:
+                  it returns after a copy and uploads behind) and keep stepping until it is
+                  durable: the steps' slow-down while it uploads
+    ckptd-tiny    one process saves 1 and then 1,000 one-element tensors (Save + Commit): the
+                  fixed cost per tensor
     evict         posix_fadvise(DONTNEED) on every file under the given paths (after an fsync),
                   so a load reads from the disk, not the page cache
 
@@ -36,15 +42,63 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "clients", "python"))
 
-KINDS = ("dense", "bf16", "sparse")
+KINDS = ("dense", "bf16", "sparse", "transformer")
 #: Each rank's state dict is split into tensors of this many MiB (the last may be smaller).
 TENSOR_MIB = 32
 #: Rows of the 2-D tensors, in elements; sparse state zeroes whole rows (untouched embedding rows).
 ROW = 1024
 
 
+#: The transformer kind: GPT-2 small's depth, vocabulary and positions; the hidden size is
+#: scaled down to fit --mib.
+GPT2_LAYERS = 12
+GPT2_VOCAB = 8192
+GPT2_POSITIONS = 1024
+
+
+def gpt2_shapes(h: int):
+    """GPT-2's parameters at hidden size h, in its state dict's order."""
+    shapes = [("wte.weight", [GPT2_VOCAB, h]), ("wpe.weight", [GPT2_POSITIONS, h])]
+    for i in range(GPT2_LAYERS):
+        p = f"h.{i}."
+        shapes += [(p + "ln_1.weight", [h]), (p + "ln_1.bias", [h]), (p + "attn.c_attn.weight", [h, 3 * h]),
+                   (p + "attn.c_attn.bias", [3 * h]), (p + "attn.c_proj.weight", [h, h]), (p + "attn.c_proj.bias", [h]),
+                   (p + "ln_2.weight", [h]), (p + "ln_2.bias", [h]), (p + "mlp.c_fc.weight", [h, 4 * h]),
+                   (p + "mlp.c_fc.bias", [4 * h]), (p + "mlp.c_proj.weight", [4 * h, h]), (p + "mlp.c_proj.bias", [h])]
+    return shapes + [("ln_f.weight", [h]), ("ln_f.bias", [h])]
+
+
+def transformer_layout(mib: int):
+    """A GPT-2-shaped model and its AdamW state (exp_avg, exp_avg_sq and step per parameter:
+    4 x 148 = 592 float32 tensors), at the largest hidden size (a multiple of 16) that fits in
+    mib MiB. AdamW's step is stored as a 1-element tensor (not 0-d) so DCP can shard it too."""
+    def size(h):
+        return sum(3 * 4 * _numel(s) + 4 for _, s in gpt2_shapes(h))
+    h = 16
+    while size(h + 16) <= mib << 20:
+        h += 16
+    out = []
+    off = 0
+    for name, shape in gpt2_shapes(h):
+        for key, sh in ((f"model.{name}", shape), (f"optim.{name}.exp_avg", shape), (f"optim.{name}.exp_avg_sq", shape),
+                        (f"optim.{name}.step", [1])):
+            n = 4 * _numel(sh)
+            out.append((key, "float32", sh, off, n))
+            off += n
+    return out
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
 def layout(kind: str, mib: int):
     """The tensors of one rank: [(name, dtype, shape, offset, nbytes)]; the same for every rank."""
+    if kind == "transformer":
+        return transformer_layout(mib)
     elem = 2 if kind == "bf16" else 4
     total = mib << 20
     out = []
@@ -64,6 +118,20 @@ def gen_rank(args, kind: str, rank: int) -> None:
     d = os.path.join(args.dir, kind)
     rng = np.random.default_rng([7, KINDS.index(kind), rank])
     path = os.path.join(d, f"rank-{rank:05d}.bin")
+    if kind == "transformer":
+        with open(path, "wb") as f:
+            for name, _dtype, shape, _off, nbytes in layout(kind, args.mib):
+                if name.endswith(".step"):
+                    a = np.full(shape, 1000.0, dtype=np.float32)
+                elif name.endswith(".exp_avg_sq"):
+                    a = np.square(rng.standard_normal(shape, dtype=np.float32) * 1e-3)
+                elif name.endswith("ln_1.weight") or name.endswith("ln_2.weight") or name.endswith("ln_f.weight"):
+                    a = 1 + rng.standard_normal(shape, dtype=np.float32) * 0.02
+                else:
+                    a = rng.standard_normal(shape, dtype=np.float32) * 0.02
+                assert a.nbytes == nbytes
+                a.tofile(f)
+        return
     with open(path, "wb") as f:
         for _name, _dtype, shape, _off, nbytes in layout(kind, args.mib):
             rows, cols = shape
@@ -89,12 +157,13 @@ def gen_rank(args, kind: str, rank: int) -> None:
 
 def cmd_gen(args) -> None:
     import multiprocessing as mp
-    for kind in KINDS:
+    kinds = args.kinds.split(",")
+    for kind in kinds:
         d = os.path.join(args.dir, kind)
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, "layout.json"), "w") as f:
             json.dump([{"name": n, "dtype": dt, "shape": s, "offset": o, "nbytes": b} for n, dt, s, o, b in layout(kind, args.mib)], f)
-    jobs = [(kind, r) for kind in KINDS for r in range(args.ranks)]
+    jobs = [(kind, r) for kind in kinds for r in range(args.ranks)]
     with mp.get_context("fork").Pool(min(len(jobs), os.cpu_count() or 2)) as pool:
         pool.starmap(_gen_one, [(args, k, r) for k, r in jobs])
     print(json.dumps({"bytes": sum(os.path.getsize(os.path.join(args.dir, k, f"rank-{r:05d}.bin")) for k, r in jobs)}))
@@ -150,7 +219,7 @@ def run_ranks(args) -> dict:
     end = max(r["t_end"] for r in reports)
     out = {"mode": args.mode, "kind": args.kind, "ranks": args.ranks, "seconds": end - start,
            "bytes": sum(r["bytes"] for r in reports)}
-    for key in ("stall", "stored", "save", "cpu"):
+    for key in ("stall", "stored", "save", "cpu", "step_base", "step_during", "steps_during"):
         vals = [r[key] for r in reports if key in r]
         if vals:
             out[key + "_max"] = max(vals)
@@ -162,7 +231,7 @@ def run_ranks(args) -> dict:
 def rank_entry(args, rank, barrier, q):
     """A rank process: runs the mode's function and reports to the parent."""
     fn = {"ckptd-save": ckptd_save_rank, "ckptd-load": ckptd_load_rank, "torch-save": torch_save_rank,
-          "torch-load": torch_load_rank}[args.mode]
+          "torch-load": torch_load_rank, "ckptd-steps": ckptd_steps_rank}[args.mode]
     try:
         q.put(fn(args, rank, barrier))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
@@ -200,6 +269,83 @@ def ckptd_save_rank(args, rank, barrier):
     client.close()
     return {"rank": rank, "t0": t0, "t_end": t_end, "bytes": state_bytes(sd), "stall": t_ret - t0,
             "save": t_saved - t0, "stored": res.bytes_stored, "cpu": time.process_time() - c0}
+
+
+def training_step(work):
+    """A CPU training step's stand-in: matmuls on one thread (a trainer's compute), ~20-50 ms."""
+    a, b = work
+    for _ in range(4):
+        a = (a @ b).tanh_()
+    return a
+
+
+def ckptd_steps_rank(args, rank, barrier):
+    """Steps before the save (the baseline), then an async save in snapshot mode (the upload
+    runs behind the steps, as in a trainer that checkpoints asynchronously) and steps until it
+    is durable; reports the median step before, the mean step during, and their count."""
+    import torch
+    import ckptd
+    torch.set_num_threads(1)
+    g = torch.Generator().manual_seed(rank)
+    work = (torch.randn(384, 384, generator=g), torch.randn(384, 384, generator=g) / 20)
+    sd = load_state(args.dir, args.kind, rank)
+    entries = [ckptd.TensorEntry(k, v) for k, v in sd.items()]
+    client = ckptd.CkptdClient(args.address)
+    list(client.list_checkpoints(args.job))
+    staging = ckptd.SnapshotBuffers(state_bytes(sd) + (1 << 20))
+    staging.prepare(entries)  # a trainer keeps these from one checkpoint to the next
+    for _ in range(3):
+        training_step(work)  # warm up
+    barrier.wait()
+    t0 = time.monotonic()
+    base = []
+    for _ in range(8):
+        s = time.monotonic()
+        training_step(work)
+        base.append(time.monotonic() - s)
+    barrier.wait()  # every rank saves at once, as trainers do
+    t_save = time.monotonic()
+    pending = client.save_async(args.job, args.ckpt, 1, rank, args.ranks, "model", entries, snapshot=staging)
+    stall = time.monotonic() - t_save
+    during = []
+    while not pending.done() or not during:
+        s = time.monotonic()
+        training_step(work)
+        during.append(time.monotonic() - s)
+    res = pending.result()
+    c = client.commit(args.job, args.ckpt, 1, rank, args.ranks, ["model"], res.attempt, timeout=600)
+    t_end = time.monotonic()
+    if not c.committed:
+        raise RuntimeError(f"commit {c.outcome}: {c.reason}")
+    client.close()
+    return {"rank": rank, "t0": t0, "t_end": t_end, "bytes": state_bytes(sd), "stall": stall,
+            "step_base": sorted(base)[len(base) // 2], "step_during": sum(during) / len(during), "steps_during": len(during)}
+
+
+def cmd_tiny(args) -> dict:
+    """Save + Commit of 1 and of 1,000 one-element float32 tensors, best of 3 each: the time
+    per tensor, and the marginal cost of a tensor (the difference, per added tensor)."""
+    import torch
+    import ckptd
+    client = ckptd.CkptdClient(args.address)
+    list(client.list_checkpoints(args.job))
+    best = {}
+    for n in (1, 1000):
+        state = [ckptd.TensorEntry(f"t{i:05d}", torch.tensor([float(i)])) for i in range(n)]
+        times = []
+        for r in range(3):
+            ckpt = f"{args.ckpt}-{n}-{r}"
+            t0 = time.monotonic()
+            res = client.save(args.job, ckpt, 1, 0, 1, "model", state)
+            c = client.commit(args.job, ckpt, 1, 0, 1, ["model"], res.attempt, timeout=600)
+            times.append(time.monotonic() - t0)
+            if not c.committed:
+                raise RuntimeError(f"commit {c.outcome}: {c.reason}")
+            client.delete_checkpoint(args.job, ckpt)
+        best[n] = min(times)
+    client.close()
+    return {"mode": "ckptd-tiny", "seconds_1": best[1], "seconds_1000": best[1000],
+            "us_per_tensor": best[1000] / 1000 * 1e6, "us_per_added_tensor": (best[1000] - best[1]) / 999 * 1e6}
 
 
 def ckptd_load_rank(args, rank, barrier):
@@ -297,7 +443,7 @@ def dcp_rank(rank, args, port, q):
             out = {}
             for k, v in tensors.items():
                 rows = v.shape[0]
-                shard = Shard.from_tensor_and_offsets(v, [rank * rows, 0], rank)
+                shard = Shard.from_tensor_and_offsets(v, [rank * rows] + [0] * (v.dim() - 1), rank)
                 out[k] = init_from_local_shards([shard], args.ranks * rows, *v.shape[1:])
             return out
 
@@ -365,10 +511,12 @@ def cmd_evict(paths) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["gen", "ckptd-save", "ckptd-load", "torch-save", "torch-load", "dcp-save", "dcp-load", "evict", "probe"])
+    p.add_argument("mode", choices=["gen", "ckptd-save", "ckptd-load", "ckptd-steps", "ckptd-tiny", "torch-save", "torch-load",
+                                    "dcp-save", "dcp-load", "evict", "probe"])
     p.add_argument("paths", nargs="*")
     p.add_argument("--dir", default="")
     p.add_argument("--kind", default="dense", choices=KINDS)
+    p.add_argument("--kinds", default=",".join(KINDS), help="gen: the kinds to generate")
     p.add_argument("--ranks", type=int, default=4)
     p.add_argument("--mib", type=int, default=256)
     p.add_argument("--address", default="")
@@ -393,6 +541,9 @@ def main() -> None:
             print(json.dumps({"torch": torch.__version__, "dcp": True}))
         except Exception as exc:  # noqa: BLE001
             print(json.dumps({"torch": None, "error": str(exc)}))
+        return
+    if args.mode == "ckptd-tiny":
+        print(json.dumps(cmd_tiny(args)))
         return
     if args.mode in ("dcp-save", "dcp-load"):
         print(json.dumps(cmd_dcp(args)))

@@ -95,6 +95,34 @@ export async function encodeChunk(data: Buffer, tryCompress: boolean, minSaving 
   return rawFrame(data);
 }
 
+/** Below this many bytes a chunk is not worth an LZ4 attempt: the frame's 11 bytes eat any saving. */
+const MIN_COMPRESS_BYTES = 64;
+
+/**
+ * encodeChunk for a small chunk, written as one LZ4 frame into `out` at `at` (room for
+ * data.length + RAW_FRAME_OVERHEAD bytes), compressed on the calling thread: for a few KiB
+ * a hop to the thread pool costs more than the compression, and a stream of hundreds of
+ * small entries pays it per entry.
+ */
+export function encodeSmallChunkInto(data: Buffer, out: Buffer, at: number, minSaving = 0.03): { storedBytes: number; raw: boolean } {
+  const body = at + FRAME_HEADER.length + 4;
+  FRAME_HEADER.copy(out, at);
+  if (data.length >= MIN_COMPRESS_BYTES) {
+    const block = compressSync(data).subarray(4);
+    const storedBytes = FRAME_HEADER.length + 4 + block.length + END_MARK.length;
+    if (storedBytes <= data.length * (1 - minSaving)) {
+      out.writeUInt32LE(block.length, body - 4);
+      block.copy(out, body);
+      END_MARK.copy(out, body + block.length);
+      return { storedBytes, raw: false };
+    }
+  }
+  out.writeUInt32LE((data.length | UNCOMPRESSED_BIT) >>> 0, body - 4);
+  data.copy(out, body);
+  END_MARK.copy(out, body + data.length);
+  return { storedBytes: data.length + RAW_FRAME_OVERHEAD, raw: true };
+}
+
 /** Bytes of each literal stretch that literalsAreNoise compresses. */
 const NOISE_SAMPLE_BYTES = 8192;
 

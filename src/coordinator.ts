@@ -32,6 +32,7 @@ import {
   itemDirName,
   MANIFEST_FORMAT,
   MANIFEST_VERSION,
+  storedFileSizes,
   summarize,
   validateManifest,
   type CheckpointSummary,
@@ -1112,26 +1113,26 @@ export class CommitCoordinator implements CheckpointCoordinator {
 
 /**
  * Why the staged files of a rank's items do not match their records (undefined when
- * they do): every entry file must be a regular file (not a link) of the declared size.
+ * they do): every stored file must be a regular file (not a link) of the declared size.
  */
 async function stagedFilesProblem(attemptDir: string, rank: number, records: ItemRecord[]): Promise<string | undefined> {
   for (const item of records) {
     // A staged item always has its directory, even without entries (ItemWriter.open).
     const dir = await fsp.lstat(path.join(attemptDir, itemDirName(rank, item.name))).catch(() => undefined);
     if (!dir?.isDirectory()) return `item '${item.name}' is not staged`;
-    for (const entry of item.entries) {
-      const file = path.join(attemptDir, itemDirName(rank, item.name), entry.file);
+    // Per stored file, not per entry: small entries share the item's pack file.
+    for (const [name, { size, key }] of storedFileSizes(item)) {
+      const file = path.join(attemptDir, itemDirName(rank, item.name), name);
       let st;
       try {
         st = await fsp.lstat(file);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR")
-          return `item '${item.name}' entry '${entry.key}': ${entry.file} is not staged`;
+          return `item '${item.name}' entry '${key}': ${name} is not staged`;
         throw err;
       }
-      if (!st.isFile()) return `item '${item.name}' entry '${entry.key}': ${entry.file} is not a regular file`;
-      if (st.size !== entry.storedBytes)
-        return `item '${item.name}' entry '${entry.key}': ${entry.file} holds ${st.size} bytes, the record says ${entry.storedBytes}`;
+      if (!st.isFile()) return `item '${item.name}' entry '${key}': ${name} is not a regular file`;
+      if (st.size !== size) return `item '${item.name}' entry '${key}': ${name} holds ${st.size} bytes, the record says ${size}`;
     }
   }
   return undefined;

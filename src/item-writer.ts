@@ -8,8 +8,13 @@
  * and the disk writes run behind the stream, so receiving, checksumming and compressing
  * chunk i+1 overlaps writing chunk i. Memory stays bounded: by one chunk per stream, plus
  * the pool, whose budget is shared by every stream (an empty pool makes writeChunk wait).
- * Small entries, and data directories that refuse O_DIRECT, use buffered writes, one
+ * Medium entries, and data directories that refuse O_DIRECT, use buffered writes, one
  * chunk at a time. Either way every file is fsynced before finish returns.
+ *
+ * Small entries (at most PACK_MAX_ENTRY_BYTES) share the item's pack file (PACK_FILE_NAME):
+ * their frames are gathered in one buffer and written a MiB at a time, so a state dict of
+ * hundreds of layer-norm weights and optimizer steps costs a few writes and one fsync, not
+ * a file, a close and an fsync per tensor.
  *
  * Call order: open → (beginEntry → writeChunk*)* → finish | discard.
  */
@@ -21,6 +26,7 @@ import {
   CompressionPolicy,
   crc32cCombine,
   encodeChunk,
+  encodeSmallChunkInto,
   hex,
   LZ4_MAX_BLOCK,
   RAW_FRAME_END,
@@ -31,7 +37,7 @@ import { SpareBuffers, type PoolShare } from "./buffer-pool.js";
 import { zeroRunBound } from "./lz4-encode.js";
 import { currentWriteIo, DIRECT_MIN_BYTES, DirectFileWriter, openDirect, type WriteIo } from "./direct-io.js";
 import { invalidArgument } from "./errors.js";
-import { entryFileName, type EntryRecord, type ItemRecord, type ObjectMeta, type TensorMeta } from "./manifest.js";
+import { entryFileName, PACK_FILE_NAME, type EntryRecord, type ItemRecord, type ObjectMeta, type TensorMeta } from "./manifest.js";
 import type { SharedSegment } from "./shared-memory.js";
 import { fsyncDir } from "./storage.js";
 
@@ -46,7 +52,8 @@ export interface EntrySpec {
 
 interface OpenEntry {
   record: EntryRecord;
-  fh: FileHandle;
+  /** Undefined for a packed entry: its frames go to the pack buffer. */
+  fh: FileHandle | undefined;
   policy: CompressionPolicy;
   /** Present when the file is written with O_DIRECT. */
   direct: DirectFileWriter | undefined;
@@ -59,6 +66,26 @@ interface OpenEntry {
 /** Encode scratch buffers of every save stream; a few are kept for reuse. */
 const ENCODE_SCRATCH = new SpareBuffers(zeroRunBound(LZ4_MAX_BLOCK), 8);
 
+/**
+ * Entries of at most this many raw bytes are stored in the item's pack file: a file, a
+ * close and an fsync each cost about as much as writing a MiB.
+ */
+export const PACK_MAX_ENTRY_BYTES = 1 << 20;
+/** Packed chunks up to this size are compressed on the event loop and gathered in the pack buffer. */
+const PACK_INLINE_CHUNK_BYTES = 64 << 10;
+/** The pack buffer: packed frames are written to the pack file this many bytes at a time. */
+const PACK_BUFFER_BYTES = 1 << 20;
+/** Pack buffers of every save stream; a few are kept for reuse. */
+const PACK_BUFFERS = new SpareBuffers(PACK_BUFFER_BYTES, 8);
+
+/** The item's pack file, written sequentially: bytes [0, written) are in the file, the next `filled` in `buffer`. */
+interface Pack {
+  fh: FileHandle;
+  buffer: Buffer;
+  written: number;
+  filled: number;
+}
+
 /** Fsyncs of finished entry files run behind the stream, at most this many at once. */
 const MAX_PENDING_SYNCS = 16;
 
@@ -66,6 +93,9 @@ export class ItemWriter {
   private readonly entries: EntryRecord[] = [];
   private readonly keys = new Set<string>();
   private current: OpenEntry | undefined;
+  private pack: Pack | undefined;
+  /** Whether compression pays, for the larger packed chunks (small ones are always tried). */
+  private readonly packPolicy = new CompressionPolicy();
   private pendingSyncs: Promise<void>[] = [];
   /** The first failure of a finished entry's close or fsync, reported by finish. */
   private syncFailure: unknown;
@@ -90,7 +120,8 @@ export class ItemWriter {
     await this.endEntry();
     if (this.keys.has(spec.key)) throw invalidArgument(`duplicate entry key ${JSON.stringify(spec.key)} in item '${this.name}'`);
     this.keys.add(spec.key);
-    const file = entryFileName(this.entries.length);
+    const packed = spec.sizeBytes <= PACK_MAX_ENTRY_BYTES;
+    const file = packed ? PACK_FILE_NAME : entryFileName(this.entries.length);
     const record: EntryRecord = {
       key: spec.key,
       kind: spec.kind,
@@ -101,6 +132,19 @@ export class ItemWriter {
       storedBytes: 0,
       chunks: [],
     };
+    if (packed) {
+      const pack = await this.openPack();
+      this.current = {
+        record,
+        fh: undefined,
+        direct: undefined,
+        policy: this.packPolicy,
+        position: pack.written + pack.filled,
+        received: 0,
+      };
+      this.entries.push(record);
+      return;
+    }
     const filePath = path.join(this.dir, file);
     const pool = this.io.pool;
     const directFh = pool && spec.sizeBytes >= DIRECT_MIN_BYTES ? await openDirect(filePath) : undefined;
@@ -108,6 +152,44 @@ export class ItemWriter {
     const direct = directFh && pool ? new DirectFileWriter(directFh, pool, this.shares) : undefined;
     this.current = { record, fh, direct, policy: new CompressionPolicy(), position: 0, received: 0 };
     this.entries.push(record);
+  }
+
+  private async openPack(): Promise<Pack> {
+    if (this.pack) return this.pack;
+    const fh = await fsp.open(path.join(this.dir, PACK_FILE_NAME), "wx");
+    this.pack = { fh, buffer: PACK_BUFFERS.take(), written: 0, filled: 0 };
+    return this.pack;
+  }
+
+  /** Writes the pack buffer's bytes to the pack file; the buffer is free again when this returns. */
+  private async flushPack(pack: Pack): Promise<void> {
+    let done = 0;
+    while (done < pack.filled) done += (await pack.fh.write(pack.buffer, done, pack.filled - done)).bytesWritten;
+    pack.written += pack.filled;
+    pack.filled = 0;
+  }
+
+  /**
+   * Appends one chunk of a packed entry (its CRC already checked) to the pack: a small one
+   * through the pack buffer, a larger one (compressed on the thread pool, as an entry of its
+   * own would be) written after the buffer's bytes.
+   */
+  private async packChunk(cur: OpenEntry, data: Buffer, crc: number): Promise<void> {
+    const pack = this.pack!;
+    if (data.length <= PACK_INLINE_CHUNK_BYTES) {
+      if (pack.filled + data.length + RAW_FRAME_OVERHEAD > pack.buffer.length) await this.flushPack(pack);
+      const enc = encodeSmallChunkInto(data, pack.buffer, pack.filled);
+      pack.filled += enc.storedBytes;
+      this.recordChunk(cur, { rawBytes: data.length, storedBytes: enc.storedBytes, crc32c: crc, raw: enc.raw });
+      return;
+    }
+    await this.flushPack(pack);
+    const tried = this.packPolicy.shouldTry(data);
+    const enc = await encodeChunk(data, tried);
+    this.packPolicy.record(tried, !enc.raw);
+    await writeAll(pack.fh, enc.parts, enc.storedBytes);
+    pack.written += enc.storedBytes;
+    this.recordChunk(cur, { rawBytes: data.length, storedBytes: enc.storedBytes, crc32c: crc, raw: enc.raw });
   }
 
   get entryCount(): number {
@@ -122,6 +204,7 @@ export class ItemWriter {
     const crc = crc32c(data);
     this.checkCrc(rec, crc, clientCrc);
     this.streamCrc = crc32cCombine(this.streamCrc, crc, data.length);
+    if (!cur.fh) return this.packChunk(cur, data, crc);
     tried ??= cur.policy.shouldTry(data);
     // Where encodeChunk may encode the chunk: lent for this call only (the parts are copied
     // or written by the time it returns), so a stream between chunks holds none.
@@ -217,15 +300,32 @@ export class ItemWriter {
       throw invalidArgument(
         `item '${this.name}' failed its checksum: the data does not match the trailer's CRC-32C (${hex(trailer.crc32c)})`,
       );
-    await Promise.all(this.pendingSyncs);
-    this.pendingSyncs = [];
-    if (this.syncFailure !== undefined) throw this.syncFailure;
+    const pack = this.pack;
+    this.pack = undefined;
     // The item's files must survive a crash before the rank's vote can count them: their
-    // entries in the item directory, its entry in the rank directory, and the rank
-    // directory's entry in the attempt directory.
-    await fsyncDir(this.dir);
-    await fsyncDir(path.dirname(this.dir));
-    await fsyncDir(path.dirname(path.dirname(this.dir)));
+    // bytes, their entries in the item directory, its entry in the rank directory, and the
+    // rank directory's entry in the attempt directory. The fsyncs run at once: nothing
+    // orders them, the item is acknowledged only after all, and the filesystem may then
+    // serve them with one journal commit instead of one each.
+    const syncs = [
+      ...this.pendingSyncs,
+      fsyncDir(this.dir),
+      fsyncDir(path.dirname(this.dir)),
+      fsyncDir(path.dirname(path.dirname(this.dir))),
+    ];
+    this.pendingSyncs = [];
+    if (pack)
+      syncs.push(
+        this.flushPack(pack)
+          .then(() => pack.fh.sync())
+          .finally(() => {
+            PACK_BUFFERS.give(pack.buffer);
+            return pack.fh.close();
+          }),
+      );
+    const settled = await Promise.allSettled(syncs);
+    if (this.syncFailure !== undefined) throw this.syncFailure;
+    for (const s of settled) if (s.status === "rejected") throw s.reason;
     return { name: this.name, rawBytes: this.bytesReceived, storedBytes: this.bytesStored, entries: this.entries };
   }
 
@@ -233,7 +333,13 @@ export class ItemWriter {
   async discard(): Promise<void> {
     const cur = this.current;
     this.current = undefined;
-    await Promise.allSettled([...this.pendingSyncs, cur?.direct?.abandon().finally(() => cur.fh.close()) ?? cur?.fh.close()]);
+    const pack = this.pack;
+    this.pack = undefined;
+    await Promise.allSettled([
+      ...this.pendingSyncs,
+      cur?.direct?.abandon().finally(() => cur.fh?.close()) ?? cur?.fh?.close(),
+      pack?.fh.close().finally(() => PACK_BUFFERS.give(pack.buffer)),
+    ]);
     await fsp.rm(this.dir, { recursive: true, force: true });
   }
 
@@ -244,11 +350,14 @@ export class ItemWriter {
     const got = cur.received;
     if (got !== cur.record.rawBytes) {
       await cur.direct?.abandon();
-      await cur.fh.close();
+      await cur.fh?.close();
       throw invalidArgument(
         `entry '${cur.record.key}' of item '${this.name}' ended after ${got} bytes but expects ${cur.record.rawBytes} bytes (${describe(cur.record)})`,
       );
     }
+    const fh = cur.fh;
+    // A packed entry is made durable with the pack file, in finish.
+    if (!fh) return;
     if (this.pendingSyncs.length >= MAX_PENDING_SYNCS) {
       await Promise.all(this.pendingSyncs);
       this.pendingSyncs = [];
@@ -256,11 +365,11 @@ export class ItemWriter {
     // Closing a direct file waits for its writes in flight; it and the fsync run behind
     // the stream, so the next entry's chunks keep arriving meanwhile.
     const durable = (cur.direct ? cur.direct.close() : Promise.resolve())
-      .then(() => cur.fh.sync())
+      .then(() => fh.sync())
       .catch((err: unknown) => {
         this.syncFailure ??= err;
       })
-      .finally(() => cur.fh.close().catch(() => undefined));
+      .finally(() => fh.close().catch(() => undefined));
     this.pendingSyncs.push(durable);
   }
 }

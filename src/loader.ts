@@ -18,7 +18,7 @@ import type { Catalog } from "./catalog.js";
 import { ChunkCorruptError, decodeChunk, LZ4_MAX_BLOCK, RAW_FRAME_OVERHEAD, type StoredChunk } from "./codec.js";
 import { dataLoss, invalidArgument, notFound } from "./errors.js";
 import type { CheckpointSummary, EntryRecord, ItemRecord, Manifest } from "./manifest.js";
-import { itemDirName } from "./manifest.js";
+import { itemDirName, PACK_FILE_NAME } from "./manifest.js";
 import { quote } from "./limits.js";
 import { checkName } from "./names.js";
 import type { DataDir } from "./storage.js";
@@ -163,49 +163,58 @@ export class CheckpointLoader {
     let entryNo = -1;
     for (const item of plan.items) {
       const dir = path.join(base, itemDirName(plan.sourceRank, item.name));
-      for (const entry of item.entries) {
-        entryNo++;
-        if (entryNo < from.entry) continue;
-        const resumed = entryNo === from.entry;
-        const skip = resumed ? from.chunk : 0;
-        const targetDevice = entry.tensor ? (plan.mapLocation.get(entry.tensor.device || "cpu") ?? "cpu") : "";
-        if (!resumed) yield { kind: "entry", item: item.name, entry, targetDevice };
-        if (entry.chunks.length <= skip) continue;
-        // The decode buffer first, before any read holds buffers: streams that hold read
-        // buffers while they wait for a decode buffer would wait on each other.
-        if (entry.chunks.some((c) => !c.raw)) await buffers.decodeBuffer();
-        let fh: fsp.FileHandle;
-        let direct: boolean;
-        try {
-          ({ fh, direct } = await openForRead(path.join(dir, entry.file), entry.chunks, buffers));
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === "ENOENT")
-            throw dataLoss(
-              `item '${item.name}' key '${entry.key}': stored file ${entry.file} is missing (or the checkpoint was deleted during the load)`,
-            );
-          throw err;
-        }
-        try {
-          let i = skip;
-          for await (const { stored, bytesRead } of readAhead(fh, skip > 0 ? entry.chunks.slice(skip) : entry.chunks, buffers, direct)) {
-            const c = entry.chunks[i]!;
-            try {
-              if (bytesRead !== c.storedBytes) throw new ChunkCorruptError(`file is truncated (${bytesRead} of ${c.storedBytes} bytes)`);
-              const out = c.raw ? undefined : await buffers.decodeBuffer();
-              yield { kind: "chunk", data: await decodeChunk(stored, c, out), crc32c: c.crc32c };
-            } catch (err) {
-              if (err instanceof ChunkCorruptError)
-                throw dataLoss(
-                  `checkpoint '${plan.manifest.checkpointId}' rank ${plan.sourceRank} item '${item.name}' key '${entry.key}' chunk ${i} ` +
-                    `(file ${entry.file}, offset ${c.offset}) is corrupt: ${err.message}`,
-                );
-              throw err;
-            }
-            i++;
+      // The item's pack file stays open across its entries: one open per small tensor cost
+      // more than reading it.
+      let pack: { fh: fsp.FileHandle; direct: boolean } | undefined;
+      try {
+        for (const entry of item.entries) {
+          entryNo++;
+          if (entryNo < from.entry) continue;
+          const resumed = entryNo === from.entry;
+          const skip = resumed ? from.chunk : 0;
+          const targetDevice = entry.tensor ? (plan.mapLocation.get(entry.tensor.device || "cpu") ?? "cpu") : "";
+          if (!resumed) yield { kind: "entry", item: item.name, entry, targetDevice };
+          if (entry.chunks.length <= skip) continue;
+          // The decode buffer first, before any read holds buffers: streams that hold read
+          // buffers while they wait for a decode buffer would wait on each other.
+          if (entry.chunks.some((c) => !c.raw)) await buffers.decodeBuffer();
+          const packed = entry.file === PACK_FILE_NAME;
+          let fh: fsp.FileHandle;
+          let direct: boolean;
+          try {
+            ({ fh, direct } = (packed ? pack : undefined) ?? (await openForRead(path.join(dir, entry.file), entry.chunks, buffers)));
+            if (packed) pack = { fh, direct };
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code === "ENOENT")
+              throw dataLoss(
+                `item '${item.name}' key '${entry.key}': stored file ${entry.file} is missing (or the checkpoint was deleted during the load)`,
+              );
+            throw err;
           }
-        } finally {
-          await fh.close();
+          try {
+            let i = skip;
+            for await (const { stored, bytesRead } of readAhead(fh, skip > 0 ? entry.chunks.slice(skip) : entry.chunks, buffers, direct)) {
+              const c = entry.chunks[i]!;
+              try {
+                if (bytesRead !== c.storedBytes) throw new ChunkCorruptError(`file is truncated (${bytesRead} of ${c.storedBytes} bytes)`);
+                const out = c.raw ? undefined : await buffers.decodeBuffer();
+                yield { kind: "chunk", data: await decodeChunk(stored, c, out), crc32c: c.crc32c };
+              } catch (err) {
+                if (err instanceof ChunkCorruptError)
+                  throw dataLoss(
+                    `checkpoint '${plan.manifest.checkpointId}' rank ${plan.sourceRank} item '${item.name}' key '${entry.key}' chunk ${i} ` +
+                      `(file ${entry.file}, offset ${c.offset}) is corrupt: ${err.message}`,
+                  );
+                throw err;
+              }
+              i++;
+            }
+          } finally {
+            if (!packed) await fh.close();
+          }
         }
+      } finally {
+        await pack?.fh.close();
       }
     }
   }
@@ -293,7 +302,8 @@ async function openForRead(
   buffers: ReadBuffers,
 ): Promise<{ fh: fsp.FileHandle; direct: boolean }> {
   const last = chunks[chunks.length - 1];
-  const size = last ? last.offset + last.storedBytes : 0;
+  // The entry's bytes, not the file's end: a packed entry may lie far into a pack file.
+  const size = last ? last.offset + last.storedBytes - chunks[0]!.offset : 0;
   if (directReadsWork && size >= DIRECT_READ_MIN_BYTES) {
     let fh: fsp.FileHandle | undefined;
     try {

@@ -28,7 +28,10 @@ export interface EntryRecord {
   kind: "tensor" | "object";
   tensor?: TensorMeta;
   object?: ObjectMeta;
-  /** File name within the item directory, e.g. "000003.lz4". */
+  /**
+   * File name within the item directory: the entry's own, e.g. "000003.lz4", or the
+   * item's pack file (PACK_FILE_NAME) that small entries share, each at its own offsets.
+   */
   file: string;
   rawBytes: number;
   storedBytes: number;
@@ -131,8 +134,8 @@ function dims(where: string, v: unknown): number[] {
  * plus the frame's overhead; a compressed one saved something), and its checksum is a
  * 32-bit unsigned integer. Returns the totals.
  */
-function validateChunks(where: string, v: unknown): { chunks: StoredChunk[]; rawBytes: number; storedBytes: number } {
-  let offset = 0;
+function validateChunks(where: string, v: unknown, start: number): { chunks: StoredChunk[]; rawBytes: number; storedBytes: number } {
+  let offset = start;
   let rawBytes = 0;
   const chunks = list(where, v, Math.ceil(2 ** 50 / LZ4_MAX_BLOCK)).map((c, i): StoredChunk => {
     const at = `${where}[${i}]`;
@@ -157,7 +160,7 @@ function validateChunks(where: string, v: unknown): { chunks: StoredChunk[]; raw
     rawBytes += chunk.rawBytes;
     return chunk;
   });
-  return { chunks, rawBytes, storedBytes: offset };
+  return { chunks, rawBytes, storedBytes: offset - start };
 }
 
 function validateTensor(where: string, v: unknown): { tensor: TensorMeta; bytes: number } {
@@ -182,7 +185,11 @@ function validateTensor(where: string, v: unknown): { tensor: TensorMeta; bytes:
   };
 }
 
-function validateEntry(where: string, v: unknown, index: number): EntryRecord {
+/**
+ * `packAt`: where the item's next packed entry must start in the pack file (packed
+ * entries lie back to back in entry order, so the pack's size is the sum of theirs).
+ */
+function validateEntry(where: string, v: unknown, index: number, packAt: number): EntryRecord {
   const e = object(where, v);
   let key: string;
   try {
@@ -190,15 +197,18 @@ function validateEntry(where: string, v: unknown, index: number): EntryRecord {
   } catch (err) {
     throw invalidArgument(`${where}.key: ${(err as Error).message}`);
   }
-  // The file name is not free: the item writer names entry files by index, and anything
-  // else could point a load or a verification outside the item's directory.
-  if (e["file"] !== entryFileName(index))
-    throw invalidArgument(`${where}.file must be ${JSON.stringify(entryFileName(index))}, got ${truncated(e["file"])}`);
-  const { chunks, rawBytes, storedBytes } = validateChunks(`${where}.chunks`, e["chunks"]);
+  // The file name is not free: the item writer names entry files by index (or packs the
+  // entry), and anything else could point a load or a verification outside the item's directory.
+  const packed = e["file"] === PACK_FILE_NAME;
+  if (!packed && e["file"] !== entryFileName(index))
+    throw invalidArgument(
+      `${where}.file must be ${JSON.stringify(entryFileName(index))} or ${JSON.stringify(PACK_FILE_NAME)}, got ${truncated(e["file"])}`,
+    );
+  const { chunks, rawBytes, storedBytes } = validateChunks(`${where}.chunks`, e["chunks"], packed ? packAt : 0);
   const record: EntryRecord = {
     key,
     kind: "tensor",
-    file: entryFileName(index),
+    file: packed ? PACK_FILE_NAME : entryFileName(index),
     rawBytes: checkInt(`${where}.rawBytes`, e["rawBytes"], rawBytes, rawBytes),
     storedBytes: checkInt(`${where}.storedBytes`, e["storedBytes"], storedBytes, storedBytes),
     chunks,
@@ -237,8 +247,10 @@ export function validateItemRecord(v: unknown, where = "item"): ItemRecord {
   const keys = new Set<string>();
   let rawBytes = 0;
   let storedBytes = 0;
+  let packAt = 0;
   const entries = list(`${where}.entries`, o["entries"], MAX_ENTRIES_PER_ITEM).map((e, i) => {
-    const entry = validateEntry(`${where}.entries[${i}]`, e, i);
+    const entry = validateEntry(`${where}.entries[${i}]`, e, i, packAt);
+    if (entry.file === PACK_FILE_NAME) packAt += entry.storedBytes;
     if (keys.has(entry.key)) throw invalidArgument(`${where}.entries[${i}]: key ${truncated(entry.key)} appears twice`);
     keys.add(entry.key);
     rawBytes += entry.rawBytes;
@@ -317,4 +329,21 @@ export function itemDirName(rank: number, item: string): string {
 
 export function entryFileName(index: number): string {
   return `${String(index).padStart(6, "0")}.lz4`;
+}
+
+/**
+ * The file an item's small entries share (see ItemWriter): their chunks' LZ4 frames back
+ * to back in entry order, so `lz4 -dc pack.lz4` gives the concatenation of their raw bytes.
+ */
+export const PACK_FILE_NAME = "pack.lz4";
+
+/** The size each stored file of an item must have, by file name, with the first entry stored in it. */
+export function storedFileSizes(item: ItemRecord): Map<string, { size: number; key: string }> {
+  const sizes = new Map<string, { size: number; key: string }>();
+  for (const e of item.entries) {
+    const f = sizes.get(e.file);
+    if (f) f.size += e.storedBytes;
+    else sizes.set(e.file, { size: e.storedBytes, key: e.key });
+  }
+  return sizes;
 }

@@ -733,12 +733,23 @@ async function saveItem(
         metrics.bytesStoredWritten.inc(writer.bytesStored - before);
         released += n;
         onReleased?.(released);
+      } else if (req.msg === "entryBatch") {
+        // Each entry exactly as its header and one chunk would be: the same checks, in order.
+        const before = writer.bytesStored;
+        const receivedBefore = writer.bytesReceived;
+        for (const e of req.entryBatch!.entries) {
+          if (!e.header) throw invalidArgument("an entry of an entry_batch has no header");
+          await writer.beginEntry(entrySpec(e.header));
+          await writer.writeChunk(e.data, e.crc32c);
+        }
+        metrics.bytesReceived.inc(writer.bytesReceived - receivedBefore);
+        metrics.bytesStoredWritten.inc(writer.bytesStored - before);
       } else if (req.msg === "trailer") {
         const record = await writer.finish(req.trailer!);
         ticket.attempt.stage(ticket, record);
         trailerSeen = true;
         unwatch?.();
-      } else throw invalidArgument("an empty message arrived; set header, entry, chunk, shared_chunk or trailer");
+      } else throw invalidArgument("an empty message arrived; set header, entry, chunk, shared_chunk, entry_batch or trailer");
     }
     if (!ticket || !writer) throw invalidArgument("the stream ended before the header");
     if (!trailerSeen) throw invalidArgument("the stream ended without a trailer; the item is discarded");

@@ -12,7 +12,6 @@ import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/
 import { DAEMON_ENTRY, type Daemon, rawClient, startDaemon } from "./harness.js";
 import {
   MiB,
-  checkpointDir,
   compressibleBytes,
   entryFile,
   expectLoadsBitExact,
@@ -65,7 +64,8 @@ function flipByteInChunk(checkpointId: string, rank: number, item: string, key: 
   const e = manifestEntry(m, rank, item, key);
   const c = e.chunks[chunk];
   expect(c, `manifest has chunk ${chunk} of ${key}`).toBeDefined();
-  const file = entryFile(daemon.dataDir, JOB, checkpointId, rank, item, entryIndex);
+  // The entry's own file, or the item's pack file it shares with other small entries.
+  const file = path.join(path.dirname(entryFile(daemon.dataDir, JOB, checkpointId, rank, item, entryIndex)), e.file);
   const at = c!.offset + Math.floor(c!.storedBytes / 2);
   const fd = fs.openSync(file, "r+");
   try {
@@ -137,33 +137,29 @@ describe("storage", () => {
     const id = uniqueName("lz4-readable");
     const entries = [
       f32Entry("layers.0.weight", compressibleBytes(10 * MiB, 9)),
+      f32Entry("ln.weight", compressibleBytes(3 * 1024, 4)),
       f32Entry("embedding.weight", incompressibleBytes(5 * MiB)),
       tensorEntry("step", "DTYPE_INT64", [], Buffer.from([42, 0, 0, 0, 0, 0, 0, 0])),
       objectEntry("config", Buffer.from(JSON.stringify({ lr: 3e-4, betas: [0.9, 0.95] })), "json"),
     ];
     await saveAndCommit(client, JOB, id, 7, [{ model: entries }]);
     const m = readManifest(daemon.dataDir, JOB, id);
+    const itemDir = path.dirname(entryFile(daemon.dataDir, JOB, id, 0, "model", 0));
 
+    // Small entries share pack.lz4, back to back in entry order; the others have a file each.
+    const packed: Buffer[] = [];
+    let packAt = 0;
     for (const [index, e] of entries.entries()) {
-      const file = entryFile(daemon.dataDir, JOB, id, 0, "model", index);
-      expect(fs.existsSync(file), `${e.key} stored at ${path.relative(daemon.dataDir, file)}`).toBe(true);
       const me = manifestEntry(m, 0, "model", e.key);
-      // `file` may be relative to the checkpoint or to the item's directory; either way it is this file.
-      expect(me.file.replace(/\\/g, "/")).toMatch(new RegExp(`(^|/)${String(index).padStart(6, "0")}\\.lz4$`));
-      const named = [path.join(checkpointDir(daemon.dataDir, JOB, id), me.file), path.join(path.dirname(file), path.basename(me.file))];
-      expect(
-        named.map((p) => path.resolve(p)),
-        `manifest file '${me.file}'`,
-      ).toContain(path.resolve(file));
+      const small = e.data.length <= 64 * 1024;
+      expect(me.file, `${e.key}'s file`).toBe(small ? "pack.lz4" : `${String(index).padStart(6, "0")}.lz4`);
+      const file = path.join(itemDir, me.file);
+      expect(fs.existsSync(file), `${e.key} stored at ${path.relative(daemon.dataDir, file)}`).toBe(true);
       expect(me.rawBytes).toBe(e.data.length);
       const stored = fs.readFileSync(file);
-      expect(me.storedBytes).toBe(stored.length);
-
-      const whole = execFileSync(LZ4, ["-dc", file], { maxBuffer: 64 * MiB });
-      expectSameBytes(whole, e.data, `lz4 -dc ${e.key}`);
 
       // One standard frame per chunk, back to back, each carrying its raw bytes' CRC-32C.
-      let offset = 0;
+      let offset = small ? packAt : 0;
       let raw = 0;
       for (const [i, c] of me.chunks.entries()) {
         expect(c.offset, `${e.key} chunk ${i} offset`).toBe(offset);
@@ -174,9 +170,22 @@ describe("storage", () => {
         offset += c.storedBytes;
         raw += c.rawBytes;
       }
-      expect(offset, `${e.key}: chunks cover the file`).toBe(stored.length);
       expect(raw, `${e.key}: chunks cover the raw bytes`).toBe(e.data.length);
+      if (small) {
+        packed.push(e.data);
+        packAt = offset;
+        continue;
+      }
+      expect(me.storedBytes).toBe(stored.length);
+      expect(offset, `${e.key}: chunks cover the file`).toBe(stored.length);
+      const whole = execFileSync(LZ4, ["-dc", file], { maxBuffer: 64 * MiB });
+      expectSameBytes(whole, e.data, `lz4 -dc ${e.key}`);
     }
+    // The pack decodes to the concatenation of its entries' raw bytes, and holds nothing else.
+    const pack = path.join(itemDir, "pack.lz4");
+    expect(fs.statSync(pack).size, "pack.lz4 is its entries' frames only").toBe(packAt);
+    expectSameBytes(execFileSync(LZ4, ["-dc", pack]), Buffer.concat(packed), "lz4 -dc pack.lz4");
+    expect(manifestEntry(m, 0, "model", "ln.weight").chunks[0]!.raw, "a compressible small entry is compressed").toBe(false);
     const big = manifestEntry(m, 0, "model", "layers.0.weight");
     expect(big.chunks.length, "10 MiB in chunks of at most 4 MiB").toBeGreaterThanOrEqual(3);
     expect(big.storedBytes, "compressible data is compressed").toBeLessThan(big.rawBytes / 2);

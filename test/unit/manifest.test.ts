@@ -64,6 +64,30 @@ describe("manifest validation", () => {
     expect(parseManifest(JSON.stringify(manifest()), "m.json")).toEqual(manifest());
   });
 
+  it("validateItemRecord - small entries may share pack.lz4, back to back in entry order (older manifests with a file per entry stay valid)", () => {
+    const packed = structuredClone(item());
+    packed.entries[0]!.file = "pack.lz4";
+    packed.entries[1]!.file = "pack.lz4";
+    packed.entries[1]!.chunks[0]!.offset = 16 + RAW_FRAME_OVERHEAD;
+    expect(validateItemRecord(packed)).toEqual(packed);
+    expect(validateItemRecord(item()), "a file per entry, as before pack files").toEqual(item());
+    // Only the second entry packed: it starts the pack at 0.
+    const mixed = structuredClone(item());
+    mixed.entries[1]!.file = "pack.lz4";
+    expect(validateItemRecord(mixed)).toEqual(mixed);
+  });
+
+  it("validateItemRecord - a packed entry must start where the previous packed one ended, and no other file name passes", () => {
+    const gap = structuredClone(item());
+    gap.entries[0]!.file = "pack.lz4";
+    gap.entries[1]!.file = "pack.lz4";
+    gap.entries[1]!.chunks[0]!.offset = 0; // overlaps the first entry's frame
+    expect(() => validateItemRecord(gap)).toThrow(/entries\[1\]\.chunks\[0\]\.offset/);
+    const renamed = structuredClone(item());
+    renamed.entries[0]!.file = "../pack.lz4";
+    expect(() => validateItemRecord(renamed)).toThrow(/entries\[0\]\.file must be "000000.lz4" or "pack.lz4"/);
+  });
+
   it("parseManifest - truncated JSON is a SyntaxError", () => {
     expect(() => parseManifest(JSON.stringify(manifest()).slice(0, 100), "m.json")).toThrow(SyntaxError);
   });

@@ -122,8 +122,11 @@ def refused(code, details: str) -> bool:
 class Ring:
     """A ring of fixed-size slots in a shared-memory file.
 
-    The writer (a Save stream's request iterator) calls :meth:`put` per chunk; it blocks
-    while every slot holds a chunk the daemon has not released. :meth:`release` (from the
+    The writer (a Save stream's request iterator) calls :meth:`put` per chunk; chunks
+    smaller than a slot share the slot being filled while they fit (a state dict's
+    hundreds of 100 KiB tensors would otherwise hold a 4 MiB slot each, and the hand-off
+    would wait for the daemon every few tensors). It blocks while every slot holds chunks
+    the daemon has not released. :meth:`release` (from the
     thread reading the daemon's progress messages) frees slots; :meth:`fail` wakes a
     blocked writer when the call ends.
     """
@@ -153,8 +156,10 @@ class Ring:
         self._reset()
 
     def _reset(self) -> None:
-        self._next = 0  # chunks put so far
-        self._pending: Deque[int] = collections.deque()  # lengths of chunks not yet released
+        self._next = 0  # slots opened so far
+        # Per slot not yet released, in order: [slot number, bytes of its chunks].
+        self._pending: Deque[List[int]] = collections.deque()
+        self._fill: Optional[int] = None  # bytes used in the slot being filled (the last pending), if open
         self._sent_bytes = 0
         self._released_bytes = 0  # bytes of pending chunks released so far
         self._failed: Optional[BaseException] = None
@@ -173,15 +178,21 @@ class Ring:
         """Copies ``data`` (at most one slot) into the next free slot; returns its offset."""
         n = len(data)
         with self._cond:
-            while len(self._pending) >= self.slots and self._failed is None:
-                self._cond.wait()
-            if self._failed is not None:
-                raise self._failed
-            slot = self._next % self.slots
-            self._next += 1
-            self._pending.append(n)
+            if self._fill is not None and self._fill + n <= self.slot_bytes and self._failed is None:
+                last = self._pending[-1]
+                off = (last[0] % self.slots) * self.slot_bytes + self._fill
+                last[1] += n
+                self._fill += n
+            else:
+                while len(self._pending) >= self.slots and self._failed is None:
+                    self._cond.wait()
+                if self._failed is not None:
+                    raise self._failed
+                off = (self._next % self.slots) * self.slot_bytes
+                self._pending.append([self._next, n])
+                self._next += 1
+                self._fill = n
             self._sent_bytes += n
-        off = slot * self.slot_bytes
         self._view[off:off + n] = data
         return off
 
@@ -189,10 +200,14 @@ class Ring:
         """The daemon copied out ``released_total`` bytes of this stream's chunks so far."""
         with self._cond:
             freed = False
-            while self._pending and self._released_bytes + self._pending[0] <= released_total:
-                self._released_bytes += self._pending.popleft()
+            while self._pending and self._released_bytes + self._pending[0][1] <= released_total:
+                self._released_bytes += self._pending.popleft()[1]
                 freed = True
             if freed:
+                if not self._pending:
+                    # The slot being filled went back whole: the next chunk opens a slot (it may be
+                    # this one again, once the ring wraps), so no chunk lands in a released slot.
+                    self._fill = None
                 self._cond.notify_all()
 
     def fail(self, exc: BaseException) -> None:

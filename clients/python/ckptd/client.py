@@ -307,17 +307,60 @@ def _encode_chunk(data: memoryview, crc: int) -> bytes:
     return b"".join((head, data, tail))
 
 
+#: Entries of at most this many bytes travel whole in EntryBatch messages (the daemon
+#: stores entries up to the same size in the item's pack file).
+BATCH_ENTRY_BYTES = 1 << 20
+#: The same through shared memory: larger entries go through the ring, whose copy is the
+#: async hand-off (a batch is handed off only once sent), and which bounds the memory.
+SHARED_BATCH_ENTRY_BYTES = 64 << 10
+#: An EntryBatch is sent once it holds this many bytes, or this many entries.
+BATCH_BYTES = 1 << 20
+BATCH_ENTRIES = 1024
+
+
+def _entry_batch(parts: List[bytes]) -> bytes:
+    """A serialised SaveRequest{entry_batch: EntryBatch} around serialised InlineEntry fields."""
+    body = b"".join(parts)
+    return b"\x32" + _varint(len(body)) + body  # SaveRequest.entry_batch = 6
+
+
 def _item_messages(prepared, chunk_bytes: int, chunk_message: Callable[[Any, int], Any],
-                   handed_off: Optional[threading.Event] = None, n_direct: int = 0) -> Iterator[Any]:
+                   handed_off: Optional[threading.Event] = None, n_direct: int = 0,
+                   wrap: Callable[[bytes], Any] = lambda b: b, batch_entry_bytes: int = BATCH_ENTRY_BYTES) -> Iterator[Any]:
     """The body of a Save stream after its header: per entry its header and its chunks (as
     ``chunk_message(data, crc32c)`` makes them), then the trailer with the counts and the
     stream's CRC-32C. ``handed_off`` is set once the first ``n_direct`` entries (those read
-    from the trainer's memory) are handed over, and again before the trailer."""
+    from the trainer's memory) are handed over, and again before the trailer.
+
+    Small entries (at most ``batch_entry_bytes``) go whole, copied, in EntryBatch messages
+    (``wrap`` makes a stream message of one): two messages and a CRC per tiny tensor cost
+    far more than its bytes. Their bytes carry no CRC of their own; the trailer's, which
+    covers them, is checked before the daemon acknowledges the item."""
     running = 0
     total = 0
-    for i, (header, chunks) in enumerate(prepared):
+    batch: List[bytes] = []
+    batch_bytes = 0
+    batch_entries = 0
+    for i, (header, chunks, nbytes) in enumerate(prepared):
         if handed_off is not None and i == n_direct:
-            handed_off.set()  # what is left are snapshot copies
+            handed_off.set()  # what is left are snapshot copies (batched entries are copies already)
+        if nbytes <= batch_entry_bytes:
+            data = b"".join(chunks(chunk_bytes))
+            running = _crc.crc32c(data, running)
+            total += len(data)
+            h = header.SerializeToString()
+            inline_len = 1 + len(_varint(len(h))) + len(h) + 1 + len(_varint(len(data))) + len(data)
+            # EntryBatch.entries = 1 { InlineEntry.header = 1, InlineEntry.data = 2 }
+            batch += (b"\x0a", _varint(inline_len), b"\x0a", _varint(len(h)), h, b"\x12", _varint(len(data)), data)
+            batch_bytes += inline_len
+            batch_entries += 1
+            if batch_bytes >= BATCH_BYTES or batch_entries >= BATCH_ENTRIES:
+                yield wrap(_entry_batch(batch))
+                batch, batch_bytes, batch_entries = [], 0, 0
+            continue
+        if batch:  # entries keep their order
+            yield wrap(_entry_batch(batch))
+            batch, batch_bytes, batch_entries = [], 0, 0
         yield pb.SaveRequest(entry=header)
         for data in chunks(chunk_bytes):
             n = len(data)
@@ -325,6 +368,8 @@ def _item_messages(prepared, chunk_bytes: int, chunk_message: Callable[[Any, int
             running = _crc.combine(running, crc, n)
             total += n
             yield chunk_message(data, crc)
+    if batch:
+        yield wrap(_entry_batch(batch))
     if handed_off is not None:
         handed_off.set()
     yield pb.SaveRequest(trailer=pb.SaveTrailer(entry_count=len(prepared), byte_count=total, crc32c=running))
@@ -353,6 +398,15 @@ def _operation(request: Any) -> str:
 
 def _serialize_save_request(msg: Union[bytes, pb.SaveRequest]) -> bytes:
     return msg if isinstance(msg, bytes) else msg.SerializeToString()
+
+
+def _serialize_save_shared_request(msg: Union[bytes, pb.SaveSharedRequest]) -> bytes:
+    return msg if isinstance(msg, bytes) else msg.SerializeToString()
+
+
+def _shared_wrap(request: bytes) -> bytes:
+    """A serialised SaveSharedRequest{request} around a serialised SaveRequest."""
+    return b"\x0a" + _varint(len(request)) + request
 
 
 def _ts_seconds(ts) -> float:
@@ -433,7 +487,7 @@ class CkptdClient:
         )
         self._save_shared_rpc = self.channel.stream_stream(
             "/ckptd.v1.CheckpointService/SaveShared",
-            request_serializer=pb.SaveSharedRequest.SerializeToString,
+            request_serializer=_serialize_save_shared_request,
             response_deserializer=pb.SaveSharedResponse.FromString,
         )
 
@@ -514,7 +568,9 @@ class CkptdClient:
         """One Save: through shared memory when on (falling back to the stream for good
         when the daemon refuses it), else on the gRPC stream."""
         shm_dir = self._shm_dir
-        if shm_dir is not None:
+        # An item of small entries only sends every byte inline (EntryBatch): a ring file
+        # would cost its creation and a round trip for nothing.
+        if shm_dir is not None and any(nbytes > SHARED_BATCH_ENTRY_BYTES for _, _, nbytes in prepared):
             try:
                 return self._save_shared(shm_dir, target, prepared, timeout, handed_off, n_direct)
             except _shm.SharedUnavailable as err:
@@ -559,8 +615,9 @@ class CkptdClient:
                     return pb.SaveRequest(shared_chunk=pb.SharedChunk(offset=ring.put(data), length=len(data), crc32c=crc))
 
                 # Once the last chunk is in the ring, the trainer's memory is free.
-                for msg in _item_messages(prepared, chunk_bytes, shared_chunk, handed_off, n_direct):
-                    yield SSR(request=msg)
+                for msg in _item_messages(prepared, chunk_bytes, shared_chunk, handed_off, n_direct, _shared_wrap,
+                                          SHARED_BATCH_ENTRY_BYTES):
+                    yield msg if isinstance(msg, bytes) else SSR(request=msg)
             except _shm.SharedUnavailable:
                 return
             except GeneratorExit:  # grpc closes the iterator when the call ended: not a failure of ours
@@ -1083,7 +1140,7 @@ def _protocol(what: str) -> Internal:
 
 
 def _prepare_entries(entries: Iterable[Entry]):
-    """(EntryHeader, chunks(chunk_bytes)) per entry, every entry checked first."""
+    """(EntryHeader, chunks(chunk_bytes), byte size) per entry, every entry checked first."""
     prepared = []
     seen = set()
     for entry in entries:
@@ -1099,11 +1156,11 @@ def _prepare_entries(entries: Iterable[Entry]):
                                       f" {getattr(entry.tensor, 'dtype', '')}")
             info = tensor_info(entry.tensor, entry.device, entry.dtype)
             header = pb.EntryHeader(key=key, tensor=tensor_spec(info, entry.global_shape, entry.global_offsets))
-            prepared.append((header, lambda n, t=entry.tensor: tensor_chunks(t, n)))
+            prepared.append((header, lambda n, t=entry.tensor: tensor_chunks(t, n), info.nbytes))
         elif isinstance(entry, ObjectEntry):
             data = memoryview(entry.data).cast("B")
             header = pb.EntryHeader(key=key, object=pb.ObjectSpec(size_bytes=len(data), format=entry.format))
-            prepared.append((header, lambda n, d=data: (d[i:i + n] for i in range(0, len(d), n))))
+            prepared.append((header, lambda n, d=data: (d[i:i + n] for i in range(0, len(d), n)), len(data)))
         else:
             raise InvalidArgument(f"entry {key}: expected a TensorEntry or an ObjectEntry, got {type(entry).__name__}")
     return prepared

@@ -182,8 +182,10 @@ def test_a_daemon_without_save_shared_gets_the_bytes_on_the_stream(tmp_path):
     try:
         with ckptd.CkptdClient(f"127.0.0.1:{port}", shared_memory_dir=str(tmp_path)) as client:
             assert client.shared_memory
-            res = client.save("j", "c", 1, 0, 1, "model", [ckptd.TensorEntry("x", np.ones(1000, dtype=np.float32))])
-            assert res.bytes_received == 4000
+            # Larger than BATCH_ENTRY_BYTES: an item of small entries only skips the ring anyway, and
+            # on the stream a small entry would travel in an EntryBatch, which this stand-in ignores.
+            res = client.save("j", "c", 1, 0, 1, "model", [ckptd.TensorEntry("x", np.ones(1 << 19, dtype=np.float32))])
+            assert res.bytes_received == 4 << 19
             assert not client.shared_memory
             assert os.listdir(tmp_path) == []
     finally:
@@ -215,3 +217,24 @@ def test_a_full_shared_memory_directory_falls_back_to_the_stream(start_daemon, t
         assert not client.shared_memory
         assert client.commit(job, "s2", 2, 0, 1, ["model"], res.attempt).outcome == "COMMITTED"
         _check_load(client, job, "s2", state)
+
+
+def test_small_chunks_share_a_ring_slot_and_a_slot_is_reused_only_once_all_its_chunks_are_released(tmp_path):
+    ring = ckptd._shm.Ring(str(tmp_path), 4096, 2)
+    try:
+        assert [ring.put(b"a" * 1024) for _ in range(3)] == [0, 1024, 2048]  # one slot, back to back
+        assert ring.put(b"b" * 3072) == 4096  # does not fit the rest of slot 0: slot 1
+        got = []
+        t = threading.Thread(target=lambda: got.append(ring.put(b"c" * 3072)))
+        t.start()
+        t.join(0.3)
+        assert t.is_alive(), "both slots hold unreleased chunks: the writer waits"
+        ring.release(2048)  # two of slot 0's three chunks: the slot is still in use
+        t.join(0.3)
+        assert t.is_alive()
+        ring.release(3072)  # slot 0 whole
+        t.join(5)
+        assert got == [0]
+        assert bytes(ring.view(0, 3072)) == b"c" * 3072 and bytes(ring.view(4096, 3072)) == b"b" * 3072
+    finally:
+        ring.close()

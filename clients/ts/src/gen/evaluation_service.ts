@@ -11,12 +11,14 @@ import type { CommitRequestIn as _ckptd_v1_CommitRequestIn, CommitRequest as _ck
 import type { CommitResponseIn as _ckptd_v1_CommitResponseIn, CommitResponse as _ckptd_v1_CommitResponse } from './ckptd/v1/CommitResponse.js';
 import type { DeleteCheckpointRequestIn as _ckptd_v1_DeleteCheckpointRequestIn, DeleteCheckpointRequest as _ckptd_v1_DeleteCheckpointRequest } from './ckptd/v1/DeleteCheckpointRequest.js';
 import type { DeleteCheckpointResponseIn as _ckptd_v1_DeleteCheckpointResponseIn, DeleteCheckpointResponse as _ckptd_v1_DeleteCheckpointResponse } from './ckptd/v1/DeleteCheckpointResponse.js';
+import type { EntryBatchIn as _ckptd_v1_EntryBatchIn, EntryBatch as _ckptd_v1_EntryBatch } from './ckptd/v1/EntryBatch.js';
 import type { EntryHeaderIn as _ckptd_v1_EntryHeaderIn, EntryHeader as _ckptd_v1_EntryHeader } from './ckptd/v1/EntryHeader.js';
 import type { EntryManifestIn as _ckptd_v1_EntryManifestIn, EntryManifest as _ckptd_v1_EntryManifest } from './ckptd/v1/EntryManifest.js';
 import type { EvaluationReportIn as _ckptd_v1_EvaluationReportIn, EvaluationReport as _ckptd_v1_EvaluationReport } from './ckptd/v1/EvaluationReport.js';
 import type { EvaluationServiceClient as _ckptd_v1_EvaluationServiceClient, EvaluationServiceDefinition as _ckptd_v1_EvaluationServiceDefinition } from './ckptd/v1/EvaluationService.js';
 import type { GetCheckpointRequestIn as _ckptd_v1_GetCheckpointRequestIn, GetCheckpointRequest as _ckptd_v1_GetCheckpointRequest } from './ckptd/v1/GetCheckpointRequest.js';
 import type { GetCheckpointResponseIn as _ckptd_v1_GetCheckpointResponseIn, GetCheckpointResponse as _ckptd_v1_GetCheckpointResponse } from './ckptd/v1/GetCheckpointResponse.js';
+import type { InlineEntryIn as _ckptd_v1_InlineEntryIn, InlineEntry as _ckptd_v1_InlineEntry } from './ckptd/v1/InlineEntry.js';
 import type { ItemManifestIn as _ckptd_v1_ItemManifestIn, ItemManifest as _ckptd_v1_ItemManifest } from './ckptd/v1/ItemManifest.js';
 import type { ListCheckpointsRequestIn as _ckptd_v1_ListCheckpointsRequestIn, ListCheckpointsRequest as _ckptd_v1_ListCheckpointsRequest } from './ckptd/v1/ListCheckpointsRequest.js';
 import type { ListCheckpointsResponseIn as _ckptd_v1_ListCheckpointsResponseIn, ListCheckpointsResponse as _ckptd_v1_ListCheckpointsResponse } from './ckptd/v1/ListCheckpointsResponse.js';
@@ -78,6 +80,7 @@ export interface ProtoGrpcType {
       DeleteCheckpointRequest: MessageTypeDefinition<_ckptd_v1_DeleteCheckpointRequestIn, _ckptd_v1_DeleteCheckpointRequest>
       DeleteCheckpointResponse: MessageTypeDefinition<_ckptd_v1_DeleteCheckpointResponseIn, _ckptd_v1_DeleteCheckpointResponse>
       Dtype: EnumTypeDefinition
+      EntryBatch: MessageTypeDefinition<_ckptd_v1_EntryBatchIn, _ckptd_v1_EntryBatch>
       EntryHeader: MessageTypeDefinition<_ckptd_v1_EntryHeaderIn, _ckptd_v1_EntryHeader>
       EntryManifest: MessageTypeDefinition<_ckptd_v1_EntryManifestIn, _ckptd_v1_EntryManifest>
       EvaluationReport: MessageTypeDefinition<_ckptd_v1_EvaluationReportIn, _ckptd_v1_EvaluationReport>
@@ -92,6 +95,7 @@ export interface ProtoGrpcType {
       EvaluationStatus: EnumTypeDefinition
       GetCheckpointRequest: MessageTypeDefinition<_ckptd_v1_GetCheckpointRequestIn, _ckptd_v1_GetCheckpointRequest>
       GetCheckpointResponse: MessageTypeDefinition<_ckptd_v1_GetCheckpointResponseIn, _ckptd_v1_GetCheckpointResponse>
+      InlineEntry: MessageTypeDefinition<_ckptd_v1_InlineEntryIn, _ckptd_v1_InlineEntry>
       ItemManifest: MessageTypeDefinition<_ckptd_v1_ItemManifestIn, _ckptd_v1_ItemManifest>
       ListCheckpointsRequest: MessageTypeDefinition<_ckptd_v1_ListCheckpointsRequestIn, _ckptd_v1_ListCheckpointsRequest>
       ListCheckpointsResponse: MessageTypeDefinition<_ckptd_v1_ListCheckpointsResponseIn, _ckptd_v1_ListCheckpointsResponse>

@@ -12,6 +12,7 @@ import type { CommitRequestIn as _ckptd_v1_CommitRequestIn, CommitRequest as _ck
 import type { CommitResponseIn as _ckptd_v1_CommitResponseIn, CommitResponse as _ckptd_v1_CommitResponse } from './ckptd/v1/CommitResponse.js';
 import type { DeleteCheckpointRequestIn as _ckptd_v1_DeleteCheckpointRequestIn, DeleteCheckpointRequest as _ckptd_v1_DeleteCheckpointRequest } from './ckptd/v1/DeleteCheckpointRequest.js';
 import type { DeleteCheckpointResponseIn as _ckptd_v1_DeleteCheckpointResponseIn, DeleteCheckpointResponse as _ckptd_v1_DeleteCheckpointResponse } from './ckptd/v1/DeleteCheckpointResponse.js';
+import type { EntryBatchIn as _ckptd_v1_EntryBatchIn, EntryBatch as _ckptd_v1_EntryBatch } from './ckptd/v1/EntryBatch.js';
 import type { EntryHeaderIn as _ckptd_v1_EntryHeaderIn, EntryHeader as _ckptd_v1_EntryHeader } from './ckptd/v1/EntryHeader.js';
 import type { EntryManifestIn as _ckptd_v1_EntryManifestIn, EntryManifest as _ckptd_v1_EntryManifest } from './ckptd/v1/EntryManifest.js';
 import type { GetCheckpointRequestIn as _ckptd_v1_GetCheckpointRequestIn, GetCheckpointRequest as _ckptd_v1_GetCheckpointRequest } from './ckptd/v1/GetCheckpointRequest.js';
@@ -20,6 +21,7 @@ import type { GetDecisionRequestIn as _ckptd_v1_GetDecisionRequestIn, GetDecisio
 import type { GetDecisionResponseIn as _ckptd_v1_GetDecisionResponseIn, GetDecisionResponse as _ckptd_v1_GetDecisionResponse } from './ckptd/v1/GetDecisionResponse.js';
 import type { HeartbeatRequestIn as _ckptd_v1_HeartbeatRequestIn, HeartbeatRequest as _ckptd_v1_HeartbeatRequest } from './ckptd/v1/HeartbeatRequest.js';
 import type { HeartbeatResponseIn as _ckptd_v1_HeartbeatResponseIn, HeartbeatResponse as _ckptd_v1_HeartbeatResponse } from './ckptd/v1/HeartbeatResponse.js';
+import type { InlineEntryIn as _ckptd_v1_InlineEntryIn, InlineEntry as _ckptd_v1_InlineEntry } from './ckptd/v1/InlineEntry.js';
 import type { ItemManifestIn as _ckptd_v1_ItemManifestIn, ItemManifest as _ckptd_v1_ItemManifest } from './ckptd/v1/ItemManifest.js';
 import type { ListCheckpointsRequestIn as _ckptd_v1_ListCheckpointsRequestIn, ListCheckpointsRequest as _ckptd_v1_ListCheckpointsRequest } from './ckptd/v1/ListCheckpointsRequest.js';
 import type { ListCheckpointsResponseIn as _ckptd_v1_ListCheckpointsResponseIn, ListCheckpointsResponse as _ckptd_v1_ListCheckpointsResponse } from './ckptd/v1/ListCheckpointsResponse.js';
@@ -82,6 +84,7 @@ export interface ProtoGrpcType {
       DeleteCheckpointRequest: MessageTypeDefinition<_ckptd_v1_DeleteCheckpointRequestIn, _ckptd_v1_DeleteCheckpointRequest>
       DeleteCheckpointResponse: MessageTypeDefinition<_ckptd_v1_DeleteCheckpointResponseIn, _ckptd_v1_DeleteCheckpointResponse>
       Dtype: EnumTypeDefinition
+      EntryBatch: MessageTypeDefinition<_ckptd_v1_EntryBatchIn, _ckptd_v1_EntryBatch>
       EntryHeader: MessageTypeDefinition<_ckptd_v1_EntryHeaderIn, _ckptd_v1_EntryHeader>
       EntryManifest: MessageTypeDefinition<_ckptd_v1_EntryManifestIn, _ckptd_v1_EntryManifest>
       GetCheckpointRequest: MessageTypeDefinition<_ckptd_v1_GetCheckpointRequestIn, _ckptd_v1_GetCheckpointRequest>
@@ -90,6 +93,7 @@ export interface ProtoGrpcType {
       GetDecisionResponse: MessageTypeDefinition<_ckptd_v1_GetDecisionResponseIn, _ckptd_v1_GetDecisionResponse>
       HeartbeatRequest: MessageTypeDefinition<_ckptd_v1_HeartbeatRequestIn, _ckptd_v1_HeartbeatRequest>
       HeartbeatResponse: MessageTypeDefinition<_ckptd_v1_HeartbeatResponseIn, _ckptd_v1_HeartbeatResponse>
+      InlineEntry: MessageTypeDefinition<_ckptd_v1_InlineEntryIn, _ckptd_v1_InlineEntry>
       ItemManifest: MessageTypeDefinition<_ckptd_v1_ItemManifestIn, _ckptd_v1_ItemManifest>
       ListCheckpointsRequest: MessageTypeDefinition<_ckptd_v1_ListCheckpointsRequestIn, _ckptd_v1_ListCheckpointsRequest>
       ListCheckpointsResponse: MessageTypeDefinition<_ckptd_v1_ListCheckpointsResponseIn, _ckptd_v1_ListCheckpointsResponse>

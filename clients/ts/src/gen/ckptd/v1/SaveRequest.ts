@@ -5,6 +5,7 @@ import type { EntryHeaderIn as _ckptd_v1_EntryHeaderIn, EntryHeader as _ckptd_v1
 import type { ChunkIn as _ckptd_v1_ChunkIn, Chunk as _ckptd_v1_Chunk } from '../../ckptd/v1/Chunk.js';
 import type { SaveTrailerIn as _ckptd_v1_SaveTrailerIn, SaveTrailer as _ckptd_v1_SaveTrailer } from '../../ckptd/v1/SaveTrailer.js';
 import type { SharedChunkIn as _ckptd_v1_SharedChunkIn, SharedChunk as _ckptd_v1_SharedChunk } from '../../ckptd/v1/SharedChunk.js';
+import type { EntryBatchIn as _ckptd_v1_EntryBatchIn, EntryBatch as _ckptd_v1_EntryBatch } from '../../ckptd/v1/EntryBatch.js';
 
 /**
  * SaveRequest is one message of a Save stream.
@@ -32,9 +33,15 @@ export interface SaveRequestIn {
    */
   'sharedChunk'?: (_ckptd_v1_SharedChunkIn | null);
   /**
+   * Several whole entries with their bytes inline, for small tensors: counts as each
+   * entry's header followed by one chunk of its bytes in every check (sizes, checksums,
+   * trailer), but costs one message instead of two per entry.
+   */
+  'entryBatch'?: (_ckptd_v1_EntryBatchIn | null);
+  /**
    * The message kind; the stream is header, (entry, chunk*)*, trailer.
    */
-  'msg'?: "header"|"entry"|"chunk"|"trailer"|"sharedChunk";
+  'msg'?: "header"|"entry"|"chunk"|"trailer"|"sharedChunk"|"entryBatch";
 }
 
 /**
@@ -63,7 +70,13 @@ export interface SaveRequest {
    */
   'sharedChunk'?: (_ckptd_v1_SharedChunk | null);
   /**
+   * Several whole entries with their bytes inline, for small tensors: counts as each
+   * entry's header followed by one chunk of its bytes in every check (sizes, checksums,
+   * trailer), but costs one message instead of two per entry.
+   */
+  'entryBatch'?: (_ckptd_v1_EntryBatch | null);
+  /**
    * The message kind; the stream is header, (entry, chunk*)*, trailer.
    */
-  'msg'?: "header"|"entry"|"chunk"|"trailer"|"sharedChunk";
+  'msg'?: "header"|"entry"|"chunk"|"trailer"|"sharedChunk"|"entryBatch";
 }
