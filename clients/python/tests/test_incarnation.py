@@ -41,7 +41,10 @@ def test_a_process_killed_between_save_and_commit_is_replaced_by_one_that_saves_
     assert dead.returncode == -9, dead.stderr
     dead_incarnation = int(dead.stdout.strip())
     new = torch.arange(4096, dtype=torch.float32)
-    with ckptd.CkptdClient(d.address) as client:
+    # The replacement: a process started after the dead one. This test process may have
+    # taken its own incarnation earlier (another test's client), so it says what a fresh
+    # process would.
+    with ckptd.CkptdClient(d.address, incarnation=time.time_ns() // 1000) as client:
         assert client.incarnation > dead_incarnation
         started = time.monotonic()
         res = client.save(job, "global_step3", 3, 0, 1, "model", [ckptd.TensorEntry("w", new)])
