@@ -226,6 +226,19 @@ def _wait_for_checkpoint(c: CkptdClient, job: str, checkpoint: Checkpointish, de
     raise DeadlineExceeded(f"job {job} committed no checkpoint at step {checkpoint} in time")
 
 
+def restore_items(engine: CheckpointEngine, cid: str, state: Dict[str, Any], map_location: Any = None) -> None:
+    """Loads each object of ``state`` from item ``<cid>/<name>``, in place."""
+    for name, obj in state.items():
+        loaded = engine.load(f"{cid}/{name}", map_location)
+        if hasattr(obj, "load_state_dict"):
+            obj.load_state_dict(loaded)
+        elif isinstance(obj, dict):
+            obj.clear()
+            obj.update(loaded)
+        else:
+            raise InvalidArgument(f"state[{name!r}] ({type(obj).__name__}) has no load_state_dict and is not a dict")
+
+
 class ExtraState:
     """tml's ``step`` and ``walltime`` properties, kept in ``state["extra_state"]`` so they
     are saved and restored with everything else."""
@@ -290,15 +303,7 @@ class Snapshot(ExtraState):
             # Once for the whole restore: every object comes from the same checkpoint.
             cid = self.engine.client.get_checkpoint(self.job, "latest").checkpoint_id
         self.restored_checkpoint = cid
-        for name, obj in self.state.items():
-            loaded = self.engine.load(f"{cid}/{name}", map_location)
-            if hasattr(obj, "load_state_dict"):
-                obj.load_state_dict(loaded)
-            elif isinstance(obj, dict):
-                obj.clear()
-                obj.update(loaded)
-            else:
-                raise InvalidArgument(f"state[{name!r}] ({type(obj).__name__}) has no load_state_dict and is not a dict")
+        restore_items(self.engine, cid, self.state, map_location)
         log.info("ckptd: restored %s/%s", self.job, cid)
 
     def close(self) -> None:

@@ -33,7 +33,7 @@ from typing import Any, Dict, Generator, List, Optional, Tuple
 from .client import CkptdClient, default_address
 from .engine import CheckpointEngine
 from .errors import CheckpointNotFound, DeadlineExceeded, InvalidArgument
-from .snapshot import ExtraState, StateDict
+from .snapshot import ExtraState, StateDict, restore_items
 from .snapshot import wait_for_evaluators as _wait_for_evaluators
 from .state import unflatten
 
@@ -301,24 +301,12 @@ class SnapshotView:
         """Loads every object of ``app_state`` in place from this checkpoint."""
         job, cid = self._where()
         engine = CheckpointEngine(job=job, client=_client(), **_settings["engine_options"])
-        _restore_items(engine, cid, app_state)
+        restore_items(engine, cid, app_state)
 
 
 def _no_grad():
     from .tensors import torch
     return torch.no_grad()
-
-
-def _restore_items(engine: CheckpointEngine, cid: str, state: Dict[str, Any]) -> None:
-    for name, obj in state.items():
-        loaded = engine.load(f"{cid}/{name}")
-        if hasattr(obj, "load_state_dict"):
-            obj.load_state_dict(loaded)
-        elif isinstance(obj, dict):
-            obj.clear()
-            obj.update(loaded)
-        else:
-            raise InvalidArgument(f"state[{name!r}] ({type(obj).__name__}) has no load_state_dict and is not a dict")
 
 
 class Snapshot(ExtraState):
@@ -392,7 +380,7 @@ class Snapshot(ExtraState):
         start = time.monotonic()
         engine = CheckpointEngine(job=job, client=_client(), **_settings["engine_options"]) if job != self.job \
             else self.engine
-        _restore_items(engine, cid, self.state)
+        restore_items(engine, cid, self.state)
         if "walltime" not in self.state["extra_state"]:
             self.state["extra_state"] = StateDict(step=self.step, walltime=0.0)
         self.restored_checkpoint = checkpoint
