@@ -532,10 +532,13 @@ function printTable(byKind: Record<string, Figures>, ctx: Context, rssPeak: numb
   ];
   const kinds = Object.keys(byKind);
   const w0 = Math.max(...rows.map((r) => r[0].length));
-  const header = `${ctx.ranks} ranks × ${ctx.mib} MiB`.padEnd(w0) + kinds.map((k) => k.padStart(16)).join("");
+  const cells = rows.map(([label, get]) => [label, kinds.map((k) => get(byKind[k]!))] as const);
+  // Wide enough for the widest cell (the "a/b/c" rows), with a gap between columns.
+  const w = Math.max(16, ...cells.flatMap(([, cs]) => cs.map((c) => c.length + 2)));
+  const header = `${ctx.ranks} ranks × ${ctx.mib} MiB`.padEnd(w0) + kinds.map((k) => k.padStart(w)).join("");
   console.log(header);
   console.log("-".repeat(header.length));
-  for (const [label, get] of rows) console.log(label.padEnd(w0) + kinds.map((k) => get(byKind[k]!).padStart(16)).join(""));
+  for (const [label, cs] of cells) console.log(label.padEnd(w0) + cs.map((c) => c.padStart(w)).join(""));
   console.log(`daemon peak RSS over the run: ${rssPeak.toFixed(0)} MiB`);
 }
 
