@@ -35,6 +35,7 @@ import type { LoadEntry } from "./gen/ckptd/v1/LoadEntry.js";
 import type { LoadPlan } from "./gen/ckptd/v1/LoadPlan.js";
 import type { LoadRequestIn } from "./gen/ckptd/v1/LoadRequest.js";
 import type { LoadResponse } from "./gen/ckptd/v1/LoadResponse.js";
+import type { SaveHeaderIn } from "./gen/ckptd/v1/SaveHeader.js";
 import type { SaveRequestIn } from "./gen/ckptd/v1/SaveRequest.js";
 import type { SaveResponse } from "./gen/ckptd/v1/SaveResponse.js";
 import type { SaveSharedResponse } from "./gen/ckptd/v1/SaveSharedResponse.js";
@@ -398,15 +399,7 @@ export class CkptdClient {
     let trailerSent = false;
     try {
       const open = await write({
-        header: {
-          job: req.job,
-          checkpointId: req.checkpointId,
-          step: req.step,
-          rank: req.rank,
-          worldSize: req.worldSize,
-          item: req.item,
-          incarnation: this.incarnation,
-        },
+        header: this.saveHeader(req),
       });
       // subarray is a view: the only copy of the bytes is grpc's serialisation into the frame.
       trailerSent = open && (await this.writeItemBody(req.entries, write, (data, crc32c) => Promise.resolve({ chunk: { data, crc32c } })));
@@ -436,6 +429,12 @@ export class CkptdClient {
    * created, or the daemon refuses it before its first progress message): the client
    * then streams from now on.
    */
+  /** The header both save streams open with: the item's coordinates and this process's incarnation. */
+  private saveHeader(req: SaveRequest): SaveHeaderIn {
+    const { job, checkpointId, step, rank, worldSize, item } = req;
+    return { job, checkpointId, step, rank, worldSize, item, incarnation: this.incarnation };
+  }
+
   private async saveShared(
     dir: string,
     req: SaveRequest,
@@ -510,16 +509,7 @@ export class CkptdClient {
       let trailerSent = false;
       try {
         const open = await write({
-          header: {
-            job: req.job,
-            checkpointId: req.checkpointId,
-            step: req.step,
-            rank: req.rank,
-            worldSize: req.worldSize,
-            item: req.item,
-            sharedMemoryPath: ring.path,
-            incarnation: this.incarnation,
-          },
+          header: { ...this.saveHeader(req), sharedMemoryPath: ring.path },
         });
         // The first progress message says the daemon has the file open.
         await openedOrDone;
