@@ -41,7 +41,9 @@ import type { SaveResponseIn as _ckptd_v1_SaveResponseIn, SaveResponse as _ckptd
 import type { SaveSharedRequestIn as _ckptd_v1_SaveSharedRequestIn, SaveSharedRequest as _ckptd_v1_SaveSharedRequest } from './ckptd/v1/SaveSharedRequest.js';
 import type { SaveSharedResponseIn as _ckptd_v1_SaveSharedResponseIn, SaveSharedResponse as _ckptd_v1_SaveSharedResponse } from './ckptd/v1/SaveSharedResponse.js';
 import type { SaveTrailerIn as _ckptd_v1_SaveTrailerIn, SaveTrailer as _ckptd_v1_SaveTrailer } from './ckptd/v1/SaveTrailer.js';
+import type { ShardAsIn as _ckptd_v1_ShardAsIn, ShardAs as _ckptd_v1_ShardAs } from './ckptd/v1/ShardAs.js';
 import type { SharedChunkIn as _ckptd_v1_SharedChunkIn, SharedChunk as _ckptd_v1_SharedChunk } from './ckptd/v1/SharedChunk.js';
+import type { TensorBoxIn as _ckptd_v1_TensorBoxIn, TensorBox as _ckptd_v1_TensorBox } from './ckptd/v1/TensorBox.js';
 import type { TensorPlacementIn as _ckptd_v1_TensorPlacementIn, TensorPlacement as _ckptd_v1_TensorPlacement } from './ckptd/v1/TensorPlacement.js';
 import type { TensorSpecIn as _ckptd_v1_TensorSpecIn, TensorSpec as _ckptd_v1_TensorSpec } from './ckptd/v1/TensorSpec.js';
 import type { WaitForEvaluatorsRequestIn as _ckptd_v1_WaitForEvaluatorsRequestIn, WaitForEvaluatorsRequest as _ckptd_v1_WaitForEvaluatorsRequest } from './ckptd/v1/WaitForEvaluatorsRequest.js';
@@ -118,7 +120,9 @@ export interface ProtoGrpcType {
       SaveSharedRequest: MessageTypeDefinition<_ckptd_v1_SaveSharedRequestIn, _ckptd_v1_SaveSharedRequest>
       SaveSharedResponse: MessageTypeDefinition<_ckptd_v1_SaveSharedResponseIn, _ckptd_v1_SaveSharedResponse>
       SaveTrailer: MessageTypeDefinition<_ckptd_v1_SaveTrailerIn, _ckptd_v1_SaveTrailer>
+      ShardAs: MessageTypeDefinition<_ckptd_v1_ShardAsIn, _ckptd_v1_ShardAs>
       SharedChunk: MessageTypeDefinition<_ckptd_v1_SharedChunkIn, _ckptd_v1_SharedChunk>
+      TensorBox: MessageTypeDefinition<_ckptd_v1_TensorBoxIn, _ckptd_v1_TensorBox>
       TensorPlacement: MessageTypeDefinition<_ckptd_v1_TensorPlacementIn, _ckptd_v1_TensorPlacement>
       TensorSpec: MessageTypeDefinition<_ckptd_v1_TensorSpecIn, _ckptd_v1_TensorSpec>
       WaitForEvaluatorsRequest: MessageTypeDefinition<_ckptd_v1_WaitForEvaluatorsRequestIn, _ckptd_v1_WaitForEvaluatorsRequest>

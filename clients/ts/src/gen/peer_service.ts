@@ -45,10 +45,12 @@ import type { SaveResponseIn as _ckptd_v1_SaveResponseIn, SaveResponse as _ckptd
 import type { SaveSharedRequestIn as _ckptd_v1_SaveSharedRequestIn, SaveSharedRequest as _ckptd_v1_SaveSharedRequest } from './ckptd/v1/SaveSharedRequest.js';
 import type { SaveSharedResponseIn as _ckptd_v1_SaveSharedResponseIn, SaveSharedResponse as _ckptd_v1_SaveSharedResponse } from './ckptd/v1/SaveSharedResponse.js';
 import type { SaveTrailerIn as _ckptd_v1_SaveTrailerIn, SaveTrailer as _ckptd_v1_SaveTrailer } from './ckptd/v1/SaveTrailer.js';
+import type { ShardAsIn as _ckptd_v1_ShardAsIn, ShardAs as _ckptd_v1_ShardAs } from './ckptd/v1/ShardAs.js';
 import type { SharedChunkIn as _ckptd_v1_SharedChunkIn, SharedChunk as _ckptd_v1_SharedChunk } from './ckptd/v1/SharedChunk.js';
 import type { StagedChunkIn as _ckptd_v1_StagedChunkIn, StagedChunk as _ckptd_v1_StagedChunk } from './ckptd/v1/StagedChunk.js';
 import type { StagedEntryIn as _ckptd_v1_StagedEntryIn, StagedEntry as _ckptd_v1_StagedEntry } from './ckptd/v1/StagedEntry.js';
 import type { StagedItemIn as _ckptd_v1_StagedItemIn, StagedItem as _ckptd_v1_StagedItem } from './ckptd/v1/StagedItem.js';
+import type { TensorBoxIn as _ckptd_v1_TensorBoxIn, TensorBox as _ckptd_v1_TensorBox } from './ckptd/v1/TensorBox.js';
 import type { TensorPlacementIn as _ckptd_v1_TensorPlacementIn, TensorPlacement as _ckptd_v1_TensorPlacement } from './ckptd/v1/TensorPlacement.js';
 import type { TensorSpecIn as _ckptd_v1_TensorSpecIn, TensorSpec as _ckptd_v1_TensorSpec } from './ckptd/v1/TensorSpec.js';
 import type { VoteRequestIn as _ckptd_v1_VoteRequestIn, VoteRequest as _ckptd_v1_VoteRequest } from './ckptd/v1/VoteRequest.js';
@@ -127,10 +129,12 @@ export interface ProtoGrpcType {
       SaveSharedRequest: MessageTypeDefinition<_ckptd_v1_SaveSharedRequestIn, _ckptd_v1_SaveSharedRequest>
       SaveSharedResponse: MessageTypeDefinition<_ckptd_v1_SaveSharedResponseIn, _ckptd_v1_SaveSharedResponse>
       SaveTrailer: MessageTypeDefinition<_ckptd_v1_SaveTrailerIn, _ckptd_v1_SaveTrailer>
+      ShardAs: MessageTypeDefinition<_ckptd_v1_ShardAsIn, _ckptd_v1_ShardAs>
       SharedChunk: MessageTypeDefinition<_ckptd_v1_SharedChunkIn, _ckptd_v1_SharedChunk>
       StagedChunk: MessageTypeDefinition<_ckptd_v1_StagedChunkIn, _ckptd_v1_StagedChunk>
       StagedEntry: MessageTypeDefinition<_ckptd_v1_StagedEntryIn, _ckptd_v1_StagedEntry>
       StagedItem: MessageTypeDefinition<_ckptd_v1_StagedItemIn, _ckptd_v1_StagedItem>
+      TensorBox: MessageTypeDefinition<_ckptd_v1_TensorBoxIn, _ckptd_v1_TensorBox>
       TensorPlacement: MessageTypeDefinition<_ckptd_v1_TensorPlacementIn, _ckptd_v1_TensorPlacement>
       TensorSpec: MessageTypeDefinition<_ckptd_v1_TensorSpecIn, _ckptd_v1_TensorSpec>
       VoteRequest: MessageTypeDefinition<_ckptd_v1_VoteRequestIn, _ckptd_v1_VoteRequest>

@@ -28,6 +28,11 @@ export interface LoadPlanIn {
    * Raw bytes that will be streamed.
    */
   'totalBytes'?: (number | string | Long);
+  /**
+   * True when the entries are assembled boxes of global tensors (boxes or shard_as), not one saved
+   * rank's shard.
+   */
+  'resharded'?: (boolean);
 }
 
 /**
@@ -54,4 +59,9 @@ export interface LoadPlan {
    * Raw bytes that will be streamed.
    */
   'totalBytes': (number);
+  /**
+   * True when the entries are assembled boxes of global tensors (boxes or shard_as), not one saved
+   * rank's shard.
+   */
+  'resharded': (boolean);
 }

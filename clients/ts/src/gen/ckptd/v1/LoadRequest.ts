@@ -1,5 +1,7 @@
 // Original file: proto/ckptd/v1/checkpoint_service.proto
 
+import type { TensorBoxIn as _ckptd_v1_TensorBoxIn, TensorBox as _ckptd_v1_TensorBox } from '../../ckptd/v1/TensorBox.js';
+import type { ShardAsIn as _ckptd_v1_ShardAsIn, ShardAs as _ckptd_v1_ShardAs } from '../../ckptd/v1/ShardAs.js';
 
 /**
  * LoadRequest asks for one rank's items of a committed checkpoint.
@@ -37,7 +39,27 @@ export interface LoadRequestIn {
    * Load the shard saved by this rank instead of rank's own.
    */
   'sourceRank'?: (number);
+  /**
+   * The loading job's world size; 0 when not sent. When it differs from the world size that saved the
+   * checkpoint and the request does not reshard (boxes, shard_as), a load of an item holding sharded
+   * tensors (saved with global_shape) fails with FAILED_PRECONDITION: one saved rank's shard is not what a
+   * rank of another world size holds.
+   */
+  'worldSize'?: (number);
+  /**
+   * Resharding: stream these boxes of global tensors, each assembled by the daemon from the shards that
+   * every saved rank stored of it (rank and source_rank are then ignored). Each box streams as one entry,
+   * in the order asked, whose tensor has shape = the box's lengths and global_shape / global_offsets =
+   * where the box lies. Not with shard_as.
+   */
+  'boxes'?: (_ckptd_v1_TensorBoxIn)[];
+  /**
+   * Resharding: stream every entry of the requested items (of every saved rank; empty items = all item
+   * names) as this rank of a new sharding holds it. Not with boxes.
+   */
+  'shardAs'?: (_ckptd_v1_ShardAsIn | null);
   '_sourceRank'?: "sourceRank";
+  '_shardAs'?: "shardAs";
 }
 
 /**
@@ -76,5 +98,25 @@ export interface LoadRequest {
    * Load the shard saved by this rank instead of rank's own.
    */
   'sourceRank'?: (number);
+  /**
+   * The loading job's world size; 0 when not sent. When it differs from the world size that saved the
+   * checkpoint and the request does not reshard (boxes, shard_as), a load of an item holding sharded
+   * tensors (saved with global_shape) fails with FAILED_PRECONDITION: one saved rank's shard is not what a
+   * rank of another world size holds.
+   */
+  'worldSize': (number);
+  /**
+   * Resharding: stream these boxes of global tensors, each assembled by the daemon from the shards that
+   * every saved rank stored of it (rank and source_rank are then ignored). Each box streams as one entry,
+   * in the order asked, whose tensor has shape = the box's lengths and global_shape / global_offsets =
+   * where the box lies. Not with shard_as.
+   */
+  'boxes': (_ckptd_v1_TensorBox)[];
+  /**
+   * Resharding: stream every entry of the requested items (of every saved rank; empty items = all item
+   * names) as this rank of a new sharding holds it. Not with boxes.
+   */
+  'shardAs'?: (_ckptd_v1_ShardAs | null);
   '_sourceRank'?: "sourceRank";
+  '_shardAs'?: "shardAs";
 }
