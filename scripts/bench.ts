@@ -99,27 +99,38 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 
 interface Daemon {
   address: string;
+  metricsAddress: string;
   proc: ChildProcess;
   exited: Promise<unknown>;
 }
 
 async function startDaemon(dataDir: string, extra: string[]): Promise<Daemon> {
-  const proc = spawn(process.execPath, [DAEMON_ENTRY, "--listen", "127.0.0.1:0", "--data-dir", dataDir, ...extra], {
+  const args = [DAEMON_ENTRY, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir", dataDir, ...extra];
+  const proc = spawn(process.execPath, args, {
     stdio: ["ignore", "pipe", "pipe"],
   });
   const exited = new Promise((resolve) => proc.on("exit", resolve));
   let out = "";
-  const address = await new Promise<string>((resolve, reject) => {
+  const [address, metricsAddress] = await new Promise<[string, string]>((resolve, reject) => {
     const onData = (b: Buffer) => {
       out += b.toString();
       const m = /ckptd listening on (\S+?)"/.exec(out) ?? /ckptd listening on (\S+)/.exec(out);
-      if (m) resolve(m[1]!);
+      const metrics = /metrics on http:\/\/([^/\s"]+)\/metrics/.exec(out);
+      if (m && metrics) resolve([m[1]!, metrics[1]!]);
     };
     proc.stdout!.on("data", onData);
     proc.stderr!.on("data", onData);
     proc.on("exit", (code) => reject(new Error(`daemon exited ${code}: ${out}`)));
   });
-  return { address, proc, exited };
+  return { address, metricsAddress, proc, exited };
+}
+
+/** The daemon's count of stored (on-disk) bytes its loads have read so far. */
+async function storedBytesRead(daemon: Daemon): Promise<number> {
+  const text = await (await fetch(`http://${daemon.metricsAddress}/metrics`)).text();
+  const m = /^ckptd_load_stored_bytes_read_total(?:\{[^}]*\})? (\S+)$/m.exec(text);
+  if (!m) throw new Error("the daemon's metrics have no ckptd_load_stored_bytes_read_total");
+  return Number(m[1]);
 }
 
 /** Samples the daemon's resident set every 20 ms; `mark()` starts a new case's peak. */
@@ -417,6 +428,35 @@ async function benchKind(ctx: Context, kind: Kind): Promise<Figures> {
     f["torch_dcp_load_gbps"] = gbps(dcpLoad.seconds);
   }
 
+  if (kind === "dense" && ctx.reshardRanks > 0) {
+    const to = ctx.reshardRanks;
+    step(`resharded load: ${ranks} saving ranks → ${to} loading ranks (row blocks, cold)`);
+    await py("ckptd-save", [...base, "--address", daemon.address, "--ckpt", "dense-sharded", "--sharded"]);
+    await py("evict", [ckptDir("dense-sharded")]);
+    const read0 = await storedBytesRead(daemon);
+    const reshardArgs = ["--dir", data, "--kind", kind, "--ranks", String(to), "--saved-ranks", String(ranks)];
+    const reshard = await py("ckptd-reshard-load", [
+      ...reshardArgs,
+      "--address",
+      daemon.address,
+      "--ckpt",
+      "dense-sharded",
+      ...(ctx.check ? ["--check"] : []),
+    ]);
+    const read = (await storedBytesRead(daemon)) - read0;
+    f["reshard_load_gbps"] = reshard.bytes / reshard.seconds / GB;
+    f["reshard_load_s"] = reshard.seconds;
+    f["reshard_requested_bytes"] = reshard.bytes;
+    f["reshard_stored_bytes_read"] = read;
+    await client.deleteCheckpoint("bench", "dense-sharded");
+    if (ctx.dcp) {
+      await py("evict", [dcpOut]);
+      const dcpReshard = await py("dcp-reshard-load", [...reshardArgs, "--out", dcpOut]);
+      f["torch_dcp_reshard_load_gbps"] = dcpReshard.bytes / dcpReshard.seconds / GB;
+      f["torch_dcp_reshard_load_s"] = dcpReshard.seconds;
+    }
+  }
+
   if (kind === "transformer") {
     step("training steps during an async save (Python client)");
     const steps = await py("ckptd-steps", [...base, "--address", daemon.address, "--ckpt", `${kind}-steps`]);
@@ -459,6 +499,8 @@ interface Context {
   rss: RssSampler;
   dcp: boolean;
   check: boolean;
+  /** Loading ranks of the resharded load of the dense kind's row-sharded state; 0: no such case. */
+  reshardRanks: number;
 }
 
 // -- report ----------------------------------------------------------------------------
@@ -482,6 +524,8 @@ function summarize(byKind: Record<string, Figures>, ctx: Context, rssPeak: numbe
     out[`${p}stall_vs_torch_save`] = ratio(f["async_stall_s"], f["torch_save_stall_s"]);
     out[`${p}ts_stall_vs_torch_save`] = ratio(f["ts_async_stall_s"], f["torch_save_stall_s"]);
     out[`${p}snapshot_stall_vs_torch_save`] = ratio(f["snapshot_stall_s"], f["torch_save_stall_s"]);
+    out[`${p}reshard_load_vs_torch_dcp`] = ratio(f["reshard_load_gbps"], f["torch_dcp_reshard_load_gbps"]);
+    out[`${p}reshard_read_vs_requested`] = ratio(f["reshard_stored_bytes_read"], f["reshard_requested_bytes"]);
     if (kind === "transformer") out[`${p}step_slowdown_vs_torch_save`] = ratio(f["step_slowdown_s"], f["torch_save_s"]);
   }
   out["daemon_peak_rss_mib"] = rssPeak;
@@ -509,6 +553,10 @@ function printTable(byKind: Record<string, Figures>, ctx: Context, rssPeak: numb
     ["ckptd load, cold (GB/s)", (f) => fmt(f["load_gbps"])],
     ["torch.load, cold (GB/s)", (f) => fmt(f["torch_load_gbps"])],
     ["torch DCP load_state_dict, cold (GB/s)", (f) => fmt(f["torch_dcp_load_gbps"])],
+    ["ckptd resharded load, R → R-1 ranks, cold (GB/s)", (f) => fmt(f["reshard_load_gbps"])],
+    ["torch DCP resharded load_state_dict, cold (GB/s)", (f) => fmt(f["torch_dcp_reshard_load_gbps"])],
+    ["  resharded load ÷ torch DCP", (f) => fmt(ratio(f["reshard_load_gbps"], f["torch_dcp_reshard_load_gbps"]))],
+    ["  stored bytes read ÷ bytes asked", (f) => fmt(ratio(f["reshard_stored_bytes_read"], f["reshard_requested_bytes"]), 3)],
     ["  load ÷ torch.load", (f) => fmt(ratio(f["load_gbps"], f["torch_load_gbps"]))],
     ["trainer stall: torch.save (s)", (f) => fmt(f["torch_save_stall_s"])],
     ["trainer stall: ckptd async hand-off, Python (s)", (f) => fmt(f["async_stall_s"])],
@@ -555,6 +603,7 @@ async function main(): Promise<void> {
       "direct-io": { type: "string" },
       "no-torch": { type: "boolean", default: false },
       check: { type: "boolean", default: false },
+      "reshard-ranks": { type: "string" },
       keep: { type: "boolean", default: false },
       "ts-rank": { type: "string" },
     },
@@ -587,7 +636,10 @@ async function main(): Promise<void> {
   if (values["direct-io"]) extra.push("--direct-io", values["direct-io"]);
   const daemon = await startDaemon(daemonDir, extra);
   const rss = new RssSampler(daemon.proc.pid!);
-  const ctx: Context = { ranks, mib, data, work, daemonDir, daemon, rss, dcp, check: values.check };
+  // By default the state of R ranks is loaded resharded into R - 1.
+  const reshardRanks = values["reshard-ranks"] !== undefined ? Number(values["reshard-ranks"]) : ranks > 1 ? ranks - 1 : 0;
+  if (!Number.isSafeInteger(reshardRanks) || reshardRanks < 0) throw new Error(`--reshard-ranks must be a count, got ${values["reshard-ranks"]}`);
+  const ctx: Context = { ranks, mib, data, work, daemonDir, daemon, rss, dcp, check: values.check, reshardRanks };
   const byKind: Record<string, Figures> = {};
   try {
     for (const kind of kinds) byKind[kind] = await benchKind(ctx, kind);

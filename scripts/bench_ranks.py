@@ -231,7 +231,8 @@ def run_ranks(args) -> dict:
 def rank_entry(args, rank, barrier, q):
     """A rank process: runs the mode's function and reports to the parent."""
     fn = {"ckptd-save": ckptd_save_rank, "ckptd-load": ckptd_load_rank, "torch-save": torch_save_rank,
-          "torch-load": torch_load_rank, "ckptd-steps": ckptd_steps_rank}[args.mode]
+          "torch-load": torch_load_rank, "ckptd-steps": ckptd_steps_rank,
+          "ckptd-reshard-load": ckptd_reshard_load_rank}[args.mode]
     try:
         q.put(fn(args, rank, barrier))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
@@ -242,7 +243,13 @@ def rank_entry(args, rank, barrier, q):
 def ckptd_save_rank(args, rank, barrier):
     import ckptd
     sd = load_state(args.dir, args.kind, rank)
-    entries = [ckptd.TensorEntry(k, v) for k, v in sd.items()]
+    if args.sharded:
+        # Each rank's tensor is its row block of one global tensor per key (as FSDP / row-parallel
+        # layers shard), saved with its place so that another world size can load it resharded.
+        entries = [ckptd.TensorEntry(k, v, global_shape=[args.ranks * v.shape[0], *v.shape[1:]],
+                                     global_offsets=[rank * v.shape[0]] + [0] * (v.dim() - 1)) for k, v in sd.items()]
+    else:
+        entries = [ckptd.TensorEntry(k, v) for k, v in sd.items()]
     client = ckptd.CkptdClient(args.address)
     list(client.list_checkpoints(args.job))  # connect before the clock starts
     staging = None
@@ -289,7 +296,13 @@ def ckptd_steps_rank(args, rank, barrier):
     g = torch.Generator().manual_seed(rank)
     work = (torch.randn(384, 384, generator=g), torch.randn(384, 384, generator=g) / 20)
     sd = load_state(args.dir, args.kind, rank)
-    entries = [ckptd.TensorEntry(k, v) for k, v in sd.items()]
+    if args.sharded:
+        # Each rank's tensor is its row block of one global tensor per key (as FSDP / row-parallel
+        # layers shard), saved with its place so that another world size can load it resharded.
+        entries = [ckptd.TensorEntry(k, v, global_shape=[args.ranks * v.shape[0], *v.shape[1:]],
+                                     global_offsets=[rank * v.shape[0]] + [0] * (v.dim() - 1)) for k, v in sd.items()]
+    else:
+        entries = [ckptd.TensorEntry(k, v) for k, v in sd.items()]
     client = ckptd.CkptdClient(args.address)
     list(client.list_checkpoints(args.job))
     staging = ckptd.SnapshotBuffers(state_bytes(sd) + (1 << 20))
@@ -360,6 +373,38 @@ def ckptd_load_rank(args, rank, barrier):
     n = sum(t.value.numel() * t.value.element_size() for t in tensors.values())
     if args.check:
         check_state(args, rank, {k: t.value for k, t in tensors.items()})
+    client.close()
+    return {"rank": rank, "t0": t0, "t_end": t_end, "bytes": n}
+
+
+def row_block(rows: int, parts: int, part: int):
+    """Rows [start, end) of part `part` when `rows` rows split in `parts` as torch.chunk does."""
+    size = -(-rows // parts)
+    start = min(rows, part * size)
+    return start, min(rows, start + size)
+
+
+def ckptd_reshard_load_rank(args, rank, barrier):
+    """Rank `rank` of args.ranks loads its row block of every tensor that args.saved_ranks ranks
+    saved row-sharded: the daemon assembles each box from the saved shards."""
+    import ckptd
+    client = ckptd.CkptdClient(args.address)
+    list(client.list_checkpoints(args.job))
+    barrier.wait()
+    t0 = time.monotonic()
+    loaded = client.load_items(args.job, args.ckpt, rank=rank, items=["model"], world_size=args.ranks,
+                               shard_as=ckptd.ShardAs(rank, args.ranks, dim=0), place=False)
+    t_end = time.monotonic()
+    tensors = loaded.items["model"]
+    n = sum(t.value.numel() * t.value.element_size() for t in tensors.values())
+    if args.check:
+        import torch
+        saved = [load_state(args.dir, args.kind, r) for r in range(args.saved_ranks)]
+        for k, t in tensors.items():
+            whole = torch.cat([sd[k] for sd in saved])
+            start, end = row_block(whole.shape[0], args.ranks, rank)
+            if not torch.equal(t.value, whole[start:end]):
+                raise RuntimeError(f"rank {rank} of {args.ranks}: resharded {k} differs")
     client.close()
     return {"rank": rank, "t0": t0, "t_end": t_end, "bytes": n}
 
@@ -447,6 +492,29 @@ def dcp_rank(rank, args, port, q):
                 out[k] = init_from_local_shards([shard], args.ranks * rows, *v.shape[1:])
             return out
 
+        if args.mode == "dcp-reshard-load":
+            # args.ranks loaders of the state args.saved_ranks ranks saved: each rank's target is its
+            # row block (torch.chunk's split) of every global tensor; DCP's planner reads the overlaps.
+            import json as _json
+            with open(os.path.join(args.dir, args.kind, "layout.json")) as f:
+                lay = _json.load(f)
+            target, n = {}, 0
+            dtypes = {"bfloat16": torch.bfloat16, "float32": torch.float32}
+            for t in lay:
+                rows = args.saved_ranks * t["shape"][0]
+                start, end = row_block(rows, args.ranks, rank)
+                local_t = torch.empty([end - start, *t["shape"][1:]], dtype=dtypes.get(t["dtype"], torch.float32))
+                n += local_t.numel() * local_t.element_size()
+                shard = Shard.from_tensor_and_offsets(local_t, [start] + [0] * (len(t["shape"]) - 1), rank)
+                target[t["name"]] = init_from_local_shards([shard], rows, *t["shape"][1:])
+            dist.barrier()
+            t0 = time.monotonic()
+            dcp.load_state_dict(target, dcp.FileSystemReader(args.out))
+            t_end = time.monotonic()
+            dist.barrier()
+            dist.destroy_process_group()
+            q.put({"rank": rank, "t0": t0, "t_end": t_end, "bytes": n, "stall": t_end - t0})
+            return
         sd = sharded(local)
         if args.mode == "dcp-load":
             target = sharded({k: torch.empty_like(v) for k, v in local.items()})
@@ -512,7 +580,7 @@ def cmd_evict(paths) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("mode", choices=["gen", "ckptd-save", "ckptd-load", "ckptd-steps", "ckptd-tiny", "torch-save", "torch-load",
-                                    "dcp-save", "dcp-load", "evict", "probe"])
+                                    "dcp-save", "dcp-load", "evict", "probe", "ckptd-reshard-load", "dcp-reshard-load"])
     p.add_argument("paths", nargs="*")
     p.add_argument("--dir", default="")
     p.add_argument("--kind", default="dense", choices=KINDS)
@@ -527,6 +595,10 @@ def main() -> None:
     p.add_argument("--snapshot-budget-mib", type=int, default=0,
                    help="async save: copy up to this many MiB of tensors into reused host buffers first")
     p.add_argument("--check", action="store_true", help="compare loaded tensors with the generated ones")
+    p.add_argument("--sharded", action="store_true",
+                   help="ckptd-save: save each rank's tensors as its row block of one global tensor per key")
+    p.add_argument("--saved-ranks", type=int, default=0,
+                   help="resharded loads: the ranks that saved the state (--ranks: the ranks that load it)")
     args = p.parse_args()
     if args.mode == "gen":
         cmd_gen(args)
@@ -545,7 +617,9 @@ def main() -> None:
     if args.mode == "ckptd-tiny":
         print(json.dumps(cmd_tiny(args)))
         return
-    if args.mode in ("dcp-save", "dcp-load"):
+    if args.mode in ("dcp-reshard-load", "ckptd-reshard-load") and args.saved_ranks < 1:
+        raise SystemExit(f"{args.mode} needs --saved-ranks")
+    if args.mode in ("dcp-save", "dcp-load", "dcp-reshard-load"):
         print(json.dumps(cmd_dcp(args)))
         return
     print(json.dumps(run_ranks(args)))
