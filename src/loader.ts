@@ -1046,7 +1046,8 @@ export function markChunks(list: number[], starts: readonly number[], from: numb
     else hi = mid - 1;
   }
   for (let i = lo; i < starts.length - 1 && starts[i]! < to; i++) {
-    if (starts[i + 1]! <= from) continue;
+    // Chunks wholly before the range, and empty ones, hold none of its bytes.
+    if (starts[i + 1]! <= from || starts[i + 1] === starts[i]) continue;
     if (list.length === 0 || list[list.length - 1]! < i) list.push(i);
   }
 }
