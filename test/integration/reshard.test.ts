@@ -10,8 +10,10 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type * as grpc from "@grpc/grpc-js";
 import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
 import type { Dtype } from "../../clients/ts/src/gen/ckptd/v1/Dtype.js";
+import type { LoadSharedResponse } from "../../clients/ts/src/gen/ckptd/v1/LoadSharedResponse.js";
 import type { LoadRequestIn } from "../../clients/ts/src/gen/ckptd/v1/LoadRequest.js";
 import type { TensorBoxIn } from "../../clients/ts/src/gen/ckptd/v1/TensorBox.js";
 import { CkptdClient } from "../../clients/ts/src/index.js";
@@ -173,7 +175,7 @@ function expectBox(r: LoadResult, i: number, g: Global, offsets: number[], lengt
 
 beforeAll(async () => {
   shmDir = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-reshard-shm-"));
-  daemon = await startDaemon({ args: ["--metrics-listen", "127.0.0.1:0", "--shared-memory-dir", shmDir] });
+  daemon = await startDaemon({ args: ["--metrics-listen", "127.0.0.1:0", "--shared-memory-dir", shmDir, "--log-level", "debug"] });
   client = rawClient(daemon.address);
   await saveAndCommit(client, JOB, "two", 1, [twoRankItems(0), twoRankItems(1)]);
   await saveAndCommit(client, JOB, "grid", 2, [gridItems(0), gridItems(1), gridItems(2), gridItems(3)]);
@@ -375,6 +377,7 @@ describe("boxes", () => {
     expectBox(r, 0, BIG, [start, 0], [count, 1024]);
     const bytesRead = (await read()) - before;
     const requested = count * 1024 * 4;
+    console.log(`reshard: a box of ${requested} bytes read ${bytesRead} stored bytes (${(bytesRead / requested).toFixed(3)}x)`);
     // Two shards: at most one extra chunk (4 MiB + its frame) at each end of each.
     expect(bytesRead).toBeGreaterThan(0);
     expect(bytesRead).toBeLessThanOrEqual(1.1 * requested + 2 * 2 * (4 * MiB + 64));
@@ -472,6 +475,57 @@ describe("LoadShared and the TypeScript client", () => {
     } finally {
       ts.close();
     }
+  }, 60_000);
+
+  it("a raw LoadShared of boxes pauses while the client holds its only slot, and resumes bit-exact", async () => {
+    const pauses = () => daemon.output().split("load paused: the client is not reading").length - 1;
+    const pausedBefore = pauses();
+    const ring = path.join(shmDir, "one-slot-ring");
+    fs.writeFileSync(ring, Buffer.alloc(4 * MiB));
+    const got: Buffer[][] = [];
+    const boxes: [Global, number[], number[]][] = [
+      [BIG, [2000, 0], [3000, 1024]], // three pieces, across the shard split
+      [COL, [0, 4], [5, 2]],
+    ];
+    const error = await new Promise<grpc.ServiceError | undefined>((resolve) => {
+      const call = client.LoadShared();
+      let released = 0;
+      call.on("data", (m: LoadSharedResponse) => {
+        const r = m.response!;
+        if (r.msg === "entry") got.push([]);
+        else if (r.msg === "sharedChunk") {
+          const { offset, length } = r.sharedChunk!;
+          const fd = fs.openSync(ring, "r");
+          const bytes = Buffer.alloc(length);
+          fs.readSync(fd, bytes, 0, length, Number(offset));
+          fs.closeSync(fd);
+          got[got.length - 1]!.push(bytes);
+          // Longer than the daemon waits for a slot before it pauses the load.
+          setTimeout(() => {
+            released += length;
+            call.write({ progress: { sharedBytesReleased: released } });
+          }, 800);
+        }
+      });
+      call.on("error", (e: grpc.ServiceError) => resolve(e));
+      call.on("end", () => resolve(undefined));
+      call.write({
+        start: {
+          request: {
+            job: JOB,
+            checkpointId: "two",
+            boxes: boxes.map(([g, offsets, lengths]) => ({ item: "model", key: g.key, offsets, lengths })),
+          },
+          sharedMemoryPath: ring,
+        },
+      });
+    });
+    expect(error, `${error?.details}`).toBeUndefined();
+    expect(got).toHaveLength(2);
+    expect(got[0]).toHaveLength(3);
+    expect(Buffer.concat(got[0]!).equals(rowsBytes(BIG, 2000, 3000))).toBe(true);
+    expect(Buffer.concat(got[1]!).equals(boxBytes(COL, [0, 4], [5, 2]))).toBe(true);
+    expect(pauses(), "the daemon paused the load mid-box").toBeGreaterThan(pausedBefore);
   }, 60_000);
 
   it("loads resharded boxes on the Load stream with the TypeScript client", async () => {
