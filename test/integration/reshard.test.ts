@@ -381,6 +381,14 @@ describe("boxes", () => {
     // Two shards: at most one extra chunk (4 MiB + its frame) at each end of each.
     expect(bytesRead).toBeGreaterThan(0);
     expect(bytesRead).toBeLessThanOrEqual(1.1 * requested + 2 * 2 * (4 * MiB + 64));
+    // A thin box in the middle of rank 0's 14 MiB shard reads the one or two chunks holding it, not the shard.
+    const thinBefore = await read();
+    const thin = await load({ checkpointId: "two", boxes: [{ item: "model", key: "big", offsets: [1500, 0], lengths: [10, 1024] }] });
+    expectOk(thin);
+    expectBox(thin, 0, BIG, [1500, 0], [10, 1024]);
+    const thinRead = (await read()) - thinBefore;
+    expect(thinRead).toBeGreaterThanOrEqual(10 * 4096);
+    expect(thinRead).toBeLessThanOrEqual(2 * (4 * MiB + 64));
   });
 });
 
