@@ -20,7 +20,7 @@ import { crc32c } from "@node-rs/crc32";
 import { dtypeSize } from "../clients/ts/src/wire.js";
 import { CkptdError, dataLoss, failedPrecondition, invalidArgument, notFound } from "./errors.js";
 import { MAX_LOAD_MESSAGE_DATA } from "./load-sender.js";
-import { CoverageError, coveringShards, type Region, type Segment, segments, shardBox, volume } from "./reshard.js";
+import { CoverageError, coveringShards, intersect, type Region, type Segment, segments, shardBox, tilesWhole, volume } from "./reshard.js";
 import { status } from "@grpc/grpc-js";
 import type { CheckpointSummary, EntryRecord, ItemRecord, Manifest } from "./manifest.js";
 import { itemDirName, PACK_FILE_NAME } from "./manifest.js";
@@ -877,6 +877,15 @@ function planResharded(manifest: Manifest, spec: LoadSpec, place: (item: string,
   const saved = new SavedEntries(manifest);
   const outputs: Output[] = [];
   let totalBytes = 0;
+  /** Each key's source, planned once however many boxes ask for it. */
+  const sources = new Map<string, Source>();
+  const sourceFor = (item: string, key: string): Source => {
+    const id = JSON.stringify([item, key]);
+    let source = sources.get(id);
+    if (!source) sources.set(id, (source = sourceOf(manifest, item, key, saved.copies(item, key))));
+    return source;
+  };
+  const tiling = new Map<Source, boolean>();
   const boxOutput = (item: string, key: string, source: Extract<Source, { kind: "sharded" }>, box: Region): void => {
     const name = `item ${quote(item)} key ${quote(key)}`;
     const bytes = volume(box.lengths) * source.elementSize;
@@ -885,10 +894,15 @@ function planResharded(manifest: Manifest, spec: LoadSpec, place: (item: string,
       throw invalidArgument(`the boxes asked for add up to more than ${MAX_RESHARD_BYTES} bytes; load them in several requests`);
     let hits: number[];
     try {
-      hits = coveringShards(
-        box,
-        source.shards.map((s) => s.region),
-      );
+      const regions = source.shards.map((s) => s.region);
+      // Shards that tile the whole tensor cover every box exactly once: checked once per tensor,
+      // so many boxes of a tensor of many shards cost one intersection per shard each.
+      let tiles = tiling.get(source);
+      if (tiles === undefined) {
+        tiles = tilesWhole(source.globalShape, regions);
+        tiling.set(source, tiles);
+      }
+      hits = tiles ? regions.flatMap((r, i) => (volume(box.lengths) > 0 && intersect(box, r) ? [i] : [])) : coveringShards(box, regions);
     } catch (err) {
       if (err instanceof CoverageError)
         throw failedPrecondition(
@@ -935,8 +949,7 @@ function planResharded(manifest: Manifest, spec: LoadSpec, place: (item: string,
         );
     });
     for (const b of spec.boxes) {
-      const copies = saved.copies(b.item, b.key);
-      const source = sourceOf(manifest, b.item, b.key, copies);
+      const source = sourceFor(b.item, b.key);
       const name = `item ${quote(b.item)} key ${quote(b.key)}`;
       const whole = b.offsets.length === 0 && b.lengths.length === 0;
       let sharded: Extract<Source, { kind: "sharded" }>;
@@ -947,14 +960,21 @@ function planResharded(manifest: Manifest, spec: LoadSpec, place: (item: string,
           wholeOutput(source.copy);
           continue;
         }
-        // An unsharded tensor is its own only shard.
-        sharded = {
-          kind: "sharded",
-          dtype: t.dtype,
-          elementSize: dtypeSize(t.dtype)!,
-          globalShape: t.shape,
-          shards: [{ copy: source.copy, region: { offsets: t.shape.map(() => 0), lengths: t.shape } }],
-        };
+        // An unsharded tensor is its own only shard (planned once per key).
+        const id = JSON.stringify([b.item, b.key, "whole"]);
+        const known = sources.get(id);
+        if (known?.kind === "sharded") {
+          sharded = known;
+        } else {
+          sharded = {
+            kind: "sharded",
+            dtype: t.dtype,
+            elementSize: dtypeSize(t.dtype)!,
+            globalShape: t.shape,
+            shards: [{ copy: source.copy, region: { offsets: t.shape.map(() => 0), lengths: t.shape } }],
+          };
+          sources.set(id, sharded);
+        }
       } else sharded = source;
       const g = sharded.globalShape;
       const box: Region = whole ? { offsets: g.map(() => 0), lengths: [...g] } : { offsets: b.offsets, lengths: b.lengths };

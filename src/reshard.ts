@@ -120,6 +120,21 @@ export function coveringShards(box: Region, shards: readonly Region[], pairwiseM
   return hits;
 }
 
+/**
+ * True when `shards` cover the whole tensor of `globalShape` exactly once (every box is then
+ * covered exactly once); false when they do not, or when there are too many to tell cheaply.
+ */
+export function tilesWhole(globalShape: readonly number[], shards: readonly Region[], pairwiseMax = 512): boolean {
+  if (shards.length > pairwiseMax) return false;
+  try {
+    coveringShards({ offsets: globalShape.map(() => 0), lengths: [...globalShape] }, shards, pairwiseMax);
+    return volume(globalShape) > 0;
+  } catch (err) {
+    if (err instanceof CoverageError) return false;
+    throw err;
+  }
+}
+
 /** An element of `box` no part covers (the box's start when the search gives up: only used for the message). */
 function firstGap(box: Region, parts: readonly Region[]): number[] {
   // Candidate corners: the box's start and, per dimension, every part's end.

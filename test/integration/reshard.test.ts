@@ -558,7 +558,33 @@ describe("LoadShared and the TypeScript client", () => {
   });
 });
 
-describe("damage", () => {
+describe("damage and inconsistent shards", () => {
+  it("names a region no saved shard covers, and shards that disagree, with FAILED_PRECONDITION", async () => {
+    const g = global("g", "DTYPE_FLOAT32", [10, 3], 0, 31);
+    const items = (rank: number) => ({
+      model: [
+        shardEntry(g, [rank === 0 ? 0 : 6, 0], [4, 3]), // rows 4-5 were never saved
+        {
+          key: "mixed",
+          tensor: { dtype: rank === 0 ? "DTYPE_FLOAT32" : "DTYPE_INT32", shape: [2], globalShape: [4], globalOffsets: [rank * 2] },
+          data: noise(8, rank),
+        } as TestEntry,
+      ],
+    });
+    await saveAndCommit(client, JOB, "gappy", 4, [items(0), items(1)]);
+    const gap = await load({ checkpointId: "gappy", boxes: [{ item: "model", key: "g", offsets: [2, 0], lengths: [6, 3] }] });
+    expectStatus(
+      gap,
+      "FAILED_PRECONDITION",
+      /item "model" key "g": the saved shards of global shape \[10, 3\] do not cover the box .* no saved shard covers element \[4, 0\]/,
+    );
+    const covered = await load({ checkpointId: "gappy", boxes: [{ item: "model", key: "g", offsets: [6, 1], lengths: [4, 2] }] });
+    expectOk(covered);
+    expectBox(covered, 0, g, [6, 1], [4, 2]);
+    const mixed = await load({ checkpointId: "gappy", boxes: [{ item: "model", key: "mixed" }] });
+    expectStatus(mixed, "FAILED_PRECONDITION", /key "mixed": rank 0 saved a shard of dtype DTYPE_FLOAT32, rank 1 one of DTYPE_INT32/);
+  });
+
   it("reports a corrupt chunk inside a box as DATA_LOSS", async () => {
     const g = global("w", "DTYPE_FLOAT32", [1024, 1024], 0, 21); // 4 MiB: its own entry file per rank
     const items = (rank: number) => ({ model: [shardEntry(g, [rank * 512, 0], [512, 1024])] });
