@@ -363,6 +363,8 @@ describe("boxes", () => {
     expectStatus(await one({ item: "model", key: "opt", offsets: [0], lengths: [1] }), "INVALID_ARGUMENT", /is an object/);
     expectStatus(await one({ item: "model", key: "nope" }), "NOT_FOUND", /no key "nope" \(it has: "row", "col", "rep"/);
     expectStatus(await one({ item: "nope", key: "row" }), "NOT_FOUND", /no item "nope"/);
+    const many = await load({ checkpointId: "two", boxes: Array.from({ length: 65537 }, () => ({ item: "model", key: "rep" })) });
+    expectStatus(many, "INVALID_ARGUMENT", /request.boxes has 65537 values; at most 65536 are allowed/);
     const both = await load({ checkpointId: "two", boxes: [{ item: "model", key: "row" }], shardAs: { rank: 0, worldSize: 1 } });
     expectStatus(both, "INVALID_ARGUMENT", /boxes and shard_as were both set/);
   });
