@@ -8,6 +8,11 @@
  *   - a tensor saved on "<type>:k" (cuda, xpu, …) goes to the loader's own device of
  *     that type, devices[local_rank mod count] among the listed devices of that type,
  *     and to "cpu" when the loader lists none of that type.
+ *
+ * Resharding (boxes, shard_as): the plan lists boxes of global tensors, each with the saved
+ * shards (of any rank) that intersect it; streaming a box walks it row-major (src/reshard.ts)
+ * with one cursor per shard that reads only the stored chunks holding the box's bytes.
+ * Everything a stream sends is an Output: a saved entry whole, or an assembled box.
  */
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
