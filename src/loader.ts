@@ -186,6 +186,13 @@ export class CheckpointLoader {
     };
     if (spec.boxes.length > 0 || spec.shardAs) {
       const outputs = planResharded(manifest, spec, place);
+      // The plan goes out as one message: it must fit the 4 MiB a stock gRPC client receives.
+      let planBytes = 0;
+      for (const p of placements) planBytes += p.item.length + p.key.length + p.savedDevice.length + p.targetDevice.length + 16;
+      if (planBytes > MAX_LOAD_MESSAGE_DATA)
+        throw invalidArgument(
+          `the plan of this load would take about ${planBytes} bytes (${placements.length} tensors), more than one message may carry (${MAX_LOAD_MESSAGE_DATA}); ask for fewer boxes or items per Load`,
+        );
       const totalBytes = outputs.reduce((n, o) => n + (o.kind === "box" ? o.entry.rawBytes : o.copy.entry.rawBytes), 0);
       return { checkpoint, manifest, sourceRank: 0, items: [], mapLocation, placements, totalBytes, outputs, resharded: true };
     }

@@ -365,6 +365,15 @@ describe("boxes", () => {
     expectStatus(await one({ item: "nope", key: "row" }), "NOT_FOUND", /no item "nope"/);
     const many = await load({ checkpointId: "two", boxes: Array.from({ length: 65537 }, () => ({ item: "model", key: "rep" })) });
     expectStatus(many, "INVALID_ARGUMENT", /request.boxes has 65537 values; at most 65536 are allowed/);
+    // Boxes within the limit whose plan would not fit one message (each placement names a 1000-character device).
+    const huge = await load({
+      checkpointId: "two",
+      mapLocation: { "*": "d".repeat(1000) },
+      boxes: Array.from({ length: 30000 }, () => ({ item: "model", key: "rep" })),
+    });
+    expectStatus(huge, "INVALID_ARGUMENT", /the plan of this load would take about \d+ bytes \(30000 tensors\).*ask for fewer boxes/);
+    const longKey = "k".repeat(4000);
+    expectStatus(await one({ item: "model", key: longKey }), "NOT_FOUND", /no key "k{80}"… \(4000 characters\)/);
     const both = await load({ checkpointId: "two", boxes: [{ item: "model", key: "row" }], shardAs: { rank: 0, worldSize: 1 } });
     expectStatus(both, "INVALID_ARGUMENT", /boxes and shard_as were both set/);
   });
