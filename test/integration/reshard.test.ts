@@ -16,7 +16,7 @@ import type { Dtype } from "../../clients/ts/src/gen/ckptd/v1/Dtype.js";
 import type { LoadSharedResponse } from "../../clients/ts/src/gen/ckptd/v1/LoadSharedResponse.js";
 import type { LoadRequestIn } from "../../clients/ts/src/gen/ckptd/v1/LoadRequest.js";
 import type { TensorBoxIn } from "../../clients/ts/src/gen/ckptd/v1/TensorBox.js";
-import { CkptdClient } from "../../clients/ts/src/index.js";
+import { CheckpointEngine, CkptdClient } from "../../clients/ts/src/index.js";
 import { DTYPE_SIZES } from "../../clients/ts/src/wire.js";
 import { type Daemon, metricsAddress, rawClient, scrape, startDaemon } from "./harness.js";
 import {
@@ -560,6 +560,11 @@ describe("LoadShared and the TypeScript client", () => {
       if (row.kind !== "tensor") throw new Error("row is not a tensor");
       expect(row.tensor.dtype).toBe("complex128");
       expect(Buffer.from(row.tensor.data).equals(rowsBytes(ROW, 4, 4))).toBe(true);
+      // CheckpointEngine sends its world size: a job restarted with 3 ranks is refused rank 1's saved shard.
+      const engine = new CheckpointEngine({ client: ts, job: JOB, rank: 1, worldSize: 3 });
+      await expect(engine.load("two/model")).rejects.toThrow(/item 'model' holds shards saved by world size 2/);
+      const same = await new CheckpointEngine({ client: ts, job: JOB, rank: 1, worldSize: 2 }).load("two/model");
+      expect((same["row"] as { globalOffsets: number[] }).globalOffsets).toEqual([6, 0]);
       await expect(ts.loadItems({ job: JOB, checkpointId: "two", rank: 0, worldSize: 3, items: ["model"] })).rejects.toThrow(
         /holds shards saved by world size 2/,
       );
