@@ -69,6 +69,11 @@ export interface ShardAsSpec {
 export const MAX_BOXES = LIMITS.boxes;
 /** Most raw bytes one resharded Load may ask for (a sanity bound: 1 PiB). */
 export const MAX_RESHARD_BYTES = 2 ** 50;
+/**
+ * Shards of a tensor that does not tile are checked pairwise for overlaps per box only up to
+ * this many (the walk finds any beyond): many boxes of such a tensor stay cheap to plan.
+ */
+const PAIRWISE_PER_BOX = 64;
 /** How many names an error message lists. */
 const LIST_NAMES = 16;
 
@@ -914,7 +919,9 @@ function planResharded(manifest: Manifest, spec: LoadSpec, place: (item: string,
         tiles = tilesWhole(source.globalShape, regions);
         tiling.set(source, tiles);
       }
-      hits = tiles ? regions.flatMap((r, i) => (volume(box.lengths) > 0 && intersect(box, r) ? [i] : [])) : coveringShards(box, regions);
+      hits = tiles
+        ? regions.flatMap((r, i) => (volume(box.lengths) > 0 && intersect(box, r) ? [i] : []))
+        : coveringShards(box, regions, PAIRWISE_PER_BOX);
     } catch (err) {
       if (err instanceof CoverageError)
         throw failedPrecondition(
