@@ -840,7 +840,7 @@ type Source =
   | { kind: "whole"; copy: Copy }
   | { kind: "sharded"; dtype: string; elementSize: number; globalShape: number[]; shards: { copy: Copy; region: Region }[] };
 
-function sourceOf(manifest: Manifest, item: string, key: string, copies: readonly Copy[]): Source {
+function sourceOf(item: string, key: string, copies: readonly Copy[]): Source {
   const name = `item ${quote(item)} key ${quote(key)}`;
   const tensors = copies.filter((c) => c.entry.tensor);
   if (tensors.length > 0 && tensors.length < copies.length)
@@ -874,7 +874,6 @@ function sourceOf(manifest: Manifest, item: string, key: string, copies: readonl
     seen.add(id);
     shards.push({ copy: c, region: { offsets: t.globalOffsets, lengths: t.shape } });
   }
-  void manifest;
   return { kind: "sharded", dtype: first.dtype, elementSize, globalShape: first.globalShape, shards };
 }
 
@@ -899,7 +898,7 @@ function planResharded(manifest: Manifest, spec: LoadSpec, place: (item: string,
   const sourceFor = (item: string, key: string): Source => {
     const id = JSON.stringify([item, key]);
     let source = sources.get(id);
-    if (!source) sources.set(id, (source = sourceOf(manifest, item, key, saved.copies(item, key))));
+    if (!source) sources.set(id, (source = sourceOf(item, key, saved.copies(item, key))));
     return source;
   };
   const tiling = new Map<Source, boolean>();
@@ -1028,7 +1027,7 @@ function planResharded(manifest: Manifest, spec: LoadSpec, place: (item: string,
   for (const item of names) saved.item(item);
   for (const item of names) {
     for (const [key, copies] of saved.item(item)) {
-      const source = sourceOf(manifest, item, key, copies);
+      const source = sourceOf(item, key, copies);
       if (source.kind === "whole") {
         wholeOutput(source.copy);
         continue;
