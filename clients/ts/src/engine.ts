@@ -183,6 +183,8 @@ export class CheckpointEngine {
         job: this.job,
         checkpointId: tag,
         rank: this.rank,
+        // A job restarted with another world size gets FAILED_PRECONDITION for an item of shards, never another rank's shard.
+        worldSize: this.worldSize,
         localRank: this.localRank,
         devices: this.devices,
         mapLocation: typeof mapLocation === "string" ? { "*": mapLocation } : (mapLocation ?? {}),
