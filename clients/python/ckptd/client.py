@@ -898,6 +898,19 @@ class CkptdClient:
         return self._assemble(self._load_parts(req, timeout=timeout), job, checkpoint_id, rank, source_rank, place,
                               into, bool(boxes))
 
+    def load_into(self, job: str, checkpoint_id: str, template: Any, *, item: str, rank: int = 0,
+                  world_size: Optional[int] = None, local_rank: int = 0, timeout: Optional[float] = None) -> Any:
+        """Fills ``template``, a (nested) state dict of this rank's tensors, in place from
+        ``item`` of a committed checkpoint saved by any world size, and returns it. Each
+        tensor says what it wants: a plain tensor the whole global tensor, a
+        :class:`ckptd.Shard` or a ``ShardedTensor`` its box(es) of it; the daemon assembles
+        every box from the saved shards, all in one Load, and the bytes are copied straight
+        into the template's tensors (dtype and shape checked). Non-tensor values are
+        replaced by the saved ones. See :mod:`ckptd.reshard`."""
+        from .reshard import load_into
+        return load_into(self, job, checkpoint_id, template, item=item, rank=rank, world_size=world_size,
+                         local_rank=local_rank, timeout=timeout)
+
     def _load_parts(self, req: pb.LoadRequest, *, timeout: Optional[float]) -> Iterator[tuple]:
         """(kind, payload) of a Load stream; a chunk's payload is its bytes."""
         source_rank = req.source_rank if req.HasField("source_rank") else None

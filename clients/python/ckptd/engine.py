@@ -465,8 +465,17 @@ class CheckpointEngine:
         # The daemon says "rank N aborted: <reason>" itself: only the caller's reason goes.
         self.client.abort(self.job, tag, self.rank, reason, pending.attempt if pending else 0)
 
-    def load(self, path: str, map_location: MapLocation = None, *, source_rank: Optional[int] = None) -> Any:
+    def load(self, path: str, map_location: MapLocation = None, *, source_rank: Optional[int] = None,
+             into: Any = None) -> Any:
         """Loads one item and returns its state dict, exactly as saved.
+
+        ``into``: a template of this rank's state dict to fill in place instead, whatever
+        world size saved the checkpoint (resharding, see :meth:`CkptdClient.load_into`):
+        plain tensors get the whole global tensor, :class:`ckptd.Shard` and
+        ``ShardedTensor`` leaves their box; non-tensor values are replaced by the saved
+        ones. Returns the template. ``map_location`` does not apply: the template's
+        tensors are where the bytes go. A plain load (no ``into``) of an item holding
+        sharded tensors saved by another world size fails with FailedPrecondition.
 
         ``path`` is ``.../tag/item`` (the path given to save), ``tag/item``, or ``item`` (the
         latest committed checkpoint). This rank's own item is loaded; when this rank has no
@@ -491,6 +500,13 @@ class CheckpointEngine:
             self._latest_items = {item}
             log.info("ckptd: 'latest' of job %s is %s (step %d): this engine's loads of 'latest' use it",
                      self.job, ckpt.checkpoint_id, ckpt.step)
+        if into is not None:
+            if source_rank is not None:
+                raise InvalidArgument("load: give either into (resharding) or source_rank, not both")
+            self.client.load_into(self.job, ckpt.checkpoint_id, into, item=item, rank=rank,
+                                  world_size=self.world_size, local_rank=local_rank, timeout=self.load_timeout)
+            self.last_placement = None
+            return into
         if source_rank is None:
             source_rank = _rank_with_item(ckpt, item, rank)
             if source_rank is None:
@@ -499,7 +515,7 @@ class CheckpointEngine:
         loaded = self.client.load_items(
             self.job, ckpt.checkpoint_id, rank=rank, local_rank=local_rank, devices=self.devices,
             map_location=request_map_location(map_location), items=[item], source_rank=source_rank,
-            place=placement(map_location), timeout=self.load_timeout)
+            world_size=self.world_size, place=placement(map_location), timeout=self.load_timeout)
         self.last_placement = Placement(
             checkpoint_id=ckpt.checkpoint_id, source_rank=loaded.plan.source_rank,
             map_location=dict(loaded.plan.map_location),

@@ -226,9 +226,30 @@ def _wait_for_checkpoint(c: CkptdClient, job: str, checkpoint: Checkpointish, de
     raise DeadlineExceeded(f"job {job} committed no checkpoint at step {checkpoint} in time")
 
 
-def restore_items(engine: CheckpointEngine, cid: str, state: Dict[str, Any], map_location: Any = None) -> None:
-    """Loads each object of ``state`` from item ``<cid>/<name>``, in place."""
+def restore_items(engine: CheckpointEngine, cid: str, state: Dict[str, Any], map_location: Any = None,
+                  reshard: Optional[bool] = None) -> None:
+    """Loads each object of ``state`` from item ``<cid>/<name>``, in place.
+
+    ``reshard`` (default: when the checkpoint's world size is not the engine's): fill each
+    object's own ``state_dict()`` (or the dict itself) in place from the global tensors
+    (:meth:`CheckpointEngine.load` with ``into``): plain tensors get the whole global
+    tensor, :class:`ckptd.Shard` / ``ShardedTensor`` leaves their box, whatever world size
+    saved; the object's ``load_state_dict`` then gets the filled state dict."""
+    if reshard is None:
+        saved_world = engine.client.get_checkpoint(engine.job, cid, timeout=engine.load_timeout).world_size
+        reshard = saved_world != engine.world_size
+        if reshard:
+            log.info("ckptd: %s/%s was saved by %d ranks, this job has %d: resharding", engine.job, cid, saved_world,
+                     engine.world_size)
     for name, obj in state.items():
+        if reshard:
+            template = obj.state_dict() if hasattr(obj, "state_dict") else obj
+            if not isinstance(template, dict):
+                raise InvalidArgument(f"state[{name!r}] ({type(obj).__name__}) has no state_dict and is not a dict")
+            loaded = engine.load(f"{cid}/{name}", into=template)
+            if hasattr(obj, "load_state_dict") and template is not obj:
+                obj.load_state_dict(loaded)
+            continue
         loaded = engine.load(f"{cid}/{name}", map_location)
         if hasattr(obj, "load_state_dict"):
             obj.load_state_dict(loaded)
@@ -295,15 +316,19 @@ class Snapshot(ExtraState):
         return _ref(self.job, self.engine.last_committed) if self.engine.last_committed is not None else \
             CheckpointRef(self.job, tag, int(global_step))
 
-    def restore(self, checkpoint: Checkpointish, map_location: Any = None) -> None:
+    def restore(self, checkpoint: Checkpointish, map_location: Any = None, *, reshard: Optional[bool] = None) -> None:
         """Loads every object of ``state`` in place from a checkpoint: a global step, a
-        CheckpointRef (from :func:`get_checkpoint` / :func:`checkpoints_iterator`) or an id."""
+        CheckpointRef (from :func:`get_checkpoint` / :func:`checkpoints_iterator`) or an id.
+
+        A checkpoint saved by another world size (or any, with ``reshard=True``) is
+        resharded into the objects' own tensors: each object's ``state_dict()`` is the
+        template, see :func:`restore_items`; ``map_location`` then does not apply."""
         cid = _resolve_id(self.engine.client, self.job, checkpoint)
         if cid == "latest":
             # Once for the whole restore: every object comes from the same checkpoint.
             cid = self.engine.client.get_checkpoint(self.job, "latest").checkpoint_id
         self.restored_checkpoint = cid
-        restore_items(self.engine, cid, self.state, map_location)
+        restore_items(self.engine, cid, self.state, map_location, reshard)
         log.info("ckptd: restored %s/%s", self.job, cid)
 
     def close(self) -> None:
