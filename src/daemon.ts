@@ -218,7 +218,7 @@ export class Daemon {
   private addServices(): void {
     const { grpcObject } = loadWire();
     const v1 = grpcObject.ckptd.v1;
-    const loader = new CheckpointLoader(this.dataDir, this.catalog);
+    const loader = new CheckpointLoader(this.dataDir, this.catalog, (bytes) => this.metrics.loadStoredBytesRead.inc(bytes));
     // One budget for what loads hold: read buffers and messages queued for clients.
     const loadBudget = new ByteBudget(this.options.loadBudgetMib * 2 ** 20);
     setLoadBudget(loadBudget);

@@ -17,6 +17,8 @@ export const LIMITS = {
   longStringChars: 4096,
   /** Any repeated field: items of a vote, devices, evaluators, shape dimensions, ... */
   repeatedCount: 4096,
+  /** The boxes of one resharded Load (each box's own lists have the limit above). */
+  boxes: 1 << 16,
   /** Any map: map_location, a report's metrics. */
   mapEntries: 1024,
   /** How much of a client's string an error message repeats. */
@@ -47,8 +49,8 @@ function walk(value: unknown, name: string, where: () => string): void {
   }
   if (typeof value !== "object" || value === null || Buffer.isBuffer(value) || value instanceof Uint8Array) return;
   if (Array.isArray(value)) {
-    if (value.length > LIMITS.repeatedCount)
-      throw invalidArgument(`${where()} has ${value.length} values; at most ${LIMITS.repeatedCount} are allowed`);
+    const max = name === "boxes" ? LIMITS.boxes : LIMITS.repeatedCount;
+    if (value.length > max) throw invalidArgument(`${where()} has ${value.length} values; at most ${max} are allowed`);
     for (let i = 0; i < value.length; i++) walk(value[i], name, () => `${where()}[${i}]`);
     return;
   }

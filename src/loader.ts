@@ -16,11 +16,16 @@ import { allocateAligned, DIRECT_ALIGN } from "./buffer-pool.js";
 import { ByteBudget } from "./byte-budget.js";
 import type { Catalog } from "./catalog.js";
 import { ChunkCorruptError, decodeChunk, LZ4_MAX_BLOCK, RAW_FRAME_OVERHEAD, type StoredChunk } from "./codec.js";
-import { dataLoss, invalidArgument, notFound } from "./errors.js";
+import { crc32c } from "@node-rs/crc32";
+import { dtypeSize } from "../clients/ts/src/wire.js";
+import { CkptdError, dataLoss, failedPrecondition, invalidArgument, notFound } from "./errors.js";
+import { MAX_LOAD_MESSAGE_DATA } from "./load-sender.js";
+import { CoverageError, coveringShards, type Region, type Segment, segments, shardBox, volume } from "./reshard.js";
+import { status } from "@grpc/grpc-js";
 import type { CheckpointSummary, EntryRecord, ItemRecord, Manifest } from "./manifest.js";
 import { itemDirName, PACK_FILE_NAME } from "./manifest.js";
-import { quote } from "./limits.js";
-import { checkName } from "./names.js";
+import { LIMITS, quote } from "./limits.js";
+import { checkName, MAX_WORLD_SIZE } from "./names.js";
 import type { DataDir } from "./storage.js";
 
 export interface LoadSpec {
@@ -32,7 +37,59 @@ export interface LoadSpec {
   mapLocation: Record<string, string>;
   items: string[];
   sourceRank: number | undefined;
+  /** The loading job's world size; 0 when not sent. */
+  worldSize: number;
+  /** Boxes of global tensors to assemble (resharding); not with shardAs. */
+  boxes: BoxSpec[];
+  /** The rank of a target sharding whose part of every entry to stream (resharding); not with boxes. */
+  shardAs: ShardAsSpec | undefined;
 }
+
+export interface BoxSpec {
+  item: string;
+  key: string;
+  offsets: number[];
+  lengths: number[];
+}
+
+export interface ShardAsSpec {
+  rank: number;
+  worldSize: number;
+  dim: number | undefined;
+  sizes: number[];
+  replicate: boolean;
+}
+
+/** Most boxes one Load may ask for. */
+export const MAX_BOXES = LIMITS.boxes;
+/** Most raw bytes one resharded Load may ask for (a sanity bound: 1 PiB). */
+export const MAX_RESHARD_BYTES = 2 ** 50;
+/** How many names an error message lists. */
+const LIST_NAMES = 16;
+
+/** One saved copy of an entry: the rank that saved it and its record. */
+interface Copy {
+  rank: number;
+  item: string;
+  entry: EntryRecord;
+}
+
+/** What a Load stream sends as one entry. */
+export type Output =
+  /** An entry as one rank saved it. */
+  | { kind: "whole"; copy: Copy; targetDevice: string }
+  /** A box of a global tensor, assembled from `shards` (the copies that intersect it, with their regions). */
+  | {
+      kind: "box";
+      item: string;
+      /** The entry the client is told of: the box's dtype, shape, global shape and offsets. */
+      entry: EntryRecord;
+      targetDevice: string;
+      globalShape: number[];
+      box: Region;
+      elementSize: number;
+      shards: { copy: Copy; region: Region }[];
+    };
 
 export interface Placement {
   item: string;
@@ -50,6 +107,10 @@ export interface LoadPlan {
   mapLocation: Map<string, string>;
   placements: Placement[];
   totalBytes: number;
+  /** What the stream sends, entry by entry. */
+  outputs: Output[];
+  /** True when the outputs are boxes of global tensors (boxes or shard_as). */
+  resharded: boolean;
 }
 
 /** Where a Load stream stands: the last entry it sent (counted across the plan's items, -1 before any) and how many of its chunks. */
@@ -57,6 +118,8 @@ export interface LoadPosition {
   entry: number;
   chunk: number;
 }
+
+type BoxOutput = Extract<Output, { kind: "box" }>;
 
 export type LoadPart =
   { kind: "entry"; item: string; entry: EntryRecord; targetDevice: string } | { kind: "chunk"; data: Buffer; crc32c: number };
@@ -86,6 +149,8 @@ export class CheckpointLoader {
   constructor(
     private readonly dataDir: DataDir,
     private readonly catalog: Catalog,
+    /** Told the stored bytes of every chunk a load reads. */
+    private readonly onStoredRead: (bytes: number) => void = () => {},
   ) {}
 
   async plan(spec: LoadSpec): Promise<LoadPlan> {
@@ -96,9 +161,31 @@ export class CheckpointLoader {
       ["rank", spec.rank],
       ["local_rank", spec.localRank],
       ["source_rank", spec.sourceRank ?? 0],
+      ["world_size", spec.worldSize],
     ] as const)
       if (!Number.isSafeInteger(n) || n < 0) throw invalidArgument(`${what} ${n} must be a non-negative integer`);
     for (const name of spec.items) checkName("item", name);
+    const overrides = new Map(Object.entries(spec.mapLocation));
+    for (const [from, to] of overrides)
+      if (!from || !to) throw invalidArgument(`map_location entry ${quote(from)} -> ${quote(to)} is empty`);
+    for (const d of spec.devices) if (!d) throw invalidArgument("devices holds an empty device name");
+    const mapLocation = new Map<string, string>();
+    const placements: Placement[] = [];
+    /** The target device of a tensor saved on `saved` (noting the mapping and the placement). */
+    const place = (item: string, key: string, savedDevice: string): string => {
+      const saved = savedDevice || "cpu";
+      let target = mapLocation.get(saved);
+      if (target === undefined) mapLocation.set(saved, (target = mapDevice(saved, spec.devices, spec.localRank, overrides)));
+      placements.push({ item, key, savedDevice: saved, targetDevice: target });
+      return target;
+    };
+    if (spec.boxes.length > 0 || spec.shardAs) {
+      const outputs = planResharded(manifest, spec, place);
+      const totalBytes = outputs.reduce((n, o) => n + (o.kind === "box" ? o.entry.rawBytes : o.copy.entry.rawBytes), 0);
+      return { checkpoint, manifest, sourceRank: 0, items: [], mapLocation, placements, totalBytes, outputs, resharded: true };
+    }
+    if (spec.worldSize > 0 && spec.worldSize !== manifest.worldSize && spec.sourceRank === undefined)
+      refuseShardsOfOtherWorld(manifest, spec.items, spec.worldSize);
     const sourceRank = spec.sourceRank ?? spec.rank;
     if (sourceRank >= manifest.worldSize)
       throw invalidArgument(
@@ -119,24 +206,16 @@ export class CheckpointLoader {
         return found;
       });
     }
-    const overrides = new Map(Object.entries(spec.mapLocation));
-    for (const [from, to] of overrides)
-      if (!from || !to) throw invalidArgument(`map_location entry ${quote(from)} -> ${quote(to)} is empty`);
-    for (const d of spec.devices) if (!d) throw invalidArgument("devices holds an empty device name");
-    const mapLocation = new Map<string, string>();
-    const placements: Placement[] = [];
+    const outputs: Output[] = [];
     let totalBytes = 0;
     for (const item of items) {
       for (const e of item.entries) {
         totalBytes += e.rawBytes;
-        if (!e.tensor) continue;
-        const saved = e.tensor.device || "cpu";
-        let target = mapLocation.get(saved);
-        if (target === undefined) mapLocation.set(saved, (target = mapDevice(saved, spec.devices, spec.localRank, overrides)));
-        placements.push({ item: item.name, key: e.key, savedDevice: saved, targetDevice: target });
+        const targetDevice = e.tensor ? place(item.name, e.key, e.tensor.device) : "";
+        outputs.push({ kind: "whole", copy: { rank: sourceRank, item: item.name, entry: e }, targetDevice });
       }
     }
-    return { checkpoint, manifest, sourceRank, items, mapLocation, placements, totalBytes };
+    return { checkpoint, manifest, sourceRank, items, mapLocation, placements, totalBytes, outputs, resharded: false };
   }
 
   /**
@@ -160,62 +239,142 @@ export class CheckpointLoader {
 
   private async *parts(plan: LoadPlan, from: LoadPosition, buffers: ReadBuffers): AsyncGenerator<LoadPart> {
     const base = this.dataDir.checkpointDir(plan.manifest.job, plan.manifest.checkpointId);
-    let entryNo = -1;
-    for (const item of plan.items) {
-      const dir = path.join(base, itemDirName(plan.sourceRank, item.name));
-      // The item's pack file stays open across its entries: one open per small tensor cost
-      // more than reading it.
-      let pack: { fh: fsp.FileHandle; direct: boolean } | undefined;
-      try {
-        for (const entry of item.entries) {
-          entryNo++;
-          if (entryNo < from.entry) continue;
-          const resumed = entryNo === from.entry;
-          const skip = resumed ? from.chunk : 0;
-          const targetDevice = entry.tensor ? (plan.mapLocation.get(entry.tensor.device || "cpu") ?? "cpu") : "";
-          if (!resumed) yield { kind: "entry", item: item.name, entry, targetDevice };
-          if (entry.chunks.length <= skip) continue;
-          // The decode buffer first, before any read holds buffers: streams that hold read
-          // buffers while they wait for a decode buffer would wait on each other.
-          if (entry.chunks.some((c) => !c.raw)) await buffers.decodeBuffer();
-          const packed = entry.file === PACK_FILE_NAME;
-          let fh: fsp.FileHandle;
-          let direct: boolean;
-          try {
-            ({ fh, direct } = (packed ? pack : undefined) ?? (await openForRead(path.join(dir, entry.file), entry.chunks, buffers)));
-            if (packed) pack = { fh, direct };
-          } catch (err) {
-            if ((err as NodeJS.ErrnoException).code === "ENOENT")
-              throw dataLoss(
-                `item '${item.name}' key '${entry.key}': stored file ${entry.file} is missing (or the checkpoint was deleted during the load)`,
-              );
-            throw err;
+    // An item's pack file stays open across its entries: one open per small tensor cost
+    // more than reading it.
+    let pack: { rank: number; item: string; fh: fsp.FileHandle; direct: boolean } | undefined;
+    try {
+      for (let entryNo = Math.max(0, from.entry); entryNo < plan.outputs.length; entryNo++) {
+        const output = plan.outputs[entryNo]!;
+        const resumed = entryNo === from.entry;
+        const skip = resumed ? from.chunk : 0;
+        if (output.kind === "box") {
+          if (!resumed) yield { kind: "entry", item: output.item, entry: output.entry, targetDevice: output.targetDevice };
+          yield* this.assemble(plan, output, skip, buffers);
+          continue;
+        }
+        const { rank, item, entry } = output.copy;
+        const dir = path.join(base, itemDirName(rank, item));
+        if (!resumed) yield { kind: "entry", item, entry, targetDevice: output.targetDevice };
+        if (entry.chunks.length <= skip) continue;
+        // The decode buffer first, before any read holds buffers: streams that hold read
+        // buffers while they wait for a decode buffer would wait on each other.
+        if (entry.chunks.some((c) => !c.raw)) await buffers.decodeBuffer();
+        const packed = entry.file === PACK_FILE_NAME;
+        let fh: fsp.FileHandle;
+        let direct: boolean;
+        try {
+          if (packed && pack && (pack.rank !== rank || pack.item !== item)) {
+            const old = pack;
+            pack = undefined;
+            await old.fh.close();
           }
-          try {
-            let i = skip;
-            for await (const { stored, bytesRead } of readAhead(fh, skip > 0 ? entry.chunks.slice(skip) : entry.chunks, buffers, direct)) {
-              const c = entry.chunks[i]!;
-              try {
-                if (bytesRead !== c.storedBytes) throw new ChunkCorruptError(`file is truncated (${bytesRead} of ${c.storedBytes} bytes)`);
-                const out = c.raw ? undefined : await buffers.decodeBuffer();
-                yield { kind: "chunk", data: await decodeChunk(stored, c, out), crc32c: c.crc32c };
-              } catch (err) {
-                if (err instanceof ChunkCorruptError)
-                  throw dataLoss(
-                    `checkpoint '${plan.manifest.checkpointId}' rank ${plan.sourceRank} item '${item.name}' key '${entry.key}' chunk ${i} ` +
-                      `(file ${entry.file}, offset ${c.offset}) is corrupt: ${err.message}`,
-                  );
-                throw err;
-              }
-              i++;
+          ({ fh, direct } = (packed ? pack : undefined) ?? (await openForRead(path.join(dir, entry.file), entry.chunks, buffers)));
+          if (packed) pack = { rank, item, fh, direct };
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === "ENOENT")
+            throw dataLoss(
+              `item '${item}' key '${entry.key}': stored file ${entry.file} is missing (or the checkpoint was deleted during the load)`,
+            );
+          throw err;
+        }
+        try {
+          let i = skip;
+          for await (const { stored, bytesRead } of readAhead(fh, skip > 0 ? entry.chunks.slice(skip) : entry.chunks, buffers, direct)) {
+            const c = entry.chunks[i]!;
+            this.onStoredRead(c.storedBytes);
+            try {
+              if (bytesRead !== c.storedBytes) throw new ChunkCorruptError(`file is truncated (${bytesRead} of ${c.storedBytes} bytes)`);
+              const out = c.raw ? undefined : await buffers.decodeBuffer();
+              yield { kind: "chunk", data: await decodeChunk(stored, c, out), crc32c: c.crc32c };
+            } catch (err) {
+              if (err instanceof ChunkCorruptError)
+                throw dataLoss(
+                  `checkpoint '${plan.manifest.checkpointId}' rank ${rank} item '${item}' key '${entry.key}' chunk ${i} ` +
+                    `(file ${entry.file}, offset ${c.offset}) is corrupt: ${err.message}`,
+                );
+              throw err;
             }
-          } finally {
-            if (!packed) await fh.close();
+            i++;
+          }
+        } finally {
+          if (!packed) await fh.close();
+        }
+      }
+    } finally {
+      await pack?.fh.close();
+    }
+  }
+
+  /**
+   * A box's bytes in its row-major order, in pieces of MAX_LOAD_MESSAGE_DATA bytes (the last
+   * shorter), each with its CRC-32C; `skip` pieces were sent already. Each shard the box
+   * intersects has a cursor that reads (ahead) only the stored chunks the box needs, in
+   * order, and holds one decoded chunk: memory is one piece plus a few chunks per shard,
+   * whatever the box's size.
+   */
+  private async *assemble(plan: LoadPlan, o: BoxOutput, skip: number, buffers: ReadBuffers): AsyncGenerator<LoadPart> {
+    const total = o.entry.rawBytes;
+    const skipBytes = skip * MAX_LOAD_MESSAGE_DATA;
+    if (total === 0 || skipBytes >= total) return;
+    const name = `item ${quote(o.item)} key ${quote(o.entry.key)}`;
+    const regions = o.shards.map((s) => s.region);
+    /** The walk's segments cut to the bytes not sent yet. */
+    function* walk(): Generator<Segment> {
+      let pos = 0;
+      try {
+        for (const seg of segments(o.globalShape, o.box, regions, o.elementSize)) {
+          const end = pos + seg.bytes;
+          if (end > skipBytes) {
+            const cut = Math.max(0, skipBytes - pos);
+            yield cut > 0 ? { shard: seg.shard, from: seg.from + cut, bytes: seg.bytes - cut } : seg;
+          }
+          pos = end;
+        }
+      } catch (err) {
+        if (err instanceof CoverageError)
+          throw failedPrecondition(`${name}: the saved shards do not cover the box exactly once: ${err.message}`);
+        throw err;
+      }
+    }
+    // The raw start of every chunk of each shard (and its end), then the chunks the box needs.
+    const starts = o.shards.map((s) => {
+      const at = [0];
+      for (const c of s.copy.entry.chunks) at.push(at[at.length - 1]! + c.rawBytes);
+      return at;
+    });
+    const needed: number[][] = o.shards.map(() => []);
+    for (const seg of walk()) markChunks(needed[seg.shard]!, starts[seg.shard]!, seg.from, seg.from + seg.bytes);
+    const base = this.dataDir.checkpointDir(plan.manifest.job, plan.manifest.checkpointId);
+    const cursors = o.shards.map(
+      (s, i) => new ShardCursor(plan.manifest.checkpointId, base, s.copy, starts[i]!, needed[i]!, buffers, this.onStoredRead),
+    );
+    const out = (await buffers.get(MAX_LOAD_MESSAGE_DATA))!;
+    let fill = 0;
+    try {
+      for (const seg of walk()) {
+        const cursor = cursors[seg.shard]!;
+        let from = seg.from;
+        let bytes = seg.bytes;
+        while (bytes > 0) {
+          const { start, data } = await cursor.at(from);
+          const n = Math.min(bytes, start + data.length - from, out.length - fill);
+          data.copy(out, fill, from - start, from - start + n);
+          fill += n;
+          from += n;
+          bytes -= n;
+          if (fill === out.length) {
+            yield { kind: "chunk", data: out, crc32c: crc32c(out) };
+            fill = 0;
           }
         }
-      } finally {
-        await pack?.fh.close();
       }
+      if (fill > 0) {
+        const last = out.subarray(0, fill);
+        yield { kind: "chunk", data: last, crc32c: crc32c(last) };
+      }
+    } finally {
+      for (const c of cursors) await c.close();
+      buffers.put(out);
     }
   }
 
@@ -601,5 +760,370 @@ async function* readAhead(
     // must not become unhandled rejections (the FileHandle's close waits for them).
     held?.giveBack();
     for (const r of inflight) r.done.then(r.giveBack, r.giveBack);
+  }
+}
+
+/** A bounded list of names for an error message. */
+function listNames(names: readonly string[]): string {
+  if (names.length === 0) return "none";
+  const shown = names.slice(0, LIST_NAMES).map((n) => quote(n));
+  return names.length > LIST_NAMES ? `${shown.join(", ")}, … (${names.length} in all)` : shown.join(", ");
+}
+
+/** The checkpoint's entries by item name and key, each key's copies by saving rank (lowest first), in the order first saved. */
+class SavedEntries {
+  private readonly byItem = new Map<string, Map<string, Copy[]>>();
+
+  constructor(readonly manifest: Manifest) {
+    for (const r of [...manifest.ranks].sort((a, b) => a.rank - b.rank))
+      for (const item of r.items) {
+        let keys = this.byItem.get(item.name);
+        if (!keys) this.byItem.set(item.name, (keys = new Map()));
+        for (const entry of item.entries) {
+          let copies = keys.get(entry.key);
+          if (!copies) keys.set(entry.key, (copies = []));
+          copies.push({ rank: r.rank, item: item.name, entry });
+        }
+      }
+  }
+
+  get itemNames(): string[] {
+    return [...this.byItem.keys()];
+  }
+
+  item(name: string): Map<string, Copy[]> {
+    const keys = this.byItem.get(name);
+    if (!keys)
+      throw notFound(`checkpoint '${this.manifest.checkpointId}' holds no item ${quote(name)} (it has: ${listNames(this.itemNames)})`);
+    return keys;
+  }
+
+  copies(item: string, key: string): Copy[] {
+    const keys = this.item(item);
+    const copies = keys.get(key);
+    if (!copies)
+      throw notFound(
+        `item ${quote(item)} of checkpoint '${this.manifest.checkpointId}' holds no key ${quote(key)} (it has: ${listNames([...keys.keys()])})`,
+      );
+    return copies;
+  }
+}
+
+/** How a key was saved: an object or unsharded tensor (read from its lowest-rank copy), or the shards of a global tensor. */
+type Source =
+  | { kind: "whole"; copy: Copy }
+  | { kind: "sharded"; dtype: string; elementSize: number; globalShape: number[]; shards: { copy: Copy; region: Region }[] };
+
+function sourceOf(manifest: Manifest, item: string, key: string, copies: readonly Copy[]): Source {
+  const name = `item ${quote(item)} key ${quote(key)}`;
+  const tensors = copies.filter((c) => c.entry.tensor);
+  if (tensors.length > 0 && tensors.length < copies.length)
+    throw failedPrecondition(`${name} was saved as a tensor by some ranks and as an object by others; load it with source_rank`);
+  const sharded = tensors.filter((c) => c.entry.tensor!.globalShape.length > 0);
+  if (sharded.length === 0) return { kind: "whole", copy: copies[0]! };
+  if (sharded.length < tensors.length)
+    throw failedPrecondition(
+      `${name} was saved as a shard by rank ${sharded[0]!.rank} and unsharded by rank ${tensors.find((c) => !c.entry.tensor!.globalShape.length)!.rank}; load it with source_rank`,
+    );
+  const first = sharded[0]!.entry.tensor!;
+  for (const c of sharded) {
+    const t = c.entry.tensor!;
+    if (t.dtype !== first.dtype)
+      throw failedPrecondition(`${name}: rank ${sharded[0]!.rank} saved a shard of dtype ${first.dtype}, rank ${c.rank} one of ${t.dtype}`);
+    if (t.globalShape.length !== first.globalShape.length || t.globalShape.some((v, d) => v !== first.globalShape[d]))
+      throw failedPrecondition(
+        `${name}: rank ${sharded[0]!.rank} saved a shard of global shape [${first.globalShape.join(", ")}], rank ${c.rank} one of [${t.globalShape.join(", ")}]`,
+      );
+  }
+  const elementSize = dtypeSize(first.dtype)!;
+  if (!Number.isSafeInteger(volume(first.globalShape) * elementSize))
+    throw failedPrecondition(`${name}: its global shape [${first.globalShape.join(", ")}] is too large to address`);
+  // Shards saved alike by several ranks (data-parallel replicas) are read once, from the lowest.
+  const seen = new Set<string>();
+  const shards: { copy: Copy; region: Region }[] = [];
+  for (const c of sharded) {
+    const t = c.entry.tensor!;
+    const id = `${t.globalOffsets.join(",")}/${t.shape.join(",")}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    shards.push({ copy: c, region: { offsets: t.globalOffsets, lengths: t.shape } });
+  }
+  void manifest;
+  return { kind: "sharded", dtype: first.dtype, elementSize, globalShape: first.globalShape, shards };
+}
+
+/** A non-negative safe integer list of a box, or INVALID_ARGUMENT naming it. */
+function checkDims(what: string, values: readonly number[]): void {
+  for (const v of values)
+    if (!Number.isSafeInteger(v) || v < 0)
+      throw invalidArgument(`${what} holds ${v}; every value must be a non-negative integer below 2^53`);
+}
+
+/** Plans a resharded load: the outputs of the boxes asked for, or of every entry as a rank of shard_as holds it. */
+function planResharded(manifest: Manifest, spec: LoadSpec, place: (item: string, key: string, savedDevice: string) => string): Output[] {
+  if (spec.boxes.length > 0 && spec.shardAs)
+    throw invalidArgument("boxes and shard_as were both set: ask for boxes, or for a rank of a target sharding, not both");
+  if (spec.boxes.length > MAX_BOXES)
+    throw invalidArgument(`${spec.boxes.length} boxes were asked for; at most ${MAX_BOXES} are allowed in one Load`);
+  const saved = new SavedEntries(manifest);
+  const outputs: Output[] = [];
+  let totalBytes = 0;
+  const boxOutput = (item: string, key: string, source: Extract<Source, { kind: "sharded" }>, box: Region): void => {
+    const name = `item ${quote(item)} key ${quote(key)}`;
+    const bytes = volume(box.lengths) * source.elementSize;
+    totalBytes += bytes;
+    if (totalBytes > MAX_RESHARD_BYTES)
+      throw invalidArgument(`the boxes asked for add up to more than ${MAX_RESHARD_BYTES} bytes; load them in several requests`);
+    let hits: number[];
+    try {
+      hits = coveringShards(
+        box,
+        source.shards.map((s) => s.region),
+      );
+    } catch (err) {
+      if (err instanceof CoverageError)
+        throw failedPrecondition(
+          `${name}: the saved shards of global shape [${source.globalShape.join(", ")}] do not cover the box (offsets [${box.offsets.join(", ")}], lengths [${box.lengths.join(", ")}]) exactly once: ${err.message}`,
+        );
+      throw err;
+    }
+    const shards = hits.map((i) => source.shards[i]!);
+    const device = (shards[0] ?? source.shards[0]!).copy.entry.tensor!.device;
+    const entry: EntryRecord = {
+      key,
+      kind: "tensor",
+      tensor: { dtype: source.dtype, shape: box.lengths, device, globalShape: source.globalShape, globalOffsets: box.offsets },
+      file: "",
+      rawBytes: bytes,
+      storedBytes: 0,
+      chunks: [],
+    };
+    outputs.push({
+      kind: "box",
+      item,
+      entry,
+      targetDevice: place(item, key, device),
+      globalShape: source.globalShape,
+      box,
+      elementSize: source.elementSize,
+      shards,
+    });
+  };
+  const wholeOutput = (copy: Copy): void => {
+    totalBytes += copy.entry.rawBytes;
+    const targetDevice = copy.entry.tensor ? place(copy.item, copy.entry.key, copy.entry.tensor.device) : "";
+    outputs.push({ kind: "whole", copy, targetDevice });
+  };
+
+  if (spec.boxes.length > 0) {
+    spec.boxes.forEach((b, i) => {
+      checkName("boxes item", b.item);
+      checkDims(`boxes[${i}].offsets`, b.offsets);
+      checkDims(`boxes[${i}].lengths`, b.lengths);
+      if (b.offsets.length !== b.lengths.length)
+        throw invalidArgument(
+          `boxes[${i}] has ${b.offsets.length} offsets and ${b.lengths.length} lengths; give one of each per dimension`,
+        );
+    });
+    for (const b of spec.boxes) {
+      const copies = saved.copies(b.item, b.key);
+      const source = sourceOf(manifest, b.item, b.key, copies);
+      const name = `item ${quote(b.item)} key ${quote(b.key)}`;
+      const whole = b.offsets.length === 0 && b.lengths.length === 0;
+      let sharded: Extract<Source, { kind: "sharded" }>;
+      if (source.kind === "whole") {
+        const t = source.copy.entry.tensor;
+        if (!t) {
+          if (!whole) throw invalidArgument(`${name} is an object, not a tensor: ask for it with empty offsets and lengths`);
+          wholeOutput(source.copy);
+          continue;
+        }
+        // An unsharded tensor is its own only shard.
+        sharded = {
+          kind: "sharded",
+          dtype: t.dtype,
+          elementSize: dtypeSize(t.dtype)!,
+          globalShape: t.shape,
+          shards: [{ copy: source.copy, region: { offsets: t.shape.map(() => 0), lengths: t.shape } }],
+        };
+      } else sharded = source;
+      const g = sharded.globalShape;
+      const box: Region = whole ? { offsets: g.map(() => 0), lengths: [...g] } : { offsets: b.offsets, lengths: b.lengths };
+      if (box.offsets.length !== g.length)
+        throw invalidArgument(
+          `the box of ${name} has ${box.offsets.length} dimensions; the tensor of global shape [${g.join(", ")}] has ${g.length}`,
+        );
+      if (box.offsets.some((o, d) => o + box.lengths[d]! > g[d]!))
+        throw new CkptdError(
+          status.OUT_OF_RANGE,
+          `the box of ${name} (offsets [${box.offsets.join(", ")}], lengths [${box.lengths.join(", ")}]) lies outside its global shape [${g.join(", ")}]`,
+        );
+      boxOutput(b.item, b.key, sharded, box);
+    }
+    return outputs;
+  }
+
+  const as = spec.shardAs!;
+  if (!Number.isSafeInteger(as.worldSize) || as.worldSize < 1 || as.worldSize > MAX_WORLD_SIZE)
+    throw invalidArgument(`shard_as.world_size ${as.worldSize} must be between 1 and ${MAX_WORLD_SIZE}`);
+  if (!Number.isSafeInteger(as.rank) || as.rank < 0 || as.rank >= as.worldSize)
+    throw invalidArgument(`shard_as.rank ${as.rank} is out of range for shard_as.world_size ${as.worldSize} (ranks 0-${as.worldSize - 1})`);
+  if (as.dim !== undefined && (!Number.isSafeInteger(as.dim) || as.dim < 0 || as.dim >= LIMITS.repeatedCount))
+    throw invalidArgument(`shard_as.dim ${as.dim} must be a dimension index`);
+  if (as.sizes.length > 0) {
+    if (as.replicate) throw invalidArgument("shard_as.sizes was set with shard_as.replicate: a replicated tensor is not split");
+    if (as.sizes.length !== as.worldSize)
+      throw invalidArgument(`shard_as.sizes has ${as.sizes.length} values; give one per rank of shard_as.world_size ${as.worldSize}`);
+    checkDims("shard_as.sizes", as.sizes);
+  }
+  const names = spec.items.length > 0 ? spec.items : saved.itemNames;
+  for (const item of names) saved.item(item);
+  for (const item of names) {
+    for (const [key, copies] of saved.item(item)) {
+      const source = sourceOf(manifest, item, key, copies);
+      if (source.kind === "whole") {
+        wholeOutput(source.copy);
+        continue;
+      }
+      const name = `item ${quote(item)} key ${quote(key)}`;
+      const g = source.globalShape;
+      if (as.replicate) {
+        boxOutput(item, key, source, { offsets: g.map(() => 0), lengths: [...g] });
+        continue;
+      }
+      let dim = as.dim;
+      if (dim === undefined) {
+        const split = g
+          .map((_, d) => d)
+          .filter((d) => source.shards.some((s) => s.region.offsets[d] !== source.shards[0]!.region.offsets[d]));
+        if (split.length > 1)
+          throw failedPrecondition(
+            `${name} was saved split along dimensions ${split.join(" and ")} of its global shape [${g.join(", ")}]; pass shard_as.dim, or ask for boxes`,
+          );
+        dim = split[0] ?? 0;
+      }
+      if (dim >= g.length) throw invalidArgument(`shard_as.dim ${dim} is not a dimension of ${name}, of global shape [${g.join(", ")}]`);
+      if (as.sizes.length > 0) {
+        const sum = as.sizes.reduce((a, b) => a + b, 0);
+        if (sum !== g[dim])
+          throw invalidArgument(
+            `shard_as.sizes add up to ${sum}, but dimension ${dim} of ${name} (global shape [${g.join(", ")}]) has ${g[dim]} elements`,
+          );
+      }
+      boxOutput(item, key, source, shardBox(g, dim, as.rank, as.worldSize, as.sizes));
+    }
+  }
+  return outputs;
+}
+
+/**
+ * A plain load by a job of another world size: refused when an item it loads holds shards
+ * (one saved rank's shard is not what a rank of another world size holds).
+ */
+function refuseShardsOfOtherWorld(manifest: Manifest, items: readonly string[], worldSize: number): void {
+  const wanted = items.length > 0 ? new Set(items) : undefined;
+  for (const r of manifest.ranks)
+    for (const item of r.items) {
+      if (wanted && !wanted.has(item.name)) continue;
+      const shard = item.entries.find((e) => e.tensor && e.tensor.globalShape.length > 0);
+      if (shard)
+        throw failedPrecondition(
+          `item '${item.name}' holds shards saved by world size ${manifest.worldSize} (e.g. key ${quote(shard.key)}, a shard of global shape ` +
+            `[${shard.tensor!.globalShape.join(", ")}]), and this loader has world size ${worldSize}: pass shard_as or boxes to reshard ` +
+            `on load, or source_rank to read one saved rank's shard as is`,
+        );
+    }
+}
+
+/** Adds to `list` (ascending) the chunks, by their raw `starts`, that hold bytes [from, to). */
+export function markChunks(list: number[], starts: readonly number[], from: number, to: number): void {
+  // The chunk that holds `from`: the last whose start is at most `from`, among those not empty.
+  let lo = 0;
+  let hi = starts.length - 2;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (starts[mid]! <= from) lo = mid;
+    else hi = mid - 1;
+  }
+  for (let i = lo; i < starts.length - 1 && starts[i]! < to; i++) {
+    if (starts[i + 1]! <= from) continue;
+    if (list.length === 0 || list[list.length - 1]! < i) list.push(i);
+  }
+}
+
+/**
+ * Reads one shard's chunks a box needs, in order (reading ahead), and holds the one decoded
+ * last: the box's walk asks for byte offsets that only grow.
+ */
+class ShardCursor {
+  private reads: AsyncGenerator<{ stored: Buffer; bytesRead: number }> | undefined;
+  private fh: fsp.FileHandle | undefined;
+  private next = 0;
+  private current: { start: number; data: Buffer } | undefined;
+  private decoded: Buffer | undefined;
+
+  constructor(
+    private readonly checkpointId: string,
+    private readonly base: string,
+    private readonly copy: Copy,
+    private readonly starts: readonly number[],
+    private readonly needed: readonly number[],
+    private readonly buffers: ReadBuffers,
+    private readonly onStoredRead: (bytes: number) => void,
+  ) {}
+
+  /** The decoded chunk that holds raw byte `pos` of the shard, and where it starts. */
+  async at(pos: number): Promise<{ start: number; data: Buffer }> {
+    const { entry, rank, item } = this.copy;
+    while (!this.current || pos >= this.current.start + this.current.data.length) {
+      if (this.next >= this.needed.length)
+        throw new Error(`item '${item}' key '${entry.key}' rank ${rank}: byte ${pos} lies outside the chunks the box needs`);
+      if (!this.reads) await this.open();
+      const i = this.needed[this.next++]!;
+      const c = entry.chunks[i]!;
+      const r = await this.reads!.next();
+      if (r.done) throw new Error(`item '${item}' key '${entry.key}' rank ${rank}: the read of chunk ${i} ended early`);
+      this.onStoredRead(c.storedBytes);
+      try {
+        if (r.value.bytesRead !== c.storedBytes)
+          throw new ChunkCorruptError(`file is truncated (${r.value.bytesRead} of ${c.storedBytes} bytes)`);
+        this.current = { start: this.starts[i]!, data: await decodeChunk(r.value.stored, c, c.raw ? undefined : this.decoded) };
+      } catch (err) {
+        if (err instanceof ChunkCorruptError)
+          throw dataLoss(
+            `checkpoint '${this.checkpointId}' rank ${rank} item '${item}' key '${entry.key}' chunk ${i} ` +
+              `(file ${entry.file}, offset ${c.offset}) is corrupt: ${err.message}`,
+          );
+        throw err;
+      }
+    }
+    return this.current;
+  }
+
+  private async open(): Promise<void> {
+    const { entry, rank, item } = this.copy;
+    const chunks = this.needed.map((i) => entry.chunks[i]!);
+    // The decode buffer before any read holds buffers (see CheckpointLoader.parts).
+    if (chunks.some((c) => !c.raw)) this.decoded = await this.buffers.get(LZ4_MAX_BLOCK);
+    let direct: boolean;
+    try {
+      ({ fh: this.fh, direct } = await openForRead(path.join(this.base, itemDirName(rank, item), entry.file), chunks, this.buffers));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT")
+        throw dataLoss(
+          `rank ${rank} item '${item}' key '${entry.key}': stored file ${entry.file} is missing (or the checkpoint was deleted during the load)`,
+        );
+      throw err;
+    }
+    this.reads = readAhead(this.fh, chunks, this.buffers, direct);
+  }
+
+  /** Gives back the buffers and closes the file (after the reads in flight). */
+  async close(): Promise<void> {
+    this.current = undefined;
+    await this.reads?.return(undefined);
+    await this.fh?.close();
+    if (this.decoded) this.buffers.put(this.decoded);
+    this.decoded = undefined;
   }
 }

@@ -23,6 +23,11 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly bytesSent = new Counter({ name: "ckptd_bytes_sent_total", help: "Raw bytes sent by Load", registers: [this.registry] });
+  readonly loadStoredBytesRead = new Counter({
+    name: "ckptd_load_stored_bytes_read_total",
+    help: "Stored (compressed) bytes of the chunks Load and LoadShared read from storage",
+    registers: [this.registry],
+  });
   readonly sharedMemoryBytes = new Counter({
     name: "ckptd_shared_memory_bytes_total",
     help: "Raw bytes that went through a client's shared-memory ring instead of the gRPC stream (part of bytes received / sent)",

@@ -419,6 +419,18 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
       mapLocation: r.mapLocation,
       items: r.items,
       sourceRank: r.sourceRank,
+      worldSize: r.worldSize,
+      boxes: r.boxes,
+      shardAs: r.shardAs
+        ? {
+            rank: r.shardAs.rank,
+            worldSize: r.shardAs.worldSize,
+            // A proto3 optional: set only when its oneof says so.
+            dim: r.shardAs._dim === "dim" ? r.shardAs.dim : undefined,
+            sizes: r.shardAs.sizes,
+            replicate: r.shardAs.replicate,
+          }
+        : undefined,
     });
   }
 }
@@ -431,6 +443,7 @@ function planMessage(plan: LoadPlan): LoadResponseIn {
       mapLocation: Object.fromEntries(plan.mapLocation),
       placements: plan.placements,
       totalBytes: plan.totalBytes,
+      resharded: plan.resharded,
     },
   };
 }

@@ -1,0 +1,425 @@
+/**
+ * Resharding on Load: a checkpoint saved by 2 ranks (row-, column- and 3-D-sharded tensors
+ * with uneven shards, a tensor spanning several 4 MiB chunks, replicated tensors and
+ * objects, several dtypes) and one saved by 4 ranks on a 2 × 2 grid, loaded by other world
+ * sizes through shard_as and explicit boxes, on a real daemon. Every byte is checked
+ * against the global tensors the test built; the daemon must read only the chunks a box
+ * needs, refuse what it cannot serve right, and say so.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
+import type { Dtype } from "../../clients/ts/src/gen/ckptd/v1/Dtype.js";
+import type { LoadRequestIn } from "../../clients/ts/src/gen/ckptd/v1/LoadRequest.js";
+import type { TensorBoxIn } from "../../clients/ts/src/gen/ckptd/v1/TensorBox.js";
+import { DTYPE_SIZES } from "../../clients/ts/src/wire.js";
+import { type Daemon, metricsAddress, rawClient, scrape, startDaemon } from "./harness.js";
+import {
+  MiB,
+  compressibleBytes,
+  entryFile,
+  expectStatus,
+  incompressibleBytes,
+  loadAll,
+  type LoadResult,
+  objectEntry,
+  saveAndCommit,
+  type TestEntry,
+} from "./wire-helpers.js";
+
+const JOB = "reshard-job";
+let daemon: Daemon;
+let client: CheckpointServiceClient;
+let shmDir: string;
+
+/** A global tensor the test built, and how the saving ranks split it. */
+interface Global {
+  key: string;
+  dtype: Dtype;
+  shape: number[];
+  data: Buffer;
+  /** The dimension the saved shards differ along (what shard_as splits by default). */
+  dim: number;
+}
+
+function elementSize(dtype: Dtype): number {
+  return DTYPE_SIZES[dtype];
+}
+
+/** Deterministic bytes: a xorshift stream. */
+function noise(n: number, seed: number): Buffer {
+  const b = Buffer.alloc(n);
+  let x = seed * 2654435761 + 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    b[i] = x & 0xff;
+  }
+  return b;
+}
+
+function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** The bytes of box (offsets, lengths) of a row-major global tensor, element by element (independent of the daemon's walk). */
+function boxBytes(g: Global, offsets: readonly number[], lengths: readonly number[]): Buffer {
+  const es = elementSize(g.dtype);
+  const n = numel(lengths);
+  const out = Buffer.alloc(n * es);
+  const idx = lengths.map(() => 0);
+  for (let k = 0; k < n; k++) {
+    let flat = 0;
+    for (let d = 0; d < g.shape.length; d++) flat = flat * g.shape[d]! + offsets[d]! + idx[d]!;
+    g.data.copy(out, k * es, flat * es, flat * es + es);
+    for (let d = lengths.length - 1; d >= 0; d--) {
+      if (++idx[d]! < lengths[d]!) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+/** A faster boxBytes for boxes that are whole rows of dim 0. */
+function rowsBytes(g: Global, start: number, count: number): Buffer {
+  const row = (g.data.length / g.shape[0]!) | 0;
+  return Buffer.from(g.data.subarray(start * row, (start + count) * row));
+}
+
+/** The shard entry of box (offsets, lengths) of `g`. */
+function shardEntry(g: Global, offsets: number[], lengths: number[]): TestEntry {
+  const data =
+    g.dim === 0 && lengths.slice(1).every((l, i) => l === g.shape[i + 1])
+      ? rowsBytes(g, offsets[0]!, lengths[0]!)
+      : boxBytes(g, offsets, lengths);
+  return { key: g.key, tensor: { dtype: g.dtype, shape: lengths, device: "cuda:0", globalShape: g.shape, globalOffsets: offsets }, data };
+}
+
+/** torch.chunk's part `r` of `n` split in `w`. */
+function chunkPart(n: number, w: number, r: number): [number, number] {
+  const step = Math.ceil(n / w);
+  const start = Math.min(r * step, n);
+  return [start, Math.min(step, n - start)];
+}
+
+function global(key: string, dtype: Dtype, shape: number[], dim: number, seed: number): Global {
+  return { key, dtype, shape, dim, data: noise(numel(shape) * elementSize(dtype), seed) };
+}
+
+// The 2-rank checkpoint.
+const ROW = global("row", "DTYPE_COMPLEX128", [10, 3], 0, 1); // rows 0-5 | 6-9
+const COL = global("col", "DTYPE_BFLOAT16", [5, 9], 1, 2); // cols 0-4 | 5-8
+const CUBE = global("cube", "DTYPE_INT8", [4, 5, 6], 1, 3); // dim 1: 0-2 | 3-4
+const BIG_ROWS = 6000;
+const BIG: Global = {
+  key: "big",
+  dtype: "DTYPE_FLOAT32",
+  shape: [BIG_ROWS, 1024],
+  dim: 0,
+  // Half noise (stored raw), half compressible (stored LZ4): ~24 MiB, several 4 MiB chunks per shard.
+  data: Buffer.concat([incompressibleBytes(BIG_ROWS * 2048), compressibleBytes(BIG_ROWS * 2048, 7)]),
+};
+const BIG_SPLIT = 3500;
+const REPLICATED = { key: "rep", dtype: "DTYPE_FLOAT16" as Dtype, shape: [7], data: noise(14, 9) };
+const OBJECT = Buffer.from("an optimizer state, pickled");
+
+function twoRankItems(rank: number): Record<string, TestEntry[]> {
+  const r0 = rank === 0;
+  const model: TestEntry[] = [
+    shardEntry(ROW, [r0 ? 0 : 6, 0], [r0 ? 6 : 4, 3]),
+    shardEntry(COL, [0, r0 ? 0 : 5], [5, r0 ? 5 : 4]),
+    { key: REPLICATED.key, tensor: { dtype: REPLICATED.dtype, shape: REPLICATED.shape, device: `cuda:${rank}` }, data: REPLICATED.data },
+    shardEntry(CUBE, [0, r0 ? 0 : 3, 0], [4, r0 ? 3 : 2, 6]),
+    shardEntry(BIG, [r0 ? 0 : BIG_SPLIT, 0], [r0 ? BIG_SPLIT : BIG_ROWS - BIG_SPLIT, 1024]),
+    objectEntry("opt", OBJECT),
+    // Saved by each rank with its own bytes: the lowest rank's copy is the one served.
+    objectEntry("local", Buffer.from(`rank ${rank}`)),
+  ];
+  return { model, extra: [objectEntry("config", Buffer.from("{}"))] };
+}
+
+// The 4-rank checkpoint: a 2 × 2 grid of uneven shards (TP along dim 1, FSDP along dim 0).
+const GRID = global("grid", "DTYPE_INT64", [7, 5], 0, 11);
+function gridItems(rank: number): Record<string, TestEntry[]> {
+  const rows = rank < 2 ? [0, 4] : [4, 3];
+  const cols = rank % 2 === 0 ? [0, 2] : [2, 3];
+  return { model: [shardEntry(GRID, [rows[0]!, cols[0]!], [rows[1]!, cols[1]!])] };
+}
+
+async function load(req: Omit<LoadRequestIn, "job">): Promise<LoadResult> {
+  return loadAll(client, { job: JOB, ...req });
+}
+
+function expectOk(r: LoadResult): void {
+  expect(r.error, `${r.error?.details}`).toBeUndefined();
+}
+
+/** Asserts a streamed box entry: its spec and its bytes. */
+function expectBox(r: LoadResult, i: number, g: Global, offsets: number[], lengths: number[]): void {
+  const e = r.entries[i]!;
+  expect(e.entry.key).toBe(g.key);
+  expect(e.entry.tensor!.dtype).toBe(g.dtype);
+  expect(e.entry.tensor!.shape).toEqual(lengths);
+  expect(e.entry.tensor!.globalShape).toEqual(g.shape);
+  expect(e.entry.tensor!.globalOffsets).toEqual(offsets);
+  expect(Number(e.entry.sizeBytes)).toBe(numel(lengths) * elementSize(g.dtype));
+  const want = g === BIG && lengths[1] === 1024 ? rowsBytes(g, offsets[0]!, lengths[0]!) : boxBytes(g, offsets, lengths);
+  expect(e.data.equals(want), `bytes of ${g.key} box [${offsets}] + [${lengths}]`).toBe(true);
+}
+
+beforeAll(async () => {
+  shmDir = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-reshard-shm-"));
+  daemon = await startDaemon({ args: ["--metrics-listen", "127.0.0.1:0", "--shared-memory-dir", shmDir] });
+  client = rawClient(daemon.address);
+  await saveAndCommit(client, JOB, "two", 1, [twoRankItems(0), twoRankItems(1)]);
+  await saveAndCommit(client, JOB, "grid", 2, [gridItems(0), gridItems(1), gridItems(2), gridItems(3)]);
+}, 120_000);
+
+afterAll(async () => {
+  client?.close();
+  await daemon?.stop();
+  fs.rmSync(shmDir, { recursive: true, force: true });
+});
+
+describe("shard_as", () => {
+  for (const world of [1, 3, 4]) {
+    it(`loads the 2-rank checkpoint into world size ${world}, bit-exact`, async () => {
+      for (let rank = 0; rank < world; rank++) {
+        const r = await load({ checkpointId: "two", rank, worldSize: world, items: ["model"], shardAs: { rank, worldSize: world } });
+        expectOk(r);
+        expect(r.plan!.resharded).toBe(true);
+        expect(r.entries.map((e) => e.entry.key)).toEqual(["row", "col", "rep", "cube", "big", "opt", "local"]);
+        let i = 0;
+        for (const g of [ROW, COL]) {
+          const [start, len] = chunkPart(g.shape[g.dim]!, world, rank);
+          const offsets = g.shape.map((_, d) => (d === g.dim ? start : 0));
+          const lengths = g.shape.map((n, d) => (d === g.dim ? len : n));
+          expectBox(r, i++, g, offsets, lengths);
+        }
+        // The replicated tensor, whole as rank 0 saved it.
+        const rep = r.entries[i++]!;
+        expect(rep.entry.tensor!.shape).toEqual([7]);
+        expect(rep.entry.tensor!.globalShape).toEqual([]);
+        expect(rep.data.equals(REPLICATED.data)).toBe(true);
+        expect(rep.entry.targetDevice).toBe("cpu");
+        for (const g of [CUBE, BIG]) {
+          const [start, len] = chunkPart(g.shape[g.dim]!, world, rank);
+          const offsets = g.shape.map((_, d) => (d === g.dim ? start : 0));
+          const lengths = g.shape.map((n, d) => (d === g.dim ? len : n));
+          expectBox(r, i++, g, offsets, lengths);
+        }
+        expect(r.entries[i++]!.data.equals(OBJECT)).toBe(true);
+        expect(r.entries[i++]!.data.toString()).toBe("rank 0");
+        expect(Number(r.plan!.totalBytes)).toBe(r.entries.reduce((n, e) => n + e.data.length, 0));
+      }
+    }, 60_000);
+  }
+
+  it("splits unevenly by sizes, along an explicit dim, and replicates", async () => {
+    const r = await load({ checkpointId: "two", items: ["model"], shardAs: { rank: 1, worldSize: 3, dim: 0, sizes: [1, 2, 2] } });
+    // sizes must sum to every split tensor's dimension: [1, 2, 2] fits only the col and cube tensors' dim 0 (5, 4 do not both)...
+    expectStatus(r, "INVALID_ARGUMENT", /shard_as.sizes add up to 5, but dimension 0 of item "model" key "row"/);
+    const g = await load({ checkpointId: "grid", shardAs: { rank: 2, worldSize: 3, dim: 0, sizes: [1, 2, 4] } });
+    expectOk(g);
+    expectBox(g, 0, GRID, [3, 0], [4, 5]);
+    const c = await load({ checkpointId: "grid", shardAs: { rank: 1, worldSize: 2, dim: 1 } });
+    expectOk(c);
+    expectBox(c, 0, GRID, [0, 3], [7, 2]);
+    const rep = await load({ checkpointId: "two", items: ["model"], shardAs: { rank: 2, worldSize: 3, replicate: true } });
+    expectOk(rep);
+    expectBox(rep, 0, ROW, [0, 0], [10, 3]);
+    expectBox(rep, 4, BIG, [0, 0], [BIG_ROWS, 1024]);
+  });
+
+  it("needs a dim for a tensor saved split along two dimensions", async () => {
+    const r = await load({ checkpointId: "grid", shardAs: { rank: 0, worldSize: 2 } });
+    expectStatus(r, "FAILED_PRECONDITION", /key "grid" was saved split along dimensions 0 and 1.*shard_as.dim/);
+  });
+
+  it("streams every item when items is empty, each key once", async () => {
+    const r = await load({ checkpointId: "two", shardAs: { rank: 0, worldSize: 1 } });
+    expectOk(r);
+    expect(r.entries.map((e) => `${e.entry.item}/${e.entry.key}`)).toEqual([
+      "model/row",
+      "model/col",
+      "model/rep",
+      "model/cube",
+      "model/big",
+      "model/opt",
+      "model/local",
+      "extra/config",
+    ]);
+  });
+
+  it("refuses bad shard_as values", async () => {
+    expectStatus(
+      await load({ checkpointId: "two", shardAs: { rank: 3, worldSize: 3 } }),
+      "INVALID_ARGUMENT",
+      /shard_as.rank 3 is out of range/,
+    );
+    expectStatus(await load({ checkpointId: "two", shardAs: { rank: 0, worldSize: 0 } }), "INVALID_ARGUMENT", /shard_as.world_size 0/);
+    expectStatus(
+      await load({ checkpointId: "two", shardAs: { rank: 0, worldSize: 3, sizes: [1, 2] } }),
+      "INVALID_ARGUMENT",
+      /shard_as.sizes has 2 values/,
+    );
+    expectStatus(
+      await load({ checkpointId: "two", shardAs: { rank: 0, worldSize: 2, sizes: [-1, 11] } }),
+      "INVALID_ARGUMENT",
+      /non-negative/,
+    );
+    expectStatus(
+      await load({ checkpointId: "two", items: ["model"], shardAs: { rank: 0, worldSize: 2, dim: 2 } }),
+      "INVALID_ARGUMENT",
+      /shard_as.dim 2 is not a dimension of item "model" key "row"/,
+    );
+    expectStatus(
+      await load({ checkpointId: "two", items: ["nope"], shardAs: { rank: 0, worldSize: 2 } }),
+      "NOT_FOUND",
+      /no item "nope".*"model", "extra"/,
+    );
+  });
+});
+
+describe("boxes", () => {
+  it("assembles explicit boxes, in the order asked, bit-exact", async () => {
+    const boxes: [Global, number[], number[]][] = [
+      [ROW, [5, 1], [3, 2]], // across the row split
+      [COL, [1, 3], [4, 4]], // across the column split
+      [CUBE, [1, 2, 3], [3, 2, 2]], // 3-D, across the split
+      [CUBE, [0, 0, 0], [4, 5, 6]],
+      [ROW, [2, 0], [0, 3]], // empty
+      [GRID === GRID ? ROW : ROW, [9, 2], [1, 1]],
+      [BIG, [3400, 100], [200, 3]], // a thin box across the split of the big tensor
+      [BIG, [0, 0], [BIG_ROWS, 1024]],
+    ];
+    const r = await load({
+      checkpointId: "two",
+      boxes: boxes.map(([g, offsets, lengths]) => ({ item: "model", key: g.key, offsets, lengths })),
+    });
+    expectOk(r);
+    expect(r.plan!.resharded).toBe(true);
+    expect(r.entries).toHaveLength(boxes.length);
+    boxes.forEach(([g, offsets, lengths], i) => expectBox(r, i, g, offsets, lengths));
+    // Every message fits a stock client's 4 MiB limit.
+    expect(r.entries[7]!.chunkCount).toBeGreaterThanOrEqual(Math.ceil(BIG.data.length / (4 * MiB - 64 * 1024)));
+  }, 60_000);
+
+  it("assembles 2-D (TP × FSDP) boxes of a grid saved by 4 ranks, and whole tensors and objects with empty boxes", async () => {
+    // A 3 × 2 target grid with uneven parts.
+    const rows = [
+      [0, 3],
+      [3, 2],
+      [5, 2],
+    ];
+    const cols = [
+      [0, 3],
+      [3, 2],
+    ];
+    const boxes: TensorBoxIn[] = [];
+    for (const [r0, rl] of rows)
+      for (const [c0, cl] of cols) boxes.push({ item: "model", key: "grid", offsets: [r0!, c0!], lengths: [rl!, cl!] });
+    boxes.push({ item: "model", key: "grid" });
+    const r = await load({ checkpointId: "grid", boxes });
+    expectOk(r);
+    boxes.forEach((b, i) =>
+      i < 6 ? expectBox(r, i, GRID, b.offsets as number[], b.lengths as number[]) : expectBox(r, i, GRID, [0, 0], [7, 5]),
+    );
+    const two = await load({
+      checkpointId: "two",
+      boxes: [
+        { item: "model", key: "opt" },
+        { item: "model", key: "rep", offsets: [2], lengths: [3] },
+      ],
+    });
+    expectOk(two);
+    expect(two.entries[0]!.data.equals(OBJECT)).toBe(true);
+    expect(two.entries[1]!.entry.tensor!.globalShape).toEqual([7]);
+    expect(two.entries[1]!.data.equals(REPLICATED.data.subarray(4, 10))).toBe(true);
+  });
+
+  it("refuses a box outside the global shape with OUT_OF_RANGE naming it", async () => {
+    const r = await load({ checkpointId: "two", boxes: [{ item: "model", key: "col", offsets: [0, 6], lengths: [5, 4] }] });
+    expectStatus(r, "OUT_OF_RANGE", /item "model" key "col" \(offsets \[0, 6\], lengths \[5, 4\]\) lies outside its global shape \[5, 9\]/);
+    expect(r.entries).toHaveLength(0);
+  });
+
+  it("refuses malformed boxes with INVALID_ARGUMENT and unknown names with NOT_FOUND", async () => {
+    const one = (b: TensorBoxIn) => load({ checkpointId: "two", boxes: [b] });
+    expectStatus(await one({ item: "model", key: "row", offsets: [0], lengths: [1] }), "INVALID_ARGUMENT", /has 1 dimensions.*has 2/);
+    expectStatus(await one({ item: "model", key: "row", offsets: [0, 0], lengths: [1] }), "INVALID_ARGUMENT", /2 offsets and 1 lengths/);
+    expectStatus(await one({ item: "model", key: "row", offsets: [-1, 0], lengths: [1, 1] }), "INVALID_ARGUMENT", /non-negative/);
+    expectStatus(
+      await one({ item: "model", key: "row", offsets: [0, 0], lengths: ["9007199254740993", 1] }),
+      "INVALID_ARGUMENT",
+      /below 2\^53/,
+    );
+    expectStatus(await one({ item: "model", key: "opt", offsets: [0], lengths: [1] }), "INVALID_ARGUMENT", /is an object/);
+    expectStatus(await one({ item: "model", key: "nope" }), "NOT_FOUND", /no key "nope" \(it has: "row", "col", "rep"/);
+    expectStatus(await one({ item: "nope", key: "row" }), "NOT_FOUND", /no item "nope"/);
+    const both = await load({ checkpointId: "two", boxes: [{ item: "model", key: "row" }], shardAs: { rank: 0, worldSize: 1 } });
+    expectStatus(both, "INVALID_ARGUMENT", /boxes and shard_as were both set/);
+  });
+
+  it("reads only the chunks a large box needs (ckptd_load_stored_bytes_read_total)", async () => {
+    const metrics = metricsAddress(daemon);
+    const read = async () => (await scrape(metrics)).get("ckptd_load_stored_bytes_read_total") ?? 0;
+    const before = await read();
+    const [start, count] = [2000, 3000]; // 12 MiB across the split at row 3500
+    const r = await load({ checkpointId: "two", boxes: [{ item: "model", key: "big", offsets: [start, 0], lengths: [count, 1024] }] });
+    expectOk(r);
+    expectBox(r, 0, BIG, [start, 0], [count, 1024]);
+    const bytesRead = (await read()) - before;
+    const requested = count * 1024 * 4;
+    // Two shards: at most one extra chunk (4 MiB + its frame) at each end of each.
+    expect(bytesRead).toBeGreaterThan(0);
+    expect(bytesRead).toBeLessThanOrEqual(1.1 * requested + 2 * 2 * (4 * MiB + 64));
+  });
+});
+
+describe("world size checks", () => {
+  it("refuses a plain load of a sharded item by another world size", async () => {
+    const r = await load({ checkpointId: "two", rank: 1, worldSize: 3, items: ["model"] });
+    expectStatus(
+      r,
+      "FAILED_PRECONDITION",
+      /item 'model' holds shards saved by world size 2.*this loader has world size 3: pass shard_as or boxes/,
+    );
+    const high = await load({ checkpointId: "two", rank: 2, worldSize: 3 });
+    expectStatus(high, "FAILED_PRECONDITION", /world size 2/);
+  });
+
+  it("serves source_rank, the same world size, and unsharded items as before", async () => {
+    const src = await load({ checkpointId: "two", rank: 2, worldSize: 3, items: ["model"], sourceRank: 1 });
+    expectOk(src);
+    expect(src.plan!.resharded).toBe(false);
+    expect(src.entries[0]!.entry.tensor!.globalOffsets).toEqual([6, 0]);
+    expect(src.entries[0]!.data.equals(rowsBytes(ROW, 6, 4))).toBe(true);
+    const same = await load({ checkpointId: "two", rank: 1, worldSize: 2, items: ["model"] });
+    expectOk(same);
+    expect(same.entries[6]!.data.toString()).toBe("rank 1");
+    const extra = await load({ checkpointId: "two", rank: 0, worldSize: 3, items: ["extra"] });
+    expectOk(extra);
+    expect(extra.entries.map((e) => e.entry.key)).toEqual(["config"]);
+  });
+});
+
+describe("damage", () => {
+  it("reports a corrupt chunk inside a box as DATA_LOSS", async () => {
+    const g = global("w", "DTYPE_FLOAT32", [1024, 1024], 0, 21); // 4 MiB: its own entry file per rank
+    const items = (rank: number) => ({ model: [shardEntry(g, [rank * 512, 0], [512, 1024])] });
+    await saveAndCommit(client, JOB, "damaged", 3, [items(0), items(1)]);
+    const file = entryFile(daemon.dataDir, JOB, "damaged", 1, "model", 0);
+    const fd = fs.openSync(file, "r+");
+    fs.writeSync(fd, Buffer.from([0xff ^ fs.readFileSync(file)[1000]!]), 0, 1, 1000);
+    fs.closeSync(fd);
+    // A box of rank 0's shard only still loads; one reaching into rank 1's does not.
+    const ok = await load({ checkpointId: "damaged", boxes: [{ item: "model", key: "w", offsets: [0, 0], lengths: [512, 1024] }] });
+    expectOk(ok);
+    const bad = await load({ checkpointId: "damaged", boxes: [{ item: "model", key: "w", offsets: [500, 0], lengths: [20, 1024] }] });
+    expectStatus(bad, "DATA_LOSS", /rank 1 item 'model' key 'w' chunk 0 .* is corrupt/);
+  });
+});
