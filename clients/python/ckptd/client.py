@@ -363,9 +363,9 @@ def load_request(job: str, checkpoint_id: str, *, rank: int = 0, local_rank: int
 def _load_failure(exc: CkptdError, req: pb.LoadRequest) -> CkptdError:
     """A refused plain load of sharded tensors into another world size says what to do."""
     if isinstance(exc, FailedPrecondition) and req.world_size and not req.boxes and not req.HasField("shard_as"):
-        exc.message += (" -- to load into another world size, reshard: CkptdClient.load_into(...) or "
-                        "CheckpointEngine.load(path, into=template) with this rank's template (ckptd.Shard or "
-                        "ShardedTensor leaves), or pass boxes= / shard_as= to load_items")
+        exc.message += (" -- from Python: CkptdClient.load_into(...) or CheckpointEngine.load(path, into=template) "
+                        "with this rank's template (ckptd.Shard or ShardedTensor leaves) reshard, as do boxes= / "
+                        "shard_as= of load_items")
         exc.args = (exc.message,)
     return exc
 

@@ -37,8 +37,7 @@ import io
 import logging
 import pickle
 import threading
-from collections import defaultdict
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, List, Optional, Tuple, Union
 
 from ._compat import import_dcp
 from .client import CkptdClient, CommitResult, ObjectEntry, TensorBox, TensorEntry, default_address
@@ -318,7 +317,7 @@ class Reader(StorageReader):
     ``checkpoint_id``: an id, "latest" (resolved once, at ``read_metadata``) or a step
     (an int). Each ``read_data`` asks the daemon, in one Load, for exactly the boxes of the
     global tensors its read items need, and copies them into the planner's tensors in
-    place; non-tensor values come from the objects item of the rank that wrote them."""
+    place, with the non-tensor values (object entries of the rank that wrote them)."""
 
     def __init__(self, job: str, checkpoint_id: Union[str, int] = "latest", *, item: str = "dcp",
                  client: Optional[CkptdClient] = None, address: Optional[str] = None, rank: Optional[int] = None,
@@ -354,14 +353,13 @@ class Reader(StorageReader):
         cid = self._resolve()
         ckpt = self.client.get_checkpoint(self.job, cid, timeout=self.timeout)
         self.checkpoint_id = ckpt.checkpoint_id
-        holders = sorted(r.rank for r in ckpt.ranks if any(i.name == self.metadata_item for i in r.items))
-        if not holders:
+        if not any(i.name == self.metadata_item for r in ckpt.ranks for i in r.items):
             raise CheckpointNotFound(f"checkpoint {self.job}/{ckpt.checkpoint_id} has no item {self.metadata_item}: "
                                      "it was not saved by ckptd.dcp.Writer (with this item name)")
         loaded = self.client.load_items(self.job, ckpt.checkpoint_id, rank=rank, world_size=world_size,
-                                        items=[self.metadata_item], source_rank=holders[0], place=False,
+                                        boxes=[TensorBox(self.metadata_item, METADATA_KEY)], place=False,
                                         timeout=self.timeout)
-        entry = loaded.items.get(self.metadata_item, {}).get(METADATA_KEY)
+        entry = loaded.entries[0][2] if loaded.entries else None
         if entry is None or not hasattr(entry, "data"):
             raise CheckpointNotFound(f"item {self.metadata_item} of {self.job}/{ckpt.checkpoint_id} has no object "
                                      f"{METADATA_KEY}")
@@ -399,14 +397,15 @@ class Reader(StorageReader):
         boxes: List[TensorBox] = []
         dests: List[Any] = []
         tensor_items: List[Any] = []
-        by_source: Dict[Tuple[int, str], List[Any]] = defaultdict(list)
+        byte_items: List[Any] = []
         for ri in plan.items:
             if ri.type == LoadItemType.BYTE_IO:
                 where = storage.get(ri.storage_index)
                 if where is None:
                     raise CheckpointNotFound(f"{self.job}/{self.checkpoint_id}: the DCP metadata has no storage for "
                                              f"{ri.storage_index.fqn}")
-                by_source[(int(where[0]), where[1])].append((ri, where[2]))
+                # Object entries come whole (empty box) from the one rank that wrote them.
+                byte_items.append((ri, TensorBox(where[1], where[2])))
                 continue
             fqn = ri.storage_index.fqn
             chunk = _ints(ri.storage_index.offset or ())
@@ -416,21 +415,20 @@ class Reader(StorageReader):
             boxes.append(TensorBox(self.item, fqn, offsets, lengths))
             dests.append(dest.detach() if hasattr(dest, "detach") else dest)
             tensor_items.append((ri, dest))
-        if boxes:
-            self.client.load_items(self.job, self.checkpoint_id, rank=rank, world_size=world_size, boxes=boxes,
-                                   into=dests, place=False, timeout=self.timeout)
-            for ri, dest in tensor_items:
-                planner.commit_tensor(ri, dest)
-        for (source, item), wanted in sorted(by_source.items()):
-            loaded = self.client.load_items(self.job, self.checkpoint_id, rank=rank, world_size=world_size,
-                                            items=[item], source_rank=source, place=False, timeout=self.timeout)
-            entries = loaded.items.get(item, {})
-            for ri, key in wanted:
-                entry = entries.get(key)
-                if entry is None or not hasattr(entry, "data"):
-                    raise CheckpointNotFound(f"item {item} of rank {source} of {self.job}/{self.checkpoint_id} has "
-                                             f"no object {key!r}")
-                planner.load_bytes(ri, io.BytesIO(entry.data))
+        boxes += [box for _, box in byte_items]
+        dests += [None] * len(byte_items)
+        if not boxes:
+            return _completed(None)
+        # One Load for everything this rank reads: the daemon assembles each box from the saved chunks.
+        loaded = self.client.load_items(self.job, self.checkpoint_id, rank=rank, world_size=world_size, boxes=boxes,
+                                        into=dests, place=False, timeout=self.timeout)
+        for ri, dest in tensor_items:
+            planner.commit_tensor(ri, dest)
+        for (ri, box), (_, _, entry) in zip(byte_items, loaded.entries[len(tensor_items):]):
+            if not hasattr(entry, "data"):
+                raise CheckpointNotFound(f"item {box.item} of {self.job}/{self.checkpoint_id}: {box.key!r} is a "
+                                         "tensor, the DCP metadata says bytes")
+            planner.load_bytes(ri, io.BytesIO(entry.data))
         return _completed(None)
 
     def close(self) -> None:

@@ -507,14 +507,21 @@ class CheckpointEngine:
                                   world_size=self.world_size, local_rank=local_rank, timeout=self.load_timeout)
             self.last_placement = None
             return into
+        send_source: Optional[int] = source_rank  # an explicit source_rank reads that saved rank's shard as is
         if source_rank is None:
             source_rank = _rank_with_item(ckpt, item, rank)
             if source_rank is None:
                 raise CheckpointNotFound(f"checkpoint {self.job}/{ckpt.checkpoint_id} has no item {item} "
                                          f"(items: {_items_of(ckpt)})")
+            if source_rank != rank:
+                # Another rank's item (DeepSpeed's mp_rank_00_* is written by one rank, read by all): fine when
+                # replicated, wrong when it holds shards and this job has another world size.
+                if ckpt.world_size != self.world_size:
+                    self._refuse_shards_of_other_world(ckpt.checkpoint_id, item, ckpt.world_size)
+                send_source = source_rank
         loaded = self.client.load_items(
             self.job, ckpt.checkpoint_id, rank=rank, local_rank=local_rank, devices=self.devices,
-            map_location=request_map_location(map_location), items=[item], source_rank=source_rank,
+            map_location=request_map_location(map_location), items=[item], source_rank=send_source,
             world_size=self.world_size, place=placement(map_location), timeout=self.load_timeout)
         self.last_placement = Placement(
             checkpoint_id=ckpt.checkpoint_id, source_rank=loaded.plan.source_rank,
@@ -524,6 +531,23 @@ class CheckpointEngine:
         if entries is None:
             raise CheckpointNotFound(f"checkpoint {self.job}/{ckpt.checkpoint_id} has no item {item} for rank {source_rank}")
         return unflatten(entries, map_location)
+
+    def _refuse_shards_of_other_world(self, checkpoint_id: str, item: str, saved_world: int) -> None:
+        """FailedPrecondition when ``item`` holds sharded tensors (saved with a global shape)."""
+        full = self.client.get_checkpoint(self.job, checkpoint_id, full=True, timeout=self.load_timeout)
+        for r in full.ranks:
+            for i in r.items:
+                if i.name != item:
+                    continue
+                for e in i.entries:
+                    if e.WhichOneof("kind") == "tensor" and len(e.tensor.global_shape) > 0:
+                        raise FailedPrecondition(
+                            f"item {item} of {self.job}/{checkpoint_id} holds shards saved by world size {saved_world} "
+                            f"(e.g. key {e.key!r}, a shard of global shape {list(e.tensor.global_shape)}), and this "
+                            f"job has world size {self.world_size} -- to load into another world size, reshard: "
+                            f"CheckpointEngine.load(path, into=template) or CkptdClient.load_into(...) with this "
+                            f"rank's template (ckptd.Shard or ShardedTensor leaves), or pass source_rank to read "
+                            f"one saved rank's shard as is")
 
     # Newer DeepSpeed versions call these.
 

@@ -144,6 +144,8 @@ class _StructurePickler(pickle.Pickler):
         return NotImplemented
 
     def persistent_id(self, obj):
+        if is_sharded_tensor(obj):
+            return None  # reducer_override keeps it as a Shard
         if is_wire_tensor(obj):
             # Tensors the walk did not reach (inside a custom object) get a key here.
             key = self._keys.by_id.get(id(obj)) or self._keys.add(obj, f"_/{len(self._keys.entries)}")

@@ -103,7 +103,7 @@ def dcp_load(rank: int, address: str, job: str, world: int, port: int, checkpoin
                            "plain": state["plain"].view(torch.int16).numpy().tobytes(), "count": int(state["count"])}
     for key in SHARDED:
         value = state[key]
-        if isinstance(value, torch.Tensor):
+        if not hasattr(value, "local_shards"):  # a ShardedTensor is a torch.Tensor too
             out[key] = [((0,) * value.dim(), tuple(value.shape), value.numpy().tobytes())]
         else:
             out[key] = [(tuple(s.metadata.shard_offsets), tuple(s.metadata.shard_sizes), s.tensor.numpy().tobytes())
