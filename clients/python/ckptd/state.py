@@ -63,9 +63,20 @@ class Shard:
                 raise InvalidArgument(f"a Shard of shape {list(shape)} at offsets {list(self.offsets)} does not fit in "
                                       f"global shape {list(self.global_shape)} (dimension {d})")
 
+    def __reduce__(self):
+        return _restore_shard, (self.tensor, self.global_shape, self.offsets)
+
     def __repr__(self) -> str:
         return (f"Shard(shape={list(self.tensor.shape)}, global_shape={list(self.global_shape)}, "
                 f"offsets={list(self.offsets)})")
+
+
+def _restore_shard(tensor: Any, global_shape: Tuple[int, ...], offsets: Tuple[int, ...]) -> Shard:
+    """A Shard from a pickle, unchecked: it was checked when saved, and the tensor may be a
+    stand-in for an entry that was not loaded."""
+    shard = Shard.__new__(Shard)
+    shard.tensor, shard.global_shape, shard.offsets = tensor, tuple(global_shape), tuple(offsets)
+    return shard
 
 
 def sharded_leaf(value: Any, path: str = "") -> Optional[Tuple[Any, Tuple[int, ...], Tuple[int, ...]]]:
@@ -140,7 +151,7 @@ class _StructurePickler(pickle.Pickler):
         # A ShardedTensor holds a process group: it is kept as the Shard of its local shard.
         if is_sharded_tensor(obj):
             tensor, global_shape, offsets = sharded_leaf(obj)
-            return Shard, (tensor, global_shape, offsets)
+            return _restore_shard, (tensor, global_shape, offsets)
         return NotImplemented
 
     def persistent_id(self, obj):

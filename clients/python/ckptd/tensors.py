@@ -22,6 +22,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
+from ._compat import is_sharded_tensor
 from ._proto import checkpoint_service_pb2 as pb
 from .errors import InvalidArgument
 
@@ -110,6 +111,8 @@ def is_wire_tensor(value: Any) -> bool:
     Anything else (sparse, quantized, meta tensors, object arrays) is pickled instead.
     """
     if is_torch_tensor(value):
+        if is_sharded_tensor(value):
+            return False  # a torch.Tensor subclass that holds local shards, not bytes of its own
         return (value.layout == torch.strided and not value.is_quantized and value.device.type != "meta"
                 and _torch_name(value.dtype) is not None)
     if isinstance(value, np.ndarray):

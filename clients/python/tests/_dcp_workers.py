@@ -1,6 +1,7 @@
-"""Ranks of the torch.distributed.checkpoint tests (run in fresh processes by
-_workers.run_ranks): saving with ckptd.dcp.Writer and loading with ckptd.dcp.Reader,
-ShardedTensors split by ChunkShardingSpec, plain tensors and non-tensor values."""
+"""Ranks of the ShardedTensor tests (run in fresh processes by _workers.run_ranks):
+torch.distributed.checkpoint with ckptd.dcp.Writer / Reader, and the CheckpointEngine
+saving ShardedTensors and resharding them into ShardedTensor templates. Tensors are split
+by ChunkShardingSpec; the state dicts hold plain tensors and non-tensor values too."""
 
 from __future__ import annotations
 
@@ -108,4 +109,44 @@ def dcp_load(rank: int, address: str, job: str, world: int, port: int, checkpoin
         else:
             out[key] = [(tuple(s.metadata.shard_offsets), tuple(s.metadata.shard_sizes), s.tensor.numpy().tobytes())
                         for s in value.local_shards()]
+    return out
+
+
+def engine_save_sharded(rank: int, address: str, job: str, tag: str, world: int, port: int) -> Dict[str, Any]:
+    """Saves a state dict holding ShardedTensors with the CheckpointEngine (one item per rank)."""
+    import ckptd
+    from ckptd._compat import import_dcp
+    import_dcp()
+    _init(rank, world, port)
+    state = {key: _sharded(key, world, rank, lambda box: box) for key in SHARDED}
+    state["plain"] = globals_()["plain"].clone()
+    state["step"] = 9
+    with ckptd.CheckpointEngine(job=job, address=address) as engine:
+        engine.create(tag)
+        engine.save(state, f"{tag}/model")
+        committed = engine.commit(tag)
+    import torch.distributed as dist
+    dist.barrier()
+    return {"committed": committed}
+
+
+def engine_load_sharded(rank: int, address: str, job: str, tag: str, world: int, port: int) -> Dict[str, Any]:
+    """Loads into ShardedTensor templates of another world size with CheckpointEngine.load(into=...)."""
+    import torch
+    import ckptd
+    from ckptd._compat import import_dcp
+    import_dcp()
+    _init(rank, world, port)
+    template = {key: _sharded(key, world, rank, lambda box: torch.full_like(box, 99)) for key in SHARDED}
+    template["plain"] = torch.zeros(3, 4, dtype=torch.bfloat16)
+    template["step"] = None
+    with ckptd.CheckpointEngine(job=job, address=address) as engine:
+        assert engine.world_size == world
+        engine.load(f"{tag}/model", into=template)
+    import torch.distributed as dist
+    dist.barrier()
+    out: Dict[str, Any] = {"step": template["step"], "plain": template["plain"].view(torch.int16).numpy().tobytes()}
+    for key in SHARDED:
+        out[key] = [(tuple(s.metadata.shard_offsets), tuple(s.metadata.shard_sizes), s.tensor.numpy().tobytes())
+                    for s in template[key].local_shards()]
     return out

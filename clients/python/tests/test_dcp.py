@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import ckptd
-from _dcp_workers import SHARDED, dcp_load, dcp_save, globals_
+from _dcp_workers import SHARDED, dcp_load, dcp_save, engine_load_sharded, engine_save_sharded, globals_
 from _workers import ok, run_ranks
 
 
@@ -71,3 +71,21 @@ def test_dcp_save_where_one_rank_fails_does_not_commit(daemon, job):
     # The id is free again: the same checkpoint saved again commits.
     results, _ = run_ranks(dcp_save, 2, daemon, job, 6, 2, _free_port())
     assert all(ok(results, r)["committed"] for r in range(2))
+
+
+def test_engine_saves_sharded_tensors_and_reshards_them_into_three_ranks(daemon, job):
+    results, _ = run_ranks(engine_save_sharded, 2, daemon, job, "global_step9", 2, _free_port())
+    assert all(ok(results, r) == {"committed": True} for r in range(2))
+    results, _ = run_ranks(engine_load_sharded, 3, daemon, job, "global_step9", 3, _free_port())
+    g = globals_()
+    for r in range(3):
+        got = ok(results, r)
+        assert got["step"] == 9 and got["plain"] == g["plain"].view(torch.int16).numpy().tobytes()
+        for key, (shape, dim, _) in SHARDED.items():
+            ((offsets, sizes, data),) = got[key]
+            # ChunkShardingSpec over 3 ranks: 10 as 4+4+2.
+            assert offsets[dim] == 4 * r and sizes[dim] == (4 if r < 2 else 2), (key, r, offsets, sizes)
+            box = g[key]
+            for d, (o, n) in enumerate(zip(offsets, sizes)):
+                box = box.narrow(d, o, n)
+            assert box.contiguous().numpy().tobytes() == data, f"rank {r}: {key}"
