@@ -131,7 +131,9 @@ def _check_filled(t: Dict[str, Any], boxes, world: int, rank: int) -> None:
 @pytest.mark.parametrize("world", [1, 3, 4])
 def test_load_into_reshards_two_saved_ranks_into_any_world_size_bit_exact(daemon, job, world):
     _save_two_ranks(daemon, job)
-    with ckptd.CkptdClient(daemon) as client:
+    # World size 3 loads on the gRPC stream, the others through the shared-memory ring (LoadShared).
+    with ckptd.CkptdClient(daemon, shared_memory=world != 3) as client:
+        assert client.shared_memory == (world != 3)
         for rank in range(world):
             template, boxes = _template(world, rank)
             tensors_before = {k: (v.tensor if isinstance(v, ckptd.Shard) else v) for k, v in template.items()
@@ -225,3 +227,29 @@ def test_snapshot_restore_reshards_when_the_world_size_differs(daemon, job):
         _check_filled(template, boxes, 3, rank)
         assert snap.step == 7 and snap.restored_checkpoint == "7"
         snap.close()
+
+
+@pytest.mark.parametrize("shared_memory", [True, False])
+def test_load_items_shard_as_streams_every_entry_as_a_rank_of_the_new_sharding(daemon, job, shared_memory):
+    _save_two_ranks(daemon, job)
+    g = _globals()
+    with ckptd.CkptdClient(daemon, shared_memory=shared_memory) as client:
+        for rank in range(3):
+            loaded = client.load_items(job, TAG, rank=rank, world_size=3, items=["model"],
+                                       shard_as=ckptd.ShardAs(rank, 3), place=False)
+            assert loaded.plan.resharded
+            entries = loaded.items["model"]
+            for key, (dim, _) in _SAVED_SPLITS.items():  # split along the dimension it was saved split along
+                start, n = _even(g[key].shape[dim], 3, rank)
+                want = g[key].narrow(dim, start, n)
+                got = entries[key]
+                assert torch.equal(got.value, want), (rank, key)
+                offsets = [0, 0]
+                offsets[dim] = start
+                assert (list(got.global_shape), list(got.global_offsets)) == (list(g[key].shape), offsets)
+            assert torch.equal(entries["rep"].value, g["rep"]) and torch.equal(entries["scalar"].value, g["scalar"])
+            assert ckptd.STRUCTURE_KEY in entries  # objects stream whole
+        with pytest.raises(ckptd.InvalidArgument, match="either by boxes or by shard_as"):
+            client.load_items(job, TAG, boxes=[ckptd.TensorBox("model", "rows")], shard_as=ckptd.ShardAs(0, 3))
+        with pytest.raises(ckptd.InvalidArgument, match=r"shard_as: rank 3 is not in \[0, world size 3\)"):
+            client.load_items(job, TAG, shard_as=ckptd.ShardAs(3, 3))
