@@ -167,6 +167,29 @@ def _is_placeholder(v: Any) -> bool:
     return isinstance(v, _Placeholder) or isinstance(v, Shard) and isinstance(v.tensor, _Placeholder)
 
 
+def _placeholder_in(value: Any, seen: Optional[set] = None) -> Optional[str]:
+    """The key of a saved tensor the template did not ask for, somewhere inside ``value``."""
+    if isinstance(value, _Placeholder):
+        return value.key
+    seen = set() if seen is None else seen
+    if id(value) in seen or isinstance(value, (str, bytes, int, float, bool, type(None))):
+        return None
+    seen.add(id(value))
+    if isinstance(value, Mapping):
+        children = list(value.values())
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        children = list(value)
+    elif hasattr(value, "__dict__") and not isinstance(value, type):
+        children = list(vars(value).values())
+    else:
+        return None
+    for child in children:
+        key = _placeholder_in(child, seen)
+        if key is not None:
+            return key
+    return None
+
+
 def _merge(template: Any, saved: Any, path: str, where: str) -> None:
     """Replaces the template's non-tensor values by the saved ones, in place."""
     if isinstance(template, MutableMapping):
@@ -197,6 +220,11 @@ def _merge(template: Any, saved: Any, path: str, where: str) -> None:
         if _is_placeholder(saved_value):
             raise InvalidArgument(f"{where}: {sub!r} is a tensor in the checkpoint, the template has a "
                                   f"{type(value).__name__} there: give a tensor")
+        inner = _placeholder_in(saved_value)
+        if inner is not None:
+            raise InvalidArgument(f"{where}: the saved value of {sub!r} holds tensor entry {inner!r}, which the "
+                                  f"template's {type(value).__name__} there does not ask for: put the tensors in the "
+                                  "template (plain tensors, ckptd.Shard or ShardedTensor leaves)")
         template[k] = saved_value
 
 

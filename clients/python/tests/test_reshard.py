@@ -181,6 +181,14 @@ def test_load_into_checks_dtype_shape_and_keys(daemon, job):
         template["rows"] = ckptd.Shard(torch.zeros(4, 6), (10, 7), (0, 0))
         with pytest.raises(ckptd.InvalidArgument, match=r"rows.*\[10, 6\].*global shape.*\[10, 7\]"):
             client.load_into(job, TAG, template, item="model", world_size=3)
+        template, _ = _template(1, 0)
+        template["opt"] = None  # the saved "opt" holds the tensor "opt/rep"
+        with pytest.raises(ckptd.InvalidArgument, match="opt.*holds tensor entry 'opt/rep'"):
+            client.load_into(job, TAG, template, item="model", world_size=1)
+        template, _ = _template(1, 0)
+        template["rows"] = 5  # a tensor in the checkpoint
+        with pytest.raises(ckptd.InvalidArgument, match="'rows' is a tensor in the checkpoint"):
+            client.load_into(job, TAG, template, item="model", world_size=1)
     with pytest.raises(ckptd.InvalidArgument, match="does not fit"):
         ckptd.Shard(torch.zeros(4, 6), (10, 6), (8, 0))  # rows 8..12 of 10
 
