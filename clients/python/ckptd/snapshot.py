@@ -23,7 +23,7 @@ import logging
 import posixpath
 import time
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Union
 
 from .client import CkptdClient, default_address
 from .engine import CheckpointEngine
@@ -230,19 +230,26 @@ def restore_items(engine: CheckpointEngine, cid: str, state: Dict[str, Any], map
                   reshard: Optional[bool] = None) -> None:
     """Loads each object of ``state`` from item ``<cid>/<name>``, in place.
 
-    ``reshard`` (default: when the checkpoint's world size is not the engine's): fill each
-    object's own ``state_dict()`` (or the dict itself) in place from the global tensors
-    (:meth:`CheckpointEngine.load` with ``into``): plain tensors get the whole global
-    tensor, :class:`ckptd.Shard` / ``ShardedTensor`` leaves their box, whatever world size
-    saved; the object's ``load_state_dict`` then gets the filled state dict."""
+    Resharding fills each object's own ``state_dict()`` (or the dict itself) in place from
+    the global tensors (:meth:`CheckpointEngine.load` with ``into``): plain tensors get the
+    whole global tensor, :class:`ckptd.Shard` / ``ShardedTensor`` leaves their box, whatever
+    world size saved; the object's ``load_state_dict`` then gets the filled state dict.
+    ``reshard`` True reshards every item; by default an item is resharded when it holds
+    sharded tensors and the checkpoint's world size is not the engine's (an item of
+    replicated state, such as a fresh optimizer's, loads as saved, from the lowest rank
+    that has it when this rank did not exist)."""
+    sharded_items: Set[str] = set()
     if reshard is None:
-        saved_world = engine.client.get_checkpoint(engine.job, cid, timeout=engine.load_timeout).world_size
-        reshard = saved_world != engine.world_size
-        if reshard:
-            log.info("ckptd: %s/%s was saved by %d ranks, this job has %d: resharding", engine.job, cid, saved_world,
-                     engine.world_size)
+        saved = engine.client.get_checkpoint(engine.job, cid, timeout=engine.load_timeout)
+        if saved.world_size != engine.world_size:
+            full = engine.client.get_checkpoint(engine.job, cid, full=True, timeout=engine.load_timeout)
+            sharded_items = {i.name for r in full.ranks for i in r.items
+                             if any(e.WhichOneof("kind") == "tensor" and len(e.tensor.global_shape) > 0
+                                    for e in i.entries)}
+            log.info("ckptd: %s/%s was saved by %d ranks, this job has %d: resharding %s", engine.job, cid,
+                     saved.world_size, engine.world_size, sorted(sharded_items & set(state)) or "no item")
     for name, obj in state.items():
-        if reshard:
+        if reshard or (reshard is None and name in sharded_items):
             template = obj.state_dict() if hasattr(obj, "state_dict") else obj
             if not isinstance(template, dict):
                 raise InvalidArgument(f"state[{name!r}] ({type(obj).__name__}) has no state_dict and is not a dict")
@@ -320,9 +327,10 @@ class Snapshot(ExtraState):
         """Loads every object of ``state`` in place from a checkpoint: a global step, a
         CheckpointRef (from :func:`get_checkpoint` / :func:`checkpoints_iterator`) or an id.
 
-        A checkpoint saved by another world size (or any, with ``reshard=True``) is
-        resharded into the objects' own tensors: each object's ``state_dict()`` is the
-        template, see :func:`restore_items`; ``map_location`` then does not apply."""
+        Items holding sharded tensors of a checkpoint saved by another world size (or every
+        item, with ``reshard=True``) are resharded into the objects' own tensors: each
+        object's ``state_dict()`` is the template, see :func:`restore_items`;
+        ``map_location`` then does not apply to them."""
         cid = _resolve_id(self.engine.client, self.job, checkpoint)
         if cid == "latest":
             # Once for the whole restore: every object comes from the same checkpoint.

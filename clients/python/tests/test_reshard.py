@@ -212,8 +212,9 @@ def test_snapshot_restore_reshards_when_the_world_size_differs(daemon, job):
 
     def save(rank: int) -> None:
         try:
-            snap = ckptd.Snapshot(job, {"model": _Holder(_saved_state(rank))}, address=daemon, rank=rank,
-                                  world_size=SAVED_WORLD)
+            opt = ckptd.StateDict(state={0: {"momentum": torch.arange(4.0)}}, lr=0.1)  # replicated, unsharded
+            snap = ckptd.Snapshot(job, {"model": _Holder(_saved_state(rank)), "opt": opt}, address=daemon,
+                                  rank=rank, world_size=SAVED_WORLD)
             snap.step = 7
             snap.save(7)
             snap.close()
@@ -229,10 +230,12 @@ def test_snapshot_restore_reshards_when_the_world_size_differs(daemon, job):
     for rank in range(3):
         template, boxes = _template(3, rank)
         holder = _Holder(template)
-        snap = ckptd.Snapshot(job, {"model": holder}, address=daemon, rank=rank, world_size=3)
+        fresh_opt = ckptd.StateDict()  # as a fresh optimizer: no tensors to fill, restored as saved
+        snap = ckptd.Snapshot(job, {"model": holder, "opt": fresh_opt}, address=daemon, rank=rank, world_size=3)
         snap.restore(7)
         assert holder.loaded is template, "load_state_dict got the template, filled"
         _check_filled(template, boxes, 3, rank)
+        assert fresh_opt["lr"] == 0.1 and torch.equal(fresh_opt["state"][0]["momentum"], torch.arange(4.0))
         assert snap.step == 7 and snap.restored_checkpoint == "7"
         snap.close()
 
