@@ -843,6 +843,10 @@ class CkptdClient:
         req = load_request(job, checkpoint_id, rank=rank, local_rank=local_rank, devices=devices,
                            map_location=map_location, items=items, source_rank=source_rank, world_size=world_size,
                            boxes=boxes, shard_as=shard_as)
+        return self._load_stream(req, timeout)
+
+    def _load_stream(self, req: pb.LoadRequest, timeout: Optional[float]) -> Iterator[pb.LoadResponse]:
+        job, checkpoint_id, rank = req.job, req.checkpoint_id, req.rank
         call = self.checkpoints_stub.Load(req, timeout=timeout)
         finished = False
         try:
@@ -913,12 +917,7 @@ class CkptdClient:
 
     def _load_parts(self, req: pb.LoadRequest, *, timeout: Optional[float]) -> Iterator[tuple]:
         """(kind, payload) of a Load stream; a chunk's payload is its bytes."""
-        source_rank = req.source_rank if req.HasField("source_rank") else None
-        shard_as = _shard_as_of(req.shard_as) if req.HasField("shard_as") else None
-        for msg in self.load(req.job, req.checkpoint_id, rank=req.rank, local_rank=req.local_rank,
-                             devices=req.devices, map_location=req.map_location, items=req.items,
-                             source_rank=source_rank, world_size=req.world_size, boxes=list(req.boxes),
-                             shard_as=shard_as, timeout=timeout):
+        for msg in self._load_stream(req, timeout):
             kind = msg.WhichOneof("msg")
             yield (kind, msg.chunk.data if kind == "chunk" else getattr(msg, kind) if kind else None)
 
@@ -1287,10 +1286,6 @@ def _outcome(outcome: int) -> str:
     if name is None:
         raise Internal(f"the daemon returned no commit decision (outcome {outcome})")
     return name
-
-
-def _shard_as_of(msg: pb.ShardAs) -> ShardAs:
-    return ShardAs(msg.rank, msg.world_size, msg.dim if msg.HasField("dim") else None, tuple(msg.sizes), msg.replicate)
 
 
 def _protocol(what: str) -> Internal:
