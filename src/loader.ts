@@ -343,13 +343,20 @@ export class CheckpointLoader {
       return at;
     });
     const needed: number[][] = o.shards.map(() => []);
-    for (const seg of walk()) markChunks(needed[seg.shard]!, starts[seg.shard]!, seg.from, seg.from + seg.bytes);
+    /** Each shard's last segment: its cursor is closed after it (shards met one after the other hold no buffers at once). */
+    const lastSegment: number[] = o.shards.map(() => -1);
+    let segmentNo = 0;
+    for (const seg of walk()) {
+      markChunks(needed[seg.shard]!, starts[seg.shard]!, seg.from, seg.from + seg.bytes);
+      lastSegment[seg.shard] = segmentNo++;
+    }
     const base = this.dataDir.checkpointDir(plan.manifest.job, plan.manifest.checkpointId);
     const cursors = o.shards.map(
       (s, i) => new ShardCursor(plan.manifest.checkpointId, base, s.copy, starts[i]!, needed[i]!, buffers, this.onStoredRead),
     );
     const out = (await buffers.get(MAX_LOAD_MESSAGE_DATA))!;
     let fill = 0;
+    segmentNo = 0;
     try {
       for (const seg of walk()) {
         const cursor = cursors[seg.shard]!;
@@ -367,6 +374,8 @@ export class CheckpointLoader {
             fill = 0;
           }
         }
+        // Its bytes are copied out: the shard's buffers go back now.
+        if (lastSegment[seg.shard] === segmentNo++) await cursor.close();
       }
       if (fill > 0) {
         const last = out.subarray(0, fill);
@@ -1046,7 +1055,8 @@ export function markChunks(list: number[], starts: readonly number[], from: numb
     else hi = mid - 1;
   }
   for (let i = lo; i < starts.length - 1 && starts[i]! < to; i++) {
-    if (starts[i + 1]! <= from) continue;
+    // Chunks wholly before the range, and empty ones, hold none of its bytes.
+    if (starts[i + 1]! <= from || starts[i + 1] === starts[i]) continue;
     if (list.length === 0 || list[list.length - 1]! < i) list.push(i);
   }
 }
@@ -1121,8 +1131,14 @@ class ShardCursor {
   /** Gives back the buffers and closes the file (after the reads in flight). */
   async close(): Promise<void> {
     this.current = undefined;
-    await this.reads?.return(undefined);
-    await this.fh?.close();
+    const reads = this.reads;
+    const fh = this.fh;
+    this.reads = undefined;
+    this.fh = undefined;
+    // A cursor closed once is not reopened: the walk has no segment of its shard left.
+    this.next = this.needed.length;
+    await reads?.return(undefined);
+    await fh?.close();
     if (this.decoded) this.buffers.put(this.decoded);
     this.decoded = undefined;
   }

@@ -111,6 +111,8 @@ function plausible(rng: Rng, name: string): string | undefined {
   if (name === "checkpointId") return rng.pick(["c1", "c2", "c3", "latest", ""]);
   if (name === "item" || name === "items") return rng.pick(["m", "o"]);
   if (name === "evaluator" || name === "evaluators") return rng.pick(["e1", "e2"]);
+  // Entry keys the fuzz jobs save, so boxes of Load reach the resharding planner.
+  if (name === "key") return rng.pick(["w", "o", "empty"]);
   return undefined;
 }
 

@@ -94,6 +94,7 @@ function expectation(cmd: string): RegExp {
   if (cmd.includes("/ListJobs")) return /"job": "pretrain"/;
   if (cmd.includes("/VerifyCheckpoint")) return /"checkpointId": "global_step1000"/;
   if (cmd.includes("/GetRetentionPolicy")) return /"policy"/;
+  if (cmd.includes("/Load")) return /"resharded": true[\s\S]*"globalOffsets": \[\s*"2"\s*\][\s\S]*"data": "\S+"/;
   return /[\s\S]*/;
 }
 

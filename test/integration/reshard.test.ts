@@ -10,10 +10,13 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type * as grpc from "@grpc/grpc-js";
 import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
 import type { Dtype } from "../../clients/ts/src/gen/ckptd/v1/Dtype.js";
+import type { LoadSharedResponse } from "../../clients/ts/src/gen/ckptd/v1/LoadSharedResponse.js";
 import type { LoadRequestIn } from "../../clients/ts/src/gen/ckptd/v1/LoadRequest.js";
 import type { TensorBoxIn } from "../../clients/ts/src/gen/ckptd/v1/TensorBox.js";
+import { CkptdClient } from "../../clients/ts/src/index.js";
 import { DTYPE_SIZES } from "../../clients/ts/src/wire.js";
 import { type Daemon, metricsAddress, rawClient, scrape, startDaemon } from "./harness.js";
 import {
@@ -172,7 +175,7 @@ function expectBox(r: LoadResult, i: number, g: Global, offsets: number[], lengt
 
 beforeAll(async () => {
   shmDir = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-reshard-shm-"));
-  daemon = await startDaemon({ args: ["--metrics-listen", "127.0.0.1:0", "--shared-memory-dir", shmDir] });
+  daemon = await startDaemon({ args: ["--metrics-listen", "127.0.0.1:0", "--shared-memory-dir", shmDir, "--log-level", "debug"] });
   client = rawClient(daemon.address);
   await saveAndCommit(client, JOB, "two", 1, [twoRankItems(0), twoRankItems(1)]);
   await saveAndCommit(client, JOB, "grid", 2, [gridItems(0), gridItems(1), gridItems(2), gridItems(3)]);
@@ -220,7 +223,7 @@ describe("shard_as", () => {
 
   it("splits unevenly by sizes, along an explicit dim, and replicates", async () => {
     const r = await load({ checkpointId: "two", items: ["model"], shardAs: { rank: 1, worldSize: 3, dim: 0, sizes: [1, 2, 2] } });
-    // sizes must sum to every split tensor's dimension: [1, 2, 2] fits only the col and cube tensors' dim 0 (5, 4 do not both)...
+    // sizes must add up to the split dimension of every sharded tensor loaded: [1, 2, 2] does not fit row's 10 rows.
     expectStatus(r, "INVALID_ARGUMENT", /shard_as.sizes add up to 5, but dimension 0 of item "model" key "row"/);
     const g = await load({ checkpointId: "grid", shardAs: { rank: 2, worldSize: 3, dim: 0, sizes: [1, 2, 4] } });
     expectOk(g);
@@ -292,7 +295,7 @@ describe("boxes", () => {
       [CUBE, [1, 2, 3], [3, 2, 2]], // 3-D, across the split
       [CUBE, [0, 0, 0], [4, 5, 6]],
       [ROW, [2, 0], [0, 3]], // empty
-      [GRID === GRID ? ROW : ROW, [9, 2], [1, 1]],
+      [ROW, [9, 2], [1, 1]], // one element
       [BIG, [3400, 100], [200, 3]], // a thin box across the split of the big tensor
       [BIG, [0, 0], [BIG_ROWS, 1024]],
     ];
@@ -374,9 +377,18 @@ describe("boxes", () => {
     expectBox(r, 0, BIG, [start, 0], [count, 1024]);
     const bytesRead = (await read()) - before;
     const requested = count * 1024 * 4;
+    console.log(`reshard: a box of ${requested} bytes read ${bytesRead} stored bytes (${(bytesRead / requested).toFixed(3)}x)`);
     // Two shards: at most one extra chunk (4 MiB + its frame) at each end of each.
     expect(bytesRead).toBeGreaterThan(0);
     expect(bytesRead).toBeLessThanOrEqual(1.1 * requested + 2 * 2 * (4 * MiB + 64));
+    // A thin box in the middle of rank 0's 14 MiB shard reads the one or two chunks holding it, not the shard.
+    const thinBefore = await read();
+    const thin = await load({ checkpointId: "two", boxes: [{ item: "model", key: "big", offsets: [1500, 0], lengths: [10, 1024] }] });
+    expectOk(thin);
+    expectBox(thin, 0, BIG, [1500, 0], [10, 1024]);
+    const thinRead = (await read()) - thinBefore;
+    expect(thinRead).toBeGreaterThanOrEqual(10 * 4096);
+    expect(thinRead).toBeLessThanOrEqual(2 * (4 * MiB + 64));
   });
 });
 
@@ -404,6 +416,145 @@ describe("world size checks", () => {
     const extra = await load({ checkpointId: "two", rank: 0, worldSize: 3, items: ["extra"] });
     expectOk(extra);
     expect(extra.entries.map((e) => e.entry.key)).toEqual(["config"]);
+  });
+});
+
+describe("LoadShared and the TypeScript client", () => {
+  it("loads resharded entries through shared memory, and fills typed arrays in place", async () => {
+    const ts = new CkptdClient({ address: daemon.address, sharedMemory: true, sharedMemoryDir: shmDir });
+    const metrics = metricsAddress(daemon);
+    const shared = async () => (await scrape(metrics)).get('ckptd_shared_memory_bytes_total{direction="load"}') ?? 0;
+    try {
+      const before = await shared();
+      const res = await ts.loadItems({ job: JOB, checkpointId: "two", items: ["model"], shardAs: { rank: 1, worldSize: 3 } });
+      expect(res.plan.resharded).toBe(true);
+      const big = res.items.get("model")!.get("big")!;
+      if (big.kind !== "tensor") throw new Error("big is not a tensor");
+      const [start, len] = chunkPart(BIG_ROWS, 3, 1);
+      expect(big.tensor.shape).toEqual([len, 1024]);
+      expect(big.tensor.globalShape).toEqual([BIG_ROWS, 1024]);
+      expect(big.tensor.globalOffsets).toEqual([start, 0]);
+      expect(Buffer.from(big.tensor.data).equals(rowsBytes(BIG, start, len))).toBe(true);
+      const col = res.items.get("model")!.get("col")!;
+      if (col.kind !== "tensor") throw new Error("col is not a tensor");
+      expect(Buffer.from(col.tensor.data).equals(boxBytes(COL, [0, 3], [5, 3]))).toBe(true);
+      // The bytes came through the shared-memory file, not the stream.
+      expect((await shared()) - before).toBe(Number(res.plan.totalBytes));
+
+      const colBox = new Uint16Array(15);
+      const cube = new Int8Array(72);
+      const grid = new BigInt64Array(6);
+      const into = await ts.loadInto({
+        job: JOB,
+        checkpointId: "two",
+        targets: [
+          { item: "model", key: "col", offsets: [1, 2], lengths: [3, 5], data: colBox },
+          { item: "model", key: "cube", offsets: [0, 1, 0], lengths: [4, 3, 6], data: cube },
+          { item: "model", key: "col", offsets: [4, 8], lengths: [1, 1], data: colBox.subarray(14) },
+        ],
+      });
+      expect(into.entries.map((e) => e.key)).toEqual(["col", "cube", "col"]);
+      expect(Buffer.from(colBox.buffer, 0, 28).equals(boxBytes(COL, [1, 2], [3, 5]).subarray(0, 28))).toBe(true);
+      expect(Buffer.from(colBox.buffer, 28, 2).equals(boxBytes(COL, [4, 8], [1, 1]))).toBe(true);
+      expect(Buffer.from(cube.buffer).equals(boxBytes(CUBE, [0, 1, 0], [4, 3, 6]))).toBe(true);
+      await ts.loadInto({
+        job: JOB,
+        checkpointId: "grid",
+        targets: [{ item: "model", key: "grid", offsets: [3, 1], lengths: [2, 3], data: grid }],
+      });
+      expect(Buffer.from(grid.buffer).equals(boxBytes(GRID, [3, 1], [2, 3]))).toBe(true);
+      await expect(
+        ts.loadInto({
+          job: JOB,
+          checkpointId: "grid",
+          targets: [{ item: "model", key: "grid", offsets: [0, 0], lengths: [2, 3], data: new BigInt64Array(5) }],
+        }),
+      ).rejects.toThrow(/targets\[0\] \(model\/grid\) has 40 bytes; the box holds 48/);
+      await expect(
+        ts.loadItems({
+          job: JOB,
+          checkpointId: "two",
+          boxes: [
+            { item: "model", key: "col" },
+            { item: "model", key: "col" },
+          ],
+        }),
+      ).rejects.toThrow(/twice/);
+    } finally {
+      ts.close();
+    }
+  }, 60_000);
+
+  it("a raw LoadShared of boxes pauses while the client holds its only slot, and resumes bit-exact", async () => {
+    const pauses = () => daemon.output().split("load paused: the client is not reading").length - 1;
+    const pausedBefore = pauses();
+    const ring = path.join(shmDir, "one-slot-ring");
+    fs.writeFileSync(ring, Buffer.alloc(4 * MiB));
+    const got: Buffer[][] = [];
+    const boxes: [Global, number[], number[]][] = [
+      [BIG, [2000, 0], [3000, 1024]], // three pieces, across the shard split
+      [COL, [0, 4], [5, 2]],
+    ];
+    const error = await new Promise<grpc.ServiceError | undefined>((resolve) => {
+      const call = client.LoadShared();
+      let released = 0;
+      call.on("data", (m: LoadSharedResponse) => {
+        const r = m.response!;
+        if (r.msg === "entry") got.push([]);
+        else if (r.msg === "sharedChunk") {
+          const { offset, length } = r.sharedChunk!;
+          const fd = fs.openSync(ring, "r");
+          const bytes = Buffer.alloc(length);
+          fs.readSync(fd, bytes, 0, length, Number(offset));
+          fs.closeSync(fd);
+          got[got.length - 1]!.push(bytes);
+          // Longer than the daemon waits for a slot before it pauses the load.
+          setTimeout(() => {
+            released += length;
+            call.write({ progress: { sharedBytesReleased: released } });
+          }, 800);
+        }
+      });
+      call.on("error", (e: grpc.ServiceError) => resolve(e));
+      call.on("end", () => resolve(undefined));
+      call.write({
+        start: {
+          request: {
+            job: JOB,
+            checkpointId: "two",
+            boxes: boxes.map(([g, offsets, lengths]) => ({ item: "model", key: g.key, offsets, lengths })),
+          },
+          sharedMemoryPath: ring,
+        },
+      });
+    });
+    expect(error, `${error?.details}`).toBeUndefined();
+    expect(got).toHaveLength(2);
+    expect(got[0]).toHaveLength(3);
+    expect(Buffer.concat(got[0]!).equals(rowsBytes(BIG, 2000, 3000))).toBe(true);
+    expect(Buffer.concat(got[1]!).equals(boxBytes(COL, [0, 4], [5, 2]))).toBe(true);
+    expect(pauses(), "the daemon paused the load mid-box").toBeGreaterThan(pausedBefore);
+  }, 60_000);
+
+  it("loads resharded boxes on the Load stream with the TypeScript client", async () => {
+    const ts = new CkptdClient({ address: daemon.address });
+    try {
+      const res = await ts.loadItems({
+        job: JOB,
+        checkpointId: "two",
+        worldSize: 3,
+        boxes: [{ item: "model", key: "row", offsets: [4, 0], lengths: [4, 3] }],
+      });
+      const row = res.items.get("model")!.get("row")!;
+      if (row.kind !== "tensor") throw new Error("row is not a tensor");
+      expect(row.tensor.dtype).toBe("complex128");
+      expect(Buffer.from(row.tensor.data).equals(rowsBytes(ROW, 4, 4))).toBe(true);
+      await expect(ts.loadItems({ job: JOB, checkpointId: "two", rank: 0, worldSize: 3, items: ["model"] })).rejects.toThrow(
+        /holds shards saved by world size 2/,
+      );
+    } finally {
+      ts.close();
+    }
   });
 });
 

@@ -56,7 +56,7 @@ import {
 } from "./evaluation.js";
 import type { LoadSharedResponse } from "./gen/ckptd/v1/LoadSharedResponse.js";
 import { DEFAULT_SHARED_MEMORY_DIR, LoadRing, SHARED_MEMORY_UNAVAILABLE, SaveRing, isDirectory, isLocalAddress } from "./shared-memory.js";
-import { dtypeByteSize, fromProtoDtype, isDtypeName, toProtoDtype, type Tensor } from "./tensor.js";
+import { dtypeByteSize, fromProtoDtype, isDtypeName, toProtoDtype, type Tensor, type TensorData } from "./tensor.js";
 import { CLIENT_CHANNEL_OPTIONS, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES, loadWire, tensorByteSize } from "./wire.js";
 
 /** Options of {@link CkptdClient}. */
@@ -244,8 +244,8 @@ export interface LoadRequest {
   job: string;
   /** The checkpoint's id, or `latest`. @default "latest" */
   checkpointId?: string;
-  /** The loading rank; its own shard is loaded unless `sourceRank` is set. */
-  rank: number;
+  /** The loading rank; its own shard is loaded unless `sourceRank` is set (ignored with `boxes` or `shardAs`). @default 0 */
+  rank?: number;
   /** The loader's index on its node, used to pick its device. @default 0 */
   localRank?: number;
   /** The loader's devices, e.g. `cuda:0` … `cuda:7`; empty for a CPU-only loader. @default [] */
@@ -256,6 +256,81 @@ export interface LoadRequest {
   items?: readonly string[];
   /** Load the shard saved by this rank instead of `rank`'s own. */
   sourceRank?: number;
+  /**
+   * The loading job's world size. When it differs from the world size that saved the
+   * checkpoint, a plain load (no `boxes`, `shardAs` or `sourceRank`) of an item holding
+   * shards fails with FAILED_PRECONDITION instead of handing this rank another rank's shard.
+   */
+  worldSize?: number;
+  /**
+   * Resharding: these boxes of global tensors, each assembled by the daemon from the shards
+   * every saved rank stored, streamed in this order (one entry each; `rank` is ignored).
+   * Not with `shardAs`. {@link CkptdClient.loadItems} needs each (item, key) at most once;
+   * {@link CkptdClient.loadInto} and {@link CkptdClient.load} take any boxes.
+   */
+  boxes?: readonly TensorBox[];
+  /**
+   * Resharding: every entry of `items` (of every saved rank; all items when empty) as rank
+   * `shardAs.rank` of a new sharding holds it. Not with `boxes`.
+   */
+  shardAs?: ShardAs;
+}
+
+/**
+ * A box of a global tensor: its start and length in each dimension. Empty `offsets` and
+ * `lengths`: the whole tensor (or the whole object).
+ */
+export interface TensorBox {
+  item: string;
+  key: string;
+  /** @default [] */
+  offsets?: readonly number[];
+  /** @default [] */
+  lengths?: readonly number[];
+}
+
+/**
+ * A rank of a target sharding. A tensor saved sharded streams as that rank's box of the
+ * global tensor: split along `dim` (by default the dimension its saved shards were split
+ * along) evenly as torch.chunk splits (parts of ceil(size / worldSize)), or into `sizes`, or
+ * whole with `replicate`. Tensors saved unsharded and objects stream whole, from the lowest
+ * rank that saved them.
+ */
+export interface ShardAs {
+  rank: number;
+  worldSize: number;
+  dim?: number;
+  /** Uneven split: one length per rank, summing to the dimension's size. @default [] */
+  sizes?: readonly number[];
+  /** @default false */
+  replicate?: boolean;
+}
+
+/** A box of a global tensor and the typed array it is loaded into (see {@link CkptdClient.loadInto}). */
+export interface LoadTarget extends TensorBox {
+  /** Receives the box's bytes in row-major order; its byte length must be the box's byte size. */
+  data: TensorData | Buffer;
+}
+
+/** What {@link CkptdClient.loadInto} loads. */
+export interface LoadIntoRequest {
+  job: string;
+  /** @default "latest" */
+  checkpointId?: string;
+  /** The loader's index on its node, used to pick its device. @default 0 */
+  localRank?: number;
+  /** The loader's devices, for the device hints of the plan. @default [] */
+  devices?: readonly string[];
+  /** Explicit saved device → target device mapping. */
+  mapLocation?: Readonly<Record<string, string>>;
+  /** The boxes to load, each into its own array; at most 65536. */
+  targets: readonly LoadTarget[];
+}
+
+/** What {@link CkptdClient.loadInto} loaded: the plan and each target's entry header, in the targets' order. */
+export interface LoadIntoResult {
+  plan: LoadPlan;
+  entries: LoadEntry[];
 }
 
 /** One event of {@link CkptdClient.load}: a plan, then per entry its header and its chunks. */
@@ -265,7 +340,11 @@ export type LoadEvent = { type: "plan"; plan: LoadPlan } | { type: "entry"; entr
 export type LoadedEntry =
   | {
       kind: "tensor";
-      /** The tensor; its `device` is the target device the daemon suggests for this loader. */
+      /**
+       * The tensor; its `device` is the target device the daemon suggests for this loader.
+       * A shard or an assembled box carries `globalShape` and `globalOffsets`: where it lies
+       * in the global tensor.
+       */
       tensor: Tensor;
       /** The device it was saved from. */
       savedDevice: string;
@@ -759,7 +838,7 @@ export class CkptdClient {
           if (expected !== undefined && crc32c(data) !== expected) {
             throw new CkptdError(
               Code.DATA_LOSS,
-              `a chunk of ${data.byteLength} bytes failed its CRC-32C check in transit (job ${req.job}, checkpoint ${request.checkpointId}, rank ${req.rank})`,
+              `a chunk of ${data.byteLength} bytes failed its CRC-32C check in transit (job ${req.job}, checkpoint ${request.checkpointId}, rank ${req.rank ?? 0})`,
             );
           }
           yield { type: "chunk", data };
@@ -785,12 +864,78 @@ export class CkptdClient {
    * otherwise, or once the daemon refused it, they come on the Load stream.
    */
   async loadItems(req: LoadRequest, options: StreamCallOptions = {}): Promise<LoadedItems> {
+    const seen = new Set<string>();
+    for (const b of req.boxes ?? []) {
+      const id = JSON.stringify([b.item, b.key]);
+      if (seen.has(id))
+        throw new CkptdError(
+          Code.INVALID_ARGUMENT,
+          `loadItems: boxes asks for ${b.item}/${b.key} twice; its result holds one entry per key (use loadInto or load for several boxes of one tensor)`,
+        );
+      seen.add(id);
+    }
+    return this.assemble(req, () => new LoadAssembly(req), options);
+  }
+
+  /**
+   * Loads boxes of global tensors straight into the caller's typed arrays (resharding on
+   * load: the daemon assembles each box from the shards every saved rank stored, reading
+   * only the chunks it needs). Each target's `data` must have exactly the box's byte size
+   * (checked once its header arrives, before any byte is written); the bytes land row-major.
+   * Uses shared memory like {@link loadItems} when enabled.
+   *
+   * @example
+   * // This rank's column block of a weight saved row-sharded by another world size.
+   * const w = new Float32Array(4096 * 512);
+   * await client.loadInto({ job, checkpointId: "latest", targets: [{ item: "model", key: "w", offsets: [0, 512 * rank], lengths: [4096, 512], data: w }] });
+   */
+  async loadInto(req: LoadIntoRequest, options: StreamCallOptions = {}): Promise<LoadIntoResult> {
+    if (req.targets.length === 0) throw new CkptdError(Code.INVALID_ARGUMENT, "loadInto: targets is empty");
+    const targets = req.targets.map((t, i) => {
+      const d = t.data as unknown;
+      if (!ArrayBuffer.isView(d)) throw new CkptdError(Code.INVALID_ARGUMENT, `loadInto: targets[${i}].data is not a typed array`);
+      return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+    });
+    const load: LoadRequest = {
+      job: req.job,
+      checkpointId: req.checkpointId ?? "latest",
+      localRank: req.localRank ?? 0,
+      devices: req.devices ?? [],
+      boxes: req.targets.map(({ item, key, offsets, lengths }) => ({ item, key, offsets: offsets ?? [], lengths: lengths ?? [] })),
+      ...(req.mapLocation ? { mapLocation: req.mapLocation } : {}),
+    };
+    const entries: LoadEntry[] = [];
+    const res = await this.assemble(
+      load,
+      () => {
+        entries.length = 0;
+        return new LoadAssembly(load, (entry, i) => {
+          const t = req.targets[i];
+          if (!t || t.item !== entry.item || t.key !== entry.key)
+            throw protocolError(`entry ${entry.item}/${entry.key} where target ${i} is ${t ? `${t.item}/${t.key}` : "none"}`);
+          const buf = targets[i]!;
+          if (buf.byteLength !== entry.sizeBytes)
+            throw new CkptdError(
+              Code.INVALID_ARGUMENT,
+              `loadInto: targets[${i}] (${t.item}/${t.key}) has ${buf.byteLength} bytes; the box holds ${entry.sizeBytes}`,
+            );
+          entries.push(entry);
+          return buf;
+        });
+      },
+      options,
+    );
+    return { plan: res.plan, entries };
+  }
+
+  /** A load into the assembly `make` makes: through shared memory when enabled, else (or once refused) on the Load stream. */
+  private async assemble(req: LoadRequest, make: () => LoadAssembly, options: StreamCallOptions): Promise<LoadedItems> {
     const dir = this.sharedMemoryDir;
     if (dir !== undefined) {
-      const res = await this.loadItemsShared(dir, req, options);
+      const res = await this.loadItemsShared(dir, req, make(), options);
       if (res) return res;
     }
-    const assembly = new LoadAssembly(req);
+    const assembly = make();
     for await (const ev of this.load(req, options)) {
       if (ev.type === "plan") assembly.plan(ev.plan);
       else if (ev.type === "entry") assembly.entry(ev.entry);
@@ -806,7 +951,12 @@ export class CkptdClient {
    * file cannot be created, or the daemon refuses it before its first message): the client
    * then streams from now on.
    */
-  private async loadItemsShared(dir: string, req: LoadRequest, options: StreamCallOptions): Promise<LoadedItems | undefined> {
+  private async loadItemsShared(
+    dir: string,
+    req: LoadRequest,
+    assembly: LoadAssembly,
+    options: StreamCallOptions,
+  ): Promise<LoadedItems | undefined> {
     let ring: LoadRing;
     try {
       // The daemon's slots are 4 MiB (its largest chunk), whatever this client's chunkBytes.
@@ -817,7 +967,6 @@ export class CkptdClient {
     }
     const request = loadRequest(req);
     const call = this.raw.loadShared(callOptions(options.deadlineMs));
-    const assembly = new LoadAssembly(req);
     let started = false;
     let ended = false;
     let released = 0;
@@ -840,7 +989,7 @@ export class CkptdClient {
           if (this.verifySharedLoads && expected !== undefined && crc32c(into) !== expected) {
             throw new CkptdError(
               Code.DATA_LOSS,
-              `a chunk of ${length} bytes failed its CRC-32C check in shared memory (job ${req.job}, checkpoint ${request.checkpointId}, rank ${req.rank})`,
+              `a chunk of ${length} bytes failed its CRC-32C check in shared memory (job ${req.job}, checkpoint ${request.checkpointId}, rank ${req.rank ?? 0})`,
             );
           }
           released += length;
@@ -1073,13 +1222,20 @@ function loadRequest(req: LoadRequest): LoadRequestIn & { checkpointId: string }
   const request: LoadRequestIn & { checkpointId: string } = {
     job: req.job,
     checkpointId: req.checkpointId ?? "latest",
-    rank: req.rank,
+    rank: req.rank ?? 0,
     localRank: req.localRank ?? 0,
     devices: [...(req.devices ?? [])],
     mapLocation: { ...req.mapLocation },
     items: [...(req.items ?? [])],
+    worldSize: req.worldSize ?? 0,
+    boxes: (req.boxes ?? []).map((b) => ({ item: b.item, key: b.key, offsets: [...(b.offsets ?? [])], lengths: [...(b.lengths ?? [])] })),
   };
   if (req.sourceRank !== undefined) request.sourceRank = req.sourceRank;
+  if (req.shardAs) {
+    const a = req.shardAs;
+    request.shardAs = { rank: a.rank, worldSize: a.worldSize, sizes: [...(a.sizes ?? [])], replicate: a.replicate ?? false };
+    if (a.dim !== undefined) request.shardAs.dim = a.dim;
+  }
   return request;
 }
 
@@ -1104,8 +1260,13 @@ class LoadAssembly {
   private readonly items = new Map<string, Map<string, LoadedEntry>>();
   private current: { entry: LoadEntry; buf: Buffer; filled: number } | undefined;
   private total = 0;
+  private count = 0;
 
-  constructor(private readonly req: LoadRequest) {}
+  /** `into`, when given, supplies each entry's buffer (entry index counted from 0) instead of a new one. */
+  constructor(
+    private readonly req: LoadRequest,
+    private readonly into?: (entry: LoadEntry, index: number) => Buffer,
+  ) {}
 
   plan(plan: LoadPlan): void {
     if (this.loadPlan) throw protocolError("a second plan");
@@ -1118,11 +1279,11 @@ class LoadAssembly {
     const size = entry.sizeBytes;
     if (!Number.isSafeInteger(size) || size < 0) throw protocolError(`${this.where(entry)} with size ${size}`);
     // One allocation at the announced size; allocUnsafeSlow keeps byteOffset 0 so typed views of any width fit.
-    const buf = Buffer.allocUnsafeSlow(size);
+    const buf = this.into ? this.into(entry, this.count++) : Buffer.allocUnsafeSlow(size);
     const loaded = loadedEntry(entry, buf, this.where(entry));
     let item = this.items.get(entry.item);
     if (!item) this.items.set(entry.item, (item = new Map()));
-    if (item.has(entry.key)) throw protocolError(`${this.where(entry)} twice`);
+    if (item.has(entry.key) && !this.into) throw protocolError(`${this.where(entry)} twice`);
     item.set(entry.key, loaded);
     this.current = { entry, buf, filled: 0 };
   }
@@ -1151,7 +1312,7 @@ class LoadAssembly {
     if (this.total !== plan.totalBytes) {
       throw new CkptdError(
         Code.DATA_LOSS,
-        `the load of ${this.req.job}/${this.req.checkpointId ?? "latest"} rank ${this.req.rank} streamed ${this.total} bytes, the plan announced ${plan.totalBytes}`,
+        `the load of ${this.req.job}/${this.req.checkpointId ?? "latest"} rank ${this.req.rank ?? 0} streamed ${this.total} bytes, the plan announced ${plan.totalBytes}`,
       );
     }
     return { plan, items: this.items };
@@ -1170,7 +1331,7 @@ class LoadAssembly {
 
   private where(e: LoadEntry): string {
     const r = this.req;
-    return `entry ${e.item}/${e.key} of ${r.job}/${r.checkpointId ?? "latest"} rank ${r.sourceRank ?? r.rank}`;
+    return `entry ${e.item}/${e.key} of ${r.job}/${r.checkpointId ?? "latest"} rank ${r.sourceRank ?? r.rank ?? 0}`;
   }
 }
 

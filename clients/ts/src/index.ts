@@ -2,7 +2,8 @@
  * The TypeScript client of ckptd, the per-node checkpoint daemon.
  *
  * - {@link CkptdClient}: one method per CheckpointService RPC (save, commit, abort,
- *   getCheckpoint, listCheckpoints, deleteCheckpoint, load) plus loadItems; per
+ *   getCheckpoint, listCheckpoints, deleteCheckpoint, load) plus loadItems and loadInto
+ *   (boxes of global tensors, resharded on load, into the caller's typed arrays); per
  *   EvaluationService RPC (watch, reportEvaluation, waitForEvaluators) plus checkpoints,
  *   which follows a job's commits across reconnections; per RetentionService RPC
  *   (setRetentionPolicy, getRetentionPolicy, pinCheckpoint).
@@ -36,7 +37,12 @@ export {
   type LoadedEntry,
   type LoadedItems,
   type LoadEvent,
+  type LoadIntoRequest,
+  type LoadIntoResult,
   type LoadRequest,
+  type LoadTarget,
+  type ShardAs,
+  type TensorBox,
   type ObjectValue,
   type Outcome,
   type SaveEntry,

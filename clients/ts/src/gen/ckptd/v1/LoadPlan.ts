@@ -13,7 +13,7 @@ export interface LoadPlanIn {
    */
   'checkpoint'?: (_ckptd_v1_CheckpointIn | null);
   /**
-   * The rank whose shard is streamed.
+   * The rank whose shard is streamed (0 when resharded).
    */
   'sourceRank'?: (number);
   /**
@@ -44,7 +44,7 @@ export interface LoadPlan {
    */
   'checkpoint': (_ckptd_v1_Checkpoint | null);
   /**
-   * The rank whose shard is streamed.
+   * The rank whose shard is streamed (0 when resharded).
    */
   'sourceRank': (number);
   /**

@@ -43,19 +43,23 @@ export interface LoadRequestIn {
    * The loading job's world size; 0 when not sent. When it differs from the world size that saved the
    * checkpoint and the request does not reshard (boxes, shard_as), a load of an item holding sharded
    * tensors (saved with global_shape) fails with FAILED_PRECONDITION: one saved rank's shard is not what a
-   * rank of another world size holds.
+   * rank of another world size holds. An explicit source_rank still reads that rank's shard as is.
    */
   'worldSize'?: (number);
   /**
    * Resharding: stream these boxes of global tensors, each assembled by the daemon from the shards that
-   * every saved rank stored of it (rank and source_rank are then ignored). Each box streams as one entry,
-   * in the order asked, whose tensor has shape = the box's lengths and global_shape / global_offsets =
-   * where the box lies. Not with shard_as.
+   * every saved rank stored of it (rank, source_rank and items are then ignored). Each box streams as one
+   * entry, in the order asked, whose tensor has shape = the box's lengths and global_shape /
+   * global_offsets = where the box lies (a tensor saved unsharded is its own global tensor; an object,
+   * asked with empty offsets and lengths, streams whole). Not with shard_as. At most 65536 boxes.
    */
   'boxes'?: (_ckptd_v1_TensorBoxIn)[];
   /**
    * Resharding: stream every entry of the requested items (of every saved rank; empty items = all item
-   * names) as this rank of a new sharding holds it. Not with boxes.
+   * names, in the order they first appear over the saved ranks) as this rank of a new sharding holds it:
+   * item by item, each item's keys in the order the lowest saved rank wrote them (then keys only higher
+   * ranks saved). Sharded tensors stream as boxes (global_shape / global_offsets set), unsharded tensors
+   * and objects as saved. Not with boxes.
    */
   'shardAs'?: (_ckptd_v1_ShardAsIn | null);
   '_sourceRank'?: "sourceRank";
@@ -102,19 +106,23 @@ export interface LoadRequest {
    * The loading job's world size; 0 when not sent. When it differs from the world size that saved the
    * checkpoint and the request does not reshard (boxes, shard_as), a load of an item holding sharded
    * tensors (saved with global_shape) fails with FAILED_PRECONDITION: one saved rank's shard is not what a
-   * rank of another world size holds.
+   * rank of another world size holds. An explicit source_rank still reads that rank's shard as is.
    */
   'worldSize': (number);
   /**
    * Resharding: stream these boxes of global tensors, each assembled by the daemon from the shards that
-   * every saved rank stored of it (rank and source_rank are then ignored). Each box streams as one entry,
-   * in the order asked, whose tensor has shape = the box's lengths and global_shape / global_offsets =
-   * where the box lies. Not with shard_as.
+   * every saved rank stored of it (rank, source_rank and items are then ignored). Each box streams as one
+   * entry, in the order asked, whose tensor has shape = the box's lengths and global_shape /
+   * global_offsets = where the box lies (a tensor saved unsharded is its own global tensor; an object,
+   * asked with empty offsets and lengths, streams whole). Not with shard_as. At most 65536 boxes.
    */
   'boxes': (_ckptd_v1_TensorBox)[];
   /**
    * Resharding: stream every entry of the requested items (of every saved rank; empty items = all item
-   * names) as this rank of a new sharding holds it. Not with boxes.
+   * names, in the order they first appear over the saved ranks) as this rank of a new sharding holds it:
+   * item by item, each item's keys in the order the lowest saved rank wrote them (then keys only higher
+   * ranks saved). Sharded tensors stream as boxes (global_shape / global_offsets set), unsharded tensors
+   * and objects as saved. Not with boxes.
    */
   'shardAs'?: (_ckptd_v1_ShardAs | null);
   '_sourceRank'?: "sourceRank";

@@ -18,7 +18,8 @@ export interface ShardAsIn {
   'worldSize'?: (number);
   /**
    * The dimension to split. Unset: the dimension the saved shards of each tensor were split along
-   * (a tensor saved split along several dimensions then needs boxes).
+   * (0 when they all lie at the same offsets; a tensor saved split along several dimensions then needs
+   * dim, or boxes).
    */
   'dim'?: (number);
   /**
@@ -50,7 +51,8 @@ export interface ShardAs {
   'worldSize': (number);
   /**
    * The dimension to split. Unset: the dimension the saved shards of each tensor were split along
-   * (a tensor saved split along several dimensions then needs boxes).
+   * (0 when they all lie at the same offsets; a tensor saved split along several dimensions then needs
+   * dim, or boxes).
    */
   'dim'?: (number);
   /**

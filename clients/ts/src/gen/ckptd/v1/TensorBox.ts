@@ -15,7 +15,8 @@ export interface TensorBoxIn {
    */
   'key'?: (string);
   /**
-   * The box's start in each dimension of the global tensor. Empty with empty lengths: the whole tensor.
+   * The box's start in each dimension of the global tensor. Empty with empty lengths: the whole tensor
+   * (or the whole object).
    */
   'offsets'?: (number | string | Long)[];
   /**
@@ -37,7 +38,8 @@ export interface TensorBox {
    */
   'key': (string);
   /**
-   * The box's start in each dimension of the global tensor. Empty with empty lengths: the whole tensor.
+   * The box's start in each dimension of the global tensor. Empty with empty lengths: the whole tensor
+   * (or the whole object).
    */
   'offsets': (number)[];
   /**
