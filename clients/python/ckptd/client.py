@@ -408,6 +408,11 @@ def _encode_chunk(data: memoryview, crc: int) -> bytes:
     return b"".join((head, data, tail))
 
 
+#: Most boxes one resharded Load may ask for (the daemon's limit).
+MAX_LOAD_BOXES = 1 << 16
+#: Boxes go in several Loads when one request would pass this size (the daemon accepts 5 MiB messages).
+MAX_LOAD_REQUEST_BYTES = 2 << 20
+
 #: Entries of at most this many bytes travel whole in EntryBatch messages (the daemon
 #: stores entries up to the same size in the item's pack file).
 BATCH_ENTRY_BYTES = 1 << 20
@@ -901,6 +906,34 @@ class CkptdClient:
                 self._shared_memory_refused(err)
         return self._assemble(self._load_parts(req, timeout=timeout), job, checkpoint_id, rank, source_rank, place,
                               into, bool(boxes))
+
+    def load_boxes(self, job: str, checkpoint_id: str, boxes: Sequence[Any], *, into: Optional[Sequence[Any]] = None,
+                   rank: int = 0, local_rank: int = 0, world_size: Optional[int] = None,
+                   place: Union[bool, Callable[[str, str, str, str], Optional[str]]] = False,
+                   timeout: Optional[float] = None) -> List[Union[LoadedTensor, LoadedObject]]:
+        """The entries of ``boxes`` (:class:`TensorBox`), in order, as :meth:`load_items`
+        streams them (``into``: each box's destination, or None). As few Loads as the
+        daemon's limits allow: one, unless there are more than :data:`MAX_LOAD_BOXES` boxes
+        or their request would pass :data:`MAX_LOAD_REQUEST_BYTES`."""
+        if into is not None and len(into) != len(boxes):
+            raise InvalidArgument(f"into has {len(into)} destinations for {len(boxes)} boxes: give one per box (or None)")
+        msgs = [_box_message(b, i) for i, b in enumerate(boxes)]
+        out: List[Union[LoadedTensor, LoadedObject]] = []
+        start = 0
+        while start < len(msgs):
+            end, size = start, 0
+            while end < len(msgs) and end - start < MAX_LOAD_BOXES:
+                n = msgs[end].ByteSize() + 8
+                if end > start and size + n > MAX_LOAD_REQUEST_BYTES:
+                    break
+                size += n
+                end += 1
+            loaded = self.load_items(job, checkpoint_id, rank=rank, local_rank=local_rank, world_size=world_size,
+                                     boxes=msgs[start:end], into=None if into is None else into[start:end],
+                                     place=place, timeout=timeout)
+            out += [entry for _, _, entry in loaded.entries]
+            start = end
+        return out
 
     def load_into(self, job: str, checkpoint_id: str, template: Any, *, item: str, rank: int = 0,
                   world_size: Optional[int] = None, local_rank: int = 0, timeout: Optional[float] = None) -> Any:

@@ -419,12 +419,13 @@ class Reader(StorageReader):
         dests += [None] * len(byte_items)
         if not boxes:
             return _completed(None)
-        # One Load for everything this rank reads: the daemon assembles each box from the saved chunks.
-        loaded = self.client.load_items(self.job, self.checkpoint_id, rank=rank, world_size=world_size, boxes=boxes,
-                                        into=dests, place=False, timeout=self.timeout)
+        # One Load for everything this rank reads (more only past the daemon's box limits): the daemon
+        # assembles each box from the saved chunks.
+        entries = self.client.load_boxes(self.job, self.checkpoint_id, boxes, into=dests, rank=rank,
+                                         world_size=world_size, timeout=self.timeout)
         for ri, dest in tensor_items:
             planner.commit_tensor(ri, dest)
-        for (ri, box), (_, _, entry) in zip(byte_items, loaded.entries[len(tensor_items):]):
+        for (ri, box), entry in zip(byte_items, entries[len(tensor_items):]):
             if not hasattr(entry, "data"):
                 raise CheckpointNotFound(f"item {box.item} of {self.job}/{self.checkpoint_id}: {box.key!r} is a "
                                          "tensor, the DCP metadata says bytes")

@@ -278,9 +278,9 @@ def load_into(client: CkptdClient, job: str, checkpoint_id: str, template: Any, 
     dests += [None] * len(object_keys)
     if not boxes:
         return template
-    loaded = client.load_items(job, ckpt.checkpoint_id, rank=rank, local_rank=local_rank, world_size=world_size,
-                               boxes=boxes, into=dests, place=False, timeout=timeout)
-    got = [entry for _, _, entry in loaded.entries[len(wanted):]]
+    entries = client.load_boxes(job, ckpt.checkpoint_id, boxes, into=dests, rank=rank, local_rank=local_rank,
+                                world_size=world_size, timeout=timeout)
+    got = entries[len(wanted):]
     if object_keys == [STRUCTURE_KEY]:
         obj = got[0]
         if not isinstance(obj, LoadedObject) or obj.format != STRUCTURE_FORMAT:

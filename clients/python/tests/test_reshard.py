@@ -145,6 +145,25 @@ def test_load_into_reshards_two_saved_ranks_into_any_world_size_bit_exact(daemon
             _check_filled(template, boxes, world, rank)
 
 
+def test_load_into_splits_boxes_past_the_daemon_limit_into_several_loads(daemon, job, monkeypatch):
+    _save_two_ranks(daemon, job)
+    monkeypatch.setattr(ckptd.client, "MAX_LOAD_BOXES", 2)
+    with ckptd.CkptdClient(daemon) as client:
+        calls = []
+        real = client.load_items
+
+        def counting(*args, **kwargs):
+            calls.append(len(kwargs["boxes"]))
+            return real(*args, **kwargs)
+
+        client.load_items = counting
+        template, boxes = _template(3, 1)
+        client.load_into(job, TAG, template, item="model", rank=1, world_size=3)
+        _check_filled(template, boxes, 3, 1)
+        # rows, cols, ints, opt/rep, rep, scalar and the structure: 7 boxes, at most 2 per Load, in order.
+        assert calls == [2, 2, 2, 1]
+
+
 def test_engine_load_into_reshards_and_a_plain_load_into_another_world_size_fails_loudly(daemon, job):
     _save_two_ranks(daemon, job)
     for rank in range(4):
