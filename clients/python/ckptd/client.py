@@ -901,11 +901,11 @@ class CkptdClient:
         if shm_dir is not None:
             try:
                 return self._assemble(self._load_shared_parts(shm_dir, req, timeout=timeout),
-                                      job, checkpoint_id, rank, source_rank, place, into, bool(boxes))
+                                      job, checkpoint_id, rank, source_rank, place, into, req)
             except _shm.SharedUnavailable as err:
                 self._shared_memory_refused(err)
         return self._assemble(self._load_parts(req, timeout=timeout), job, checkpoint_id, rank, source_rank, place,
-                              into, bool(boxes))
+                              into, req)
 
     def load_boxes(self, job: str, checkpoint_id: str, boxes: Sequence[Any], *, into: Optional[Sequence[Any]] = None,
                    rank: int = 0, local_rank: int = 0, world_size: Optional[int] = None,
@@ -1010,10 +1010,12 @@ class CkptdClient:
             ring.close()
 
     def _assemble(self, parts: Iterator[tuple], job: str, checkpoint_id: str, rank: int, source_rank: Optional[int],
-                  place, into: Optional[Sequence[Any]] = None, by_boxes: bool = False) -> LoadedItems:
+                  place, into: Optional[Sequence[Any]] = None, req: Optional[pb.LoadRequest] = None) -> LoadedItems:
         """Builds tensors and objects from a load's (kind, payload) parts. ``into``: the
-        destination of each entry in stream order (None: a new buffer). ``by_boxes``: the
-        load asked for boxes, so one key may come several times."""
+        destination of each entry in stream order (None: a new buffer). ``req``: the request,
+        whose boxes may ask for one key several times."""
+        by_boxes = req is not None and len(req.boxes) > 0
+        resharding = by_boxes or (req is not None and req.HasField("shard_as"))
         loaded = LoadedItems(plan=pb.LoadPlan())
         n_entries = 0
         have_plan = False
@@ -1045,6 +1047,11 @@ class CkptdClient:
                     raise _protocol("a second plan")
                 have_plan = True
                 loaded.plan = payload
+                if resharding and not payload.resharded:
+                    # A daemon that predates resharding ignores boxes and shard_as and streams a plain load.
+                    raise FailedPrecondition(f"the daemon at {self.address} does not reshard on load (its plan for "
+                                             f"{job}/{checkpoint_id} is a plain load): upgrade it to load boxes or "
+                                             "shard_as")
             elif kind == "entry":
                 if not have_plan:
                     raise _protocol("an entry before the plan")
