@@ -447,27 +447,9 @@ def torch_load_rank(args, rank, barrier):
 # -- torch.distributed checkpoint -----------------------------------------------------------
 
 def import_dcp():
-    """torch's sharded checkpoint module. Debian's torch 1.13 declares a dataclass field whose
-    default is an (unhashable) dataclass instance, which Python 3.11 refuses as a mutable
-    default at import; the check is relaxed for that import, in this process only, by making
-    such default's class hashable."""
-    import dataclasses
-    orig = dataclasses._get_field
-
-    def lenient(cls, a_name, a_type, *rest):
-        default = cls.__dict__.get(a_name)
-        if isinstance(default, dataclasses.Field):
-            default = default.default
-        if default is not None and dataclasses.is_dataclass(type(default)) and type(default).__hash__ is None:
-            type(default).__hash__ = object.__hash__
-        return orig(cls, a_name, a_type, *rest)
-
-    dataclasses._get_field = lenient
-    try:
-        import torch.distributed._shard.checkpoint as dcp
-    finally:
-        dataclasses._get_field = orig
-    return dcp
+    """torch's sharded checkpoint module (see ckptd._compat.import_dcp: torch 1.13 on Python 3.11)."""
+    from ckptd._compat import import_dcp as ckptd_import_dcp
+    return ckptd_import_dcp()
 
 
 def dcp_rank(rank, args, port, q):

@@ -6,7 +6,10 @@
   names and signatures; ``save_dir`` names the job.
 - :class:`Snapshot`, :func:`get_checkpoint`, :func:`checkpoints_iterator`,
   :func:`mark_done_eval`, :func:`wait_for_evaluators`: the same API named by job, richer.
-- :class:`CkptdClient`: one method per RPC, for everything else.
+- :class:`CkptdClient`: one method per RPC, for everything else; ``load_into`` fills a
+  template of this rank's tensors from a checkpoint of any world size (resharding).
+- :class:`Shard`: a state dict leaf holding this rank's box of a global tensor.
+- :mod:`ckptd.dcp`: torch.distributed.checkpoint storage (``Writer``, ``Reader``) on ckptd.
 - :class:`CkptdError` and its subclasses: the daemon's statuses as exceptions.
 
 Example::
@@ -31,7 +34,9 @@ from .client import (
     ObjectEntry,
     PendingSave,
     SaveResult,
+    ShardAs,
     SnapshotBuffers,
+    TensorBox,
     TensorEntry,
     default_address,
     process_incarnation,
@@ -65,7 +70,7 @@ from .snapshot import (
     step_from_checkpoint,
     wait_for_evaluators,
 )
-from .state import STRUCTURE_KEY, flatten, unflatten
+from .state import STRUCTURE_KEY, Shard, flatten, unflatten
 
 __version__ = "0.1.0"
 
@@ -97,8 +102,11 @@ __all__ = [
     "ResourceExhausted",
     "STRUCTURE_KEY",
     "SaveResult",
+    "Shard",
+    "ShardAs",
     "Snapshot",
     "StateDict",
+    "TensorBox",
     "TensorEntry",
     "Unavailable",
     "checkpoints_iterator",

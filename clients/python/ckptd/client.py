@@ -31,9 +31,9 @@ from ._proto import evaluation_service_pb2 as eval_pb
 from ._proto import evaluation_service_pb2_grpc as eval_grpc
 from ._proto import retention_service_pb2 as ret_pb
 from ._proto import retention_service_pb2_grpc as ret_grpc
-from .errors import CkptdError, DaemonUnavailable, DataLoss, Internal, InvalidArgument
-from .tensors import (TensorAssembler, TensorInfo, _Staging, dtype_name, is_wire_tensor, tensor_chunks, tensor_info,
-                      tensor_spec, torch_dtype)
+from .errors import CkptdError, DaemonUnavailable, DataLoss, FailedPrecondition, Internal, InvalidArgument
+from .tensors import (TensorAssembler, TensorFiller, TensorInfo, _Staging, dtype_name, is_wire_tensor, tensor_chunks,
+                      tensor_info, tensor_spec, torch_dtype)
 
 __all__ = [
     "CHANNEL_OPTIONS",
@@ -47,6 +47,8 @@ __all__ = [
     "MAX_CHUNK_BYTES",
     "ObjectEntry",
     "SaveResult",
+    "ShardAs",
+    "TensorBox",
     "TensorEntry",
     "default_address",
     "process_incarnation",
@@ -263,10 +265,109 @@ class LoadedObject:
 
 @dataclass
 class LoadedItems:
-    """A Load stream assembled: the plan, and item -> key -> entry in stream order."""
+    """A Load stream assembled: the plan, item -> key -> entry, and ``entries``, every
+    (item, key, entry) in stream order. A resharding load by boxes may stream one key
+    several times (one box each): ``entries`` has them all, in the order asked, and
+    ``items`` the last one."""
 
     plan: pb.LoadPlan
     items: Dict[str, Dict[str, Union[LoadedTensor, LoadedObject]]] = field(default_factory=dict)
+    entries: List["tuple"] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TensorBox:
+    """A box of a global tensor to load (resharding): the ``item`` and ``key`` the ranks
+    saved its shards under, the box's start in each dimension of the global tensor and its
+    length in each. Both empty: the whole tensor (a 0-d one, or an object entry whole)."""
+
+    item: str
+    key: str
+    offsets: Sequence[int] = ()
+    lengths: Sequence[int] = ()
+
+
+@dataclass(frozen=True)
+class ShardAs:
+    """A rank of a target sharding to load as (resharding): every tensor saved sharded
+    comes as ``rank``'s part of the global tensor split in ``world_size`` parts along
+    ``dim`` (None: the dimension it was saved split along), evenly as ``torch.chunk``
+    splits, or by ``sizes``; ``replicate``: every rank gets whole tensors."""
+
+    rank: int
+    world_size: int
+    dim: Optional[int] = None
+    sizes: Sequence[int] = ()
+    replicate: bool = False
+
+
+def _box_message(box: Any, i: int) -> pb.TensorBox:
+    if isinstance(box, pb.TensorBox):
+        return box
+    if isinstance(box, (tuple, list)) and not isinstance(box, TensorBox):
+        if len(box) not in (2, 4):
+            raise InvalidArgument(f"boxes[{i}]: expected (item, key) or (item, key, offsets, lengths), got {box!r}")
+        box = TensorBox(*box)
+    if not isinstance(box, TensorBox):
+        raise InvalidArgument(f"boxes[{i}]: expected a ckptd.TensorBox, got {type(box).__name__}")
+    offsets = [int(x) for x in box.offsets]
+    lengths = [int(x) for x in box.lengths]
+    if not box.item or not box.key:
+        raise InvalidArgument(f"boxes[{i}]: name the item and the key")
+    if len(offsets) != len(lengths):
+        raise InvalidArgument(f"boxes[{i}] ({box.item}/{box.key}): {len(offsets)} offsets for {len(lengths)} lengths; "
+                              "give one of each per dimension")
+    if any(x < 0 for x in offsets + lengths):
+        raise InvalidArgument(f"boxes[{i}] ({box.item}/{box.key}): offsets and lengths must be >= 0, got "
+                              f"offsets {offsets} lengths {lengths}")
+    return pb.TensorBox(item=box.item, key=box.key, offsets=offsets, lengths=lengths)
+
+
+def _shard_as_message(shard_as: Any) -> pb.ShardAs:
+    if isinstance(shard_as, pb.ShardAs):
+        return shard_as
+    if not isinstance(shard_as, ShardAs):
+        raise InvalidArgument(f"shard_as: expected a ckptd.ShardAs, got {type(shard_as).__name__}")
+    if not (0 <= int(shard_as.rank) < int(shard_as.world_size)):
+        raise InvalidArgument(f"shard_as: rank {shard_as.rank} is not in [0, world size {shard_as.world_size})")
+    msg = pb.ShardAs(rank=int(shard_as.rank), world_size=int(shard_as.world_size),
+                     sizes=[int(x) for x in shard_as.sizes], replicate=bool(shard_as.replicate))
+    if shard_as.sizes and len(shard_as.sizes) != int(shard_as.world_size):
+        raise InvalidArgument(f"shard_as: {len(shard_as.sizes)} sizes for world size {shard_as.world_size}")
+    if shard_as.dim is not None:
+        if int(shard_as.dim) < 0:
+            raise InvalidArgument(f"shard_as: dim must be >= 0, got {shard_as.dim}")
+        msg.dim = int(shard_as.dim)
+    return msg
+
+
+def load_request(job: str, checkpoint_id: str, *, rank: int = 0, local_rank: int = 0, devices: Sequence[str] = (),
+                 map_location: Optional[Mapping[str, str]] = None, items: Sequence[str] = (),
+                 source_rank: Optional[int] = None, world_size: Optional[int] = None, boxes: Sequence[Any] = (),
+                 shard_as: Optional[Any] = None) -> pb.LoadRequest:
+    """The LoadRequest for these arguments, checked (see :meth:`CkptdClient.load`)."""
+    if boxes and shard_as is not None:
+        raise InvalidArgument("a load reshards either by boxes or by shard_as, not both")
+    if world_size is not None and int(world_size) < 0:
+        raise InvalidArgument(f"world_size must be >= 0, got {world_size}")
+    req = pb.LoadRequest(job=job, checkpoint_id=checkpoint_id, rank=int(rank), local_rank=int(local_rank),
+                         devices=list(devices), map_location=dict(map_location or {}), items=list(items),
+                         world_size=int(world_size or 0), boxes=[_box_message(b, i) for i, b in enumerate(boxes)])
+    if source_rank is not None:
+        req.source_rank = int(source_rank)
+    if shard_as is not None:
+        req.shard_as.CopyFrom(_shard_as_message(shard_as))
+    return req
+
+
+def _load_failure(exc: CkptdError, req: pb.LoadRequest) -> CkptdError:
+    """A refused plain load of sharded tensors into another world size says what to do."""
+    if isinstance(exc, FailedPrecondition) and req.world_size and not req.boxes and not req.HasField("shard_as"):
+        exc.message += (" -- from Python: CkptdClient.load_into(...) or CheckpointEngine.load(path, into=template) "
+                        "with this rank's template (ckptd.Shard or ShardedTensor leaves) reshard, as do boxes= / "
+                        "shard_as= of load_items")
+        exc.args = (exc.message,)
+    return exc
 
 
 @dataclass
@@ -306,6 +407,11 @@ def _encode_chunk(data: memoryview, crc: int) -> bytes:
     head = b"\x1a" + _varint(inner_len) + b"\x0a" + _varint(n)  # SaveRequest.chunk = 3
     return b"".join((head, data, tail))
 
+
+#: Most boxes one resharded Load may ask for (the daemon's limit).
+MAX_LOAD_BOXES = 1 << 16
+#: Boxes go in several Loads when one request would pass this size (the daemon accepts 5 MiB messages).
+MAX_LOAD_REQUEST_BYTES = 2 << 20
 
 #: Entries of at most this many bytes travel whole in EntryBatch messages (the daemon
 #: stores entries up to the same size in the item's pack file).
@@ -727,14 +833,25 @@ class CkptdClient:
 
     def load(self, job: str, checkpoint_id: str = "latest", *, rank: int = 0, local_rank: int = 0,
              devices: Sequence[str] = (), map_location: Optional[Mapping[str, str]] = None,
-             items: Sequence[str] = (), source_rank: Optional[int] = None,
+             items: Sequence[str] = (), source_rank: Optional[int] = None, world_size: Optional[int] = None,
+             boxes: Sequence[Any] = (), shard_as: Optional[ShardAs] = None,
              timeout: Optional[float] = None) -> Iterator[pb.LoadResponse]:
         """The raw Load stream: a plan, then per entry its header and its chunks (each
-        chunk's CRC-32C is checked again here). Leaving the loop early cancels the call."""
-        req = pb.LoadRequest(job=job, checkpoint_id=checkpoint_id, rank=int(rank), local_rank=int(local_rank),
-                             devices=list(devices), map_location=dict(map_location or {}), items=list(items))
-        if source_rank is not None:
-            req.source_rank = int(source_rank)
+        chunk's CRC-32C is checked again here). Leaving the loop early cancels the call.
+
+        ``world_size``: the loading job's; a plain load of an item holding sharded tensors
+        saved by another world size then fails (FailedPrecondition) instead of handing this
+        rank a shard of the wrong sharding. Resharding: ``boxes`` (:class:`TensorBox` or
+        ``(item, key, offsets, lengths)``) streams each box of a global tensor as one
+        entry, in the order given; ``shard_as`` (:class:`ShardAs`) streams every entry of
+        ``items`` as that rank of a new sharding holds it."""
+        req = load_request(job, checkpoint_id, rank=rank, local_rank=local_rank, devices=devices,
+                           map_location=map_location, items=items, source_rank=source_rank, world_size=world_size,
+                           boxes=boxes, shard_as=shard_as)
+        return self._load_stream(req, timeout)
+
+    def _load_stream(self, req: pb.LoadRequest, timeout: Optional[float]) -> Iterator[pb.LoadResponse]:
+        job, checkpoint_id, rank = req.job, req.checkpoint_id, req.rank
         call = self.checkpoints_stub.Load(req, timeout=timeout)
         finished = False
         try:
@@ -746,16 +863,18 @@ class CkptdClient:
                 yield msg
             finished = True
         except grpc.RpcError as err:
-            raise rpc_error(err, self.address, f"Load of {job}/{checkpoint_id} (rank {rank})") from None
+            raise _load_failure(rpc_error(err, self.address, f"Load of {job}/{checkpoint_id} (rank {rank})"),
+                                req) from None
         finally:
             if not finished:
                 call.cancel()
 
     def load_items(self, job: str, checkpoint_id: str = "latest", *, rank: int = 0, local_rank: int = 0,
                    devices: Sequence[str] = (), map_location: Optional[Mapping[str, str]] = None,
-                   items: Sequence[str] = (), source_rank: Optional[int] = None,
+                   items: Sequence[str] = (), source_rank: Optional[int] = None, world_size: Optional[int] = None,
+                   boxes: Sequence[Any] = (), shard_as: Optional[ShardAs] = None,
                    place: Union[bool, Callable[[str, str, str, str], Optional[str]]] = True,
-                   timeout: Optional[float] = None) -> LoadedItems:
+                   into: Optional[Sequence[Any]] = None, timeout: Optional[float] = None) -> LoadedItems:
         """Loads one rank's items into memory. Each tensor is assembled in one buffer of
         its size, directly on its device:
 
@@ -764,35 +883,82 @@ class CkptdClient:
         - a callable ``(item, key, saved_device, target_device) -> device or None``
           (None: the host).
 
+        ``world_size``, ``boxes`` and ``shard_as`` as for :meth:`load`. ``into``: for a
+        load by boxes, one destination per box (a torch tensor or numpy array of the box's
+        dtype and shape, or None): the box's bytes are copied straight into it, in place,
+        and its entry's ``value`` is that destination.
+
         From a daemon on this node the bytes come through a shared-memory ring
         (LoadShared), as for :meth:`save`; otherwise, or when the daemon refuses it, on
         the gRPC stream.
         """
-        args = dict(rank=rank, local_rank=local_rank, devices=devices, map_location=map_location, items=items,
-                    source_rank=source_rank, timeout=timeout)
+        if into is not None and len(into) != len(boxes):
+            raise InvalidArgument(f"into has {len(into)} destinations for {len(boxes)} boxes: give one per box (or None)")
+        req = load_request(job, checkpoint_id, rank=rank, local_rank=local_rank, devices=devices,
+                           map_location=map_location, items=items, source_rank=source_rank, world_size=world_size,
+                           boxes=boxes, shard_as=shard_as)
         shm_dir = self._shm_dir
         if shm_dir is not None:
             try:
-                return self._assemble(self._load_shared_parts(shm_dir, job, checkpoint_id, **args),
-                                      job, checkpoint_id, rank, source_rank, place)
+                return self._assemble(self._load_shared_parts(shm_dir, req, timeout=timeout),
+                                      job, checkpoint_id, rank, source_rank, place, into, req)
             except _shm.SharedUnavailable as err:
                 self._shared_memory_refused(err)
-        return self._assemble(self._load_parts(job, checkpoint_id, **args), job, checkpoint_id, rank, source_rank, place)
+        return self._assemble(self._load_parts(req, timeout=timeout), job, checkpoint_id, rank, source_rank, place,
+                              into, req)
 
-    def _load_parts(self, job: str, checkpoint_id: str, **args) -> Iterator[tuple]:
+    def load_boxes(self, job: str, checkpoint_id: str, boxes: Sequence[Any], *, into: Optional[Sequence[Any]] = None,
+                   rank: int = 0, local_rank: int = 0, world_size: Optional[int] = None,
+                   place: Union[bool, Callable[[str, str, str, str], Optional[str]]] = False,
+                   timeout: Optional[float] = None) -> List[Union[LoadedTensor, LoadedObject]]:
+        """The entries of ``boxes`` (:class:`TensorBox`), in order, as :meth:`load_items`
+        streams them (``into``: each box's destination, or None). As few Loads as the
+        daemon's limits allow: one, unless there are more than :data:`MAX_LOAD_BOXES` boxes
+        or their request would pass :data:`MAX_LOAD_REQUEST_BYTES`."""
+        if into is not None and len(into) != len(boxes):
+            raise InvalidArgument(f"into has {len(into)} destinations for {len(boxes)} boxes: give one per box (or None)")
+        msgs = [_box_message(b, i) for i, b in enumerate(boxes)]
+        out: List[Union[LoadedTensor, LoadedObject]] = []
+        start = 0
+        while start < len(msgs):
+            end, size = start, 0
+            while end < len(msgs) and end - start < MAX_LOAD_BOXES:
+                n = msgs[end].ByteSize() + 8
+                if end > start and size + n > MAX_LOAD_REQUEST_BYTES:
+                    break
+                size += n
+                end += 1
+            loaded = self.load_items(job, checkpoint_id, rank=rank, local_rank=local_rank, world_size=world_size,
+                                     boxes=msgs[start:end], into=None if into is None else into[start:end],
+                                     place=place, timeout=timeout)
+            out += [entry for _, _, entry in loaded.entries]
+            start = end
+        return out
+
+    def load_into(self, job: str, checkpoint_id: str, template: Any, *, item: str, rank: int = 0,
+                  world_size: Optional[int] = None, local_rank: int = 0, timeout: Optional[float] = None) -> Any:
+        """Fills ``template``, a (nested) state dict of this rank's tensors, in place from
+        ``item`` of a committed checkpoint saved by any world size, and returns it. Each
+        tensor says what it wants: a plain tensor the whole global tensor, a
+        :class:`ckptd.Shard` or a ``ShardedTensor`` its box(es) of it; the daemon assembles
+        every box from the saved shards, all in one Load, and the bytes are copied straight
+        into the template's tensors (dtype and shape checked). Non-tensor values are
+        replaced by the saved ones. See :mod:`ckptd.reshard`."""
+        from .reshard import load_into
+        return load_into(self, job, checkpoint_id, template, item=item, rank=rank, world_size=world_size,
+                         local_rank=local_rank, timeout=timeout)
+
+    def _load_parts(self, req: pb.LoadRequest, *, timeout: Optional[float]) -> Iterator[tuple]:
         """(kind, payload) of a Load stream; a chunk's payload is its bytes."""
-        for msg in self.load(job, checkpoint_id, **args):
+        for msg in self._load_stream(req, timeout):
             kind = msg.WhichOneof("msg")
             yield (kind, msg.chunk.data if kind == "chunk" else getattr(msg, kind) if kind else None)
 
-    def _load_shared_parts(self, shm_dir: str, job: str, checkpoint_id: str, *, rank: int, local_rank: int, devices,
-                           map_location, items, source_rank, timeout) -> Iterator[tuple]:
-        """(kind, payload) of a LoadShared stream; a chunk's payload is a view of a ring
-        slot, valid until the next part is asked for (copy it out before)."""
-        req = pb.LoadRequest(job=job, checkpoint_id=checkpoint_id, rank=int(rank), local_rank=int(local_rank),
-                             devices=list(devices), map_location=dict(map_location or {}), items=list(items))
-        if source_rank is not None:
-            req.source_rank = int(source_rank)
+    def _load_shared_parts(self, shm_dir: str, req: pb.LoadRequest, *, timeout: Optional[float]) -> Iterator[tuple]:
+        """(kind, payload) of a LoadShared stream for a checked LoadRequest (see
+        :func:`load_request`); a chunk's payload is a view of a ring slot, valid until the
+        next part is asked for (copy it out before)."""
+        job, checkpoint_id, rank = req.job, req.checkpoint_id, req.rank
         try:
             ring = _shm.Ring(shm_dir, MAX_CHUNK_BYTES, _shm.DEFAULT_SLOTS, purpose="load")
         except OSError as err:
@@ -835,7 +1001,8 @@ class CkptdClient:
             details = err.details() or ""
             if not started and _shm.refused(err.code(), details):
                 raise _shm.SharedUnavailable(details) from None
-            raise rpc_error(err, self.address, f"Load of {job}/{checkpoint_id} (rank {rank})") from None
+            raise _load_failure(rpc_error(err, self.address, f"Load of {job}/{checkpoint_id} (rank {rank})"),
+                                req) from None
         finally:
             progress.put(None)
             if not finished:
@@ -843,9 +1010,14 @@ class CkptdClient:
             ring.close()
 
     def _assemble(self, parts: Iterator[tuple], job: str, checkpoint_id: str, rank: int, source_rank: Optional[int],
-                  place) -> LoadedItems:
-        """Builds tensors and objects from a load's (kind, payload) parts."""
+                  place, into: Optional[Sequence[Any]] = None, req: Optional[pb.LoadRequest] = None) -> LoadedItems:
+        """Builds tensors and objects from a load's (kind, payload) parts. ``into``: the
+        destination of each entry in stream order (None: a new buffer). ``req``: the request,
+        whose boxes may ask for one key several times."""
+        by_boxes = req is not None and len(req.boxes) > 0
+        resharding = by_boxes or (req is not None and req.HasField("shard_as"))
         loaded = LoadedItems(plan=pb.LoadPlan())
+        n_entries = 0
         have_plan = False
         current: Optional[TensorAssembler] = None
         obj_parts: Optional[list] = None
@@ -858,6 +1030,8 @@ class CkptdClient:
             nonlocal current, obj_parts
             if current is not None and not current.complete:
                 raise DataLoss(f"{where}: received {current.filled} bytes, expected {current.info.nbytes}")
+            if isinstance(current, TensorFiller):
+                current.done()  # into the caller's tensor now: its staging buffer is freed at once
             if obj_parts is not None:
                 data = b"".join(obj_parts)
                 if len(data) != obj_size:
@@ -873,6 +1047,11 @@ class CkptdClient:
                     raise _protocol("a second plan")
                 have_plan = True
                 loaded.plan = payload
+                if resharding and not payload.resharded:
+                    # A daemon that predates resharding ignores boxes and shard_as and streams a plain load.
+                    raise FailedPrecondition(f"the daemon at {self.address} does not reshard on load (its plan for "
+                                             f"{job}/{checkpoint_id} is a plain load): upgrade it to load boxes or "
+                                             "shard_as")
             elif kind == "entry":
                 if not have_plan:
                     raise _protocol("an entry before the plan")
@@ -880,21 +1059,30 @@ class CkptdClient:
                 e = payload
                 where = f"entry {e.item}/{e.key} of {job}/{checkpoint_id} rank {rank if source_rank is None else source_rank}"
                 item = loaded.items.setdefault(e.item, {})
-                if e.key in item:
+                if e.key in item and not by_boxes:
                     raise _protocol(f"{where} twice")
+                dest = None
+                if into is not None:
+                    if n_entries >= len(into):
+                        raise _protocol(f"{where} beyond the {len(into)} boxes asked for")
+                    dest = into[n_entries]
+                n_entries += 1
                 if e.WhichOneof("kind") == "tensor":
                     spec = e.tensor
                     info = TensorInfo(dtype_name(spec.dtype), spec.shape, spec.device)
                     if info.nbytes != e.size_bytes:
                         raise DataLoss(f"{where}: a {info.dtype} tensor of shape {list(info.shape)} cannot have {e.size_bytes} bytes")
                     target = e.target_device or spec.device
-                    if place is True:
-                        device = target
-                    elif place is False:
-                        device = None
+                    if dest is not None:
+                        current = TensorFiller(info, dest, where, staging)
                     else:
-                        device = place(e.item, e.key, spec.device, target)
-                    current = TensorAssembler(info, device, staging)
+                        if place is True:
+                            device = target
+                        elif place is False:
+                            device = None
+                        else:
+                            device = place(e.item, e.key, spec.device, target)
+                        current = TensorAssembler(info, device, staging)
                     entry_ref = LoadedTensor(current, spec.device, target, tuple(spec.global_shape), tuple(spec.global_offsets))
                 elif e.WhichOneof("kind") == "object":
                     obj_parts = []
@@ -903,6 +1091,7 @@ class CkptdClient:
                 else:
                     raise _protocol(f"{where} that is neither a tensor nor an object")
                 item[e.key] = entry_ref
+                loaded.entries.append((e.item, e.key, entry_ref))
             elif kind == "chunk":
                 data = payload
                 total += len(data)
@@ -922,10 +1111,14 @@ class CkptdClient:
             raise _protocol("no plan")
         if total != loaded.plan.total_bytes:
             raise DataLoss(f"the load of {job}/{checkpoint_id} rank {rank} streamed {total} bytes, the plan announced {loaded.plan.total_bytes}")
-        for item in loaded.items.values():
-            for entry in item.values():
-                if isinstance(entry, LoadedTensor):
-                    asm = entry.value
+        if into is not None and n_entries != len(into):
+            raise _protocol(f"{n_entries} entries for the {len(into)} boxes asked for")
+        for _, _, entry in loaded.entries:
+            if isinstance(entry, LoadedTensor):
+                asm = entry.value
+                if isinstance(asm, TensorFiller):
+                    entry.value = asm.dest
+                else:
                     # A dtype this torch lacks (uint16..64 before torch 2.3) comes back as a numpy array.
                     entry.value = asm.torch() if _has_torch() and torch_dtype(asm.info.dtype) is not None else asm.numpy()
         return loaded

@@ -465,8 +465,17 @@ class CheckpointEngine:
         # The daemon says "rank N aborted: <reason>" itself: only the caller's reason goes.
         self.client.abort(self.job, tag, self.rank, reason, pending.attempt if pending else 0)
 
-    def load(self, path: str, map_location: MapLocation = None, *, source_rank: Optional[int] = None) -> Any:
+    def load(self, path: str, map_location: MapLocation = None, *, source_rank: Optional[int] = None,
+             into: Any = None) -> Any:
         """Loads one item and returns its state dict, exactly as saved.
+
+        ``into``: a template of this rank's state dict to fill in place instead, whatever
+        world size saved the checkpoint (resharding, see :meth:`CkptdClient.load_into`):
+        plain tensors get the whole global tensor, :class:`ckptd.Shard` and
+        ``ShardedTensor`` leaves their box; non-tensor values are replaced by the saved
+        ones. Returns the template. ``map_location`` does not apply: the template's
+        tensors are where the bytes go. A plain load (no ``into``) of an item holding
+        sharded tensors saved by another world size fails with FailedPrecondition.
 
         ``path`` is ``.../tag/item`` (the path given to save), ``tag/item``, or ``item`` (the
         latest committed checkpoint). This rank's own item is loaded; when this rank has no
@@ -491,15 +500,29 @@ class CheckpointEngine:
             self._latest_items = {item}
             log.info("ckptd: 'latest' of job %s is %s (step %d): this engine's loads of 'latest' use it",
                      self.job, ckpt.checkpoint_id, ckpt.step)
+        if into is not None:
+            if source_rank is not None:
+                raise InvalidArgument("load: give either into (resharding) or source_rank, not both")
+            self.client.load_into(self.job, ckpt.checkpoint_id, into, item=item, rank=rank,
+                                  world_size=self.world_size, local_rank=local_rank, timeout=self.load_timeout)
+            self.last_placement = None
+            return into
+        send_source: Optional[int] = source_rank  # an explicit source_rank reads that saved rank's shard as is
         if source_rank is None:
             source_rank = _rank_with_item(ckpt, item, rank)
             if source_rank is None:
                 raise CheckpointNotFound(f"checkpoint {self.job}/{ckpt.checkpoint_id} has no item {item} "
                                          f"(items: {_items_of(ckpt)})")
+            if source_rank != rank:
+                # Another rank's item (DeepSpeed's mp_rank_00_* is written by one rank, read by all): fine when
+                # replicated, wrong when it holds shards and this job has another world size.
+                if ckpt.world_size != self.world_size:
+                    self._refuse_shards_of_other_world(ckpt.checkpoint_id, item, ckpt.world_size)
+                send_source = source_rank
         loaded = self.client.load_items(
             self.job, ckpt.checkpoint_id, rank=rank, local_rank=local_rank, devices=self.devices,
-            map_location=request_map_location(map_location), items=[item], source_rank=source_rank,
-            place=placement(map_location), timeout=self.load_timeout)
+            map_location=request_map_location(map_location), items=[item], source_rank=send_source,
+            world_size=self.world_size, place=placement(map_location), timeout=self.load_timeout)
         self.last_placement = Placement(
             checkpoint_id=ckpt.checkpoint_id, source_rank=loaded.plan.source_rank,
             map_location=dict(loaded.plan.map_location),
@@ -508,6 +531,23 @@ class CheckpointEngine:
         if entries is None:
             raise CheckpointNotFound(f"checkpoint {self.job}/{ckpt.checkpoint_id} has no item {item} for rank {source_rank}")
         return unflatten(entries, map_location)
+
+    def _refuse_shards_of_other_world(self, checkpoint_id: str, item: str, saved_world: int) -> None:
+        """FailedPrecondition when ``item`` holds sharded tensors (saved with a global shape)."""
+        full = self.client.get_checkpoint(self.job, checkpoint_id, full=True, timeout=self.load_timeout)
+        for r in full.ranks:
+            for i in r.items:
+                if i.name != item:
+                    continue
+                for e in i.entries:
+                    if e.WhichOneof("kind") == "tensor" and len(e.tensor.global_shape) > 0:
+                        raise FailedPrecondition(
+                            f"item {item} of {self.job}/{checkpoint_id} holds shards saved by world size {saved_world} "
+                            f"(e.g. key {e.key!r}, a shard of global shape {list(e.tensor.global_shape)}), and this "
+                            f"job has world size {self.world_size} -- to load into another world size, reshard: "
+                            f"CheckpointEngine.load(path, into=template) or CkptdClient.load_into(...) with this "
+                            f"rank's template (ckptd.Shard or ShardedTensor leaves), or pass source_rank to read "
+                            f"one saved rank's shard as is")
 
     # Newer DeepSpeed versions call these.
 

@@ -23,7 +23,7 @@ import logging
 import posixpath
 import time
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Union
 
 from .client import CkptdClient, default_address
 from .engine import CheckpointEngine
@@ -226,9 +226,37 @@ def _wait_for_checkpoint(c: CkptdClient, job: str, checkpoint: Checkpointish, de
     raise DeadlineExceeded(f"job {job} committed no checkpoint at step {checkpoint} in time")
 
 
-def restore_items(engine: CheckpointEngine, cid: str, state: Dict[str, Any], map_location: Any = None) -> None:
-    """Loads each object of ``state`` from item ``<cid>/<name>``, in place."""
+def restore_items(engine: CheckpointEngine, cid: str, state: Dict[str, Any], map_location: Any = None,
+                  reshard: Optional[bool] = None) -> None:
+    """Loads each object of ``state`` from item ``<cid>/<name>``, in place.
+
+    Resharding fills each object's own ``state_dict()`` (or the dict itself) in place from
+    the global tensors (:meth:`CheckpointEngine.load` with ``into``): plain tensors get the
+    whole global tensor, :class:`ckptd.Shard` / ``ShardedTensor`` leaves their box, whatever
+    world size saved; the object's ``load_state_dict`` then gets the filled state dict.
+    ``reshard`` True reshards every item; by default an item is resharded when it holds
+    sharded tensors and the checkpoint's world size is not the engine's (an item of
+    replicated state, such as a fresh optimizer's, loads as saved, from the lowest rank
+    that has it when this rank did not exist)."""
+    sharded_items: Set[str] = set()
+    if reshard is None:
+        saved = engine.client.get_checkpoint(engine.job, cid, timeout=engine.load_timeout)
+        if saved.world_size != engine.world_size:
+            full = engine.client.get_checkpoint(engine.job, cid, full=True, timeout=engine.load_timeout)
+            sharded_items = {i.name for r in full.ranks for i in r.items
+                             if any(e.WhichOneof("kind") == "tensor" and len(e.tensor.global_shape) > 0
+                                    for e in i.entries)}
+            log.info("ckptd: %s/%s was saved by %d ranks, this job has %d: resharding %s", engine.job, cid,
+                     saved.world_size, engine.world_size, sorted(sharded_items & set(state)) or "no item")
     for name, obj in state.items():
+        if reshard or (reshard is None and name in sharded_items):
+            template = obj.state_dict() if hasattr(obj, "state_dict") else obj
+            if not isinstance(template, dict):
+                raise InvalidArgument(f"state[{name!r}] ({type(obj).__name__}) has no state_dict and is not a dict")
+            loaded = engine.load(f"{cid}/{name}", into=template)
+            if hasattr(obj, "load_state_dict") and template is not obj:
+                obj.load_state_dict(loaded)
+            continue
         loaded = engine.load(f"{cid}/{name}", map_location)
         if hasattr(obj, "load_state_dict"):
             obj.load_state_dict(loaded)
@@ -295,15 +323,20 @@ class Snapshot(ExtraState):
         return _ref(self.job, self.engine.last_committed) if self.engine.last_committed is not None else \
             CheckpointRef(self.job, tag, int(global_step))
 
-    def restore(self, checkpoint: Checkpointish, map_location: Any = None) -> None:
+    def restore(self, checkpoint: Checkpointish, map_location: Any = None, *, reshard: Optional[bool] = None) -> None:
         """Loads every object of ``state`` in place from a checkpoint: a global step, a
-        CheckpointRef (from :func:`get_checkpoint` / :func:`checkpoints_iterator`) or an id."""
+        CheckpointRef (from :func:`get_checkpoint` / :func:`checkpoints_iterator`) or an id.
+
+        Items holding sharded tensors of a checkpoint saved by another world size (or every
+        item, with ``reshard=True``) are resharded into the objects' own tensors: each
+        object's ``state_dict()`` is the template, see :func:`restore_items`;
+        ``map_location`` then does not apply to them."""
         cid = _resolve_id(self.engine.client, self.job, checkpoint)
         if cid == "latest":
             # Once for the whole restore: every object comes from the same checkpoint.
             cid = self.engine.client.get_checkpoint(self.job, "latest").checkpoint_id
         self.restored_checkpoint = cid
-        restore_items(self.engine, cid, self.state, map_location)
+        restore_items(self.engine, cid, self.state, map_location, reshard)
         log.info("ckptd: restored %s/%s", self.job, cid)
 
     def close(self) -> None:

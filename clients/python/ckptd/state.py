@@ -25,6 +25,7 @@ import pickle
 from collections.abc import Mapping
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from ._compat import is_sharded_tensor
 from .client import LoadedItems, LoadedObject, LoadedTensor, ObjectEntry, TensorEntry
 from .errors import InvalidArgument
 from .tensors import is_torch_tensor, is_wire_tensor, torch
@@ -39,6 +40,61 @@ _PICKLE_PROTOCOL = 4
 MapLocation = Union[None, str, Any, Mapping, Callable]
 
 
+class Shard:
+    """This rank's shard of a global tensor, as a state dict leaf: ``tensor`` is the box
+    of the global tensor (of shape ``global_shape``) that starts at ``offsets``.
+
+    Saved, it is a tensor entry with the global shape and offsets, so a loader of any world
+    size can ask the daemon for any box of the global tensor (see
+    :meth:`ckptd.CkptdClient.load_into`); in a template for ``load_into`` it asks for its box.
+    A plain load gives it back as saved. A ``ShardedTensor`` with one local shard is saved
+    the same way (and loads back as a Shard of that local shard)."""
+
+    def __init__(self, tensor: Any, global_shape: Any, offsets: Any):
+        shape = tuple(int(d) for d in tensor.shape)
+        self.tensor = tensor
+        self.global_shape = tuple(int(d) for d in global_shape)
+        self.offsets = tuple(int(d) for d in offsets)
+        if not (len(self.global_shape) == len(self.offsets) == len(shape)):
+            raise InvalidArgument(f"a Shard of shape {list(shape)} needs one global size and one offset per dimension, "
+                                  f"got global_shape {list(self.global_shape)} and offsets {list(self.offsets)}")
+        for d, (o, n, g) in enumerate(zip(self.offsets, shape, self.global_shape)):
+            if o < 0 or o + n > g:
+                raise InvalidArgument(f"a Shard of shape {list(shape)} at offsets {list(self.offsets)} does not fit in "
+                                      f"global shape {list(self.global_shape)} (dimension {d})")
+
+    def __reduce__(self):
+        return _restore_shard, (self.tensor, self.global_shape, self.offsets)
+
+    def __repr__(self) -> str:
+        return (f"Shard(shape={list(self.tensor.shape)}, global_shape={list(self.global_shape)}, "
+                f"offsets={list(self.offsets)})")
+
+
+def _restore_shard(tensor: Any, global_shape: Tuple[int, ...], offsets: Tuple[int, ...]) -> Shard:
+    """A Shard from a pickle, unchecked: it was checked when saved, and the tensor may be a
+    stand-in for an entry that was not loaded."""
+    shard = Shard.__new__(Shard)
+    shard.tensor, shard.global_shape, shard.offsets = tensor, tuple(global_shape), tuple(offsets)
+    return shard
+
+
+def sharded_leaf(value: Any, path: str = "") -> Optional[Tuple[Any, Tuple[int, ...], Tuple[int, ...]]]:
+    """(local tensor, global shape, offsets) of a Shard or a ShardedTensor with one local
+    shard; None for anything else. A ShardedTensor with several local shards on one rank
+    is refused: one item holds one shard per key."""
+    if isinstance(value, Shard):
+        return value.tensor, value.global_shape, value.offsets
+    if is_sharded_tensor(value):
+        shards = value.local_shards()
+        if len(shards) != 1:
+            raise InvalidArgument(f"{path or 'a ShardedTensor'}: holds {len(shards)} local shards on this rank; ckptd "
+                                  "saves one shard per key and rank (use one shard per rank, or ckptd.dcp)")
+        md = shards[0].metadata
+        return shards[0].tensor, tuple(int(d) for d in value.metadata().size), tuple(int(d) for d in md.shard_offsets)
+    return None
+
+
 def _kind(value: Any) -> str:
     if is_torch_tensor(value):
         return "parameter" if torch is not None and isinstance(value, torch.nn.Parameter) else "torch"
@@ -50,6 +106,8 @@ class _KeyAssigner:
         self.by_id: Dict[int, str] = {}
         self.used = {STRUCTURE_KEY}
         self.entries: List[Tuple[str, Any]] = []
+        #: key -> (global shape, offsets) of the entries that are shards of a global tensor.
+        self.sharding: Dict[str, Tuple[Tuple[int, ...], Tuple[int, ...]]] = {}
 
     def add(self, value: Any, path: str) -> str:
         key = self.by_id.get(id(value))
@@ -67,7 +125,14 @@ class _KeyAssigner:
         return key
 
     def walk(self, obj: Any, path: str) -> None:
-        if is_wire_tensor(obj):
+        shard = sharded_leaf(obj, path)
+        if shard is not None:
+            tensor, global_shape, offsets = shard
+            if not is_wire_tensor(tensor):
+                raise InvalidArgument(f"{path}: the shard is not a dense tensor of a supported dtype")
+            if id(tensor) not in self.by_id:
+                self.sharding[self.add(tensor, path)] = (global_shape, offsets)
+        elif is_wire_tensor(obj):
             self.add(obj, path)
         elif isinstance(obj, Mapping):
             for k, v in obj.items():
@@ -82,7 +147,16 @@ class _StructurePickler(pickle.Pickler):
         super().__init__(file, protocol=_PICKLE_PROTOCOL)
         self._keys = keys
 
+    def reducer_override(self, obj):
+        # A ShardedTensor holds a process group: it is kept as the Shard of its local shard.
+        if is_sharded_tensor(obj):
+            tensor, global_shape, offsets = sharded_leaf(obj)
+            return _restore_shard, (tensor, global_shape, offsets)
+        return NotImplemented
+
     def persistent_id(self, obj):
+        if is_sharded_tensor(obj):
+            return None  # reducer_override keeps it as a Shard
         if is_wire_tensor(obj):
             # Tensors the walk did not reach (inside a custom object) get a key here.
             key = self._keys.by_id.get(id(obj)) or self._keys.add(obj, f"_/{len(self._keys.entries)}")
@@ -108,7 +182,8 @@ def flatten(state: Any, device: Union[None, str, Callable[[Any], Optional[str]]]
     entries: List[Union[TensorEntry, ObjectEntry]] = [ObjectEntry(STRUCTURE_KEY, buf.getvalue(), STRUCTURE_FORMAT)]
     for key, value in keys.entries:
         recorded = device(value) if callable(device) else device
-        entries.append(TensorEntry(key, value, device=recorded))
+        global_shape, offsets = keys.sharding.get(key, ((), ()))
+        entries.append(TensorEntry(key, value, device=recorded, global_shape=global_shape, global_offsets=offsets))
     return entries
 
 

@@ -22,6 +22,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
+from ._compat import is_sharded_tensor
 from ._proto import checkpoint_service_pb2 as pb
 from .errors import InvalidArgument
 
@@ -110,6 +111,8 @@ def is_wire_tensor(value: Any) -> bool:
     Anything else (sparse, quantized, meta tensors, object arrays) is pickled instead.
     """
     if is_torch_tensor(value):
+        if is_sharded_tensor(value):
+            return False  # a torch.Tensor subclass that holds local shards, not bytes of its own
         return (value.layout == torch.strided and not value.is_quantized and value.device.type != "meta"
                 and _torch_name(value.dtype) is not None)
     if isinstance(value, np.ndarray):
@@ -264,3 +267,79 @@ class _Staging:
                 buf = buf.pin_memory()
             self._buf = buf
         return self._buf
+
+
+def value_dtype_name(value: Any) -> Optional[str]:
+    """The wire dtype name of a torch tensor or numpy array, or None."""
+    if is_torch_tensor(value):
+        return _torch_name(value.dtype)
+    if isinstance(value, np.ndarray):
+        return _numpy_name(value.dtype) or {np.dtype(v).name: k for k, v in _NUMPY_STAND_IN.items()}.get(value.dtype.name)
+    return None
+
+
+def _writable_bytes(value: Any) -> Optional[np.ndarray]:
+    """A flat uint8 numpy view of a contiguous host tensor's or array's memory, or None
+    when its bytes cannot be written in place (another device, not contiguous)."""
+    if is_torch_tensor(value):
+        if value.device.type != "cpu" or not value.is_contiguous() or value.is_conj() or value.is_neg():
+            return None
+        t = value.detach()
+        stand_in = _NUMPY_STAND_IN.get(_torch_name(t.dtype) or "")
+        if stand_in is not None:
+            t = t.view(getattr(torch, np.dtype(stand_in).name))
+        return t.numpy().reshape(-1).view(np.uint8)
+    if isinstance(value, np.ndarray):
+        if not value.flags.c_contiguous or not value.flags.writeable or not value.dtype.isnative:
+            return None
+        return value.reshape(-1).view(np.uint8)
+    return None
+
+
+class TensorFiller:
+    """Receives one tensor's bytes into a destination the caller owns (a torch tensor on
+    any device, or a numpy array) of the same dtype and shape: straight into its memory
+    when it is a contiguous host tensor, else through a host buffer copied in at
+    :meth:`done` (e.g. a narrowed view, or a CUDA tensor)."""
+
+    def __init__(self, info: TensorInfo, dest: Any, where: str = "", staging: "Optional[_Staging]" = None):
+        name = value_dtype_name(dest)
+        if name is None:
+            raise InvalidArgument(f"{where}: the destination is not a tensor of a supported dtype: {type(dest).__name__}")
+        if name != info.dtype:
+            raise InvalidArgument(f"{where}: the checkpoint holds {info.dtype}, the destination is {name}: "
+                                  f"give a {info.dtype} tensor (or convert after loading)")
+        if tuple(dest.shape) != info.shape:
+            raise InvalidArgument(f"{where}: the checkpoint streams shape {list(info.shape)}, the destination has "
+                                  f"shape {list(dest.shape)}")
+        self.info = info
+        self.dest = dest
+        self.filled = 0
+        self._direct = _writable_bytes(dest)
+        self._host = self._direct if self._direct is not None else np.empty(info.nbytes, dtype=np.uint8)
+
+    def add(self, data: bytes) -> None:
+        n = len(data)
+        if self.filled + n > self.info.nbytes:
+            raise ValueError("more bytes than announced")
+        self._host[self.filled:self.filled + n] = np.frombuffer(data, dtype=np.uint8)
+        self.filled += n
+
+    @property
+    def complete(self) -> bool:
+        return self.filled == self.info.nbytes
+
+    def done(self) -> None:
+        """Copies a buffered tensor into the destination (nothing to do when written in place)."""
+        if self._direct is not None or self._host is None:
+            return
+        host, self._host = self._host, None
+        arr = host.view(numpy_dtype(self.info.dtype)).reshape(self.info.shape)
+        if is_torch_tensor(self.dest):
+            src = torch.from_numpy(host)
+            src = src.view(torch_dtype(self.info.dtype)).reshape(self.info.shape) if self.info.nbytes else \
+                torch.empty(self.info.shape, dtype=self.dest.dtype)
+            with torch.no_grad():
+                self.dest.copy_(src)
+        else:
+            np.copyto(self.dest, arr)

@@ -15,7 +15,10 @@ import numpy as np
 
 # -- running ranks ---------------------------------------------------------------------
 
-def _child(fn: Callable, rank: int, args: tuple, results) -> None:
+def _child(fn: Callable, rank: int, args: tuple, results, env: Dict[str, str]) -> None:
+    # The forkserver's environment is the test process's when the first rank of the session
+    # started: a variable a later test set (MASTER_PORT) comes from the caller instead.
+    os.environ.update(env)
     try:
         import torch
 
@@ -52,7 +55,8 @@ def run_processes(jobs: List[Tuple[Callable, tuple]], timeout: float = 120.0) ->
     """Runs ``fn(i, *args)`` for each (fn, args) of ``jobs`` in its own process, concurrently."""
     ctx = _context()
     results = ctx.Queue()
-    procs = [ctx.Process(target=_child, args=(fn, i, args, results)) for i, (fn, args) in enumerate(jobs)]
+    env = dict(os.environ)
+    procs = [ctx.Process(target=_child, args=(fn, i, args, results, env)) for i, (fn, args) in enumerate(jobs)]
     for p in procs:
         p.start()
     out: Dict[int, Any] = {}
