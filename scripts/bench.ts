@@ -638,7 +638,8 @@ async function main(): Promise<void> {
   const rss = new RssSampler(daemon.proc.pid!);
   // By default the state of R ranks is loaded resharded into R - 1.
   const reshardRanks = values["reshard-ranks"] !== undefined ? Number(values["reshard-ranks"]) : ranks > 1 ? ranks - 1 : 0;
-  if (!Number.isSafeInteger(reshardRanks) || reshardRanks < 0) throw new Error(`--reshard-ranks must be a count, got ${values["reshard-ranks"]}`);
+  if (!Number.isSafeInteger(reshardRanks) || reshardRanks < 0)
+    throw new Error(`--reshard-ranks must be a count, got ${values["reshard-ranks"]}`);
   const ctx: Context = { ranks, mib, data, work, daemonDir, daemon, rss, dcp, check: values.check, reshardRanks };
   const byKind: Record<string, Figures> = {};
   try {
