@@ -77,6 +77,43 @@ def run_processes(jobs: List[Tuple[Callable, tuple]], timeout: float = 120.0) ->
     return out, {i: p.exitcode for i, p in enumerate(procs)}
 
 
+def _spawned(rank: int, fn: Callable, args: tuple, results, env: Dict[str, str]) -> None:
+    _child(fn, rank, args, results, env)
+
+
+def spawn_ranks(fn: Callable, world_size: int, *args: Any, timeout: float = 120.0) -> Dict[int, Any]:
+    """Runs ``fn(rank, *args)`` on ``world_size`` ranks started by torch.multiprocessing.spawn,
+    as DDP and DCP examples launch them. Returns {rank: ("ok", value) or ("error", ...)} as
+    run_ranks does; ranks still running at the timeout are killed."""
+    import torch.multiprocessing as tmp
+
+    results = tmp.get_context("spawn").SimpleQueue()
+    procs = tmp.spawn(_spawned, args=(fn, args, results, dict(os.environ)), nprocs=world_size, join=False)
+    out: Dict[int, Any] = {}
+
+    def drain() -> None:
+        while not results.empty():
+            i, status, value = results.get()
+            out[i] = (status, value)
+
+    deadline = time.monotonic() + timeout
+    try:
+        # Results are read while the ranks run: a rank blocks on a full pipe otherwise.
+        while not procs.join(timeout=0.2):
+            drain()
+            if time.monotonic() > deadline:
+                break
+    except tmp.ProcessExitedException:
+        pass  # a rank that died without reporting is missing from the results
+    finally:
+        for p in procs.processes:
+            if p.is_alive():
+                p.kill()
+                p.join()
+    drain()
+    return out
+
+
 def ok(results: Dict[int, Any], rank: int) -> Any:
     status, value = results.get(rank, ("missing", None))
     assert status == "ok", f"rank {rank}: {status}: {value[3] if isinstance(value, tuple) else value}"

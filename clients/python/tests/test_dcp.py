@@ -1,6 +1,7 @@
-"""torch.distributed.checkpoint on ckptd (ckptd.dcp.Writer / Reader): 2 ranks (gloo) save
-ShardedTensors (ChunkShardingSpec), a plain tensor and non-tensor values; 1 and 4 ranks load
-them back bit-exact; a save where one rank fails does not commit."""
+"""torch.distributed.checkpoint on ckptd (ckptd.dcp.Writer / Reader): 2 ranks (gloo,
+torch.multiprocessing.spawn) save ShardedTensors (ChunkShardingSpec), a plain tensor and
+non-tensor values; 1 and 4 ranks load them back bit-exact; a save where one rank fails does
+not commit."""
 
 import socket
 
@@ -9,7 +10,7 @@ import torch
 
 import ckptd
 from _dcp_workers import SHARDED, dcp_load, dcp_save, engine_load_sharded, engine_save_sharded, globals_
-from _workers import ok, run_ranks
+from _workers import ok, run_ranks, spawn_ranks
 
 
 def _free_port() -> int:
@@ -32,7 +33,8 @@ def _check_loaded(got, world: int) -> None:
 
 
 def test_dcp_two_ranks_save_one_and_four_ranks_load_bit_exact(daemon, job):
-    results, _ = run_ranks(dcp_save, 2, daemon, job, 5, 2, _free_port())
+    # Ranks started by torch.multiprocessing.spawn, as DCP users launch them.
+    results = spawn_ranks(dcp_save, 2, daemon, job, 5, 2, _free_port())
     for r in range(2):
         assert ok(results, r) == {"committed": True, "rank": r, "world_size": 2}
     ckpt = ckptd.get_checkpoint(job, address=daemon)
@@ -41,13 +43,13 @@ def test_dcp_two_ranks_save_one_and_four_ranks_load_bit_exact(daemon, job):
     assert items[0] == ["dcp", "dcp.metadata", "dcp.objects"], items
     assert items[1] == ["dcp"], items
 
-    results, _ = run_ranks(dcp_load, 1, daemon, job, 1, _free_port(), "latest")
+    results = spawn_ranks(dcp_load, 1, daemon, job, 1, _free_port(), "latest")
     got = ok(results, 0)
     assert got["checkpoint_id"] == "5"
     assert [s[:2] for s in got["rows"]] == [((0, 0), (10, 6))]
     _check_loaded(got, 1)
 
-    results, _ = run_ranks(dcp_load, 4, daemon, job, 4, _free_port(), 5)
+    results = spawn_ranks(dcp_load, 4, daemon, job, 4, _free_port(), 5)
     boxes = {}
     for r in range(4):
         got = ok(results, r)
