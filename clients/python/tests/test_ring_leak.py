@@ -12,11 +12,13 @@ import ckptd._shm
 from conftest import PY_ROOT
 
 # A trainer's save through shared memory into a daemon that is stopped: it creates its
-# ring, sends the header and waits for the daemon to open the ring.
+# ring, sends the header and waits for the daemon to open the ring. With a ring file
+# (what a client uses when the daemon refuses anonymous rings) unless "anonymous".
 _STUCK_SAVER = """
 import sys, torch, ckptd
 address, shm, job = sys.argv[1:4]
 client = ckptd.CkptdClient(address, shared_memory_dir=shm)
+client._shm_anonymous = sys.argv[4:] == ["anonymous"]
 client.save(job, "s1", 1, 0, 1, "model", [ckptd.TensorEntry("w", torch.ones(1 << 16))])
 """
 

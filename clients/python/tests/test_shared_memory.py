@@ -120,6 +120,7 @@ def test_a_ring_outside_the_daemons_directory_is_refused_and_the_save_still_land
     d = start_daemon("--shared-memory-dir", str(daemon_dir))
     state = _state()
     with ckptd.CkptdClient(d.address, shared_memory_dir=str(client_dir)) as client:
+        client._shm_anonymous = False  # ring files, whose directory is what this checks
         res = client.save(job, "s1", 1, 0, 1, "model", _entries(state))
         assert not client.shared_memory
         assert os.listdir(client_dir) == []  # the refused ring was removed
