@@ -55,7 +55,15 @@ import {
   type WatchOptions,
 } from "./evaluation.js";
 import type { LoadSharedResponse } from "./gen/ckptd/v1/LoadSharedResponse.js";
-import { DEFAULT_SHARED_MEMORY_DIR, LoadRing, SHARED_MEMORY_UNAVAILABLE, SaveRing, isDirectory, isLocalAddress } from "./shared-memory.js";
+import {
+  DEFAULT_SHARED_MEMORY_DIR,
+  LoadRing,
+  type RingHandle,
+  SHARED_MEMORY_UNAVAILABLE,
+  SaveRing,
+  isDirectory,
+  isLocalAddress,
+} from "./shared-memory.js";
 import { dtypeByteSize, fromProtoDtype, isDtypeName, toProtoDtype, type Tensor } from "./tensor.js";
 import { CLIENT_CHANNEL_OPTIONS, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES, loadWire, tensorByteSize } from "./wire.js";
 
@@ -302,6 +310,11 @@ export class CkptdClient {
   readonly incarnation: number;
   /** The directory of shared-memory ring files while saves and loads use them; undefined once they stream. */
   private sharedMemoryDir: string | undefined;
+  /**
+   * Whether rings are unnamed files the daemon reopens by a handle (SharedMemoryHandle)
+   * rather than files it opens by name; false for good once the daemon refused or ignored a handle.
+   */
+  private unnamedRings = process.platform === "linux";
 
   constructor(addressOrOptions: string | CkptdClientOptions) {
     const options = typeof addressOrOptions === "string" ? { address: addressOrOptions } : addressOrOptions;
@@ -350,8 +363,8 @@ export class CkptdClient {
    */
   async save(req: SaveRequest, options: SaveCallOptions = {}): Promise<SaveResult> {
     const deadline = options.deadlineMs === undefined ? undefined : new Date(Date.now() + options.deadlineMs);
-    const dir = this.sharedMemoryDir;
-    if (dir !== undefined) {
+    // At most twice: a refused unnamed ring turns to ring files, a refused ring file to the stream.
+    for (let dir = this.sharedMemoryDir, tries = 0; dir !== undefined && tries < 2; dir = this.sharedMemoryDir, tries++) {
       const res = await this.saveShared(dir, req, options, deadline);
       if (res) return res;
     }
@@ -422,19 +435,29 @@ export class CkptdClient {
     return { bytesReceived: res.bytesReceived, bytesStored: res.bytesStored, entryCount: res.entryCount, attempt: res.attempt };
   }
 
-  /**
-   * A SaveShared call: each chunk is copied into a slot of a ring file the daemon has open,
-   * and the stream carries only where it is. Resolves with undefined, having consumed
-   * nothing of `req.entries`, when shared memory is unavailable (the ring file cannot be
-   * created, or the daemon refuses it before its first progress message): the client
-   * then streams from now on.
-   */
   /** The header both save streams open with: the item's coordinates and this process's incarnation. */
   private saveHeader(req: SaveRequest): SaveHeaderIn {
     const { job, checkpointId, step, rank, worldSize, item } = req;
     return { job, checkpointId, step, rank, worldSize, item, incarnation: this.incarnation };
   }
 
+  /**
+   * Shared memory was refused, or a ring could not be created: an unnamed ring turns to
+   * ring files from now on, a ring file (or a daemon without the RPC) to the stream.
+   */
+  private sharedMemoryRefused(unnamed: boolean, unimplemented = false): void {
+    if (unnamed && !unimplemented) this.unnamedRings = false;
+    else this.sharedMemoryDir = undefined;
+  }
+
+  /**
+   * A SaveShared call: each chunk is copied into a slot of a ring file the daemon has open,
+   * and the stream carries only where it is. Resolves with undefined, having consumed
+   * nothing of `req.entries`, when shared memory is unavailable (the ring cannot be
+   * created, or the daemon refuses it before its first progress message): the client then
+   * tries a ring file (after an unnamed ring) or streams from now on. A daemon that
+   * predates handles gets this save's chunks in Chunk messages on the same stream.
+   */
   private async saveShared(
     dir: string,
     req: SaveRequest,
@@ -442,16 +465,19 @@ export class CkptdClient {
     deadline: Date | undefined,
   ): Promise<SaveResult | undefined> {
     let ring: SaveRing;
+    const unnamed = this.unnamedRings;
     try {
-      ring = await SaveRing.create(dir, this.chunkBytes);
+      ring = await SaveRing.create(dir, this.chunkBytes, undefined, unnamed);
     } catch {
-      this.sharedMemoryDir = undefined;
+      this.sharedMemoryRefused(unnamed);
       return undefined;
     }
     try {
       const call = this.raw.saveShared(deadline ? { deadline } : {});
       let settled = false;
       let opened = false;
+      /** The daemon ignored the ring's handle (it predates them): chunks go on the stream. */
+      let inline = false;
       let result: SaveResponse | undefined;
       let onOpened!: () => void;
       const openedOrDone = new Promise<void>((resolve) => (onOpened = resolve));
@@ -472,6 +498,10 @@ export class CkptdClient {
         if (msg.msg === "progress" && msg.progress) {
           if (!opened) {
             opened = true;
+            if (ring.handle && !msg.progress.sharedMemoryHandleOpen) {
+              inline = true;
+              this.unnamedRings = false;
+            }
             onOpened();
           }
           ring.release(msg.progress.sharedBytesReleased);
@@ -509,7 +539,7 @@ export class CkptdClient {
       let trailerSent = false;
       try {
         const open = await write({
-          header: { ...this.saveHeader(req), sharedMemoryPath: ring.path },
+          header: { ...this.saveHeader(req), ...ringFields(ring) },
         });
         // The first progress message says the daemon has the file open.
         await openedOrDone;
@@ -520,7 +550,7 @@ export class CkptdClient {
             const e = CkptdError.from(err);
             // Refused, or a daemon older than SaveShared: the stream it is, from now on.
             if (e.code === Code.UNIMPLEMENTED || (e.code === Code.FAILED_PRECONDITION && e.details.includes(SHARED_MEMORY_UNAVAILABLE))) {
-              this.sharedMemoryDir = undefined;
+              this.sharedMemoryRefused(ring.handle !== undefined, e.code === Code.UNIMPLEMENTED);
               return undefined;
             }
             throw e;
@@ -534,6 +564,7 @@ export class CkptdClient {
             req.entries,
             write,
             async (chunk, crc32c) => {
+              if (inline) return { chunk: { data: chunk, crc32c } };
               const offset = await this.putChunk(ring, chunk);
               return offset === undefined ? undefined : { sharedChunk: { offset, length: chunk.byteLength, crc32c } };
             },
@@ -606,7 +637,7 @@ export class CkptdClient {
       return await ring.put(chunk);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code === "ENOSPC" ? Code.RESOURCE_EXHAUSTED : Code.INTERNAL;
-      throw new CkptdError(code, `cannot write a chunk into the shared-memory file ${ring.path}: ${(err as Error).message}`, {
+      throw new CkptdError(code, `cannot write a chunk into the shared-memory file ${ring.shown}: ${(err as Error).message}`, {
         cause: err,
       });
     }
@@ -785,8 +816,7 @@ export class CkptdClient {
    * otherwise, or once the daemon refused it, they come on the Load stream.
    */
   async loadItems(req: LoadRequest, options: StreamCallOptions = {}): Promise<LoadedItems> {
-    const dir = this.sharedMemoryDir;
-    if (dir !== undefined) {
+    for (let dir = this.sharedMemoryDir, tries = 0; dir !== undefined && tries < 2; dir = this.sharedMemoryDir, tries++) {
       const res = await this.loadItemsShared(dir, req, options);
       if (res) return res;
     }
@@ -808,11 +838,12 @@ export class CkptdClient {
    */
   private async loadItemsShared(dir: string, req: LoadRequest, options: StreamCallOptions): Promise<LoadedItems | undefined> {
     let ring: LoadRing;
+    const unnamed = this.unnamedRings;
     try {
       // The daemon's slots are 4 MiB (its largest chunk), whatever this client's chunkBytes.
-      ring = await LoadRing.create(dir, MAX_CHUNK_BYTES);
+      ring = await LoadRing.create(dir, MAX_CHUNK_BYTES, undefined, unnamed);
     } catch {
-      this.sharedMemoryDir = undefined;
+      this.sharedMemoryRefused(unnamed);
       return undefined;
     }
     const request = loadRequest(req);
@@ -822,7 +853,7 @@ export class CkptdClient {
     let ended = false;
     let released = 0;
     try {
-      call.write({ start: { request, sharedMemoryPath: ring.path } });
+      call.write({ start: { request, ...ringFields(ring) } });
       for await (const msg of call as AsyncIterable<LoadSharedResponse>) {
         if (!started) {
           started = true;
@@ -858,7 +889,7 @@ export class CkptdClient {
         !started &&
         (e.code === Code.UNIMPLEMENTED || (e.code === Code.FAILED_PRECONDITION && e.details.includes(SHARED_MEMORY_UNAVAILABLE)))
       ) {
-        this.sharedMemoryDir = undefined;
+        this.sharedMemoryRefused(ring.handle !== undefined, e.code === Code.UNIMPLEMENTED);
         return undefined;
       }
       throw e;
@@ -1084,11 +1115,16 @@ function loadRequest(req: LoadRequest): LoadRequestIn & { checkpointId: string }
 }
 
 /** Reads a shared chunk out of the ring into `into`; a failure is the load's INTERNAL error. */
+/** How a SaveHeader or LoadSharedStart names `ring`: by its handle when unnamed, else by path. */
+function ringFields(ring: SaveRing | LoadRing): { sharedMemoryHandle: RingHandle } | { sharedMemoryPath: string } {
+  return ring.handle ? { sharedMemoryHandle: ring.handle } : { sharedMemoryPath: ring.path };
+}
+
 async function readChunk(ring: LoadRing, offset: number, into: Uint8Array): Promise<void> {
   try {
     await ring.read(offset, into);
   } catch (err) {
-    throw new CkptdError(Code.INTERNAL, `cannot read a chunk out of the shared-memory file ${ring.path}: ${(err as Error).message}`, {
+    throw new CkptdError(Code.INTERNAL, `cannot read a chunk out of the shared-memory file ${ring.shown}: ${(err as Error).message}`, {
       cause: err,
     });
   }
