@@ -85,9 +85,12 @@ export interface CkptdClientOptions {
   /**
    * Hand a save's bytes to the daemon, and get {@link CkptdClient.loadItems}' bytes from it,
    * through a ring file in {@link sharedMemoryDir} (the daemon's `--shared-memory-dir`)
-   * instead of the gRPC stream (the SaveShared and LoadShared RPCs). When the daemon refuses
-   * it (another user, another `/dev/shm`, turned off) or the ring file cannot be created,
-   * the client streams the bytes from then on ({@link CkptdClient.sharedMemory} turns false).
+   * instead of the gRPC stream (the SaveShared and LoadShared RPCs). The ring's name is
+   * removed right after it is created and the daemon reopens it through /proc by a handle
+   * (pid, descriptor, token), so it cannot be left behind; a daemon that refuses or predates
+   * handles gets named ring files from then on. When the daemon refuses those too (another
+   * user, another `/dev/shm`, turned off) or the ring file cannot be created, the client
+   * streams the bytes from then on ({@link CkptdClient.sharedMemory} turns false).
    * @default true when the address is on this node (loopback or a Unix socket) and the directory exists
    */
   sharedMemory?: boolean;
