@@ -365,6 +365,8 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           await guard.wait(pausedFor);
           if (pausedFor !== slot) ok = true;
         }
+        // The ring is closed before the client hears the end: it may count on the daemon holding none of it.
+        await segment.close();
         call.end();
         metrics.loadSeconds.observe({ outcome: "ok" }, seconds(started));
       })()

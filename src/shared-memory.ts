@@ -280,6 +280,7 @@ export class SharedSegment {
     while (done < data.length) done += (await this.fh.write(data, done, data.length - done, offset + done)).bytesWritten;
   }
 
+  /** Closes the file. Idempotent. */
   async close(): Promise<void> {
     await this.fh.close().catch(() => undefined);
   }

@@ -270,8 +270,10 @@ def test_rings_are_anonymous_memfds_and_the_daemon_keeps_none_of_them(start_daem
     state = _state()
     with ckptd.CkptdClient(d.address, chunk_bytes=64 << 10, shared_memory_dir=str(shm)) as client:
         res = client.save(job, "s1", 1, 0, 1, "model", _entries(state))
+        assert _daemon_ring_fds(d.proc.pid, shm) == []  # closed before the result was sent
         assert client.commit(job, "s1", 1, 0, 1, ["model"], res.attempt).outcome == "COMMITTED"
         _check_load(client, job, "s1", state)
+        assert _daemon_ring_fds(d.proc.pid, shm) == []  # closed before the stream ended
         assert client.shared_memory and client._shm_anonymous  # no fallback of either kind
     assert [m[0] for m in made] == ["save", "load"]
     for purpose, handle, path, name in made:
@@ -280,11 +282,6 @@ def test_rings_are_anonymous_memfds_and_the_daemon_keeps_none_of_them(start_daem
         assert name == f"/memfd:ckptd-ring-{token} (deleted)"
     assert made[0][1][2] != made[1][1][2]  # a fresh token per ring
     assert os.listdir(shm) == []  # never a name
-    for _ in range(200):
-        if not _daemon_ring_fds(d.proc.pid, shm):
-            break
-        threading.Event().wait(0.05)
-    assert _daemon_ring_fds(d.proc.pid, shm) == []  # the daemon closed both rings when their streams ended
 
 
 def test_a_daemon_that_predates_handles_gets_the_bytes_on_the_stream_then_ring_files(tmp_path):
