@@ -190,10 +190,6 @@ class Ring:
         self._cond = threading.Condition()
         self._reset()
 
-    def describe(self) -> str:
-        """The ring, for messages (never the token)."""
-        return self.path if self.path is not None else f"the anonymous ring (memfd, descriptor {self._fd})"
-
     def _reset(self) -> None:
         self._next = 0  # slots opened so far
         # Per slot not yet released, in order: [slot number, bytes of its chunks].
