@@ -287,7 +287,7 @@ def test_rings_are_anonymous_memfds_and_the_daemon_keeps_none_of_them(start_daem
 def test_a_daemon_that_predates_handles_gets_the_bytes_on_the_stream_then_ring_files(tmp_path):
     """A daemon older than SharedMemoryHandle ignores the handle and never says it opened it:
     the save sends its bytes in Chunk messages on the same stream, and the next one names a
-    ring file."""
+    ring file. Its LoadShared refuses a start without a path: the load names a ring file."""
     from concurrent import futures
 
     import grpc
@@ -296,6 +296,7 @@ def test_a_daemon_that_predates_handles_gets_the_bytes_on_the_stream_then_ring_f
     from ckptd._proto import checkpoint_service_pb2_grpc as pb_grpc
 
     saves = []
+    loads = []
 
     class BeforeHandles(pb_grpc.CheckpointServiceServicer):
         def SaveShared(self, request_iterator, context):
@@ -321,6 +322,22 @@ def test_a_daemon_that_predates_handles_gets_the_bytes_on_the_stream_then_ring_f
             n = sum(map(len, data))
             yield pb.SaveSharedResponse(result=pb.SaveResponse(bytes_received=n, bytes_stored=n, entry_count=1, attempt=1))
 
+        def LoadShared(self, request_iterator, context):
+            # Sees neither a path nor the (unknown) handle: refused, as before handles.
+            start = next(iter(request_iterator)).start
+            loads.append(start.shared_memory_path)
+            if not start.shared_memory_path:
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                              '"" is not a file directly in /dev/shm; shared memory unavailable')
+            data = saves[0][2]
+            with open(start.shared_memory_path, "r+b") as ring:
+                ring.write(data)
+            yield pb.LoadSharedResponse(response=pb.LoadResponse(plan=pb.LoadPlan(total_bytes=len(data))))
+            yield pb.LoadSharedResponse(response=pb.LoadResponse(entry=pb.LoadEntry(
+                item="model", key="x", tensor=pb.TensorSpec(dtype=pb.DTYPE_FLOAT32, shape=[len(data) // 4]),
+                size_bytes=len(data), target_device="cpu")))
+            yield pb.LoadSharedResponse(response=pb.LoadResponse(shared_chunk=pb.SharedChunk(offset=0, length=len(data))))
+
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     pb_grpc.add_CheckpointServiceServicer_to_server(BeforeHandles(), server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -333,8 +350,13 @@ def test_a_daemon_that_predates_handles_gets_the_bytes_on_the_stream_then_ring_f
             assert client.shared_memory and not client._shm_anonymous
             assert client.save("j", "c", 1, 0, 1, "more", [ckptd.TensorEntry("x", x + 1)]).bytes_received == x.nbytes
             assert client.shared_memory and not client._shm_anonymous
+        with ckptd.CkptdClient(f"127.0.0.1:{port}", shared_memory_dir=str(tmp_path)) as client:
+            loaded = client.load_items("j", "c", rank=0)  # a memfd ring refused, then a ring file
+            assert np.array_equal(loaded.items["model"]["x"].value.numpy(), x)
+            assert client.shared_memory and not client._shm_anonymous
     finally:
         server.stop(None)
+    assert len(loads) == 2 and loads[0] == "" and loads[1].startswith(str(tmp_path))
     assert saves[0][0] == "" and "shared_chunk" not in saves[0][1] and saves[0][2] == x.tobytes()
     assert saves[1][0].startswith(str(tmp_path)) and "chunk" not in saves[1][1] and saves[1][2] == (x + 1).tobytes()
     assert os.listdir(tmp_path) == []
