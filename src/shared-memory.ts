@@ -11,7 +11,7 @@
  * The daemon writes only files a client gave it for a load, and never follows a client's
  * path anywhere else:
  * the path must name a regular file directly in the configured directory, owned by the
- * daemon's user, opened without following symlinks. A client that cannot meet that
+ * daemon's own user, opened without following symlinks. A client that cannot meet that
  * (another user, another /dev/shm in another container) gets FAILED_PRECONDITION with
  * SHARED_MEMORY_UNAVAILABLE in the message and sends its bytes on the stream instead.
  *
