@@ -22,7 +22,7 @@ import type { LoadSharedResponse } from "../../clients/ts/src/gen/ckptd/v1/LoadS
 import type { SaveRequestIn } from "../../clients/ts/src/gen/ckptd/v1/SaveRequest.js";
 import type { SaveSharedResponse } from "../../clients/ts/src/gen/ckptd/v1/SaveSharedResponse.js";
 import type { SharedMemoryHandleIn } from "../../clients/ts/src/gen/ckptd/v1/SharedMemoryHandle.js";
-import { type Daemon, rawClient, startDaemon } from "./harness.js";
+import { type Daemon, REPO_ROOT, rawClient, startDaemon } from "./harness.js";
 import {
   MiB,
   commitRaw,
@@ -36,6 +36,7 @@ import {
   split,
   type TestEntry,
   trailerFor,
+  waitUntil,
 } from "./wire-helpers.js";
 
 const JOB = "shm-handle-job";
@@ -339,11 +340,64 @@ describe("SharedMemoryHandle", () => {
     } finally {
       fs.closeSync(regularFd);
       fs.closeSync(zeroFd);
+      fs.rmSync(regular);
     }
     expect(stagedAttempts("refused")).toEqual([]);
     expect(daemonRings()).toEqual([]);
     // The ring nobody could use is untouched, and it still works for its owner.
     expect(fs.readFileSync(`/proc/${pid}/fd/${fds[0]}`).equals(Buffer.alloc(8 * MiB))).toBe(true);
+  });
+
+  it("a TypeScript trainer killed while its save waits for a paused daemon leaves no ring file and no ring", async () => {
+    // The TypeScript client's ring: an unnamed file of the directory, named to the daemon by a handle.
+    const index = path.join(REPO_ROOT, "dist", "clients", "ts", "src", "index.js");
+    const script = [
+      `const { CkptdClient, tensor } = await import(${JSON.stringify(index)});`,
+      `const client = new CkptdClient({ address: process.argv[1], sharedMemoryDir: process.argv[2] });`,
+      `await client.listCheckpoints("${JOB}");`, // connected before the daemon is paused
+      `console.log("connected");`,
+      `process.stdin.once("data", () => client.save({ job: "${JOB}", checkpointId: "killed", step: 1, rank: 0, worldSize: 1, item: "model",`,
+      `  entries: [{ key: "w", tensor: tensor(new Float32Array(1 << 18)) }] }));`,
+    ].join("\n");
+    const saver = spawn(process.execPath, ["--input-type=module", "-e", script, daemon.address, shmDir], {
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    holders.push(saver);
+    await new Promise<void>((resolve, reject) => {
+      saver.stdout.on("data", (b: Buffer) => b.toString().includes("connected") && resolve());
+      saver.on("exit", (code) => reject(new Error(`the saver exited (${code})`)));
+    });
+    const ringsOf = (pid: number) =>
+      fs.readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
+        try {
+          const name = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+          return name.includes("ckptd-ring-") ? [name] : [];
+        } catch {
+          return [];
+        }
+      });
+    daemon.proc.kill("SIGSTOP");
+    let held: string[] = [];
+    try {
+      saver.stdin.write("save\n");
+      expect(await waitUntil(() => (held = ringsOf(saver.pid!)).length > 0, 10_000), "the saver made its ring").toBe(true);
+      expect(held[0]).toMatch(/ckptd-ring-[0-9a-f]{32} \(deleted\)$/);
+      expect(fs.readdirSync(shmDir)).toEqual([]); // no name while the save waits
+      await new Promise((r) => setTimeout(r, 300)); // the header goes out
+      const exited = new Promise((r) => saver.once("exit", r));
+      saver.kill("SIGKILL");
+      await exited;
+    } finally {
+      daemon.proc.kill("SIGCONT");
+    }
+    // The daemon, back, finds the connection gone, or reads the header and no process behind
+    // the handle (which of the two is a race; "a process that is gone" above covers the
+    // second): either way nothing is staged and it holds nothing of the ring.
+    expect(await waitUntil(() => stagedAttempts("killed").length === 0 && daemonRings().length === 0)).toBe(true);
+    await expect(loadShared({ pid: 1, fd: 0, token: "" }, undefined, "memfd")).resolves.toMatchObject({ responses: 0 }); // it serves again
+    expect(stagedAttempts("killed")).toEqual([]);
+    expect(daemonRings()).toEqual([]);
+    expect(fs.readdirSync(shmDir)).toEqual([]);
   });
 
   it("is refused by a daemon with the shared-memory path off", async () => {

@@ -185,6 +185,8 @@ def test_a_trainer_killed_while_the_daemon_is_paused_leaves_no_ring_and_no_memor
     ours = (f"-{stuck.pid}-", f"-{os.getpid()}-")
     assert [n for n in set(os.listdir("/dev/shm")) - dev_shm_before if any(p in n for p in ours)] == []
     assert _ring_fds(d.proc.pid) == []  # the daemon keeps no ring once its streams ended
-    # The daemon did get the header, and found no process behind the handle.
-    assert f"of process {stuck.pid} (ENOENT" in d.log_path.read_text()
+    # The daemon found the connection gone, or read the header and no process behind the
+    # handle ("cannot open descriptor … (ENOENT"): which of the two is a race.
+    log = d.log_path.read_text()
+    assert f"of process {stuck.pid} (" not in log or f"of process {stuck.pid} (ENOENT" in log
     assert _holders(rings[0]) == []  # nobody holds the killed trainer's ring: the kernel freed it
