@@ -35,7 +35,7 @@ import { checkBounds, checkRef } from "./limits.js";
 import { checkKey, checkName } from "./names.js";
 import type { Metrics } from "./metrics.js";
 import type { Retention } from "./retention.js";
-import { SharedSegment, type SharedMemoryConfig } from "./shared-memory.js";
+import { SharedSegment, type SharedMemoryConfig, type SharedMemoryHandle } from "./shared-memory.js";
 import { StreamGuard } from "./stream-guard.js";
 import type { DataDir } from "./storage.js";
 
@@ -101,8 +101,10 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           yield r.request;
         }
       }
-      const progress = (released: number) => {
-        call.write({ progress: { sharedBytesReleased: released } } satisfies SaveSharedResponse);
+      const progress = (released: number, handleOpen?: boolean) => {
+        call.write({
+          progress: { sharedBytesReleased: released, sharedMemoryHandleOpen: handleOpen === true },
+        } satisfies SaveSharedResponse);
       };
       const guard = saveGuard(deps, call, "SaveShared");
       saveItem(deps, call.metadata, requests(), guard, progress)
@@ -298,9 +300,9 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         if (first.done || first.value.msg !== "start" || !first.value.start?.request)
           throw invalidArgument("the first LoadShared message must be start, with the request");
         checkBounds(first.value, "message");
-        const { request, sharedMemoryPath } = first.value.start;
+        const { request, sharedMemoryPath, sharedMemoryHandle } = first.value.start;
         closeLoad = openLoad(request.job, call.metadata);
-        segment = await SharedSegment.open(deps.sharedMemory, sharedMemoryPath, "write");
+        segment = await openRing(deps, sharedMemoryPath, sharedMemoryHandle, "write");
         const slots = Math.floor(segment.size / LZ4_MAX_BLOCK);
         if (slots < 1)
           throw invalidArgument(
@@ -363,6 +365,8 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           await guard.wait(pausedFor);
           if (pausedFor !== slot) ok = true;
         }
+        // The ring is closed before the client hears the end: it may count on the daemon holding none of it.
+        await segment.close();
         call.end();
         metrics.loadSeconds.observe({ outcome: "ok" }, seconds(started));
       })()
@@ -673,6 +677,21 @@ function endSaveGuard(deps: ServiceDeps, guard: StreamGuard): void {
 const SHARED_READ_BUFFERS = new SpareBuffers(LZ4_MAX_BLOCK, 8);
 
 /**
+ * Opens the ring a SaveHeader or LoadSharedStart names, by path or by handle (at most
+ * one). A load's ring must hold one slot of LZ4_MAX_BLOCK; a save's at least a byte.
+ */
+async function openRing(
+  deps: ServiceDeps,
+  path: string,
+  handle: SharedMemoryHandle | null | undefined,
+  mode: "read" | "write",
+): Promise<SharedSegment> {
+  if (!handle) return SharedSegment.open(deps.sharedMemory, path, mode);
+  if (path) throw invalidArgument("both shared_memory_path and shared_memory_handle are set; set one of them");
+  return SharedSegment.openHandle(deps.sharedMemory, handle, mode, mode === "write" ? LZ4_MAX_BLOCK : 1);
+}
+
+/**
  * One Save stream, for Save and SaveShared: header, (entry, chunk | shared_chunk*)*,
  * trailer. `onReleased` (SaveShared) hears each time shared chunks were copied out of
  * the client's file (0 once the file is open). Returns the response; throws what the
@@ -683,7 +702,7 @@ async function saveItem(
   metadata: grpc.Metadata,
   requests: AsyncIterable<SaveRequest>,
   guard: StreamGuard,
-  onReleased?: (bytes: number) => void,
+  onReleased?: (bytes: number, handleOpen?: boolean) => void,
 ): Promise<SaveResponse> {
   const { coordinator, log, auth, metrics } = deps;
   let ticket: SaveTicket | undefined;
@@ -706,7 +725,7 @@ async function saveItem(
         checkName("job", h.job);
         auth.check(metadata, { job: h.job });
         checkRef(h, deps.maxWorldSize);
-        if (h.sharedMemoryPath) shared = await SharedSegment.open(deps.sharedMemory, h.sharedMemoryPath);
+        if (h.sharedMemoryPath || h.sharedMemoryHandle) shared = await openRing(deps, h.sharedMemoryPath, h.sharedMemoryHandle, "read");
         ticket = await coordinator.beginSave(
           { job: h.job, checkpointId: h.checkpointId, step: h.step, rank: h.rank, worldSize: h.worldSize, incarnation: h.incarnation },
           h.item,
@@ -717,7 +736,7 @@ async function saveItem(
         lease = io.pool?.lease(h.job);
         writer = new ItemWriter(h.item, ticket.dir, io, lease?.shares);
         await writer.open();
-        onReleased?.(0);
+        onReleased?.(0, shared?.handle);
         continue;
       }
       if (!ticket || !writer)

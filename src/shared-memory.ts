@@ -14,6 +14,12 @@
  * daemon's own user, opened without following symlinks. A client that cannot meet that
  * (another user, another /dev/shm in another container) gets FAILED_PRECONDITION with
  * SHARED_MEMORY_UNAVAILABLE in the message and sends its bytes on the stream instead.
+ *
+ * A ring may also be named by a handle, (pid, fd, token): an open descriptor of the
+ * client's process, of a file that has no name (a memfd "ckptd-ring-<token>", or a file
+ * of the directory the client removed right after opening it). The daemon reopens it
+ * through /proc/<pid>/fd/<fd>, so nothing is left behind however either process dies
+ * (see {@link SharedSegment.openHandle}).
  */
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
@@ -47,6 +53,27 @@ export const SHARED_MEMORY_OFF: SharedMemoryConfig = { dir: undefined };
 const RING_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$/;
 /** Longest shared_memory_path accepted (PATH_MAX). */
 export const MAX_SHARED_MEMORY_PATH = 4096;
+/** A ring handle's token: 128 random bits in lowercase hex. */
+const RING_TOKEN_RE = /^[0-9a-f]{32}$/;
+/** Largest ring a handle may name (the clients make 32 MiB ones). */
+export const MAX_SHARED_MEMORY_HANDLE_BYTES = 1 << 30;
+/** Largest process id Linux hands out (PID_MAX_LIMIT on 64-bit). */
+const MAX_PID = 1 << 22;
+/** Largest descriptor number a process can have (the ceiling of fs.nr_open). */
+const MAX_FD = 0x7fffffff;
+/**
+ * open(2)'s O_PATH (Linux, same value on x86-64 and arm64; node does not export it): a
+ * descriptor that locates a file without opening it, so no device or FIFO a client
+ * names is ever opened before it is checked.
+ */
+const O_PATH = 0o10000000;
+
+/** A client's ring named by one of its open descriptors (SharedMemoryHandle). */
+export interface SharedMemoryHandle {
+  readonly pid: number;
+  readonly fd: number;
+  readonly token: string;
+}
 
 /** Resolves --shared-memory-dir at start ("" turns the path off; a missing directory too, with a reason). */
 export function openSharedMemoryConfig(dir: string): { config: SharedMemoryConfig; offReason: string } {
@@ -72,11 +99,100 @@ export function closeSharedMemoryConfig(config: SharedMemoryConfig): void {
 /** An open shared-memory file of one save (read) or load (write) stream. */
 export class SharedSegment {
   private constructor(
+    /** How errors name the file: its path, or the handle's pid and fd (never the token). */
     readonly path: string,
     private readonly fh: FileHandle,
     /** The file's size when opened. */
     readonly size: number,
+    /** Whether the file came from a SharedMemoryHandle. */
+    readonly handle = false,
   ) {}
+
+  /**
+   * Opens and checks a client's ring named by a handle; FAILED_PRECONDITION (with the
+   * marker) when refused, before a byte of it is read or written.
+   *
+   * /proc/<pid>/fd/<fd> is a magic link: opening it reaches the client's open file
+   * whatever its path says, and O_NOFOLLOW would only refuse it, so it gives no
+   * protection here. Instead the link is opened with O_PATH (which opens nothing:
+   * no device side effect, no FIFO wait) and that descriptor, held by the daemon and
+   * no longer by the client, is what is checked: its own /proc/self/fd link must read
+   * exactly "/memfd:ckptd-ring-<token> (deleted)" (or "<dir>/ckptd-ring-<token> (deleted)"
+   * on the directory's filesystem), and it must be a regular file of the daemon's user
+   * without links, of `minSize` to MAX_SHARED_MEMORY_HANDLE_BYTES bytes. Only that very
+   * file is then reopened for reading or writing, so a client swapping its descriptor
+   * between the checks and the open gains nothing. Checking the client's link instead
+   * (readlink /proc/<pid>/fd/<fd>, then open) would leave exactly that race.
+   *
+   * The kernel's ptrace access check on /proc/<pid>/fd keeps another user's processes
+   * out (EACCES), and the token, secret to the client (and to its own user), keeps
+   * the descriptors of other processes of the daemon's user out.
+   */
+  static async openHandle(
+    config: SharedMemoryConfig,
+    handle: SharedMemoryHandle,
+    mode: "read" | "write",
+    minSize: number,
+  ): Promise<SharedSegment> {
+    const refuse = (why: string) => failedPrecondition(`${SHARED_MEMORY_UNAVAILABLE}: ${why}; send the bytes in Chunk messages`);
+    if (config.dir === undefined) throw refuse("this daemon has its shared-memory path off (--shared-memory-dir)");
+    if (process.platform !== "linux") throw refuse("shared_memory_handle needs Linux's /proc");
+    const { pid, fd, token } = handle;
+    if (!Number.isSafeInteger(pid) || pid < 1 || pid > MAX_PID)
+      throw refuse(`shared_memory_handle.pid ${pid} is not a process id (1 to ${MAX_PID})`);
+    if (!Number.isSafeInteger(fd) || fd < 0 || fd > MAX_FD)
+      throw refuse(`shared_memory_handle.fd ${fd} is not a descriptor number (0 to ${MAX_FD})`);
+    if (typeof token !== "string" || !RING_TOKEN_RE.test(token))
+      throw refuse(
+        `shared_memory_handle.token must be 32 lowercase hex characters (got ${typeof token === "string" ? token.length : 0} characters)`,
+      );
+    const shown = `descriptor ${fd} of process ${pid}`;
+    let located: FileHandle;
+    try {
+      located = await fsp.open(`/proc/${pid}/fd/${fd}`, O_PATH);
+    } catch (err) {
+      throw refuse(`cannot open ${shown} (${(err as NodeJS.ErrnoException).code ?? "error"}; same user and PID namespace needed)`);
+    }
+    try {
+      let name: string;
+      let st: fs.Stats;
+      try {
+        name = await fsp.readlink(`/proc/self/fd/${located.fd}`);
+        st = await located.stat();
+      } catch (err) {
+        throw refuse(`cannot inspect ${shown} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+      }
+      const ring = `ckptd-ring-${token}`;
+      const named =
+        name === `/memfd:${ring} (deleted)` ||
+        (name === `${config.dir}/${ring} (deleted)` && (config.dev === undefined || st.dev === config.dev));
+      // Neither the name found nor the token is repeated: the caller may not own the descriptor.
+      if (!named)
+        throw refuse(`${shown} is not the ring of this token (a memfd named ckptd-ring-<token>, or such a removed file in ${config.dir})`);
+      const uid = process.getuid?.();
+      if (!st.isFile() || (uid !== undefined && st.uid !== uid) || st.nlink !== 0)
+        throw refuse(`${shown} is not an unlinked regular file of the daemon's user`);
+      if (st.size < minSize || st.size > MAX_SHARED_MEMORY_HANDLE_BYTES)
+        throw refuse(`the ring of ${shown} has ${st.size} bytes; it must have ${minSize} to ${MAX_SHARED_MEMORY_HANDLE_BYTES}`);
+      let fh: FileHandle;
+      try {
+        const access = mode === "read" ? fs.constants.O_RDONLY : fs.constants.O_RDWR;
+        fh = await fsp.open(`/proc/self/fd/${located.fd}`, access | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
+      } catch (err) {
+        throw refuse(`cannot open the ring of ${shown} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+      }
+      try {
+        const now = await fh.stat();
+        if (now.ino !== st.ino || now.dev !== st.dev) throw refuse(`the ring of ${shown} changed while it was opened`);
+      } catch (err) {
+        await fh.close();
+        throw err;
+      }
+      return new SharedSegment(`the ring of ${shown}`, fh, st.size, true);
+    } finally {
+      await located.close().catch(() => undefined);
+    }
+  }
 
   /**
    * Opens and checks a client's file; FAILED_PRECONDITION (with the marker) when refused.
@@ -164,6 +280,7 @@ export class SharedSegment {
     while (done < data.length) done += (await this.fh.write(data, done, data.length - done, offset + done)).bytesWritten;
   }
 
+  /** Closes the file. Idempotent. */
   async close(): Promise<void> {
     await this.fh.close().catch(() => undefined);
   }

@@ -476,4 +476,113 @@ describe("CkptdClient over shared memory", () => {
       server.forceShutdown();
     }
   });
+
+  it("names its ring by a handle: an unnamed file the daemon reopens, for saves and loads, bit-exact", async () => {
+    const client = new CkptdClient({ address: daemon.address, sharedMemoryDir: shmDir, chunkBytes: CHUNK });
+    // What the client sends first on each shared stream.
+    const firsts: Record<string, unknown>[] = [];
+    const raw = client.raw as unknown as Record<string, (...a: unknown[]) => { write: (m: unknown, ...r: unknown[]) => boolean }>;
+    for (const method of ["saveShared", "loadShared"]) {
+      const original = raw[method]!.bind(client.raw);
+      raw[method] = (...args: unknown[]) => {
+        const call = original(...args);
+        const write = call.write.bind(call);
+        let first = true;
+        call.write = (m: unknown, ...rest: unknown[]) => {
+          if (first) firsts.push(m as Record<string, unknown>);
+          first = false;
+          return write(m, ...rest);
+        };
+        return call;
+      };
+    }
+    try {
+      const job = jobName("shm-handle");
+      const entries = testEntries();
+      const total = entries.reduce((n, e) => n + bytesOf(e).byteLength, 0);
+      await client.save(request(job, "h", entries));
+      expect(stagedLogs(daemon, job)).toEqual([expect.objectContaining({ item: "model", shared: true, bytes: total })]);
+      await roundTrip(client, job, "h", entries);
+      expect(client.sharedMemory).toBe(true);
+      expect((client as unknown as { unnamedRings: boolean }).unnamedRings).toBe(true);
+      const header = (firsts[0] as { request: { header: { sharedMemoryHandle?: unknown; sharedMemoryPath?: unknown } } }).request.header;
+      const start = (firsts[1] as { start: { sharedMemoryHandle?: unknown; sharedMemoryPath?: unknown } }).start;
+      for (const named of [header, start]) {
+        expect(named.sharedMemoryPath).toBeUndefined();
+        expect(named.sharedMemoryHandle).toEqual({
+          pid: process.pid,
+          fd: expect.any(Number),
+          token: expect.stringMatching(/^[0-9a-f]{32}$/),
+        });
+      }
+      expect(fs.readdirSync(shmDir)).toEqual([]);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("saves through a daemon that predates handles: chunks on the stream, then ring files", async () => {
+    // A SaveShared that ignores SharedMemoryHandle and never says it opened it, as a daemon
+    // from before handles does; it reads shared chunks from a named ring file.
+    const saves: { path: string; kinds: Set<string>; data: Buffer }[] = [];
+    const server = new grpc.Server();
+    server.addService(loadWire().grpcObject.ckptd.v1.CheckpointService.service, {
+      SaveShared(call: grpc.ServerDuplexStream<{ request: SaveRequestMsg }, unknown>) {
+        let ring: number | undefined;
+        let ringPath = "";
+        const kinds = new Set<string>();
+        const parts: Buffer[] = [];
+        let released = 0;
+        let count = 0;
+        call.on("data", ({ request: m }: { request: SaveRequestMsg }) => {
+          if (count++ === 0) {
+            ringPath = m.header!.sharedMemoryPath;
+            if (ringPath) ring = fs.openSync(ringPath, "r");
+            call.write({ progress: { sharedBytesReleased: 0 } });
+            return;
+          }
+          kinds.add(m.msg!);
+          if (m.msg === "chunk") parts.push(Buffer.from(m.chunk!.data));
+          else if (m.msg === "sharedChunk") {
+            const c = m.sharedChunk!;
+            const b = Buffer.alloc(c.length);
+            fs.readSync(ring!, b, 0, c.length, Number(c.offset));
+            parts.push(b);
+            released += c.length;
+            call.write({ progress: { sharedBytesReleased: released } });
+          }
+        });
+        call.on("end", () => {
+          if (ring !== undefined) fs.closeSync(ring);
+          const data = Buffer.concat(parts);
+          saves.push({ path: ringPath, kinds, data });
+          call.write({ result: { bytesReceived: data.length, bytesStored: data.length, entryCount: 1, attempt: 1 } });
+          call.end();
+        });
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    const client = new CkptdClient({ address: `127.0.0.1:${port}`, sharedMemory: true, sharedMemoryDir: shmDir, chunkBytes: CHUNK });
+    try {
+      const a = randomBytes(5 * CHUNK + 3);
+      const b = randomBytes(3 * CHUNK + 1);
+      await client.save(request("old", "s1", [{ key: "a", tensor: tensor(a, { dtype: "uint8" }) }]));
+      expect(client.sharedMemory).toBe(true);
+      expect((client as unknown as { unnamedRings: boolean }).unnamedRings).toBe(false);
+      await client.save(request("old", "s1", [{ key: "b", tensor: tensor(b, { dtype: "uint8" }) }]));
+      expect(client.sharedMemory).toBe(true);
+      expect(saves[0]!.path).toBe("");
+      expect([...saves[0]!.kinds].sort()).toEqual(["chunk", "entry", "trailer"]);
+      expect(saves[0]!.data.equals(Buffer.from(a))).toBe(true);
+      expect(saves[1]!.path.startsWith(fs.realpathSync(shmDir))).toBe(true);
+      expect([...saves[1]!.kinds].sort()).toEqual(["entry", "sharedChunk", "trailer"]);
+      expect(saves[1]!.data.equals(Buffer.from(b))).toBe(true);
+      expect(fs.readdirSync(shmDir)).toEqual([]);
+    } finally {
+      client.close();
+      server.forceShutdown();
+    }
+  });
 });

@@ -7,20 +7,28 @@ then reports the bytes it released, and the slot is reused. That skips gRPC's fr
 HTTP/2 flow control and the copies on both sides: one memory copy into the ring, one
 out of it.
 
-Each save creates its own ring file (``slots`` x ``chunk_bytes`` bytes, 32 MiB by
-default) and removes its name as soon as the daemon has opened it: from then on only the
-two open handles keep the memory, so nothing is left behind in the directory whatever
-happens to either process.
+Each save or load has its own ring (``slots`` x ``chunk_bytes`` bytes, 32 MiB by
+default). By default it never has a name: it is a memfd (``memfd_create``) called
+``ckptd-ring-<token>``, where the token is 128 fresh random bits, and the client names it
+to the daemon as (its pid, the descriptor, the token) - ``SharedMemoryHandle``. The
+daemon reopens ``/proc/<pid>/fd/<fd>`` and checks, before it touches a byte, that the
+file it got is that very memfd of its own user (the kernel lets no other user's process
+in; the token keeps other processes of the user out). Memory that has no name goes
+back to the system once the last process holding it closes it or dies, so a ring
+cannot leak, however the trainer or the daemon dies (SIGKILL, the OOM killer), at
+whatever point of the call.
 
-Before the daemon has opened it, the name is the only way the daemon can get at the file
-(it opens one name directly in its directory, with one link: no ``/proc/<pid>/fd`` path,
-no memfd), so a client killed in that window (SIGKILL, the OOM killer) leaves the file
-behind. Every ring's name therefore says whose it is - ``ckptd-<save|load>-<pid
-namespace>-<pid>-<random>`` - and a client's first ring in a directory removes the rings
-of processes of its own PID namespace and user that no longer exist
-(:func:`sweep_stale_rings`): a restarted trainer frees what its killed predecessor left.
-A PID reused by a live process keeps its (stale) ring until that process is gone too;
-rings of another PID namespace are never touched, since their PIDs mean nothing here.
+A daemon that refuses handles (another PID namespace, say) or predates them gets a
+ring file in its directory instead, as before handles existed: the client creates it,
+sends its path, and removes its name as soon as the daemon has opened it. Before then
+the name is the only way the daemon can get at the file, so a client killed in that
+window leaves the file behind. Every named ring's name therefore says whose it is -
+``ckptd-<save|load>-<pid namespace>-<pid>-<random>`` - and a client's first named ring
+in a directory removes the rings of processes of its own PID namespace and user that no
+longer exist (:func:`sweep_stale_rings`): a restarted trainer frees what its killed
+predecessor left. A PID reused by a live process keeps its (stale) ring until that
+process is gone too; rings of another PID namespace are never touched, since their PIDs
+mean nothing here.
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ log = logging.getLogger("ckptd")
 UNAVAILABLE_MARKER = "shared memory unavailable"
 #: Default size of one ring, in chunks.
 DEFAULT_SLOTS = 8
+#: Whether this Python and OS can make anonymous rings (``os.memfd_create``: Linux, Python 3.8+).
+MEMFD = hasattr(os, "memfd_create")
 
 
 _RING_NAME = re.compile(r"^ckptd-(?:save|load)-(\d+)-(\d+)-[0-9a-f]+$")
@@ -108,7 +118,12 @@ def _sweep_once(directory: str) -> None:
 
 
 class SharedUnavailable(Exception):
-    """The daemon (or this host) cannot take bytes through shared memory."""
+    """The daemon (or this host) cannot take bytes through shared memory. ``handle``: it
+    was a ring named by a handle that was refused; a ring file may still do."""
+
+    def __init__(self, message: str, *, handle: bool = False):
+        super().__init__(message)
+        self.handle = handle
 
 
 def refused(code, details: str) -> bool:
@@ -131,27 +146,47 @@ class Ring:
     blocked writer when the call ends.
     """
 
-    def __init__(self, directory: str, slot_bytes: int, slots: int, *, purpose: str = "save"):
-        """``purpose`` names the file (``ckptd-save-…`` or ``ckptd-load-…``). The pages are
-        allocated up front either way: a full tmpfs (a container's 64 MiB /dev/shm, say)
-        then fails here with ENOSPC, and the client falls back to the stream, instead of
-        failing mid-way (SIGBUS in a save's mapping, ENOSPC in the daemon's writes of a load)."""
+    def __init__(self, directory: str, slot_bytes: int, slots: int, *, purpose: str = "save", anonymous: bool = False):
+        """``anonymous``: a memfd named to the daemon by :attr:`handle` (``path`` is None);
+        else a file in ``directory`` named ``ckptd-<purpose>-…`` (``purpose``: save or
+        load), sent by its :attr:`path`. The pages are allocated up front either way: a
+        full tmpfs (a container's 64 MiB /dev/shm, say) or memory cgroup then fails here
+        with ENOSPC, and the client falls back to the stream, instead of failing mid-way
+        (SIGBUS in a save's mapping, ENOSPC in the daemon's writes of a load)."""
         self.slot_bytes = slot_bytes
         self.slots = slots
         size = slot_bytes * slots
-        _sweep_once(directory)
-        self.path = os.path.join(directory, f"ckptd-{purpose}-{pid_namespace()}-{os.getpid()}-{secrets.token_hex(6)}")
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.posix_fallocate(fd, 0, size)
-            self._mm = mmap.mmap(fd, size)
-        except BaseException:
+        #: (pid, fd, token) of an anonymous ring, for SharedMemoryHandle; None for a ring file.
+        self.handle: Optional[tuple] = None
+        self.path: Optional[str] = None
+        self._fd: Optional[int] = None
+        _sweep_once(directory)  # rings of dead processes, left by ring files of this or older clients
+        if anonymous:
+            token = secrets.token_hex(16)
+            fd = os.memfd_create(f"ckptd-ring-{token}", os.MFD_CLOEXEC)
+            try:
+                os.posix_fallocate(fd, 0, size)
+                self._mm = mmap.mmap(fd, size)
+            except BaseException:
+                os.close(fd)
+                raise
+            # The descriptor stays open until the ring is closed: the daemon reopens it
+            # through /proc/<pid>/fd/<fd>, and must find this ring there.
+            self._fd = fd
+            self.handle = (os.getpid(), fd, token)
+        else:
+            self.path = os.path.join(directory, f"ckptd-{purpose}-{pid_namespace()}-{os.getpid()}-{secrets.token_hex(6)}")
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, size)
+                self._mm = mmap.mmap(fd, size)
+            except BaseException:
+                os.close(fd)
+                _unlink(self.path)
+                raise
             os.close(fd)
-            _unlink(self.path)
-            raise
-        os.close(fd)
         self._view = memoryview(self._mm)
-        self._finalizer = weakref.finalize(self, _cleanup, self.path, self._view, self._mm)
+        self._finalizer = weakref.finalize(self, _cleanup, self.path, self._fd, self._view, self._mm)
         self._cond = threading.Condition()
         self._reset()
 
@@ -171,8 +206,9 @@ class Ring:
         return self._view[offset:offset + length]
 
     def unlink(self) -> None:
-        """Removes the file's name (the daemon holds it open)."""
-        _unlink(self.path)
+        """Removes the file's name (the daemon holds it open); nothing for an anonymous ring."""
+        if self.path is not None:
+            _unlink(self.path)
 
     def put(self, data) -> int:
         """Copies ``data`` (at most one slot) into the next free slot; returns its offset."""
@@ -221,8 +257,14 @@ class Ring:
         self._finalizer()
 
 
-def _cleanup(path: str, view: memoryview, mm: mmap.mmap) -> None:
-    _unlink(path)
+def _cleanup(path: Optional[str], fd: Optional[int], view: memoryview, mm: mmap.mmap) -> None:
+    if path is not None:
+        _unlink(path)
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
     try:
         view.release()
         mm.close()

@@ -565,6 +565,9 @@ class CkptdClient:
         if shared_memory is None:
             shared_memory = is_local_address(self.address) and os.path.isdir(shared_memory_dir)
         self._shm_dir: Optional[str] = shared_memory_dir if shared_memory else None
+        #: Whether rings are anonymous (memfd, named to the daemon by a handle) rather than
+        #: files in the directory; off for good once the daemon refused or ignored a handle.
+        self._shm_anonymous = _shm.MEMFD
         #: Check every chunk a load gets through shared memory against its CRC-32C once more.
         #: Off by default: the daemon checked it against the stored CRC right before copying it
         #: into the ring, and the pure-Python builds of crc32c run at ~2 GB/s, a third of a
@@ -676,11 +679,12 @@ class CkptdClient:
         shm_dir = self._shm_dir
         # An item of small entries only sends every byte inline (EntryBatch): a ring file
         # would cost its creation and a round trip for nothing.
-        if shm_dir is not None and any(nbytes > SHARED_BATCH_ENTRY_BYTES for _, _, nbytes in prepared):
+        while shm_dir is not None and any(nbytes > SHARED_BATCH_ENTRY_BYTES for _, _, nbytes in prepared):
             try:
                 return self._save_shared(shm_dir, target, prepared, timeout, handed_off, n_direct)
             except _shm.SharedUnavailable as err:
                 self._shared_memory_refused(err)
+            shm_dir = self._shm_dir
         failure: List[BaseException] = []
         requests = self._save_requests(*target, prepared, failure, handed_off=handed_off, n_direct=n_direct)
         try:
@@ -692,19 +696,42 @@ class CkptdClient:
         return SaveResult(res.bytes_received, res.bytes_stored, res.entry_count, res.attempt)
 
     def _shared_memory_refused(self, err: "_shm.SharedUnavailable") -> None:
-        if self._shm_dir is not None:
+        """A refused anonymous ring turns to ring files; a refused ring file to gRPC."""
+        if err.handle:
+            if self._shm_anonymous:
+                self._shm_anonymous = False
+                log.warning("ckptd: saves and loads with %s use ring files in %s from now on: %s", self.address,
+                            self._shm_dir, err)
+        elif self._shm_dir is not None:
             self._shm_dir = None
             log.warning("ckptd: saves and loads with %s go over gRPC from now on: %s", self.address, err)
+
+    def _ring(self, shm_dir: str, slot_bytes: int, purpose: str) -> "_shm.Ring":
+        """A new ring: anonymous while the daemon takes handles, else a file in ``shm_dir``."""
+        anonymous = self._shm_anonymous
+        try:
+            return _shm.Ring(shm_dir, slot_bytes, _shm.DEFAULT_SLOTS, purpose=purpose, anonymous=anonymous)
+        except OSError as err:
+            where = "an anonymous ring (memfd)" if anonymous else f"a ring file in {shm_dir}"
+            raise _shm.SharedUnavailable(f"cannot create {where}: {err}", handle=anonymous) from None
+
+    @staticmethod
+    def _ring_fields(ring: "_shm.Ring") -> dict:
+        """How a SaveHeader or LoadSharedStart names ``ring``."""
+        if ring.handle is not None:
+            pid, fd, token = ring.handle
+            return {"shared_memory_handle": pb.SharedMemoryHandle(pid=pid, fd=fd, token=token)}
+        return {"shared_memory_path": ring.path}
 
     def _save_shared(self, shm_dir: str, target, prepared, timeout: Optional[float],
                      handed_off: Optional[threading.Event], n_direct: int) -> SaveResult:
         """A SaveShared call: chunks go through a ring file, the stream carries where they are."""
         job, checkpoint_id, step, rank, world_size, item = target
-        try:
-            ring = _shm.Ring(shm_dir, self.chunk_bytes, _shm.DEFAULT_SLOTS)
-        except OSError as err:
-            raise _shm.SharedUnavailable(f"cannot create a ring file in {shm_dir}: {err}") from None
+        ring = self._ring(shm_dir, self.chunk_bytes, "save")
         ready = threading.Event()
+        #: Set when the daemon opened the stream without opening the ring's handle (it
+        #: predates handles): the bytes go in Chunk messages on this same stream.
+        inline = threading.Event()
         failure: List[BaseException] = []
         chunk_bytes = ring.slot_bytes
         SSR = pb.SaveSharedRequest
@@ -713,9 +740,12 @@ class CkptdClient:
             try:
                 yield SSR(request=pb.SaveRequest(header=pb.SaveHeader(
                     job=job, checkpoint_id=checkpoint_id, step=int(step), rank=int(rank),
-                    world_size=int(world_size), item=item, shared_memory_path=ring.path,
-                    incarnation=self.incarnation)))
+                    world_size=int(world_size), item=item, incarnation=self.incarnation, **self._ring_fields(ring))))
                 ready.wait()  # the daemon opened the ring file (or the call failed: put() raises)
+                if inline.is_set():
+                    for msg in _item_messages(prepared, self.chunk_bytes, _encode_chunk, handed_off, n_direct):
+                        yield _shared_wrap(msg) if isinstance(msg, bytes) else SSR(request=msg)
+                    return
 
                 def shared_chunk(data, crc: int) -> pb.SaveRequest:
                     return pb.SaveRequest(shared_chunk=pb.SharedChunk(offset=ring.put(data), length=len(data), crc32c=crc))
@@ -742,6 +772,11 @@ class CkptdClient:
                 if kind == "progress":
                     if not opened:
                         opened = True
+                        if ring.handle is not None and not resp.progress.shared_memory_handle_open:
+                            # Saves to come use ring files; this one sends its bytes on the stream.
+                            self._shared_memory_refused(_shm.SharedUnavailable(
+                                "the daemon predates anonymous rings (SharedMemoryHandle)", handle=True))
+                            inline.set()
                         ring.unlink()  # the daemon holds the file open now
                         ready.set()
                     ring.release(resp.progress.shared_bytes_released)
@@ -757,7 +792,9 @@ class CkptdClient:
                 raise failure[0] from None
             details = err.details() or ""
             if not opened and _shm.refused(err.code(), details):
-                raise _shm.SharedUnavailable(details) from None
+                # UNIMPLEMENTED: no SaveShared at all, whatever the ring.
+                handle = ring.handle is not None and err.code() != grpc.StatusCode.UNIMPLEMENTED
+                raise _shm.SharedUnavailable(details, handle=handle) from None
             raise rpc_error(err, self.address, f"Save of item {item} of {job}/{checkpoint_id} (rank {rank})") from None
         finally:
             ring.fail(_shm.SharedUnavailable("the save ended"))
@@ -898,12 +935,13 @@ class CkptdClient:
                            map_location=map_location, items=items, source_rank=source_rank, world_size=world_size,
                            boxes=boxes, shard_as=shard_as)
         shm_dir = self._shm_dir
-        if shm_dir is not None:
+        while shm_dir is not None:
             try:
                 return self._assemble(self._load_shared_parts(shm_dir, req, timeout=timeout),
                                       job, checkpoint_id, rank, source_rank, place, into, req)
             except _shm.SharedUnavailable as err:
                 self._shared_memory_refused(err)
+            shm_dir = self._shm_dir
         return self._assemble(self._load_parts(req, timeout=timeout), job, checkpoint_id, rank, source_rank, place,
                               into, req)
 
@@ -959,14 +997,11 @@ class CkptdClient:
         :func:`load_request`); a chunk's payload is a view of a ring slot, valid until the
         next part is asked for (copy it out before)."""
         job, checkpoint_id, rank = req.job, req.checkpoint_id, req.rank
-        try:
-            ring = _shm.Ring(shm_dir, MAX_CHUNK_BYTES, _shm.DEFAULT_SLOTS, purpose="load")
-        except OSError as err:
-            raise _shm.SharedUnavailable(f"cannot create a ring file in {shm_dir}: {err}") from None
+        ring = self._ring(shm_dir, MAX_CHUNK_BYTES, "load")
         progress: "queue.SimpleQueue[Optional[int]]" = queue.SimpleQueue()
 
         def requests():
-            yield pb.LoadSharedRequest(start=pb.LoadSharedStart(request=req, shared_memory_path=ring.path))
+            yield pb.LoadSharedRequest(start=pb.LoadSharedStart(request=req, **self._ring_fields(ring)))
             while True:
                 released = progress.get()
                 if released is None:
@@ -1000,7 +1035,8 @@ class CkptdClient:
         except grpc.RpcError as err:
             details = err.details() or ""
             if not started and _shm.refused(err.code(), details):
-                raise _shm.SharedUnavailable(details) from None
+                handle = ring.handle is not None and err.code() != grpc.StatusCode.UNIMPLEMENTED
+                raise _shm.SharedUnavailable(details, handle=handle) from None
             raise _load_failure(rpc_error(err, self.address, f"Load of {job}/{checkpoint_id} (rank {rank})"),
                                 req) from None
         finally:

@@ -120,6 +120,7 @@ def test_a_ring_outside_the_daemons_directory_is_refused_and_the_save_still_land
     d = start_daemon("--shared-memory-dir", str(daemon_dir))
     state = _state()
     with ckptd.CkptdClient(d.address, shared_memory_dir=str(client_dir)) as client:
+        client._shm_anonymous = False  # ring files, whose directory is what this checks
         res = client.save(job, "s1", 1, 0, 1, "model", _entries(state))
         assert not client.shared_memory
         assert os.listdir(client_dir) == []  # the refused ring was removed
@@ -238,3 +239,124 @@ def test_small_chunks_share_a_ring_slot_and_a_slot_is_reused_only_once_all_its_c
         assert bytes(ring.view(0, 3072)) == b"c" * 3072 and bytes(ring.view(4096, 3072)) == b"b" * 3072
     finally:
         ring.close()
+
+
+def _daemon_ring_fds(pid, shm):
+    """The rings (memfds, files of ``shm``) process ``pid`` holds open."""
+    names = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            name = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if "ckptd-ring-" in name or name.startswith(str(shm) + "/"):
+            names.append(name)
+    return names
+
+
+def test_rings_are_anonymous_memfds_and_the_daemon_keeps_none_of_them(start_daemon, tmp_path, job, monkeypatch):
+    made = []
+    real_ring = ckptd._shm.Ring
+
+    def recording_ring(*args, **kwargs):
+        ring = real_ring(*args, **kwargs)
+        made.append((kwargs.get("purpose"), ring.handle, ring.path, os.readlink(f"/proc/self/fd/{ring.handle[1]}")))
+        return ring
+
+    monkeypatch.setattr(ckptd._shm, "Ring", recording_ring)
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    d = start_daemon("--shared-memory-dir", str(shm))
+    state = _state()
+    with ckptd.CkptdClient(d.address, chunk_bytes=64 << 10, shared_memory_dir=str(shm)) as client:
+        res = client.save(job, "s1", 1, 0, 1, "model", _entries(state))
+        assert _daemon_ring_fds(d.proc.pid, shm) == []  # closed before the result was sent
+        assert client.commit(job, "s1", 1, 0, 1, ["model"], res.attempt).outcome == "COMMITTED"
+        _check_load(client, job, "s1", state)
+        assert _daemon_ring_fds(d.proc.pid, shm) == []  # closed before the stream ended
+        assert client.shared_memory and client._shm_anonymous  # no fallback of either kind
+    assert [m[0] for m in made] == ["save", "load"]
+    for purpose, handle, path, name in made:
+        pid, fd, token = handle
+        assert pid == os.getpid() and path is None and len(token) == 32 and int(token, 16) >= 0
+        assert name == f"/memfd:ckptd-ring-{token} (deleted)"
+    assert made[0][1][2] != made[1][1][2]  # a fresh token per ring
+    assert os.listdir(shm) == []  # never a name
+
+
+def test_a_daemon_that_predates_handles_gets_the_bytes_on_the_stream_then_ring_files(tmp_path):
+    """A daemon older than SharedMemoryHandle ignores the handle and never says it opened it:
+    the save sends its bytes in Chunk messages on the same stream, and the next one names a
+    ring file. Its LoadShared refuses a start without a path: the load names a ring file."""
+    from concurrent import futures
+
+    import grpc
+
+    from ckptd._proto import checkpoint_service_pb2 as pb
+    from ckptd._proto import checkpoint_service_pb2_grpc as pb_grpc
+
+    saves = []
+    loads = []
+
+    class BeforeHandles(pb_grpc.CheckpointServiceServicer):
+        def SaveShared(self, request_iterator, context):
+            it = iter(request_iterator)
+            header = next(it).request.header
+            ring = open(header.shared_memory_path, "rb") if header.shared_memory_path else None
+            yield pb.SaveSharedResponse(progress=pb.SaveProgress(shared_bytes_released=0))
+            data, kinds, released = [], [], 0
+            for r in it:
+                kind = r.request.WhichOneof("msg")
+                kinds.append(kind)
+                if kind == "chunk":
+                    data.append(r.request.chunk.data)
+                elif kind == "shared_chunk":
+                    if ring is None:
+                        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a shared_chunk arrived but the header named no shared_memory_path")
+                    c = r.request.shared_chunk
+                    ring.seek(c.offset)
+                    data.append(ring.read(c.length))
+                    released += c.length
+                    yield pb.SaveSharedResponse(progress=pb.SaveProgress(shared_bytes_released=released))
+            saves.append((header.shared_memory_path, set(kinds), b"".join(data)))
+            n = sum(map(len, data))
+            yield pb.SaveSharedResponse(result=pb.SaveResponse(bytes_received=n, bytes_stored=n, entry_count=1, attempt=1))
+
+        def LoadShared(self, request_iterator, context):
+            # Sees neither a path nor the (unknown) handle: refused, as before handles.
+            start = next(iter(request_iterator)).start
+            loads.append(start.shared_memory_path)
+            if not start.shared_memory_path:
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                              '"" is not a file directly in /dev/shm; shared memory unavailable')
+            data = saves[0][2]
+            with open(start.shared_memory_path, "r+b") as ring:
+                ring.write(data)
+            yield pb.LoadSharedResponse(response=pb.LoadResponse(plan=pb.LoadPlan(total_bytes=len(data))))
+            yield pb.LoadSharedResponse(response=pb.LoadResponse(entry=pb.LoadEntry(
+                item="model", key="x", tensor=pb.TensorSpec(dtype=pb.DTYPE_FLOAT32, shape=[len(data) // 4]),
+                size_bytes=len(data), target_device="cpu")))
+            yield pb.LoadSharedResponse(response=pb.LoadResponse(shared_chunk=pb.SharedChunk(offset=0, length=len(data))))
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    pb_grpc.add_CheckpointServiceServicer_to_server(BeforeHandles(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    x = np.arange(1 << 19, dtype=np.float32)  # over BATCH_ENTRY_BYTES: in chunks, not in an EntryBatch
+    try:
+        with ckptd.CkptdClient(f"127.0.0.1:{port}", chunk_bytes=64 << 10, shared_memory_dir=str(tmp_path)) as client:
+            assert client._shm_anonymous
+            assert client.save("j", "c", 1, 0, 1, "model", [ckptd.TensorEntry("x", x)]).bytes_received == x.nbytes
+            assert client.shared_memory and not client._shm_anonymous
+            assert client.save("j", "c", 1, 0, 1, "more", [ckptd.TensorEntry("x", x + 1)]).bytes_received == x.nbytes
+            assert client.shared_memory and not client._shm_anonymous
+        with ckptd.CkptdClient(f"127.0.0.1:{port}", shared_memory_dir=str(tmp_path)) as client:
+            loaded = client.load_items("j", "c", rank=0)  # a memfd ring refused, then a ring file
+            assert np.array_equal(loaded.items["model"]["x"].value.numpy(), x)
+            assert client.shared_memory and not client._shm_anonymous
+    finally:
+        server.stop(None)
+    assert len(loads) == 2 and loads[0] == "" and loads[1].startswith(str(tmp_path))
+    assert saves[0][0] == "" and "shared_chunk" not in saves[0][1] and saves[0][2] == x.tobytes()
+    assert saves[1][0].startswith(str(tmp_path)) and "chunk" not in saves[1][1] and saves[1][2] == (x + 1).tobytes()
+    assert os.listdir(tmp_path) == []

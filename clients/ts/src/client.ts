@@ -55,7 +55,15 @@ import {
   type WatchOptions,
 } from "./evaluation.js";
 import type { LoadSharedResponse } from "./gen/ckptd/v1/LoadSharedResponse.js";
-import { DEFAULT_SHARED_MEMORY_DIR, LoadRing, SHARED_MEMORY_UNAVAILABLE, SaveRing, isDirectory, isLocalAddress } from "./shared-memory.js";
+import {
+  DEFAULT_SHARED_MEMORY_DIR,
+  LoadRing,
+  type RingHandle,
+  SHARED_MEMORY_UNAVAILABLE,
+  SaveRing,
+  isDirectory,
+  isLocalAddress,
+} from "./shared-memory.js";
 import { dtypeByteSize, fromProtoDtype, isDtypeName, toProtoDtype, type Tensor, type TensorData } from "./tensor.js";
 import { CLIENT_CHANNEL_OPTIONS, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES, loadWire, tensorByteSize } from "./wire.js";
 
@@ -77,9 +85,12 @@ export interface CkptdClientOptions {
   /**
    * Hand a save's bytes to the daemon, and get {@link CkptdClient.loadItems}' bytes from it,
    * through a ring file in {@link sharedMemoryDir} (the daemon's `--shared-memory-dir`)
-   * instead of the gRPC stream (the SaveShared and LoadShared RPCs). When the daemon refuses
-   * it (another user, another `/dev/shm`, turned off) or the ring file cannot be created,
-   * the client streams the bytes from then on ({@link CkptdClient.sharedMemory} turns false).
+   * instead of the gRPC stream (the SaveShared and LoadShared RPCs). The ring's name is
+   * removed right after it is created and the daemon reopens it through /proc by a handle
+   * (pid, descriptor, token), so it cannot be left behind; a daemon that refuses or predates
+   * handles gets named ring files from then on. When the daemon refuses those too (another
+   * user, another `/dev/shm`, turned off) or the ring file cannot be created, the client
+   * streams the bytes from then on ({@link CkptdClient.sharedMemory} turns false).
    * @default true when the address is on this node (loopback or a Unix socket) and the directory exists
    */
   sharedMemory?: boolean;
@@ -381,6 +392,11 @@ export class CkptdClient {
   readonly incarnation: number;
   /** The directory of shared-memory ring files while saves and loads use them; undefined once they stream. */
   private sharedMemoryDir: string | undefined;
+  /**
+   * Whether rings are unnamed files the daemon reopens by a handle (SharedMemoryHandle)
+   * rather than files it opens by name; false for good once the daemon refused or ignored a handle.
+   */
+  private unnamedRings = process.platform === "linux";
 
   constructor(addressOrOptions: string | CkptdClientOptions) {
     const options = typeof addressOrOptions === "string" ? { address: addressOrOptions } : addressOrOptions;
@@ -429,8 +445,8 @@ export class CkptdClient {
    */
   async save(req: SaveRequest, options: SaveCallOptions = {}): Promise<SaveResult> {
     const deadline = options.deadlineMs === undefined ? undefined : new Date(Date.now() + options.deadlineMs);
-    const dir = this.sharedMemoryDir;
-    if (dir !== undefined) {
+    // At most twice: a refused unnamed ring turns to ring files, a refused ring file to the stream.
+    for (let dir = this.sharedMemoryDir, tries = 0; dir !== undefined && tries < 2; dir = this.sharedMemoryDir, tries++) {
       const res = await this.saveShared(dir, req, options, deadline);
       if (res) return res;
     }
@@ -501,19 +517,29 @@ export class CkptdClient {
     return { bytesReceived: res.bytesReceived, bytesStored: res.bytesStored, entryCount: res.entryCount, attempt: res.attempt };
   }
 
-  /**
-   * A SaveShared call: each chunk is copied into a slot of a ring file the daemon has open,
-   * and the stream carries only where it is. Resolves with undefined, having consumed
-   * nothing of `req.entries`, when shared memory is unavailable (the ring file cannot be
-   * created, or the daemon refuses it before its first progress message): the client
-   * then streams from now on.
-   */
   /** The header both save streams open with: the item's coordinates and this process's incarnation. */
   private saveHeader(req: SaveRequest): SaveHeaderIn {
     const { job, checkpointId, step, rank, worldSize, item } = req;
     return { job, checkpointId, step, rank, worldSize, item, incarnation: this.incarnation };
   }
 
+  /**
+   * Shared memory was refused, or a ring could not be created: an unnamed ring turns to
+   * ring files from now on, a ring file (or a daemon without the RPC) to the stream.
+   */
+  private sharedMemoryRefused(unnamed: boolean, unimplemented = false): void {
+    if (unnamed && !unimplemented) this.unnamedRings = false;
+    else this.sharedMemoryDir = undefined;
+  }
+
+  /**
+   * A SaveShared call: each chunk is copied into a slot of a ring file the daemon has open,
+   * and the stream carries only where it is. Resolves with undefined, having consumed
+   * nothing of `req.entries`, when shared memory is unavailable (the ring cannot be
+   * created, or the daemon refuses it before its first progress message): the client then
+   * tries a ring file (after an unnamed ring) or streams from now on. A daemon that
+   * predates handles gets this save's chunks in Chunk messages on the same stream.
+   */
   private async saveShared(
     dir: string,
     req: SaveRequest,
@@ -521,16 +547,19 @@ export class CkptdClient {
     deadline: Date | undefined,
   ): Promise<SaveResult | undefined> {
     let ring: SaveRing;
+    const unnamed = this.unnamedRings;
     try {
-      ring = await SaveRing.create(dir, this.chunkBytes);
+      ring = await SaveRing.create(dir, this.chunkBytes, undefined, unnamed);
     } catch {
-      this.sharedMemoryDir = undefined;
+      this.sharedMemoryRefused(unnamed);
       return undefined;
     }
     try {
       const call = this.raw.saveShared(deadline ? { deadline } : {});
       let settled = false;
       let opened = false;
+      /** The daemon ignored the ring's handle (it predates them): chunks go on the stream. */
+      let inline = false;
       let result: SaveResponse | undefined;
       let onOpened!: () => void;
       const openedOrDone = new Promise<void>((resolve) => (onOpened = resolve));
@@ -551,6 +580,10 @@ export class CkptdClient {
         if (msg.msg === "progress" && msg.progress) {
           if (!opened) {
             opened = true;
+            if (ring.handle && !msg.progress.sharedMemoryHandleOpen) {
+              inline = true;
+              this.unnamedRings = false;
+            }
             onOpened();
           }
           ring.release(msg.progress.sharedBytesReleased);
@@ -588,7 +621,7 @@ export class CkptdClient {
       let trailerSent = false;
       try {
         const open = await write({
-          header: { ...this.saveHeader(req), sharedMemoryPath: ring.path },
+          header: { ...this.saveHeader(req), ...ringFields(ring) },
         });
         // The first progress message says the daemon has the file open.
         await openedOrDone;
@@ -599,7 +632,7 @@ export class CkptdClient {
             const e = CkptdError.from(err);
             // Refused, or a daemon older than SaveShared: the stream it is, from now on.
             if (e.code === Code.UNIMPLEMENTED || (e.code === Code.FAILED_PRECONDITION && e.details.includes(SHARED_MEMORY_UNAVAILABLE))) {
-              this.sharedMemoryDir = undefined;
+              this.sharedMemoryRefused(ring.handle !== undefined, e.code === Code.UNIMPLEMENTED);
               return undefined;
             }
             throw e;
@@ -613,6 +646,7 @@ export class CkptdClient {
             req.entries,
             write,
             async (chunk, crc32c) => {
+              if (inline) return { chunk: { data: chunk, crc32c } };
               const offset = await this.putChunk(ring, chunk);
               return offset === undefined ? undefined : { sharedChunk: { offset, length: chunk.byteLength, crc32c } };
             },
@@ -685,7 +719,7 @@ export class CkptdClient {
       return await ring.put(chunk);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code === "ENOSPC" ? Code.RESOURCE_EXHAUSTED : Code.INTERNAL;
-      throw new CkptdError(code, `cannot write a chunk into the shared-memory file ${ring.path}: ${(err as Error).message}`, {
+      throw new CkptdError(code, `cannot write a chunk into the shared-memory file ${ring.shown}: ${(err as Error).message}`, {
         cause: err,
       });
     }
@@ -930,8 +964,7 @@ export class CkptdClient {
 
   /** A load into the assembly `make` makes: through shared memory when enabled, else (or once refused) on the Load stream. */
   private async assemble(req: LoadRequest, make: () => LoadAssembly, options: StreamCallOptions): Promise<LoadedItems> {
-    const dir = this.sharedMemoryDir;
-    if (dir !== undefined) {
+    for (let dir = this.sharedMemoryDir, tries = 0; dir !== undefined && tries < 2; dir = this.sharedMemoryDir, tries++) {
       const res = await this.loadItemsShared(dir, req, make(), options);
       if (res) return res;
     }
@@ -958,11 +991,12 @@ export class CkptdClient {
     options: StreamCallOptions,
   ): Promise<LoadedItems | undefined> {
     let ring: LoadRing;
+    const unnamed = this.unnamedRings;
     try {
       // The daemon's slots are 4 MiB (its largest chunk), whatever this client's chunkBytes.
-      ring = await LoadRing.create(dir, MAX_CHUNK_BYTES);
+      ring = await LoadRing.create(dir, MAX_CHUNK_BYTES, undefined, unnamed);
     } catch {
-      this.sharedMemoryDir = undefined;
+      this.sharedMemoryRefused(unnamed);
       return undefined;
     }
     const request = loadRequest(req);
@@ -971,7 +1005,7 @@ export class CkptdClient {
     let ended = false;
     let released = 0;
     try {
-      call.write({ start: { request, sharedMemoryPath: ring.path } });
+      call.write({ start: { request, ...ringFields(ring) } });
       for await (const msg of call as AsyncIterable<LoadSharedResponse>) {
         if (!started) {
           started = true;
@@ -1007,7 +1041,7 @@ export class CkptdClient {
         !started &&
         (e.code === Code.UNIMPLEMENTED || (e.code === Code.FAILED_PRECONDITION && e.details.includes(SHARED_MEMORY_UNAVAILABLE)))
       ) {
-        this.sharedMemoryDir = undefined;
+        this.sharedMemoryRefused(ring.handle !== undefined, e.code === Code.UNIMPLEMENTED);
         return undefined;
       }
       throw e;
@@ -1240,11 +1274,16 @@ function loadRequest(req: LoadRequest): LoadRequestIn & { checkpointId: string }
 }
 
 /** Reads a shared chunk out of the ring into `into`; a failure is the load's INTERNAL error. */
+/** How a SaveHeader or LoadSharedStart names `ring`: by its handle when unnamed, else by path. */
+function ringFields(ring: SaveRing | LoadRing): { sharedMemoryHandle: RingHandle } | { sharedMemoryPath: string } {
+  return ring.handle ? { sharedMemoryHandle: ring.handle } : { sharedMemoryPath: ring.path };
+}
+
 async function readChunk(ring: LoadRing, offset: number, into: Uint8Array): Promise<void> {
   try {
     await ring.read(offset, into);
   } catch (err) {
-    throw new CkptdError(Code.INTERNAL, `cannot read a chunk out of the shared-memory file ${ring.path}: ${(err as Error).message}`, {
+    throw new CkptdError(Code.INTERNAL, `cannot read a chunk out of the shared-memory file ${ring.shown}: ${(err as Error).message}`, {
       cause: err,
     });
   }

@@ -11,16 +11,40 @@
  * of the client's ring file, sends a SharedChunk naming it, and the client reads the bytes
  * straight into the entry's buffer and reports them released.
  *
- * Each save or load creates its own ring file (slots × slot bytes, 32 MiB by default) and
- * removes its name as soon as the daemon has opened it: from then on only the two open
- * handles keep the memory, so nothing is left in the directory whatever happens to
- * either process.
+ * Each save or load creates its own ring (slots × slot bytes, 32 MiB by default). Node
+ * cannot make a memfd without a native addon, so by default the ring is an unnamed file:
+ * the client creates `ckptd-ring-<token>` in the directory (the token: 128 random bits)
+ * and removes the name in the very next system call, before anything else, then sizes
+ * it and names it to the daemon by a handle, (pid, descriptor, token): the daemon reopens
+ * /proc/<pid>/fd/<fd> and checks it is that unnamed file. Only a kill between those two
+ * calls can leave the name behind; from then on the memory goes back to the system once
+ * both processes closed the file or died, whatever happens to either of them.
+ *
+ * A daemon that refuses handles (another PID namespace, say) or predates them gets a
+ * named ring file instead, `ckptd-<purpose>-<pid>-<random>`, whose name the client
+ * removes once the daemon has opened it.
  */
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
-import type { FileHandle } from "node:fs/promises";
 import * as path from "node:path";
+import { promisify } from "node:util";
+
+const pwrite = promisify(fs.write) as (
+  fd: number,
+  buffer: Uint8Array,
+  offset: number,
+  length: number,
+  position: number,
+) => Promise<{ bytesWritten: number }>;
+const pread = promisify(fs.read) as (
+  fd: number,
+  buffer: Uint8Array,
+  offset: number,
+  length: number,
+  position: number,
+) => Promise<{ bytesRead: number }>;
+const close = promisify(fs.close);
 
 /** Marker in the daemon's FAILED_PRECONDITION message when it cannot use a client's file. */
 export const SHARED_MEMORY_UNAVAILABLE = "shared memory unavailable";
@@ -57,45 +81,80 @@ export function isDirectory(dir: string): boolean {
   }
 }
 
+/** How a SaveHeader or LoadSharedStart names an unnamed ring (SharedMemoryHandle). */
+export interface RingHandle {
+  readonly pid: number;
+  readonly fd: number;
+  readonly token: string;
+}
+
+/** An open ring file: its path while it has a name, its descriptor, and its handle when unnamed. */
+interface CreatedRing {
+  path: string;
+  fd: number;
+  handle?: RingHandle;
+}
+
 /**
- * Creates `ckptd-<purpose>-<pid>-<random>` in `dir` (mode 0600, never an existing file)
- * sized `size` bytes, and returns its absolute path and open handle.
+ * Creates a ring file of `size` bytes in `dir` (mode 0600, never an existing file): with
+ * `unnamed`, `ckptd-ring-<token>`, whose name is removed right after it is created;
+ * else `ckptd-<purpose>-<pid>-<random>`.
  */
-async function createRingFile(dir: string, purpose: "save" | "load", size: number): Promise<{ path: string; fh: FileHandle }> {
+async function createRingFile(dir: string, purpose: "save" | "load", size: number, unnamed: boolean): Promise<CreatedRing> {
   // The daemon checks that the file lies directly in its own (resolved) directory.
   const real = await fsp.realpath(dir);
-  const file = path.join(real, `ckptd-${purpose}-${process.pid}-${randomBytes(6).toString("hex")}`);
+  const token = randomBytes(16).toString("hex");
+  const file = path.join(real, unnamed ? `ckptd-ring-${token}` : `ckptd-${purpose}-${process.pid}-${randomBytes(6).toString("hex")}`);
   const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
-  const fh = await fsp.open(file, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+  // Synchronous, and the unlink in the same tick: nothing runs between the two calls.
+  const fd = fs.openSync(file, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+  let linked = true;
   try {
+    if (unnamed) {
+      fs.unlinkSync(file);
+      linked = false;
+    }
     // Node has no posix_fallocate: writing zeros allocates the pages now, so a full tmpfs (a
     // container's 64 MiB /dev/shm, say) fails here with ENOSPC and the client falls back to
     // the stream before the call, instead of failing mid-way.
     const zeros = Buffer.alloc(Math.min(size, 4 << 20));
     for (let at = 0; at < size;) {
-      const { bytesWritten } = await fh.write(zeros, 0, Math.min(zeros.length, size - at), at);
+      const { bytesWritten } = await pwrite(fd, zeros, 0, Math.min(zeros.length, size - at), at);
       at += bytesWritten;
     }
   } catch (err) {
-    await fh.close().catch(() => undefined);
-    await fsp.unlink(file).catch(() => undefined);
+    fs.closeSync(fd);
+    if (linked) await fsp.unlink(file).catch(() => undefined);
     throw err;
   }
-  return { path: file, fh };
+  return unnamed ? { path: file, fd, handle: { pid: process.pid, fd, token } } : { path: file, fd };
 }
 
-/** A ring file of one save or load: its name, removed once the daemon has it open, and its handle. */
+/** A ring file of one save or load: its name, removed once the daemon has it open (or at once), and its descriptor. */
 abstract class RingFile {
-  private linked = true;
+  private linked: boolean;
   private closed = false;
+  /** Absolute path the file was created at (its name is gone once {@link unlink} ran, or from the start with a handle). */
+  readonly path: string;
+  protected readonly fd: number;
+  /** The ring as a SharedMemoryHandle names it: set when the file never kept its name. */
+  readonly handle: RingHandle | undefined;
 
   protected constructor(
-    /** Absolute path of the file (its name is gone once {@link unlink} ran). */
-    readonly path: string,
-    protected readonly fh: FileHandle,
+    created: CreatedRing,
     readonly slotBytes: number,
     readonly slots: number,
-  ) {}
+  ) {
+    this.path = created.path;
+    this.fd = created.fd;
+    this.handle = created.handle;
+    this.linked = created.handle === undefined;
+  }
+
+  /** The ring, for messages (never the token). */
+  get shown(): string {
+    return this.handle ? `the unnamed ring file (descriptor ${this.fd})` : this.path;
+  }
 
   /** Removes the file's name (the daemon holds it open). Idempotent. */
   async unlink(): Promise<void> {
@@ -111,7 +170,7 @@ abstract class RingFile {
     if (this.closed) return;
     this.closed = true;
     await this.unlink().catch(() => undefined);
-    await this.fh.close().catch(() => undefined);
+    await close(this.fd).catch(() => undefined);
   }
 }
 
@@ -129,10 +188,9 @@ export class SaveRing extends RingFile {
   private failed = false;
   private waiters: (() => void)[] = [];
 
-  /** Creates `ckptd-save-<pid>-<random>` in `dir` (mode 0600, never an existing file) sized slots × slotBytes. */
-  static async create(dir: string, slotBytes: number, slots: number = RING_SLOTS): Promise<SaveRing> {
-    const { path: file, fh } = await createRingFile(dir, "save", slotBytes * slots);
-    return new SaveRing(file, fh, slotBytes, slots);
+  /** Creates a ring of slots × slotBytes in `dir`: unnamed (see the module), or `ckptd-save-<pid>-<random>`. */
+  static async create(dir: string, slotBytes: number, slots: number = RING_SLOTS, unnamed = false): Promise<SaveRing> {
+    return new SaveRing(await createRingFile(dir, "save", slotBytes * slots, unnamed), slotBytes, slots);
   }
 
   /**
@@ -151,7 +209,7 @@ export class SaveRing extends RingFile {
     this.pending.push(n);
     let written = 0;
     while (written < n) {
-      const { bytesWritten } = await this.fh.write(data, written, n - written, offset + written);
+      const { bytesWritten } = await pwrite(this.fd, data, written, n - written, offset + written);
       written += bytesWritten;
     }
     return offset;
@@ -193,10 +251,9 @@ export class SaveRing extends RingFile {
  * {@link read}s each chunk out where it belongs and then reports it released.
  */
 export class LoadRing extends RingFile {
-  /** Creates `ckptd-load-<pid>-<random>` in `dir` (mode 0600, never an existing file) sized slots × slotBytes. */
-  static async create(dir: string, slotBytes: number, slots: number = RING_SLOTS): Promise<LoadRing> {
-    const { path: file, fh } = await createRingFile(dir, "load", slotBytes * slots);
-    return new LoadRing(file, fh, slotBytes, slots);
+  /** Creates a ring of slots × slotBytes in `dir`: unnamed (see the module), or `ckptd-load-<pid>-<random>`. */
+  static async create(dir: string, slotBytes: number, slots: number = RING_SLOTS, unnamed = false): Promise<LoadRing> {
+    return new LoadRing(await createRingFile(dir, "load", slotBytes * slots, unnamed), slotBytes, slots);
   }
 
   /** Size of the file in bytes. */
@@ -215,7 +272,7 @@ export class LoadRing extends RingFile {
     }
     let got = 0;
     while (got < length) {
-      const { bytesRead } = await this.fh.read(into, got, length - got, offset + got);
+      const { bytesRead } = await pread(this.fd, into, got, length - got, offset + got);
       if (bytesRead === 0) throw new Error(`the file ends at byte ${offset + got}, inside the slice [${offset}, ${offset + length})`);
       got += bytesRead;
     }

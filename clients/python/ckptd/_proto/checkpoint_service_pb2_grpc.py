@@ -88,7 +88,7 @@ class CheckpointServiceServicer(object):
 
     def SaveShared(self, request_iterator, context):
         """SaveShared is Save for a client on the daemon's node: data chunks may travel
-        through a shared-memory file (SaveHeader.shared_memory_path) as SharedChunk
+        through a shared-memory ring (SaveHeader.shared_memory_handle or shared_memory_path) as SharedChunk
         messages that only name where their bytes are, so the bytes skip gRPC. Each
         request wraps one message of a Save stream, in Save's order. The daemon answers with a SaveProgress once the file
         is open (shared_bytes_released 0), another each time it has copied shared
@@ -149,7 +149,7 @@ class CheckpointServiceServicer(object):
         """LoadShared is Load for a client on the daemon's node: the daemon writes each
         chunk's raw bytes into a slot of the client's shared-memory file and sends a
         SharedChunk naming it instead of the bytes. The client's first message names the
-        load and the file (a whole number of 4 MiB slots); it then reports the bytes it
+        load and the ring (by handle or path; a whole number of 4 MiB slots); it then reports the bytes it
         has copied out, and the daemon reuses a slot only once the client released it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

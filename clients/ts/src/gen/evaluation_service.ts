@@ -43,6 +43,7 @@ import type { SaveSharedResponseIn as _ckptd_v1_SaveSharedResponseIn, SaveShared
 import type { SaveTrailerIn as _ckptd_v1_SaveTrailerIn, SaveTrailer as _ckptd_v1_SaveTrailer } from './ckptd/v1/SaveTrailer.js';
 import type { ShardAsIn as _ckptd_v1_ShardAsIn, ShardAs as _ckptd_v1_ShardAs } from './ckptd/v1/ShardAs.js';
 import type { SharedChunkIn as _ckptd_v1_SharedChunkIn, SharedChunk as _ckptd_v1_SharedChunk } from './ckptd/v1/SharedChunk.js';
+import type { SharedMemoryHandleIn as _ckptd_v1_SharedMemoryHandleIn, SharedMemoryHandle as _ckptd_v1_SharedMemoryHandle } from './ckptd/v1/SharedMemoryHandle.js';
 import type { TensorBoxIn as _ckptd_v1_TensorBoxIn, TensorBox as _ckptd_v1_TensorBox } from './ckptd/v1/TensorBox.js';
 import type { TensorPlacementIn as _ckptd_v1_TensorPlacementIn, TensorPlacement as _ckptd_v1_TensorPlacement } from './ckptd/v1/TensorPlacement.js';
 import type { TensorSpecIn as _ckptd_v1_TensorSpecIn, TensorSpec as _ckptd_v1_TensorSpec } from './ckptd/v1/TensorSpec.js';
@@ -122,6 +123,7 @@ export interface ProtoGrpcType {
       SaveTrailer: MessageTypeDefinition<_ckptd_v1_SaveTrailerIn, _ckptd_v1_SaveTrailer>
       ShardAs: MessageTypeDefinition<_ckptd_v1_ShardAsIn, _ckptd_v1_ShardAs>
       SharedChunk: MessageTypeDefinition<_ckptd_v1_SharedChunkIn, _ckptd_v1_SharedChunk>
+      SharedMemoryHandle: MessageTypeDefinition<_ckptd_v1_SharedMemoryHandleIn, _ckptd_v1_SharedMemoryHandle>
       TensorBox: MessageTypeDefinition<_ckptd_v1_TensorBoxIn, _ckptd_v1_TensorBox>
       TensorPlacement: MessageTypeDefinition<_ckptd_v1_TensorPlacementIn, _ckptd_v1_TensorPlacement>
       TensorSpec: MessageTypeDefinition<_ckptd_v1_TensorSpecIn, _ckptd_v1_TensorSpec>

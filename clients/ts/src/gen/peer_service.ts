@@ -47,6 +47,7 @@ import type { SaveSharedResponseIn as _ckptd_v1_SaveSharedResponseIn, SaveShared
 import type { SaveTrailerIn as _ckptd_v1_SaveTrailerIn, SaveTrailer as _ckptd_v1_SaveTrailer } from './ckptd/v1/SaveTrailer.js';
 import type { ShardAsIn as _ckptd_v1_ShardAsIn, ShardAs as _ckptd_v1_ShardAs } from './ckptd/v1/ShardAs.js';
 import type { SharedChunkIn as _ckptd_v1_SharedChunkIn, SharedChunk as _ckptd_v1_SharedChunk } from './ckptd/v1/SharedChunk.js';
+import type { SharedMemoryHandleIn as _ckptd_v1_SharedMemoryHandleIn, SharedMemoryHandle as _ckptd_v1_SharedMemoryHandle } from './ckptd/v1/SharedMemoryHandle.js';
 import type { StagedChunkIn as _ckptd_v1_StagedChunkIn, StagedChunk as _ckptd_v1_StagedChunk } from './ckptd/v1/StagedChunk.js';
 import type { StagedEntryIn as _ckptd_v1_StagedEntryIn, StagedEntry as _ckptd_v1_StagedEntry } from './ckptd/v1/StagedEntry.js';
 import type { StagedItemIn as _ckptd_v1_StagedItemIn, StagedItem as _ckptd_v1_StagedItem } from './ckptd/v1/StagedItem.js';
@@ -131,6 +132,7 @@ export interface ProtoGrpcType {
       SaveTrailer: MessageTypeDefinition<_ckptd_v1_SaveTrailerIn, _ckptd_v1_SaveTrailer>
       ShardAs: MessageTypeDefinition<_ckptd_v1_ShardAsIn, _ckptd_v1_ShardAs>
       SharedChunk: MessageTypeDefinition<_ckptd_v1_SharedChunkIn, _ckptd_v1_SharedChunk>
+      SharedMemoryHandle: MessageTypeDefinition<_ckptd_v1_SharedMemoryHandleIn, _ckptd_v1_SharedMemoryHandle>
       StagedChunk: MessageTypeDefinition<_ckptd_v1_StagedChunkIn, _ckptd_v1_StagedChunk>
       StagedEntry: MessageTypeDefinition<_ckptd_v1_StagedEntryIn, _ckptd_v1_StagedEntry>
       StagedItem: MessageTypeDefinition<_ckptd_v1_StagedItemIn, _ckptd_v1_StagedItem>

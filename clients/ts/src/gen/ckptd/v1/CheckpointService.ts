@@ -130,7 +130,7 @@ export interface CheckpointServiceClient extends grpc.Client {
    * LoadShared is Load for a client on the daemon's node: the daemon writes each
    * chunk's raw bytes into a slot of the client's shared-memory file and sends a
    * SharedChunk naming it instead of the bytes. The client's first message names the
-   * load and the file (a whole number of 4 MiB slots); it then reports the bytes it
+   * load and the ring (by handle or path; a whole number of 4 MiB slots); it then reports the bytes it
    * has copied out, and the daemon reuses a slot only once the client released it.
    */
   LoadShared(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_ckptd_v1_LoadSharedRequestIn, _ckptd_v1_LoadSharedResponse>;
@@ -139,7 +139,7 @@ export interface CheckpointServiceClient extends grpc.Client {
    * LoadShared is Load for a client on the daemon's node: the daemon writes each
    * chunk's raw bytes into a slot of the client's shared-memory file and sends a
    * SharedChunk naming it instead of the bytes. The client's first message names the
-   * load and the file (a whole number of 4 MiB slots); it then reports the bytes it
+   * load and the ring (by handle or path; a whole number of 4 MiB slots); it then reports the bytes it
    * has copied out, and the daemon reuses a slot only once the client released it.
    */
   loadShared(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_ckptd_v1_LoadSharedRequestIn, _ckptd_v1_LoadSharedResponse>;
@@ -168,7 +168,7 @@ export interface CheckpointServiceClient extends grpc.Client {
   
   /**
    * SaveShared is Save for a client on the daemon's node: data chunks may travel
-   * through a shared-memory file (SaveHeader.shared_memory_path) as SharedChunk
+   * through a shared-memory ring (SaveHeader.shared_memory_handle or shared_memory_path) as SharedChunk
    * messages that only name where their bytes are, so the bytes skip gRPC. Each
    * request wraps one message of a Save stream, in Save's order. The daemon answers with a SaveProgress once the file
    * is open (shared_bytes_released 0), another each time it has copied shared
@@ -178,7 +178,7 @@ export interface CheckpointServiceClient extends grpc.Client {
   SaveShared(options?: grpc.CallOptions): grpc.ClientDuplexStream<_ckptd_v1_SaveSharedRequestIn, _ckptd_v1_SaveSharedResponse>;
   /**
    * SaveShared is Save for a client on the daemon's node: data chunks may travel
-   * through a shared-memory file (SaveHeader.shared_memory_path) as SharedChunk
+   * through a shared-memory ring (SaveHeader.shared_memory_handle or shared_memory_path) as SharedChunk
    * messages that only name where their bytes are, so the bytes skip gRPC. Each
    * request wraps one message of a Save stream, in Save's order. The daemon answers with a SaveProgress once the file
    * is open (shared_bytes_released 0), another each time it has copied shared
@@ -237,7 +237,7 @@ export interface CheckpointServiceHandlers extends grpc.UntypedServiceImplementa
    * LoadShared is Load for a client on the daemon's node: the daemon writes each
    * chunk's raw bytes into a slot of the client's shared-memory file and sends a
    * SharedChunk naming it instead of the bytes. The client's first message names the
-   * load and the file (a whole number of 4 MiB slots); it then reports the bytes it
+   * load and the ring (by handle or path; a whole number of 4 MiB slots); it then reports the bytes it
    * has copied out, and the daemon reuses a slot only once the client released it.
    */
   LoadShared: grpc.handleBidiStreamingCall<_ckptd_v1_LoadSharedRequest, _ckptd_v1_LoadSharedResponseIn>;
@@ -252,7 +252,7 @@ export interface CheckpointServiceHandlers extends grpc.UntypedServiceImplementa
   
   /**
    * SaveShared is Save for a client on the daemon's node: data chunks may travel
-   * through a shared-memory file (SaveHeader.shared_memory_path) as SharedChunk
+   * through a shared-memory ring (SaveHeader.shared_memory_handle or shared_memory_path) as SharedChunk
    * messages that only name where their bytes are, so the bytes skip gRPC. Each
    * request wraps one message of a Save stream, in Save's order. The daemon answers with a SaveProgress once the file
    * is open (shared_bytes_released 0), another each time it has copied shared

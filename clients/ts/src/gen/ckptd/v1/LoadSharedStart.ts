@@ -1,6 +1,7 @@
 // Original file: proto/ckptd/v1/checkpoint_service.proto
 
 import type { LoadRequestIn as _ckptd_v1_LoadRequestIn, LoadRequest as _ckptd_v1_LoadRequest } from '../../ckptd/v1/LoadRequest.js';
+import type { SharedMemoryHandleIn as _ckptd_v1_SharedMemoryHandleIn, SharedMemoryHandle as _ckptd_v1_SharedMemoryHandle } from '../../ckptd/v1/SharedMemoryHandle.js';
 
 /**
  * LoadSharedStart opens a LoadShared stream.
@@ -13,8 +14,15 @@ export interface LoadSharedStartIn {
   /**
    * A regular file directly in the daemon's shared-memory directory, owned by the
    * daemon's user, of at least one 4 MiB slot; the daemon writes chunks into it.
+   * Empty when shared_memory_handle is set; at most one of the two is set.
    */
   'sharedMemoryPath'?: (string);
+  /**
+   * The ring as an open descriptor of the client (see SharedMemoryHandle); preferred
+   * over shared_memory_path. A daemon that predates it sees neither and refuses the
+   * stream with "shared memory unavailable".
+   */
+  'sharedMemoryHandle'?: (_ckptd_v1_SharedMemoryHandleIn | null);
 }
 
 /**
@@ -28,6 +36,13 @@ export interface LoadSharedStart {
   /**
    * A regular file directly in the daemon's shared-memory directory, owned by the
    * daemon's user, of at least one 4 MiB slot; the daemon writes chunks into it.
+   * Empty when shared_memory_handle is set; at most one of the two is set.
    */
   'sharedMemoryPath': (string);
+  /**
+   * The ring as an open descriptor of the client (see SharedMemoryHandle); preferred
+   * over shared_memory_path. A daemon that predates it sees neither and refuses the
+   * stream with "shared memory unavailable".
+   */
+  'sharedMemoryHandle': (_ckptd_v1_SharedMemoryHandle | null);
 }

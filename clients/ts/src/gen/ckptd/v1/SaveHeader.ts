@@ -1,5 +1,6 @@
 // Original file: proto/ckptd/v1/checkpoint_service.proto
 
+import type { SharedMemoryHandleIn as _ckptd_v1_SharedMemoryHandleIn, SharedMemoryHandle as _ckptd_v1_SharedMemoryHandle } from '../../ckptd/v1/SharedMemoryHandle.js';
 import type { Long } from '@grpc/proto-loader';
 
 /**
@@ -33,7 +34,8 @@ export interface SaveHeaderIn {
   /**
    * For shared_chunk messages: the path of a regular file directly in the daemon's
    * shared-memory directory (--shared-memory-dir, /dev/shm by default), owned by the
-   * daemon's user. Empty when the stream sends its bytes in Chunk messages only.
+   * daemon's user. Empty when the stream sends its bytes in Chunk messages or names
+   * its ring with shared_memory_handle; at most one of the two is set.
    */
   'sharedMemoryPath'?: (string);
   /**
@@ -45,6 +47,13 @@ export interface SaveHeaderIn {
    * with FAILED_PRECONDITION and changes nothing. 0 means not sent: no fencing (older clients).
    */
   'incarnation'?: (number | string | Long);
+  /**
+   * For shared_chunk messages: the client's ring as an open descriptor of the client
+   * process (see SharedMemoryHandle), so that no file name ever exists. Preferred
+   * over shared_memory_path; a daemon that predates it ignores it and leaves
+   * SaveProgress.shared_memory_handle_open unset.
+   */
+  'sharedMemoryHandle'?: (_ckptd_v1_SharedMemoryHandleIn | null);
 }
 
 /**
@@ -78,7 +87,8 @@ export interface SaveHeader {
   /**
    * For shared_chunk messages: the path of a regular file directly in the daemon's
    * shared-memory directory (--shared-memory-dir, /dev/shm by default), owned by the
-   * daemon's user. Empty when the stream sends its bytes in Chunk messages only.
+   * daemon's user. Empty when the stream sends its bytes in Chunk messages or names
+   * its ring with shared_memory_handle; at most one of the two is set.
    */
   'sharedMemoryPath': (string);
   /**
@@ -90,4 +100,11 @@ export interface SaveHeader {
    * with FAILED_PRECONDITION and changes nothing. 0 means not sent: no fencing (older clients).
    */
   'incarnation': (number);
+  /**
+   * For shared_chunk messages: the client's ring as an open descriptor of the client
+   * process (see SharedMemoryHandle), so that no file name ever exists. Preferred
+   * over shared_memory_path; a daemon that predates it ignores it and leaves
+   * SaveProgress.shared_memory_handle_open unset.
+   */
+  'sharedMemoryHandle': (_ckptd_v1_SharedMemoryHandle | null);
 }

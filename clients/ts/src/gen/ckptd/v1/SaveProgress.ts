@@ -11,6 +11,12 @@ export interface SaveProgressIn {
    * in the order they were sent: the space of those chunks is free again.
    */
   'sharedBytesReleased'?: (number | string | Long);
+  /**
+   * Set on the first progress message when the daemon opened SaveHeader.shared_memory_handle.
+   * A client that sent a handle and gets a first progress without it talks to a daemon
+   * that predates handles: it should cancel the call and save again with a path.
+   */
+  'sharedMemoryHandleOpen'?: (boolean);
 }
 
 /**
@@ -22,4 +28,10 @@ export interface SaveProgress {
    * in the order they were sent: the space of those chunks is free again.
    */
   'sharedBytesReleased': (number);
+  /**
+   * Set on the first progress message when the daemon opened SaveHeader.shared_memory_handle.
+   * A client that sent a handle and gets a first progress without it talks to a daemon
+   * that predates handles: it should cancel the call and save again with a path.
+   */
+  'sharedMemoryHandleOpen': (boolean);
 }
