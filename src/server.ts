@@ -102,7 +102,9 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         }
       }
       const progress = (released: number) => {
-        call.write({ progress: { sharedBytesReleased: released } } satisfies SaveSharedResponse);
+        // Every shared chunk is checksummed here from the bytes read (ItemWriter), so a
+        // client may skip its own CRC pass over them.
+        call.write({ progress: { sharedBytesReleased: released, sharedChunkCrcOptional: true } } satisfies SaveSharedResponse);
       };
       const guard = saveGuard(deps, call, "SaveShared");
       saveItem(deps, call.metadata, requests(), guard, progress)

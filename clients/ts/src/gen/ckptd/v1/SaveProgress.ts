@@ -11,6 +11,13 @@ export interface SaveProgressIn {
    * in the order they were sent: the space of those chunks is free again.
    */
   'sharedBytesReleased'?: (number | string | Long);
+  /**
+   * Set by daemons that checksum shared chunks sent without SharedChunk.crc32c from the
+   * bytes they read and accept a trailer CRC that leaves them out: a client may then
+   * omit the CRC of its shared chunks. A daemon that predates it leaves it unset (and
+   * expects every byte in the trailer's CRC).
+   */
+  'sharedChunkCrcOptional'?: (boolean);
 }
 
 /**
@@ -22,4 +29,11 @@ export interface SaveProgress {
    * in the order they were sent: the space of those chunks is free again.
    */
   'sharedBytesReleased': (number);
+  /**
+   * Set by daemons that checksum shared chunks sent without SharedChunk.crc32c from the
+   * bytes they read and accept a trailer CRC that leaves them out: a client may then
+   * omit the CRC of its shared chunks. A daemon that predates it leaves it unset (and
+   * expects every byte in the trailer's CRC).
+   */
+  'sharedChunkCrcOptional': (boolean);
 }
