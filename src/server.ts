@@ -101,13 +101,34 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           yield r.request;
         }
       }
-      const progress = (released: number) => {
+      // Releases are sent once per turn of the event loop, not per chunk: a state dict of
+      // a few hundred tensors otherwise costs the client as many progress messages to
+      // receive, while the chunks that arrived together are copied out in one go anyway.
+      // The daemon turns the loop whenever it waits, for the client's next message too,
+      // so a client blocked on a full ring always hears of the space it waits for.
+      let unsent: number | undefined;
+      let ended = false;
+      const sendProgress = (released: number) => {
         // Every shared chunk is checksummed here from the bytes read (ItemWriter), so a
         // client may skip its own CRC pass over them.
         call.write({ progress: { sharedBytesReleased: released, sharedChunkCrcOptional: true } } satisfies SaveSharedResponse);
       };
+      const flushProgress = () => {
+        if (unsent === undefined || ended) return;
+        const released = unsent;
+        unsent = undefined;
+        sendProgress(released);
+      };
+      const progress = (released: number) => {
+        if (released === 0) return sendProgress(0); // the file is open: the client starts on it at once
+        if (unsent === undefined) setImmediate(flushProgress);
+        unsent = released;
+      };
       const guard = saveGuard(deps, call, "SaveShared");
       saveItem(deps, call.metadata, requests(), guard, progress)
+        .finally(() => {
+          ended = true;
+        })
         .then(
           (res) => {
             call.write({ result: res } satisfies SaveSharedResponse);
