@@ -13,6 +13,7 @@ durable. An evaluator: ``checkpoints`` -> per checkpoint ``load_items`` ->
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import logging
 import os
 import queue
@@ -180,7 +181,12 @@ class PendingSave:
 class SnapshotBuffers:
     """Host buffers for :meth:`CkptdClient.save_async` snapshots, reused from save to save
     (allocated and touched once, per entry key), holding at most ``budget_bytes``. Use one
-    per trainer, and wait for a save's ``result()`` before the next save reuses them."""
+    per trainer, and wait for a save's ``result()`` before the next save reuses them.
+
+    The buffers of the entries :meth:`prepare` sees are views of one contiguous block, laid
+    out in entry order, so a state dict whose tensors are themselves views of one flat
+    buffer in that order (flattened parameters and optimizer state) is captured with one
+    copy per contiguous run instead of one per tensor."""
 
     def __init__(self, budget_bytes: int):
         self.budget_bytes = int(budget_bytes)
@@ -191,22 +197,32 @@ class SnapshotBuffers:
         """Allocates and touches the buffers for these entries ahead of the first save, so
         that save's stall is a copy into warm memory (first touch is slow on some VMs)."""
         import torch
+        layout = []
+        offset = 0
         for e in entries:
             t = getattr(e, "tensor", None)
             if not isinstance(t, torch.Tensor) or e.key in self._buffers:
                 continue
             n = t.numel() * t.element_size()
-            if self._used + n > self.budget_bytes:
+            if self._used + offset + n > self.budget_bytes:
                 continue
-            buf = torch.empty(t.shape, dtype=t.dtype, device="cpu")
-            buf.view(-1).view(torch.uint8).fill_(0)
-            self._buffers[e.key] = buf
-            self._used += n
+            # Each view starts at a multiple of its element size (what a dtype view of the
+            # block needs), and no further: tightly packed sources stay adjacent here too.
+            offset = -(-offset // t.element_size()) * t.element_size()
+            layout.append((e.key, t, offset, n))
+            offset += n
+        if not layout:
+            return
+        block = torch.zeros(offset, dtype=torch.uint8)  # zeros: the pages are touched now
+        for key, t, at, n in layout:
+            self._buffers[key] = block[at:at + n].view(t.dtype).view(t.shape)
+        self._used += offset
 
     def split(self, entries):
         """(entries streamed from the trainer's memory, entries snapshotted into buffers)."""
         import torch
         direct, staged = [], []
+        copies = []
         for e in entries:
             t = getattr(e, "tensor", None)
             if not isinstance(t, torch.Tensor):
@@ -221,10 +237,46 @@ class SnapshotBuffers:
                 buf = torch.empty(t.shape, dtype=t.dtype, device="cpu")
                 self._used += n
                 self._buffers[e.key] = buf
-            buf.copy_(t)
+            copies.append((buf, t))
             device = e.device if e.device is not None else str(t.device)
             staged.append(TensorEntry(e.key, buf, device, e.dtype, e.global_shape, e.global_offsets))
+        _copy_runs(copies)
         return direct, staged
+
+
+def _plain_bytes(t):
+    """(address, byte size) of a tensor whose bytes are exactly its values, in order, in
+    host memory; None for any other (device, strided, lazily conjugated or negated)."""
+    if not t.is_cpu or not t.is_contiguous() or t.is_conj() or t.is_neg():
+        return None
+    return t.data_ptr(), t.numel() * t.element_size()
+
+
+def _copy_runs(copies) -> None:
+    """``dst.copy_(src)`` for each (dst, src), with one copy per run of pairs that lie back to
+    back in memory on both sides (each starting where the last one ended). A run's span is
+    exactly the union of its tensors' bytes, so one memmove reads and writes nothing else,
+    whichever allocations the tensors belong to."""
+    i = 0
+    while i < len(copies):
+        dst, src = copies[i]
+        first_d, first_s = _plain_bytes(dst), _plain_bytes(src)
+        j = i + 1
+        if first_d is not None and first_s is not None and first_d[1] == first_s[1]:
+            d_end = first_d[0] + first_d[1]
+            s_end = first_s[0] + first_s[1]
+            while j < len(copies):
+                d, s = _plain_bytes(copies[j][0]), _plain_bytes(copies[j][1])
+                if d is None or s is None or d[1] != s[1] or d[0] != d_end or s[0] != s_end:
+                    break
+                d_end += d[1]
+                s_end += s[1]
+                j += 1
+        if j - i > 1:
+            ctypes.memmove(first_d[0], first_s[0], d_end - first_d[0])  # releases the GIL
+        else:
+            dst.copy_(src)
+        i = j
 
 
 @dataclass
@@ -576,7 +628,10 @@ class CkptdClient:
                 handed_off.set()
 
         threading.Thread(target=run, name=f"ckptd-save-{item}", daemon=True).start()
-        handed_off.wait()
+        if n_direct > 0:
+            # Every entry staged: the trainer's memory is free already, with no need to wait
+            # for the ring or the daemon.
+            handed_off.wait()
         return PendingSave(future)
 
     def _save_prepared(self, target, prepared, *, timeout: Optional[float],
