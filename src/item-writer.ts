@@ -200,7 +200,7 @@ export class ItemWriter {
    * A pack write costs a pool round trip, which a write per 200 KiB tensor paid 111 times
    * for one GPT-2-small state dict.
    */
-  private async packChunk(cur: OpenEntry, data: Buffer, crc: number): Promise<void> {
+  private async packChunk(cur: OpenEntry, data: Buffer, crc: number, tried?: boolean): Promise<void> {
     const pack = this.pack!;
     if (data.length <= PACK_INLINE_CHUNK_BYTES) {
       if (pack.filled + data.length + RAW_FRAME_OVERHEAD > pack.buffer.length) await this.flushPack(pack);
@@ -209,7 +209,7 @@ export class ItemWriter {
       this.recordChunk(cur, { rawBytes: data.length, storedBytes: enc.storedBytes, crc32c: crc, raw: enc.raw });
       return;
     }
-    const tried = this.packPolicy.shouldTry(data);
+    tried ??= this.packPolicy.shouldTry(data);
     const enc = await encodeChunk(data, tried);
     this.packPolicy.record(tried, !enc.raw);
     if (pack.filled + enc.storedBytes > pack.buffer.length) await this.flushPack(pack);
@@ -241,7 +241,7 @@ export class ItemWriter {
     const crc = crc32c(data);
     this.checkCrc(rec, crc, clientCrc);
     this.addToStreamCrc(crc, data.length, shared && clientCrc === undefined);
-    if (!cur.fh) return this.packChunk(cur, data, crc);
+    if (!cur.fh) return this.packChunk(cur, data, crc, tried);
     tried ??= cur.policy.shouldTry(data);
     // Where encodeChunk may encode the chunk: lent for this call only (the parts are copied
     // or written by the time it returns), so a stream between chunks holds none.
@@ -272,28 +272,60 @@ export class ItemWriter {
   ): Promise<void> {
     const cur = this.checkChunk(length);
     if (!cur) return;
-    // A chunk of a packed entry (at most PACK_MAX_ENTRY_BYTES) is copied out on the event
-    // loop: from tmpfs that takes ~100 µs per MiB, less than a round trip to the thread pool.
-    if (!cur.fh) {
-      segment.readSync(offset, length, buffer, 0);
-      return this.writeChunk(buffer.subarray(0, length), clientCrc, undefined, true);
-    }
+    if (!cur.fh) return this.writeSharedPackedChunk(cur, segment, offset, length, clientCrc, buffer);
     if (!cur.direct || length < cur.policy.gatherMinBytes)
       return this.writeChunk(await segment.read(offset, length, buffer), clientCrc, undefined, true);
     const tried = cur.policy.shouldTryGathered(length, (into, at, from, n) => segment.readSync(offset + from, n, into, at));
     if (tried) return this.writeChunk(await segment.read(offset, length, buffer), clientCrc, true, true);
-    const rec = cur.record;
-    let crc = 0;
     let done = 0;
-    await cur.direct.append([rawFrameHead(length)]);
-    await cur.direct.appendFrom(length, async (buf, at, n) => {
-      const view = await segment.read(offset + done, n, buf.subarray(at, at + n));
-      crc = crc32cCombine(crc, crc32c(view), n);
-      done += n;
+    const crc = await appendRawFrame(cur.direct, length, async (into) => {
+      const view = await segment.read(offset + done, into.length, into);
+      done += into.length;
+      return view;
     });
-    await cur.direct.append([RAW_FRAME_END]);
+    this.recordRawSharedChunk(cur, length, crc, clientCrc);
+  }
+
+  /**
+   * writeSharedChunk for a chunk of a packed entry (at most PACK_MAX_ENTRY_BYTES), copied
+   * out on the event loop: from tmpfs that takes ~100 µs per MiB, less than a round trip to
+   * the thread pool. One the sample says to store raw goes from the file straight into the
+   * pack's O_DIRECT buffers (one copy); any other through `buffer` and the pack buffer.
+   */
+  private async writeSharedPackedChunk(
+    cur: OpenEntry,
+    segment: SharedSegment,
+    offset: number,
+    length: number,
+    clientCrc: number | undefined,
+    buffer: Buffer,
+  ): Promise<void> {
+    const pack = this.pack!;
+    const policy = this.packPolicy;
+    if (pack.direct && length >= policy.gatherMinBytes) {
+      const tried = policy.shouldTryGathered(length, (into, at, from, n) => segment.readSync(offset + from, n, into, at));
+      if (!tried) {
+        await this.flushPack(pack);
+        let done = 0;
+        const crc = await appendRawFrame(pack.direct, length, (into) => {
+          segment.readSync(offset + done, into.length, into, 0);
+          done += into.length;
+          return Promise.resolve(into);
+        });
+        pack.written += length + RAW_FRAME_OVERHEAD;
+        return this.recordRawSharedChunk(cur, length, crc, clientCrc);
+      }
+      segment.readSync(offset, length, buffer, 0);
+      return this.writeChunk(buffer.subarray(0, length), clientCrc, true, true);
+    }
+    segment.readSync(offset, length, buffer, 0);
+    return this.writeChunk(buffer.subarray(0, length), clientCrc, undefined, true);
+  }
+
+  /** Books a shared chunk appended as a raw frame, once its CRC (of the bytes read) is known. */
+  private recordRawSharedChunk(cur: OpenEntry, length: number, crc: number, clientCrc: number | undefined): void {
     // A mismatch fails the stream, and the item's files are discarded with it.
-    this.checkCrc(rec, crc, clientCrc);
+    this.checkCrc(cur.record, crc, clientCrc);
     this.addToStreamCrc(crc, length, clientCrc === undefined);
     cur.policy.record(false, false);
     this.recordChunk(cur, { rawBytes: length, storedBytes: length + RAW_FRAME_OVERHEAD, crc32c: crc, raw: true });
@@ -430,6 +462,22 @@ export class ItemWriter {
 function describe(rec: EntryRecord): string {
   if (rec.tensor) return `${rec.tensor.dtype} × [${rec.tensor.shape.join(", ")}]`;
   return `object of ${rec.object?.sizeBytes ?? 0} bytes`;
+}
+
+/**
+ * Appends one raw LZ4 frame of `length` bytes to `direct`, its body filled in place by
+ * `read(into)` (which fills `into` and returns it), and returns the CRC-32C of the bytes
+ * as they lie in the write buffers: what is checksummed is what is stored.
+ */
+async function appendRawFrame(direct: DirectFileWriter, length: number, read: (into: Buffer) => Promise<Buffer>): Promise<number> {
+  let crc = 0;
+  await direct.append([rawFrameHead(length)]);
+  await direct.appendFrom(length, async (buf, at, n) => {
+    const view = await read(buf.subarray(at, at + n));
+    crc = crc32cCombine(crc, crc32c(view), n);
+  });
+  await direct.append([RAW_FRAME_END]);
+  return crc;
 }
 
 /** writev until every byte is written (a large writev may be partial). */

@@ -126,15 +126,17 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
       };
       const guard = saveGuard(deps, call, "SaveShared");
       saveItem(deps, call.metadata, requests(), guard, progress)
-        .finally(() => {
-          ended = true;
-        })
         .then(
           (res) => {
+            flushProgress(); // the last release still comes before the result
+            ended = true;
             call.write({ result: res } satisfies SaveSharedResponse);
             call.end();
           },
-          (err: unknown) => call.emit("error", toServiceError(err)),
+          (err: unknown) => {
+            ended = true;
+            call.emit("error", toServiceError(err));
+          },
         )
         .finally(() => endSaveGuard(deps, guard));
     },
