@@ -258,20 +258,10 @@ function gf2Square(mat: Uint32Array): Uint32Array {
   return sq;
 }
 
-function gf2Multiply(a: Uint32Array, b: Uint32Array): Uint32Array {
-  // (a ∘ b)(v) = a(b(v)): column n of the product is a applied to column n of b.
-  const out = new Uint32Array(32);
-  for (let n = 0; n < 32; n++) out[n] = gf2Times(a, b[n]!);
-  return out;
-}
-
-/** Operators that append 2^k zero bytes to a CRC, k = 0..63, built on first use. */
+/** Operators that append 2^k zero bytes to a CRC, k = 0..52, built on first use. */
 let zeroByteOperators: Uint32Array[] | undefined;
-const shiftCache = new Map<number, Uint32Array>();
 
-function shiftOperator(len: number): Uint32Array {
-  const hit = shiftCache.get(len);
-  if (hit) return hit;
+function zeroBytesOperators(): Uint32Array[] {
   if (!zeroByteOperators) {
     // One zero bit, then square three times: one zero byte.
     let op: Uint32Array = new Uint32Array(32);
@@ -281,16 +271,19 @@ function shiftOperator(len: number): Uint32Array {
     zeroByteOperators = [op];
     for (let k = 1; k < 53; k++) zeroByteOperators.push(gf2Square(zeroByteOperators[k - 1]!));
   }
-  let result: Uint32Array | undefined;
-  for (let k = 0, rest = len; rest > 0; k++, rest = Math.floor(rest / 2))
-    if (rest % 2 === 1) result = result ? gf2Multiply(zeroByteOperators[k]!, result) : zeroByteOperators[k]!;
-  const op = result!;
-  if (shiftCache.size < 64) shiftCache.set(len, op);
-  return op;
+  return zeroByteOperators;
 }
 
-/** CRC-32C of A‖B given crcA = CRC(A), crcB = CRC(B) and lenB = |B|. */
+/**
+ * CRC-32C of A‖B given crcA = CRC(A), crcB = CRC(B) and lenB = |B|. The operators of the
+ * set bits of lenB are applied to the CRC one after the other (a few hundred word
+ * operations) rather than multiplied into one operator first (tens of thousands): a save
+ * combines once per chunk, and chunk lengths are as many as a state dict's tensor sizes.
+ */
 export function crc32cCombine(crcA: number, crcB: number, lenB: number): number {
   if (lenB === 0) return crcA >>> 0;
-  return (gf2Times(shiftOperator(lenB), crcA >>> 0) ^ crcB) >>> 0;
+  const ops = zeroBytesOperators();
+  let v = crcA >>> 0;
+  for (let k = 0, rest = lenB; rest > 0; k++, rest = Math.floor(rest / 2)) if (rest % 2 === 1) v = gf2Times(ops[k]!, v);
+  return (v ^ crcB) >>> 0;
 }

@@ -101,19 +101,45 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           yield r.request;
         }
       }
-      const progress = (released: number, handleOpen?: boolean) => {
+      // Releases are sent once per turn of the event loop, not per chunk: a state dict of
+      // a few hundred tensors otherwise costs the client as many progress messages to
+      // receive, while the chunks that arrived together are copied out in one go anyway.
+      // The daemon turns the loop whenever it waits, for the client's next message too,
+      // so a client blocked on a full ring always hears of the space it waits for.
+      let unsent: number | undefined;
+      let ended = false;
+      const sendProgress = (released: number, handleOpen = false) => {
+        // Every shared chunk is checksummed here from the bytes read (ItemWriter), so a
+        // client may skip its own CRC pass over them.
         call.write({
-          progress: { sharedBytesReleased: released, sharedMemoryHandleOpen: handleOpen === true },
+          progress: { sharedBytesReleased: released, sharedChunkCrcOptional: true, sharedMemoryHandleOpen: handleOpen },
         } satisfies SaveSharedResponse);
+      };
+      const flushProgress = () => {
+        if (unsent === undefined || ended) return;
+        const released = unsent;
+        unsent = undefined;
+        sendProgress(released);
+      };
+      const progress = (released: number, handleOpen?: boolean) => {
+        // The ring is open: the client starts on it at once.
+        if (released === 0) return sendProgress(0, handleOpen === true);
+        if (unsent === undefined) setImmediate(flushProgress);
+        unsent = released;
       };
       const guard = saveGuard(deps, call, "SaveShared");
       saveItem(deps, call.metadata, requests(), guard, progress)
         .then(
           (res) => {
+            flushProgress(); // the last release still comes before the result
+            ended = true;
             call.write({ result: res } satisfies SaveSharedResponse);
             call.end();
           },
-          (err: unknown) => call.emit("error", toServiceError(err)),
+          (err: unknown) => {
+            ended = true;
+            call.emit("error", toServiceError(err));
+          },
         )
         .finally(() => endSaveGuard(deps, guard));
     },

@@ -98,28 +98,36 @@ function sharedStream(
   header: { checkpointId: string; step: number; rank: number; worldSize: number; item: string },
   entries: TestEntry[],
   inline: (i: number) => boolean = () => false,
-): { file: string; messages: SaveRequestIn[]; sharedBytes: number } {
+  options: { sharedCrc?: boolean } = {},
+): { file: string; messages: SaveRequestIn[]; sharedBytes: number; inlineTrailer: SaveRequestIn } {
   const file = path.join(shmDir, name);
   const fd = fs.openSync(file, "w", 0o600);
   const messages: SaveRequestIn[] = [headerMsg({ job: JOB, ...header, sharedMemoryPath: file })];
   let offset = 0;
   let i = 0;
   let sharedBytes = 0;
+  let inlineCrc = 0;
   for (const e of entries) {
     messages.push(entryMsg(e));
     for (const c of split(e.data, 1 * MiB)) {
-      if (inline(i++)) messages.push(chunkMsg(c));
-      else {
+      if (inline(i++)) {
+        messages.push(chunkMsg(c));
+        inlineCrc = crc32c(c, inlineCrc);
+      } else {
         fs.writeSync(fd, c, 0, c.length, offset);
-        messages.push({ sharedChunk: { offset, length: c.length, crc32c: crc32c(c) } });
+        const crc = options.sharedCrc === false ? {} : { crc32c: crc32c(c) };
+        messages.push({ sharedChunk: { offset, length: c.length, ...crc } });
         offset += c.length;
         sharedBytes += c.length;
       }
     }
   }
   fs.closeSync(fd);
-  messages.push(trailerFor(entries));
-  return { file, messages, sharedBytes };
+  const trailer = trailerFor(entries);
+  messages.push(trailer);
+  // The trailer of a client that leaves its shared chunks unchecked: the inline bytes' CRC.
+  const inlineTrailer: SaveRequestIn = { trailer: { ...trailer.trailer!, crc32c: inlineCrc } };
+  return { file, messages, sharedBytes, inlineTrailer };
 }
 
 describe("SaveShared", () => {
@@ -226,6 +234,73 @@ describe("SaveShared", () => {
     expect((await saveShared(good.messages)).error).toBeUndefined();
     expectOutcome(await commitRaw(client, { job: JOB, ...ref, items: ["model"] }), "COMMITTED");
     await expectLoadsBitExact(client, JOB, "bad-slices", 0, { model: entries });
+  });
+});
+
+describe("SaveShared without client checksums", () => {
+  // Entries of every path a shared chunk takes: packed (at most 1 MiB: small, sampled whole,
+  // sampled in slices) and in a file of its own (straight into the O_DIRECT buffers, or
+  // compressed), each raw and compressible.
+  const entries = (): TestEntry[] => [
+    f32Entry("small", incompressibleBytes(96 << 10)),
+    f32Entry("packed-raw", incompressibleBytes(700 << 10)),
+    f32Entry("packed-zip", compressibleBytes(600 << 10, 5)),
+    f32Entry("large-raw", incompressibleBytes(3 * MiB + 12)),
+    f32Entry("large-zip", compressibleBytes(2 * MiB, 7)),
+    f32Entry("tail", incompressibleBytes(300 << 10)),
+  ];
+
+  it("says clients may leave shared chunks unchecked, checksums them itself and loads them bit-exact", async () => {
+    const es = entries();
+    const ref = { checkpointId: "no-crc", step: 5, rank: 0, worldSize: 1, item: "model" };
+    const s = sharedStream("ckptd-save-nocrc", ref, es, (i) => i === 4, { sharedCrc: false });
+    s.messages[s.messages.length - 1] = s.inlineTrailer;
+    const out = await saveShared(s.messages);
+    expect(out.error).toBeUndefined();
+    const first = out.responses[0]!;
+    expect(first.msg).toBe("progress");
+    expect(first.progress!.sharedChunkCrcOptional).toBe(true);
+    expectOutcome(await commitRaw(client, { job: JOB, ...ref, items: ["model"] }), "COMMITTED");
+    // The load checks every chunk against the CRC the daemon recorded when it stored it.
+    await expectLoadsBitExact(client, JOB, "no-crc", 0, { model: es });
+  });
+
+  it("also takes the trailer's CRC over every byte (clients that predate the option), and refuses any other", async () => {
+    const es = entries();
+    const ref = { checkpointId: "no-crc-full", step: 6, rank: 0, worldSize: 1, item: "model" };
+    const wrong = sharedStream("ckptd-save-nocrc-wrong", ref, es, (i) => i === 1, { sharedCrc: false });
+    const t = wrong.inlineTrailer.trailer!;
+    wrong.messages[wrong.messages.length - 1] = { trailer: { ...t, crc32c: ((t.crc32c as number) ^ 1) >>> 0 } };
+    expectStatus((await saveShared(wrong.messages)).error, "INVALID_ARGUMENT", /failed its checksum/);
+
+    const s = sharedStream("ckptd-save-nocrc-full", ref, es, (i) => i === 1, { sharedCrc: false });
+    expect((await saveShared(s.messages)).error).toBeUndefined();
+    expectOutcome(await commitRaw(client, { job: JOB, ...ref, items: ["model"] }), "COMMITTED");
+    await expectLoadsBitExact(client, JOB, "no-crc-full", 0, { model: es });
+  });
+
+  it("stores a ring byte changed after the client wrote it and before the daemon read it as read, by design", async () => {
+    const es = entries();
+    const ref = { checkpointId: "no-crc-changed", step: 7, rank: 0, worldSize: 1, item: "model" };
+    const s = sharedStream("ckptd-save-nocrc-changed", ref, es, () => false, { sharedCrc: false });
+    s.messages[s.messages.length - 1] = s.inlineTrailer;
+    // One byte of each of two entries (a packed one, one of a file of its own) changes in the
+    // ring after the stream was built: nothing checks the ring against the client's bytes.
+    const fd = fs.openSync(s.file, "r+");
+    const changed = es.map((e) => ({ ...e, data: Buffer.from(e.data) }));
+    let at = 0;
+    for (const [i, e] of changed.entries()) {
+      if (i === 1 || i === 3) {
+        const pos = Math.floor(e.data.length / 2);
+        e.data[pos] = e.data[pos]! ^ 0xff;
+        fs.writeSync(fd, e.data, pos, 1, at + pos);
+      }
+      at += e.data.length;
+    }
+    fs.closeSync(fd);
+    expect((await saveShared(s.messages)).error).toBeUndefined();
+    expectOutcome(await commitRaw(client, { job: JOB, ...ref, items: ["model"] }), "COMMITTED");
+    await expectLoadsBitExact(client, JOB, "no-crc-changed", 0, { model: changed });
   });
 });
 

@@ -100,6 +100,41 @@ describe("DirectFileWriter", () => {
     fs.closeSync(probe);
     expect((await fsp.readFile(file)).equals(Buffer.concat(parts))).toBe(true);
   });
+
+  it("keeps its buffer across appends that follow one another, and lets it go once the stream pauses", async (ctx) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-direct-"));
+    dirs.push(dir);
+    const file = path.join(dir, "pack.lz4");
+    const fh = await openDirect(file);
+    if (!fh) return ctx.skip(); // this test needs a filesystem that allows O_DIRECT (tmpfs refuses it)
+    const probe = fs.openSync(path.join(dir, "probe"), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_DIRECT);
+    const p = new AlignedBufferPool({ bufferBytes: 64 * KiB, budgetBytes: 256 * KiB, probeFd: probe });
+    const w = new DirectFileWriter(fh, p);
+    const parts: Buffer[] = [];
+    for (let round = 0; round < 3; round++) {
+      // Back to back, as chunks already received are: one buffer, filled before it is written.
+      for (const n of [11, 5000, 30 * KiB + 3, 7]) {
+        const part = randomBytes(n + round);
+        parts.push(part);
+        if (n === 5000) {
+          let at = 0;
+          await w.appendFrom(part.length, async (buf, offset, length) => {
+            await tick(); // a fill that waits (a read) while the writer holds the buffer
+            part.copy(buf, offset, at, at + length);
+            at += length;
+          });
+        } else await w.append([part]);
+        expect(p.inUse).toBe(1);
+      }
+      // The stream pauses: the buffer goes back once its writes are done.
+      await new Promise((r) => setTimeout(r, 20));
+      expect(p.inUse, `pooled buffers held after round ${round}`).toBe(0);
+    }
+    await w.close();
+    await fh.close();
+    fs.closeSync(probe);
+    expect((await fsp.readFile(file)).equals(Buffer.concat(parts))).toBe(true);
+  });
 });
 
 describe("ByteBudget", () => {

@@ -43,6 +43,8 @@ import threading
 import weakref
 from typing import Deque, List, Optional, Set
 
+import numpy as np
+
 log = logging.getLogger("ckptd")
 
 #: Marker in the daemon's FAILED_PRECONDITION message when it cannot use a client's file.
@@ -229,7 +231,9 @@ class Ring:
                 self._next += 1
                 self._fill = n
             self._sent_bytes += n
-        self._view[off:off + n] = data
+        # numpy copies without the GIL (a memoryview assignment holds it): a trainer's
+        # threads keep running while an async save fills the ring behind them.
+        np.copyto(np.frombuffer(self._view[off:off + n], dtype=np.uint8), np.frombuffer(data, dtype=np.uint8))
         return off
 
     def release(self, released_total: int) -> None:

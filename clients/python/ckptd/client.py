@@ -13,6 +13,7 @@ durable. An evaluator: ``checkpoints`` -> per checkpoint ``load_items`` ->
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import logging
 import os
 import queue
@@ -182,33 +183,50 @@ class PendingSave:
 class SnapshotBuffers:
     """Host buffers for :meth:`CkptdClient.save_async` snapshots, reused from save to save
     (allocated and touched once, per entry key), holding at most ``budget_bytes``. Use one
-    per trainer, and wait for a save's ``result()`` before the next save reuses them."""
+    per trainer, and wait for a save's ``result()`` before the next save reuses them.
+
+    The buffers of the entries :meth:`prepare` sees are views of one contiguous block, laid
+    out in entry order, so a state dict whose tensors are themselves views of one flat
+    buffer in that order (flattened parameters and optimizer state) is captured with one
+    copy per contiguous run instead of one per tensor."""
 
     def __init__(self, budget_bytes: int):
         self.budget_bytes = int(budget_bytes)
         self._buffers = {}
         self._used = 0
+        # Per key: (buffer, entry options, what _prepare_entries made of it) of the last save.
+        self._prepared = {}
 
     def prepare(self, entries) -> None:
         """Allocates and touches the buffers for these entries ahead of the first save, so
         that save's stall is a copy into warm memory (first touch is slow on some VMs)."""
         import torch
+        layout = []
+        offset = 0
         for e in entries:
             t = getattr(e, "tensor", None)
             if not isinstance(t, torch.Tensor) or e.key in self._buffers:
                 continue
             n = t.numel() * t.element_size()
-            if self._used + n > self.budget_bytes:
+            if self._used + offset + n > self.budget_bytes:
                 continue
-            buf = torch.empty(t.shape, dtype=t.dtype, device="cpu")
-            buf.view(-1).view(torch.uint8).fill_(0)
-            self._buffers[e.key] = buf
-            self._used += n
+            # Each view starts at a multiple of its element size (what a dtype view of the
+            # block needs), and no further: tightly packed sources stay adjacent here too.
+            offset = -(-offset // t.element_size()) * t.element_size()
+            layout.append((e.key, t, offset, n))
+            offset += n
+        if not layout:
+            return
+        block = torch.zeros(offset, dtype=torch.uint8)  # zeros: the pages are touched now
+        for key, t, at, n in layout:
+            self._buffers[key] = block[at:at + n].view(t.dtype).view(t.shape)
+        self._used += offset
 
     def split(self, entries):
         """(entries streamed from the trainer's memory, entries snapshotted into buffers)."""
         import torch
         direct, staged = [], []
+        copies = []
         for e in entries:
             t = getattr(e, "tensor", None)
             if not isinstance(t, torch.Tensor):
@@ -223,10 +241,46 @@ class SnapshotBuffers:
                 buf = torch.empty(t.shape, dtype=t.dtype, device="cpu")
                 self._used += n
                 self._buffers[e.key] = buf
-            buf.copy_(t)
+            copies.append((buf, t))
             device = e.device if e.device is not None else str(t.device)
             staged.append(TensorEntry(e.key, buf, device, e.dtype, e.global_shape, e.global_offsets))
+        _copy_runs(copies)
         return direct, staged
+
+
+def _plain_bytes(t):
+    """(address, byte size) of a tensor whose bytes are exactly its values, in order, in
+    host memory; None for any other (device, strided, lazily conjugated or negated)."""
+    if not t.is_cpu or not t.is_contiguous() or t.is_conj() or t.is_neg():
+        return None
+    return t.data_ptr(), t.numel() * t.element_size()
+
+
+def _copy_runs(copies) -> None:
+    """``dst.copy_(src)`` for each (dst, src), with one copy per run of pairs that lie back to
+    back in memory on both sides (each starting where the last one ended). A run's span is
+    exactly the union of its tensors' bytes, so one memmove reads and writes nothing else,
+    whichever allocations the tensors belong to."""
+    i = 0
+    while i < len(copies):
+        dst, src = copies[i]
+        first_d, first_s = _plain_bytes(dst), _plain_bytes(src)
+        j = i + 1
+        if first_d is not None and first_s is not None and first_d[1] == first_s[1]:
+            d_end = first_d[0] + first_d[1]
+            s_end = first_s[0] + first_s[1]
+            while j < len(copies):
+                d, s = _plain_bytes(copies[j][0]), _plain_bytes(copies[j][1])
+                if d is None or s is None or d[1] != s[1] or d[0] != d_end or s[0] != s_end:
+                    break
+                d_end += d[1]
+                s_end += s[1]
+                j += 1
+        if j - i > 1:
+            ctypes.memmove(first_d[0], first_s[0], d_end - first_d[0])  # releases the GIL
+        else:
+            dst.copy_(src)
+        i = j
 
 
 @dataclass
@@ -430,13 +484,20 @@ def _entry_batch(parts: List[bytes]) -> bytes:
     return b"\x32" + _varint(len(body)) + body  # SaveRequest.entry_batch = 6
 
 
-def _item_messages(prepared, chunk_bytes: int, chunk_message: Callable[[Any, int], Any],
+def _item_messages(prepared, chunk_bytes: int, chunk_message: Callable[[Any, Optional[int]], Any],
                    handed_off: Optional[threading.Event] = None, n_direct: int = 0,
-                   wrap: Callable[[bytes], Any] = lambda b: b, batch_entry_bytes: int = BATCH_ENTRY_BYTES) -> Iterator[Any]:
+                   wrap: Callable[[bytes], Any] = lambda b: b, batch_entry_bytes: int = BATCH_ENTRY_BYTES,
+                   checksum_chunks: bool = True) -> Iterator[Any]:
     """The body of a Save stream after its header: per entry its header and its chunks (as
     ``chunk_message(data, crc32c)`` makes them), then the trailer with the counts and the
     stream's CRC-32C. ``handed_off`` is set once the first ``n_direct`` entries (those read
     from the trainer's memory) are handed over, and again before the trailer.
+
+    ``checksum_chunks`` False: chunks get no CRC (``crc32c`` None) and the trailer's CRC covers the batched bytes
+    only. For shared chunks only, with a daemon that allows it: it checksums what it
+    copies out of the ring itself, and the ring is memory of this node, so a CRC pass here
+    would cost the trainer ~35 ms per 40 MiB (Debian's crc32c has no hardware path) to
+    guard nothing a network could damage.
 
     Small entries (at most ``batch_entry_bytes``) go whole, copied, in EntryBatch messages
     (``wrap`` makes a stream message of one): two messages and a CRC per tiny tensor cost
@@ -470,9 +531,12 @@ def _item_messages(prepared, chunk_bytes: int, chunk_message: Callable[[Any, int
         yield pb.SaveRequest(entry=header)
         for data in chunks(chunk_bytes):
             n = len(data)
+            total += n
+            if not checksum_chunks:
+                yield chunk_message(data, None)
+                continue
             crc = _crc.crc32c(data)
             running = _crc.combine(running, crc, n)
-            total += n
             yield chunk_message(data, crc)
     if batch:
         yield wrap(_entry_batch(batch))
@@ -571,8 +635,14 @@ class CkptdClient:
         #: Check every chunk a load gets through shared memory against its CRC-32C once more.
         #: Off by default: the daemon checked it against the stored CRC right before copying it
         #: into the ring, and the pure-Python builds of crc32c run at ~2 GB/s, a third of a
-        #: load's client time. Saves always checksum (that catches a tensor changed mid-save).
+        #: load's client time.
         self.verify_shared_loads = False
+        #: Send a CRC-32C with every chunk a save puts in shared memory, as on the stream.
+        #: Off by default when the daemon allows it (it checksums what it copies out of the
+        #: ring, and the ring is local memory): the pass costs the trainer ~35 ms per 40 MiB.
+        #: With it on, a tensor changed between its checksum and its copy into the ring fails
+        #: the save instead of being stored as copied.
+        self.verify_shared_saves = False
         options = dict(CHANNEL_OPTIONS)
         options.update(dict(channel_options))
         options = list(options.items())
@@ -655,7 +725,7 @@ class CkptdClient:
             n_direct = len(direct)
         else:
             n_direct = len(entries)
-        prepared = _prepare_entries(entries)
+        prepared = _prepare_entries(entries, snapshot)
         handed_off = threading.Event()
         future: concurrent.futures.Future = concurrent.futures.Future()
 
@@ -669,7 +739,10 @@ class CkptdClient:
                 handed_off.set()
 
         threading.Thread(target=run, name=f"ckptd-save-{item}", daemon=True).start()
-        handed_off.wait()
+        if n_direct > 0:
+            # Every entry staged: the trainer's memory is free already, with no need to wait
+            # for the ring or the daemon.
+            handed_off.wait()
         return PendingSave(future)
 
     def _save_prepared(self, target, prepared, *, timeout: Optional[float],
@@ -732,6 +805,8 @@ class CkptdClient:
         #: Set when the daemon opened the stream without opening the ring's handle (it
         #: predates handles): the bytes go in Chunk messages on this same stream.
         inline = threading.Event()
+        # Set from the daemon's first progress message, before `ready`.
+        crc_optional = [False]
         failure: List[BaseException] = []
         chunk_bytes = ring.slot_bytes
         SSR = pb.SaveSharedRequest
@@ -747,12 +822,16 @@ class CkptdClient:
                         yield _shared_wrap(msg) if isinstance(msg, bytes) else SSR(request=msg)
                     return
 
-                def shared_chunk(data, crc: int) -> pb.SaveRequest:
-                    return pb.SaveRequest(shared_chunk=pb.SharedChunk(offset=ring.put(data), length=len(data), crc32c=crc))
+                def shared_chunk(data, crc: Optional[int]) -> pb.SaveRequest:
+                    c = pb.SharedChunk(offset=ring.put(data), length=len(data))
+                    if crc is not None:
+                        c.crc32c = crc
+                    return pb.SaveRequest(shared_chunk=c)
 
+                checksum = self.verify_shared_saves or not crc_optional[0]
                 # Once the last chunk is in the ring, the trainer's memory is free.
                 for msg in _item_messages(prepared, chunk_bytes, shared_chunk, handed_off, n_direct, _shared_wrap,
-                                          SHARED_BATCH_ENTRY_BYTES):
+                                          SHARED_BATCH_ENTRY_BYTES, checksum):
                     yield msg if isinstance(msg, bytes) else SSR(request=msg)
             except _shm.SharedUnavailable:
                 return
@@ -778,6 +857,7 @@ class CkptdClient:
                                 "the daemon predates anonymous rings (SharedMemoryHandle)", handle=True))
                             inline.set()
                         ring.unlink()  # the daemon holds the file open now
+                        crc_optional[0] = resp.progress.shared_chunk_crc_optional
                         ready.set()
                     ring.release(resp.progress.shared_bytes_released)
                 elif kind == "result":
@@ -1368,8 +1448,13 @@ def _protocol(what: str) -> Internal:
     return Internal(f"the daemon's Load stream is out of order: it sent {what}")
 
 
-def _prepare_entries(entries: Iterable[Entry]):
-    """(EntryHeader, chunks(chunk_bytes), byte size) per entry, every entry checked first."""
+def _prepare_entries(entries: Iterable[Entry], snapshot: Optional[SnapshotBuffers] = None):
+    """(EntryHeader, chunks(chunk_bytes), byte size) per entry, every entry checked first.
+
+    With ``snapshot``, an entry of one of its buffers reuses what the last save prepared for
+    it: the buffer is the same object only as long as its dtype and shape are the same, and
+    describing a few hundred tensors again would be most of an async save's stall after
+    the copy."""
     prepared = []
     seen = set()
     for entry in entries:
@@ -1380,12 +1465,21 @@ def _prepare_entries(entries: Iterable[Entry]):
             raise InvalidArgument(f"entry key {key!r} appears twice in the item")
         seen.add(key)
         if isinstance(entry, TensorEntry):
+            staged = snapshot is not None and snapshot._buffers.get(key) is entry.tensor
+            if staged:
+                sig = (entry.device, entry.dtype, tuple(entry.global_shape), tuple(entry.global_offsets))
+                hit = snapshot._prepared.get(key)
+                if hit is not None and hit[0] is entry.tensor and hit[1] == sig:
+                    prepared.append(hit[2])
+                    continue
             if not is_wire_tensor(entry.tensor):
                 raise InvalidArgument(f"entry {key}: not a dense tensor of a supported dtype: {type(entry.tensor).__name__}"
                                       f" {getattr(entry.tensor, 'dtype', '')}")
             info = tensor_info(entry.tensor, entry.device, entry.dtype)
             header = pb.EntryHeader(key=key, tensor=tensor_spec(info, entry.global_shape, entry.global_offsets))
             prepared.append((header, lambda n, t=entry.tensor: tensor_chunks(t, n), info.nbytes))
+            if staged:
+                snapshot._prepared[key] = (entry.tensor, sig, prepared[-1])
         elif isinstance(entry, ObjectEntry):
             data = memoryview(entry.data).cast("B")
             header = pb.EntryHeader(key=key, object=pb.ObjectSpec(size_bytes=len(data), format=entry.format))

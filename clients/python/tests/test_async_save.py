@@ -53,3 +53,29 @@ def test_an_async_save_that_fails_raises_from_result(daemon, job):
             assert "checkpoint_id" in str(err)
         else:
             raise AssertionError("a save into an invalid checkpoint id must fail")
+
+
+def test_snapshot_saves_describe_a_reshaped_or_retyped_tensor_afresh(daemon, job):
+    """Entries of snapshot buffers reuse the last save's description only while the buffer,
+    its dtype and shape, and the entry's options are the same."""
+    buffers = ckptd.SnapshotBuffers(budget_bytes=64 << 20)
+    # Back to back in one buffer, as flattened parameters are: captured with one copy.
+    flat = torch.randn(300_000)
+    state = {"a": flat[:100_000].view(100, 1000), "b": flat[100_000:].view(2000, 100), "c": torch.randn(77)}
+    buffers.prepare(_entries(state))
+    with ckptd.CkptdClient(daemon) as client:
+        pending = client.save_async(job, "step1", 1, 0, 1, "model", _entries(state), snapshot=buffers)
+        _save_commit_load(client, job, 1, pending, {k: v.clone() for k, v in state.items()})
+        state["b"] = torch.randn(100, 2000).to(torch.bfloat16)  # a new shape and dtype under the same key
+        state["a"].mul_(2)
+        pending = client.save_async(job, "step2", 2, 0, 1, "model", _entries(state), snapshot=buffers)
+        _save_commit_load(client, job, 2, pending, {k: v.clone() for k, v in state.items()})
+        entries = _entries(state)
+        entries[2] = ckptd.TensorEntry("c", state["c"], device="cuda:1")  # another recorded device
+        pending = client.save_async(job, "step3", 3, 0, 1, "model", entries, snapshot=buffers)
+        res = pending.result(timeout=60)
+        assert client.commit(job, "step3", 3, 0, 1, ["model"], res.attempt).outcome == "COMMITTED"
+        loaded = client.load_items(job, "step3", rank=0)
+        assert loaded.items["model"]["c"].saved_device == "cuda:1"
+        for key, want in state.items():
+            assert torch.equal(loaded.items["model"][key].value, want), key

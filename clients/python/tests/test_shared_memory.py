@@ -360,3 +360,106 @@ def test_a_daemon_that_predates_handles_gets_the_bytes_on_the_stream_then_ring_f
     assert saves[0][0] == "" and "shared_chunk" not in saves[0][1] and saves[0][2] == x.tobytes()
     assert saves[1][0].startswith(str(tmp_path)) and "chunk" not in saves[1][1] and saves[1][2] == (x + 1).tobytes()
     assert os.listdir(tmp_path) == []
+
+
+def _counting_crc(monkeypatch):
+    """Counts the bytes the client checksums (ckptd._crc.crc32c)."""
+    import ckptd._crc
+    import ckptd.client
+
+    counted = [0]
+    real = ckptd._crc.crc32c
+
+    def crc32c(data, value=0):
+        counted[0] += len(memoryview(data).cast("B"))
+        return real(data, value)
+
+    monkeypatch.setattr(ckptd.client._crc, "crc32c", crc32c)
+    return counted
+
+
+def test_shared_chunks_go_without_a_client_crc_and_load_bit_exact(start_daemon, tmp_path, job, monkeypatch):
+    """The daemon checksums what it copies out of the ring and says so: the client skips its
+    CRC pass over the bytes it puts there (a trainer's CPU), and the data loads bit-exact."""
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    d = start_daemon("--shared-memory-dir", str(shm))
+    counted = _counting_crc(monkeypatch)
+    g = torch.Generator().manual_seed(5)
+    # Entries of every daemon path: small (batched), packed raw / compressible, large.
+    state = {"w": torch.randn(1000, 1500, generator=g), "packed": torch.randn(150_000, generator=g),
+             "zeros": torch.zeros(200_000), "step": torch.tensor(3), "bias": torch.randn(100, generator=g)}
+    shared = sum(t.numel() * t.element_size() for t in state.values() if t.numel() * t.element_size() > 64 << 10)
+    with ckptd.CkptdClient(d.address, shared_memory_dir=str(shm)) as client:
+        res = client.save(job, "s1", 1, 0, 1, "model", _entries(state))
+        assert counted[0] < 4096  # the batched entries' bytes only
+        assert client.commit(job, "s1", 1, 0, 1, ["model"], res.attempt).outcome == "COMMITTED"
+        _check_load(client, job, "s1", state)
+        # Asked for, the client checksums every chunk again, and the daemon verifies each.
+        client.verify_shared_saves = True
+        counted[0] = 0
+        res = client.save(job, "s2", 2, 0, 1, "model", _entries(state))
+        assert counted[0] >= shared
+        assert client.commit(job, "s2", 2, 0, 1, ["model"], res.attempt).outcome == "COMMITTED"
+        _check_load(client, job, "s2", state)
+        assert client.shared_memory
+
+
+def test_a_daemon_that_predates_unchecked_shared_chunks_gets_a_crc_with_each(tmp_path):
+    """A daemon whose progress does not set shared_chunk_crc_optional expects a CRC of every
+    shared chunk and every byte in the trailer's CRC: the client sends them."""
+    from concurrent import futures
+
+    import grpc
+
+    import ckptd._crc
+    from ckptd._proto import checkpoint_service_pb2 as pb
+    from ckptd._proto import checkpoint_service_pb2_grpc as pb_grpc
+
+    seen = {"shared": 0, "checked": 0, "trailer_ok": False}
+
+    class OlderDaemon(pb_grpc.CheckpointServiceServicer):
+        def SaveShared(self, request_iterator, context):
+            ring = None
+            running = 0
+            released = 0
+            for wrapped in request_iterator:
+                r = wrapped.request
+                kind = r.WhichOneof("msg")
+                if kind == "header":
+                    ring = open(r.header.shared_memory_path, "rb")
+                    yield pb.SaveSharedResponse(progress=pb.SaveProgress(shared_bytes_released=0))
+                elif kind == "shared_chunk":
+                    c = r.shared_chunk
+                    ring.seek(c.offset)
+                    data = ring.read(c.length)
+                    seen["shared"] += 1
+                    if c.HasField("crc32c") and ckptd._crc.crc32c(data) == c.crc32c:
+                        seen["checked"] += 1
+                    running = ckptd._crc.crc32c(data, running)
+                    released += c.length
+                    yield pb.SaveSharedResponse(progress=pb.SaveProgress(shared_bytes_released=released))
+                elif kind == "entry_batch":
+                    for e in r.entry_batch.entries:
+                        running = ckptd._crc.crc32c(e.data, running)
+                elif kind == "trailer":
+                    seen["trailer_ok"] = r.trailer.crc32c == running
+                    yield pb.SaveSharedResponse(result=pb.SaveResponse(
+                        bytes_received=r.trailer.byte_count, bytes_stored=r.trailer.byte_count,
+                        entry_count=r.trailer.entry_count, attempt=1))
+            ring.close()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    pb_grpc.add_CheckpointServiceServicer_to_server(OlderDaemon(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with ckptd.CkptdClient(f"127.0.0.1:{port}", chunk_bytes=256 << 10, shared_memory_dir=str(tmp_path)) as client:
+            client._shm_anonymous = False  # this stand-in opens ring files by path
+            state = {"w": torch.randn(300_000), "b": torch.randn(10)}
+            res = client.save("j", "c", 1, 0, 1, "model", _entries(state))
+            assert res.bytes_received == 4 * 300_010
+            assert client.shared_memory
+    finally:
+        server.stop(None)
+    assert seen["shared"] == 5 and seen["checked"] == 5 and seen["trailer_ok"]

@@ -14,9 +14,17 @@ export interface SaveProgressIn {
   /**
    * Set on the first progress message when the daemon opened SaveHeader.shared_memory_handle.
    * A client that sent a handle and gets a first progress without it talks to a daemon
-   * that predates handles: it should cancel the call and save again with a path.
+   * that predates handles: it sends that stream's bytes in Chunk messages and names its
+   * rings by path from then on.
    */
   'sharedMemoryHandleOpen'?: (boolean);
+  /**
+   * Set by daemons that checksum shared chunks sent without SharedChunk.crc32c from the
+   * bytes they read and accept a trailer CRC that leaves them out: a client may then
+   * omit the CRC of its shared chunks. A daemon that predates it leaves it unset (and
+   * expects every byte in the trailer's CRC).
+   */
+  'sharedChunkCrcOptional'?: (boolean);
 }
 
 /**
@@ -31,7 +39,15 @@ export interface SaveProgress {
   /**
    * Set on the first progress message when the daemon opened SaveHeader.shared_memory_handle.
    * A client that sent a handle and gets a first progress without it talks to a daemon
-   * that predates handles: it should cancel the call and save again with a path.
+   * that predates handles: it sends that stream's bytes in Chunk messages and names its
+   * rings by path from then on.
    */
   'sharedMemoryHandleOpen': (boolean);
+  /**
+   * Set by daemons that checksum shared chunks sent without SharedChunk.crc32c from the
+   * bytes they read and accept a trailer CRC that leaves them out: a client may then
+   * omit the CRC of its shared chunks. A daemon that predates it leaves it unset (and
+   * expects every byte in the trailer's CRC).
+   */
+  'sharedChunkCrcOptional': (boolean);
 }

@@ -15,7 +15,10 @@ export interface SaveTrailerIn {
    */
   'byteCount'?: (number | string | Long);
   /**
-   * CRC-32C of all data bytes in stream order.
+   * CRC-32C of all data bytes in stream order. A daemon that sets
+   * SaveProgress.shared_chunk_crc_optional also accepts the CRC-32C of the data bytes
+   * without those of shared chunks sent without a crc32c (of the inline bytes alone,
+   * when no shared chunk carries one).
    */
   'crc32c'?: (number);
 }
@@ -33,7 +36,10 @@ export interface SaveTrailer {
    */
   'byteCount': (number);
   /**
-   * CRC-32C of all data bytes in stream order.
+   * CRC-32C of all data bytes in stream order. A daemon that sets
+   * SaveProgress.shared_chunk_crc_optional also accepts the CRC-32C of the data bytes
+   * without those of shared chunks sent without a crc32c (of the inline bytes alone,
+   * when no shared chunk carries one).
    */
   'crc32c': (number);
 }
