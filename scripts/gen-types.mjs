@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Regenerates the TypeScript types of proto/ckptd/v1 into clients/ts/src/gen (or the
+// Regenerates the TypeScript types of proto/ckptd/v1 into wire/gen (or the
 // directory given as the first argument; the freshness test uses a temporary one).
 import { execFileSync } from "node:child_process";
 import { readdirSync } from "node:fs";
@@ -7,7 +7,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const outDir = resolve(process.argv[2] ?? join(root, "clients/ts/src/gen"));
+const outDir = resolve(process.argv[2] ?? join(root, "wire/gen"));
 const protos = readdirSync(join(root, "proto/ckptd/v1"))
   .filter((f) => f.endsWith(".proto"))
   .sort()

@@ -1,7 +1,7 @@
 /**
  * gRPC handlers of AdminService: status, jobs and verification for operators.
  */
-import type { AdminServiceHandlers } from "../clients/ts/src/gen/ckptd/v1/AdminService.js";
+import type { AdminServiceHandlers } from "../wire/gen/ckptd/v1/AdminService.js";
 import type { Authorizer } from "./auth.js";
 import type { Catalog } from "./catalog.js";
 import type { CheckpointCoordinator } from "./coordinator.js";

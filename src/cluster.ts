@@ -9,8 +9,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import type { PeerServiceClient } from "../clients/ts/src/gen/ckptd/v1/PeerService.js";
-import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../clients/ts/src/wire.js";
+import type { PeerServiceClient } from "../wire/gen/ckptd/v1/PeerService.js";
+import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../wire/index.js";
 import { unavailable } from "./errors.js";
 import { checkName } from "./names.js";
 import { writeFileDurable } from "./storage.js";

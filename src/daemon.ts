@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
-import { loadWire, MAX_MESSAGE_BYTES } from "../clients/ts/src/wire.js";
+import { loadWire, MAX_MESSAGE_BYTES } from "../wire/index.js";
 import { adminServiceHandlers } from "./admin-server.js";
 import { loadPeerToken, loadTokens, OPEN, peerAuthorizer, type Authorizer, type PeerAuthorizer } from "./auth.js";
 import { ByteBudget } from "./byte-budget.js";

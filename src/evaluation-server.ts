@@ -2,10 +2,10 @@
  * gRPC handlers of EvaluationService and RetentionService: wire ↔ domain only.
  */
 import type { Logger } from "pino";
-import type { EvaluationServiceHandlers } from "../clients/ts/src/gen/ckptd/v1/EvaluationService.js";
-import type { EvaluationReportIn } from "../clients/ts/src/gen/ckptd/v1/EvaluationReport.js";
-import type { RetentionPolicy as WirePolicy, RetentionPolicyIn } from "../clients/ts/src/gen/ckptd/v1/RetentionPolicy.js";
-import type { RetentionServiceHandlers } from "../clients/ts/src/gen/ckptd/v1/RetentionService.js";
+import type { EvaluationServiceHandlers } from "../wire/gen/ckptd/v1/EvaluationService.js";
+import type { EvaluationReportIn } from "../wire/gen/ckptd/v1/EvaluationReport.js";
+import type { RetentionPolicy as WirePolicy, RetentionPolicyIn } from "../wire/gen/ckptd/v1/RetentionPolicy.js";
+import type { RetentionServiceHandlers } from "../wire/gen/ckptd/v1/RetentionService.js";
 import type { Authorizer } from "./auth.js";
 import type { Catalog } from "./catalog.js";
 import { failedPrecondition, toServiceError, unavailable } from "./errors.js";

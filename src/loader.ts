@@ -22,7 +22,7 @@ import { ByteBudget } from "./byte-budget.js";
 import type { Catalog } from "./catalog.js";
 import { ChunkCorruptError, decodeChunk, LZ4_MAX_BLOCK, RAW_FRAME_OVERHEAD, type StoredChunk } from "./codec.js";
 import { crc32c } from "@node-rs/crc32";
-import { dtypeSize } from "../clients/ts/src/wire.js";
+import { dtypeSize } from "../wire/index.js";
 import { CkptdError, dataLoss, failedPrecondition, invalidArgument, notFound } from "./errors.js";
 import { MAX_LOAD_MESSAGE_DATA } from "./load-sender.js";
 import { CoverageError, coveringShards, intersect, type Region, type Segment, segments, shardBox, tilesWhole, volume } from "./reshard.js";

@@ -2,7 +2,7 @@
  * The manifest: the committed description of a checkpoint, versioned on its own.
  * It is the only thing that makes a checkpoint visible (DESIGN.md invariant 1).
  */
-import { dtypeSize, tensorByteSize } from "../clients/ts/src/wire.js";
+import { dtypeSize, tensorByteSize } from "../wire/index.js";
 import { LZ4_MAX_BLOCK, RAW_FRAME_OVERHEAD, type StoredChunk } from "./codec.js";
 import { invalidArgument } from "./errors.js";
 import { checkInt, checkKey, checkName, MAX_WORLD_SIZE, truncated } from "./names.js";

@@ -6,9 +6,9 @@
  * coordinator every call is refused, naming the coordinator.
  */
 import type { Metadata } from "@grpc/grpc-js";
-import type { Dtype } from "../clients/ts/src/gen/ckptd/v1/Dtype.js";
-import type { PeerServiceHandlers } from "../clients/ts/src/gen/ckptd/v1/PeerService.js";
-import type { StagedItem, StagedItemIn } from "../clients/ts/src/gen/ckptd/v1/StagedItem.js";
+import type { Dtype } from "../wire/gen/ckptd/v1/Dtype.js";
+import type { PeerServiceHandlers } from "../wire/gen/ckptd/v1/PeerService.js";
+import type { StagedItem, StagedItemIn } from "../wire/gen/ckptd/v1/StagedItem.js";
 import type { PeerAuthorizer } from "./auth.js";
 import type { CheckpointRef, CommitCoordinator, Decision } from "./coordinator.js";
 import { failedPrecondition, invalidArgument, toServiceError } from "./errors.js";

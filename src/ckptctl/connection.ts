@@ -6,11 +6,11 @@
 import * as fs from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { service as healthServiceDefinition } from "grpc-health-check";
-import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../clients/ts/src/wire.js";
-import type { AdminServiceClient } from "../../clients/ts/src/gen/ckptd/v1/AdminService.js";
-import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
-import type { EvaluationServiceClient } from "../../clients/ts/src/gen/ckptd/v1/EvaluationService.js";
-import type { RetentionServiceClient } from "../../clients/ts/src/gen/ckptd/v1/RetentionService.js";
+import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../wire/index.js";
+import type { AdminServiceClient } from "../../wire/gen/ckptd/v1/AdminService.js";
+import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
+import type { EvaluationServiceClient } from "../../wire/gen/ckptd/v1/EvaluationService.js";
+import type { RetentionServiceClient } from "../../wire/gen/ckptd/v1/RetentionService.js";
 import { UsageError } from "./failure.js";
 
 /** How to reach the daemon, from the global options. */

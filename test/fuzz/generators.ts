@@ -6,8 +6,8 @@
  */
 import * as path from "node:path";
 import protobuf from "protobufjs";
-import { PROTO_FILES, PROTO_ROOT } from "../../clients/ts/src/wire.js";
-import type { SaveRequestIn } from "../../clients/ts/src/gen/ckptd/v1/SaveRequest.js";
+import { PROTO_FILES, PROTO_ROOT } from "../../wire/index.js";
+import type { SaveRequestIn } from "../../wire/gen/ckptd/v1/SaveRequest.js";
 
 /** mulberry32: small, fast, good enough to pick cases; not for anything secret. */
 export class Rng {

@@ -11,10 +11,10 @@ import * as path from "node:path";
 import { pathToFileURL } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
-import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../clients/ts/src/wire.js";
-import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
-import type { LoadResponse } from "../../clients/ts/src/gen/ckptd/v1/LoadResponse.js";
-import type { LoadSharedResponse } from "../../clients/ts/src/gen/ckptd/v1/LoadSharedResponse.js";
+import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../wire/index.js";
+import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
+import type { LoadResponse } from "../../wire/gen/ckptd/v1/LoadResponse.js";
+import type { LoadSharedResponse } from "../../wire/gen/ckptd/v1/LoadSharedResponse.js";
 import { rawClient, REPO_ROOT, startDaemon, type Daemon } from "./harness.js";
 import {
   abortRaw,
@@ -279,7 +279,7 @@ describe("abuse - stalled and vanished save streams", () => {
 
 /** A client program (run with node) that does the same-tick cancel for `ranks`, prints "sent" and waits to be killed. */
 function sameTickScript(address: string, ranks: number[]): string {
-  const wire = pathToFileURL(path.join(REPO_ROOT, "dist/clients/ts/src/wire.js")).href;
+  const wire = pathToFileURL(path.join(REPO_ROOT, "dist/wire/index.js")).href;
   const grpcJs = pathToFileURL(require.resolve("@grpc/grpc-js")).href;
   return `
     import * as grpc from ${JSON.stringify(grpcJs)};

@@ -12,9 +12,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadWire } from "../../clients/ts/src/wire.js";
-import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
-import type { LoadSharedResponse } from "../../clients/ts/src/gen/ckptd/v1/LoadSharedResponse.js";
+import { loadWire } from "../../wire/index.js";
+import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
+import type { LoadSharedResponse } from "../../wire/gen/ckptd/v1/LoadSharedResponse.js";
 import { DAEMON_ENTRY, type Daemon, startDaemon, tempDataDir } from "./harness.js";
 import {
   MiB,

@@ -17,7 +17,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
+import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
 import { CkptdClient, CkptdError } from "../../clients/ts/src/index.js";
 import { parseLog } from "../../src/events.js";
 import { rawClient, startDaemon, type Daemon } from "./harness.js";

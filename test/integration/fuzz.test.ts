@@ -15,9 +15,9 @@ import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import type protobuf from "protobufjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadWire } from "../../clients/ts/src/wire.js";
-import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
-import type { SaveRequestIn } from "../../clients/ts/src/gen/ckptd/v1/SaveRequest.js";
+import { loadWire } from "../../wire/index.js";
+import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
+import type { SaveRequestIn } from "../../wire/gen/ckptd/v1/SaveRequest.js";
 import { FUZZ_JOBS, MUTATIONS, mutateStream, protoRoot, randomMessage, Rng } from "../fuzz/generators.js";
 import { type Daemon, startDaemon } from "./harness.js";
 import {

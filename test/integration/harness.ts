@@ -8,8 +8,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
-import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../clients/ts/src/wire.js";
-import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
+import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../wire/index.js";
+import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const DAEMON_ENTRY = path.join(REPO_ROOT, "dist", "src", "cli.js");

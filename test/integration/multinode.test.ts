@@ -6,8 +6,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
-import type { WatchCheckpointsResponse } from "../../clients/ts/src/gen/ckptd/v1/WatchCheckpointsResponse.js";
-import { loadWire } from "../../clients/ts/src/wire.js";
+import type { WatchCheckpointsResponse } from "../../wire/gen/ckptd/v1/WatchCheckpointsResponse.js";
+import { loadWire } from "../../wire/index.js";
 import { CkptdClient, isNotFound, type Tensor } from "../../clients/ts/src/index.js";
 import { startDaemon, tempDataDir, writePeerTokenFile, type Daemon } from "./harness.js";
 

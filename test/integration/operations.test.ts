@@ -6,8 +6,8 @@ import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CkptdClient } from "../../clients/ts/src/index.js";
-import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
-import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../clients/ts/src/wire.js";
+import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
+import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../wire/index.js";
 import { rawClient, scrape, startDaemon, tempDataDir, DAEMON_ENTRY, makeTestCertificates, type Daemon } from "./harness.js";
 import {
   chunkMsg,

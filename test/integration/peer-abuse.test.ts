@@ -11,9 +11,9 @@ import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CkptdClient, isNotFound, tensor } from "../../clients/ts/src/index.js";
-import type { PeerServiceClient } from "../../clients/ts/src/gen/ckptd/v1/PeerService.js";
-import type { StagedItemIn } from "../../clients/ts/src/gen/ckptd/v1/StagedItem.js";
-import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../clients/ts/src/wire.js";
+import type { PeerServiceClient } from "../../wire/gen/ckptd/v1/PeerService.js";
+import type { StagedItemIn } from "../../wire/gen/ckptd/v1/StagedItem.js";
+import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../wire/index.js";
 import { RAW_FRAME_OVERHEAD } from "../../src/codec.js";
 import { metricsAddress, REPO_ROOT, scrape, startDaemon, writePeerTokenFile, type Daemon } from "./harness.js";
 

@@ -11,13 +11,13 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type * as grpc from "@grpc/grpc-js";
-import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
-import type { Dtype } from "../../clients/ts/src/gen/ckptd/v1/Dtype.js";
-import type { LoadSharedResponse } from "../../clients/ts/src/gen/ckptd/v1/LoadSharedResponse.js";
-import type { LoadRequestIn } from "../../clients/ts/src/gen/ckptd/v1/LoadRequest.js";
-import type { TensorBoxIn } from "../../clients/ts/src/gen/ckptd/v1/TensorBox.js";
+import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
+import type { Dtype } from "../../wire/gen/ckptd/v1/Dtype.js";
+import type { LoadSharedResponse } from "../../wire/gen/ckptd/v1/LoadSharedResponse.js";
+import type { LoadRequestIn } from "../../wire/gen/ckptd/v1/LoadRequest.js";
+import type { TensorBoxIn } from "../../wire/gen/ckptd/v1/TensorBox.js";
 import { CheckpointEngine, CkptdClient } from "../../clients/ts/src/index.js";
-import { DTYPE_SIZES } from "../../clients/ts/src/wire.js";
+import { DTYPE_SIZES } from "../../wire/index.js";
 import { type Daemon, metricsAddress, rawClient, scrape, startDaemon } from "./harness.js";
 import {
   MiB,

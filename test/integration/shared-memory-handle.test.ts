@@ -17,11 +17,11 @@ import * as path from "node:path";
 import { crc32c } from "@node-rs/crc32";
 import type * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
-import type { LoadSharedResponse } from "../../clients/ts/src/gen/ckptd/v1/LoadSharedResponse.js";
-import type { SaveRequestIn } from "../../clients/ts/src/gen/ckptd/v1/SaveRequest.js";
-import type { SaveSharedResponse } from "../../clients/ts/src/gen/ckptd/v1/SaveSharedResponse.js";
-import type { SharedMemoryHandleIn } from "../../clients/ts/src/gen/ckptd/v1/SharedMemoryHandle.js";
+import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
+import type { LoadSharedResponse } from "../../wire/gen/ckptd/v1/LoadSharedResponse.js";
+import type { SaveRequestIn } from "../../wire/gen/ckptd/v1/SaveRequest.js";
+import type { SaveSharedResponse } from "../../wire/gen/ckptd/v1/SaveSharedResponse.js";
+import type { SharedMemoryHandleIn } from "../../wire/gen/ckptd/v1/SharedMemoryHandle.js";
 import { type Daemon, REPO_ROOT, rawClient, startDaemon } from "./harness.js";
 import {
   MiB,

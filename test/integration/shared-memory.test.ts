@@ -11,10 +11,10 @@ import * as path from "node:path";
 import { crc32c } from "@node-rs/crc32";
 import type * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
-import type { SaveRequestIn } from "../../clients/ts/src/gen/ckptd/v1/SaveRequest.js";
-import type { SaveSharedRequestIn } from "../../clients/ts/src/gen/ckptd/v1/SaveSharedRequest.js";
-import type { SaveSharedResponse } from "../../clients/ts/src/gen/ckptd/v1/SaveSharedResponse.js";
+import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
+import type { SaveRequestIn } from "../../wire/gen/ckptd/v1/SaveRequest.js";
+import type { SaveSharedRequestIn } from "../../wire/gen/ckptd/v1/SaveSharedRequest.js";
+import type { SaveSharedResponse } from "../../wire/gen/ckptd/v1/SaveSharedResponse.js";
 import { type Daemon, metricsAddress, rawClient, scrape, startDaemon } from "./harness.js";
 import {
   MiB,

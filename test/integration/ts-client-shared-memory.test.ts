@@ -12,8 +12,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { SaveRequest as SaveRequestMsg } from "../../clients/ts/src/gen/ckptd/v1/SaveRequest.js";
-import { loadWire } from "../../clients/ts/src/wire.js";
+import type { SaveRequest as SaveRequestMsg } from "../../wire/gen/ckptd/v1/SaveRequest.js";
+import { loadWire } from "../../wire/index.js";
 import { CkptdClient, Code, tensor, type CkptdError, type SaveEntry, type SaveRequest } from "../../clients/ts/src/index.js";
 import { metricsAddress, scrape, startDaemon, type Daemon } from "./harness.js";
 

@@ -5,10 +5,10 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadWire } from "../../clients/ts/src/wire.js";
-import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/CheckpointService.js";
-import type { EvaluationServiceClient } from "../../clients/ts/src/gen/ckptd/v1/EvaluationService.js";
-import type { WatchCheckpointsResponse } from "../../clients/ts/src/gen/ckptd/v1/WatchCheckpointsResponse.js";
+import { loadWire } from "../../wire/index.js";
+import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
+import type { EvaluationServiceClient } from "../../wire/gen/ckptd/v1/EvaluationService.js";
+import type { WatchCheckpointsResponse } from "../../wire/gen/ckptd/v1/WatchCheckpointsResponse.js";
 import { type Daemon, startDaemon } from "./harness.js";
 import {
   abortRaw,

@@ -14,10 +14,10 @@ function listFiles(dir: string): string[] {
 }
 
 describe("generated types", () => {
-  it("clients/ts/src/gen matches proto/ (run `npm run gen` after editing a .proto)", () => {
+  it("wire/gen matches proto/ (run `npm run gen` after editing a .proto)", () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-gen-"));
     execFileSync(process.execPath, [path.join(REPO_ROOT, "scripts/gen-types.mjs"), out], { stdio: "pipe" });
-    const committed = path.join(REPO_ROOT, "clients/ts/src/gen");
+    const committed = path.join(REPO_ROOT, "wire/gen");
     expect(listFiles(out)).toEqual(listFiles(committed));
     for (const f of listFiles(out))
       expect(fs.readFileSync(path.join(out, f), "utf8"), f).toBe(fs.readFileSync(path.join(committed, f), "utf8"));

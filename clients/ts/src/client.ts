@@ -13,32 +13,32 @@
 import * as grpc from "@grpc/grpc-js";
 import { crc32c } from "@node-rs/crc32";
 import { Code, CkptdError } from "./errors.js";
-import type { Checkpoint } from "./gen/ckptd/v1/Checkpoint.js";
-import type { CheckpointServiceClient } from "./gen/ckptd/v1/CheckpointService.js";
-import type { AbortResponse } from "./gen/ckptd/v1/AbortResponse.js";
-import type { CommitOutcome } from "./gen/ckptd/v1/CommitOutcome.js";
-import type { CommitResponse } from "./gen/ckptd/v1/CommitResponse.js";
-import type { DeleteCheckpointResponse } from "./gen/ckptd/v1/DeleteCheckpointResponse.js";
-import type { EvaluationServiceClient } from "./gen/ckptd/v1/EvaluationService.js";
-import type { GetRetentionPolicyResponse } from "./gen/ckptd/v1/GetRetentionPolicyResponse.js";
-import type { PinCheckpointResponse } from "./gen/ckptd/v1/PinCheckpointResponse.js";
-import type { ReportEvaluationResponse } from "./gen/ckptd/v1/ReportEvaluationResponse.js";
-import type { RetentionServiceClient } from "./gen/ckptd/v1/RetentionService.js";
-import type { SetRetentionPolicyResponse } from "./gen/ckptd/v1/SetRetentionPolicyResponse.js";
-import type { WaitForEvaluatorsResponse } from "./gen/ckptd/v1/WaitForEvaluatorsResponse.js";
-import type { WatchCheckpointsRequestIn } from "./gen/ckptd/v1/WatchCheckpointsRequest.js";
-import type { WatchCheckpointsResponse } from "./gen/ckptd/v1/WatchCheckpointsResponse.js";
-import type { EntryHeaderIn } from "./gen/ckptd/v1/EntryHeader.js";
-import type { GetCheckpointResponse } from "./gen/ckptd/v1/GetCheckpointResponse.js";
-import type { ListCheckpointsResponse } from "./gen/ckptd/v1/ListCheckpointsResponse.js";
-import type { LoadEntry } from "./gen/ckptd/v1/LoadEntry.js";
-import type { LoadPlan } from "./gen/ckptd/v1/LoadPlan.js";
-import type { LoadRequestIn } from "./gen/ckptd/v1/LoadRequest.js";
-import type { LoadResponse } from "./gen/ckptd/v1/LoadResponse.js";
-import type { SaveHeaderIn } from "./gen/ckptd/v1/SaveHeader.js";
-import type { SaveRequestIn } from "./gen/ckptd/v1/SaveRequest.js";
-import type { SaveResponse } from "./gen/ckptd/v1/SaveResponse.js";
-import type { SaveSharedResponse } from "./gen/ckptd/v1/SaveSharedResponse.js";
+import type { Checkpoint } from "../../../wire/gen/ckptd/v1/Checkpoint.js";
+import type { CheckpointServiceClient } from "../../../wire/gen/ckptd/v1/CheckpointService.js";
+import type { AbortResponse } from "../../../wire/gen/ckptd/v1/AbortResponse.js";
+import type { CommitOutcome } from "../../../wire/gen/ckptd/v1/CommitOutcome.js";
+import type { CommitResponse } from "../../../wire/gen/ckptd/v1/CommitResponse.js";
+import type { DeleteCheckpointResponse } from "../../../wire/gen/ckptd/v1/DeleteCheckpointResponse.js";
+import type { EvaluationServiceClient } from "../../../wire/gen/ckptd/v1/EvaluationService.js";
+import type { GetRetentionPolicyResponse } from "../../../wire/gen/ckptd/v1/GetRetentionPolicyResponse.js";
+import type { PinCheckpointResponse } from "../../../wire/gen/ckptd/v1/PinCheckpointResponse.js";
+import type { ReportEvaluationResponse } from "../../../wire/gen/ckptd/v1/ReportEvaluationResponse.js";
+import type { RetentionServiceClient } from "../../../wire/gen/ckptd/v1/RetentionService.js";
+import type { SetRetentionPolicyResponse } from "../../../wire/gen/ckptd/v1/SetRetentionPolicyResponse.js";
+import type { WaitForEvaluatorsResponse } from "../../../wire/gen/ckptd/v1/WaitForEvaluatorsResponse.js";
+import type { WatchCheckpointsRequestIn } from "../../../wire/gen/ckptd/v1/WatchCheckpointsRequest.js";
+import type { WatchCheckpointsResponse } from "../../../wire/gen/ckptd/v1/WatchCheckpointsResponse.js";
+import type { EntryHeaderIn } from "../../../wire/gen/ckptd/v1/EntryHeader.js";
+import type { GetCheckpointResponse } from "../../../wire/gen/ckptd/v1/GetCheckpointResponse.js";
+import type { ListCheckpointsResponse } from "../../../wire/gen/ckptd/v1/ListCheckpointsResponse.js";
+import type { LoadEntry } from "../../../wire/gen/ckptd/v1/LoadEntry.js";
+import type { LoadPlan } from "../../../wire/gen/ckptd/v1/LoadPlan.js";
+import type { LoadRequestIn } from "../../../wire/gen/ckptd/v1/LoadRequest.js";
+import type { LoadResponse } from "../../../wire/gen/ckptd/v1/LoadResponse.js";
+import type { SaveHeaderIn } from "../../../wire/gen/ckptd/v1/SaveHeader.js";
+import type { SaveRequestIn } from "../../../wire/gen/ckptd/v1/SaveRequest.js";
+import type { SaveResponse } from "../../../wire/gen/ckptd/v1/SaveResponse.js";
+import type { SaveSharedResponse } from "../../../wire/gen/ckptd/v1/SaveSharedResponse.js";
 import {
   eventOf,
   followCheckpoints,
@@ -54,7 +54,7 @@ import {
   type WaitForEvaluatorsRequest,
   type WatchOptions,
 } from "./evaluation.js";
-import type { LoadSharedResponse } from "./gen/ckptd/v1/LoadSharedResponse.js";
+import type { LoadSharedResponse } from "../../../wire/gen/ckptd/v1/LoadSharedResponse.js";
 import {
   DEFAULT_SHARED_MEMORY_DIR,
   LoadRing,
@@ -65,7 +65,7 @@ import {
   isLocalAddress,
 } from "./shared-memory.js";
 import { dtypeByteSize, fromProtoDtype, isDtypeName, toProtoDtype, type Tensor, type TensorData } from "./tensor.js";
-import { CLIENT_CHANNEL_OPTIONS, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES, loadWire, tensorByteSize } from "./wire.js";
+import { CLIENT_CHANNEL_OPTIONS, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES, loadWire, tensorByteSize } from "../../../wire/index.js";
 
 /** Options of {@link CkptdClient}. */
 export interface CkptdClientOptions {

@@ -19,7 +19,7 @@
 import * as path from "node:path";
 import { CkptdClient, type SaveEntry } from "./client.js";
 import { CheckpointAbortedError, Code, CkptdError } from "./errors.js";
-import type { Checkpoint } from "./gen/ckptd/v1/Checkpoint.js";
+import type { Checkpoint } from "../../../wire/gen/ckptd/v1/Checkpoint.js";
 import { isTensor, type Tensor } from "./tensor.js";
 
 /** A JSON value. */

@@ -7,12 +7,12 @@
  * checkpoint: load → `reportEvaluation`. A trainer calls `waitForEvaluators` after a commit.
  */
 import { Code, CkptdError, isUnavailable } from "./errors.js";
-import type { Checkpoint } from "./gen/ckptd/v1/Checkpoint.js";
-import type { CheckpointEvent as WireCheckpointEvent } from "./gen/ckptd/v1/CheckpointEvent.js";
-import type { EvaluationReport as WireEvaluationReport } from "./gen/ckptd/v1/EvaluationReport.js";
-import type { MetricMode } from "./gen/ckptd/v1/MetricMode.js";
-import type { RetentionPolicy as WireRetentionPolicy, RetentionPolicyIn } from "./gen/ckptd/v1/RetentionPolicy.js";
-import type { Timestamp } from "./gen/google/protobuf/Timestamp.js";
+import type { Checkpoint } from "../../../wire/gen/ckptd/v1/Checkpoint.js";
+import type { CheckpointEvent as WireCheckpointEvent } from "../../../wire/gen/ckptd/v1/CheckpointEvent.js";
+import type { EvaluationReport as WireEvaluationReport } from "../../../wire/gen/ckptd/v1/EvaluationReport.js";
+import type { MetricMode } from "../../../wire/gen/ckptd/v1/MetricMode.js";
+import type { RetentionPolicy as WireRetentionPolicy, RetentionPolicyIn } from "../../../wire/gen/ckptd/v1/RetentionPolicy.js";
+import type { Timestamp } from "../../../wire/gen/google/protobuf/Timestamp.js";
 
 /** What happened to a checkpoint. */
 export type CheckpointEventType = "COMMITTED" | "DELETED";

@@ -107,15 +107,15 @@ export {
   type TensorData,
   type TensorOptions,
 } from "./tensor.js";
-export { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from "./wire.js";
+export { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from "../../../wire/index.js";
 export { DEFAULT_SHARED_MEMORY_DIR } from "./shared-memory.js";
-export type { Checkpoint } from "./gen/ckptd/v1/Checkpoint.js";
-export type { EntryManifest } from "./gen/ckptd/v1/EntryManifest.js";
-export type { ItemManifest } from "./gen/ckptd/v1/ItemManifest.js";
-export type { LoadEntry } from "./gen/ckptd/v1/LoadEntry.js";
-export type { LoadPlan } from "./gen/ckptd/v1/LoadPlan.js";
-export type { ObjectSpec } from "./gen/ckptd/v1/ObjectSpec.js";
-export type { RankManifest } from "./gen/ckptd/v1/RankManifest.js";
-export type { TensorPlacement } from "./gen/ckptd/v1/TensorPlacement.js";
-export type { TensorSpec } from "./gen/ckptd/v1/TensorSpec.js";
-export type { Timestamp } from "./gen/google/protobuf/Timestamp.js";
+export type { Checkpoint } from "../../../wire/gen/ckptd/v1/Checkpoint.js";
+export type { EntryManifest } from "../../../wire/gen/ckptd/v1/EntryManifest.js";
+export type { ItemManifest } from "../../../wire/gen/ckptd/v1/ItemManifest.js";
+export type { LoadEntry } from "../../../wire/gen/ckptd/v1/LoadEntry.js";
+export type { LoadPlan } from "../../../wire/gen/ckptd/v1/LoadPlan.js";
+export type { ObjectSpec } from "../../../wire/gen/ckptd/v1/ObjectSpec.js";
+export type { RankManifest } from "../../../wire/gen/ckptd/v1/RankManifest.js";
+export type { TensorPlacement } from "../../../wire/gen/ckptd/v1/TensorPlacement.js";
+export type { TensorSpec } from "../../../wire/gen/ckptd/v1/TensorSpec.js";
+export type { Timestamp } from "../../../wire/gen/google/protobuf/Timestamp.js";

@@ -5,8 +5,8 @@
  */
 import * as os from "node:os";
 import { Code, CkptdError } from "./errors.js";
-import type { Dtype } from "./gen/ckptd/v1/Dtype.js";
-import { DTYPE_SIZES, tensorByteSize } from "./wire.js";
+import type { Dtype } from "../../../wire/gen/ckptd/v1/Dtype.js";
+import { DTYPE_SIZES, tensorByteSize } from "../../../wire/index.js";
 
 /** Element type names, as in `torch.<name>`. */
 export type DtypeName =
