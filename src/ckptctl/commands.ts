@@ -7,17 +7,10 @@ import * as readline from "node:readline/promises";
 import { Code, CkptdError } from "../../clients/ts/src/errors.js";
 import type { Checkpoint } from "../../wire/gen/ckptd/v1/Checkpoint.js";
 import type { CheckpointEvent } from "../../wire/gen/ckptd/v1/CheckpointEvent.js";
-import type { DeleteCheckpointResponse } from "../../wire/gen/ckptd/v1/DeleteCheckpointResponse.js";
-import type { GetCheckpointResponse } from "../../wire/gen/ckptd/v1/GetCheckpointResponse.js";
 import type { GetRetentionPolicyResponse } from "../../wire/gen/ckptd/v1/GetRetentionPolicyResponse.js";
-import type { GetStatusResponse } from "../../wire/gen/ckptd/v1/GetStatusResponse.js";
-import type { ListCheckpointsResponse } from "../../wire/gen/ckptd/v1/ListCheckpointsResponse.js";
-import type { ListJobsResponse } from "../../wire/gen/ckptd/v1/ListJobsResponse.js";
 import type { MetricMode } from "../../wire/gen/ckptd/v1/MetricMode.js";
-import type { PinCheckpointResponse } from "../../wire/gen/ckptd/v1/PinCheckpointResponse.js";
 import type { RetentionPolicy, RetentionPolicyIn } from "../../wire/gen/ckptd/v1/RetentionPolicy.js";
 import type { SetRetentionPolicyResponse } from "../../wire/gen/ckptd/v1/SetRetentionPolicyResponse.js";
-import type { VerifyCheckpointResponse } from "../../wire/gen/ckptd/v1/VerifyCheckpointResponse.js";
 import type { WatchCheckpointsRequestIn } from "../../wire/gen/ckptd/v1/WatchCheckpointsRequest.js";
 import type { WatchCheckpointsResponse } from "../../wire/gen/ckptd/v1/WatchCheckpointsResponse.js";
 import type { Connection } from "./connection.js";
@@ -33,7 +26,7 @@ export interface Context {
 
 /** `status`: GetStatus and the Health check; fails when the daemon is not SERVING. */
 export async function status({ conn, json }: Context): Promise<void> {
-  const [s, health] = await Promise.all([conn.unary<GetStatusResponse>((o, cb) => conn.admin.getStatus({}, o, cb)), conn.healthCheck("")]);
+  const [s, health] = await Promise.all([conn.client.getStatus(conn.unaryOptions()), conn.healthCheck("")]);
   if (json) {
     printJson({
       address: conn.address,
@@ -74,7 +67,7 @@ export async function status({ conn, json }: Context): Promise<void> {
 
 /** `quarantine`: the checkpoint directories the daemon set aside at start (from GetStatus). */
 export async function quarantine({ conn, json }: Context): Promise<void> {
-  const s = await conn.unary<GetStatusResponse>((o, cb) => conn.admin.getStatus({}, o, cb));
+  const s = await conn.client.getStatus(conn.unaryOptions());
   const rows = s.quarantined.map((q) => ({
     job: q.job,
     checkpointId: q.checkpointId,
@@ -95,7 +88,7 @@ export async function quarantine({ conn, json }: Context): Promise<void> {
 
 /** `jobs`: ListJobs. */
 export async function jobs({ conn, json }: Context): Promise<void> {
-  const res = await conn.unary<ListJobsResponse>((o, cb) => conn.admin.listJobs({}, o, cb));
+  const res = await conn.client.listJobs(conn.unaryOptions());
   if (json) return printJson({ jobs: res.jobs });
   if (res.jobs.length === 0) return print("no jobs with committed checkpoints");
   print(
@@ -113,9 +106,7 @@ export async function list({ conn, json }: Context, job: string, limit: number |
   let pageToken = "";
   do {
     const pageSize = limit === undefined ? 1000 : Math.min(1000, limit - checkpoints.length);
-    const page = await conn.unary<ListCheckpointsResponse>((o, cb) =>
-      conn.checkpoints.listCheckpoints({ job, pageSize, pageToken }, o, cb),
-    );
+    const page = await conn.client.listCheckpoints(job, { pageSize, pageToken, ...conn.unaryOptions() });
     checkpoints.push(...page.checkpoints);
     pageToken = page.nextPageToken;
   } while (pageToken && (limit === undefined || checkpoints.length < limit));
@@ -139,12 +130,8 @@ export async function list({ conn, json }: Context, job: string, limit: number |
   );
 }
 
-async function getCheckpoint(conn: Connection, job: string, checkpointId: string, full: boolean): Promise<Checkpoint> {
-  const res = await conn.unary<GetCheckpointResponse>((o, cb) =>
-    conn.checkpoints.getCheckpoint({ job, checkpointId, view: full ? "CHECKPOINT_VIEW_FULL" : "CHECKPOINT_VIEW_BASIC" }, o, cb),
-  );
-  if (!res.checkpoint) throw new CkptdError(Code.INTERNAL, `the daemon answered GetCheckpoint ${job}/${checkpointId} without a checkpoint`);
-  return res.checkpoint;
+function getCheckpoint(conn: Connection, job: string, checkpointId: string, full: boolean): Promise<Checkpoint> {
+  return conn.client.getCheckpoint(job, checkpointId, { full, ...conn.unaryOptions() });
 }
 
 /** `show JOB [CHECKPOINT]`: the full manifest, per rank and item. */
@@ -193,7 +180,7 @@ export async function show({ conn, json }: Context, job: string, checkpointId: s
 
 /** `verify JOB [CHECKPOINT]`: VerifyCheckpoint; exit code 2 when a chunk is damaged. */
 export async function verify({ conn, json }: Context, job: string, checkpointId: string): Promise<number> {
-  const res = await conn.unary<VerifyCheckpointResponse>((o, cb) => conn.admin.verifyCheckpoint({ job, checkpointId }, o, cb));
+  const res = await conn.client.verifyCheckpoint(job, checkpointId, conn.unaryOptions());
   const damaged = !res.ok || res.damaged.length > 0;
   if (json) {
     printJson({
@@ -254,7 +241,7 @@ export async function deleteCommand({ conn, json }: Context, job: string, checkp
     }
     if (!/^y(es)?$/i.test(answer.trim())) throw new UsageError(`not deleting ${job}/${checkpointId}`);
   }
-  const res = await conn.unary<DeleteCheckpointResponse>((o, cb) => conn.checkpoints.deleteCheckpoint({ job, checkpointId }, o, cb));
+  const res = await conn.client.deleteCheckpoint(job, checkpointId, conn.unaryOptions());
   if (json) return printJson({ job, checkpointId, deleted: true, freedBytes: res.freedBytes });
   print(`deleted ${job}/${checkpointId}, freed ${bytes(res.freedBytes)}`);
 }
@@ -265,7 +252,7 @@ export type WatchStart = { afterSequence: number } | { fromStep: number } | { fr
 /** `watch JOB`: one line (or JSON object) per event until Ctrl-C. */
 export async function watch({ conn, json }: Context, job: string, start: WatchStart): Promise<void> {
   const request: WatchCheckpointsRequestIn = { job, ...start };
-  const call = conn.evaluation.watchCheckpoints(request);
+  const call = conn.client.rawEvaluation.watchCheckpoints(request);
   let interrupted = false;
   const onSignal = () => {
     interrupted = true;
@@ -351,7 +338,7 @@ function policyRows(p: RetentionPolicy | null | undefined): [string, string | nu
 
 /** `retention JOB [flags]`: shows the policy, or merges the flags given into it and sets it. */
 export async function retention({ conn, json }: Context, job: string, flags: RetentionFlags): Promise<void> {
-  const current = await conn.unary<GetRetentionPolicyResponse>((o, cb) => conn.retention.getRetentionPolicy({ job }, o, cb));
+  const current = await conn.unary<GetRetentionPolicyResponse>((o, cb) => conn.client.rawRetention.getRetentionPolicy({ job }, o, cb));
   const changes = Object.values(flags).some((v) => v !== undefined);
   if (!changes) {
     if (json) return printJson({ job, policy: policyJson(current.policy), pinnedCheckpointIds: current.pinnedCheckpointIds });
@@ -366,7 +353,7 @@ export async function retention({ conn, json }: Context, job: string, flags: Ret
     bestMetric: flags.bestMetric ?? p?.bestMetric ?? "",
     bestMode: flags.bestMode ? MODES[flags.bestMode] : (p?.bestMode ?? "METRIC_MODE_UNSPECIFIED"),
   };
-  const res = await conn.unary<SetRetentionPolicyResponse>((o, cb) => conn.retention.setRetentionPolicy({ job, policy }, o, cb));
+  const res = await conn.unary<SetRetentionPolicyResponse>((o, cb) => conn.client.rawRetention.setRetentionPolicy({ job, policy }, o, cb));
   if (json) return printJson({ job, policy: policyJson(res.policy), deletedCheckpointIds: res.deletedCheckpointIds });
   print(keyValueTable(policyRows(res.policy)));
   print(
@@ -378,7 +365,7 @@ export async function retention({ conn, json }: Context, job: string, flags: Ret
 
 /** `pin` / `unpin JOB CHECKPOINT`. */
 export async function pin({ conn, json }: Context, job: string, checkpointId: string, pinned: boolean): Promise<void> {
-  const res = await conn.unary<PinCheckpointResponse>((o, cb) => conn.retention.pinCheckpoint({ job, checkpointId, pinned }, o, cb));
-  if (json) return printJson({ job, checkpointId, pinned: res.pinned });
-  print(`${job}/${checkpointId} is ${res.pinned ? "pinned" : "not pinned"}`);
+  const isPinned = await conn.client.pinCheckpoint(job, checkpointId, pinned, conn.unaryOptions());
+  if (json) return printJson({ job, checkpointId, pinned: isPinned });
+  print(`${job}/${checkpointId} is ${isPinned ? "pinned" : "not pinned"}`);
 }

@@ -1,16 +1,12 @@
 /**
  * One connection of ckptctl to a daemon: the channel credentials (plaintext, TLS or
- * mTLS), the bearer token as call metadata, and raw grpc-js clients of every service
- * on one shared channel.
+ * mTLS) and the bearer token, given to a {@link CkptdClient} whose channel every call
+ * shares (the Health check included).
  */
 import * as fs from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { service as healthServiceDefinition } from "grpc-health-check";
-import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../wire/index.js";
-import type { AdminServiceClient } from "../../wire/gen/ckptd/v1/AdminService.js";
-import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
-import type { EvaluationServiceClient } from "../../wire/gen/ckptd/v1/EvaluationService.js";
-import type { RetentionServiceClient } from "../../wire/gen/ckptd/v1/RetentionService.js";
+import { CkptdClient } from "../../clients/ts/src/index.js";
 import { UsageError } from "./failure.js";
 
 /** How to reach the daemon, from the global options. */
@@ -42,14 +38,11 @@ interface HealthClient extends grpc.Client {
   ): grpc.ClientUnaryCall;
 }
 
-/** Raw clients of the daemon's services, sharing one channel. */
+/** The daemon's client and its Health service, sharing one channel. */
 export class Connection {
   readonly address: string;
   readonly hasToken: boolean;
-  readonly checkpoints: CheckpointServiceClient;
-  readonly evaluation: EvaluationServiceClient;
-  readonly retention: RetentionServiceClient;
-  readonly admin: AdminServiceClient;
+  readonly client: CkptdClient;
   private readonly health: HealthClient;
   private readonly timeoutSeconds: number | undefined;
 
@@ -58,23 +51,31 @@ export class Connection {
     this.hasToken = Boolean(options.token);
     this.timeoutSeconds = options.timeoutSeconds;
     const credentials = channelCredentials(options);
-    // Call credentials only compose with secure channels, so the token goes in through an
-    // interceptor: that way it is also sent on a plaintext channel to a loopback daemon.
-    const interceptors = options.token ? [bearerToken(options.token)] : [];
-    const channelOptions: grpc.ChannelOptions = { ...CLIENT_CHANNEL_OPTIONS };
+    const channelOptions: grpc.ChannelOptions = {};
     if (options.tlsServerName) {
       channelOptions["grpc.ssl_target_name_override"] = options.tlsServerName;
       channelOptions["grpc.default_authority"] = options.tlsServerName;
     }
-    const { grpcObject } = loadWire();
-    const v1 = grpcObject.ckptd.v1;
-    this.checkpoints = new v1.CheckpointService(options.address, credentials, { ...channelOptions, interceptors });
-    const shared = { channelOverride: this.checkpoints.getChannel(), interceptors };
-    this.evaluation = new v1.EvaluationService(options.address, credentials, shared);
-    this.retention = new v1.RetentionService(options.address, credentials, shared);
-    this.admin = new v1.AdminService(options.address, credentials, shared);
+    // Loads stream over gRPC (export writes each chunk to a file as it comes), never through shared memory.
+    this.client = new CkptdClient({ address: options.address, credentials, channelOptions, sharedMemory: false, token: options.token });
+    // The client sends the token through an interceptor (call credentials only compose with
+    // secure channels); the Health check on the same channel sends it the same way.
+    const interceptors = options.token ? [bearerToken(options.token)] : [];
     const Health = grpc.makeClientConstructor(healthServiceDefinition as unknown as grpc.ServiceDefinition, "grpc.health.v1.Health");
-    this.health = new Health(options.address, credentials, shared) as unknown as HealthClient;
+    this.health = new Health(options.address, credentials, {
+      channelOverride: this.client.raw.getChannel(),
+      interceptors,
+    }) as unknown as HealthClient;
+  }
+
+  /** The deadline of `--timeout` for the client's unary calls, if any. */
+  unaryOptions(): { timeoutMs?: number } {
+    return this.timeoutSeconds === undefined ? {} : { timeoutMs: this.timeoutSeconds * 1000 };
+  }
+
+  /** The deadline of `--timeout` for the client's streams (export's loads), if any. */
+  streamOptions(): { deadlineMs?: number } {
+    return this.timeoutSeconds === undefined ? {} : { deadlineMs: this.timeoutSeconds * 1000 };
   }
 
   /** Call options with the deadline of `--timeout`, if any. */
@@ -100,7 +101,7 @@ export class Connection {
 
   /** Closes the channel; calls in flight fail with CANCELLED. */
   close(): void {
-    this.checkpoints.close();
+    this.client.close();
   }
 }
 

@@ -9,14 +9,8 @@
 import { createHash } from "node:crypto";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
-import { crc32c } from "@node-rs/crc32";
 import { SingleBar } from "cli-progress";
-import { Code, CkptdError } from "../../clients/ts/src/errors.js";
-import type { Checkpoint } from "../../wire/gen/ckptd/v1/Checkpoint.js";
-import type { GetCheckpointResponse } from "../../wire/gen/ckptd/v1/GetCheckpointResponse.js";
-import type { LoadEntry } from "../../wire/gen/ckptd/v1/LoadEntry.js";
-import type { LoadRequestIn } from "../../wire/gen/ckptd/v1/LoadRequest.js";
-import type { LoadResponse } from "../../wire/gen/ckptd/v1/LoadResponse.js";
+import { Code, CkptdError, type Checkpoint, type LoadEntry, type LoadRequest } from "../../clients/ts/src/index.js";
 import type { Connection } from "./connection.js";
 import { UsageError } from "./failure.js";
 import { bytes, dtypeName } from "./output.js";
@@ -72,12 +66,7 @@ export interface ExportIndex {
 
 /** Exports the checkpoint and returns the index it wrote to `<out>/index.json`. */
 export async function exportCheckpoint(conn: Connection, req: ExportRequest): Promise<ExportIndex> {
-  const res = await conn.unary<GetCheckpointResponse>((o, cb) =>
-    conn.checkpoints.getCheckpoint({ job: req.job, checkpointId: req.checkpointId, view: "CHECKPOINT_VIEW_BASIC" }, o, cb),
-  );
-  const checkpoint = res.checkpoint;
-  if (!checkpoint)
-    throw new CkptdError(Code.INTERNAL, `the daemon answered GetCheckpoint ${req.job}/${req.checkpointId} without a checkpoint`);
+  const checkpoint = await conn.client.getCheckpoint(req.job, req.checkpointId, conn.unaryOptions());
   const ranks = ranksToExport(checkpoint, req);
   const expected = new Map(ranks.map((r) => [r, rawBytesOf(checkpoint, r, req.item)]));
 
@@ -90,7 +79,7 @@ export async function exportCheckpoint(conn: Connection, req: ExportRequest): Pr
   try {
     for (const rank of ranks) {
       const names = new FileNames();
-      const request: LoadRequestIn = {
+      const request: LoadRequest = {
         job: req.job,
         checkpointId: checkpoint.checkpointId,
         rank,
@@ -101,8 +90,6 @@ export async function exportCheckpoint(conn: Connection, req: ExportRequest): Pr
         items: req.item === undefined ? [] : [req.item],
       };
       const where = `${req.job}/${checkpoint.checkpointId} rank ${rank}`;
-      const call = conn.checkpoints.load(request, conn.callOptions());
-      let ended = false;
       let current:
         { entry: LoadEntry; file: fsp.FileHandle; index: IndexEntry; written: number; hash: ReturnType<typeof createHash> } | undefined;
       let streamed = 0;
@@ -122,12 +109,13 @@ export async function exportCheckpoint(conn: Connection, req: ExportRequest): Pr
         entries.push(c.index);
       };
       try {
-        for await (const msg of call as AsyncIterable<LoadResponse>) {
-          if (msg.msg === "plan" && msg.plan) {
+        // The client checks each chunk's CRC-32C in transit; leaving the loop early cancels the call.
+        for await (const msg of conn.client.load(request, conn.streamOptions())) {
+          if (msg.type === "plan") {
             planned = msg.plan.totalBytes;
             expected.set(rank, planned);
             bar?.setTotal(total());
-          } else if (msg.msg === "entry" && msg.entry) {
+          } else if (msg.type === "entry") {
             if (planned === undefined) throw outOfOrder(where, "an entry before the plan");
             await finishEntry();
             const e = msg.entry;
@@ -154,15 +142,9 @@ export async function exportCheckpoint(conn: Connection, req: ExportRequest): Pr
               index.globalOffsets = e.tensor.globalOffsets;
             }
             current = { entry: e, file, index, written: 0, hash: createHash("sha256") };
-          } else if (msg.msg === "chunk" && msg.chunk) {
+          } else {
             if (!current) throw outOfOrder(where, "a chunk outside an entry");
-            const { data, crc32c: expectedCrc } = msg.chunk;
-            if (expectedCrc !== undefined && expectedCrc !== null && crc32c(data) !== expectedCrc) {
-              throw new CkptdError(
-                Code.DATA_LOSS,
-                `${where}: a chunk of entry ${current.entry.item}/${current.entry.key} failed its CRC-32C check in transit`,
-              );
-            }
+            const { data } = msg;
             if (current.written + data.byteLength > current.entry.sizeBytes) {
               throw new CkptdError(
                 Code.DATA_LOSS,
@@ -175,14 +157,10 @@ export async function exportCheckpoint(conn: Connection, req: ExportRequest): Pr
             streamed += data.byteLength;
             done += data.byteLength;
             bar?.update(done, { done: bytes(done), size: bytes(total()), rank: `rank ${rank}` });
-          } else {
-            throw outOfOrder(where, "a message without a plan, entry or chunk");
           }
         }
-        ended = true;
         await finishEntry();
       } finally {
-        if (!ended) call.cancel();
         await current?.file.close().catch(() => undefined);
       }
       if (planned === undefined) throw outOfOrder(where, "no plan");

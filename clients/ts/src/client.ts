@@ -14,7 +14,11 @@ import * as grpc from "@grpc/grpc-js";
 import { crc32c } from "@node-rs/crc32";
 import { Code, CkptdError } from "./errors.js";
 import type { Checkpoint } from "../../../wire/gen/ckptd/v1/Checkpoint.js";
+import type { AdminServiceClient } from "../../../wire/gen/ckptd/v1/AdminService.js";
 import type { CheckpointServiceClient } from "../../../wire/gen/ckptd/v1/CheckpointService.js";
+import type { GetStatusResponse } from "../../../wire/gen/ckptd/v1/GetStatusResponse.js";
+import type { ListJobsResponse } from "../../../wire/gen/ckptd/v1/ListJobsResponse.js";
+import type { VerifyCheckpointResponse } from "../../../wire/gen/ckptd/v1/VerifyCheckpointResponse.js";
 import type { AbortResponse } from "../../../wire/gen/ckptd/v1/AbortResponse.js";
 import type { CommitOutcome } from "../../../wire/gen/ckptd/v1/CommitOutcome.js";
 import type { CommitResponse } from "../../../wire/gen/ckptd/v1/CommitResponse.js";
@@ -384,6 +388,8 @@ export class CkptdClient {
   readonly rawEvaluation: EvaluationServiceClient;
   /** The grpc-js RetentionService client, on the same channel as {@link raw}. */
   readonly rawRetention: RetentionServiceClient;
+  /** The grpc-js AdminService client, on the same channel as {@link raw}. */
+  readonly rawAdmin: AdminServiceClient;
   /** Bytes per data chunk on save. */
   readonly chunkBytes: number;
   /** Whether loads through shared memory check each chunk's CRC-32C (see {@link CkptdClientOptions.verifySharedLoads}). */
@@ -426,6 +432,7 @@ export class CkptdClient {
     const shared = { channelOverride: this.raw.getChannel(), interceptors };
     this.rawEvaluation = new grpcObject.ckptd.v1.EvaluationService(options.address, grpc.credentials.createInsecure(), shared);
     this.rawRetention = new grpcObject.ckptd.v1.RetentionService(options.address, grpc.credentials.createInsecure(), shared);
+    this.rawAdmin = new grpcObject.ckptd.v1.AdminService(options.address, grpc.credentials.createInsecure(), shared);
   }
 
   /**
@@ -1218,6 +1225,23 @@ export class CkptdClient {
       this.rawRetention.pinCheckpoint({ job, checkpointId, pinned }, callOptions(options.timeoutMs), cb),
     );
     return res.pinned;
+  }
+
+  /** The daemon: version, lifecycle state, data directory, load (AdminService). */
+  async getStatus(options: UnaryCallOptions = {}): Promise<GetStatusResponse> {
+    return unary<GetStatusResponse>((cb) => this.rawAdmin.getStatus({}, callOptions(options.timeoutMs), cb));
+  }
+
+  /** The jobs with committed checkpoints (AdminService). */
+  async listJobs(options: UnaryCallOptions = {}): Promise<ListJobsResponse> {
+    return unary<ListJobsResponse>((cb) => this.rawAdmin.listJobs({}, callOptions(options.timeoutMs), cb));
+  }
+
+  /** Reads every stored chunk of a checkpoint and recomputes its checksum, reporting every damaged chunk (AdminService). */
+  async verifyCheckpoint(job: string, checkpointId: string, options: UnaryCallOptions = {}): Promise<VerifyCheckpointResponse> {
+    return unary<VerifyCheckpointResponse>((cb) =>
+      this.rawAdmin.verifyCheckpoint({ job, checkpointId }, callOptions(options.timeoutMs), cb),
+    );
   }
 
   /** Closes the channel; calls in flight fail with `CANCELLED`. */
