@@ -4,13 +4,9 @@
  */
 import * as path from "node:path";
 import * as readline from "node:readline/promises";
-import { Code, CkptdError } from "../../clients/ts/src/errors.js";
+import { Code, CkptdError, type ResolvedRetentionPolicy, type RetentionPolicy } from "../../clients/ts/src/index.js";
 import type { Checkpoint } from "../../wire/gen/ckptd/v1/Checkpoint.js";
 import type { CheckpointEvent } from "../../wire/gen/ckptd/v1/CheckpointEvent.js";
-import type { GetRetentionPolicyResponse } from "../../wire/gen/ckptd/v1/GetRetentionPolicyResponse.js";
-import type { MetricMode } from "../../wire/gen/ckptd/v1/MetricMode.js";
-import type { RetentionPolicy, RetentionPolicyIn } from "../../wire/gen/ckptd/v1/RetentionPolicy.js";
-import type { SetRetentionPolicyResponse } from "../../wire/gen/ckptd/v1/SetRetentionPolicyResponse.js";
 import type { WatchCheckpointsRequestIn } from "../../wire/gen/ckptd/v1/WatchCheckpointsRequest.js";
 import type { WatchCheckpointsResponse } from "../../wire/gen/ckptd/v1/WatchCheckpointsResponse.js";
 import type { Connection } from "./connection.js";
@@ -311,34 +307,22 @@ export interface RetentionFlags {
   bestMode?: "min" | "max";
 }
 
-const MODES: Record<"min" | "max", MetricMode> = { min: "METRIC_MODE_MIN", max: "METRIC_MODE_MAX" };
-
-function modeName(m: MetricMode | string): string {
-  return m === "METRIC_MODE_MIN" ? "min" : m === "METRIC_MODE_MAX" ? "max" : "";
+function policyJson(p: ResolvedRetentionPolicy): Record<string, unknown> {
+  return { ...p, bestMode: p.bestMode ?? "" };
 }
 
-function policyJson(p: RetentionPolicy | null | undefined): Record<string, unknown> {
-  return {
-    keepLast: p?.keepLast ?? 0,
-    keepEverySteps: p?.keepEverySteps ?? 0,
-    keepBest: p?.keepBest ?? 0,
-    bestMetric: p?.bestMetric ?? "",
-    bestMode: modeName(p?.bestMode ?? ""),
-  };
-}
-
-function policyRows(p: RetentionPolicy | null | undefined): [string, string | number][] {
+function policyRows(p: ResolvedRetentionPolicy): [string, string | number][] {
   const off = (n: number) => (n === 0 ? "off" : n);
   return [
-    ["keep last", off(p?.keepLast ?? 0)],
-    ["keep every steps", off(p?.keepEverySteps ?? 0)],
-    ["keep best", p?.keepBest ? `${p.keepBest} by ${p.bestMetric || "?"} (${modeName(p.bestMode) || "?"})` : "off"],
+    ["keep last", off(p.keepLast)],
+    ["keep every steps", off(p.keepEverySteps)],
+    ["keep best", p.keepBest ? `${p.keepBest} by ${p.bestMetric || "?"} (${p.bestMode ?? "?"})` : "off"],
   ];
 }
 
 /** `retention JOB [flags]`: shows the policy, or merges the flags given into it and sets it. */
 export async function retention({ conn, json }: Context, job: string, flags: RetentionFlags): Promise<void> {
-  const current = await conn.unary<GetRetentionPolicyResponse>((o, cb) => conn.client.rawRetention.getRetentionPolicy({ job }, o, cb));
+  const current = await conn.client.getRetentionPolicy(job, conn.unaryOptions());
   const changes = Object.values(flags).some((v) => v !== undefined);
   if (!changes) {
     if (json) return printJson({ job, policy: policyJson(current.policy), pinnedCheckpointIds: current.pinnedCheckpointIds });
@@ -346,14 +330,14 @@ export async function retention({ conn, json }: Context, job: string, flags: Ret
     return;
   }
   const p = current.policy;
-  const policy: RetentionPolicyIn = {
-    keepLast: flags.keepLast ?? p?.keepLast ?? 0,
-    keepEverySteps: flags.keepEverySteps ?? p?.keepEverySteps ?? 0,
-    keepBest: flags.keepBest ?? p?.keepBest ?? 0,
-    bestMetric: flags.bestMetric ?? p?.bestMetric ?? "",
-    bestMode: flags.bestMode ? MODES[flags.bestMode] : (p?.bestMode ?? "METRIC_MODE_UNSPECIFIED"),
+  const policy: RetentionPolicy = {
+    keepLast: flags.keepLast ?? p.keepLast,
+    keepEverySteps: flags.keepEverySteps ?? p.keepEverySteps,
+    keepBest: flags.keepBest ?? p.keepBest,
+    bestMetric: flags.bestMetric ?? p.bestMetric,
+    bestMode: flags.bestMode ?? p.bestMode,
   };
-  const res = await conn.unary<SetRetentionPolicyResponse>((o, cb) => conn.client.rawRetention.setRetentionPolicy({ job, policy }, o, cb));
+  const res = await conn.client.setRetentionPolicy(job, policy, conn.unaryOptions());
   if (json) return printJson({ job, policy: policyJson(res.policy), deletedCheckpointIds: res.deletedCheckpointIds });
   print(keyValueTable(policyRows(res.policy)));
   print(
