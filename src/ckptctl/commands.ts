@@ -4,11 +4,8 @@
  */
 import * as path from "node:path";
 import * as readline from "node:readline/promises";
-import { Code, CkptdError, type ResolvedRetentionPolicy, type RetentionPolicy } from "../../clients/ts/src/index.js";
+import { Code, CkptdError, type CheckpointEvent, type ResolvedRetentionPolicy, type RetentionPolicy } from "../../clients/ts/src/index.js";
 import type { Checkpoint } from "../../wire/gen/ckptd/v1/Checkpoint.js";
-import type { CheckpointEvent } from "../../wire/gen/ckptd/v1/CheckpointEvent.js";
-import type { WatchCheckpointsRequestIn } from "../../wire/gen/ckptd/v1/WatchCheckpointsRequest.js";
-import type { WatchCheckpointsResponse } from "../../wire/gen/ckptd/v1/WatchCheckpointsResponse.js";
 import type { Connection } from "./connection.js";
 import { exportCheckpoint, type ExportRequest } from "./export.js";
 import { EXIT_DAMAGED, UsageError } from "./failure.js";
@@ -247,52 +244,40 @@ export type WatchStart = { afterSequence: number } | { fromStep: number } | { fr
 
 /** `watch JOB`: one line (or JSON object) per event until Ctrl-C. */
 export async function watch({ conn, json }: Context, job: string, start: WatchStart): Promise<void> {
-  const request: WatchCheckpointsRequestIn = { job, ...start };
-  const call = conn.client.rawEvaluation.watchCheckpoints(request);
-  let interrupted = false;
-  const onSignal = () => {
-    interrupted = true;
-    call.cancel();
-  };
+  const interrupt = new AbortController();
+  const onSignal = () => interrupt.abort();
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
-    for await (const msg of call as AsyncIterable<WatchCheckpointsResponse>) {
-      if (!msg.event) continue;
-      if (json) process.stdout.write(JSON.stringify(eventJson(msg.event)) + "\n");
-      else print(eventLine(msg.event));
+    // The watch ends quietly once the signal aborts it.
+    for await (const e of conn.client.watch(job, { ...start, signal: interrupt.signal })) {
+      if (json) process.stdout.write(JSON.stringify(eventJson(e)) + "\n");
+      else print(eventLine(e));
     }
-  } catch (err) {
-    if (interrupted) return;
-    throw err;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
-  if (!interrupted) throw new CkptdError(Code.UNAVAILABLE, `the daemon ended the watch of job ${job}`);
-}
-
-function eventType(e: CheckpointEvent): string {
-  return String(e.type).replace(/^CHECKPOINT_EVENT_TYPE_/, "");
+  if (!interrupt.signal.aborted) throw new CkptdError(Code.UNAVAILABLE, `the daemon ended the watch of job ${job}`);
 }
 
 function eventJson(e: CheckpointEvent): Record<string, unknown> {
   return {
     sequence: e.sequence,
-    type: eventType(e),
+    type: e.type,
     job: e.job,
     checkpointId: e.checkpointId,
     step: e.step,
-    commitTime: isoTime(e.commitTime),
-    eventTime: isoTime(e.eventTime),
+    commitTime: e.commitTime.toISOString(),
+    eventTime: e.eventTime.toISOString(),
     reason: e.reason,
     checkpoint: e.checkpoint ? checkpointJson(e.checkpoint) : null,
   };
 }
 
 function eventLine(e: CheckpointEvent): string {
-  const head = `${isoTime(e.eventTime)}  #${e.sequence}  ${eventType(e).padEnd(9)}  ${e.checkpointId}  step ${e.step}`;
-  if (e.type === "CHECKPOINT_EVENT_TYPE_COMMITTED" && e.checkpoint) {
+  const head = `${e.eventTime.toISOString()}  #${e.sequence}  ${e.type.padEnd(9)}  ${e.checkpointId}  step ${e.step}`;
+  if (e.type === "COMMITTED" && e.checkpoint) {
     return `${head}  world size ${e.checkpoint.worldSize}  raw ${bytes(e.checkpoint.rawBytes)}  stored ${bytes(e.checkpoint.storedBytes)}`;
   }
   return e.reason ? `${head}  (${e.reason})` : head;
