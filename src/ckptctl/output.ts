@@ -3,9 +3,7 @@
  * timestamps as RFC 3339 strings as in the proto3 JSON mapping).
  */
 import Table from "cli-table3";
-import type { Checkpoint } from "../../wire/gen/ckptd/v1/Checkpoint.js";
-import type { Timestamp } from "../../wire/gen/google/protobuf/Timestamp.js";
-import { fromProtoDtype } from "../../clients/ts/src/tensor.js";
+import { fromProtoDtype, type Checkpoint, type Timestamp } from "../../clients/ts/src/index.js";
 
 /** Writes a line to stdout. */
 export function print(line = ""): void {

@@ -33,6 +33,16 @@ describe("package layout", () => {
     expect(offending).toEqual([]);
   });
 
+  it("ckptctl reaches the daemon through the client's public index only", () => {
+    const offending = tsFiles("src/ckptctl")
+      .flatMap((f) => importedPaths(f).map((p) => `${f} -> ${p}`))
+      .filter((edge) => {
+        const target = edge.split(" -> ")[1]!;
+        return (target.startsWith("clients/") && target !== "clients/ts/src/index.js") || target.startsWith("wire/");
+      });
+    expect(offending).toEqual([]);
+  });
+
   it("wire/ imports neither the daemon nor a client", () => {
     const offending = tsFiles("wire")
       .flatMap((f) => importedPaths(f).map((p) => `${f} -> ${p}`))
