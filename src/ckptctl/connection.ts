@@ -12,6 +12,7 @@ import type { CheckpointServiceClient } from "../../clients/ts/src/gen/ckptd/v1/
 import type { EvaluationServiceClient } from "../../clients/ts/src/gen/ckptd/v1/EvaluationService.js";
 import type { RetentionServiceClient } from "../../clients/ts/src/gen/ckptd/v1/RetentionService.js";
 import { UsageError } from "./failure.js";
+import { bearerInterceptor } from "../../clients/ts/src/bearer.js";
 
 /** How to reach the daemon, from the global options. */
 export interface ConnectionOptions {
@@ -60,7 +61,7 @@ export class Connection {
     const credentials = channelCredentials(options);
     // Call credentials only compose with secure channels, so the token goes in through an
     // interceptor: that way it is also sent on a plaintext channel to a loopback daemon.
-    const interceptors = options.token ? [bearerToken(options.token)] : [];
+    const interceptors = options.token ? [bearerInterceptor(options.token)] : [];
     const channelOptions: grpc.ChannelOptions = { ...CLIENT_CHANNEL_OPTIONS };
     if (options.tlsServerName) {
       channelOptions["grpc.ssl_target_name_override"] = options.tlsServerName;
@@ -123,14 +124,4 @@ function readPem(file: string, flag: string): Buffer {
   } catch (err) {
     throw new UsageError(`cannot read ${flag} ${file}: ${(err as Error).message}`);
   }
-}
-
-function bearerToken(token: string): grpc.Interceptor {
-  return (options, nextCall) =>
-    new grpc.InterceptingCall(nextCall(options), {
-      start(metadata, listener, next) {
-        metadata.set("authorization", `Bearer ${token}`);
-        next(metadata, listener);
-      },
-    });
 }
