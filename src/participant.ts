@@ -21,7 +21,7 @@ import type { GetDecisionResponse } from "../clients/ts/src/gen/ckptd/v1/GetDeci
 import type { OpenAttemptResponse } from "../clients/ts/src/gen/ckptd/v1/OpenAttemptResponse.js";
 import type { VoteResponse } from "../clients/ts/src/gen/ckptd/v1/VoteResponse.js";
 import type { Cluster } from "./cluster.js";
-import { Attempt, type CheckpointCoordinator, type CheckpointRef, type Decision, type SaveTicket } from "./coordinator.js";
+import { Attempt, outcomeFromWire, type CheckpointCoordinator, type CheckpointRef, type Decision, type SaveTicket } from "./coordinator.js";
 import { CkptdError, failedPrecondition } from "./errors.js";
 import { itemDirName } from "./manifest.js";
 import { stagedItem } from "./peer-server.js";
@@ -251,9 +251,10 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
 
   /** Applies a decision learned from the coordinator; returns it (undefined while undecided). */
   private settle(a: Attempt, outcome: CommitOutcome, reason: string): Decision | undefined {
-    if (outcome !== "COMMIT_OUTCOME_COMMITTED" && outcome !== "COMMIT_OUTCOME_ABORTED") return undefined;
+    const decided = outcomeFromWire(outcome);
+    if (!decided) return undefined;
     if (a.decision) return a.decision;
-    const d: Decision = { outcome: outcome === "COMMIT_OUTCOME_COMMITTED" ? "COMMITTED" : "ABORTED", reason, attempt: a.attempt };
+    const d: Decision = { outcome: decided, reason, attempt: a.attempt };
     a.settle(d);
     this.log.info(
       { job: a.job, checkpoint: a.checkpointId, attempt: a.attempt, outcome: d.outcome, reason },
