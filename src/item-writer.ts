@@ -35,7 +35,7 @@ import {
 } from "./codec.js";
 import { SpareBuffers, type PoolShare } from "./buffer-pool.js";
 import { zeroRunBound } from "./lz4-encode.js";
-import { currentWriteIo, DIRECT_MIN_BYTES, DirectFileWriter, openDirect, type WriteIo } from "./direct-io.js";
+import { DIRECT_MIN_BYTES, DirectFileWriter, openDirect, type WriteIo } from "./direct-io.js";
 import { invalidArgument } from "./errors.js";
 import { entryFileName, PACK_FILE_NAME, type EntryRecord, type ItemRecord, type ObjectMeta, type TensorMeta } from "./manifest.js";
 import type { SharedSegment } from "./shared-memory.js";
@@ -116,7 +116,8 @@ export class ItemWriter {
   constructor(
     readonly name: string,
     readonly dir: string,
-    private readonly io: WriteIo = currentWriteIo(),
+    /** The daemon's save-path I/O (BUFFERED_IO where nothing is configured). */
+    private readonly io: WriteIo,
     /** The stream's shares of the write buffer pool (see AlignedBufferPool.lease). */
     private readonly shares: readonly PoolShare[] = [],
   ) {}
