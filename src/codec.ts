@@ -7,11 +7,15 @@
  */
 import { crc32c } from "@node-rs/crc32";
 import { compress, compressSync, decompressFrame } from "lz4-napi";
+import { MAX_CHUNK_BYTES } from "../clients/ts/src/wire.js";
 import { decodeFrameInto } from "./lz4-decode.js";
 import { encodeZeroRuns, zeroRunBound } from "./lz4-encode.js";
 
-/** Largest block an LZ4 frame with BD=0x70 may hold (4 MiB); chunks are at most this. */
-export const LZ4_MAX_BLOCK = 4 << 20;
+/**
+ * Largest chunk: the wire's chunk limit, which is also the largest block an LZ4 frame
+ * with BD=0x70 may hold (4 MiB); a chunk is always one block.
+ */
+export const LZ4_MAX_BLOCK = MAX_CHUNK_BYTES;
 /** Magic, FLG=0x60 (v01, independent blocks, no checksums), BD=0x70 (4 MiB), HC. */
 const FRAME_HEADER = Buffer.from([0x04, 0x22, 0x4d, 0x18, 0x60, 0x70, 0x73]);
 const UNCOMPRESSED_BIT = 0x80000000;
