@@ -32,6 +32,7 @@ import { parseArgs } from "node:util";
 import { CkptdClient } from "../clients/ts/src/index.js";
 import { parseLog } from "../src/events.js";
 import { startDaemon } from "./daemon-process.js";
+import { prng } from "./prng.js";
 
 const JOB = "soak";
 const WORLD = 2;
@@ -48,17 +49,6 @@ const { values: args } = parseArgs({
 const ITERATIONS = Number(args.iterations);
 const MULTI_EVERY = Number(args["multi-node-every"]);
 
-/** Seeded PRNG (mulberry32): the same seed gives the same kill instants and sizes. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = prng(Number(args.seed));
 const between = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
 
