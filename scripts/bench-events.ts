@@ -14,44 +14,12 @@
  *
  * and prints p50 / p99 / max per case, then one JSON line with every figure.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { CkptdClient, tensor } from "../clients/ts/src/index.js";
-
-const DAEMON_ENTRY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "src", "cli.js");
-
-interface Daemon {
-  address: string;
-  proc: ChildProcess;
-  exited: Promise<unknown>;
-}
-
-async function startDaemon(dataDir: string): Promise<Daemon> {
-  const proc = spawn(process.execPath, [DAEMON_ENTRY, "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const exited = new Promise((resolve) => proc.on("exit", resolve));
-  let out = "";
-  const address = await new Promise<string>((resolve, reject) => {
-    const onData = (b: Buffer) => {
-      out += b.toString();
-      const m = /listening on (\d+\.\d+\.\d+\.\d+:\d+)/.exec(out);
-      if (m?.[1]) resolve(m[1]);
-    };
-    proc.stdout!.on("data", onData);
-    proc.stderr!.on("data", onData);
-    void exited.then(() => reject(new Error(`ckptd exited before it was ready:\n${out}`)));
-    setTimeout(() => reject(new Error(`ckptd not ready after 20 s:\n${out}`)), 20_000).unref();
-  });
-  // Keep draining its output so a chatty daemon never blocks on a full pipe.
-  proc.stdout!.resume();
-  proc.stderr!.resume();
-  return { address, proc, exited };
-}
+import { startDaemon } from "./daemon-process.js";
 
 interface Stats {
   p50: number;

@@ -43,10 +43,10 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { CkptdClient, tensor, type DtypeName, type SaveEntry } from "../clients/ts/src/index.js";
+import { startDaemon, type DaemonProcess } from "./daemon-process.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "..", "..");
-const DAEMON_ENTRY = path.join(REPO, "dist", "src", "cli.js");
 const RANKS_PY = path.join(REPO, "scripts", "bench_ranks.py");
 const PYTHON = process.env["CKPTD_BENCH_PYTHON"] || "/usr/bin/python3";
 const KINDS = ["dense", "bf16", "sparse", "transformer"] as const;
@@ -97,36 +97,8 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 
 // -- the daemon ------------------------------------------------------------------------
 
-interface Daemon {
-  address: string;
-  metricsAddress: string;
-  proc: ChildProcess;
-  exited: Promise<unknown>;
-}
-
-async function startDaemon(dataDir: string, extra: string[]): Promise<Daemon> {
-  const args = [DAEMON_ENTRY, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir", dataDir, ...extra];
-  const proc = spawn(process.execPath, args, {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const exited = new Promise((resolve) => proc.on("exit", resolve));
-  let out = "";
-  const [address, metricsAddress] = await new Promise<[string, string]>((resolve, reject) => {
-    const onData = (b: Buffer) => {
-      out += b.toString();
-      const m = /ckptd listening on (\S+?)"/.exec(out) ?? /ckptd listening on (\S+)/.exec(out);
-      const metrics = /metrics on http:\/\/([^/\s"]+)\/metrics/.exec(out);
-      if (m && metrics) resolve([m[1]!, metrics[1]!]);
-    };
-    proc.stdout!.on("data", onData);
-    proc.stderr!.on("data", onData);
-    proc.on("exit", (code) => reject(new Error(`daemon exited ${code}: ${out}`)));
-  });
-  return { address, metricsAddress, proc, exited };
-}
-
 /** The daemon's count of stored (on-disk) bytes its loads have read so far. */
-async function storedBytesRead(daemon: Daemon): Promise<number> {
+async function storedBytesRead(daemon: DaemonProcess): Promise<number> {
   const text = await (await fetch(`http://${daemon.metricsAddress}/metrics`)).text();
   const m = /^ckptd_load_stored_bytes_read_total(?:\{[^}]*\})? (\S+)$/m.exec(text);
   if (!m) throw new Error("the daemon's metrics have no ckptd_load_stored_bytes_read_total");
@@ -495,7 +467,7 @@ interface Context {
   data: string;
   work: string;
   daemonDir: string;
-  daemon: Daemon;
+  daemon: DaemonProcess;
   rss: RssSampler;
   dcp: boolean;
   check: boolean;
@@ -634,7 +606,7 @@ async function main(): Promise<void> {
   const extra: string[] = [];
   if (values["memory-budget-mib"]) extra.push("--memory-budget-mib", values["memory-budget-mib"]);
   if (values["direct-io"]) extra.push("--direct-io", values["direct-io"]);
-  const daemon = await startDaemon(daemonDir, extra);
+  const daemon = await startDaemon(daemonDir, extra, { metrics: true });
   const rss = new RssSampler(daemon.proc.pid!);
   // By default the state of R ranks is loaded resharded into R - 1.
   const reshardRanks = values["reshard-ranks"] !== undefined ? Number(values["reshard-ranks"]) : ranks > 1 ? ranks - 1 : 0;

@@ -24,6 +24,7 @@ import {
   type LoadedEntry,
   type StateDict,
 } from "../clients/ts/src/index.js";
+import { prng } from "./prng.js";
 
 const WORLD_SIZE = 4;
 const STEPS = [100, 200, 300];
@@ -34,18 +35,6 @@ const RESTART_DEVICES = ["cuda:0", "cuda:1"];
 const EVALUATOR = "eval-holdout";
 /** How long the trainer waits for the evaluator's report on each checkpoint. */
 const EVAL_TIMEOUT_MS = 60_000;
-
-/** mulberry32: a tiny seeded PRNG, so every run (and the check) regenerates the same bytes. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function seedOf(...parts: (string | number)[]): number {
   let h = 2166136261;

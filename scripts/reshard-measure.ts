@@ -8,40 +8,13 @@
  *
  *   npm run build && node dist/scripts/reshard-measure.js [--mib 256]
  */
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import { CkptdClient, tensor } from "../clients/ts/src/index.js";
+import { startDaemon } from "./daemon-process.js";
 
 /** dist/scripts/ → the repository. */
-const DAEMON_ENTRY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "src", "cli.js");
-
-/** A daemon on a fresh data directory, with its gRPC and metrics addresses. */
-async function startDaemon(dataDir: string) {
-  const proc = spawn(
-    process.execPath,
-    [DAEMON_ENTRY, "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--metrics-listen", "127.0.0.1:0"],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  let out = "";
-  const [address, metrics] = await new Promise<[string, string]>((resolve, reject) => {
-    const onData = (b: Buffer) => {
-      out += b.toString();
-      const a = /ckptd listening on ([\d.]+:\d+)/.exec(out);
-      const m = /metrics on http:\/\/([\d.]+:\d+)\/metrics/.exec(out);
-      if (a && m) resolve([a[1]!, m[1]!]);
-    };
-    proc.stdout.on("data", onData);
-    proc.stderr.on("data", onData);
-    proc.on("exit", (code) => reject(new Error(`daemon exited ${code}: ${out}`)));
-  });
-  const stop = () => new Promise((resolve) => (proc.once("exit", resolve), proc.kill("SIGTERM")));
-  return { address, metrics, pid: proc.pid!, stop };
-}
 
 async function scrape(address: string, name: string): Promise<number> {
   const text = await (await fetch(`http://${address}/metrics`)).text();
@@ -64,8 +37,8 @@ async function main(): Promise<void> {
   for (let off = 0; off < bytes.length; off += 65536)
     bytes.set(crypto.getRandomValues(new Uint8Array(Math.min(65536, bytes.length - off))), off);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-reshard-measure-"));
-  const daemon = await startDaemon(dataDir);
-  const metrics = daemon.metrics;
+  const daemon = await startDaemon(dataDir, [], { metrics: true });
+  const metrics = daemon.metricsAddress;
   const client = new CkptdClient({ address: daemon.address, sharedMemory: false });
   try {
     const split = Math.ceil(rows / 2);
@@ -80,7 +53,7 @@ async function main(): Promise<void> {
         await client.commit({ job, checkpointId: "c1", step: 1, rank, worldSize: 2, items: ["model"] });
       }),
     );
-    const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${daemon.pid}/status`, "utf8"))![1]) * 1024;
+    const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${daemon.proc.pid!}/status`, "utf8"))![1]) * 1024;
     const read = () => scrape(metrics, "ckptd_load_stored_bytes_read_total");
     const cases: [string, { offsets: number[]; lengths: number[] }[]][] = [
       [

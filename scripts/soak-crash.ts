@@ -23,17 +23,17 @@
  * Prints one line per violation and, last, a JSON summary {iterations, violations, ...}.
  * Exits 1 when there was a violation.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { CkptdClient } from "../clients/ts/src/index.js";
 import { parseLog } from "../src/events.js";
+import { startDaemon } from "./daemon-process.js";
+import { prng } from "./prng.js";
 
-const DAEMON_ENTRY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "src", "cli.js");
 const JOB = "soak";
 const WORLD = 2;
 const ITEMS = ["model", "optim"] as const;
@@ -49,17 +49,6 @@ const { values: args } = parseArgs({
 const ITERATIONS = Number(args.iterations);
 const MULTI_EVERY = Number(args["multi-node-every"]);
 
-/** Seeded PRNG (mulberry32): the same seed gives the same kill instants and sizes. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = prng(Number(args.seed));
 const between = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
 
@@ -86,42 +75,10 @@ interface Node {
 }
 
 async function startNode(dataDir: string, id: string, extra: string[]): Promise<Node> {
-  const proc = spawn(
-    process.execPath,
-    [
-      DAEMON_ENTRY,
-      "--listen",
-      "127.0.0.1:0",
-      "--data-dir",
-      dataDir,
-      "--keep-last",
-      "3",
-      "--gc-interval-ms",
-      "300",
-      "--prepare-timeout-ms",
-      "3000",
-      ...extra,
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  const exited = new Promise((resolve) => proc.on("exit", resolve));
-  let out = "";
-  const address = await new Promise<string>((resolve, reject) => {
-    const onData = (b: Buffer) => {
-      out += b.toString();
-      const m = /listening on (\d+\.\d+\.\d+\.\d+:\d+)/.exec(out);
-      if (m?.[1]) resolve(m[1]);
-    };
-    proc.stdout!.on("data", onData);
-    proc.stderr!.on("data", onData);
-    void exited.then(() => reject(new Error(`ckptd ${id} exited before it was ready:\n${out.slice(-4000)}`)));
-    setTimeout(() => reject(new Error(`ckptd ${id} not ready after 30 s:\n${out.slice(-4000)}`)), 30_000).unref();
+  const d = await startDaemon(dataDir, ["--keep-last", "3", "--gc-interval-ms", "300", "--prepare-timeout-ms", "3000", ...extra], {
+    name: id,
   });
-  proc.stdout!.removeAllListeners("data");
-  proc.stderr!.removeAllListeners("data");
-  proc.stdout!.resume();
-  proc.stderr!.resume();
-  return { id, proc, address, client: new CkptdClient(address), exited };
+  return { id, proc: d.proc, address: d.address, client: new CkptdClient(d.address), exited: d.exited };
 }
 
 async function kill9(n: Node): Promise<void> {

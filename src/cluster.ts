@@ -12,27 +12,11 @@ import * as grpc from "@grpc/grpc-js";
 import type { PeerServiceClient } from "../wire/gen/ckptd/v1/PeerService.js";
 import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../wire/index.js";
 import { unavailable } from "./errors.js";
-import { checkName } from "./names.js";
 import { writeFileDurable } from "./storage.js";
 
 export interface PeerSpec {
   id: string;
   address?: string;
-}
-
-/** Parses "n1=host:port,n2,n3" (addresses optional). */
-export function parsePeers(spec: string): PeerSpec[] {
-  const peers = spec
-    .split(",")
-    .map((p) => p.trim())
-    .filter(Boolean)
-    .map((p) => {
-      const [id, address] = p.split("=", 2) as [string, string | undefined];
-      checkName("peer node id", id);
-      return address ? { id, address } : { id };
-    });
-  if (new Set(peers.map((p) => p.id)).size !== peers.length) throw new Error(`--peers names a node twice: ${spec}`);
-  return peers;
 }
 
 export class Cluster {

@@ -7,19 +7,42 @@
  */
 import { crc32c } from "@node-rs/crc32";
 import { compress, compressSync, decompressFrame } from "lz4-napi";
+import { MAX_CHUNK_BYTES } from "../wire/index.js";
 import { decodeFrameInto } from "./lz4-decode.js";
 import { encodeZeroRuns, zeroRunBound } from "./lz4-encode.js";
 
-/** Largest block an LZ4 frame with BD=0x70 may hold (4 MiB); chunks are at most this. */
-export const LZ4_MAX_BLOCK = 4 << 20;
+/**
+ * Largest chunk: the wire's chunk limit, which is also the largest block an LZ4 frame
+ * with BD=0x70 may hold (4 MiB); a chunk is always one block.
+ */
+export const LZ4_MAX_BLOCK = MAX_CHUNK_BYTES;
 /** Magic, FLG=0x60 (v01, independent blocks, no checksums), BD=0x70 (4 MiB), HC. */
 const FRAME_HEADER = Buffer.from([0x04, 0x22, 0x4d, 0x18, 0x60, 0x70, 0x73]);
 const UNCOMPRESSED_BIT = 0x80000000;
 const END_MARK = Buffer.alloc(4);
 /** What every frame ends with (no content checksum). */
 export const RAW_FRAME_END: Buffer = END_MARK;
+/** A frame's header and its one block's size word. */
+const FRAME_HEAD_BYTES = FRAME_HEADER.length + 4;
 /** Frame header + block size + end mark around a raw block. */
-export const RAW_FRAME_OVERHEAD = FRAME_HEADER.length + 4 + END_MARK.length;
+export const RAW_FRAME_OVERHEAD = FRAME_HEAD_BYTES + END_MARK.length;
+
+/**
+ * Writes a frame's header and the size word of its one block of `blockBytes` (`raw`: an
+ * uncompressed block) into `out` at `at`; returns where the block goes.
+ */
+function writeFrameHead(out: Buffer, at: number, blockBytes: number, raw: boolean): number {
+  FRAME_HEADER.copy(out, at);
+  out.writeUInt32LE(raw ? (blockBytes | UNCOMPRESSED_BIT) >>> 0 : blockBytes, at + FRAME_HEADER.length);
+  return at + FRAME_HEAD_BYTES;
+}
+
+/** A frame's header and block size word as a buffer of their own. */
+function frameHead(blockBytes: number, raw: boolean): Buffer {
+  const head = Buffer.allocUnsafe(FRAME_HEAD_BYTES);
+  writeFrameHead(head, 0, blockBytes, raw);
+  return head;
+}
 
 /** How one chunk was stored. */
 export interface StoredChunk {
@@ -50,10 +73,7 @@ export function rawFrame(data: Buffer): EncodedChunk {
 /** What a raw frame of `length` bytes starts with: frame header and block size. */
 export function rawFrameHead(length: number): Buffer {
   if (length > LZ4_MAX_BLOCK) throw new RangeError(`chunk of ${length} bytes exceeds the 4 MiB LZ4 block`);
-  const head = Buffer.allocUnsafe(FRAME_HEADER.length + 4);
-  FRAME_HEADER.copy(head, 0);
-  head.writeUInt32LE((length | UNCOMPRESSED_BIT) >>> 0, FRAME_HEADER.length);
-  return head;
+  return frameHead(length, true);
 }
 
 /**
@@ -65,14 +85,12 @@ export function rawFrameHead(length: number): Buffer {
 export async function encodeChunk(data: Buffer, tryCompress: boolean, minSaving = 0.03, scratch?: Buffer): Promise<EncodedChunk> {
   if (tryCompress && data.length > 0) {
     if (data.length > LZ4_MAX_BLOCK) throw new RangeError(`chunk of ${data.length} bytes exceeds the 4 MiB LZ4 block`);
-    const maxBlock = Math.floor(data.length * (1 - minSaving)) - (FRAME_HEADER.length + 4 + END_MARK.length);
+    const maxBlock = Math.floor(data.length * (1 - minSaving)) - RAW_FRAME_OVERHEAD;
     if (scratch && scratch.length >= zeroRunBound(data.length) && maxBlock > 0) {
       // Zero runs between stretches of noise: encoded without hashing the noise.
       const z = encodeZeroRuns(data, scratch, maxBlock);
       if (z && z.zeroBytes >= data.length / 8 && literalsAreNoise(data, z.literalStretches)) {
-        const head = Buffer.allocUnsafe(FRAME_HEADER.length + 4);
-        FRAME_HEADER.copy(head, 0);
-        head.writeUInt32LE(z.length, FRAME_HEADER.length);
+        const head = frameHead(z.length, false);
         return {
           parts: [head, scratch.subarray(0, z.length), END_MARK],
           storedBytes: head.length + z.length + END_MARK.length,
@@ -84,12 +102,9 @@ export async function encodeChunk(data: Buffer, tryCompress: boolean, minSaving 
     // blocks, as lz4 -1 writes them) does not depend on lz4-napi's frame defaults.
     // lz4-napi's block output starts with the raw size, which the frame does not carry.
     const block = (await compress(data)).subarray(4);
-    const storedBytes = FRAME_HEADER.length + 4 + block.length + END_MARK.length;
+    const storedBytes = block.length + RAW_FRAME_OVERHEAD;
     if (storedBytes <= data.length * (1 - minSaving)) {
-      const head = Buffer.allocUnsafe(FRAME_HEADER.length + 4);
-      FRAME_HEADER.copy(head, 0);
-      head.writeUInt32LE(block.length, FRAME_HEADER.length);
-      return { parts: [head, block, END_MARK], storedBytes, raw: false };
+      return { parts: [frameHead(block.length, false), block, END_MARK], storedBytes, raw: false };
     }
   }
   return rawFrame(data);
@@ -105,19 +120,17 @@ const MIN_COMPRESS_BYTES = 64;
  * small entries pays it per entry.
  */
 export function encodeSmallChunkInto(data: Buffer, out: Buffer, at: number, minSaving = 0.03): { storedBytes: number; raw: boolean } {
-  const body = at + FRAME_HEADER.length + 4;
-  FRAME_HEADER.copy(out, at);
   if (data.length >= MIN_COMPRESS_BYTES) {
     const block = compressSync(data).subarray(4);
-    const storedBytes = FRAME_HEADER.length + 4 + block.length + END_MARK.length;
+    const storedBytes = block.length + RAW_FRAME_OVERHEAD;
     if (storedBytes <= data.length * (1 - minSaving)) {
-      out.writeUInt32LE(block.length, body - 4);
+      const body = writeFrameHead(out, at, block.length, false);
       block.copy(out, body);
       END_MARK.copy(out, body + block.length);
       return { storedBytes, raw: false };
     }
   }
-  out.writeUInt32LE((data.length | UNCOMPRESSED_BIT) >>> 0, body - 4);
+  const body = writeFrameHead(out, at, data.length, true);
   data.copy(out, body);
   END_MARK.copy(out, body + data.length);
   return { storedBytes: data.length + RAW_FRAME_OVERHEAD, raw: true };

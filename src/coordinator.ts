@@ -48,6 +48,16 @@ import { fsyncDir, quarantineDirectory, removeTree, writeFileDurable, type DataD
 
 export type Outcome = "COMMITTED" | "ABORTED";
 
+/** An outcome as the wire's CommitOutcome. */
+export function outcomeToWire(o: Outcome) {
+  return o === "COMMITTED" ? ("COMMIT_OUTCOME_COMMITTED" as const) : ("COMMIT_OUTCOME_ABORTED" as const);
+}
+
+/** The wire's CommitOutcome as an outcome; undefined while undecided (COMMIT_OUTCOME_UNSPECIFIED). */
+export function outcomeFromWire(o: string): Outcome | undefined {
+  return o === "COMMIT_OUTCOME_COMMITTED" ? "COMMITTED" : o === "COMMIT_OUTCOME_ABORTED" ? "ABORTED" : undefined;
+}
+
 export interface Decision {
   outcome: Outcome;
   reason: string;

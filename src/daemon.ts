@@ -8,11 +8,11 @@ import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
 import { loadWire, MAX_MESSAGE_BYTES } from "../wire/index.js";
 import { adminServiceHandlers } from "./admin-server.js";
-import { loadPeerToken, loadTokens, OPEN, peerAuthorizer, type Authorizer, type PeerAuthorizer } from "./auth.js";
+import { loadTokens, OPEN, peerAuthorizer, type Authorizer, type PeerAuthorizer } from "./auth.js";
 import { ByteBudget } from "./byte-budget.js";
 import { Catalog } from "./catalog.js";
 import { unavailable } from "./errors.js";
-import { Cluster, parsePeers } from "./cluster.js";
+import { Cluster } from "./cluster.js";
 import { CommitCoordinator, type CheckpointCoordinator } from "./coordinator.js";
 import { ParticipantCoordinator } from "./participant.js";
 import { peerServiceHandlers } from "./peer-server.js";
@@ -80,14 +80,12 @@ export class Daemon {
     this.auth = options.authTokens ? loadTokens(options.authTokens) : OPEN;
     const multiNode = options.nodeId !== "";
     // options.ts refuses a multi-node daemon with neither a peer token nor --insecure-peers.
-    this.peerAuth = multiNode
-      ? peerAuthorizer(options.peerTokenFile ? loadPeerToken(options.peerTokenFile) : undefined, this.auth)
-      : undefined;
+    this.peerAuth = multiNode ? peerAuthorizer(options.peerToken, this.auth) : undefined;
     this.serviceNames = multiNode ? [...SERVICE_NAMES, PEER_SERVICE] : SERVICE_NAMES;
     this.health = new HealthImplementation(Object.fromEntries(["", ...this.serviceNames].map((s) => [s, "NOT_SERVING" as const])));
     this.dataDir = new DataDir(options.dataDir, multiNode ? `ckptd.${options.nodeId}.lock` : "ckptd.lock");
     this.cluster = multiNode
-      ? new Cluster(options.nodeId, parsePeers(options.peers), this.dataDir.root, this.peerCredentials(), this.peerAuth?.token)
+      ? new Cluster(options.nodeId, options.peers, this.dataDir.root, this.peerCredentials(), this.peerAuth?.token)
       : undefined;
     // Only the coordinating node writes shared state (decisions, manifests, events, deletions).
     const follower = this.cluster !== undefined && !this.cluster.isCoordinator;
@@ -152,8 +150,8 @@ export class Daemon {
   async start(): Promise<string> {
     this.dataDir.lock();
     const io = openWriteIo(this.dataDir.tmpDir, {
-      directIo: this.options.directIo === "on",
-      memoryBudgetBytes: this.options.memoryBudgetMib * 2 ** 20,
+      directIo: this.options.directIo,
+      memoryBudgetBytes: this.options.memoryBudgetBytes,
       streamBuffers: this.options.streamWriteBuffers,
       jobSharePercent: this.options.jobMemorySharePercent,
     });
@@ -220,7 +218,7 @@ export class Daemon {
     const v1 = grpcObject.ckptd.v1;
     const loader = new CheckpointLoader(this.dataDir, this.catalog, (bytes) => this.metrics.loadStoredBytesRead.inc(bytes));
     // One budget for what loads hold: read buffers and messages queued for clients.
-    const loadBudget = new ByteBudget(this.options.loadBudgetMib * 2 ** 20);
+    const loadBudget = new ByteBudget(this.options.loadBudgetBytes);
     setLoadBudget(loadBudget);
     this.server.addService(
       v1.CheckpointService.service,
@@ -278,7 +276,7 @@ export class Daemon {
       ),
     );
     if (this.cluster && this.peerAuth) {
-      if (!this.options.peerTokenFile)
+      if (this.options.peerToken === undefined)
         this.log.warn(
           "--insecure-peers: PeerService accepts any caller that reaches this port; use --peer-token-file outside trusted test setups",
         );

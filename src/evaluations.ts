@@ -5,18 +5,18 @@
  *
  *   <data>/jobs/<job>/evaluations.log   one JSON report per line, fsynced
  *
- * A report is acknowledged only once its whole line is durable (appendWhole: a failed
+ * A report is acknowledged only once its whole line is durable (LineLog: a failed
  * append, e.g. on a full disk, is cut back out); at load only a torn tail is cut, never
  * the reports after a damaged line.
  */
-import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import type { Logger } from "pino";
 import type { Catalog } from "./catalog.js";
 import { CkptdError, invalidArgument, resourceExhausted } from "./errors.js";
 import { quote } from "./limits.js";
 import { checkName } from "./names.js";
-import { appendWhole, type DataDir } from "./storage.js";
+import { LineLog } from "./line-log.js";
+import type { DataDir } from "./storage.js";
 import { status } from "@grpc/grpc-js";
 
 /** Bounds of one report (what the daemon keeps in memory and in the log for it). */
@@ -58,9 +58,17 @@ interface JobEvaluations {
   /** checkpoint id → evaluator → lease expiry (ms since epoch) */
   readonly leases: Map<string, Map<string, number>>;
   readonly waiters: Set<() => void>;
-  chain: Promise<unknown>;
-  /** End of the log's last good line, where the next report goes (undefined: not read yet). */
-  size?: number;
+  readonly file: LineLog;
+}
+
+/** A report's line: JSON (NaN and ±Infinity kept as {"$float": …}). */
+function decodeReport(line: Buffer): EvaluationReport | undefined {
+  try {
+    const r = JSON.parse(line.toString("utf8"), reviveFloat) as EvaluationReport | null;
+    return typeof r === "object" && r !== null ? r : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export class Evaluations {
@@ -76,41 +84,18 @@ export class Evaluations {
 
   private job(job: string): JobEvaluations {
     let j = this.jobs.get(job);
-    if (!j) this.jobs.set(job, (j = { reports: new Map(), leases: new Map(), waiters: new Set(), chain: Promise.resolve() }));
+    if (!j) {
+      const file = new LineLog(path.join(this.dataDir.jobDir(job), "evaluations.log"), "evaluation log");
+      this.jobs.set(job, (j = { reports: new Map(), leases: new Map(), waiters: new Set(), file }));
+    }
     return j;
   }
 
-  private file(job: string): string {
-    return path.join(this.dataDir.jobDir(job), "evaluations.log");
-  }
-
   async load(): Promise<void> {
-    for (const job of await this.dataDir.listJobs()) {
-      let buf: Buffer;
-      try {
-        buf = await fsp.readFile(this.file(job));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
-        throw err;
-      }
-      let good = 0;
-      for (let at = 0, nl = buf.indexOf(0x0a); nl >= 0; at = nl + 1, nl = buf.indexOf(0x0a, at)) {
-        try {
-          const r = JSON.parse(buf.subarray(at, nl).toString("utf8"), reviveFloat) as EvaluationReport;
-          // Reports of deleted checkpoints stay in the log but not in memory.
-          if (this.catalog.has(r.job, r.checkpointId)) this.index(r);
-          good = nl + 1;
-        } catch {
-          // A damaged line: skipped; only a bad tail (no good line after it) is cut below.
-          this.log.error({ job, offset: at }, "evaluation log has a damaged line; it is skipped");
-        }
-      }
-      if (good < buf.length) {
-        this.log.warn({ job, droppedBytes: buf.length - good }, "evaluation log ended in a torn record; truncated");
-        await fsp.truncate(this.file(job), good);
-      }
-      this.job(job).size = good;
-    }
+    for (const job of await this.dataDir.listJobs())
+      for (const r of await this.job(job).file.read(decodeReport, this.log, { job }))
+        // Reports of deleted checkpoints stay in the log but not in memory.
+        if (this.catalog.has(r.job, r.checkpointId)) this.index(r);
   }
 
   private index(r: EvaluationReport): void {
@@ -140,20 +125,13 @@ export class Evaluations {
       );
     const r: EvaluationReport = { ...input, checkpointId: checkpoint.checkpointId, step: checkpoint.step, time: new Date().toISOString() };
     const j = this.job(input.job);
-    const run = j.chain.then(async () => {
-      const file = this.file(input.job);
-      // A job first reported on after the start has no log yet, or one load() did not read.
-      j.size ??= await fsp.stat(file).then(
-        (st) => st.size,
-        () => 0,
-      );
-      j.size = await appendWhole(file, Buffer.from(JSON.stringify(r, keepFloat) + "\n", "utf8"), j.size);
+    return j.file.serial(async () => {
+      // A job first reported on after the start has no log yet, or one load() did not read: write() appends at its end.
+      await j.file.write(Buffer.from(JSON.stringify(r, keepFloat) + "\n", "utf8"));
       this.index(r);
       for (const w of [...j.waiters]) w();
       return r;
     });
-    j.chain = run.catch(() => {});
-    return run;
   }
 
   reportsFor(job: string, checkpointId: string): Map<string, EvaluationReport> {

@@ -21,7 +21,8 @@ import type { Logger } from "pino";
 import type { Catalog } from "./catalog.js";
 import { injectFault } from "./faults.js";
 import type { CheckpointSummary } from "./manifest.js";
-import { appendWhole, type DataDir, type WriteAt } from "./storage.js";
+import { LineLog, scanLines, type ScannedLines } from "./line-log.js";
+import type { DataDir, WriteAt } from "./storage.js";
 
 export type EventType = "COMMITTED" | "DELETED";
 
@@ -60,54 +61,31 @@ function decodeLine(line: Buffer): CheckpointEventRecord | undefined {
   }
 }
 
-export interface ParsedLog {
-  records: CheckpointEventRecord[];
-  /** Offset just past the last good record: where the next append goes. */
-  goodEnd: number;
-  /** Damaged lines with good records after them (skipped, kept in the file). */
-  skipped: { offset: number; length: number }[];
-}
+export type ParsedLog = ScannedLines<CheckpointEventRecord>;
 
 /**
  * Parses log bytes that start at a record boundary. Records whose seq does not grow
  * (a duplicate) are skipped, so the in-memory sequence stays strictly increasing.
  */
 export function parseLog(buf: Buffer, lastSeq = 0): ParsedLog {
-  const records: CheckpointEventRecord[] = [];
-  const skipped: { offset: number; length: number }[] = [];
-  let pendingBad: { offset: number; length: number }[] = [];
-  let goodEnd = 0;
-  let at = 0;
-  while (at < buf.length) {
-    const nl = buf.indexOf(0x0a, at);
-    if (nl < 0) break; // no newline: a torn (or still being written) last record
-    const r = decodeLine(buf.subarray(at, nl));
-    if (r && Number.isSafeInteger(r.seq) && r.seq > lastSeq) {
-      records.push(r);
-      lastSeq = r.seq;
-      skipped.push(...pendingBad);
-      pendingBad = [];
-      goodEnd = nl + 1;
-    } else if (r) {
-      goodEnd = nl + 1; // a duplicate is intact: keep it in the file, out of memory
-      skipped.push(...pendingBad);
-      pendingBad = [];
-    } else pendingBad.push({ offset: at, length: nl + 1 - at });
-    at = nl + 1;
-  }
-  return { records, goodEnd, skipped };
+  return scanLines(buf, decodeLine, growingSeq(lastSeq));
+}
+
+/** Keeps records whose seq grows past `lastSeq` and each one kept before. */
+function growingSeq(lastSeq: number): (r: CheckpointEventRecord) => boolean {
+  return (r) => {
+    if (!Number.isSafeInteger(r.seq) || r.seq <= lastSeq) return false;
+    lastSeq = r.seq;
+    return true;
+  };
 }
 
 class JobLog {
   readonly records: CheckpointEventRecord[] = [];
-  /** Appends run one at a time so sequence order is file order. */
-  chain: Promise<unknown> = Promise.resolve();
   readonly waiters = new Set<() => void>();
   /** Followers: bytes of the file already parsed (complete lines only). */
   followedBytes = 0;
-  /** Writer: end of the last good record, where the next append goes (undefined until read). */
-  size: number | undefined;
-  constructor(readonly file: string) {}
+  constructor(readonly file: LineLog) {}
   get lastSeq(): number {
     return this.records[this.records.length - 1]?.seq ?? 0;
   }
@@ -135,7 +113,7 @@ export class EventLog {
     const j = this.job(job);
     let fh: fsp.FileHandle;
     try {
-      fh = await fsp.open(j.file, "r");
+      fh = await fsp.open(j.file.file, "r");
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
       throw err;
@@ -162,29 +140,17 @@ export class EventLog {
 
   private job(job: string): JobLog {
     let j = this.jobs.get(job);
-    if (!j) this.jobs.set(job, (j = new JobLog(path.join(this.dataDir.jobDir(job), "events.log"))));
+    if (!j) {
+      const file = new LineLog(path.join(this.dataDir.jobDir(job), "events.log"), "event log", this.writeAt, () => injectFault("event"));
+      this.jobs.set(job, (j = new JobLog(file)));
+    }
     return j;
   }
 
   /** Reads a job's log once (writer): records, and where the next append goes. */
   private async read(j: JobLog, job: string): Promise<void> {
-    if (j.size !== undefined) return;
-    let buf = Buffer.alloc(0);
-    try {
-      buf = await fsp.readFile(j.file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-    }
-    const parsed = parseLog(buf);
-    for (const s of parsed.skipped)
-      this.log.error({ job, file: j.file, ...s }, "event log has a damaged record between good ones; it is skipped and kept in the file");
-    if (parsed.goodEnd < buf.length) {
-      // Only the tail after the last good record goes: nothing acknowledged lives there.
-      this.log.warn({ job, file: j.file, droppedBytes: buf.length - parsed.goodEnd }, "event log ended in a torn record; truncated");
-      await fsp.truncate(j.file, parsed.goodEnd);
-    }
-    j.records.splice(0, j.records.length, ...parsed.records);
-    j.size = parsed.goodEnd;
+    if (j.file.isRead) return;
+    j.records.splice(0, j.records.length, ...(await j.file.read(decodeLine, this.log, { job }, growingSeq(0))));
   }
 
   /**
@@ -233,7 +199,7 @@ export class EventLog {
   ): Promise<CheckpointEventRecord> {
     if (this.follower) return Promise.reject(new Error("a follower never writes the event log"));
     const j = this.job(job);
-    const run = j.chain.then(async () => {
+    return j.file.serial(async () => {
       await this.read(j, job);
       const record: CheckpointEventRecord = {
         seq: j.lastSeq + 1,
@@ -246,14 +212,12 @@ export class EventLog {
         checkpoint,
         reason,
       };
-      j.size = await appendWhole(j.file, encodeRecord(record), j.size!, this.writeAt, () => injectFault("event"));
+      await j.file.write(encodeRecord(record));
       j.records.push(record);
       beforeWake?.();
       for (const w of [...j.waiters]) w();
       return record;
     });
-    j.chain = run.catch(() => {});
-    return run;
   }
 
   lastSeq(job: string): number {

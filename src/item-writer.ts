@@ -35,7 +35,7 @@ import {
 } from "./codec.js";
 import { SpareBuffers, type PoolShare } from "./buffer-pool.js";
 import { zeroRunBound } from "./lz4-encode.js";
-import { currentWriteIo, DIRECT_MIN_BYTES, DirectFileWriter, openDirect, type WriteIo } from "./direct-io.js";
+import { DIRECT_MIN_BYTES, DirectFileWriter, openDirect, WRITE_BUFFER_BYTES, type WriteIo } from "./direct-io.js";
 import { invalidArgument } from "./errors.js";
 import { entryFileName, PACK_FILE_NAME, type EntryRecord, type ItemRecord, type ObjectMeta, type TensorMeta } from "./manifest.js";
 import type { SharedSegment } from "./shared-memory.js";
@@ -74,10 +74,11 @@ export const PACK_MAX_ENTRY_BYTES = 1 << 20;
 /** Packed chunks up to this size are compressed on the event loop and gathered in the pack buffer. */
 const PACK_INLINE_CHUNK_BYTES = 64 << 10;
 /**
- * The pack buffer: packed frames are written to the pack file this many bytes at a time
- * (a whole packed entry fits, so its frame is never written on its own).
+ * The pack buffer: packed frames are written to the pack file this many bytes at a time,
+ * the size of every other entry file's writes (a whole packed entry fits, so its frame is
+ * never written on its own).
  */
-const PACK_BUFFER_BYTES = 4 << 20;
+const PACK_BUFFER_BYTES = WRITE_BUFFER_BYTES;
 /** Pack buffers of every save stream; a few are kept for reuse. */
 const PACK_BUFFERS = new SpareBuffers(PACK_BUFFER_BYTES, 4);
 
@@ -116,7 +117,8 @@ export class ItemWriter {
   constructor(
     readonly name: string,
     readonly dir: string,
-    private readonly io: WriteIo = currentWriteIo(),
+    /** The daemon's save-path I/O (BUFFERED_IO where nothing is configured). */
+    private readonly io: WriteIo,
     /** The stream's shares of the write buffer pool (see AlignedBufferPool.lease). */
     private readonly shares: readonly PoolShare[] = [],
   ) {}

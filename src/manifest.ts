@@ -70,26 +70,44 @@ export type CheckpointSummary = Omit<Manifest, "format" | "version" | "ranks"> &
   ranks: { rank: number; items: { name: string; rawBytes: number; storedBytes: number; entryCount: number }[] }[];
 };
 
-export function summarize(m: Manifest): CheckpointSummary {
+/** The fields every view of a checkpoint has (manifest, summary, wire message), over its ranks' items. */
+export interface CheckpointView<Time, Item> {
+  job: string;
+  checkpointId: string;
+  step: number;
+  worldSize: number;
+  attempt: number;
+  commitTime: Time;
+  rawBytes: number;
+  storedBytes: number;
+  ranks: { rank: number; items: Item[] }[];
+}
+
+/** One view of a checkpoint as another: its fields copied in one order, its time and each item mapped. */
+export function mapCheckpoint<TimeIn, ItemIn, TimeOut, ItemOut>(
+  c: CheckpointView<TimeIn, ItemIn>,
+  time: (t: TimeIn) => TimeOut,
+  item: (i: ItemIn, rank: number) => ItemOut,
+): CheckpointView<TimeOut, ItemOut> {
   return {
-    job: m.job,
-    checkpointId: m.checkpointId,
-    step: m.step,
-    worldSize: m.worldSize,
-    attempt: m.attempt,
-    commitTime: m.commitTime,
-    rawBytes: m.rawBytes,
-    storedBytes: m.storedBytes,
-    ranks: m.ranks.map((r) => ({
-      rank: r.rank,
-      items: r.items.map((i) => ({
-        name: i.name,
-        rawBytes: i.rawBytes,
-        storedBytes: i.storedBytes,
-        entryCount: i.entries.length,
-      })),
-    })),
+    job: c.job,
+    checkpointId: c.checkpointId,
+    step: c.step,
+    worldSize: c.worldSize,
+    attempt: c.attempt,
+    commitTime: time(c.commitTime),
+    rawBytes: c.rawBytes,
+    storedBytes: c.storedBytes,
+    ranks: c.ranks.map((r) => ({ rank: r.rank, items: r.items.map((i) => item(i, r.rank)) })),
   };
+}
+
+export function summarize(m: Manifest): CheckpointSummary {
+  return mapCheckpoint(
+    m,
+    (t) => t,
+    (i) => ({ name: i.name, rawBytes: i.rawBytes, storedBytes: i.storedBytes, entryCount: i.entries.length }),
+  );
 }
 
 /**

@@ -8,10 +8,12 @@
 import * as fs from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { loadPeerToken } from "./auth.js";
-import { MAX_WORLD_SIZE } from "./names.js";
+import type { PeerSpec } from "./cluster.js";
+import { checkName, MAX_WORLD_SIZE } from "./names.js";
 import { VERSION } from "./version.js";
 
-export interface DaemonOptions {
+/** What the flags, the environment and the config file give, as commander parses them. */
+export interface DaemonFlags {
   /** host:port to listen on; port 0 picks a free port. @default "127.0.0.1:7070" */
   listen: string;
   /** The data directory (staging, decisions, committed checkpoints). @default "./ckptd-data" */
@@ -68,8 +70,39 @@ export interface DaemonOptions {
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
   /** "json" for machines, "pretty" for a terminal. @default "json" */
   logFormat: "json" | "pretty";
+}
+
+/** The daemon's options, normalised: sizes in bytes, switches as booleans, the peer list parsed, the peer token read. */
+export interface DaemonOptions extends Omit<DaemonFlags, "loadBudgetMib" | "directIo" | "peers" | "peerTokenFile"> {
+  /** memoryBudgetMib in bytes. */
+  memoryBudgetBytes: number;
+  /** loadBudgetMib in bytes. */
+  loadBudgetBytes: number;
+  /** --direct-io on. */
+  directIo: boolean;
+  /** --peers, parsed (empty for a single-node daemon). */
+  peers: PeerSpec[];
+  /** The token of --peer-token-file; undefined without one (single node, or --insecure-peers). */
+  peerToken: string | undefined;
   /** Test-only fault point (CKPTD_FAULT). */
   fault: "crash-after-decision" | undefined;
+}
+
+const MiB = 2 ** 20;
+
+/** Parses "n1=host:port,n2,n3" (addresses optional); throws one clear line. */
+export function parsePeers(spec: string): PeerSpec[] {
+  const peers = spec
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean)
+    .map((p) => {
+      const [id, address] = p.split("=", 2) as [string, string | undefined];
+      checkName("peer node id", id);
+      return address ? { id, address } : { id };
+    });
+  if (new Set(peers.map((p) => p.id)).size !== peers.length) throw new Error(`--peers names a node twice: ${spec}`);
+  return peers;
 }
 
 function positiveInt(name: string) {
@@ -105,17 +138,6 @@ function hostPort(v: string): string {
 
 function optionalHostPort(v: string): string {
   return v === "" ? v : hostPort(v);
-}
-
-/** A peer token file that holds a usable token (checked at parse time, so a bad one is one clear line). */
-function peerTokenFile(v: string): string {
-  if (v === "") return v;
-  try {
-    loadPeerToken(v);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
-  return v;
 }
 
 function readableFile(v: string): string {
@@ -311,9 +333,7 @@ export function daemonCommand(): Command {
         "--peer-token-file <file>",
         "multi-node: file holding the token (one line, 16+ characters, the same on every node) that daemons present to each other's PeerService",
         "CKPTD_PEER_TOKEN_FILE",
-      )
-        .default("")
-        .argParser(peerTokenFile),
+      ).default(""),
     )
     .addOption(
       opt(
@@ -343,7 +363,20 @@ export function parseOptions(argv: string[]): DaemonOptions {
   program.parse(argv, { from: "user" });
   const configFile = program.getOptionValue("config") as string | undefined;
   if (configFile) applyConfigFile(program, configFile);
-  const o = program.opts<Omit<DaemonOptions, "fault"> & { config?: string }>();
+  const o = program.opts<DaemonFlags & { config?: string }>();
+  // Read here, so a bad token file is one clear line at start.
+  let peerToken: string | undefined;
+  try {
+    peerToken = o.peerTokenFile ? loadPeerToken(o.peerTokenFile) : undefined;
+  } catch (err) {
+    program.error(`ckptd: --peer-token-file: ${(err as Error).message}`);
+  }
+  let peers: PeerSpec[] = [];
+  try {
+    peers = parsePeers(o.peers);
+  } catch (err) {
+    program.error(`ckptd: --peers '${o.peers}': ${(err as Error).message}`);
+  }
   if ((o.tlsCert === "") !== (o.tlsKey === "")) program.error("ckptd: --tls-cert and --tls-key must be given together");
   if (o.tlsCa && !o.tlsCert) program.error("ckptd: --tls-ca (mTLS) needs --tls-cert and --tls-key");
   if ((o.nodeId === "") !== (o.peers === ""))
@@ -363,8 +396,16 @@ export function parseOptions(argv: string[]): DaemonOptions {
   const fault = process.env["CKPTD_FAULT"];
   if (fault !== undefined && fault !== "" && fault !== "crash-after-decision")
     program.error(`ckptd: CKPTD_FAULT must be 'crash-after-decision' or unset, got '${fault}'`);
-  const { config: _config, ...rest } = o;
-  return { ...rest, fault: fault ? "crash-after-decision" : undefined };
+  const { config: _config, loadBudgetMib, directIo, peers: _peers, peerTokenFile: _peerTokenFile, ...rest } = o;
+  return {
+    ...rest,
+    memoryBudgetBytes: o.memoryBudgetMib * MiB,
+    loadBudgetBytes: loadBudgetMib * MiB,
+    directIo: directIo === "on",
+    peers,
+    peerToken,
+    fault: fault ? "crash-after-decision" : undefined,
+  };
 }
 
 /** Fills every option still at its default from the config file, validated like a flag. */

@@ -21,12 +21,15 @@ import type { GetDecisionResponse } from "../wire/gen/ckptd/v1/GetDecisionRespon
 import type { OpenAttemptResponse } from "../wire/gen/ckptd/v1/OpenAttemptResponse.js";
 import type { VoteResponse } from "../wire/gen/ckptd/v1/VoteResponse.js";
 import type { Cluster } from "./cluster.js";
-import { Attempt, type CheckpointCoordinator, type CheckpointRef, type Decision, type SaveTicket } from "./coordinator.js";
+import { Attempt, outcomeFromWire, type CheckpointCoordinator, type CheckpointRef, type Decision, type SaveTicket } from "./coordinator.js";
 import { CkptdError, failedPrecondition } from "./errors.js";
 import { itemDirName } from "./manifest.js";
 import { stagedItem } from "./peer-server.js";
 import { checkInt, checkName } from "./names.js";
 import { removeTree, writeFileDurable, type DataDir } from "./storage.js";
+
+/** Deadline of one peer call to the coordinator (a vote's is longer: see vote). */
+const PEER_CALL_TIMEOUT_MS = 10_000;
 
 /** Statuses that mean "the coordinator is not reachable right now": retry. */
 const RETRYABLE = new Set([
@@ -143,23 +146,27 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     }
     attempt.votes.set(ref.rank, items);
     const records = items.map((i) => staged!.get(i)!);
-    const relay = this.retry<VoteResponse>("Vote", (md, o, cb) =>
-      this.cluster.coordinator().Vote(
-        {
-          job: ref.job,
-          checkpointId: ref.checkpointId,
-          step: ref.step,
-          rank: ref.rank,
-          worldSize: ref.worldSize,
-          attempt: n,
-          items: records.map(stagedItem),
-          nodeId: this.cluster.nodeId,
-          incarnation: ref.incarnation ?? 0,
-        },
-        md,
-        o,
-        cb,
-      ),
+    const relay = this.retry<VoteResponse>(
+      "Vote",
+      (md, o, cb) =>
+        this.cluster.coordinator().Vote(
+          {
+            job: ref.job,
+            checkpointId: ref.checkpointId,
+            step: ref.step,
+            rank: ref.rank,
+            worldSize: ref.worldSize,
+            attempt: n,
+            items: records.map(stagedItem),
+            nodeId: this.cluster.nodeId,
+            incarnation: ref.incarnation ?? 0,
+          },
+          md,
+          o,
+          cb,
+        ),
+      // A vote waits for the decision, which may take up to the prepare timeout.
+      { callTimeoutMs: this.options.prepareTimeoutMs + 30_000 },
     );
     // A vote the coordinator refused (e.g. of a superseded incarnation) is no vote here either.
     const res = await relay.catch((err: unknown) => {
@@ -219,7 +226,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
           o,
           cb,
         ),
-      30_000,
+      { forMs: 30_000 },
     );
     const key = `${ref.job}/${ref.checkpointId}`;
     if (res.attempt > (this.latest.get(key) ?? 0)) this.latest.set(key, res.attempt);
@@ -251,9 +258,10 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
 
   /** Applies a decision learned from the coordinator; returns it (undefined while undecided). */
   private settle(a: Attempt, outcome: CommitOutcome, reason: string): Decision | undefined {
-    if (outcome !== "COMMIT_OUTCOME_COMMITTED" && outcome !== "COMMIT_OUTCOME_ABORTED") return undefined;
+    const decided = outcomeFromWire(outcome);
+    if (!decided) return undefined;
     if (a.decision) return a.decision;
-    const d: Decision = { outcome: outcome === "COMMIT_OUTCOME_COMMITTED" ? "COMMITTED" : "ABORTED", reason, attempt: a.attempt };
+    const d: Decision = { outcome: decided, reason, attempt: a.attempt };
     a.settle(d);
     this.log.info(
       { job: a.job, checkpoint: a.checkpointId, attempt: a.attempt, outcome: d.outcome, reason },
@@ -324,17 +332,19 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     });
   }
 
-  /** Retries a peer call while the coordinator is unreachable (up to `forMs`, default: until it answers). */
+  /**
+   * Retries a peer call while the coordinator is unreachable (up to `forMs`, default: until
+   * it answers); each try has `callTimeoutMs`.
+   */
   private async retry<T>(
     what: string,
     start: (md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: T) => void) => void,
-    forMs = Infinity,
+    { callTimeoutMs = PEER_CALL_TIMEOUT_MS, forMs = Infinity }: { callTimeoutMs?: number; forMs?: number } = {},
   ): Promise<T> {
     const until = Date.now() + forMs;
     for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
       try {
-        // A vote waits for the decision, which may take up to the prepare timeout.
-        return await this.once(start, what === "Vote" ? this.options.prepareTimeoutMs + 30_000 : 10_000);
+        return await this.once(start, callTimeoutMs);
       } catch (err) {
         const code = err instanceof CkptdError ? err.code : grpc.status.UNAVAILABLE;
         if (!RETRYABLE.has(code) || Date.now() + delay > until) throw err;

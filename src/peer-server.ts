@@ -10,7 +10,7 @@ import type { Dtype } from "../wire/gen/ckptd/v1/Dtype.js";
 import type { PeerServiceHandlers } from "../wire/gen/ckptd/v1/PeerService.js";
 import type { StagedItem, StagedItemIn } from "../wire/gen/ckptd/v1/StagedItem.js";
 import type { PeerAuthorizer } from "./auth.js";
-import type { CheckpointRef, CommitCoordinator, Decision } from "./coordinator.js";
+import { outcomeToWire, type CheckpointRef, type CommitCoordinator, type Decision } from "./coordinator.js";
 import { failedPrecondition, invalidArgument, toServiceError } from "./errors.js";
 import { MAX_ITEMS_PER_RANK, validateItemRecord, type ItemRecord } from "./manifest.js";
 import { checkInt, checkName, MAX_WORLD_SIZE } from "./names.js";
@@ -37,7 +37,7 @@ type Callback<T> = (err: ReturnType<typeof toServiceError> | null, res?: T) => v
 function outcome(d: Decision | undefined) {
   if (!d) return { outcome: "COMMIT_OUTCOME_UNSPECIFIED" as const, reason: "" };
   return {
-    outcome: d.outcome === "COMMITTED" ? ("COMMIT_OUTCOME_COMMITTED" as const) : ("COMMIT_OUTCOME_ABORTED" as const),
+    outcome: outcomeToWire(d.outcome),
     reason: d.reason,
   };
 }

@@ -21,7 +21,7 @@ import type { TensorSpec } from "../wire/gen/ckptd/v1/TensorSpec.js";
 import { dtypeSize, tensorByteSize } from "../wire/index.js";
 import type { Authorizer } from "./auth.js";
 import type { Catalog } from "./catalog.js";
-import type { CheckpointCoordinator, Decision, SaveTicket } from "./coordinator.js";
+import { outcomeToWire, type CheckpointCoordinator, type Decision, type SaveTicket } from "./coordinator.js";
 import { LZ4_MAX_BLOCK } from "./codec.js";
 import { SpareBuffers, type PoolLease } from "./buffer-pool.js";
 import type { ByteBudget } from "./byte-budget.js";
@@ -30,7 +30,7 @@ import { CkptdError, failedPrecondition, invalidArgument, resourceExhausted, toS
 import { ItemWriter, type EntrySpec } from "./item-writer.js";
 import type { CheckpointLoader, LoadPart, LoadPlan, LoadPosition } from "./loader.js";
 import { LoadSender, MAX_LOAD_MESSAGE_DATA } from "./load-sender.js";
-import type { CheckpointSummary, EntryRecord, Manifest } from "./manifest.js";
+import { mapCheckpoint, type CheckpointSummary, type EntryRecord, type Manifest } from "./manifest.js";
 import { checkBounds, checkRef } from "./limits.js";
 import { checkKey, checkName } from "./names.js";
 import type { Metrics } from "./metrics.js";
@@ -187,7 +187,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           coordinator.abort({ job: r.job, checkpointId: r.checkpointId, rank: r.rank, incarnation: r.incarnation }, r.reason, r.attempt),
         )
         .then(
-          (d) => callback(null, { outcome: outcomeEnum(d), reason: d.reason, attempt: d.attempt }),
+          (d) => callback(null, { outcome: outcomeToWire(d.outcome), reason: d.reason, attempt: d.attempt }),
           (err: unknown) => callback(toServiceError(err)),
         );
     },
@@ -594,13 +594,9 @@ function entryKind(e: EntryRecord) {
     : { object: { sizeBytes: e.object?.sizeBytes ?? 0, format: e.object?.format ?? "" } };
 }
 
-function outcomeEnum(d: Decision) {
-  return d.outcome === "COMMITTED" ? ("COMMIT_OUTCOME_COMMITTED" as const) : ("COMMIT_OUTCOME_ABORTED" as const);
-}
-
 function decisionMessage(d: Decision) {
   return {
-    outcome: outcomeEnum(d),
+    outcome: outcomeToWire(d.outcome),
     reason: d.reason,
     attempt: d.attempt,
     ...(d.checkpoint ? { checkpoint: checkpointMessage(d.checkpoint) } : {}),
@@ -610,36 +606,23 @@ function decisionMessage(d: Decision) {
 /** The wire Checkpoint; with a manifest, the full view with every entry. */
 export function checkpointMessage(s: CheckpointSummary, manifest?: Manifest): CheckpointIn {
   const full = manifest ? new Map(manifest.ranks.map((r) => [r.rank, new Map(r.items.map((i) => [i.name, i]))])) : undefined;
-  return {
-    job: s.job,
-    checkpointId: s.checkpointId,
-    step: s.step,
-    worldSize: s.worldSize,
-    commitTime: timestamp(s.commitTime),
-    rawBytes: s.rawBytes,
-    storedBytes: s.storedBytes,
-    attempt: s.attempt,
-    ranks: s.ranks.map((r) => ({
-      rank: r.rank,
-      items: r.items.map((i) => ({
-        name: i.name,
-        rawBytes: i.rawBytes,
-        storedBytes: i.storedBytes,
-        entryCount: i.entryCount,
-        entries:
-          full
-            ?.get(r.rank)
-            ?.get(i.name)
-            ?.entries.map((e) => ({
-              key: e.key,
-              ...entryKind(e),
-              rawBytes: e.rawBytes,
-              storedBytes: e.storedBytes,
-              chunkCount: e.chunks.length,
-            })) ?? [],
-      })),
-    })),
-  };
+  return mapCheckpoint(s, timestamp, (i, rank) => ({
+    name: i.name,
+    rawBytes: i.rawBytes,
+    storedBytes: i.storedBytes,
+    entryCount: i.entryCount,
+    entries:
+      full
+        ?.get(rank)
+        ?.get(i.name)
+        ?.entries.map((e) => ({
+          key: e.key,
+          ...entryKind(e),
+          rawBytes: e.rawBytes,
+          storedBytes: e.storedBytes,
+          chunkCount: e.chunks.length,
+        })) ?? [],
+  }));
 }
 
 /** An ISO-8601 time as a protobuf Timestamp. */

@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { service as healthServiceDefinition } from "grpc-health-check";
-import { CkptdClient } from "../../clients/ts/src/index.js";
+import { CkptdClient, bearerInterceptor } from "../../clients/ts/src/index.js";
 import { UsageError } from "./failure.js";
 
 /** How to reach the daemon, from the global options. */
@@ -60,7 +60,7 @@ export class Connection {
     this.client = new CkptdClient({ address: options.address, credentials, channelOptions, sharedMemory: false, token: options.token });
     // The client sends the token through an interceptor (call credentials only compose with
     // secure channels); the Health check on the same channel sends it the same way.
-    const interceptors = options.token ? [bearerToken(options.token)] : [];
+    const interceptors = options.token ? [bearerInterceptor(options.token)] : [];
     const Health = grpc.makeClientConstructor(healthServiceDefinition as unknown as grpc.ServiceDefinition, "grpc.health.v1.Health");
     this.health = new Health(options.address, credentials, {
       channelOverride: this.client.raw.getChannel(),
@@ -124,14 +124,4 @@ function readPem(file: string, flag: string): Buffer {
   } catch (err) {
     throw new UsageError(`cannot read ${flag} ${file}: ${(err as Error).message}`);
   }
-}
-
-function bearerToken(token: string): grpc.Interceptor {
-  return (options, nextCall) =>
-    new grpc.InterceptingCall(nextCall(options), {
-      start(metadata, listener, next) {
-        metadata.set("authorization", `Bearer ${token}`);
-        next(metadata, listener);
-      },
-    });
 }

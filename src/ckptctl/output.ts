@@ -4,6 +4,7 @@
  */
 import Table from "cli-table3";
 import { fromProtoDtype, type Checkpoint, type Timestamp } from "../../clients/ts/src/index.js";
+import { mapCheckpoint } from "../manifest.js";
 
 /** Writes a line to stdout. */
 export function print(line = ""): void {
@@ -72,39 +73,28 @@ export function shape(dims: readonly number[]): string {
 /** A checkpoint as scripts get it: the wire object with timestamps as strings. */
 export function checkpointJson(c: Checkpoint): Record<string, unknown> {
   return {
-    job: c.job,
-    checkpointId: c.checkpointId,
-    step: c.step,
-    worldSize: c.worldSize,
-    commitTime: isoTime(c.commitTime),
-    rawBytes: c.rawBytes,
-    storedBytes: c.storedBytes,
-    attempt: c.attempt,
-    ranks: c.ranks.map((r) => ({
-      rank: r.rank,
-      items: r.items.map((it) => ({
-        name: it.name,
-        rawBytes: it.rawBytes,
-        storedBytes: it.storedBytes,
-        entryCount: it.entryCount,
-        entries: it.entries.map((e) => {
-          const entry: Record<string, unknown> = { key: e.key, kind: e.kind ?? "" };
-          if (e.tensor) {
-            entry.tensor = {
-              dtype: dtypeName(e.tensor.dtype),
-              shape: e.tensor.shape,
-              device: e.tensor.device,
-              globalShape: e.tensor.globalShape,
-              globalOffsets: e.tensor.globalOffsets,
-            };
-          }
-          if (e.object) entry.object = { sizeBytes: e.object.sizeBytes, format: e.object.format };
-          entry.rawBytes = e.rawBytes;
-          entry.storedBytes = e.storedBytes;
-          entry.chunkCount = e.chunkCount;
-          return entry;
-        }),
-      })),
+    ...mapCheckpoint(c, isoTime, (it) => ({
+      name: it.name,
+      rawBytes: it.rawBytes,
+      storedBytes: it.storedBytes,
+      entryCount: it.entryCount,
+      entries: it.entries.map((e) => {
+        const entry: Record<string, unknown> = { key: e.key, kind: e.kind ?? "" };
+        if (e.tensor) {
+          entry.tensor = {
+            dtype: dtypeName(e.tensor.dtype),
+            shape: e.tensor.shape,
+            device: e.tensor.device,
+            globalShape: e.tensor.globalShape,
+            globalOffsets: e.tensor.globalOffsets,
+          };
+        }
+        if (e.object) entry.object = { sizeBytes: e.object.sizeBytes, format: e.object.format };
+        entry.rawBytes = e.rawBytes;
+        entry.storedBytes = e.storedBytes;
+        entry.chunkCount = e.chunkCount;
+        return entry;
+      }),
     })),
   };
 }

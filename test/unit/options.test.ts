@@ -32,6 +32,19 @@ describe("options", () => {
     expect(o.gcIntervalMs).toBe(700);
   });
 
+  it("options - sizes come out in bytes, --direct-io as a boolean, a single node with no peers or token", () => {
+    const o = parseOptions(["--memory-budget-mib", "3", "--load-budget-mib", "5", "--direct-io", "off"]);
+    expect(o.memoryBudgetBytes).toBe(3 * 1024 * 1024);
+    expect(o.loadBudgetBytes).toBe(5 * 1024 * 1024);
+    expect(o.directIo).toBe(false);
+    expect(o.peers).toEqual([]);
+    expect(o.peerToken).toBeUndefined();
+    const d = parseOptions([]);
+    expect(d.memoryBudgetBytes).toBe(256 * 1024 * 1024);
+    expect(d.loadBudgetBytes).toBe(96 * 1024 * 1024);
+    expect(d.directIo).toBe(true);
+  });
+
   describe("multi-node peer credential", () => {
     /** Runs parseOptions; returns what it printed to stderr when it exits instead. */
     function refusal(argv: string[]): string {
@@ -60,6 +73,17 @@ describe("options", () => {
 
     const multi = ["--node-id", "n1", "--peers", "n1,n2"];
 
+    it("options - --peers is parsed once: ids with optional addresses; a repeated or invalid id is refused naming --peers", () => {
+      const o = parseOptions(["--node-id", "n1", "--peers", " n1=10.0.0.1:7070, n2 ,n3=host-3:7071", "--insecure-peers"]);
+      expect(o.peers).toEqual([{ id: "n1", address: "10.0.0.1:7070" }, { id: "n2" }, { id: "n3", address: "host-3:7071" }]);
+      expect(refusal(["--node-id", "n1", "--peers", "n1,n2,n1", "--insecure-peers"]).split("\n")[0]).toMatch(
+        /^ckptd: --peers 'n1,n2,n1': --peers names a node twice/,
+      );
+      expect(refusal(["--node-id", "n1", "--peers", "n1,bad id", "--insecure-peers"]).split("\n")[0]).toMatch(
+        /^ckptd: --peers 'n1,bad id': .*peer node id "bad id" is not a valid name/,
+      );
+    });
+
     it("options - a multi-node daemon without --peer-token-file or --insecure-peers is refused, naming both", () => {
       expect(refusal(multi).split("\n")[0]).toMatch(/needs --peer-token-file .* --insecure-peers/);
     });
@@ -67,7 +91,10 @@ describe("options", () => {
     it("options - a peer token file with a short token is refused; a good one is accepted", () => {
       expect(refusal([...multi, "--peer-token-file", tokenFile("short")])).toMatch(/at least 16 characters/);
       const file = tokenFile("a-peer-token-of-32-characters-xx");
-      expect(parseOptions([...multi, "--peer-token-file", file]).peerTokenFile).toBe(file);
+      expect(parseOptions([...multi, "--peer-token-file", file]).peerToken).toBe("a-peer-token-of-32-characters-xx");
+      expect(refusal([...multi, "--peer-token-file", path.join(path.dirname(file), "absent")]).split("\n")[0]).toMatch(
+        /^ckptd: --peer-token-file: peer token file .*absent cannot be read/,
+      );
     });
 
     it("options - --insecure-peers: only for multi-node, CKPTD_INSECURE_PEERS must be 1 or true, a config file needs a boolean", () => {

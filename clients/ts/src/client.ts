@@ -12,6 +12,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { crc32c } from "@node-rs/crc32";
+import { bearerInterceptor } from "./bearer.js";
 import { Code, CkptdError } from "./errors.js";
 import type { Checkpoint } from "../../../wire/gen/ckptd/v1/Checkpoint.js";
 import type { AdminServiceClient } from "../../../wire/gen/ckptd/v1/AdminService.js";
@@ -123,17 +124,6 @@ const PROCESS_INCARNATION = Math.floor((performance.timeOrigin + performance.now
 /** This process's default incarnation (see {@link CkptdClientOptions.incarnation}). */
 export function processIncarnation(): number {
   return PROCESS_INCARNATION;
-}
-
-/** Adds the bearer token to every call's metadata (works on plaintext loopback, unlike call credentials). */
-function bearerInterceptor(token: string): grpc.Interceptor {
-  return (options, nextCall) =>
-    new grpc.InterceptingCall(nextCall(options), {
-      start(metadata, listener, next) {
-        metadata.set("authorization", `Bearer ${token}`);
-        next(metadata, listener);
-      },
-    });
 }
 
 /** Per-call options of {@link CkptdClient.save} and {@link CkptdClient.load}. */

@@ -119,3 +119,4 @@ export type { RankManifest } from "../../../wire/gen/ckptd/v1/RankManifest.js";
 export type { TensorPlacement } from "../../../wire/gen/ckptd/v1/TensorPlacement.js";
 export type { TensorSpec } from "../../../wire/gen/ckptd/v1/TensorSpec.js";
 export type { Timestamp } from "../../../wire/gen/google/protobuf/Timestamp.js";
+export { bearerInterceptor } from "./bearer.js";
