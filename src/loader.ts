@@ -132,7 +132,7 @@ export interface LoadPosition {
 type BoxOutput = Extract<Output, { kind: "box" }>;
 
 export type LoadPart =
-  { kind: "entry"; item: string; entry: EntryRecord; targetDevice: string } | { kind: "chunk"; data: Buffer; crc32c: number };
+  { kind: "entry"; item: string; entry: EntryRecord; targetDevice: string } | { kind: "chunk"; data: Buffer; crc32c: number | undefined };
 
 /** Target device for a tensor saved on `saved`, per the rules above. */
 export function mapDevice(saved: string, devices: readonly string[], localRank: number, overrides: ReadonlyMap<string, string>): string {
@@ -245,16 +245,16 @@ export class CheckpointLoader {
    * `from` resumes a stream the consumer stopped after entry `entry` (counted across the
    * plan's items) and `chunk` of its chunks: the stream goes on with the next chunk.
    */
-  async *stream(plan: LoadPlan, from: LoadPosition = { entry: -1, chunk: 0 }): AsyncGenerator<LoadPart> {
+  async *stream(plan: LoadPlan, from: LoadPosition = { entry: -1, chunk: 0 }, opts: { pieceCrc?: boolean } = {}): AsyncGenerator<LoadPart> {
     const buffers = new ReadBuffers();
     try {
-      yield* this.parts(plan, from, buffers);
+      yield* this.parts(plan, from, buffers, opts.pieceCrc ?? true);
     } finally {
       buffers.recycle();
     }
   }
 
-  private async *parts(plan: LoadPlan, from: LoadPosition, buffers: ReadBuffers): AsyncGenerator<LoadPart> {
+  private async *parts(plan: LoadPlan, from: LoadPosition, buffers: ReadBuffers, pieceCrc: boolean): AsyncGenerator<LoadPart> {
     const base = this.dataDir.checkpointDir(plan.manifest.job, plan.manifest.checkpointId);
     // An item's pack file stays open across its entries: one open per small tensor cost
     // more than reading it.
@@ -266,7 +266,7 @@ export class CheckpointLoader {
         const skip = resumed ? from.chunk : 0;
         if (output.kind === "box") {
           if (!resumed) yield { kind: "entry", item: output.item, entry: output.entry, targetDevice: output.targetDevice };
-          yield* this.assemble(plan, output, skip, buffers);
+          yield* this.assemble(plan, output, skip, buffers, pieceCrc);
           continue;
         }
         const { rank, item, entry } = output.copy;
@@ -329,7 +329,7 @@ export class CheckpointLoader {
    * order, and holds one decoded chunk: memory is one piece plus a few chunks per shard,
    * whatever the box's size.
    */
-  private async *assemble(plan: LoadPlan, o: BoxOutput, skip: number, buffers: ReadBuffers): AsyncGenerator<LoadPart> {
+  private async *assemble(plan: LoadPlan, o: BoxOutput, skip: number, buffers: ReadBuffers, pieceCrc: boolean): AsyncGenerator<LoadPart> {
     const total = o.entry.rawBytes;
     const skipBytes = skip * MAX_LOAD_MESSAGE_DATA;
     if (total === 0 || skipBytes >= total) return;
@@ -387,7 +387,7 @@ export class CheckpointLoader {
           from += n;
           bytes -= n;
           if (fill === out.length) {
-            yield { kind: "chunk", data: out, crc32c: crc32c(out) };
+            yield { kind: "chunk", data: out, crc32c: pieceCrc ? crc32c(out) : undefined };
             fill = 0;
           }
         }
@@ -396,7 +396,7 @@ export class CheckpointLoader {
       }
       if (fill > 0) {
         const last = out.subarray(0, fill);
-        yield { kind: "chunk", data: last, crc32c: crc32c(last) };
+        yield { kind: "chunk", data: last, crc32c: pieceCrc ? crc32c(last) : undefined };
       }
     } finally {
       for (const c of cursors) await c.close();

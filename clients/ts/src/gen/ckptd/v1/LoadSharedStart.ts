@@ -15,6 +15,13 @@ export interface LoadSharedStartIn {
    * daemon's user, of at least one 4 MiB slot; the daemon writes chunks into it.
    */
   'sharedMemoryPath'?: (string);
+  /**
+   * Destination mode: the client will answer the plan with one LoadDestination message, and the
+   * daemon writes no chunk before it arrived. A daemon that offers it says so in
+   * LoadPlan.destination_bytes (a daemon that predates it leaves that 0 and ignores this field: the
+   * client then sends no LoadDestination and reads the ring as before).
+   */
+  'destination'?: (boolean);
 }
 
 /**
@@ -30,4 +37,11 @@ export interface LoadSharedStart {
    * daemon's user, of at least one 4 MiB slot; the daemon writes chunks into it.
    */
   'sharedMemoryPath': (string);
+  /**
+   * Destination mode: the client will answer the plan with one LoadDestination message, and the
+   * daemon writes no chunk before it arrived. A daemon that offers it says so in
+   * LoadPlan.destination_bytes (a daemon that predates it leaves that 0 and ignores this field: the
+   * client then sends no LoadDestination and reads the ring as before).
+   */
+  'destination': (boolean);
 }
