@@ -5,7 +5,8 @@ import type { LoadProgressIn as _ckptd_v1_LoadProgressIn, LoadProgress as _ckptd
 import type { LoadDestinationIn as _ckptd_v1_LoadDestinationIn, LoadDestination as _ckptd_v1_LoadDestination } from '../../ckptd/v1/LoadDestination.js';
 
 /**
- * LoadSharedRequest is one message of a LoadShared stream: start, then progress.
+ * LoadSharedRequest is one message of a LoadShared stream: start, then progress (or, in destination
+ * mode, one destination).
  */
 export interface LoadSharedRequestIn {
   /**
@@ -28,7 +29,8 @@ export interface LoadSharedRequestIn {
 }
 
 /**
- * LoadSharedRequest is one message of a LoadShared stream: start, then progress.
+ * LoadSharedRequest is one message of a LoadShared stream: start, then progress (or, in destination
+ * mode, one destination).
  */
 export interface LoadSharedRequest {
   /**
