@@ -352,9 +352,11 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         for (;;) {
           /** The client's step the stream paused for. */
           let pausedFor: Promise<unknown> | undefined;
-          // In destination mode nobody asks for an assembled piece's CRC-32C: the client checks its
-          // bytes against nothing unless it verifies, and the stored chunks were verified here.
-          for await (const part of loader.stream(plan, { ...at }, { pieceCrc: !dest })) {
+          // In destination mode a box's pieces are views of the decoded chunks, of any length, with
+          // no CRC-32C of their own (the stored chunks were verified here; nobody else checks a
+          // piece's), so a resumed stream starts from the bytes sent.
+          const from = dest ? { ...at, bytes: entryFilled } : { ...at };
+          for await (const part of loader.stream(plan, from, { inPlace: dest !== undefined })) {
             if (call.cancelled) return;
             // Both waits are the client's steps (reading, freeing slots). One that takes a
             // while pauses the stream: the loader's buffers go back to the cache meanwhile.
