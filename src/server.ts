@@ -333,15 +333,22 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
               );
           }
         }
+        /** A client message the stream cannot take: the load ends with it. */
+        let refused: unknown;
         // The client's progress messages free slots while the chunks go out.
         void (async () => {
           for (;;) {
             const next = await requests.next();
             if (next.done) return r.fail(new CkptdError(grpc.status.CANCELLED, "the client ended its LoadShared stream"));
+            // A destination has no slots to release: nothing more may come.
+            if (dest) throw invalidArgument("after its destination, a LoadShared client sends nothing more");
             if (next.value.msg !== "progress") throw invalidArgument("after start, LoadShared messages must be progress");
             r.release(Number(next.value.progress!.sharedBytesReleased));
           }
-        })().catch((err: unknown) => r.fail(err));
+        })().catch((err: unknown) => {
+          refused ??= err;
+          r.fail(err);
+        });
         /** Destination mode: where the current entry starts in the destination, and its bytes written so far. */
         let entryStart = 0;
         let entryFilled = 0;
@@ -358,6 +365,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           const from = dest ? { ...at, bytes: entryFilled } : { ...at };
           for await (const part of loader.stream(plan, from, { inPlace: dest !== undefined })) {
             if (call.cancelled) return;
+            if (refused !== undefined) throw refused;
             // Both waits are the client's steps (reading, freeing slots). One that takes a
             // while pauses the stream: the loader's buffers go back to the cache meanwhile.
             if (!ok) {

@@ -138,8 +138,8 @@ def _raw(client, shm, req, destination_path, *, message=None):
     def requests():
         yield pb.LoadSharedRequest(start=pb.LoadSharedStart(request=req, shared_memory_path=ring.path, destination=True))
         m = q.get()
-        if m is not None:
-            yield m
+        for one in (m if isinstance(m, list) else [m] if m is not None else []):
+            yield one
         q.get()  # hold the stream open until the response ends
 
     call = client._load_shared_rpc(requests(), timeout=10)
@@ -219,6 +219,14 @@ def test_hostile_destinations_are_refused_before_any_byte_is_written(start_daemo
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "destination" in err.details()
         _, err, _ = _raw(client, shm, req, str(shm / ("x" * 5000)))
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+        # Anything after the destination (there are no slots to release) ends the load.
+        late = shm / "late"
+        _filled(late, need)
+        _, err, _ = _raw(client, shm, req, "", message=[
+            pb.LoadSharedRequest(destination=pb.LoadDestination(shared_memory_path=str(late))),
+            pb.LoadSharedRequest(progress=pb.LoadProgress(shared_bytes_released=1))])
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "after its destination" in err.details()
 
         # A file exactly the size asked: every slice the daemon names lies inside it, entry after entry.
         exact = shm / "exact"
