@@ -127,12 +127,14 @@ export interface LoadPlan {
 export interface LoadPosition {
   entry: number;
   chunk: number;
+  /** Bytes of that entry sent, when its pieces are not all MAX_LOAD_MESSAGE_DATA long (boxes streamed in place, `inPlace`). */
+  bytes?: number;
 }
 
 type BoxOutput = Extract<Output, { kind: "box" }>;
 
 export type LoadPart =
-  { kind: "entry"; item: string; entry: EntryRecord; targetDevice: string } | { kind: "chunk"; data: Buffer; crc32c: number };
+  { kind: "entry"; item: string; entry: EntryRecord; targetDevice: string } | { kind: "chunk"; data: Buffer; crc32c: number | undefined };
 
 /** Target device for a tensor saved on `saved`, per the rules above. */
 export function mapDevice(saved: string, devices: readonly string[], localRank: number, overrides: ReadonlyMap<string, string>): string {
@@ -245,16 +247,16 @@ export class CheckpointLoader {
    * `from` resumes a stream the consumer stopped after entry `entry` (counted across the
    * plan's items) and `chunk` of its chunks: the stream goes on with the next chunk.
    */
-  async *stream(plan: LoadPlan, from: LoadPosition = { entry: -1, chunk: 0 }): AsyncGenerator<LoadPart> {
+  async *stream(plan: LoadPlan, from: LoadPosition = { entry: -1, chunk: 0 }, opts: { inPlace?: boolean } = {}): AsyncGenerator<LoadPart> {
     const buffers = new ReadBuffers();
     try {
-      yield* this.parts(plan, from, buffers);
+      yield* this.parts(plan, from, buffers, opts.inPlace ?? false);
     } finally {
       buffers.recycle();
     }
   }
 
-  private async *parts(plan: LoadPlan, from: LoadPosition, buffers: ReadBuffers): AsyncGenerator<LoadPart> {
+  private async *parts(plan: LoadPlan, from: LoadPosition, buffers: ReadBuffers, inPlace: boolean): AsyncGenerator<LoadPart> {
     const base = this.dataDir.checkpointDir(plan.manifest.job, plan.manifest.checkpointId);
     // An item's pack file stays open across its entries: one open per small tensor cost
     // more than reading it.
@@ -266,7 +268,8 @@ export class CheckpointLoader {
         const skip = resumed ? from.chunk : 0;
         if (output.kind === "box") {
           if (!resumed) yield { kind: "entry", item: output.item, entry: output.entry, targetDevice: output.targetDevice };
-          yield* this.assemble(plan, output, skip, buffers);
+          const skipBytes = resumed && inPlace ? (from.bytes ?? 0) : skip * MAX_LOAD_MESSAGE_DATA;
+          yield* this.assemble(plan, output, skipBytes, buffers, inPlace);
           continue;
         }
         const { rank, item, entry } = output.copy;
@@ -324,14 +327,21 @@ export class CheckpointLoader {
 
   /**
    * A box's bytes in its row-major order, in pieces of MAX_LOAD_MESSAGE_DATA bytes (the last
-   * shorter), each with its CRC-32C; `skip` pieces were sent already. Each shard the box
+   * shorter), each with its CRC-32C; `skipBytes` bytes were sent already. With `inPlace`
+   * (the bytes are written where they go, nobody checks a piece's CRC-32C), a run of at least
+   * IN_PLACE_MIN_RUN bytes of one decoded chunk goes out as a view of it, without a CRC-32C. Each shard the box
    * intersects has a cursor that reads (ahead) only the stored chunks the box needs, in
    * order, and holds one decoded chunk: memory is one piece plus a few chunks per shard,
    * whatever the box's size.
    */
-  private async *assemble(plan: LoadPlan, o: BoxOutput, skip: number, buffers: ReadBuffers): AsyncGenerator<LoadPart> {
+  private async *assemble(
+    plan: LoadPlan,
+    o: BoxOutput,
+    skipBytes: number,
+    buffers: ReadBuffers,
+    inPlace: boolean,
+  ): AsyncGenerator<LoadPart> {
     const total = o.entry.rawBytes;
-    const skipBytes = skip * MAX_LOAD_MESSAGE_DATA;
     if (total === 0 || skipBytes >= total) return;
     const name = `item ${quote(o.item)} key ${quote(o.entry.key)}`;
     const regions = o.shards.map((s) => s.region);
@@ -381,13 +391,26 @@ export class CheckpointLoader {
         let bytes = seg.bytes;
         while (bytes > 0) {
           const { start, data } = await cursor.at(from);
+          const run = Math.min(bytes, start + data.length - from, MAX_LOAD_MESSAGE_DATA);
+          if (inPlace && run >= IN_PLACE_MIN_RUN) {
+            // A long run of one decoded chunk goes out as a view of it: no copy into `out`
+            // (after what `out` holds, to keep the byte order).
+            if (fill > 0) {
+              yield { kind: "chunk", data: out.subarray(0, fill), crc32c: undefined };
+              fill = 0;
+            }
+            yield { kind: "chunk", data: data.subarray(from - start, from - start + run), crc32c: undefined };
+            from += run;
+            bytes -= run;
+            continue;
+          }
           const n = Math.min(bytes, start + data.length - from, out.length - fill);
           data.copy(out, fill, from - start, from - start + n);
           fill += n;
           from += n;
           bytes -= n;
           if (fill === out.length) {
-            yield { kind: "chunk", data: out, crc32c: crc32c(out) };
+            yield { kind: "chunk", data: out, crc32c: inPlace ? undefined : crc32c(out) };
             fill = 0;
           }
         }
@@ -396,7 +419,7 @@ export class CheckpointLoader {
       }
       if (fill > 0) {
         const last = out.subarray(0, fill);
-        yield { kind: "chunk", data: last, crc32c: crc32c(last) };
+        yield { kind: "chunk", data: last, crc32c: inPlace ? undefined : crc32c(last) };
       }
     } finally {
       for (const c of cursors) await c.close();
@@ -463,6 +486,9 @@ export class CheckpointLoader {
     return { checkpointId: summary.checkpointId, chunks, bytes, damaged };
   }
 }
+
+/** Streaming in place (`inPlace`), a box's run of at least this many bytes in one decoded chunk goes out as a view of it. */
+const IN_PLACE_MIN_RUN = 64 << 10;
 
 /** Chunks a stream reads ahead of the one being decoded and sent. */
 const READ_AHEAD = 4;

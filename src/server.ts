@@ -290,7 +290,9 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
               // Each message carries the CRC-32C of its bytes, so a client can check end to end:
               // the stored chunk's own when it goes whole, the piece's when it was split.
               const whole = part.data.length <= MAX_LOAD_MESSAGE_DATA;
-              await out.sendChunk(part.data, (data) => ({ chunk: { data, crc32c: whole ? part.crc32c : crc32c(data) } }));
+              await out.sendChunk(part.data, (data) => ({
+                chunk: { data, crc32c: whole && part.crc32c !== undefined ? part.crc32c : crc32c(data) },
+              }));
               at.chunk++;
             }
           }
@@ -318,6 +320,8 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
       const started = process.hrtime.bigint();
       const guard = loadGuard(deps, call, "LoadShared");
       let segment: SharedSegment | undefined;
+      /** Destination mode: the client's destination file. */
+      let dest: SharedSegment | undefined;
       let ring: SlotRing | undefined;
       let closeLoad: (() => void) | undefined;
       void (async () => {
@@ -336,16 +340,46 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           );
         const plan = await planLoad(request, call.metadata);
         const r = (ring = new SlotRing(slots));
+        // Destination mode: every entry's bytes go to its place in the client's destination file.
+        const layout = first.value.start.destination ? destinationLayout(plan) : undefined;
+        let ok = call.write({
+          response: planMessage(plan, layout?.bytes ?? 0),
+        } satisfies LoadSharedResponseIn);
+        if (layout) {
+          // The client answers the plan with its destination (its step: the idle timeout applies).
+          const next = await guard.wait(requests.next());
+          if (next.done) throw new CkptdError(grpc.status.CANCELLED, "the client ended its LoadShared stream before its destination");
+          if (next.value.msg !== "destination")
+            throw invalidArgument("with start.destination set, the message after start must be destination");
+          checkBounds(next.value, "message");
+          const where = next.value.destination!.sharedMemoryPath;
+          if (where !== "") {
+            dest = await SharedSegment.open(deps.sharedMemory, where, "write");
+            if (dest.size < layout.bytes)
+              throw invalidArgument(
+                `the destination file ${where} has ${dest.size} bytes, less than the ${layout.bytes} bytes (LoadPlan.destination_bytes) this load needs`,
+              );
+          }
+        }
+        /** A client message the stream cannot take: the load ends with it. */
+        let refused: unknown;
         // The client's progress messages free slots while the chunks go out.
         void (async () => {
           for (;;) {
             const next = await requests.next();
             if (next.done) return r.fail(new CkptdError(grpc.status.CANCELLED, "the client ended its LoadShared stream"));
+            // A destination has no slots to release: nothing more may come.
+            if (dest) throw invalidArgument("after its destination, a LoadShared client sends nothing more");
             if (next.value.msg !== "progress") throw invalidArgument("after start, LoadShared messages must be progress");
             r.release(Number(next.value.progress!.sharedBytesReleased));
           }
-        })().catch((err: unknown) => r.fail(err));
-        let ok = call.write({ response: planMessage(plan) } satisfies LoadSharedResponseIn);
+        })().catch((err: unknown) => {
+          refused ??= err;
+          r.fail(err);
+        });
+        /** Destination mode: where the current entry starts in the destination, and its bytes written so far. */
+        let entryStart = 0;
+        let entryFilled = 0;
         // What the client was sent: where the loader resumes after a pause.
         const at: LoadPosition = { entry: -1, chunk: 0 };
         /** The slot asked for the next chunk; kept across a pause (the ring counts it as taken). */
@@ -353,8 +387,13 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         for (;;) {
           /** The client's step the stream paused for. */
           let pausedFor: Promise<unknown> | undefined;
-          for await (const part of loader.stream(plan, { ...at })) {
+          // In destination mode a box's pieces are views of the decoded chunks, of any length, with
+          // no CRC-32C of their own (the stored chunks were verified here; nobody else checks a
+          // piece's), so a resumed stream starts from the bytes sent.
+          const from = dest ? { ...at, bytes: entryFilled } : { ...at };
+          for await (const part of loader.stream(plan, from, { inPlace: dest !== undefined })) {
             if (call.cancelled) return;
+            if (refused !== undefined) throw refused;
             // Both waits are the client's steps (reading, freeing slots). One that takes a
             // while pauses the stream: the loader's buffers go back to the cache meanwhile.
             if (!ok) {
@@ -369,6 +408,28 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
               ok = call.write({ response: entryMessage(part) } satisfies LoadSharedResponseIn);
               at.entry++;
               at.chunk = 0;
+              if (dest) {
+                entryStart = layout!.offsets[at.entry]!;
+                entryFilled = 0;
+              }
+              continue;
+            }
+            if (dest) {
+              // The layout is the daemon's: the entry's bytes land in its own region, which the
+              // plan's sizes bound (a stream that sent more than announced would be a daemon bug).
+              const offset = entryStart + entryFilled;
+              if (entryFilled + part.data.length > layout!.sizes[at.entry]!)
+                throw new Error(`entry ${at.entry} streamed more bytes than its ${layout!.sizes[at.entry]} planned`);
+              await dest.write(part.data, offset);
+              entryFilled += part.data.length;
+              metrics.bytesSent.inc(part.data.length);
+              metrics.sharedMemoryBytes.inc({ direction: "load" }, part.data.length);
+              ok = call.write({
+                response: {
+                  sharedChunk: { offset, length: part.data.length, ...(part.crc32c !== undefined ? { crc32c: part.crc32c } : {}) },
+                },
+              } satisfies LoadSharedResponseIn);
+              at.chunk++;
               continue;
             }
             slot ??= r.acquire(part.data.length);
@@ -382,7 +443,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
             metrics.bytesSent.inc(part.data.length);
             metrics.sharedMemoryBytes.inc({ direction: "load" }, part.data.length);
             ok = call.write({
-              response: { sharedChunk: { offset, length: part.data.length, crc32c: part.crc32c } },
+              response: { sharedChunk: { offset, length: part.data.length, crc32c: part.crc32c ?? crc32c(part.data) } },
             } satisfies LoadSharedResponseIn);
             at.chunk++;
           }
@@ -404,6 +465,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         .finally(() => {
           ring?.fail(new CkptdError(grpc.status.CANCELLED, "the load ended"));
           void segment?.close();
+          void dest?.close();
           closeLoad?.();
           guard.dispose();
         });
@@ -465,9 +527,30 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
   }
 }
 
-function planMessage(plan: LoadPlan): LoadResponseIn {
+/** Alignment of each entry's start in a LoadShared destination file (a cache line; any dtype's element). */
+export const DESTINATION_ALIGN = 64;
+
+/**
+ * Where each entry of a plan lands in a LoadShared destination file: consecutive, each start
+ * rounded up to DESTINATION_ALIGN (see LoadDestination in the proto).
+ */
+export function destinationLayout(plan: LoadPlan): { offsets: number[]; sizes: number[]; bytes: number } {
+  const offsets: number[] = [];
+  const sizes: number[] = [];
+  let at = 0;
+  for (const o of plan.outputs) {
+    const size = o.kind === "box" ? o.entry.rawBytes : o.copy.entry.rawBytes;
+    offsets.push(at);
+    sizes.push(size);
+    at += Math.ceil(size / DESTINATION_ALIGN) * DESTINATION_ALIGN;
+  }
+  return { offsets, sizes, bytes: at };
+}
+
+function planMessage(plan: LoadPlan, destinationBytes = 0): LoadResponseIn {
   return {
     plan: {
+      destinationBytes,
       checkpoint: checkpointMessage(plan.checkpoint),
       sourceRank: plan.sourceRank,
       mapLocation: Object.fromEntries(plan.mapLocation),

@@ -547,6 +547,70 @@ describe("LoadShared and the TypeScript client", () => {
     expect(pauses(), "the daemon paused the load mid-box").toBeGreaterThan(pausedBefore);
   }, 60_000);
 
+  it("a LoadShared of boxes in destination mode writes each box at its place in the layout, bit-exact", async () => {
+    const ring = path.join(shmDir, "dest-ring");
+    fs.writeFileSync(ring, Buffer.alloc(4 * MiB));
+    const dest = path.join(shmDir, "dest-file");
+    const boxes: [Global, number[], number[]][] = [
+      [BIG, [2000, 0], [3000, 1024]], // long runs across the shard split: views of the decoded chunks
+      [COL, [0, 4], [5, 2]], // short runs: copied together
+      [BIG, [10, 0], [1, 1024]],
+    ];
+    const sizes: number[] = [];
+    const slices: { offset: number; length: number }[][] = [];
+    let destinationBytes = 0;
+    const error = await new Promise<grpc.ServiceError | undefined>((resolve) => {
+      const call = client.LoadShared();
+      call.on("data", (m: LoadSharedResponse) => {
+        const r = m.response!;
+        if (r.msg === "plan") {
+          destinationBytes = Number(r.plan!.destinationBytes);
+          fs.writeFileSync(dest, Buffer.alloc(destinationBytes, 0xa5));
+          call.write({ destination: { sharedMemoryPath: dest } });
+        } else if (r.msg === "entry") {
+          sizes.push(Number(r.entry!.sizeBytes));
+          slices.push([]);
+        } else if (r.msg === "sharedChunk") {
+          expect(r.sharedChunk!.crc32c, "in place, a box's pieces carry no CRC of their own").toBeUndefined();
+          slices[slices.length - 1]!.push({ offset: Number(r.sharedChunk!.offset), length: r.sharedChunk!.length });
+        }
+      });
+      call.on("error", (e: grpc.ServiceError) => resolve(e));
+      call.on("end", () => resolve(undefined));
+      call.write({
+        start: {
+          request: {
+            job: JOB,
+            checkpointId: "two",
+            boxes: boxes.map(([g, offsets, lengths]) => ({ item: "model", key: g.key, offsets, lengths })),
+          },
+          sharedMemoryPath: ring,
+          destination: true,
+        },
+      });
+    });
+    expect(error, `${error?.details}`).toBeUndefined();
+    expect(sizes).toHaveLength(3);
+    const file = fs.readFileSync(dest);
+    expect(file.length).toBe(destinationBytes);
+    const want = [rowsBytes(BIG, 2000, 3000), boxBytes(COL, [0, 4], [5, 2]), rowsBytes(BIG, 10, 1)];
+    let at = 0;
+    for (let i = 0; i < 3; i++) {
+      // Each entry starts 64-aligned after the last, and its slices follow each other there.
+      let next = at;
+      for (const s of slices[i]!) {
+        expect(s.offset).toBe(next);
+        next += s.length;
+      }
+      expect(next - at).toBe(sizes[i]);
+      expect(file.subarray(at, at + sizes[i]!).equals(want[i]!), `box ${i}`).toBe(true);
+      at += Math.ceil(sizes[i]! / 64) * 64;
+    }
+    expect(at).toBe(destinationBytes);
+    // The first box went out in runs longer than a copied piece: views of the decoded chunks.
+    expect(slices[0]!.length).toBeGreaterThan(1);
+  }, 60_000);
+
   it("loads resharded boxes on the Load stream with the TypeScript client", async () => {
     const ts = new CkptdClient({ address: daemon.address });
     try {

@@ -19,6 +19,7 @@ import type { InlineEntryIn as _ckptd_v1_InlineEntryIn, InlineEntry as _ckptd_v1
 import type { ItemManifestIn as _ckptd_v1_ItemManifestIn, ItemManifest as _ckptd_v1_ItemManifest } from './ckptd/v1/ItemManifest.js';
 import type { ListCheckpointsRequestIn as _ckptd_v1_ListCheckpointsRequestIn, ListCheckpointsRequest as _ckptd_v1_ListCheckpointsRequest } from './ckptd/v1/ListCheckpointsRequest.js';
 import type { ListCheckpointsResponseIn as _ckptd_v1_ListCheckpointsResponseIn, ListCheckpointsResponse as _ckptd_v1_ListCheckpointsResponse } from './ckptd/v1/ListCheckpointsResponse.js';
+import type { LoadDestinationIn as _ckptd_v1_LoadDestinationIn, LoadDestination as _ckptd_v1_LoadDestination } from './ckptd/v1/LoadDestination.js';
 import type { LoadEntryIn as _ckptd_v1_LoadEntryIn, LoadEntry as _ckptd_v1_LoadEntry } from './ckptd/v1/LoadEntry.js';
 import type { LoadPlanIn as _ckptd_v1_LoadPlanIn, LoadPlan as _ckptd_v1_LoadPlan } from './ckptd/v1/LoadPlan.js';
 import type { LoadProgressIn as _ckptd_v1_LoadProgressIn, LoadProgress as _ckptd_v1_LoadProgress } from './ckptd/v1/LoadProgress.js';
@@ -80,6 +81,7 @@ export interface ProtoGrpcType {
       ItemManifest: MessageTypeDefinition<_ckptd_v1_ItemManifestIn, _ckptd_v1_ItemManifest>
       ListCheckpointsRequest: MessageTypeDefinition<_ckptd_v1_ListCheckpointsRequestIn, _ckptd_v1_ListCheckpointsRequest>
       ListCheckpointsResponse: MessageTypeDefinition<_ckptd_v1_ListCheckpointsResponseIn, _ckptd_v1_ListCheckpointsResponse>
+      LoadDestination: MessageTypeDefinition<_ckptd_v1_LoadDestinationIn, _ckptd_v1_LoadDestination>
       LoadEntry: MessageTypeDefinition<_ckptd_v1_LoadEntryIn, _ckptd_v1_LoadEntry>
       LoadPlan: MessageTypeDefinition<_ckptd_v1_LoadPlanIn, _ckptd_v1_LoadPlan>
       LoadProgress: MessageTypeDefinition<_ckptd_v1_LoadProgressIn, _ckptd_v1_LoadProgress>

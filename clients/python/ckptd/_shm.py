@@ -281,3 +281,40 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+class Destination:
+    """The destination file of a LoadShared in destination mode: the daemon writes every
+    entry's bytes at its place in the load's layout (``LoadDestination`` in the proto), and
+    the loaded tensors are views of this mapping, so nothing is copied on this side.
+
+    Named like a load ring (``ckptd-load-…``, swept the same way when its process died
+    before the daemon opened it); its name goes once the daemon has it open, and the
+    mapping lives as long as a tensor viewing it. Unlike a ring's, the pages are not
+    allocated up front: the daemon's writes allocate them, and allocating first would zero
+    every page once before the daemon overwrites it (a tenth of a load's time). A
+    directory without room for the whole file (a container's 64 MiB /dev/shm, say) is
+    refused here instead (the client then asks for no destination).
+    """
+
+    def __init__(self, directory: str, size: int):
+        self.size = size
+        st = os.statvfs(directory)
+        if st.f_bavail * st.f_frsize < size:
+            raise OSError(f"{directory} has {st.f_bavail * st.f_frsize} bytes free, less than {size}")
+        _sweep_once(directory)
+        self.path = os.path.join(directory, f"ckptd-load-{pid_namespace()}-{os.getpid()}-{secrets.token_hex(6)}")
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            # mmap refuses an empty mapping: a load of empty entries only maps one byte.
+            os.ftruncate(fd, max(size, 1))
+            self.mm = mmap.mmap(fd, max(size, 1))
+        except BaseException:
+            os.close(fd)
+            _unlink(self.path)
+            raise
+        os.close(fd)
+
+    def unlink(self) -> None:
+        """Removes the file's name (the daemon holds it open, the mapping keeps the pages)."""
+        _unlink(self.path)

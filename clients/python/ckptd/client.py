@@ -33,7 +33,7 @@ from ._proto import evaluation_service_pb2_grpc as eval_grpc
 from ._proto import retention_service_pb2 as ret_pb
 from ._proto import retention_service_pb2_grpc as ret_grpc
 from .errors import CkptdError, DaemonUnavailable, DataLoss, FailedPrecondition, Internal, InvalidArgument
-from .tensors import (TensorAssembler, TensorFiller, TensorInfo, _Staging, dtype_name, is_wire_tensor, tensor_chunks,
+from .tensors import (MappedTensor, TensorAssembler, TensorFiller, TensorInfo, _Staging, dtype_name, is_wire_tensor, tensor_chunks,
                       tensor_info, tensor_spec, torch_dtype)
 
 __all__ = [
@@ -443,6 +443,10 @@ _OUTCOMES = {pb.COMMIT_OUTCOME_COMMITTED: "COMMITTED", pb.COMMIT_OUTCOME_ABORTED
 _EVENT_TYPES = {eval_pb.CHECKPOINT_EVENT_TYPE_COMMITTED: "COMMITTED", eval_pb.CHECKPOINT_EVENT_TYPE_DELETED: "DELETED"}
 
 
+#: Each entry's start in a LoadShared destination is a multiple of this (the daemon's layout).
+DESTINATION_ALIGN = 64
+
+
 def _varint(n: int) -> bytes:
     out = bytearray()
     while n >= 0x80:
@@ -643,6 +647,9 @@ class CkptdClient:
         #: With it on, a tensor changed between its checksum and its copy into the ring fails
         #: the save instead of being stored as copied.
         self.verify_shared_saves = False
+        #: Host loads from a daemon that offers it: tensors are views of one shared mapping the
+        #: daemon writes in place (LoadDestination), so this side copies nothing.
+        self.load_destinations = True
         options = dict(CHANNEL_OPTIONS)
         options.update(dict(channel_options))
         options = list(options.items())
@@ -1016,8 +1023,12 @@ class CkptdClient:
                            boxes=boxes, shard_as=shard_as)
         shm_dir = self._shm_dir
         while shm_dir is not None:
+            # Host tensors are views of a destination mapping the daemon writes in place; tensors
+            # for a device, or a caller's destinations (into), come through the ring.
+            direct = into is None and (place is False or place is True) and self.load_destinations
             try:
-                return self._assemble(self._load_shared_parts(shm_dir, req, timeout=timeout),
+                return self._assemble(self._load_shared_parts(shm_dir, req, timeout=timeout,
+                                                              destination=direct and (place is False or "host")),
                                       job, checkpoint_id, rank, source_rank, place, into, req)
             except _shm.SharedUnavailable as err:
                 self._shared_memory_refused(err)
@@ -1072,26 +1083,38 @@ class CkptdClient:
             kind = msg.WhichOneof("msg")
             yield (kind, msg.chunk.data if kind == "chunk" else getattr(msg, kind) if kind else None)
 
-    def _load_shared_parts(self, shm_dir: str, req: pb.LoadRequest, *, timeout: Optional[float]) -> Iterator[tuple]:
+    def _load_shared_parts(self, shm_dir: str, req: pb.LoadRequest, *, timeout: Optional[float],
+                           destination: Union[bool, str] = False) -> Iterator[tuple]:
         """(kind, payload) of a LoadShared stream for a checked LoadRequest (see
         :func:`load_request`); a chunk's payload is a view of a ring slot, valid until the
-        next part is asked for (copy it out before)."""
+        next part is asked for (copy it out before).
+
+        ``destination`` (True; "host": only when every tensor's target is the host): ask
+        for destination mode. When the daemon offers it, a ("destination", mapping) part
+        follows the plan, and each slice the daemon wrote in place comes as ("placed",
+        (offset, length)) of that mapping instead of a chunk."""
         job, checkpoint_id, rank = req.job, req.checkpoint_id, req.rank
         ring = self._ring(shm_dir, MAX_CHUNK_BYTES, "load")
-        progress: "queue.SimpleQueue[Optional[int]]" = queue.SimpleQueue()
+        progress: "queue.SimpleQueue[Union[None, int, pb.LoadSharedRequest]]" = queue.SimpleQueue()
 
         def requests():
-            yield pb.LoadSharedRequest(start=pb.LoadSharedStart(request=req, **self._ring_fields(ring)))
+            yield pb.LoadSharedRequest(start=pb.LoadSharedStart(request=req, destination=bool(destination),
+                                                                **self._ring_fields(ring)))
             while True:
                 released = progress.get()
                 if released is None:
                     return
+                if isinstance(released, pb.LoadSharedRequest):
+                    yield released
+                    continue
                 yield pb.LoadSharedRequest(progress=pb.LoadProgress(shared_bytes_released=released))
 
         call = self._load_shared_rpc(requests(), timeout=timeout)
         started = False
         finished = False
         released = 0
+        dest: Optional[_shm.Destination] = None
+        dest_opened = False
         try:
             for resp in call:
                 msg = resp.response
@@ -1099,6 +1122,28 @@ class CkptdClient:
                 if not started:
                     started = True
                     ring.unlink()  # the daemon holds the file open now
+                elif dest is not None and not dest_opened:
+                    dest_opened = True
+                    dest.unlink()  # the daemon opened it before it sent anything after the plan
+                if kind == "plan" and destination:
+                    dest = self._destination(shm_dir, msg.plan, destination)
+                    progress.put(pb.LoadSharedRequest(destination=pb.LoadDestination(
+                        shared_memory_path="" if dest is None else dest.path)))
+                    yield ("plan", msg.plan)
+                    if dest is not None:
+                        yield ("destination", dest.mm)
+                    continue
+                if kind == "shared_chunk" and dest is not None:
+                    c = msg.shared_chunk
+                    if c.offset + c.length > dest.size:
+                        raise _protocol(f"a slice [{c.offset}, +{c.length}) outside the {dest.size}-byte destination")
+                    if self.verify_shared_loads and c.HasField("crc32c"):
+                        with memoryview(dest.mm)[c.offset:c.offset + c.length] as view:
+                            if _crc.crc32c(view) != c.crc32c:
+                                raise DataLoss(f"a chunk of {c.length} bytes failed its CRC-32C check in shared memory "
+                                               f"(job {job}, checkpoint {checkpoint_id}, rank {rank})")
+                    yield ("placed", (c.offset, c.length))
+                    continue
                 if kind == "shared_chunk":
                     c = msg.shared_chunk
                     view = ring.view(c.offset, c.length)
@@ -1124,6 +1169,22 @@ class CkptdClient:
             if not finished:
                 call.cancel()
             ring.close()
+            if dest is not None:
+                dest.unlink()
+
+    @staticmethod
+    def _destination(shm_dir: str, plan: pb.LoadPlan, destination: Union[bool, str]) -> "Optional[_shm.Destination]":
+        """The destination file for a plan that offers destination mode, or None (the ring then)."""
+        size = plan.destination_bytes
+        if size == 0 or size < plan.total_bytes:
+            return None  # a daemon without destination mode (or a layout that cannot hold the load)
+        if destination == "host" and any(p.target_device not in ("", "cpu") for p in plan.placements):
+            return None
+        try:
+            return _shm.Destination(shm_dir, size)
+        except OSError as err:
+            log.info("no load destination in %s (%s): the ring instead", shm_dir, err)
+            return None
 
     def _assemble(self, parts: Iterator[tuple], job: str, checkpoint_id: str, rank: int, source_rank: Optional[int],
                   place, into: Optional[Sequence[Any]] = None, req: Optional[pb.LoadRequest] = None) -> LoadedItems:
@@ -1141,6 +1202,9 @@ class CkptdClient:
         where = ""
         total = 0
         staging = _Staging() if _has_torch() else None
+        #: Destination mode: the mapping the daemon writes entries into, and where the next entry starts.
+        mapping = None
+        next_offset = 0
 
         def finish() -> None:
             nonlocal current, obj_parts
@@ -1173,6 +1237,8 @@ class CkptdClient:
                     raise _protocol("an entry before the plan")
                 finish()
                 e = payload
+                entry_offset = next_offset
+                next_offset += -(-e.size_bytes // DESTINATION_ALIGN) * DESTINATION_ALIGN
                 where = f"entry {e.item}/{e.key} of {job}/{checkpoint_id} rank {rank if source_rank is None else source_rank}"
                 item = loaded.items.setdefault(e.item, {})
                 if e.key in item and not by_boxes:
@@ -1191,6 +1257,10 @@ class CkptdClient:
                     target = e.target_device or spec.device
                     if dest is not None:
                         current = TensorFiller(info, dest, where, staging)
+                    elif mapping is not None:
+                        if entry_offset + info.nbytes > len(mapping):
+                            raise _protocol(f"{where} past the end of the {len(mapping)}-byte destination")
+                        current = MappedTensor(info, mapping, entry_offset)
                     else:
                         if place is True:
                             device = target
@@ -1220,6 +1290,24 @@ class CkptdClient:
                     obj_parts.append(bytes(data))
                 else:
                     raise _protocol("a chunk outside an entry")
+            elif kind == "destination":
+                if not have_plan or n_entries > 0 or mapping is not None:
+                    raise _protocol("a destination after the first entry")
+                mapping = payload
+            elif kind == "placed":
+                offset, length = payload
+                total += length
+                if isinstance(current, MappedTensor):
+                    try:
+                        current.place(offset, length)
+                    except ValueError as err:
+                        raise DataLoss(f"{where}: {err}") from None
+                elif obj_parts is not None:
+                    if offset != entry_offset + sum(len(p) for p in obj_parts) or offset + length > len(mapping):
+                        raise DataLoss(f"{where}: a slice [{offset}, +{length}) that is not the object's next bytes")
+                    obj_parts.append(bytes(memoryview(mapping)[offset:offset + length]))
+                else:
+                    raise _protocol("a placed slice outside an entry")
             else:
                 raise _protocol("a message without a plan, entry or chunk")
         finish()

@@ -254,6 +254,32 @@ class TensorAssembler:
         return host.view(numpy_dtype(self.info.dtype)).reshape(self.info.shape)
 
 
+class MappedTensor(TensorAssembler):
+    """A tensor whose bytes the daemon writes in place: a view of ``length`` bytes at
+    ``offset`` of a LoadShared destination mapping (host memory). Nothing is copied: each
+    placed slice is only checked to be the next one of the tensor's region."""
+
+    def __init__(self, info: TensorInfo, mapping, offset: int):
+        self.info = info
+        self.filled = 0
+        self.device = None
+        self.offset = offset
+        if info.nbytes == 0:
+            self._host = np.empty(0, dtype=np.uint8)
+        else:
+            self._host = np.frombuffer(mapping, dtype=np.uint8, count=info.nbytes, offset=offset)
+
+    def add(self, data: bytes) -> None:
+        raise ValueError("the bytes of a mapped tensor are placed, not added")
+
+    def place(self, offset: int, length: int) -> None:
+        """The daemon wrote ``length`` bytes at ``offset`` of the mapping: the tensor's next ones."""
+        if offset != self.offset + self.filled or self.filled + length > self.info.nbytes:
+            raise ValueError(f"a slice [{offset}, +{length}) that is not the next of the tensor's "
+                             f"[{self.offset}, +{self.info.nbytes}) after {self.filled} bytes")
+        self.filled += length
+
+
 class _Staging:
     """A reusable host buffer for host-to-device copies (pinned when CUDA is available)."""
 

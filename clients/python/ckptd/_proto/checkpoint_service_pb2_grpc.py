@@ -151,6 +151,9 @@ class CheckpointServiceServicer(object):
         SharedChunk naming it instead of the bytes. The client's first message names the
         load and the ring (by handle or path; a whole number of 4 MiB slots); it then reports the bytes it
         has copied out, and the daemon reuses a slot only once the client released it.
+        In destination mode (LoadSharedStart.destination) the client answers the plan with
+        a LoadDestination instead, and the daemon writes every entry at its place in that
+        file: no slots, no copies out, no progress.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -132,6 +132,9 @@ export interface CheckpointServiceClient extends grpc.Client {
    * SharedChunk naming it instead of the bytes. The client's first message names the
    * load and the ring (by handle or path; a whole number of 4 MiB slots); it then reports the bytes it
    * has copied out, and the daemon reuses a slot only once the client released it.
+   * In destination mode (LoadSharedStart.destination) the client answers the plan with
+   * a LoadDestination instead, and the daemon writes every entry at its place in that
+   * file: no slots, no copies out, no progress.
    */
   LoadShared(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_ckptd_v1_LoadSharedRequestIn, _ckptd_v1_LoadSharedResponse>;
   LoadShared(options?: grpc.CallOptions): grpc.ClientDuplexStream<_ckptd_v1_LoadSharedRequestIn, _ckptd_v1_LoadSharedResponse>;
@@ -141,6 +144,9 @@ export interface CheckpointServiceClient extends grpc.Client {
    * SharedChunk naming it instead of the bytes. The client's first message names the
    * load and the ring (by handle or path; a whole number of 4 MiB slots); it then reports the bytes it
    * has copied out, and the daemon reuses a slot only once the client released it.
+   * In destination mode (LoadSharedStart.destination) the client answers the plan with
+   * a LoadDestination instead, and the daemon writes every entry at its place in that
+   * file: no slots, no copies out, no progress.
    */
   loadShared(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_ckptd_v1_LoadSharedRequestIn, _ckptd_v1_LoadSharedResponse>;
   loadShared(options?: grpc.CallOptions): grpc.ClientDuplexStream<_ckptd_v1_LoadSharedRequestIn, _ckptd_v1_LoadSharedResponse>;
@@ -239,6 +245,9 @@ export interface CheckpointServiceHandlers extends grpc.UntypedServiceImplementa
    * SharedChunk naming it instead of the bytes. The client's first message names the
    * load and the ring (by handle or path; a whole number of 4 MiB slots); it then reports the bytes it
    * has copied out, and the daemon reuses a slot only once the client released it.
+   * In destination mode (LoadSharedStart.destination) the client answers the plan with
+   * a LoadDestination instead, and the daemon writes every entry at its place in that
+   * file: no slots, no copies out, no progress.
    */
   LoadShared: grpc.handleBidiStreamingCall<_ckptd_v1_LoadSharedRequest, _ckptd_v1_LoadSharedResponseIn>;
   

@@ -33,6 +33,11 @@ export interface LoadPlanIn {
    * rank's shard.
    */
   'resharded'?: (boolean);
+  /**
+   * LoadShared with LoadSharedStart.destination only: the bytes a LoadDestination file needs for this
+   * load's layout (see LoadDestination); 0 otherwise, and from a daemon that has no destination mode.
+   */
+  'destinationBytes'?: (number | string | Long);
 }
 
 /**
@@ -64,4 +69,9 @@ export interface LoadPlan {
    * rank's shard.
    */
   'resharded': (boolean);
+  /**
+   * LoadShared with LoadSharedStart.destination only: the bytes a LoadDestination file needs for this
+   * load's layout (see LoadDestination); 0 otherwise, and from a daemon that has no destination mode.
+   */
+  'destinationBytes': (number);
 }

@@ -23,6 +23,13 @@ export interface LoadSharedStartIn {
    * stream with "shared memory unavailable".
    */
   'sharedMemoryHandle'?: (_ckptd_v1_SharedMemoryHandleIn | null);
+  /**
+   * Destination mode: the client will answer the plan with one LoadDestination message, and the
+   * daemon writes no chunk before it arrived. A daemon that offers it says so in
+   * LoadPlan.destination_bytes (a daemon that predates it leaves that 0 and ignores this field: the
+   * client then sends no LoadDestination and reads the ring as before).
+   */
+  'destination'?: (boolean);
 }
 
 /**
@@ -45,4 +52,11 @@ export interface LoadSharedStart {
    * stream with "shared memory unavailable".
    */
   'sharedMemoryHandle': (_ckptd_v1_SharedMemoryHandle | null);
+  /**
+   * Destination mode: the client will answer the plan with one LoadDestination message, and the
+   * daemon writes no chunk before it arrived. A daemon that offers it says so in
+   * LoadPlan.destination_bytes (a daemon that predates it leaves that 0 and ignores this field: the
+   * client then sends no LoadDestination and reads the ring as before).
+   */
+  'destination': (boolean);
 }
