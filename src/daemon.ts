@@ -19,7 +19,7 @@ import { peerServiceHandlers } from "./peer-server.js";
 import { evaluationServiceHandlers, retentionServiceHandlers } from "./evaluation-server.js";
 import { Evaluations } from "./evaluations.js";
 import { EventLog } from "./events.js";
-import { CheckpointLoader, setLoadBudget } from "./loader.js";
+import { CheckpointLoader } from "./loader.js";
 import { raiseConnectionWindow, raiseStreamWindow } from "./http2-window.js";
 import { Metrics } from "./metrics.js";
 import type { DaemonOptions } from "./options.js";
@@ -28,7 +28,7 @@ import { Retention } from "./retention.js";
 import { checkpointServiceHandlers } from "./server.js";
 import type { StreamGuard } from "./stream-guard.js";
 import { DataDir, listQuarantine } from "./storage.js";
-import { openWriteIo, setWriteIo } from "./direct-io.js";
+import { openWriteIo, type WriteIo } from "./direct-io.js";
 import { boundedHandlers } from "./limits.js";
 import { closeSharedMemoryConfig, openSharedMemoryConfig, SHARED_MEMORY_OFF, type SharedMemoryConfig } from "./shared-memory.js";
 
@@ -155,7 +155,6 @@ export class Daemon {
       streamBuffers: this.options.streamWriteBuffers,
       jobSharePercent: this.options.jobMemorySharePercent,
     });
-    setWriteIo(io);
     const shm = openSharedMemoryConfig(this.options.sharedMemoryDir);
     this.sharedMemory = shm.config;
     this.log.info(
@@ -169,7 +168,7 @@ export class Daemon {
       "save path I/O",
     );
     this.state = "recovering";
-    this.addServices();
+    this.addServices(io);
     const credentials = this.credentials();
     if (this.options.metricsListen) {
       this.metricsAddress = await this.metrics.listen(this.options.metricsListen);
@@ -213,13 +212,12 @@ export class Daemon {
     return this.boundAddress;
   }
 
-  private addServices(): void {
+  private addServices(writeIo: WriteIo): void {
     const { grpcObject } = loadWire();
     const v1 = grpcObject.ckptd.v1;
-    const loader = new CheckpointLoader(this.dataDir, this.catalog, (bytes) => this.metrics.loadStoredBytesRead.inc(bytes));
     // One budget for what loads hold: read buffers and messages queued for clients.
     const loadBudget = new ByteBudget(this.options.loadBudgetBytes);
-    setLoadBudget(loadBudget);
+    const loader = new CheckpointLoader(this.dataDir, this.catalog, (bytes) => this.metrics.loadStoredBytesRead.inc(bytes), loadBudget);
     this.server.addService(
       v1.CheckpointService.service,
       boundedHandlers(
@@ -236,6 +234,7 @@ export class Daemon {
           activeSaves: this.activeSaves,
           saveGuards: this.saveGuards,
           sharedMemory: this.sharedMemory,
+          writeIo,
           maxWorldSize: this.options.maxWorldSize,
           notCoordinator: this.notCoordinator(),
           streamLimits: {

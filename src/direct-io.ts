@@ -39,17 +39,6 @@ export interface WriteIo {
 /** Buffered I/O only: what a writer uses when the daemon configured nothing (tests, tools). */
 export const BUFFERED_IO: WriteIo = { pool: undefined, directOffReason: "not configured" };
 
-let processWriteIo: WriteIo = BUFFERED_IO;
-
-/** The I/O new ItemWriters use by default: set once by the daemon at start. */
-export function setWriteIo(io: WriteIo): void {
-  processWriteIo = io;
-}
-
-export function currentWriteIo(): WriteIo {
-  return processWriteIo;
-}
-
 /**
  * Sets up the save path's I/O on a data directory (`dir`: a scratch directory on its
  * filesystem): probes O_DIRECT there (tmpfs and some

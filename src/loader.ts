@@ -163,7 +163,14 @@ export class CheckpointLoader {
     private readonly catalog: Catalog,
     /** Told the stored bytes of every chunk a load reads. */
     private readonly onStoredRead: (bytes: number) => void = () => {},
-  ) {}
+    /** What the read buffers of all this loader's streams count against (the daemon's --load-budget-mib). */
+    budget: ByteBudget = new ByteBudget(Number.MAX_SAFE_INTEGER),
+  ) {
+    this.memory = new ReadMemory(budget);
+  }
+
+  /** The read buffers every stream of this loader shares. */
+  private readonly memory: ReadMemory;
 
   async plan(spec: LoadSpec): Promise<LoadPlan> {
     checkName("job", spec.job);
@@ -248,7 +255,7 @@ export class CheckpointLoader {
    * plan's items) and `chunk` of its chunks: the stream goes on with the next chunk.
    */
   async *stream(plan: LoadPlan, from: LoadPosition = { entry: -1, chunk: 0 }, opts: { inPlace?: boolean } = {}): AsyncGenerator<LoadPart> {
-    const buffers = new ReadBuffers();
+    const buffers = new ReadBuffers(this.memory);
     try {
       yield* this.parts(plan, from, buffers, opts.inPlace ?? false);
     } finally {
@@ -436,7 +443,7 @@ export class CheckpointLoader {
     const summary = this.catalog.get(job, checkpointId);
     const manifest = await this.catalog.readManifest(summary);
     const base = this.dataDir.checkpointDir(job, summary.checkpointId);
-    const buffers = new ReadBuffers();
+    const buffers = new ReadBuffers(this.memory);
     const damaged: ChunkDamage[] = [];
     let chunks = 0;
     let bytes = 0;
@@ -499,8 +506,6 @@ const REUSE_MIN_BYTES = 64 << 10;
 const DIRECT_READ_MIN_BYTES = 1 << 20;
 /** An aligned read covers a chunk's frame (at most 4 MiB + 15 bytes) widened to block boundaries at both ends. */
 const DIRECT_READ_BUFFER_BYTES = LZ4_MAX_BLOCK + 3 * DIRECT_ALIGN;
-/** False once O_DIRECT reads turned out not to work here (no buffer alignment passes): buffered from then on. */
-let directReadsWork = fs.constants.O_DIRECT !== undefined;
 
 /**
  * Opens an entry file for reading: with O_DIRECT when it is large and the filesystem
@@ -515,7 +520,7 @@ async function openForRead(
   const last = chunks[chunks.length - 1];
   // The entry's bytes, not the file's end: a packed entry may lie far into a pack file.
   const size = last ? last.offset + last.storedBytes - chunks[0]!.offset : 0;
-  if (directReadsWork && size >= DIRECT_READ_MIN_BYTES) {
+  if (buffers.memory.directReads && size >= DIRECT_READ_MIN_BYTES) {
     let fh: fsp.FileHandle | undefined;
     try {
       fh = await fsp.open(file, fs.constants.O_RDONLY | fs.constants.O_DIRECT);
@@ -528,7 +533,7 @@ async function openForRead(
         buffers.putAligned(probe);
         return { fh, direct: true };
       }
-      directReadsWork = false;
+      buffers.memory.directReads = false;
       await fh.close();
     }
   }
@@ -555,7 +560,9 @@ const KIND_BYTES: Record<BufferKind, number> = {
  * messages).
  */
 class ReadMemory {
-  budget = new ByteBudget(Number.MAX_SAFE_INTEGER);
+  /** False once O_DIRECT reads turned out not to work here (no buffer alignment passes): buffered from then on. */
+  directReads = fs.constants.O_DIRECT !== undefined;
+  constructor(private readonly budget: ByteBudget) {}
   /** Streams with buffers of their own (ReadBuffers not yet recycled). */
   active = 0;
   private readonly waiters: (() => void)[] = [];
@@ -639,14 +646,8 @@ class ReadMemory {
   }
 }
 
-const memory = new ReadMemory();
 /** How long a stream waits for room before it takes a buffer it cannot do without anyway. */
 const MUST_WAIT_MS = 1_000;
-
-/** Sets the budget the read buffers of all load streams count against (the daemon's --load-budget-mib). */
-export function setLoadBudget(budget: ByteBudget): void {
-  memory.budget = budget;
-}
 
 /**
  * Reusable read buffers of one stream. Allocating a fresh 4 MiB buffer per chunk costs page
@@ -665,8 +666,8 @@ export class ReadBuffers {
   /** Buffers this stream took from the shared memory and has not given back. */
   private owned = 0;
 
-  constructor() {
-    memory.active++;
+  constructor(readonly memory: ReadMemory) {
+    this.memory.active++;
   }
 
   /** The buffer compressed chunks are decoded into (one chunk at a time). */
@@ -678,7 +679,7 @@ export class ReadBuffers {
   recycle(): void {
     if (this.recycled) return;
     this.recycled = true;
-    memory.active--;
+    this.memory.active--;
     for (const b of this.free.splice(0)) this.giveBack("plain", b);
     for (const b of this.freeAligned.splice(0)) this.giveBack("aligned", b);
     if (this.decoded) this.giveBack("decode", this.decoded);
@@ -687,15 +688,15 @@ export class ReadBuffers {
 
   /** A buffer from the shared memory; an optional one only within the stream's share. */
   private async take(kind: BufferKind, make: () => Buffer | undefined, optional: boolean): Promise<Buffer | undefined> {
-    if (optional && this.owned >= memory.share) return undefined;
-    const b = optional ? memory.tryTake(kind, make) : await memory.take(kind, make);
+    if (optional && this.owned >= this.memory.share) return undefined;
+    const b = optional ? this.memory.tryTake(kind, make) : await this.memory.take(kind, make);
     if (b) this.owned++;
     return b;
   }
 
   private giveBack(kind: BufferKind, b: Buffer): void {
     this.owned--;
-    memory.put(kind, b);
+    this.memory.put(kind, b);
   }
 
   /** A buffer of `size` bytes; with `optional`, undefined when the budget has no room for a new one. */
@@ -711,7 +712,7 @@ export class ReadBuffers {
     if (buf.length < REUSE_MIN_BYTES) return;
     const whole = Buffer.from(buf.buffer, buf.byteOffset, buf.buffer.byteLength - buf.byteOffset);
     // A stream that waits for a buffer it cannot do without gets this one's read-ahead.
-    if (this.recycled || memory.waiting) this.giveBack("plain", whole);
+    if (this.recycled || this.memory.waiting) this.giveBack("plain", whole);
     else this.free.push(whole);
   }
 
@@ -732,7 +733,7 @@ export class ReadBuffers {
   }
 
   putAligned(buf: Buffer): void {
-    if (this.recycled || memory.waiting) this.giveBack("aligned", buf);
+    if (this.recycled || this.memory.waiting) this.giveBack("aligned", buf);
     else this.freeAligned.push(buf);
   }
 }

@@ -25,7 +25,7 @@ import { outcomeToWire, type CheckpointCoordinator, type Decision, type SaveTick
 import { LZ4_MAX_BLOCK } from "./codec.js";
 import { SpareBuffers, type PoolLease } from "./buffer-pool.js";
 import type { ByteBudget } from "./byte-budget.js";
-import { currentWriteIo } from "./direct-io.js";
+import type { WriteIo } from "./direct-io.js";
 import { CkptdError, failedPrecondition, invalidArgument, resourceExhausted, toServiceError, unavailable } from "./errors.js";
 import { ItemWriter, type EntrySpec } from "./item-writer.js";
 import type { CheckpointLoader, LoadPart, LoadPlan, LoadPosition } from "./loader.js";
@@ -56,6 +56,8 @@ export interface ServiceDeps {
   saveGuards: Set<StreamGuard>;
   /** Where SaveShared clients may put their bytes. */
   sharedMemory: SharedMemoryConfig;
+  /** How save streams write: the O_DIRECT buffer pool, or buffered I/O. */
+  writeIo: WriteIo;
   /** Largest world_size a Save or Commit may name. */
   maxWorldSize: number;
   /** On a multi-node participant: why deletions must go to the coordinator (undefined elsewhere). */
@@ -824,7 +826,7 @@ async function saveItem(
         );
         // A decision while the stream waits for its client ends the stream at once.
         unwatch = ticket.attempt.watchStream((err) => guard.stop(err));
-        const io = currentWriteIo();
+        const io = deps.writeIo;
         lease = io.pool?.lease(h.job);
         writer = new ItemWriter(h.item, ticket.dir, io, lease?.shares);
         await writer.open();
