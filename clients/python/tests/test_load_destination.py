@@ -1,7 +1,9 @@
 """LoadShared destination mode: the daemon writes every entry at its place in the load's
 layout in one destination file, and host tensors are views of that file's mapping. The
 daemon picks every offset; a client only names a file, checked like a ring file, and a
-file that cannot hold the layout is refused before any byte is written."""
+file that cannot hold the layout is refused before any byte is written. A client whose
+rings are anonymous names an anonymous destination (a memfd, by handle), which nothing
+outlives: no name in the directory, no descriptor in the daemon after the stream."""
 
 import ctypes
 import os
