@@ -566,6 +566,8 @@ function planMessage(plan: LoadPlan, destinationBytes = 0): LoadResponseIn {
   return {
     plan: {
       destinationBytes,
+      // Destination mode takes a handle (LoadDestination.shared_memory_handle) as well as a path.
+      destinationHandle: destinationBytes > 0,
       checkpoint: checkpointMessage(plan.checkpoint),
       sourceRank: plan.sourceRank,
       mapLocation: Object.fromEntries(plan.mapLocation),

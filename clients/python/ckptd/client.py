@@ -1126,8 +1126,10 @@ class CkptdClient:
                     dest_opened = True
                     dest.unlink()  # the daemon opened it before it sent anything after the plan
                 if kind == "plan" and destination:
-                    # Anonymous like the ring when the daemon took the ring's handle.
-                    dest = self._destination(shm_dir, msg.plan, destination, anonymous=ring.handle is not None)
+                    # Anonymous like the ring when the daemon took the ring's handle and takes
+                    # a destination's (one that predates that would see no destination at all).
+                    anonymous = ring.handle is not None and msg.plan.destination_handle
+                    dest = self._destination(shm_dir, msg.plan, destination, anonymous=anonymous)
                     progress.put(pb.LoadSharedRequest(destination=self._destination_message(dest)))
                     yield ("plan", msg.plan)
                     if dest is not None:

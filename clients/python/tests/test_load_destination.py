@@ -493,3 +493,44 @@ def test_a_loader_killed_while_the_daemon_writes_its_destination_leaves_nothing(
         assert all(torch.equal(got[k].value, v) for k, v in state.items())
     assert _daemon_destinations(d) == []
     assert os.listdir(shm) == []
+
+
+def test_a_daemon_that_takes_no_destination_handle_gets_a_destination_file(start_daemon, shm, job, monkeypatch):
+    """A plan without destination_handle (a daemon whose destination mode predates handles, which
+    would take a handle-only LoadDestination for none): the destination is a file even though the
+    ring is a memfd, and the load is still in place and bit-exact."""
+    made = []
+    real = ckptd._shm.Destination
+
+    def recording(directory, size, **kw):
+        d = real(directory, size, **kw)
+        made.append(d)
+        return d
+
+    monkeypatch.setattr(ckptd._shm, "Destination", recording)
+    d = start_daemon("--shared-memory-dir", str(shm))
+    state = _state()
+    with ckptd.CkptdClient(d.address, shared_memory_dir=str(shm)) as client:
+        _commit(client, job, "c1", 1, [_save(client, job, "c1", state).attempt])
+        rpc = client._load_shared_rpc
+
+        class OlderDaemon:
+            def __init__(self, call):
+                self.call = call
+
+            def __iter__(self):
+                for resp in self.call:
+                    if resp.response.WhichOneof("msg") == "plan":
+                        assert resp.response.plan.destination_handle
+                        resp.response.plan.destination_handle = False
+                    yield resp
+
+            def cancel(self):
+                self.call.cancel()
+
+        client._load_shared_rpc = lambda *a, **kw: OlderDaemon(rpc(*a, **kw))
+        got = client.load_items(job, "c1", place=False).items["model"]
+        assert all(torch.equal(got[k].value, v) for k, v in state.items())
+        assert len(made) == 1 and made[0].handle is None and made[0].path is not None
+        assert _mapped(got["w"].value, [made[0].mm])
+        assert os.listdir(shm) == []

@@ -21,7 +21,8 @@ import type { SharedMemoryHandleIn as _ckptd_v1_SharedMemoryHandleIn, SharedMemo
  * byte when it is 0), not within the 1 GiB ring bound. Nothing is then left behind however the client
  * dies. A refused handle fails the stream with FAILED_PRECONDITION "shared memory unavailable" before
  * any byte is written; the daemon closes the destination when the stream ends. A client sends a
- * handle only to a daemon that took its ring as a handle.
+ * handle only to a daemon that says it takes one (LoadPlan.destination_handle) and took its ring as
+ * a handle.
  */
 export interface LoadDestinationIn {
   /**
@@ -55,7 +56,8 @@ export interface LoadDestinationIn {
  * byte when it is 0), not within the 1 GiB ring bound. Nothing is then left behind however the client
  * dies. A refused handle fails the stream with FAILED_PRECONDITION "shared memory unavailable" before
  * any byte is written; the daemon closes the destination when the stream ends. A client sends a
- * handle only to a daemon that took its ring as a handle.
+ * handle only to a daemon that says it takes one (LoadPlan.destination_handle) and took its ring as
+ * a handle.
  */
 export interface LoadDestination {
   /**
