@@ -364,7 +364,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
             dest = await SharedSegment.openHandle(deps.sharedMemory, destHandle, "write", 0, { maxSize: bytes, destination: true });
             if (dest.size < layout.bytes)
               throw invalidArgument(
-                `the destination (${dest.path}) has ${dest.size} bytes, less than the ${layout.bytes} bytes (LoadPlan.destination_bytes) this load needs`,
+                `${dest.path} has ${dest.size} bytes, less than the ${layout.bytes} bytes (LoadPlan.destination_bytes) this load needs`,
               );
           } else if (where !== "") {
             dest = await SharedSegment.open(deps.sharedMemory, where, "write");

@@ -150,6 +150,7 @@ export class SharedSegment {
         `shared_memory_handle.token must be 32 lowercase hex characters (got ${typeof token === "string" ? token.length : 0} characters)`,
       );
     const shown = `descriptor ${fd} of process ${pid}`;
+    const what = destination ? "the destination" : "the ring";
     let located: FileHandle;
     try {
       located = await fsp.open(`/proc/${pid}/fd/${fd}`, O_PATH);
@@ -180,22 +181,22 @@ export class SharedSegment {
       if (!st.isFile() || (uid !== undefined && st.uid !== uid) || st.nlink !== 0)
         throw refuse(`${shown} is not an unlinked regular file of the daemon's user`);
       if (st.size < minSize || st.size > maxSize)
-        throw refuse(`the ring of ${shown} has ${st.size} bytes; it must have ${minSize} to ${maxSize}`);
+        throw refuse(`${what} of ${shown} has ${st.size} bytes; it must have ${minSize} to ${maxSize}`);
       let fh: FileHandle;
       try {
         const access = mode === "read" ? fs.constants.O_RDONLY : fs.constants.O_RDWR;
         fh = await fsp.open(`/proc/self/fd/${located.fd}`, access | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
       } catch (err) {
-        throw refuse(`cannot open the ring of ${shown} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+        throw refuse(`cannot open ${what} of ${shown} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
       }
       try {
         const now = await fh.stat();
-        if (now.ino !== st.ino || now.dev !== st.dev) throw refuse(`the ring of ${shown} changed while it was opened`);
+        if (now.ino !== st.ino || now.dev !== st.dev) throw refuse(`${what} of ${shown} changed while it was opened`);
       } catch (err) {
         await fh.close();
         throw err;
       }
-      return new SharedSegment(`the ring of ${shown}`, fh, st.size, true);
+      return new SharedSegment(`${what} of ${shown}`, fh, st.size, true);
     } finally {
       await located.close().catch(() => undefined);
     }
