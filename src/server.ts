@@ -354,8 +354,19 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           if (next.value.msg !== "destination")
             throw invalidArgument("with start.destination set, the message after start must be destination");
           checkBounds(next.value, "message");
-          const where = next.value.destination!.sharedMemoryPath;
-          if (where !== "") {
+          const { sharedMemoryPath: where, sharedMemoryHandle: destHandle } = next.value.destination!;
+          if (destHandle) {
+            if (where !== "")
+              throw invalidArgument("the destination sets both shared_memory_path and shared_memory_handle; set one of them");
+            // Bounded by the plan: at least its bytes (a single byte for an empty load, which the
+            // client maps), and no more than that.
+            const bytes = Math.max(layout.bytes, 1);
+            dest = await SharedSegment.openHandle(deps.sharedMemory, destHandle, "write", 0, { maxSize: bytes, destination: true });
+            if (dest.size < layout.bytes)
+              throw invalidArgument(
+                `${dest.path} has ${dest.size} bytes, less than the ${layout.bytes} bytes (LoadPlan.destination_bytes) this load needs`,
+              );
+          } else if (where !== "") {
             dest = await SharedSegment.open(deps.sharedMemory, where, "write");
             if (dest.size < layout.bytes)
               throw invalidArgument(
@@ -454,8 +465,10 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           await guard.wait(pausedFor);
           if (pausedFor !== slot) ok = true;
         }
-        // The ring is closed before the client hears the end: it may count on the daemon holding none of it.
+        // The ring and the destination are closed before the client hears the end: it may count on
+        // the daemon holding none of them.
         await segment.close();
+        await dest?.close();
         call.end();
         metrics.loadSeconds.observe({ outcome: "ok" }, seconds(started));
       })()
@@ -553,6 +566,8 @@ function planMessage(plan: LoadPlan, destinationBytes = 0): LoadResponseIn {
   return {
     plan: {
       destinationBytes,
+      // Destination mode takes a handle (LoadDestination.shared_memory_handle) as well as a path.
+      destinationHandle: destinationBytes > 0,
       checkpoint: checkpointMessage(plan.checkpoint),
       sourceRank: plan.sourceRank,
       mapLocation: Object.fromEntries(plan.mapLocation),

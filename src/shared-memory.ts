@@ -119,7 +119,9 @@ export class SharedSegment {
    * no longer by the client, is what is checked: its own /proc/self/fd link must read
    * exactly "/memfd:ckptd-ring-<token> (deleted)" (or "<dir>/ckptd-ring-<token> (deleted)"
    * on the directory's filesystem), and it must be a regular file of the daemon's user
-   * without links, of `minSize` to MAX_SHARED_MEMORY_HANDLE_BYTES bytes. Only that very
+   * without links, of `minSize` to `maxSize` (MAX_SHARED_MEMORY_HANDLE_BYTES for a ring)
+   * bytes. A load's destination (`destination`) may also be named "ckptd-dest-<token>",
+   * and its size is bounded by the load's plan instead of the ring bound. Only that very
    * file is then reopened for reading or writing, so a client swapping its descriptor
    * between the checks and the open gains nothing. Checking the client's link instead
    * (readlink /proc/<pid>/fd/<fd>, then open) would leave exactly that race.
@@ -133,6 +135,7 @@ export class SharedSegment {
     handle: SharedMemoryHandle,
     mode: "read" | "write",
     minSize: number,
+    { maxSize = MAX_SHARED_MEMORY_HANDLE_BYTES, destination = false }: { maxSize?: number; destination?: boolean } = {},
   ): Promise<SharedSegment> {
     const refuse = (why: string) => failedPrecondition(`${SHARED_MEMORY_UNAVAILABLE}: ${why}; send the bytes in Chunk messages`);
     if (config.dir === undefined) throw refuse("this daemon has its shared-memory path off (--shared-memory-dir)");
@@ -147,6 +150,7 @@ export class SharedSegment {
         `shared_memory_handle.token must be 32 lowercase hex characters (got ${typeof token === "string" ? token.length : 0} characters)`,
       );
     const shown = `descriptor ${fd} of process ${pid}`;
+    const what = destination ? "the destination" : "the ring";
     let located: FileHandle;
     try {
       located = await fsp.open(`/proc/${pid}/fd/${fd}`, O_PATH);
@@ -162,33 +166,37 @@ export class SharedSegment {
       } catch (err) {
         throw refuse(`cannot inspect ${shown} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
       }
-      const ring = `ckptd-ring-${token}`;
-      const named =
-        name === `/memfd:${ring} (deleted)` ||
-        (name === `${config.dir}/${ring} (deleted)` && (config.dev === undefined || st.dev === config.dev));
+      const names = destination ? [`ckptd-ring-${token}`, `ckptd-dest-${token}`] : [`ckptd-ring-${token}`];
+      const named = names.some(
+        (ring) =>
+          name === `/memfd:${ring} (deleted)` ||
+          (name === `${config.dir}/${ring} (deleted)` && (config.dev === undefined || st.dev === config.dev)),
+      );
       // Neither the name found nor the token is repeated: the caller may not own the descriptor.
       if (!named)
-        throw refuse(`${shown} is not the ring of this token (a memfd named ckptd-ring-<token>, or such a removed file in ${config.dir})`);
+        throw refuse(
+          `${shown} is not the ${destination ? "destination" : "ring"} of this token (a memfd named ${destination ? "ckptd-ring-<token> or ckptd-dest-<token>" : "ckptd-ring-<token>"}, or such a removed file in ${config.dir})`,
+        );
       const uid = process.getuid?.();
       if (!st.isFile() || (uid !== undefined && st.uid !== uid) || st.nlink !== 0)
         throw refuse(`${shown} is not an unlinked regular file of the daemon's user`);
-      if (st.size < minSize || st.size > MAX_SHARED_MEMORY_HANDLE_BYTES)
-        throw refuse(`the ring of ${shown} has ${st.size} bytes; it must have ${minSize} to ${MAX_SHARED_MEMORY_HANDLE_BYTES}`);
+      if (st.size < minSize || st.size > maxSize)
+        throw refuse(`${what} of ${shown} has ${st.size} bytes; it must have ${minSize} to ${maxSize}`);
       let fh: FileHandle;
       try {
         const access = mode === "read" ? fs.constants.O_RDONLY : fs.constants.O_RDWR;
         fh = await fsp.open(`/proc/self/fd/${located.fd}`, access | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
       } catch (err) {
-        throw refuse(`cannot open the ring of ${shown} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+        throw refuse(`cannot open ${what} of ${shown} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
       }
       try {
         const now = await fh.stat();
-        if (now.ino !== st.ino || now.dev !== st.dev) throw refuse(`the ring of ${shown} changed while it was opened`);
+        if (now.ino !== st.ino || now.dev !== st.dev) throw refuse(`${what} of ${shown} changed while it was opened`);
       } catch (err) {
         await fh.close();
         throw err;
       }
-      return new SharedSegment(`the ring of ${shown}`, fh, st.size, true);
+      return new SharedSegment(`${what} of ${shown}`, fh, st.size, true);
     } finally {
       await located.close().catch(() => undefined);
     }

@@ -284,21 +284,43 @@ def _unlink(path: str) -> None:
 
 
 class Destination:
-    """The destination file of a LoadShared in destination mode: the daemon writes every
-    entry's bytes at its place in the load's layout (``LoadDestination`` in the proto), and
-    the loaded tensors are views of this mapping, so nothing is copied on this side.
+    """The destination of a LoadShared in destination mode: the daemon writes every entry's
+    bytes at its place in the load's layout (``LoadDestination`` in the proto), and the
+    loaded tensors are views of this mapping, so nothing is copied on this side.
 
-    Named like a load ring (``ckptd-load-…``, swept the same way when its process died
-    before the daemon opened it); its name goes once the daemon has it open, and the
-    mapping lives as long as a tensor viewing it. Unlike a ring's, the pages are not
-    allocated up front: the daemon's writes allocate them, and allocating first would zero
-    every page once before the daemon overwrites it (a tenth of a load's time). A
-    directory without room for the whole file (a container's 64 MiB /dev/shm, say) is
-    refused here instead (the client then asks for no destination).
+    ``anonymous`` (when the load's ring is one, so the daemon takes handles): a memfd
+    ``ckptd-dest-<token>`` named to the daemon by :attr:`handle`, like an anonymous ring;
+    nothing of it is ever left behind, however this process dies. Its descriptor is closed
+    once the daemon has it open (:meth:`unlink`): the mapping keeps the memory as long as a
+    tensor views it. Otherwise a file named like a load ring (``ckptd-load-…``, swept the
+    same way when its process died before the daemon opened it), whose name goes once the
+    daemon has it open.
+
+    Unlike a ring's, the pages are not allocated up front: the daemon's writes allocate
+    them, and allocating first would zero every page once before the daemon overwrites it
+    (a tenth of a load's time). A directory without room for the whole file (a container's
+    64 MiB /dev/shm, say) is refused here instead (the client then asks for no destination).
     """
 
-    def __init__(self, directory: str, size: int):
+    def __init__(self, directory: str, size: int, *, anonymous: bool = False):
         self.size = size
+        #: (pid, fd, token) of an anonymous destination, for SharedMemoryHandle; None for a file.
+        self.handle: Optional[tuple] = None
+        self.path: Optional[str] = None
+        self._fd: Optional[int] = None
+        if anonymous:
+            token = secrets.token_hex(16)
+            fd = os.memfd_create(f"ckptd-dest-{token}", os.MFD_CLOEXEC)
+            try:
+                # mmap refuses an empty mapping: a load of empty entries only maps one byte.
+                os.ftruncate(fd, max(size, 1))
+                self.mm = mmap.mmap(fd, max(size, 1))
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd = fd
+            self.handle = (os.getpid(), fd, token)
+            return
         st = os.statvfs(directory)
         if st.f_bavail * st.f_frsize < size:
             raise OSError(f"{directory} has {st.f_bavail * st.f_frsize} bytes free, less than {size}")
@@ -316,5 +338,13 @@ class Destination:
         os.close(fd)
 
     def unlink(self) -> None:
-        """Removes the file's name (the daemon holds it open, the mapping keeps the pages)."""
-        _unlink(self.path)
+        """Removes the file's name, or closes the memfd's descriptor (the daemon holds it
+        open, the mapping keeps the pages). Idempotent."""
+        if self.path is not None:
+            _unlink(self.path)
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass

@@ -1126,9 +1126,11 @@ class CkptdClient:
                     dest_opened = True
                     dest.unlink()  # the daemon opened it before it sent anything after the plan
                 if kind == "plan" and destination:
-                    dest = self._destination(shm_dir, msg.plan, destination)
-                    progress.put(pb.LoadSharedRequest(destination=pb.LoadDestination(
-                        shared_memory_path="" if dest is None else dest.path)))
+                    # Anonymous like the ring when the daemon took the ring's handle and takes
+                    # a destination's (one that predates that would see no destination at all).
+                    anonymous = ring.handle is not None and msg.plan.destination_handle
+                    dest = self._destination(shm_dir, msg.plan, destination, anonymous=anonymous)
+                    progress.put(pb.LoadSharedRequest(destination=self._destination_message(dest)))
                     yield ("plan", msg.plan)
                     if dest is not None:
                         yield ("destination", dest.mm)
@@ -1173,17 +1175,30 @@ class CkptdClient:
                 dest.unlink()
 
     @staticmethod
-    def _destination(shm_dir: str, plan: pb.LoadPlan, destination: Union[bool, str]) -> "Optional[_shm.Destination]":
-        """The destination file for a plan that offers destination mode, or None (the ring then)."""
+    def _destination_message(dest: "Optional[_shm.Destination]") -> pb.LoadDestination:
+        """How a LoadDestination names ``dest`` (nothing: no destination)."""
+        if dest is None:
+            return pb.LoadDestination()
+        if dest.handle is not None:
+            pid, fd, token = dest.handle
+            return pb.LoadDestination(shared_memory_handle=pb.SharedMemoryHandle(pid=pid, fd=fd, token=token))
+        return pb.LoadDestination(shared_memory_path=dest.path)
+
+    @staticmethod
+    def _destination(shm_dir: str, plan: pb.LoadPlan, destination: Union[bool, str], *,
+                     anonymous: bool = False) -> "Optional[_shm.Destination]":
+        """The destination for a plan that offers destination mode, or None (the ring then):
+        a memfd when ``anonymous``, else a file in ``shm_dir``."""
         size = plan.destination_bytes
         if size == 0 or size < plan.total_bytes:
             return None  # a daemon without destination mode (or a layout that cannot hold the load)
         if destination == "host" and any(p.target_device not in ("", "cpu") for p in plan.placements):
             return None
         try:
-            return _shm.Destination(shm_dir, size)
+            return _shm.Destination(shm_dir, size, anonymous=anonymous)
         except OSError as err:
-            log.info("no load destination in %s (%s): the ring instead", shm_dir, err)
+            where = "as a memfd" if anonymous else f"in {shm_dir}"
+            log.info("no load destination %s (%s): the ring instead", where, err)
             return None
 
     def _assemble(self, parts: Iterator[tuple], job: str, checkpoint_id: str, rank: int, source_rank: Optional[int],

@@ -38,6 +38,12 @@ export interface LoadPlanIn {
    * load's layout (see LoadDestination); 0 otherwise, and from a daemon that has no destination mode.
    */
   'destinationBytes'?: (number | string | Long);
+  /**
+   * With destination_bytes: this daemon takes LoadDestination.shared_memory_handle. A daemon that
+   * predates handles for destinations leaves it false and would read a handle-only LoadDestination as
+   * no destination; a client then names a file (or none), never a handle.
+   */
+  'destinationHandle'?: (boolean);
 }
 
 /**
@@ -74,4 +80,10 @@ export interface LoadPlan {
    * load's layout (see LoadDestination); 0 otherwise, and from a daemon that has no destination mode.
    */
   'destinationBytes': (number);
+  /**
+   * With destination_bytes: this daemon takes LoadDestination.shared_memory_handle. A daemon that
+   * predates handles for destinations leaves it false and would read a handle-only LoadDestination as
+   * no destination; a client then names a file (or none), never a handle.
+   */
+  'destinationHandle': (boolean);
 }
