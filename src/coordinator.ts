@@ -535,6 +535,12 @@ export class CommitCoordinator implements CheckpointCoordinator {
     const current = this.open.get(key);
     if (attemptNo !== 0 && attemptNo !== current?.attempt) return this.pastDecision(ref, attemptNo);
     if (!current) {
+      // An attempt being opened has its number but is not open yet: abort it once it is.
+      const opening = this.opening.get(key);
+      if (opening) {
+        await opening.catch(() => undefined);
+        return this.abort(ref, reason, attemptNo);
+      }
       if (this.catalog.has(ref.job, ref.checkpointId)) return this.committedDecision(ref);
       const last = this.lastAttempt.get(key) ?? (await this.scanAttempts(ref.job, ref.checkpointId));
       if (last) return this.pastDecision(ref, last);
@@ -565,8 +571,18 @@ export class CommitCoordinator implements CheckpointCoordinator {
       reason: `rank ${ref.rank} aborted before anything was saved${reason ? `: ${reason}` : ""}`,
       attempt: n,
     };
-    await this.writeDecision(ref.job, ref.checkpointId, { ...decision, decidedAt: new Date().toISOString() });
+    // Known before its record is durable: another rank of the job aborting the same checkpoint
+    // meanwhile (every rank of a restarted job does) finds this decision, not an attempt with
+    // neither a record nor staging. An ABORT holds without its record (presumed abort); a record
+    // that cannot be written is retried, as in decide.
     this.remember(`${key}@${n}`, decision);
+    const record: DecisionRecord = { ...decision, decidedAt: new Date().toISOString() };
+    try {
+      await this.writeDecision(ref.job, ref.checkpointId, record);
+    } catch (err) {
+      this.log.error({ job: ref.job, checkpoint: ref.checkpointId, attempt: n, err }, "could not record the decision");
+      this.unwrittenAborts.set(`${key}@${n}`, { job: ref.job, id: ref.checkpointId, record });
+    }
     this.options.metrics?.aborts.inc({ reason: abortReason(decision.reason) });
     this.log.warn({ job: ref.job, checkpoint: ref.checkpointId, attempt: n, reason: decision.reason }, "checkpoint aborted");
     return decision;

@@ -32,3 +32,39 @@ describe("coordinator incarnation memory", () => {
     await expect(abort("d", 0)).resolves.toMatchObject({ outcome: "ABORTED" });
   });
 });
+
+describe("coordinator aborts before any save", () => {
+  it("coordinator - every rank of a fresh job aborting the same new checkpoint at once gets its ABORTED decision", async () => {
+    const dataDir = new DataDir(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-abort-race-")));
+    const c = new CommitCoordinator(dataDir, new Catalog(dataDir), { prepareTimeoutMs: 60_000 }, pino({ level: "silent" }));
+    // As a restarted job's ranks do before their first save: each aborts the tag its
+    // predecessors may have left open, while the first rank's ABORT record is being written.
+    // The second rank's Abort comes 0, 1, 2, … turns of the event loop after the first one,
+    // so that some round lands while the first one's record is being written.
+    const tick = () => new Promise((resolve) => setImmediate(resolve));
+    for (let delay = 0; delay < 40; delay++) {
+      const checkpointId = `global_step${delay}`;
+      const abort = (rank: number) => c.abort({ job: "j", checkpointId, rank, incarnation: 1000 + delay }, "a new process", 0);
+      const first = abort(0);
+      for (let i = 0; i < delay; i++) await tick();
+      const decisions = await Promise.all([first, abort(1)]);
+      for (const d of decisions) expect(d.outcome, `delay ${delay}`).toBe("ABORTED");
+    }
+  });
+});
+
+describe("coordinator aborts while a save opens the attempt", () => {
+  it("coordinator - an Abort that arrives while another rank's save opens the first attempt aborts that attempt", async () => {
+    const dataDir = new DataDir(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-abort-open-")));
+    const c = new CommitCoordinator(dataDir, new Catalog(dataDir), { prepareTimeoutMs: 60_000 }, pino({ level: "silent" }));
+    const tick = () => new Promise((resolve) => setImmediate(resolve));
+    for (let delay = 0; delay < 40; delay++) {
+      const checkpointId = `global_step${delay}`;
+      const saving = c.beginSave({ job: "j", checkpointId, step: delay, rank: 0, worldSize: 2 }, "model");
+      for (let i = 0; i < delay; i++) await tick();
+      const d = await c.abort({ job: "j", checkpointId, rank: 1 }, "rank 1 failed", 0);
+      expect(d.outcome, `delay ${delay}`).toBe("ABORTED");
+      await saving.catch(() => undefined);
+    }
+  });
+});
