@@ -91,7 +91,21 @@ class _Ranks:
         return self._resolved
 
 
-class Writer(StorageWriter):
+class _OnRanks:
+    """``rank`` and ``world_size`` of a Writer or Reader (its ``_ranks``)."""
+
+    _ranks: _Ranks
+
+    @property
+    def rank(self) -> int:
+        return self._ranks.get()[0]
+
+    @property
+    def world_size(self) -> int:
+        return self._ranks.get()[1]
+
+
+class Writer(_OnRanks, StorageWriter):
     """DCP's StorageWriter: ``save_state_dict(sd, storage_writer=Writer(job, step))`` on
     every rank writes a checkpoint of ``job`` into the node's daemon (see the module doc).
 
@@ -127,14 +141,6 @@ class Writer(StorageWriter):
         self._vote_error: Optional[BaseException] = None
         #: The committed checkpoint's summary once this rank learnt the decision.
         self.committed = None
-
-    @property
-    def rank(self) -> int:
-        return self._ranks.get()[0]
-
-    @property
-    def world_size(self) -> int:
-        return self._ranks.get()[1]
 
     # -- StorageWriter ----------------------------------------------------------------
 
@@ -310,7 +316,7 @@ class Writer(StorageWriter):
             log.warning("ckptd: could not abort %s/%s: %s", self.job, self.checkpoint_id, err)
 
 
-class Reader(StorageReader):
+class Reader(_OnRanks, StorageReader):
     """DCP's StorageReader: ``load_state_dict(sd, storage_reader=Reader(job, "latest"))`` on
     every rank, of any world size, fills ``sd`` from a checkpoint :class:`Writer` saved.
 
@@ -337,14 +343,6 @@ class Reader(StorageReader):
         self.timeout = timeout
         self.metadata: Any = None
         self.is_coordinator = False
-
-    @property
-    def rank(self) -> int:
-        return self._ranks.get()[0]
-
-    @property
-    def world_size(self) -> int:
-        return self._ranks.get()[1]
 
     # -- StorageReader ----------------------------------------------------------------
 
