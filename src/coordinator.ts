@@ -485,6 +485,12 @@ export class CommitCoordinator implements CheckpointCoordinator {
     await this.fence(ref);
     const key = `${ref.job}/${ref.checkpointId}`;
     const current = this.open.get(key);
+    // An attempt being opened has its number but is not open yet: vote once it is.
+    const opening = current ? undefined : this.opening.get(key);
+    if (opening) {
+      await opening.catch(() => undefined);
+      return this.vote(ref, items, attemptNo);
+    }
     const invisible = this.invisibleCommit(ref.job, ref.checkpointId);
     if (invisible && (attemptNo === 0 || attemptNo === invisible.attempt.attempt)) return this.awaitVisible(invisible);
     if (attemptNo !== 0 && attemptNo !== current?.attempt) return this.pastDecision(ref, attemptNo);

@@ -68,3 +68,21 @@ describe("coordinator aborts while a save opens the attempt", () => {
     }
   });
 });
+
+describe("coordinator votes while a save opens the attempt", () => {
+  it("coordinator - a vote naming items that arrives while another rank's save opens the first attempt is decided, not refused", async () => {
+    const dataDir = new DataDir(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-vote-open-")));
+    const c = new CommitCoordinator(dataDir, new Catalog(dataDir), { prepareTimeoutMs: 60_000 }, pino({ level: "silent" }));
+    const tick = () => new Promise((resolve) => setImmediate(resolve));
+    for (let delay = 0; delay < 40; delay++) {
+      const checkpointId = `global_step${delay}`;
+      const ref = (rank: number) => ({ job: "j", checkpointId, step: delay, rank, worldSize: 2 });
+      const saving = c.beginSave(ref(0), "model");
+      for (let i = 0; i < delay; i++) await tick();
+      // Rank 1 staged nothing in this attempt: its vote for "model" aborts it, whenever it lands.
+      const d = await c.vote(ref(1), ["model"], 0);
+      expect(d.outcome, `delay ${delay}`).toBe("ABORTED");
+      await saving.catch(() => undefined);
+    }
+  });
+});
