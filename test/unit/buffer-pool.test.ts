@@ -91,8 +91,9 @@ describe("DirectFileWriter", () => {
       const part = randomBytes(n);
       parts.push(part);
       await w.append([part.subarray(0, n >> 1), part.subarray(n >> 1)]);
-      // Between appends: writes may still be in flight, but every buffer goes back once they are done.
-      await new Promise((r) => setTimeout(r, 20));
+      // Between appends: writes may still be in flight (longer on a busy machine), but every
+      // buffer goes back once they are done; a buffer held while the stream waits never does.
+      for (let waited = 0; p.inUse > 0 && waited < 2_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
       expect(p.inUse, `pooled buffers held after an append of ${n} bytes`).toBe(0);
     }
     await w.close();
