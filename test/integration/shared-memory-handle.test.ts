@@ -37,6 +37,8 @@ import {
   type TestEntry,
   trailerFor,
   waitUntil,
+  saveShared,
+  type SharedOutcome,
 } from "./wire-helpers.js";
 
 const JOB = "shm-handle-job";
@@ -107,40 +109,6 @@ function daemonRings(): string[] {
 function stagedAttempts(checkpointId: string): string[] {
   const staging = path.join(daemon.dataDir, "jobs", JOB, "staging");
   return fs.existsSync(staging) ? fs.readdirSync(staging).filter((d) => d.startsWith(`${checkpointId}@`)) : [];
-}
-
-interface SharedOutcome {
-  responses: SaveSharedResponse[];
-  error?: grpc.ServiceError;
-}
-
-/** One SaveShared call with these messages (stops writing once the call ended). */
-function saveShared(messages: SaveRequestIn[]): Promise<SharedOutcome> {
-  return new Promise((resolve) => {
-    const responses: SaveSharedResponse[] = [];
-    const call = client.SaveShared();
-    let done = false;
-    call.on("data", (r: SaveSharedResponse) => responses.push(r));
-    call.on("error", (error: grpc.ServiceError) => {
-      done = true;
-      resolve({ responses, error });
-    });
-    call.on("end", () => {
-      done = true;
-      resolve({ responses });
-    });
-    void (async () => {
-      for (const m of messages) {
-        if (done) return;
-        if (!call.write({ request: m }))
-          await new Promise<void>((r) => {
-            call.once("drain", r);
-            call.once("error", () => r());
-          });
-      }
-      if (!done) call.end();
-    })();
-  });
 }
 
 /** Writes `entries` back to back into the file at `ring` and returns the messages of a SaveShared stream naming `handle`. */
@@ -215,7 +183,7 @@ describe("SharedMemoryHandle", () => {
     const ring = `/proc/${pid}/fd/${fds[0]}`;
     const handle = { pid, fd: fds[0]!, token: t };
     const entries = [f32Entry("w", incompressibleBytes(5 * MiB + 12)), f32Entry("b", incompressibleBytes(1024))];
-    const out = await saveShared(sharedStream(ring, handle, "memfd", entries));
+    const out = await saveShared(client, sharedStream(ring, handle, "memfd", entries));
     expect(out.error).toBeUndefined();
     const first = out.responses[0]!;
     expect(first.msg).toBe("progress");
@@ -245,11 +213,11 @@ describe("SharedMemoryHandle", () => {
       const entries = [f32Entry("w", incompressibleBytes(2 * MiB + 4))];
       // Still named: refused, nothing staged.
       fs.ftruncateSync(fd, 4 * MiB);
-      const named = await saveShared(sharedStream(`/proc/self/fd/${fd}`, handle, "unnamed", entries).slice(0, 1));
+      const named = await saveShared(client, sharedStream(`/proc/self/fd/${fd}`, handle, "unnamed", entries).slice(0, 1));
       expectStatus(named.error, "FAILED_PRECONDITION", /shared memory unavailable: .*is not the ring of this token/);
       expect(stagedAttempts("unnamed")).toEqual([]);
       fs.unlinkSync(file);
-      const out = await saveShared(sharedStream(`/proc/self/fd/${fd}`, handle, "unnamed", entries));
+      const out = await saveShared(client, sharedStream(`/proc/self/fd/${fd}`, handle, "unnamed", entries));
       expect(out.error).toBeUndefined();
       expect(out.responses[0]!.progress!.sharedMemoryHandleOpen).toBe(true);
       expectOutcome(
@@ -308,7 +276,7 @@ describe("SharedMemoryHandle", () => {
     ];
     try {
       for (const [what, handle, why] of cases) {
-        const out = await saveShared([
+        const out = await saveShared(client, [
           headerMsg({ job: JOB, checkpointId: "refused", step: 3, rank: 0, worldSize: 1, item: "model", sharedMemoryHandle: handle }),
         ]);
         expectStatus(out.error, "FAILED_PRECONDITION", /shared memory unavailable/);
@@ -324,7 +292,7 @@ describe("SharedMemoryHandle", () => {
       const wrong = await loadShared({ pid, fd: fds[0]!, token: other }, undefined, "memfd");
       expectStatus(wrong.error, "FAILED_PRECONDITION", /shared memory unavailable: .*is not the ring of this token/);
       // Both a path and a handle: the client must pick one.
-      const both = await saveShared([
+      const both = await saveShared(client, [
         headerMsg({
           job: JOB,
           checkpointId: "refused",

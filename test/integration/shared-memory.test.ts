@@ -9,12 +9,9 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { crc32c } from "@node-rs/crc32";
-import type * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
 import type { SaveRequestIn } from "../../wire/gen/ckptd/v1/SaveRequest.js";
-import type { SaveSharedRequestIn } from "../../wire/gen/ckptd/v1/SaveSharedRequest.js";
-import type { SaveSharedResponse } from "../../wire/gen/ckptd/v1/SaveSharedResponse.js";
 import { type Daemon, metricsAddress, rawClient, scrape, startDaemon } from "./harness.js";
 import {
   MiB,
@@ -33,6 +30,7 @@ import {
   split,
   type TestEntry,
   trailerFor,
+  saveShared,
 } from "./wire-helpers.js";
 
 const JOB = "shm-job";
@@ -53,40 +51,6 @@ afterAll(async () => {
   await daemon?.stop();
   fs.rmSync(shmDir, { recursive: true, force: true });
 });
-
-interface SharedOutcome {
-  responses: SaveSharedResponse[];
-  error?: grpc.ServiceError;
-}
-
-/** Runs one SaveShared call with these messages (stops writing once the call ended). */
-function saveShared(messages: SaveRequestIn[]): Promise<SharedOutcome> {
-  return new Promise((resolve) => {
-    const responses: SaveSharedResponse[] = [];
-    const call = client.SaveShared();
-    let done = false;
-    call.on("data", (r: SaveSharedResponse) => responses.push(r));
-    call.on("error", (error: grpc.ServiceError) => {
-      done = true;
-      resolve({ responses, error });
-    });
-    call.on("end", () => {
-      done = true;
-      resolve({ responses });
-    });
-    void (async () => {
-      for (const m of messages) {
-        if (done) return;
-        if (!call.write({ request: m } satisfies SaveSharedRequestIn))
-          await new Promise<void>((r) => {
-            call.once("drain", r);
-            call.once("error", () => r());
-          });
-      }
-      if (!done) call.end();
-    })();
-  });
-}
 
 /**
  * A ring file holding `entries` back to back (chunk-sized slices), and the messages that
@@ -139,7 +103,7 @@ describe("SaveShared", () => {
       entries,
       (i) => i % 3 === 1,
     );
-    const out = await saveShared(s.messages);
+    const out = await saveShared(client, s.messages);
     expect(out.error).toBeUndefined();
     const progress = out.responses.filter((r) => r.msg === "progress").map((r) => Number(r.progress!.sharedBytesReleased));
     expect(progress[0]).toBe(0); // the file is open
@@ -198,7 +162,7 @@ describe("SaveShared", () => {
     ];
     try {
       for (const [what, file, why] of cases) {
-        const out = await saveShared([
+        const out = await saveShared(client, [
           headerMsg({ job: JOB, checkpointId: "refused", step: 3, rank: 0, worldSize: 1, item: "model", sharedMemoryPath: file }),
         ]);
         expectStatus(out.error, "FAILED_PRECONDITION", /shared memory unavailable/);
@@ -219,19 +183,19 @@ describe("SaveShared", () => {
     const ref = { checkpointId: "bad-slices", step: 4, rank: 0, worldSize: 1, item: "model" };
     const beyond = sharedStream("ckptd-save-beyond", ref, entries);
     beyond.messages[3] = { sharedChunk: { offset: 1.5 * MiB, length: MiB } };
-    expectStatus((await saveShared(beyond.messages)).error, "INVALID_ARGUMENT", /does not lie inside the shared-memory file/);
+    expectStatus((await saveShared(client, beyond.messages)).error, "INVALID_ARGUMENT", /does not lie inside the shared-memory file/);
 
     const badCrc = sharedStream("ckptd-save-crc", ref, entries);
     const c = badCrc.messages[2]!.sharedChunk!;
     badCrc.messages[2] = { sharedChunk: { ...c, crc32c: ((c.crc32c as number) ^ 1) >>> 0 } };
-    expectStatus((await saveShared(badCrc.messages)).error, "INVALID_ARGUMENT", /failed its checksum/);
+    expectStatus((await saveShared(client, badCrc.messages)).error, "INVALID_ARGUMENT", /failed its checksum/);
 
     const noFile = sharedStream("ckptd-save-nofile", ref, entries);
     noFile.messages[0] = headerMsg({ job: JOB, ...ref });
-    expectStatus((await saveShared(noFile.messages)).error, "INVALID_ARGUMENT", /named no shared_memory_path/);
+    expectStatus((await saveShared(client, noFile.messages)).error, "INVALID_ARGUMENT", /named no shared_memory_path/);
 
     const good = sharedStream("ckptd-save-good", ref, entries);
-    expect((await saveShared(good.messages)).error).toBeUndefined();
+    expect((await saveShared(client, good.messages)).error).toBeUndefined();
     expectOutcome(await commitRaw(client, { job: JOB, ...ref, items: ["model"] }), "COMMITTED");
     await expectLoadsBitExact(client, JOB, "bad-slices", 0, { model: entries });
   });
@@ -255,7 +219,7 @@ describe("SaveShared without client checksums", () => {
     const ref = { checkpointId: "no-crc", step: 5, rank: 0, worldSize: 1, item: "model" };
     const s = sharedStream("ckptd-save-nocrc", ref, es, (i) => i === 4, { sharedCrc: false });
     s.messages[s.messages.length - 1] = s.inlineTrailer;
-    const out = await saveShared(s.messages);
+    const out = await saveShared(client, s.messages);
     expect(out.error).toBeUndefined();
     const first = out.responses[0]!;
     expect(first.msg).toBe("progress");
@@ -271,10 +235,10 @@ describe("SaveShared without client checksums", () => {
     const wrong = sharedStream("ckptd-save-nocrc-wrong", ref, es, (i) => i === 1, { sharedCrc: false });
     const t = wrong.inlineTrailer.trailer!;
     wrong.messages[wrong.messages.length - 1] = { trailer: { ...t, crc32c: ((t.crc32c as number) ^ 1) >>> 0 } };
-    expectStatus((await saveShared(wrong.messages)).error, "INVALID_ARGUMENT", /failed its checksum/);
+    expectStatus((await saveShared(client, wrong.messages)).error, "INVALID_ARGUMENT", /failed its checksum/);
 
     const s = sharedStream("ckptd-save-nocrc-full", ref, es, (i) => i === 1, { sharedCrc: false });
-    expect((await saveShared(s.messages)).error).toBeUndefined();
+    expect((await saveShared(client, s.messages)).error).toBeUndefined();
     expectOutcome(await commitRaw(client, { job: JOB, ...ref, items: ["model"] }), "COMMITTED");
     await expectLoadsBitExact(client, JOB, "no-crc-full", 0, { model: es });
   });
@@ -298,7 +262,7 @@ describe("SaveShared without client checksums", () => {
       at += e.data.length;
     }
     fs.closeSync(fd);
-    expect((await saveShared(s.messages)).error).toBeUndefined();
+    expect((await saveShared(client, s.messages)).error).toBeUndefined();
     expectOutcome(await commitRaw(client, { job: JOB, ...ref, items: ["model"] }), "COMMITTED");
     await expectLoadsBitExact(client, JOB, "no-crc-changed", 0, { model: changed });
   });

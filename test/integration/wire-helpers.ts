@@ -28,6 +28,8 @@ import type { ObjectSpecIn } from "../../wire/gen/ckptd/v1/ObjectSpec.js";
 import type { SaveHeaderIn } from "../../wire/gen/ckptd/v1/SaveHeader.js";
 import type { SaveRequestIn } from "../../wire/gen/ckptd/v1/SaveRequest.js";
 import type { SaveResponse } from "../../wire/gen/ckptd/v1/SaveResponse.js";
+import type { SaveSharedRequestIn } from "../../wire/gen/ckptd/v1/SaveSharedRequest.js";
+import type { SaveSharedResponse } from "../../wire/gen/ckptd/v1/SaveSharedResponse.js";
 import type { TensorSpecIn } from "../../wire/gen/ckptd/v1/TensorSpec.js";
 
 export const MiB = 1 << 20;
@@ -628,4 +630,38 @@ let uniq = 0;
 export function uniqueName(prefix: string): string {
   uniq++;
   return `${prefix}-${process.pid}-${uniq}`;
+}
+
+export interface SharedOutcome {
+  responses: SaveSharedResponse[];
+  error?: grpc.ServiceError;
+}
+
+/** Runs one SaveShared call with these messages (stops writing once the call ended). */
+export function saveShared(client: CheckpointServiceClient, messages: SaveRequestIn[]): Promise<SharedOutcome> {
+  return new Promise((resolve) => {
+    const responses: SaveSharedResponse[] = [];
+    const call = client.SaveShared();
+    let done = false;
+    call.on("data", (r: SaveSharedResponse) => responses.push(r));
+    call.on("error", (error: grpc.ServiceError) => {
+      done = true;
+      resolve({ responses, error });
+    });
+    call.on("end", () => {
+      done = true;
+      resolve({ responses });
+    });
+    void (async () => {
+      for (const m of messages) {
+        if (done) return;
+        if (!call.write({ request: m } satisfies SaveSharedRequestIn))
+          await new Promise<void>((r) => {
+            call.once("drain", r);
+            call.once("error", () => r());
+          });
+      }
+      if (!done) call.end();
+    })();
+  });
 }

@@ -58,6 +58,21 @@ def shm(tmp_path):
     return d
 
 
+@pytest.fixture
+def made(monkeypatch):
+    """The destinations the client makes, in order (ckptd._shm.Destination, recorded)."""
+    out = []
+    real = ckptd._shm.Destination
+
+    def recording(directory, size, **kw):
+        d = real(directory, size, **kw)
+        out.append(d)
+        return d
+
+    monkeypatch.setattr(ckptd._shm, "Destination", recording)
+    return out
+
+
 def _ours_in_dev_shm():
     """Names in /dev/shm that this process made (a named destination or ring says its pid)."""
     try:
@@ -308,16 +323,7 @@ def test_a_destination_the_directory_has_no_room_for_falls_back_to_the_ring(star
         assert client.shared_memory
 
 
-def test_a_client_with_ring_files_gets_a_destination_file_removed_after_the_load(start_daemon, shm, job, monkeypatch):
-    made = []
-    real = ckptd._shm.Destination
-
-    def recording(directory, size, **kw):
-        d = real(directory, size, **kw)
-        made.append(d)
-        return d
-
-    monkeypatch.setattr(ckptd._shm, "Destination", recording)
+def test_a_client_with_ring_files_gets_a_destination_file_removed_after_the_load(start_daemon, shm, job, made):
     d = start_daemon("--shared-memory-dir", str(shm))
     state = _state()
     with ckptd.CkptdClient(d.address, shared_memory_dir=str(shm)) as client:
@@ -495,19 +501,10 @@ def test_a_loader_killed_while_the_daemon_writes_its_destination_leaves_nothing(
     assert os.listdir(shm) == []
 
 
-def test_a_daemon_that_takes_no_destination_handle_gets_a_destination_file(start_daemon, shm, job, monkeypatch):
+def test_a_daemon_that_takes_no_destination_handle_gets_a_destination_file(start_daemon, shm, job, made):
     """A plan without destination_handle (a daemon whose destination mode predates handles, which
     would take a handle-only LoadDestination for none): the destination is a file even though the
     ring is a memfd, and the load is still in place and bit-exact."""
-    made = []
-    real = ckptd._shm.Destination
-
-    def recording(directory, size, **kw):
-        d = real(directory, size, **kw)
-        made.append(d)
-        return d
-
-    monkeypatch.setattr(ckptd._shm, "Destination", recording)
     d = start_daemon("--shared-memory-dir", str(shm))
     state = _state()
     with ckptd.CkptdClient(d.address, shared_memory_dir=str(shm)) as client:
