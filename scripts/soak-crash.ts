@@ -30,7 +30,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { CkptdClient } from "../clients/ts/src/index.js";
-import { parseLog } from "../src/events.js";
+import { parseLog } from "../src/catalog/events.js";
 import { startDaemon } from "./daemon-process.js";
 import { prng } from "./prng.js";
 

@@ -2,11 +2,11 @@
  * `ckptd` entry point: parse options, start the daemon, handle signals.
  * SIGTERM/SIGINT drain (in-flight saves and commits finish); a second one stops at once.
  */
-import "./threadpool.js";
+import "./daemon/threadpool.js";
 import { pino, type Logger } from "pino";
-import { Daemon } from "./daemon.js";
-import { CkptdError } from "./errors.js";
-import { parseOptions, type DaemonOptions } from "./options.js";
+import { Daemon } from "./daemon/daemon.js";
+import { CkptdError } from "./common/errors.js";
+import { parseOptions, type DaemonOptions } from "./daemon/options.js";
 
 function makeLogger(o: DaemonOptions): Logger {
   if (o.logFormat === "pretty")

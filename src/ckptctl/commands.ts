@@ -4,14 +4,7 @@
  */
 import * as path from "node:path";
 import * as readline from "node:readline/promises";
-import {
-  Code,
-  CkptdError,
-  type Checkpoint,
-  type CheckpointEvent,
-  type ResolvedRetentionPolicy,
-  type RetentionPolicy,
-} from "../../clients/ts/src/index.js";
+import { Code, CkptdError, type Checkpoint, type CheckpointEvent, type ResolvedRetentionPolicy, type RetentionPolicy } from "@ckptd/client";
 import type { Connection } from "./connection.js";
 import { exportCheckpoint, type ExportRequest } from "./export.js";
 import { EXIT_DAMAGED, UsageError } from "./failure.js";

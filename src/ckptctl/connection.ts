@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { service as healthServiceDefinition } from "grpc-health-check";
-import { CkptdClient, bearerInterceptor } from "../../clients/ts/src/index.js";
+import { CkptdClient, bearerInterceptor } from "@ckptd/client";
 import { UsageError } from "./failure.js";
 
 /** How to reach the daemon, from the global options. */

@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { SingleBar } from "cli-progress";
-import { Code, CkptdError, type Checkpoint, type LoadEntry, type LoadRequest } from "../../clients/ts/src/index.js";
+import { Code, CkptdError, type Checkpoint, type LoadEntry, type LoadRequest } from "@ckptd/client";
 import type { Connection } from "./connection.js";
 import { UsageError } from "./failure.js";
 import { bytes, dtypeName } from "./output.js";

@@ -2,7 +2,7 @@
  * How ckptctl fails: every error becomes one line on stderr, `ckptctl: <CODE>: <details>`
  * for a daemon status (with a hint when the fix is on the caller's side), and an exit code.
  */
-import { CkptdError } from "../../clients/ts/src/index.js";
+import { CkptdError } from "@ckptd/client";
 
 /** Exit code of any failure. */
 export const EXIT_FAILURE = 1;

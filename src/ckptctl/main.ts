@@ -7,7 +7,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import * as commands from "./commands.js";
 import { Connection, type ConnectionOptions } from "./connection.js";
 import { describeFailure, EXIT_FAILURE } from "./failure.js";
-import { VERSION } from "../version.js";
+import { VERSION } from "../common/version.js";
 
 interface GlobalOptions {
   address: string;

@@ -3,8 +3,7 @@
  * timestamps as RFC 3339 strings as in the proto3 JSON mapping).
  */
 import Table from "cli-table3";
-import { fromProtoDtype, type Checkpoint, type Timestamp } from "../../clients/ts/src/index.js";
-import { mapCheckpoint } from "../manifest.js";
+import { fromProtoDtype, type Checkpoint, type Timestamp } from "@ckptd/client";
 
 /** Writes a line to stdout. */
 export function print(line = ""): void {
@@ -73,28 +72,33 @@ export function shape(dims: readonly number[]): string {
 /** A checkpoint as scripts get it: the wire object with timestamps as strings. */
 export function checkpointJson(c: Checkpoint): Record<string, unknown> {
   return {
-    ...mapCheckpoint(c, isoTime, (it) => ({
-      name: it.name,
-      rawBytes: it.rawBytes,
-      storedBytes: it.storedBytes,
-      entryCount: it.entryCount,
-      entries: it.entries.map((e) => {
-        const entry: Record<string, unknown> = { key: e.key, kind: e.kind ?? "" };
-        if (e.tensor) {
-          entry.tensor = {
-            dtype: dtypeName(e.tensor.dtype),
-            shape: e.tensor.shape,
-            device: e.tensor.device,
-            globalShape: e.tensor.globalShape,
-            globalOffsets: e.tensor.globalOffsets,
-          };
-        }
-        if (e.object) entry.object = { sizeBytes: e.object.sizeBytes, format: e.object.format };
-        entry.rawBytes = e.rawBytes;
-        entry.storedBytes = e.storedBytes;
-        entry.chunkCount = e.chunkCount;
-        return entry;
-      }),
+    ...c,
+    commitTime: isoTime(c.commitTime),
+    ranks: c.ranks.map((r) => ({
+      rank: r.rank,
+      items: r.items.map((it) => ({
+        name: it.name,
+        rawBytes: it.rawBytes,
+        storedBytes: it.storedBytes,
+        entryCount: it.entryCount,
+        entries: it.entries.map((e) => {
+          const entry: Record<string, unknown> = { key: e.key, kind: e.kind ?? "" };
+          if (e.tensor) {
+            entry.tensor = {
+              dtype: dtypeName(e.tensor.dtype),
+              shape: e.tensor.shape,
+              device: e.tensor.device,
+              globalShape: e.tensor.globalShape,
+              globalOffsets: e.tensor.globalOffsets,
+            };
+          }
+          if (e.object) entry.object = { sizeBytes: e.object.sizeBytes, format: e.object.format };
+          entry.rawBytes = e.rawBytes;
+          entry.storedBytes = e.storedBytes;
+          entry.chunkCount = e.chunkCount;
+          return entry;
+        }),
+      })),
     })),
   };
 }

@@ -8,7 +8,7 @@
  * The decision record, the manifest, the event append and the report log fail on a really full tmpfs
  * (a filler file leaves exactly the pages the earlier steps need). tmpfs never refuses a
  * rename, and an append into a freed disk cannot be timed, so publish and the DELETED
- * event use the daemon's test-only ENOSPC fault points (src/faults.ts), armed by a
+ * event use the daemon's test-only ENOSPC fault points (src/common/faults.ts), armed by a
  * switch file while the disk is "full".
  */
 import { execFileSync } from "node:child_process";
@@ -19,7 +19,7 @@ import * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
 import { CkptdClient, CkptdError } from "../../clients/ts/src/index.js";
-import { parseLog } from "../../src/events.js";
+import { parseLog } from "../../src/catalog/events.js";
 import { rawClient, startDaemon, type Daemon } from "./harness.js";
 import {
   checkpointDir,

@@ -14,7 +14,7 @@ import { CkptdClient, isNotFound, tensor } from "../../clients/ts/src/index.js";
 import type { PeerServiceClient } from "../../wire/gen/ckptd/v1/PeerService.js";
 import type { StagedItemIn } from "../../wire/gen/ckptd/v1/StagedItem.js";
 import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../wire/index.js";
-import { RAW_FRAME_OVERHEAD } from "../../src/codec.js";
+import { RAW_FRAME_OVERHEAD } from "../../src/codec/codec.js";
 import { metricsAddress, REPO_ROOT, scrape, startDaemon, writePeerTokenFile, type Daemon } from "./harness.js";
 
 const CKPTCTL = path.join(REPO_ROOT, "dist", "src", "ckptctl", "main.js");

@@ -25,22 +25,57 @@ function importedPaths(file: string): string[] {
 }
 
 describe("package layout", () => {
-  it("the daemon imports the wire contract, never the TypeScript client (src/ckptctl is a client and may)", () => {
-    const offending = tsFiles("src")
-      .filter((f) => !f.startsWith("src/ckptctl/"))
-      .flatMap((f) => importedPaths(f).map((p) => `${f} -> ${p}`))
-      .filter((edge) => edge.split(" -> ")[1]!.startsWith("clients/"));
+  it("no file of the daemon or of wire/ names the client's directory, not even in a comment", () => {
+    const offending = [...tsFiles("src"), ...tsFiles("wire")].filter((f) =>
+      /clients\//.test(fs.readFileSync(path.join(REPO_ROOT, f), "utf8")),
+    );
     expect(offending).toEqual([]);
   });
 
-  it("ckptctl reaches the daemon through the client's public index only", () => {
+  it("ckptctl is a client: it imports @ckptd/client by package name, its own folder, and the package version", () => {
     const offending = tsFiles("src/ckptctl")
       .flatMap((f) => importedPaths(f).map((p) => `${f} -> ${p}`))
       .filter((edge) => {
         const target = edge.split(" -> ")[1]!;
-        return (target.startsWith("clients/") && target !== "clients/ts/src/index.js") || target.startsWith("wire/");
+        return !target.startsWith("src/ckptctl/") && target !== "src/common/version.js";
       });
     expect(offending).toEqual([]);
+    const daemonImports = tsFiles("src")
+      .filter((f) => !f.startsWith("src/ckptctl/"))
+      .flatMap((f) => importedPaths(f).map((p) => `${f} -> ${p}`))
+      .filter((edge) => edge.split(" -> ")[1]!.startsWith("src/ckptctl/"));
+    expect(daemonImports).toEqual([]);
+  });
+
+  it("the daemon's layers import downwards only: daemon > rpc > save, load, evaluation > commit > catalog > store, codec > common > wire", () => {
+    const rank: Record<string, number> = {
+      wire: 0,
+      common: 1,
+      store: 2,
+      codec: 2,
+      catalog: 3,
+      commit: 4,
+      save: 5,
+      load: 5,
+      evaluation: 5,
+      rpc: 6,
+      daemon: 7,
+      cli: 8,
+    };
+    const layer = (p: string): string => {
+      if (p.startsWith("wire/")) return "wire";
+      const m = /^src\/([^/]+)\//.exec(p);
+      if (m) return m[1]!;
+      if (p === "src/cli.ts" || p === "src/cli.js") return "cli";
+      return "?";
+    };
+    const files = tsFiles("src").filter((f) => !f.startsWith("src/ckptctl/"));
+    for (const f of files) expect(rank[layer(f)], `${f} is in no known layer`).toBeDefined();
+    const upward = files
+      .flatMap((f) => importedPaths(f).map((p) => [f, p] as const))
+      .filter(([f, p]) => layer(f) !== layer(p) && !(rank[layer(p)]! < rank[layer(f)]!))
+      .map(([f, p]) => `${f} -> ${p}`);
+    expect(upward).toEqual([]);
   });
 
   it("wire/ imports neither the daemon nor a client", () => {

@@ -1,0 +1,1171 @@
+/**
+ * CommitCoordinator runs the two-phase commit of every checkpoint on this node.
+ *
+ * Per checkpoint and attempt:
+ *   phase 1  each rank: beginSave → stage (per item, fsynced) … → vote (Commit) | abort
+ *   decide   COMMIT once all world_size ranks voted and every item they named is staged;
+ *            ABORT on an Abort, a vote naming a missing item, or the prepare timeout.
+ *            The decision record is fsynced before anyone is told.
+ *   phase 2  COMMIT: manifest written into the staging dir, staging renamed into
+ *            checkpoints/ (publish); ABORT: staging removed.
+ *
+ * A checkpoint id that failed may be saved again as a new attempt (attempt number + 1);
+ * messages naming an older attempt get that attempt's decision and never touch the new one.
+ *
+ * Faults (a full disk) at each step:
+ *   decision record not written   the COMMIT cannot have happened: the attempt is aborted
+ *                                 (staging freed, an ABORT record written, or retried in the
+ *                                 background) and voters hear ABORTED with the reason.
+ *   manifest / publish / event    the decision is durable: voters hear UNAVAILABLE
+ *                                 ("decided COMMITTED, not yet visible; retry Commit") and
+ *                                 the publish and event append are retried, in commit order,
+ *                                 in the background and on every retried Commit; a COMMIT is
+ *                                 acknowledged only once it is listed and its event logged.
+ */
+import * as fs from "node:fs";
+import * as fsp from "node:fs/promises";
+import * as path from "node:path";
+import type { Logger } from "pino";
+import type { Catalog } from "../catalog/catalog.js";
+import { aborted, CkptdError, dataLoss, failedPrecondition, invalidArgument, alreadyExists, unavailable } from "../common/errors.js";
+import {
+  itemDirName,
+  MANIFEST_FORMAT,
+  MANIFEST_VERSION,
+  storedFileSizes,
+  summarize,
+  validateManifest,
+  type CheckpointSummary,
+  type ItemRecord,
+  type Manifest,
+  type RankRecord,
+} from "../catalog/manifest.js";
+import { injectFault } from "../common/faults.js";
+import { abortReason, type Metrics } from "../common/metrics.js";
+import { checkRef, DEFAULT_MAX_WORLD_SIZE, missingRanks } from "../common/limits.js";
+import { checkName } from "../common/names.js";
+import { fsyncDir, quarantineDirectory, removeTree, writeFileDurable, type DataDir } from "../store/files.js";
+
+export type Outcome = "COMMITTED" | "ABORTED";
+
+/** An outcome as the wire's CommitOutcome. */
+export function outcomeToWire(o: Outcome) {
+  return o === "COMMITTED" ? ("COMMIT_OUTCOME_COMMITTED" as const) : ("COMMIT_OUTCOME_ABORTED" as const);
+}
+
+/** The wire's CommitOutcome as an outcome; undefined while undecided (COMMIT_OUTCOME_UNSPECIFIED). */
+export function outcomeFromWire(o: string): Outcome | undefined {
+  return o === "COMMIT_OUTCOME_COMMITTED" ? "COMMITTED" : o === "COMMIT_OUTCOME_ABORTED" ? "ABORTED" : undefined;
+}
+
+export interface Decision {
+  outcome: Outcome;
+  reason: string;
+  attempt: number;
+  /** The published checkpoint (COMMITTED only). */
+  checkpoint?: CheckpointSummary;
+}
+
+/**
+ * The durable decision record, decisions/<id>@<attempt>.json. Once the checkpoint is
+ * deleted, a COMMITTED record is shrunk to a tombstone (no manifest, `deleted`) that
+ * keeps the id from being reused.
+ */
+interface DecisionRecord {
+  outcome: Outcome;
+  reason: string;
+  attempt: number;
+  decidedAt: string;
+  manifest?: Manifest;
+  deleted?: boolean;
+}
+
+/** A durable COMMIT not yet listed and logged (publish or event append failed). */
+interface InvisibleCommit {
+  attempt: Attempt;
+  manifest: Manifest;
+  /** Set once the staging directory is renamed into checkpoints/. */
+  summary?: CheckpointSummary;
+  lastError?: Error;
+}
+
+/** Shrinks a deleted checkpoint's COMMIT record to a tombstone (best effort: a full record is only bigger). */
+export async function shrinkDecision(dataDir: DataDir, job: string, id: string, attempt: number): Promise<void> {
+  const file = dataDir.decisionFile(job, id, attempt);
+  let record: DecisionRecord;
+  try {
+    record = JSON.parse(await fsp.readFile(file, "utf8")) as DecisionRecord;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  if (record.outcome !== "COMMITTED" || !record.manifest) return;
+  const { manifest: _manifest, ...rest } = record;
+  await writeFileDurable(file, JSON.stringify({ ...rest, deleted: true } satisfies DecisionRecord));
+}
+
+export interface CoordinatorOptions {
+  /** An undecided attempt with no activity for this long is aborted. */
+  prepareTimeoutMs: number;
+  /** Largest world_size a checkpoint may have. @default 65536 */
+  maxWorldSize?: number;
+  /**
+   * Most (checkpoint, rank) incarnations remembered for refusing late messages of dead
+   * incarnations once their attempt is closed; the least recently fenced checkpoints are
+   * forgotten first (an open attempt still fences with its own record). @default 262144
+   */
+  maxRememberedIncarnations?: number;
+  /** Test-only fault point. */
+  fault?: "crash-after-decision" | undefined;
+  /**
+   * Called once a checkpoint is published, before the voters are told (so watchers
+   * hear of a commit no later than the trainer does): appends its event, calling
+   * `beforeWake` once the event is durable and before subscribers wake. Part of the
+   * commit: while it fails, the commit is not acknowledged and it is retried.
+   */
+  onCommitted?: (checkpoint: CheckpointSummary, beforeWake: () => void) => Promise<void>;
+  /** Called once a commit is visible (listed and logged), e.g. to run retention. */
+  onVisible?: (checkpoint: CheckpointSummary) => void;
+  metrics?: Metrics;
+}
+
+/** Who is saving what: identifies one rank's checkpoint for Save and Commit. */
+export interface CheckpointRef {
+  job: string;
+  checkpointId: string;
+  step: number;
+  rank: number;
+  worldSize: number;
+  /**
+   * The trainer process's incarnation (grows across restarts of the rank); 0 or absent:
+   * not sent, no fencing.
+   */
+  incarnation?: number;
+}
+
+const DEFAULT_MAX_REMEMBERED_INCARNATIONS = 262_144;
+
+type AttemptState = "preparing" | "deciding" | "decided";
+
+/** One attempt of one checkpoint as this daemon sees it. */
+export class Attempt {
+  state: AttemptState = "preparing";
+  /** Completed, fsynced items per rank. */
+  readonly staged = new Map<number, Map<string, ItemRecord>>();
+  /** "rank/item" of saves in progress. */
+  readonly inflight = new Set<string>();
+  readonly votes = new Map<number, string[]>();
+  /** The incarnation each rank used in this attempt (ranks that sent one). */
+  readonly incarnations = new Map<number, number>();
+  lastActivity = Date.now();
+  decision: Decision | undefined;
+  failure: Error | undefined;
+  /** Participant bookkeeping: a restart marker was written / the attempt predates a restart. */
+  marked = false;
+  restarted = false;
+  private readonly waiters: { resolve: (d: Decision) => void; reject: (e: Error) => void }[] = [];
+  /**
+   * How to end each Save stream still open on this attempt. A stream that waits for its
+   * client's next message would otherwise learn of the decision only when (if ever) that
+   * message comes, holding its files and buffers meanwhile.
+   */
+  private readonly streams = new Set<(err: Error) => void>();
+
+  constructor(
+    readonly job: string,
+    readonly checkpointId: string,
+    readonly attempt: number,
+    readonly step: number,
+    readonly worldSize: number,
+    readonly dir: string,
+  ) {}
+
+  /** Reserves (rank, item) for one Save stream; refuses duplicates and saves after the rank's vote. */
+  reserve(rank: number, item: string): SaveTicket {
+    const slot = `${rank}/${item}`;
+    if (this.staged.get(rank)?.has(item))
+      throw alreadyExists(`rank ${rank} already saved item '${item}' in checkpoint '${this.checkpointId}' (attempt ${this.attempt})`);
+    if (this.inflight.has(slot))
+      throw alreadyExists(`rank ${rank} is already saving item '${item}' of checkpoint '${this.checkpointId}' on another stream`);
+    if (this.votes.has(rank))
+      throw failedPrecondition(`rank ${rank} already voted on checkpoint '${this.checkpointId}'; it cannot save more items`);
+    this.inflight.add(slot);
+    this.lastActivity = Date.now();
+    return { attempt: this, rank, item, dir: path.join(this.dir, itemDirName(rank, item)) };
+  }
+
+  /** Throws ABORTED once the attempt was decided (its staging is being removed). */
+  checkLive(): void {
+    this.lastActivity = Date.now();
+    if (this.state !== "preparing")
+      throw aborted(
+        `checkpoint '${this.checkpointId}' attempt ${this.attempt} was decided while this item streamed: ${this.decision?.reason ?? "it is being decided"}`,
+      );
+  }
+
+  /** Records a durably staged item; the rank may now vote for it. */
+  stage(t: SaveTicket, record: ItemRecord): void {
+    this.checkLive();
+    this.inflight.delete(`${t.rank}/${t.item}`);
+    let items = this.staged.get(t.rank);
+    if (!items) this.staged.set(t.rank, (items = new Map()));
+    items.set(t.item, record);
+  }
+
+  /** Releases a reservation whose save failed; the rank may save the item again. */
+  release(t: SaveTicket): void {
+    this.inflight.delete(`${t.rank}/${t.item}`);
+  }
+
+  /**
+   * Registers an open Save stream: `stop` is called (once) with ABORTED when the attempt is
+   * decided while the stream is open, at once if it already is. Returns the unregistration.
+   */
+  watchStream(stop: (err: Error) => void): () => void {
+    if (this.state !== "preparing") {
+      stop(this.streamAbort(this.decision?.reason ?? "it is being decided"));
+      return () => undefined;
+    }
+    this.streams.add(stop);
+    return () => this.streams.delete(stop);
+  }
+
+  /** Ends every Save stream still open on the attempt; `why` says what was decided. */
+  closeStreams(why: string): void {
+    if (this.streams.size === 0) return;
+    const err = this.streamAbort(why);
+    const stops = [...this.streams];
+    this.streams.clear();
+    for (const stop of stops) stop(err);
+  }
+
+  private streamAbort(why: string): Error {
+    return aborted(`checkpoint '${this.checkpointId}' attempt ${this.attempt} was decided while this item streamed: ${why}`);
+  }
+
+  decided(): Promise<Decision> {
+    if (this.decision) return Promise.resolve(this.decision);
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  settle(d: Decision): void {
+    this.decision = d;
+    this.state = "decided";
+    this.closeStreams(d.outcome === "COMMITTED" ? "it was committed without this item" : d.reason || "it was aborted");
+    for (const w of this.waiters.splice(0)) w.resolve(d);
+  }
+
+  /** The decision could not be recorded: voters learn that, never a guess. */
+  fail(err: Error): void {
+    this.failure = err;
+    this.state = "decided";
+    this.closeStreams(err.message);
+    for (const w of this.waiters.splice(0)) w.reject(err);
+  }
+}
+
+/** A reservation of (attempt, rank, item) held by one Save stream. */
+export interface SaveTicket {
+  readonly attempt: Attempt;
+  readonly rank: number;
+  readonly item: string;
+  /** Staging directory of the item. */
+  readonly dir: string;
+}
+
+/**
+ * What the gRPC handlers need from the commit protocol. Implemented by the
+ * coordinator (single node, or the coordinating node of a multi-node job) and by
+ * ParticipantCoordinator (the other nodes, which relay to the coordinator).
+ *
+ * Call order per rank and checkpoint, for each item: beginSave, then on the ticket's
+ * attempt checkLive per message and stage | release; then vote | abort.
+ */
+export interface CheckpointCoordinator {
+  recover(): Promise<{ published: number; aborted: number }>;
+  start(): void;
+  stop(): void;
+  inFlight(): number;
+  /** See CommitCoordinator.hasUndecidedWork: attempts with activity in the last `activeWithinMs`. */
+  hasUndecidedWork(activeWithinMs?: number): boolean;
+  beginSave(ref: CheckpointRef, item: string): Promise<SaveTicket>;
+  vote(ref: CheckpointRef, items: string[], attemptNo: number): Promise<Decision>;
+  abort(ref: Omit<CheckpointRef, "step" | "worldSize">, reason: string, attemptNo: number): Promise<Decision>;
+}
+
+export class CommitCoordinator implements CheckpointCoordinator {
+  /** The open (undecided or deciding) attempt of each checkpoint, by "job/id". */
+  private readonly open = new Map<string, Attempt>();
+  /** Highest attempt number ever used per "job/id" (from the decision records). */
+  private readonly lastAttempt = new Map<string, number>();
+  /** Attempts being created, by "job/id". */
+  private readonly opening = new Map<string, Promise<Attempt>>();
+  /** Decisions of recently closed attempts, by "job/id@n", for idempotent replies. */
+  private readonly recent = new Map<string, Decision>();
+  /** Per job, durable COMMITs not yet visible, in decision order (events keep commit order). */
+  private readonly invisible = new Map<string, InvisibleCommit[]>();
+  /** Per job, the chain that publishes and logs invisible COMMITs one at a time. */
+  private readonly visibleChain = new Map<string, Promise<void>>();
+  /** Jobs whose chain is running, so the background retry does not pile up behind it. */
+  private readonly makingVisible = new Set<string>();
+  /**
+   * Per "job/id", the newest incarnation each rank used for the checkpoint, in any
+   * attempt: older ones are refused. Bounded (maxRememberedIncarnations); lost on a
+   * daemon restart, when recovery aborts every undecided attempt anyway.
+   */
+  private readonly incarnations = new Map<string, Map<number, number>>();
+  private rememberedIncarnations = 0;
+  /** ABORT records that could not be written yet, by "job/id@n" (the abort holds anyway: its staging is gone). */
+  private readonly unwrittenAborts = new Map<string, { job: string; id: string; record: DecisionRecord }>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly dataDir: DataDir,
+    private readonly catalog: Catalog,
+    private readonly options: CoordinatorOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Recovery at start (before serving): publishes decided-COMMIT attempts whose
+   * rename did not happen, aborts every undecided attempt (presumed abort) and frees
+   * its staging, and empties the trash.
+   */
+  async recover(): Promise<{ published: number; aborted: number }> {
+    let published = 0;
+    let abortedCount = 0;
+    for (const job of await this.dataDir.listJobs()) {
+      await this.dataDir.ensureJob(job);
+      const records: { id: string; attempt: number }[] = [];
+      for (const f of await fsp.readdir(this.dataDir.decisionsDir(job))) {
+        const m = /^(.+)@(\d+)\.json$/.exec(f);
+        if (m?.[1] && m[2]) {
+          this.noteAttempt(`${job}/${m[1]}`, Number(m[2]));
+          records.push({ id: m[1], attempt: Number(m[2]) });
+        } else if (f.includes(".tmp-")) await fsp.rm(path.join(this.dataDir.decisionsDir(job), f), { force: true });
+      }
+      const staged = new Set<string>();
+      for (const name of await fsp.readdir(this.dataDir.stagingRoot(job))) {
+        const m = /^(.+)@(\d+)$/.exec(name);
+        if (m?.[1] && m[2]) this.noteAttempt(`${job}/${m[1]}`, Number(m[2]));
+      }
+      for (const name of await fsp.readdir(this.dataDir.stagingRoot(job))) {
+        const dir = path.join(this.dataDir.stagingRoot(job), name);
+        const m = /^(.+)@(\d+)$/.exec(name);
+        if (!m?.[1] || !m[2]) {
+          await removeTree(dir);
+          continue;
+        }
+        const [id, attempt] = [m[1], Number(m[2])];
+        staged.add(`${id}@${attempt}`);
+        let record: DecisionRecord | undefined;
+        let manifest: Manifest | undefined;
+        try {
+          record = await this.readDecision(job, id, attempt);
+          if (record?.outcome === "COMMITTED" && record.manifest && !this.catalog.has(job, id)) {
+            manifest = validateManifest(record.manifest, `the manifest in ${this.dataDir.decisionFile(job, id, attempt)}`);
+            // Publishing renames the staging the manifest names: it must be this one.
+            if (manifest.job !== job || manifest.checkpointId !== id || manifest.attempt !== attempt)
+              throw invalidArgument(
+                `its manifest describes attempt ${manifest.attempt} of '${manifest.checkpointId}' of job '${manifest.job}'`,
+              );
+          }
+        } catch (err) {
+          if (!(err instanceof SyntaxError || err instanceof CkptdError)) throw err;
+          // A damaged decision record must not keep the daemon from starting, nor may
+          // its staging be published or thrown away on a guess: it is set aside.
+          const reason = `the decision record of attempt ${attempt} is unusable: ${(err as Error).message}`;
+          const to = await quarantineDirectory(this.dataDir, job, id, dir, reason);
+          this.options.metrics?.quarantined.inc();
+          this.log.warn({ job, checkpoint: id, attempt, quarantinedTo: to, reason }, "recovery: quarantined a staged attempt");
+          continue;
+        }
+        if (record?.outcome === "COMMITTED" && record.manifest) {
+          if (manifest) {
+            this.catalog.add(await this.publish(manifest));
+            published++;
+            this.log.info({ job, checkpoint: id, attempt }, "recovery: published a checkpoint whose COMMIT decision was durable");
+            continue;
+          }
+        } else if (!record && attempt < (this.lastAttempt.get(`${job}/${id}`) ?? 0)) {
+          // A later attempt exists, so this one was decided ABORTED (its record pruned, or
+          // never written on a full disk): only its staging is left to free.
+          this.log.info({ job, checkpoint: id, attempt }, "recovery: freed the staging of a superseded attempt");
+        } else if (!record) {
+          await this.writeDecision(job, id, {
+            outcome: "ABORTED",
+            reason: "the daemon restarted before the checkpoint was decided (presumed abort)",
+            attempt,
+            decidedAt: new Date().toISOString(),
+          });
+          abortedCount++;
+          this.options.metrics?.aborts.inc({ reason: "restart" });
+          this.log.info({ job, checkpoint: id, attempt }, "recovery: aborted an undecided checkpoint and freed its staging");
+        }
+        await removeTree(dir);
+      }
+      await fsyncDir(this.dataDir.stagingRoot(job));
+      for (const name of await fsp.readdir(this.dataDir.trashDir(job))) await removeTree(path.join(this.dataDir.trashDir(job), name));
+      await this.compactDecisions(job, records, staged);
+    }
+    return { published, aborted: abortedCount };
+  }
+
+  /**
+   * Keeps decisions/ bounded: per checkpoint id only the highest attempt's record stays
+   * (lower attempts were necessarily aborted, and the highest keeps numbers from being
+   * reused), and a deleted checkpoint's COMMIT record becomes a tombstone (a crash
+   * between a deletion and its shrink left it whole).
+   */
+  private async compactDecisions(job: string, records: { id: string; attempt: number }[], staged: Set<string>): Promise<void> {
+    for (const { id, attempt } of records) {
+      if (attempt < (this.lastAttempt.get(`${job}/${id}`) ?? 0)) {
+        await fsp.rm(this.dataDir.decisionFile(job, id, attempt), { force: true });
+      } else if (!this.catalog.has(job, id) && !staged.has(`${id}@${attempt}`)) {
+        await shrinkDecision(this.dataDir, job, id, attempt).catch((err: unknown) =>
+          this.log.warn({ err, job, checkpoint: id }, "could not shrink a deleted checkpoint's decision record"),
+        );
+      }
+    }
+  }
+
+  /** Starts the prepare-timeout sweep. */
+  start(): void {
+    const every = Math.max(50, Math.min(1000, Math.floor(this.options.prepareTimeoutMs / 5)));
+    this.timer = setInterval(() => this.sweep(), every);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Checkpoints with an undecided attempt. */
+  inFlight(): number {
+    let n = this.open.size;
+    for (const q of this.invisible.values()) n += q.length;
+    return n;
+  }
+
+  /**
+   * True while some attempt holds staged data or votes and saw activity in the last
+   * `activeWithinMs`: a drain waits for these to be decided. One nobody touched for that
+   * long was left by trainers that died (a drain refuses new saves, so it cannot complete):
+   * the drain does not wait for it, and recovery aborts it at the next start.
+   */
+  hasUndecidedWork(activeWithinMs = Infinity): boolean {
+    // A durable COMMIT still being published is work a drain lets finish.
+    for (const q of this.invisible.values()) if (q.length > 0) return true;
+    const since = Date.now() - activeWithinMs;
+    for (const a of this.open.values()) {
+      if (a.state !== "preparing" || a.inflight.size > 0) return true;
+      if ((a.staged.size > 0 || a.votes.size > 0) && a.lastActivity >= since) return true;
+    }
+    return false;
+  }
+
+  /** Reserves (rank, item) in the checkpoint's open attempt, creating the attempt if needed. */
+  async beginSave(ref: CheckpointRef, item: string): Promise<SaveTicket> {
+    checkName("item", item);
+    for (;;) {
+      await this.fence(ref);
+      const attempt = await this.openAttempt(ref);
+      if (this.enter(attempt, ref)) return attempt.reserve(ref.rank, item);
+    }
+  }
+
+  /**
+   * A rank's yes-vote. Resolves with the decision once it is durable; the caller
+   * stops waiting when its deadline passes (the vote stays recorded).
+   */
+  async vote(ref: CheckpointRef, items: string[], attemptNo: number): Promise<Decision> {
+    this.checkRef(ref);
+    for (const item of items) checkName("item", item);
+    await this.fence(ref);
+    const key = `${ref.job}/${ref.checkpointId}`;
+    const current = this.open.get(key);
+    // An attempt being opened has its number but is not open yet: vote once it is.
+    const opening = current ? undefined : this.opening.get(key);
+    if (opening) {
+      await opening.catch(() => undefined);
+      return this.vote(ref, items, attemptNo);
+    }
+    const invisible = this.invisibleCommit(ref.job, ref.checkpointId);
+    if (invisible && (attemptNo === 0 || attemptNo === invisible.attempt.attempt)) return this.awaitVisible(invisible);
+    if (attemptNo !== 0 && attemptNo !== current?.attempt) return this.pastDecision(ref, attemptNo);
+    if (!current && this.catalog.has(ref.job, ref.checkpointId)) return this.committedDecision(ref);
+    if (!current && items.length > 0) {
+      // A vote naming items with no open attempt cannot belong to a new attempt (its
+      // saves would have opened it): it is a retry, and gets the last decision.
+      const last = this.lastAttempt.get(key) ?? (await this.scanAttempts(ref.job, ref.checkpointId));
+      if (last > 0) return this.pastDecision(ref, last);
+    }
+    if (current && attemptNo === 0 && items.length > 0 && ref.incarnation && current.attempt > 1 && !current.incarnations.has(ref.rank)) {
+      // This incarnation saved nothing into the open attempt (its saves would have entered
+      // it), so its vote names items of an earlier one, e.g. a retry from before a daemon
+      // restart: it gets that attempt's decision and has no say in this one.
+      return this.pastDecision(ref, current.attempt - 1);
+    }
+    const attempt = current ?? (await this.openAttempt(ref));
+    this.checkAgreement(attempt, ref);
+    // A newer incarnation of the rank entered meanwhile (or this one must fence first).
+    if (!this.enter(attempt, ref)) return this.vote(ref, items, attemptNo);
+    if (attempt.state === "preparing" && !attempt.votes.has(ref.rank)) {
+      attempt.votes.set(ref.rank, [...new Set(items)]);
+      attempt.lastActivity = Date.now();
+      const staged = attempt.staged.get(ref.rank);
+      const missing = items.filter((i) => !staged?.has(i));
+      if (missing.length > 0) {
+        void this.decide(
+          attempt,
+          "ABORTED",
+          `rank ${ref.rank} voted for item(s) ${missing.map((m) => `'${m}'`).join(", ")} that it did not stage in attempt ${attempt.attempt}`,
+        );
+      } else if (attempt.votes.size === attempt.worldSize) {
+        void this.decide(attempt, "COMMITTED", "");
+      }
+    }
+    return attempt.decided();
+  }
+
+  /** A rank's no-vote: aborts the open attempt (or reports the decision already made). */
+  async abort(ref: Omit<CheckpointRef, "step" | "worldSize">, reason: string, attemptNo: number): Promise<Decision> {
+    checkName("job", ref.job);
+    checkName("checkpoint_id", ref.checkpointId);
+    const fenced = await this.fence(ref);
+    // A restarted rank's Abort is about the attempt its previous process left open, which
+    // the fence just aborted: a fresh attempt another rank opened meanwhile is not its to abort.
+    if (fenced && attemptNo === 0) return fenced;
+    const key = `${ref.job}/${ref.checkpointId}`;
+    const current = this.open.get(key);
+    if (attemptNo !== 0 && attemptNo !== current?.attempt) return this.pastDecision(ref, attemptNo);
+    if (!current) {
+      // An attempt being opened has its number but is not open yet: abort it once it is.
+      const opening = this.opening.get(key);
+      if (opening) {
+        await opening.catch(() => undefined);
+        return this.abort(ref, reason, attemptNo);
+      }
+      if (this.catalog.has(ref.job, ref.checkpointId)) return this.committedDecision(ref);
+      const last = this.lastAttempt.get(key) ?? (await this.scanAttempts(ref.job, ref.checkpointId));
+      if (last) return this.pastDecision(ref, last);
+      return this.abortUnopened(ref, reason);
+    }
+    if (current.state === "preparing") void this.decide(current, "ABORTED", `rank ${ref.rank} aborted${reason ? `: ${reason}` : ""}`);
+    return current.decided();
+  }
+
+  /**
+   * A rank that fails before anything was saved still votes no: the checkpoint gets an
+   * attempt decided ABORTED at once (durably, so its number is never reused), and the
+   * next save of it opens a new attempt.
+   */
+  private async abortUnopened(ref: Omit<CheckpointRef, "step" | "worldSize">, reason: string): Promise<Decision> {
+    const key = `${ref.job}/${ref.checkpointId}`;
+    await this.dataDir.ensureJob(ref.job);
+    const scanned = this.lastAttempt.get(key) ?? (await this.scanAttempts(ref.job, ref.checkpointId));
+    // A save may have opened an attempt meanwhile: then that one is what this rank aborts.
+    const opening = this.opening.get(key);
+    if (opening) await opening.catch(() => undefined);
+    if (opening || this.open.has(key)) return this.abort(ref, reason, 0);
+    // No await from the check to here: the number is taken before any save can take it.
+    const n = Math.max(scanned, this.lastAttempt.get(key) ?? 0) + 1;
+    this.noteAttempt(key, n);
+    const decision: Decision = {
+      outcome: "ABORTED",
+      reason: `rank ${ref.rank} aborted before anything was saved${reason ? `: ${reason}` : ""}`,
+      attempt: n,
+    };
+    // Known before its record is durable: another rank of the job aborting the same checkpoint
+    // meanwhile (every rank of a restarted job does) finds this decision, not an attempt with
+    // neither a record nor staging. An ABORT holds without its record (presumed abort); a record
+    // that cannot be written is retried, as in decide.
+    this.remember(`${key}@${n}`, decision);
+    const record: DecisionRecord = { ...decision, decidedAt: new Date().toISOString() };
+    try {
+      await this.writeDecision(ref.job, ref.checkpointId, record);
+    } catch (err) {
+      this.log.error({ job: ref.job, checkpoint: ref.checkpointId, attempt: n, err }, "could not record the decision");
+      this.unwrittenAborts.set(`${key}@${n}`, { job: ref.job, id: ref.checkpointId, record });
+    }
+    this.options.metrics?.aborts.inc({ reason: abortReason(decision.reason) });
+    this.log.warn({ job: ref.job, checkpoint: ref.checkpointId, attempt: n, reason: decision.reason }, "checkpoint aborted");
+    return decision;
+  }
+
+  /**
+   * Incarnation fencing, before a message of a rank touches the checkpoint: a message of
+   * an older incarnation than the rank already used for the checkpoint is refused and
+   * changes nothing; the first message of a newer one durably aborts the open attempt
+   * the rank took part in with an older one (a restarted trainer must not wait for the
+   * prepare timeout of its own past, nor be refused as a duplicate), and returns its
+   * decision once made, so the message goes on in a new attempt.
+   */
+  private async fence(ref: {
+    job: string;
+    checkpointId: string;
+    rank: number;
+    incarnation?: number | undefined;
+  }): Promise<Decision | undefined> {
+    const inc = ref.incarnation ?? 0;
+    if (inc === 0) return undefined;
+    if (!Number.isSafeInteger(inc) || inc < 0)
+      throw invalidArgument(`incarnation ${inc} of rank ${ref.rank} is out of range: it must be an integer below 2^53`);
+    const key = `${ref.job}/${ref.checkpointId}`;
+    const ranks = this.incarnations.get(key);
+    const known = ranks?.get(ref.rank) ?? 0;
+    if (inc < known) throw this.superseded(ref, inc, known);
+    if (inc > known) this.rememberIncarnation(key, ref.rank, inc);
+    const current = this.open.get(key);
+    const used = current?.incarnations.get(ref.rank);
+    if (current && used !== undefined && used < inc) {
+      void this.decide(current, "ABORTED", `rank ${ref.rank} restarted (incarnation ${used} → ${inc})`);
+      // A COMMIT already being decided stands: the new attempt is then refused as committed.
+      return current.decided().catch(() => undefined);
+    }
+    return undefined;
+  }
+
+  /**
+   * Records the rank's incarnation in the attempt a message is about to touch. False when
+   * the rank used an older incarnation there (a newer one raced past fence): fence again.
+   */
+  private enter(attempt: Attempt, ref: { job: string; checkpointId: string; rank: number; incarnation?: number | undefined }): boolean {
+    const inc = ref.incarnation ?? 0;
+    if (inc === 0) return true;
+    const known = this.incarnations.get(`${ref.job}/${ref.checkpointId}`)?.get(ref.rank) ?? 0;
+    if (inc < known) throw this.superseded(ref, inc, known);
+    const used = attempt.incarnations.get(ref.rank);
+    if (used !== undefined && used > inc) throw this.superseded(ref, inc, used);
+    if (used !== undefined && used < inc && attempt.state === "preparing") return false;
+    attempt.incarnations.set(ref.rank, inc);
+    return true;
+  }
+
+  private superseded(ref: { checkpointId: string; rank: number }, inc: number, newer: number): CkptdError {
+    return failedPrecondition(
+      `checkpoint '${ref.checkpointId}': incarnation ${inc} of rank ${ref.rank} is superseded by a newer incarnation of rank ${ref.rank} ` +
+        `(${newer}); a message of a restarted trainer's previous process changes nothing`,
+    );
+  }
+
+  private rememberIncarnation(key: string, rank: number, inc: number): void {
+    let ranks = this.incarnations.get(key);
+    if (ranks)
+      this.incarnations.delete(key); // re-inserted below: most recently fenced last
+    else ranks = new Map();
+    if (!ranks.has(rank)) this.rememberedIncarnations++;
+    ranks.set(rank, inc);
+    this.incarnations.set(key, ranks);
+    for (const [k, r] of this.incarnations) {
+      if (this.rememberedIncarnations <= (this.options.maxRememberedIncarnations ?? DEFAULT_MAX_REMEMBERED_INCARNATIONS) || k === key)
+        break;
+      this.forgetIncarnations(k, r);
+    }
+  }
+
+  private forgetIncarnations(key: string, ranks = this.incarnations.get(key)): void {
+    if (!ranks) return;
+    this.rememberedIncarnations -= ranks.size;
+    this.incarnations.delete(key);
+  }
+
+  // --- Participants of a multi-node job call these through PeerService. ---
+
+  /** The attempt a participant's rank stages into (opened if needed). */
+  async openForPeer(ref: CheckpointRef): Promise<number> {
+    for (;;) {
+      await this.fence(ref);
+      const attempt = await this.openAttempt(ref);
+      if (!this.enter(attempt, ref)) continue;
+      attempt.lastActivity = Date.now();
+      return attempt.attempt;
+    }
+  }
+
+  /** Activity on a participant keeps the attempt from timing out; returns the decision once made. */
+  async heartbeat(job: string, id: string, attemptNo: number, active: boolean): Promise<Decision | undefined> {
+    checkName("job", job);
+    checkName("checkpoint_id", id);
+    const current = this.open.get(`${job}/${id}`);
+    if (current?.attempt === attemptNo) {
+      if (active) current.lastActivity = Date.now();
+      return current.decision;
+    }
+    // Not visible yet: a participant told COMMITTED now would acknowledge it early.
+    if (this.invisibleCommit(job, id)?.attempt.attempt === attemptNo) return undefined;
+    return this.pastDecision({ job, checkpointId: id }, attemptNo);
+  }
+
+  /**
+   * A rank's vote relayed by the participant that staged (and fsynced) its items. The
+   * records were validated by the handler (validateItemRecord); before they can enter a
+   * manifest, the staged files they describe must exist in the attempt's shared staging
+   * directory with the declared sizes, else the attempt aborts (as for a missing item).
+   */
+  async peerVote(ref: CheckpointRef, attemptNo: number, records: ItemRecord[]): Promise<Decision> {
+    this.checkRef(ref);
+    await this.fence(ref);
+    const current = this.open.get(`${ref.job}/${ref.checkpointId}`);
+    if (!current || current.attempt !== attemptNo) return this.pastDecision(ref, attemptNo);
+    this.checkAgreement(current, ref);
+    if (!this.enter(current, ref)) return this.peerVote(ref, attemptNo, records);
+    const items = new Map<string, ItemRecord>();
+    for (const r of records) {
+      checkName("item", r.name);
+      if (items.has(r.name)) throw invalidArgument(`rank ${ref.rank}'s vote names item '${r.name}' twice`);
+      items.set(r.name, r);
+    }
+    if (current.state === "preparing" && !current.votes.has(ref.rank)) {
+      const problem = await stagedFilesProblem(current.dir, ref.rank, records);
+      // The attempt may have been decided while the files were checked.
+      if (current.state === "preparing" && !current.votes.has(ref.rank)) {
+        if (problem) {
+          void this.decide(current, "ABORTED", `rank ${ref.rank}'s vote does not match its staged files: ${problem}`);
+          return current.decided();
+        }
+        current.staged.set(ref.rank, items);
+      }
+    }
+    return this.vote(
+      ref,
+      records.map((r) => r.name),
+      attemptNo,
+    );
+  }
+
+  /** A participant's no-vote on an attempt. */
+  async peerAbort(job: string, id: string, attemptNo: number, reason: string, rank = 0, incarnation = 0): Promise<Decision> {
+    checkName("job", job);
+    checkName("checkpoint_id", id);
+    await this.fence({ job, checkpointId: id, rank, incarnation });
+    const current = this.open.get(`${job}/${id}`);
+    if (!current || current.attempt !== attemptNo) return this.pastDecision({ job, checkpointId: id }, attemptNo);
+    if (current.state === "preparing") void this.decide(current, "ABORTED", reason);
+    return current.decided();
+  }
+
+  /** The durable decision of an attempt, or undefined while it is open. */
+  async decisionOf(job: string, id: string, attemptNo: number): Promise<Decision | undefined> {
+    checkName("job", job);
+    checkName("checkpoint_id", id);
+    const current = this.open.get(`${job}/${id}`);
+    if (current?.attempt === attemptNo) return current.decision;
+    if (this.invisibleCommit(job, id)?.attempt.attempt === attemptNo) return undefined;
+    return this.pastDecision({ job, checkpointId: id }, attemptNo);
+  }
+
+  private checkRef(ref: CheckpointRef): void {
+    checkRef(ref, this.options.maxWorldSize ?? DEFAULT_MAX_WORLD_SIZE);
+  }
+
+  private checkAgreement(attempt: Attempt, ref: CheckpointRef): void {
+    if (attempt.worldSize !== ref.worldSize)
+      throw failedPrecondition(
+        `rank ${ref.rank} says world_size ${ref.worldSize} but checkpoint '${ref.checkpointId}' attempt ${attempt.attempt} has world_size ${attempt.worldSize}`,
+      );
+    if (attempt.step !== ref.step)
+      throw failedPrecondition(
+        `rank ${ref.rank} says step ${ref.step} but checkpoint '${ref.checkpointId}' attempt ${attempt.attempt} is at step ${attempt.step}`,
+      );
+  }
+
+  /** The open attempt of a checkpoint, or a new one; refuses committed checkpoints. */
+  private async openAttempt(ref: CheckpointRef): Promise<Attempt> {
+    this.checkRef(ref);
+    const key = `${ref.job}/${ref.checkpointId}`;
+    let attempt = this.open.get(key);
+    if (!attempt) {
+      // One opener per checkpoint at a time: concurrent ranks share its result.
+      let opening = this.opening.get(key);
+      if (!opening) {
+        opening = this.createAttempt(ref, key).finally(() => this.opening.delete(key));
+        this.opening.set(key, opening);
+      }
+      attempt = await opening;
+    }
+    this.checkAgreement(attempt, ref);
+    if (attempt.state !== "preparing") {
+      const d = await attempt.decided();
+      if (d.outcome === "COMMITTED")
+        throw failedPrecondition(
+          `checkpoint '${ref.checkpointId}' of job '${ref.job}' is already committed; committed checkpoints are never overwritten`,
+        );
+      return this.openAttempt(ref);
+    }
+    return attempt;
+  }
+
+  private async createAttempt(ref: CheckpointRef, key: string): Promise<Attempt> {
+    if (this.catalog.has(ref.job, ref.checkpointId) || this.invisibleCommit(ref.job, ref.checkpointId))
+      throw failedPrecondition(
+        `checkpoint '${ref.checkpointId}' of job '${ref.job}' is already committed; committed checkpoints are never overwritten`,
+      );
+    await this.dataDir.ensureJob(ref.job);
+    const prev = this.lastAttempt.get(key) ?? (await this.scanAttempts(ref.job, ref.checkpointId));
+    if (prev > 0 && (await this.readDecision(ref.job, ref.checkpointId, prev))?.outcome === "COMMITTED")
+      throw failedPrecondition(
+        `checkpoint '${ref.checkpointId}' of job '${ref.job}' was committed (and since deleted); committed ids are never reused`,
+      );
+    const n = prev + 1;
+    this.noteAttempt(key, n);
+    // The staging directory exists before anyone hears the attempt number, so a
+    // restart finds it, records ABORT for it and never hands the number out again.
+    const dir = this.dataDir.stagingDir(ref.job, ref.checkpointId, n);
+    await fsp.mkdir(dir, { recursive: true });
+    await fsyncDir(this.dataDir.stagingRoot(ref.job));
+    const attempt = new Attempt(ref.job, ref.checkpointId, n, ref.step, ref.worldSize, dir);
+    this.open.set(key, attempt);
+    this.log.info(
+      { job: ref.job, checkpoint: ref.checkpointId, attempt: n, step: ref.step, worldSize: ref.worldSize },
+      "checkpoint attempt opened",
+    );
+    return attempt;
+  }
+
+  private noteAttempt(key: string, n: number): void {
+    if (n > (this.lastAttempt.get(key) ?? 0)) this.lastAttempt.set(key, n);
+  }
+
+  private async scanAttempts(job: string, id: string): Promise<number> {
+    let max = 0;
+    const files = await fsp.readdir(this.dataDir.decisionsDir(job)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return [] as string[];
+      throw err;
+    });
+    for (const f of files) {
+      const m = /^(.+)@(\d+)\.json$/.exec(f);
+      if (m?.[1] === id) max = Math.max(max, Number(m[2]));
+    }
+    return max;
+  }
+
+  private async decide(attempt: Attempt, outcome: Outcome, reason: string): Promise<void> {
+    if (attempt.state !== "preparing") return;
+    attempt.state = "deciding";
+    // Streams still open cannot take part any more: they end now, not at their next message.
+    attempt.closeStreams(outcome === "COMMITTED" ? "it is being committed without this item" : reason);
+    const { job, checkpointId: id, attempt: n } = attempt;
+    const logCtx = { job, checkpoint: id, attempt: n };
+    const record: DecisionRecord = { outcome, reason, attempt: n, decidedAt: new Date().toISOString() };
+    if (outcome === "COMMITTED") record.manifest = this.buildManifest(attempt, record.decidedAt);
+    try {
+      injectFault("decision");
+      await this.writeDecision(job, id, record);
+    } catch (err) {
+      this.log.error({ ...logCtx, err, outcome }, "could not record the decision");
+      if (outcome === "COMMITTED") return this.abandonCommit(attempt, err as Error);
+      // An ABORT holds without its record once the staging is gone (presumed abort); the
+      // record, which keeps the attempt number from being reused, is retried.
+      this.unwrittenAborts.set(`${job}/${id}@${n}`, { job, id, record });
+    }
+    if (this.options.fault === "crash-after-decision" && outcome === "COMMITTED") {
+      this.log.warn(logCtx, "fault point crash-after-decision: killing the daemon");
+      process.kill(process.pid, "SIGKILL");
+      await new Promise(() => {});
+    }
+    if (record.manifest) {
+      // Durable: from here the commit only waits to become visible, whatever fails.
+      this.open.delete(`${job}/${id}`);
+      let queue = this.invisible.get(job);
+      if (!queue) this.invisible.set(job, (queue = []));
+      const pending: InvisibleCommit = { attempt, manifest: record.manifest };
+      queue.push(pending);
+      await this.makeVisible(job).catch(() => {});
+      if (!attempt.decision) attempt.fail(this.notVisible(pending));
+      return;
+    }
+    const decision: Decision = { outcome, reason, attempt: n };
+    this.log.warn({ ...logCtx, reason }, "checkpoint aborted");
+    this.options.metrics?.aborts.inc({ reason: abortReason(reason) });
+    void removeTree(attempt.dir).catch((err: unknown) => this.log.error({ ...logCtx, err }, "could not free aborted staging"));
+    this.open.delete(`${job}/${id}`);
+    this.remember(`${job}/${id}@${n}`, decision);
+    attempt.settle(decision);
+  }
+
+  /**
+   * The COMMIT record could not be written (a full disk): nobody was told, and with its
+   * record removed (a rename may have landed before an fsync failed) and its staging
+   * freed it can never commit, so the attempt is aborted and says why. Freeing the
+   * staging usually makes room for the ABORT record; if not, it is retried.
+   */
+  private async abandonCommit(attempt: Attempt, err: Error): Promise<void> {
+    const { job, checkpointId: id, attempt: n } = attempt;
+    const logCtx = { job, checkpoint: id, attempt: n };
+    await fsp.rm(this.dataDir.decisionFile(job, id, n), { force: true }).catch(() => {});
+    await removeTree(attempt.dir).catch((e: unknown) => this.log.error({ ...logCtx, err: e }, "could not free the staging"));
+    const full = (err as NodeJS.ErrnoException).code === "ENOSPC" || (err as NodeJS.ErrnoException).code === "EDQUOT";
+    const reason =
+      `the COMMIT decision could not be recorded (${full ? "the daemon's data directory is full" : "write failed"}: ${err.message}); ` +
+      `nothing was committed and the staged data was freed: save the checkpoint again${full ? " once space is freed" : ""}`;
+    const record: DecisionRecord = { outcome: "ABORTED", reason, attempt: n, decidedAt: new Date().toISOString() };
+    try {
+      await this.writeDecision(job, id, record);
+    } catch (e) {
+      this.log.error({ ...logCtx, err: e }, "could not record the ABORT either; it is retried");
+      this.unwrittenAborts.set(`${job}/${id}@${n}`, { job, id, record });
+    }
+    const decision: Decision = { outcome: "ABORTED", reason, attempt: n };
+    this.log.warn({ ...logCtx, reason }, "checkpoint aborted");
+    this.options.metrics?.aborts.inc({ reason: "error" });
+    this.open.delete(`${job}/${id}`);
+    this.remember(`${job}/${id}@${n}`, decision);
+    attempt.settle(decision);
+  }
+
+  private async writeUnwrittenAbort(key: string, a: { job: string; id: string; record: DecisionRecord }): Promise<void> {
+    // A later attempt's staging or record already keeps the number from being reused.
+    if ((this.lastAttempt.get(`${a.job}/${a.id}`) ?? 0) > a.record.attempt) {
+      this.unwrittenAborts.delete(key);
+      return;
+    }
+    try {
+      await this.writeDecision(a.job, a.id, a.record);
+      this.unwrittenAborts.delete(key);
+    } catch {
+      // Still failing: the next sweep tries again.
+    }
+  }
+
+  private invisibleCommit(job: string, id: string): InvisibleCommit | undefined {
+    return this.invisible.get(job)?.find((p) => p.attempt.checkpointId === id);
+  }
+
+  private notVisible(p: InvisibleCommit): Error {
+    const head = this.invisible.get(p.attempt.job)?.[0];
+    if (head && head !== p)
+      return unavailable(
+        `checkpoint '${p.attempt.checkpointId}' was decided COMMITTED but is not yet visible: it waits behind ` +
+          `checkpoint '${head.attempt.checkpointId}' (commits become visible in order), which is retried in the background: retry Commit`,
+      );
+    const why = p.lastError ? ` (${p.lastError.message})` : "";
+    const step = p.summary ? "its event could not be logged" : "publishing failed";
+    return unavailable(
+      `checkpoint '${p.attempt.checkpointId}' was decided COMMITTED but is not yet visible: ${step}${why}; ` +
+        `it is retried in the background: retry Commit`,
+    );
+  }
+
+  /** A retried vote on a durable, not yet visible COMMIT: one more try, then the answer. */
+  private async awaitVisible(p: InvisibleCommit): Promise<Decision> {
+    await this.makeVisible(p.attempt.job).catch(() => {});
+    if (p.attempt.decision) return p.attempt.decision;
+    throw this.notVisible(p);
+  }
+
+  /** Publishes and logs the job's durable COMMITs in decision order, stopping at the first failure. */
+  private makeVisible(job: string): Promise<void> {
+    const run = (this.visibleChain.get(job) ?? Promise.resolve()).then(async () => {
+      this.makingVisible.add(job);
+      try {
+        const queue = this.invisible.get(job) ?? [];
+        while (queue[0]) {
+          const p = queue[0];
+          const logCtx = { job, checkpoint: p.attempt.checkpointId, attempt: p.attempt.attempt };
+          try {
+            if (!p.summary) p.summary = await this.publish(p.manifest);
+            const summary = p.summary;
+            const list = () => this.catalog.add(summary);
+            if (this.options.onCommitted) await this.options.onCommitted(summary, list);
+            else list();
+          } catch (err) {
+            // Logged once per commit: the background retry runs every sweep while the disk is full.
+            if (!p.lastError) this.log.error({ ...logCtx, err }, "a durable COMMIT is not visible yet; retrying in the background");
+            else this.log.debug({ ...logCtx, err }, "a durable COMMIT is still not visible");
+            p.lastError = err as Error;
+            throw err;
+          }
+          queue.shift();
+          const summary = p.summary;
+          const decision: Decision = { outcome: "COMMITTED", reason: "", attempt: p.attempt.attempt, checkpoint: summary };
+          this.log.info(
+            {
+              ...logCtx,
+              step: p.attempt.step,
+              rawBytes: summary.rawBytes,
+              storedBytes: summary.storedBytes,
+              ...(p.lastError ? { retried: true } : {}),
+            },
+            "checkpoint committed",
+          );
+          this.options.metrics?.commits.inc();
+          this.remember(`${job}/${p.attempt.checkpointId}@${p.attempt.attempt}`, decision);
+          // A committed checkpoint is never reopened: no attempt is left to fence.
+          this.forgetIncarnations(`${job}/${p.attempt.checkpointId}`);
+          p.attempt.settle(decision);
+          this.options.onVisible?.(summary);
+        }
+      } finally {
+        this.makingVisible.delete(job);
+      }
+    });
+    this.visibleChain.set(
+      job,
+      run.catch(() => {}),
+    );
+    return run;
+  }
+
+  private buildManifest(attempt: Attempt, decidedAt: string): Manifest {
+    const ranks: RankRecord[] = [];
+    let rawBytes = 0;
+    let storedBytes = 0;
+    for (const [rank, names] of [...attempt.votes.entries()].sort((a, b) => a[0] - b[0])) {
+      const items = names.map((name) => attempt.staged.get(rank)!.get(name)!);
+      for (const i of items) {
+        rawBytes += i.rawBytes;
+        storedBytes += i.storedBytes;
+      }
+      ranks.push({ rank, items });
+    }
+    return {
+      format: MANIFEST_FORMAT,
+      version: MANIFEST_VERSION,
+      job: attempt.job,
+      checkpointId: attempt.checkpointId,
+      step: attempt.step,
+      worldSize: attempt.worldSize,
+      attempt: attempt.attempt,
+      commitTime: decidedAt,
+      rawBytes,
+      storedBytes,
+      ranks,
+    };
+  }
+
+  /**
+   * Phase 2 of a COMMIT: drop unvoted items, write the manifest last, rename into
+   * checkpoints/. Idempotent, so a failed publish is simply retried: a rename that
+   * already happened is not redone. The caller lists the checkpoint (catalog).
+   */
+  private async publish(manifest: Manifest): Promise<CheckpointSummary> {
+    const { job, checkpointId: id, attempt } = manifest;
+    const staging = this.dataDir.stagingDir(job, id, attempt);
+    const target = this.dataDir.checkpointDir(job, id);
+    if (!fs.existsSync(path.join(target, "manifest.json"))) {
+      const keep = new Set(manifest.ranks.flatMap((r) => r.items.map((i) => itemDirName(r.rank, i.name))));
+      for (const rankDir of await fsp.readdir(staging).catch(() => [] as string[])) {
+        if (!rankDir.startsWith("rank-")) {
+          // The manifest of an earlier try stays (rewritten below); tmp files and strays go.
+          if (rankDir !== "manifest.json") await removeTree(path.join(staging, rankDir));
+          continue;
+        }
+        for (const item of await fsp.readdir(path.join(staging, rankDir)))
+          if (!keep.has(`${rankDir}/${item}`)) await removeTree(path.join(staging, rankDir, item));
+      }
+      await fsp.mkdir(staging, { recursive: true });
+      injectFault("manifest");
+      await writeFileDurable(path.join(staging, "manifest.json"), JSON.stringify(manifest));
+      injectFault("publish");
+      await fsp.rename(staging, target);
+    }
+    await fsyncDir(this.dataDir.checkpointsDir(job));
+    await fsyncDir(this.dataDir.stagingRoot(job));
+    return summarize(manifest);
+  }
+
+  private async writeDecision(job: string, id: string, record: DecisionRecord): Promise<void> {
+    await writeFileDurable(this.dataDir.decisionFile(job, id, record.attempt), JSON.stringify(record));
+    // Lower attempts were all decided ABORTED before this one opened: their records are
+    // no longer needed (pastDecision answers them from the attempt number) and would
+    // otherwise pile up with every aborted retry.
+    for (let k = record.attempt - 1; k >= 1; k--) {
+      const file = this.dataDir.decisionFile(job, id, k);
+      if (!fs.existsSync(file)) break; // older ones went with an earlier pruning
+      await fsp.rm(file, { force: true }).catch(() => {});
+    }
+  }
+
+  /** The durable decision of an attempt; DATA_LOSS when the record is damaged (recovery quarantines it). */
+  private async readDecision(job: string, id: string, attempt: number): Promise<DecisionRecord | undefined> {
+    const file = this.dataDir.decisionFile(job, id, attempt);
+    let record: Partial<DecisionRecord> | null;
+    try {
+      record = JSON.parse(await fsp.readFile(file, "utf8")) as Partial<DecisionRecord> | null;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      if (err instanceof SyntaxError) throw dataLoss(`the decision record ${file} is not JSON: ${err.message}`);
+      throw err;
+    }
+    if (typeof record !== "object" || record === null || (record.outcome !== "COMMITTED" && record.outcome !== "ABORTED"))
+      throw dataLoss(`the decision record ${file} names no outcome (COMMITTED or ABORTED)`);
+    return { ...record, reason: typeof record.reason === "string" ? record.reason : "", attempt } as DecisionRecord;
+  }
+
+  /** The decision of a closed attempt, from memory or from its durable record. */
+  private async pastDecision(ref: { job: string; checkpointId: string }, attemptNo: number): Promise<Decision> {
+    const key = `${ref.job}/${ref.checkpointId}@${attemptNo}`;
+    const hit = this.recent.get(key);
+    if (hit) return hit;
+    const invisible = this.invisibleCommit(ref.job, ref.checkpointId);
+    if (invisible?.attempt.attempt === attemptNo) return this.awaitVisible(invisible);
+    const unwritten = this.unwrittenAborts.get(key);
+    if (unwritten) return { outcome: "ABORTED", reason: unwritten.record.reason, attempt: attemptNo };
+    const record = await this.readDecision(ref.job, ref.checkpointId, attemptNo);
+    if (!record) {
+      const last = this.lastAttempt.get(`${ref.job}/${ref.checkpointId}`) ?? (await this.scanAttempts(ref.job, ref.checkpointId));
+      // A later attempt opens only once this one was aborted; its record was pruned.
+      if (attemptNo >= 1 && attemptNo < last)
+        return { outcome: "ABORTED", reason: `attempt ${attemptNo} was aborted; attempt ${last} superseded it`, attempt: attemptNo };
+      throw failedPrecondition(`checkpoint '${ref.checkpointId}' of job '${ref.job}' has no attempt ${attemptNo}`);
+    }
+    if (record.outcome === "COMMITTED" && this.catalog.has(ref.job, ref.checkpointId)) return this.committedDecision(ref);
+    return { outcome: record.outcome, reason: record.reason || (record.outcome === "COMMITTED" ? "" : "aborted"), attempt: attemptNo };
+  }
+
+  private committedDecision(ref: { job: string; checkpointId: string }): Decision {
+    const checkpoint = this.catalog.get(ref.job, ref.checkpointId);
+    return { outcome: "COMMITTED", reason: "", attempt: checkpoint.attempt, checkpoint };
+  }
+
+  private remember(key: string, d: Decision): void {
+    this.recent.set(key, d);
+    if (this.recent.size > 10_000) this.recent.delete(this.recent.keys().next().value!);
+  }
+
+  private sweep(): void {
+    // Durable COMMITs not yet visible, and ABORT records not yet written: space may be back.
+    for (const [job, queue] of this.invisible)
+      if (queue.length > 0 && !this.makingVisible.has(job)) void this.makeVisible(job).catch(() => {});
+    for (const [key, a] of this.unwrittenAborts) void this.writeUnwrittenAbort(key, a);
+    const now = Date.now();
+    for (const attempt of this.open.values()) {
+      if (attempt.state !== "preparing") continue;
+      if (now - attempt.lastActivity < this.options.prepareTimeoutMs) continue;
+      void this.decide(
+        attempt,
+        "ABORTED",
+        `prepare timeout: no activity for ${this.options.prepareTimeoutMs} ms and rank(s) ${missingRanks(attempt.worldSize, attempt.votes.keys())} did not vote`,
+      );
+    }
+  }
+}
+
+/**
+ * Why the staged files of a rank's items do not match their records (undefined when
+ * they do): every stored file must be a regular file (not a link) of the declared size.
+ */
+async function stagedFilesProblem(attemptDir: string, rank: number, records: ItemRecord[]): Promise<string | undefined> {
+  for (const item of records) {
+    // A staged item always has its directory, even without entries (ItemWriter.open).
+    const dir = await fsp.lstat(path.join(attemptDir, itemDirName(rank, item.name))).catch(() => undefined);
+    if (!dir?.isDirectory()) return `item '${item.name}' is not staged`;
+    // Per stored file, not per entry: small entries share the item's pack file.
+    for (const [name, { size, key }] of storedFileSizes(item)) {
+      const file = path.join(attemptDir, itemDirName(rank, item.name), name);
+      let st;
+      try {
+        st = await fsp.lstat(file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR")
+          return `item '${item.name}' entry '${key}': ${name} is not staged`;
+        throw err;
+      }
+      if (!st.isFile()) return `item '${item.name}' entry '${key}': ${name} is not a regular file`;
+      if (st.size !== size) return `item '${item.name}' entry '${key}': ${name} holds ${st.size} bytes, the record says ${size}`;
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,1210 @@
+/**
+ * CheckpointLoader serves Load: the device-mapping plan, then each entry's bytes,
+ * read chunk by chunk, decoded and checksum-verified before they leave the daemon.
+ *
+ * Device-mapping rules (the hints a loader gets when it asks for none):
+ *   - an explicit map_location entry for the saved device wins; "*" maps every device;
+ *   - "cpu" (or no device) stays "cpu";
+ *   - a tensor saved on "<type>:k" (cuda, xpu, …) goes to the loader's own device of
+ *     that type, devices[local_rank mod count] among the listed devices of that type,
+ *     and to "cpu" when the loader lists none of that type.
+ *
+ * Resharding (boxes, shard_as): the plan lists boxes of global tensors, each with the saved
+ * shards (of any rank) that intersect it; streaming a box walks it row-major (src/reshard.ts)
+ * with one cursor per shard that reads only the stored chunks holding the box's bytes.
+ * Everything a stream sends is an Output: a saved entry whole, or an assembled box.
+ */
+import * as fs from "node:fs";
+import * as fsp from "node:fs/promises";
+import * as path from "node:path";
+import { allocateAligned, DIRECT_ALIGN } from "../store/buffer-pool.js";
+import { ByteBudget } from "../common/byte-budget.js";
+import type { Catalog } from "../catalog/catalog.js";
+import { ChunkCorruptError, decodeChunk, LZ4_MAX_BLOCK, RAW_FRAME_OVERHEAD, type StoredChunk } from "../codec/codec.js";
+import { crc32c } from "@node-rs/crc32";
+import { dtypeSize } from "../../wire/index.js";
+import { CkptdError, dataLoss, failedPrecondition, invalidArgument, notFound } from "../common/errors.js";
+import { MAX_LOAD_MESSAGE_DATA } from "./load-sender.js";
+import { CoverageError, coveringShards, intersect, type Region, type Segment, segments, shardBox, tilesWhole, volume } from "./reshard.js";
+import { status } from "@grpc/grpc-js";
+import type { CheckpointSummary, EntryRecord, ItemRecord, Manifest } from "../catalog/manifest.js";
+import { itemDirName, PACK_FILE_NAME } from "../catalog/manifest.js";
+import { LIMITS, quote } from "../common/limits.js";
+import { checkName, MAX_WORLD_SIZE } from "../common/names.js";
+import type { DataDir } from "../store/files.js";
+
+export interface LoadSpec {
+  job: string;
+  checkpointId: string;
+  rank: number;
+  localRank: number;
+  devices: string[];
+  mapLocation: Record<string, string>;
+  items: string[];
+  sourceRank: number | undefined;
+  /** The loading job's world size; 0 when not sent. */
+  worldSize: number;
+  /** Boxes of global tensors to assemble (resharding); not with shardAs. */
+  boxes: BoxSpec[];
+  /** The rank of a target sharding whose part of every entry to stream (resharding); not with boxes. */
+  shardAs: ShardAsSpec | undefined;
+}
+
+export interface BoxSpec {
+  item: string;
+  key: string;
+  offsets: number[];
+  lengths: number[];
+}
+
+export interface ShardAsSpec {
+  rank: number;
+  worldSize: number;
+  dim: number | undefined;
+  sizes: number[];
+  replicate: boolean;
+}
+
+/** Most boxes one Load may ask for. */
+export const MAX_BOXES = LIMITS.boxes;
+/** Most raw bytes one resharded Load may ask for (a sanity bound: 1 PiB). */
+export const MAX_RESHARD_BYTES = 2 ** 50;
+/**
+ * Shards of a tensor that does not tile are checked pairwise for overlaps per box only up to
+ * this many (the walk finds any beyond): many boxes of such a tensor stay cheap to plan.
+ */
+const PAIRWISE_PER_BOX = 64;
+/** How many names an error message lists. */
+const LIST_NAMES = 16;
+
+/** One saved copy of an entry: the rank that saved it and its record. */
+interface Copy {
+  rank: number;
+  item: string;
+  entry: EntryRecord;
+}
+
+/** What a Load stream sends as one entry. */
+export type Output =
+  /** An entry as one rank saved it. */
+  | { kind: "whole"; copy: Copy; targetDevice: string }
+  /** A box of a global tensor, assembled from `shards` (the copies that intersect it, with their regions). */
+  | {
+      kind: "box";
+      item: string;
+      /** The entry the client is told of: the box's dtype, shape, global shape and offsets. */
+      entry: EntryRecord;
+      targetDevice: string;
+      globalShape: number[];
+      box: Region;
+      elementSize: number;
+      shards: { copy: Copy; region: Region }[];
+    };
+
+export interface Placement {
+  item: string;
+  key: string;
+  savedDevice: string;
+  targetDevice: string;
+}
+
+export interface LoadPlan {
+  checkpoint: CheckpointSummary;
+  manifest: Manifest;
+  sourceRank: number;
+  items: ItemRecord[];
+  /** Saved device → target device, for every device the plan's tensors were saved on. */
+  mapLocation: Map<string, string>;
+  placements: Placement[];
+  totalBytes: number;
+  /** What the stream sends, entry by entry. */
+  outputs: Output[];
+  /** True when the outputs are boxes of global tensors (boxes or shard_as). */
+  resharded: boolean;
+}
+
+/** Where a Load stream stands: the last entry it sent (counted across the plan's items, -1 before any) and how many of its chunks. */
+export interface LoadPosition {
+  entry: number;
+  chunk: number;
+  /** Bytes of that entry sent, when its pieces are not all MAX_LOAD_MESSAGE_DATA long (boxes streamed in place, `inPlace`). */
+  bytes?: number;
+}
+
+type BoxOutput = Extract<Output, { kind: "box" }>;
+
+export type LoadPart =
+  { kind: "entry"; item: string; entry: EntryRecord; targetDevice: string } | { kind: "chunk"; data: Buffer; crc32c: number | undefined };
+
+/** Target device for a tensor saved on `saved`, per the rules above. */
+export function mapDevice(saved: string, devices: readonly string[], localRank: number, overrides: ReadonlyMap<string, string>): string {
+  // A Map, not an object: a client's device may be named "constructor" or "__proto__".
+  const explicit = overrides.get(saved) ?? overrides.get("*");
+  if (explicit) return explicit;
+  const type = saved.split(":")[0] || "cpu";
+  if (type === "cpu") return "cpu";
+  const same = devices.filter((d) => (d.split(":")[0] ?? "") === type);
+  return same.length > 0 ? same[localRank % same.length]! : "cpu";
+}
+
+export interface ChunkDamage {
+  rank: number;
+  item: string;
+  key: string;
+  chunkIndex: number;
+  file: string;
+  offset: number;
+  problem: string;
+}
+
+export class CheckpointLoader {
+  constructor(
+    private readonly dataDir: DataDir,
+    private readonly catalog: Catalog,
+    /** Told the stored bytes of every chunk a load reads. */
+    private readonly onStoredRead: (bytes: number) => void = () => {},
+    /** What the read buffers of all this loader's streams count against (the daemon's --load-budget-mib). */
+    budget: ByteBudget = new ByteBudget(Number.MAX_SAFE_INTEGER),
+  ) {
+    this.memory = new ReadMemory(budget);
+  }
+
+  /** The read buffers every stream of this loader shares. */
+  private readonly memory: ReadMemory;
+
+  async plan(spec: LoadSpec): Promise<LoadPlan> {
+    checkName("job", spec.job);
+    const checkpoint = this.catalog.get(spec.job, spec.checkpointId);
+    const manifest = await this.catalog.readManifest(checkpoint);
+    for (const [what, n] of [
+      ["rank", spec.rank],
+      ["local_rank", spec.localRank],
+      ["source_rank", spec.sourceRank ?? 0],
+      ["world_size", spec.worldSize],
+    ] as const)
+      if (!Number.isSafeInteger(n) || n < 0) throw invalidArgument(`${what} ${n} must be a non-negative integer`);
+    for (const name of spec.items) checkName("item", name);
+    const overrides = new Map(Object.entries(spec.mapLocation));
+    for (const [from, to] of overrides)
+      if (!from || !to) throw invalidArgument(`map_location entry ${quote(from)} -> ${quote(to)} is empty`);
+    for (const d of spec.devices) if (!d) throw invalidArgument("devices holds an empty device name");
+    const mapLocation = new Map<string, string>();
+    const placements: Placement[] = [];
+    /** The target device of a tensor saved on `saved` (noting the mapping and the placement). */
+    const place = (item: string, key: string, savedDevice: string): string => {
+      const saved = savedDevice || "cpu";
+      let target = mapLocation.get(saved);
+      if (target === undefined) mapLocation.set(saved, (target = mapDevice(saved, spec.devices, spec.localRank, overrides)));
+      placements.push({ item, key, savedDevice: saved, targetDevice: target });
+      return target;
+    };
+    if (spec.boxes.length > 0 || spec.shardAs) {
+      const outputs = planResharded(manifest, spec, place);
+      // The plan goes out as one message: it must fit the 4 MiB a stock gRPC client receives.
+      let planBytes = 0;
+      for (const p of placements) planBytes += p.item.length + p.key.length + p.savedDevice.length + p.targetDevice.length + 16;
+      if (planBytes > MAX_LOAD_MESSAGE_DATA)
+        throw invalidArgument(
+          `the plan of this load would take about ${planBytes} bytes (${placements.length} tensors), more than one message may carry (${MAX_LOAD_MESSAGE_DATA}); ask for fewer boxes or items per Load`,
+        );
+      const totalBytes = outputs.reduce((n, o) => n + (o.kind === "box" ? o.entry.rawBytes : o.copy.entry.rawBytes), 0);
+      return { checkpoint, manifest, sourceRank: 0, items: [], mapLocation, placements, totalBytes, outputs, resharded: true };
+    }
+    if (spec.worldSize > 0 && spec.worldSize !== manifest.worldSize && spec.sourceRank === undefined)
+      refuseShardsOfOtherWorld(manifest, spec.items, spec.worldSize);
+    const sourceRank = spec.sourceRank ?? spec.rank;
+    if (sourceRank >= manifest.worldSize)
+      throw invalidArgument(
+        spec.sourceRank === undefined
+          ? `rank ${sourceRank} is out of range: checkpoint '${manifest.checkpointId}' was saved by world_size ${manifest.worldSize}; pass source_rank to load another rank's shard`
+          : `source_rank ${sourceRank} is out of range: checkpoint '${manifest.checkpointId}' was saved by world_size ${manifest.worldSize} (ranks 0-${manifest.worldSize - 1})`,
+      );
+    const rankRecord = manifest.ranks.find((r) => r.rank === sourceRank);
+    let items = rankRecord?.items ?? [];
+    if (spec.items.length > 0) {
+      const byName = new Map(items.map((i) => [i.name, i]));
+      items = spec.items.map((name) => {
+        const found = byName.get(name);
+        if (!found)
+          throw notFound(
+            `rank ${sourceRank} saved no item '${name}' in checkpoint '${manifest.checkpointId}' (it has: ${[...byName.keys()].join(", ") || "none"})`,
+          );
+        return found;
+      });
+    }
+    const outputs: Output[] = [];
+    let totalBytes = 0;
+    for (const item of items) {
+      for (const e of item.entries) {
+        totalBytes += e.rawBytes;
+        const targetDevice = e.tensor ? place(item.name, e.key, e.tensor.device) : "";
+        outputs.push({ kind: "whole", copy: { rank: sourceRank, item: item.name, entry: e }, targetDevice });
+      }
+    }
+    return { checkpoint, manifest, sourceRank, items, mapLocation, placements, totalBytes, outputs, resharded: false };
+  }
+
+  /**
+   * Yields each entry then its verified chunks. Pull-based: reads run at most READ_AHEAD
+   * chunks ahead of the consumer, so a slow client holds a bounded number of chunks here.
+   * A chunk's data is valid until the consumer asks for the next part (its buffer is then
+   * reused): copy or finish with it before. Once the consumer stops (return), the buffers
+   * go back to a cache shared by every stream.
+   *
+   * `from` resumes a stream the consumer stopped after entry `entry` (counted across the
+   * plan's items) and `chunk` of its chunks: the stream goes on with the next chunk.
+   */
+  async *stream(plan: LoadPlan, from: LoadPosition = { entry: -1, chunk: 0 }, opts: { inPlace?: boolean } = {}): AsyncGenerator<LoadPart> {
+    const buffers = new ReadBuffers(this.memory);
+    try {
+      yield* this.parts(plan, from, buffers, opts.inPlace ?? false);
+    } finally {
+      buffers.recycle();
+    }
+  }
+
+  private async *parts(plan: LoadPlan, from: LoadPosition, buffers: ReadBuffers, inPlace: boolean): AsyncGenerator<LoadPart> {
+    const base = this.dataDir.checkpointDir(plan.manifest.job, plan.manifest.checkpointId);
+    // An item's pack file stays open across its entries: one open per small tensor cost
+    // more than reading it.
+    let pack: { rank: number; item: string; fh: fsp.FileHandle; direct: boolean } | undefined;
+    try {
+      for (let entryNo = Math.max(0, from.entry); entryNo < plan.outputs.length; entryNo++) {
+        const output = plan.outputs[entryNo]!;
+        const resumed = entryNo === from.entry;
+        const skip = resumed ? from.chunk : 0;
+        if (output.kind === "box") {
+          if (!resumed) yield { kind: "entry", item: output.item, entry: output.entry, targetDevice: output.targetDevice };
+          const skipBytes = resumed && inPlace ? (from.bytes ?? 0) : skip * MAX_LOAD_MESSAGE_DATA;
+          yield* this.assemble(plan, output, skipBytes, buffers, inPlace);
+          continue;
+        }
+        const { rank, item, entry } = output.copy;
+        const dir = path.join(base, itemDirName(rank, item));
+        if (!resumed) yield { kind: "entry", item, entry, targetDevice: output.targetDevice };
+        if (entry.chunks.length <= skip) continue;
+        // The decode buffer first, before any read holds buffers: streams that hold read
+        // buffers while they wait for a decode buffer would wait on each other.
+        if (entry.chunks.some((c) => !c.raw)) await buffers.decodeBuffer();
+        const packed = entry.file === PACK_FILE_NAME;
+        let fh: fsp.FileHandle;
+        let direct: boolean;
+        try {
+          if (packed && pack && (pack.rank !== rank || pack.item !== item)) {
+            const old = pack;
+            pack = undefined;
+            await old.fh.close();
+          }
+          ({ fh, direct } = (packed ? pack : undefined) ?? (await openForRead(path.join(dir, entry.file), entry.chunks, buffers)));
+          if (packed) pack = { rank, item, fh, direct };
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === "ENOENT")
+            throw dataLoss(
+              `item '${item}' key '${entry.key}': stored file ${entry.file} is missing (or the checkpoint was deleted during the load)`,
+            );
+          throw err;
+        }
+        try {
+          let i = skip;
+          for await (const { stored, bytesRead } of readAhead(fh, skip > 0 ? entry.chunks.slice(skip) : entry.chunks, buffers, direct)) {
+            const c = entry.chunks[i]!;
+            this.onStoredRead(c.storedBytes);
+            try {
+              if (bytesRead !== c.storedBytes) throw new ChunkCorruptError(`file is truncated (${bytesRead} of ${c.storedBytes} bytes)`);
+              const out = c.raw ? undefined : await buffers.decodeBuffer();
+              yield { kind: "chunk", data: await decodeChunk(stored, c, out), crc32c: c.crc32c };
+            } catch (err) {
+              if (err instanceof ChunkCorruptError)
+                throw dataLoss(
+                  `checkpoint '${plan.manifest.checkpointId}' rank ${rank} item '${item}' key '${entry.key}' chunk ${i} ` +
+                    `(file ${entry.file}, offset ${c.offset}) is corrupt: ${err.message}`,
+                );
+              throw err;
+            }
+            i++;
+          }
+        } finally {
+          if (!packed) await fh.close();
+        }
+      }
+    } finally {
+      await pack?.fh.close();
+    }
+  }
+
+  /**
+   * A box's bytes in its row-major order, in pieces of MAX_LOAD_MESSAGE_DATA bytes (the last
+   * shorter), each with its CRC-32C; `skipBytes` bytes were sent already. With `inPlace`
+   * (the bytes are written where they go, nobody checks a piece's CRC-32C), a run of at least
+   * IN_PLACE_MIN_RUN bytes of one decoded chunk goes out as a view of it, without a CRC-32C. Each shard the box
+   * intersects has a cursor that reads (ahead) only the stored chunks the box needs, in
+   * order, and holds one decoded chunk: memory is one piece plus a few chunks per shard,
+   * whatever the box's size.
+   */
+  private async *assemble(
+    plan: LoadPlan,
+    o: BoxOutput,
+    skipBytes: number,
+    buffers: ReadBuffers,
+    inPlace: boolean,
+  ): AsyncGenerator<LoadPart> {
+    const total = o.entry.rawBytes;
+    if (total === 0 || skipBytes >= total) return;
+    const name = `item ${quote(o.item)} key ${quote(o.entry.key)}`;
+    const regions = o.shards.map((s) => s.region);
+    /** The walk's segments cut to the bytes not sent yet. */
+    function* walk(): Generator<Segment> {
+      let pos = 0;
+      try {
+        for (const seg of segments(o.globalShape, o.box, regions, o.elementSize)) {
+          const end = pos + seg.bytes;
+          if (end > skipBytes) {
+            const cut = Math.max(0, skipBytes - pos);
+            yield cut > 0 ? { shard: seg.shard, from: seg.from + cut, bytes: seg.bytes - cut } : seg;
+          }
+          pos = end;
+        }
+      } catch (err) {
+        if (err instanceof CoverageError)
+          throw failedPrecondition(`${name}: the saved shards do not cover the box exactly once: ${err.message}`);
+        throw err;
+      }
+    }
+    // The raw start of every chunk of each shard (and its end), then the chunks the box needs.
+    const starts = o.shards.map((s) => {
+      const at = [0];
+      for (const c of s.copy.entry.chunks) at.push(at[at.length - 1]! + c.rawBytes);
+      return at;
+    });
+    const needed: number[][] = o.shards.map(() => []);
+    /** Each shard's last segment: its cursor is closed after it (shards met one after the other hold no buffers at once). */
+    const lastSegment: number[] = o.shards.map(() => -1);
+    let segmentNo = 0;
+    for (const seg of walk()) {
+      markChunks(needed[seg.shard]!, starts[seg.shard]!, seg.from, seg.from + seg.bytes);
+      lastSegment[seg.shard] = segmentNo++;
+    }
+    const base = this.dataDir.checkpointDir(plan.manifest.job, plan.manifest.checkpointId);
+    const cursors = o.shards.map(
+      (s, i) => new ShardCursor(plan.manifest.checkpointId, base, s.copy, starts[i]!, needed[i]!, buffers, this.onStoredRead),
+    );
+    const out = (await buffers.get(MAX_LOAD_MESSAGE_DATA))!;
+    let fill = 0;
+    segmentNo = 0;
+    try {
+      for (const seg of walk()) {
+        const cursor = cursors[seg.shard]!;
+        let from = seg.from;
+        let bytes = seg.bytes;
+        while (bytes > 0) {
+          const { start, data } = await cursor.at(from);
+          const run = Math.min(bytes, start + data.length - from, MAX_LOAD_MESSAGE_DATA);
+          if (inPlace && run >= IN_PLACE_MIN_RUN) {
+            // A long run of one decoded chunk goes out as a view of it: no copy into `out`
+            // (after what `out` holds, to keep the byte order).
+            if (fill > 0) {
+              yield { kind: "chunk", data: out.subarray(0, fill), crc32c: undefined };
+              fill = 0;
+            }
+            yield { kind: "chunk", data: data.subarray(from - start, from - start + run), crc32c: undefined };
+            from += run;
+            bytes -= run;
+            continue;
+          }
+          const n = Math.min(bytes, start + data.length - from, out.length - fill);
+          data.copy(out, fill, from - start, from - start + n);
+          fill += n;
+          from += n;
+          bytes -= n;
+          if (fill === out.length) {
+            yield { kind: "chunk", data: out, crc32c: inPlace ? undefined : crc32c(out) };
+            fill = 0;
+          }
+        }
+        // Its bytes are copied out: the shard's buffers go back now.
+        if (lastSegment[seg.shard] === segmentNo++) await cursor.close();
+      }
+      if (fill > 0) {
+        const last = out.subarray(0, fill);
+        yield { kind: "chunk", data: last, crc32c: inPlace ? undefined : crc32c(last) };
+      }
+    } finally {
+      for (const c of cursors) await c.close();
+      buffers.put(out);
+    }
+  }
+
+  /** Reads and checks every chunk of every rank; reports every damaged chunk. */
+  async verify(
+    job: string,
+    checkpointId: string,
+  ): Promise<{ checkpointId: string; chunks: number; bytes: number; damaged: ChunkDamage[] }> {
+    checkName("job", job);
+    const summary = this.catalog.get(job, checkpointId);
+    const manifest = await this.catalog.readManifest(summary);
+    const base = this.dataDir.checkpointDir(job, summary.checkpointId);
+    const buffers = new ReadBuffers(this.memory);
+    const damaged: ChunkDamage[] = [];
+    let chunks = 0;
+    let bytes = 0;
+    // The buffers count against the load budget: they go back however the check ends.
+    try {
+      for (const rank of manifest.ranks) {
+        for (const item of rank.items) {
+          const rel = itemDirName(rank.rank, item.name);
+          for (const entry of item.entries) {
+            if (entry.chunks.length === 0) continue;
+            const file = `${rel}/${entry.file}`;
+            const where = (chunkIndex: number, offset: number, problem: string) =>
+              damaged.push({ rank: rank.rank, item: item.name, key: entry.key, chunkIndex, file, offset, problem });
+            let fh: fsp.FileHandle;
+            try {
+              fh = await fsp.open(path.join(base, file), "r");
+            } catch (err) {
+              if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+              entry.chunks.forEach((c, i) => where(i, c.offset, "file is missing"));
+              continue;
+            }
+            try {
+              let i = 0;
+              for await (const { stored, bytesRead } of readAhead(fh, entry.chunks, buffers)) {
+                const c = entry.chunks[i]!;
+                chunks++;
+                try {
+                  if (bytesRead !== c.storedBytes)
+                    throw new ChunkCorruptError(`file is truncated (${bytesRead} of ${c.storedBytes} bytes)`);
+                  await decodeChunk(stored, c, c.raw ? undefined : await buffers.decodeBuffer());
+                  bytes += c.rawBytes;
+                } catch (err) {
+                  if (!(err instanceof ChunkCorruptError)) throw err;
+                  where(i, c.offset, err.message);
+                }
+                i++;
+              }
+            } finally {
+              await fh.close();
+            }
+          }
+        }
+      }
+    } finally {
+      buffers.recycle();
+    }
+    return { checkpointId: summary.checkpointId, chunks, bytes, damaged };
+  }
+}
+
+/** Streaming in place (`inPlace`), a box's run of at least this many bytes in one decoded chunk goes out as a view of it. */
+const IN_PLACE_MIN_RUN = 64 << 10;
+
+/** Chunks a stream reads ahead of the one being decoded and sent. */
+const READ_AHEAD = 4;
+/** Read buffers of at least this size are kept for reuse; smaller ones are left to the GC. */
+const REUSE_MIN_BYTES = 64 << 10;
+
+/** Entry files at least this large are read with O_DIRECT where the filesystem allows it. */
+const DIRECT_READ_MIN_BYTES = 1 << 20;
+/** An aligned read covers a chunk's frame (at most 4 MiB + 15 bytes) widened to block boundaries at both ends. */
+const DIRECT_READ_BUFFER_BYTES = LZ4_MAX_BLOCK + 3 * DIRECT_ALIGN;
+
+/**
+ * Opens an entry file for reading: with O_DIRECT when it is large and the filesystem
+ * allows it (loads then skip the page cache: a checkpoint read once does not evict the
+ * node's working set, and the kernel does not copy every byte once more), else buffered.
+ */
+async function openForRead(
+  file: string,
+  chunks: readonly StoredChunk[],
+  buffers: ReadBuffers,
+): Promise<{ fh: fsp.FileHandle; direct: boolean }> {
+  const last = chunks[chunks.length - 1];
+  // The entry's bytes, not the file's end: a packed entry may lie far into a pack file.
+  const size = last ? last.offset + last.storedBytes - chunks[0]!.offset : 0;
+  if (buffers.memory.directReads && size >= DIRECT_READ_MIN_BYTES) {
+    let fh: fsp.FileHandle | undefined;
+    try {
+      fh = await fsp.open(file, fs.constants.O_RDONLY | fs.constants.O_DIRECT);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EINVAL") throw err;
+    }
+    if (fh) {
+      const probe = await buffers.getAligned(fh.fd);
+      if (probe) {
+        buffers.putAligned(probe);
+        return { fh, direct: true };
+      }
+      buffers.memory.directReads = false;
+      await fh.close();
+    }
+  }
+  return { fh: await fsp.open(file, "r"), direct: false };
+}
+
+type BufferKind = "plain" | "aligned" | "decode";
+
+/** Size of each pooled read buffer, by kind: any stored chunk's frame fits a plain one. */
+const KIND_BYTES: Record<BufferKind, number> = {
+  plain: LZ4_MAX_BLOCK + RAW_FRAME_OVERHEAD,
+  aligned: DIRECT_READ_BUFFER_BYTES,
+  decode: LZ4_MAX_BLOCK,
+};
+
+/**
+ * The read buffers of every load stream, counted against the daemon's load budget from
+ * allocation until dropped. Buffers a stream is done with (it finished, or paused because
+ * its client stopped reading) wait here for the next stream while the budget has room. A
+ * stream gets the buffer for the chunk it sends next once there is room (or after a short
+ * wait: streams never wait on each other for long); its read-ahead buffers only while the
+ * budget has room, so many streams read ahead less instead of growing the daemon
+ * (unread loads held their read-ahead while grpc-js queued their
+ * messages).
+ */
+class ReadMemory {
+  /** False once O_DIRECT reads turned out not to work here (no buffer alignment passes): buffered from then on. */
+  directReads = fs.constants.O_DIRECT !== undefined;
+  constructor(private readonly budget: ByteBudget) {}
+  /** Streams with buffers of their own (ReadBuffers not yet recycled). */
+  active = 0;
+  private readonly waiters: (() => void)[] = [];
+  private readonly spare: Record<BufferKind, Buffer[]> = { plain: [], aligned: [], decode: [] };
+
+  /**
+   * A buffer of `kind` from the spares, or a new one (`make`) if the budget has room now;
+   * undefined otherwise (or when `make` cannot make one).
+   */
+  tryTake(kind: BufferKind, make: () => Buffer | undefined): Buffer | undefined {
+    const b = this.spare[kind].pop();
+    if (b) return b;
+    const bytes = KIND_BYTES[kind];
+    this.makeRoom(bytes);
+    if (!this.budget.tryTake(bytes)) return undefined;
+    return this.made(bytes, make);
+  }
+
+  /**
+   * A buffer of `kind` the stream cannot do without: from the spares, or a new one once the
+   * budget has room, or after MUST_WAIT_MS anyway (undefined when `make` cannot make one).
+   */
+  async take(kind: BufferKind, make: () => Buffer | undefined): Promise<Buffer | undefined> {
+    const deadline = Date.now() + MUST_WAIT_MS;
+    for (;;) {
+      const b = this.tryTake(kind, make);
+      if (b) return b;
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      // Woken when another stream gives a buffer back.
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          const i = this.waiters.indexOf(wake);
+          if (i >= 0) this.waiters.splice(i, 1);
+          resolve();
+        };
+        const timer = setTimeout(wake, left);
+        this.waiters.push(wake);
+      });
+    }
+    const bytes = KIND_BYTES[kind];
+    this.makeRoom(bytes);
+    this.budget.force(bytes);
+    return this.made(bytes, make);
+  }
+
+  /** True while a stream waits for a buffer: others then give theirs back as they finish with them. */
+  get waiting(): boolean {
+    return this.waiters.length > 0;
+  }
+
+  /** Takes back a buffer a stream is done with: for a waiting stream, or kept while the budget has room, else dropped. */
+  put(kind: BufferKind, b: Buffer): void {
+    const wake = this.waiters[0];
+    if (wake) {
+      this.spare[kind].push(b);
+      wake();
+    } else if (this.budget.inUse > this.budget.limit) this.budget.give(KIND_BYTES[kind]);
+    else this.spare[kind].push(b);
+  }
+
+  private made(bytes: number, make: () => Buffer | undefined): Buffer | undefined {
+    const made = make();
+    if (!made) this.budget.give(bytes);
+    return made;
+  }
+
+  /**
+   * Buffers one stream may hold for reading ahead: an equal part of the budget, so the
+   * first streams cannot read far ahead while later ones wait for their first buffer.
+   */
+  get share(): number {
+    return Math.floor(this.budget.limit / LZ4_MAX_BLOCK / Math.max(1, this.active));
+  }
+
+  /** Drops spares until `bytes` fit the budget (spares of one kind make no room for another). */
+  private makeRoom(bytes: number): void {
+    for (const kind of ["plain", "aligned", "decode"] as const)
+      while (!this.budget.fits(bytes) && this.spare[kind].pop()) this.budget.give(KIND_BYTES[kind]);
+  }
+}
+
+/** How long a stream waits for room before it takes a buffer it cannot do without anyway. */
+const MUST_WAIT_MS = 1_000;
+
+/**
+ * Reusable read buffers of one stream. Allocating a fresh 4 MiB buffer per chunk costs page
+ * faults on every read and leaves the memory to the garbage collector (RSS grows with the
+ * load rate); a stream instead cycles through up to READ_AHEAD + 1 buffers, taken from
+ * (and given back to, by recycle) the buffers all streams share.
+ */
+export class ReadBuffers {
+  private readonly free: Buffer[] = [];
+  private readonly freeAligned: Buffer[] = [];
+  /** Offset into a fresh backing store that aligned the last one (allocations tend to repeat it). */
+  private lastShift = 0;
+  private decoded: Buffer | undefined;
+  /** Set by recycle: a read abandoned in flight gives its buffer back after the stream ended. */
+  private recycled = false;
+  /** Buffers this stream took from the shared memory and has not given back. */
+  private owned = 0;
+
+  constructor(readonly memory: ReadMemory) {
+    this.memory.active++;
+  }
+
+  /** The buffer compressed chunks are decoded into (one chunk at a time). */
+  async decodeBuffer(): Promise<Buffer> {
+    return (this.decoded ??= (await this.take("decode", () => Buffer.allocUnsafeSlow(LZ4_MAX_BLOCK), false))!);
+  }
+
+  /** Hands every buffer this stream is done with to the streams that come next, and any put from now on. */
+  recycle(): void {
+    if (this.recycled) return;
+    this.recycled = true;
+    this.memory.active--;
+    for (const b of this.free.splice(0)) this.giveBack("plain", b);
+    for (const b of this.freeAligned.splice(0)) this.giveBack("aligned", b);
+    if (this.decoded) this.giveBack("decode", this.decoded);
+    this.decoded = undefined;
+  }
+
+  /** A buffer from the shared memory; an optional one only within the stream's share. */
+  private async take(kind: BufferKind, make: () => Buffer | undefined, optional: boolean): Promise<Buffer | undefined> {
+    if (optional && this.owned >= this.memory.share) return undefined;
+    const b = optional ? this.memory.tryTake(kind, make) : await this.memory.take(kind, make);
+    if (b) this.owned++;
+    return b;
+  }
+
+  private giveBack(kind: BufferKind, b: Buffer): void {
+    this.owned--;
+    this.memory.put(kind, b);
+  }
+
+  /** A buffer of `size` bytes; with `optional`, undefined when the budget has no room for a new one. */
+  async get(size: number, optional = false): Promise<Buffer | undefined> {
+    if (size < REUSE_MIN_BYTES) return Buffer.allocUnsafe(size);
+    const i = this.free.findIndex((b) => b.length >= size);
+    if (i >= 0) return this.free.splice(i, 1)[0]!.subarray(0, size);
+    const make = () => Buffer.allocUnsafeSlow(Math.max(size, KIND_BYTES.plain));
+    return (await this.take("plain", make, optional))?.subarray(0, size);
+  }
+
+  put(buf: Buffer): void {
+    if (buf.length < REUSE_MIN_BYTES) return;
+    const whole = Buffer.from(buf.buffer, buf.byteOffset, buf.buffer.byteLength - buf.byteOffset);
+    // A stream that waits for a buffer it cannot do without gets this one's read-ahead.
+    if (this.recycled || this.memory.waiting) this.giveBack("plain", whole);
+    else this.free.push(whole);
+  }
+
+  /**
+   * A buffer of DIRECT_READ_BUFFER_BYTES whose address suits O_DIRECT reads of `fd`, or
+   * undefined when none does (probed with 4 KiB direct reads of `fd`) or, with `optional`,
+   * when the budget has no room for a new one.
+   */
+  async getAligned(fd: number, optional = false): Promise<Buffer | undefined> {
+    const reused = this.freeAligned.pop();
+    if (reused) return reused;
+    const make = () => {
+      const found = allocateAligned(DIRECT_READ_BUFFER_BYTES, this.lastShift, (buf, at) => fs.readSync(fd, buf, at, DIRECT_ALIGN, 0));
+      if (found) this.lastShift = found.shift;
+      return found?.buf;
+    };
+    return this.take("aligned", make, optional);
+  }
+
+  putAligned(buf: Buffer): void {
+    if (this.recycled || this.memory.waiting) this.giveBack("aligned", buf);
+    else this.freeAligned.push(buf);
+  }
+}
+
+interface ChunkRead {
+  stored: Buffer;
+  bytesRead: number;
+  /** The aligned buffer `stored` lies in, for a direct read. */
+  aligned?: Buffer;
+}
+
+/**
+ * An entry's stored chunks in order, read READ_AHEAD ahead: the disk reads the next chunks
+ * while chunk i is decoded, checked and sent. A chunk's buffer (and any view of it, such as
+ * a raw chunk's data) is reused once the consumer asks for the next chunk. With `direct`
+ * (`fh` opened with O_DIRECT) each read covers the chunk's frame widened to whole blocks.
+ */
+async function* readAhead(
+  fh: fsp.FileHandle,
+  chunks: readonly StoredChunk[],
+  buffers: ReadBuffers,
+  direct = false,
+): AsyncGenerator<{ stored: Buffer; bytesRead: number }> {
+  /** A read in flight, and how to give its buffer back. */
+  interface Started {
+    done: Promise<ChunkRead>;
+    giveBack: () => void;
+  }
+  /** Starts the read of `c` once it has a buffer; undefined when `optional` and no buffer is to be had now. */
+  const read = async (c: StoredChunk, optional: boolean): Promise<Started | undefined> => {
+    if (!direct) {
+      const stored = await buffers.get(c.storedBytes, optional);
+      if (!stored) return undefined;
+      return {
+        done: fh.read(stored, 0, c.storedBytes, c.offset).then(({ bytesRead }) => ({ stored, bytesRead })),
+        giveBack: () => buffers.put(stored),
+      };
+    }
+    const start = c.offset - (c.offset % DIRECT_ALIGN);
+    const end = Math.ceil((c.offset + c.storedBytes) / DIRECT_ALIGN) * DIRECT_ALIGN;
+    const aligned = await buffers.getAligned(fh.fd, optional);
+    if (!aligned) {
+      if (optional) return undefined;
+      throw new Error("no buffer alignment suits O_DIRECT reads any more");
+    }
+    const done = fh.read(aligned, 0, end - start, start).then(({ bytesRead }) => {
+      const skip = c.offset - start;
+      return {
+        stored: aligned.subarray(skip, skip + c.storedBytes),
+        bytesRead: Math.max(0, Math.min(bytesRead - skip, c.storedBytes)),
+        aligned,
+      };
+    });
+    return { done, giveBack: () => buffers.putAligned(aligned) };
+  };
+  const inflight: Started[] = [];
+  let next = 0;
+  /** The chunk the consumer has (its buffer goes back when it asks for the next). */
+  let held: Started | undefined;
+  try {
+    for (let i = 0; i < chunks.length; i++) {
+      // The chunk the consumer needs waits for a buffer; reading ahead only uses room there is.
+      while (next < chunks.length && inflight.length < READ_AHEAD) {
+        const started = await read(chunks[next]!, inflight.length > 0);
+        if (!started) break;
+        inflight.push(started);
+        next++;
+      }
+      held = inflight.shift()!;
+      yield await held.done;
+      held.giveBack();
+      held = undefined;
+    }
+  } finally {
+    // A consumer that stops early leaves reads in flight: their buffers go back once the
+    // kernel is done with them (they count against the load budget until then), and they
+    // must not become unhandled rejections (the FileHandle's close waits for them).
+    held?.giveBack();
+    for (const r of inflight) r.done.then(r.giveBack, r.giveBack);
+  }
+}
+
+/** A bounded list of names for an error message. */
+function listNames(names: readonly string[]): string {
+  if (names.length === 0) return "none";
+  const shown = names.slice(0, LIST_NAMES).map((n) => quote(n));
+  return names.length > LIST_NAMES ? `${shown.join(", ")}, … (${names.length} in all)` : shown.join(", ");
+}
+
+/** The checkpoint's entries by item name and key, each key's copies by saving rank (lowest first), in the order first saved. */
+class SavedEntries {
+  private readonly byItem = new Map<string, Map<string, Copy[]>>();
+
+  constructor(readonly manifest: Manifest) {
+    for (const r of [...manifest.ranks].sort((a, b) => a.rank - b.rank))
+      for (const item of r.items) {
+        let keys = this.byItem.get(item.name);
+        if (!keys) this.byItem.set(item.name, (keys = new Map()));
+        for (const entry of item.entries) {
+          let copies = keys.get(entry.key);
+          if (!copies) keys.set(entry.key, (copies = []));
+          copies.push({ rank: r.rank, item: item.name, entry });
+        }
+      }
+  }
+
+  get itemNames(): string[] {
+    return [...this.byItem.keys()];
+  }
+
+  item(name: string): Map<string, Copy[]> {
+    const keys = this.byItem.get(name);
+    if (!keys)
+      throw notFound(`checkpoint '${this.manifest.checkpointId}' holds no item ${quote(name)} (it has: ${listNames(this.itemNames)})`);
+    return keys;
+  }
+
+  copies(item: string, key: string): Copy[] {
+    const keys = this.item(item);
+    const copies = keys.get(key);
+    if (!copies)
+      throw notFound(
+        `item ${quote(item)} of checkpoint '${this.manifest.checkpointId}' holds no key ${quote(key)} (it has: ${listNames([...keys.keys()])})`,
+      );
+    return copies;
+  }
+}
+
+/** How a key was saved: an object or unsharded tensor (read from its lowest-rank copy), or the shards of a global tensor. */
+type Source =
+  | { kind: "whole"; copy: Copy }
+  | { kind: "sharded"; dtype: string; elementSize: number; globalShape: number[]; shards: { copy: Copy; region: Region }[] };
+
+function sourceOf(item: string, key: string, copies: readonly Copy[]): Source {
+  const name = `item ${quote(item)} key ${quote(key)}`;
+  const tensors = copies.filter((c) => c.entry.tensor);
+  if (tensors.length > 0 && tensors.length < copies.length)
+    throw failedPrecondition(`${name} was saved as a tensor by some ranks and as an object by others; load it with source_rank`);
+  const sharded = tensors.filter((c) => c.entry.tensor!.globalShape.length > 0);
+  if (sharded.length === 0) return { kind: "whole", copy: copies[0]! };
+  if (sharded.length < tensors.length)
+    throw failedPrecondition(
+      `${name} was saved as a shard by rank ${sharded[0]!.rank} and unsharded by rank ${tensors.find((c) => !c.entry.tensor!.globalShape.length)!.rank}; load it with source_rank`,
+    );
+  const first = sharded[0]!.entry.tensor!;
+  for (const c of sharded) {
+    const t = c.entry.tensor!;
+    if (t.dtype !== first.dtype)
+      throw failedPrecondition(`${name}: rank ${sharded[0]!.rank} saved a shard of dtype ${first.dtype}, rank ${c.rank} one of ${t.dtype}`);
+    if (t.globalShape.length !== first.globalShape.length || t.globalShape.some((v, d) => v !== first.globalShape[d]))
+      throw failedPrecondition(
+        `${name}: rank ${sharded[0]!.rank} saved a shard of global shape [${first.globalShape.join(", ")}], rank ${c.rank} one of [${t.globalShape.join(", ")}]`,
+      );
+  }
+  const elementSize = dtypeSize(first.dtype)!;
+  if (!Number.isSafeInteger(volume(first.globalShape) * elementSize))
+    throw failedPrecondition(`${name}: its global shape [${first.globalShape.join(", ")}] is too large to address`);
+  // Shards saved alike by several ranks (data-parallel replicas) are read once, from the lowest.
+  const seen = new Set<string>();
+  const shards: { copy: Copy; region: Region }[] = [];
+  for (const c of sharded) {
+    const t = c.entry.tensor!;
+    const id = `${t.globalOffsets.join(",")}/${t.shape.join(",")}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    shards.push({ copy: c, region: { offsets: t.globalOffsets, lengths: t.shape } });
+  }
+  return { kind: "sharded", dtype: first.dtype, elementSize, globalShape: first.globalShape, shards };
+}
+
+/** A non-negative safe integer list of a box, or INVALID_ARGUMENT naming it. */
+function checkDims(what: string, values: readonly number[]): void {
+  for (const v of values)
+    if (!Number.isSafeInteger(v) || v < 0)
+      throw invalidArgument(`${what} holds ${v}; every value must be a non-negative integer below 2^53`);
+}
+
+/** Plans a resharded load: the outputs of the boxes asked for, or of every entry as a rank of shard_as holds it. */
+function planResharded(manifest: Manifest, spec: LoadSpec, place: (item: string, key: string, savedDevice: string) => string): Output[] {
+  if (spec.boxes.length > 0 && spec.shardAs)
+    throw invalidArgument("boxes and shard_as were both set: ask for boxes, or for a rank of a target sharding, not both");
+  if (spec.boxes.length > MAX_BOXES)
+    throw invalidArgument(`${spec.boxes.length} boxes were asked for; at most ${MAX_BOXES} are allowed in one Load`);
+  const saved = new SavedEntries(manifest);
+  const outputs: Output[] = [];
+  let totalBytes = 0;
+  /** Each key's source, planned once however many boxes ask for it. */
+  const sources = new Map<string, Source>();
+  const sourceFor = (item: string, key: string): Source => {
+    const id = JSON.stringify([item, key]);
+    let source = sources.get(id);
+    if (!source) sources.set(id, (source = sourceOf(item, key, saved.copies(item, key))));
+    return source;
+  };
+  const tiling = new Map<Source, boolean>();
+  const boxOutput = (item: string, key: string, source: Extract<Source, { kind: "sharded" }>, box: Region): void => {
+    const name = `item ${quote(item)} key ${quote(key)}`;
+    const bytes = volume(box.lengths) * source.elementSize;
+    totalBytes += bytes;
+    if (totalBytes > MAX_RESHARD_BYTES)
+      throw invalidArgument(`the boxes asked for add up to more than ${MAX_RESHARD_BYTES} bytes; load them in several requests`);
+    let hits: number[];
+    try {
+      const regions = source.shards.map((s) => s.region);
+      // Shards that tile the whole tensor cover every box exactly once: checked once per tensor,
+      // so many boxes of a tensor of many shards cost one intersection per shard each.
+      let tiles = tiling.get(source);
+      if (tiles === undefined) {
+        tiles = tilesWhole(source.globalShape, regions);
+        tiling.set(source, tiles);
+      }
+      hits = tiles
+        ? regions.flatMap((r, i) => (volume(box.lengths) > 0 && intersect(box, r) ? [i] : []))
+        : coveringShards(box, regions, PAIRWISE_PER_BOX);
+    } catch (err) {
+      if (err instanceof CoverageError)
+        throw failedPrecondition(
+          `${name}: the saved shards of global shape [${source.globalShape.join(", ")}] do not cover the box (offsets [${box.offsets.join(", ")}], lengths [${box.lengths.join(", ")}]) exactly once: ${err.message}`,
+        );
+      throw err;
+    }
+    const shards = hits.map((i) => source.shards[i]!);
+    const device = (shards[0] ?? source.shards[0]!).copy.entry.tensor!.device;
+    const entry: EntryRecord = {
+      key,
+      kind: "tensor",
+      tensor: { dtype: source.dtype, shape: box.lengths, device, globalShape: source.globalShape, globalOffsets: box.offsets },
+      file: "",
+      rawBytes: bytes,
+      storedBytes: 0,
+      chunks: [],
+    };
+    outputs.push({
+      kind: "box",
+      item,
+      entry,
+      targetDevice: place(item, key, device),
+      globalShape: source.globalShape,
+      box,
+      elementSize: source.elementSize,
+      shards,
+    });
+  };
+  const wholeOutput = (copy: Copy): void => {
+    totalBytes += copy.entry.rawBytes;
+    const targetDevice = copy.entry.tensor ? place(copy.item, copy.entry.key, copy.entry.tensor.device) : "";
+    outputs.push({ kind: "whole", copy, targetDevice });
+  };
+
+  if (spec.boxes.length > 0) {
+    spec.boxes.forEach((b, i) => {
+      checkName("boxes item", b.item);
+      checkDims(`boxes[${i}].offsets`, b.offsets);
+      checkDims(`boxes[${i}].lengths`, b.lengths);
+      if (b.offsets.length !== b.lengths.length)
+        throw invalidArgument(
+          `boxes[${i}] has ${b.offsets.length} offsets and ${b.lengths.length} lengths; give one of each per dimension`,
+        );
+    });
+    for (const b of spec.boxes) {
+      const source = sourceFor(b.item, b.key);
+      const name = `item ${quote(b.item)} key ${quote(b.key)}`;
+      const whole = b.offsets.length === 0 && b.lengths.length === 0;
+      let sharded: Extract<Source, { kind: "sharded" }>;
+      if (source.kind === "whole") {
+        const t = source.copy.entry.tensor;
+        if (!t) {
+          if (!whole) throw invalidArgument(`${name} is an object, not a tensor: ask for it with empty offsets and lengths`);
+          wholeOutput(source.copy);
+          continue;
+        }
+        // An unsharded tensor is its own only shard (planned once per key).
+        const id = JSON.stringify([b.item, b.key, "whole"]);
+        const known = sources.get(id);
+        if (known?.kind === "sharded") {
+          sharded = known;
+        } else {
+          sharded = {
+            kind: "sharded",
+            dtype: t.dtype,
+            elementSize: dtypeSize(t.dtype)!,
+            globalShape: t.shape,
+            shards: [{ copy: source.copy, region: { offsets: t.shape.map(() => 0), lengths: t.shape } }],
+          };
+          sources.set(id, sharded);
+        }
+      } else sharded = source;
+      const g = sharded.globalShape;
+      const box: Region = whole ? { offsets: g.map(() => 0), lengths: [...g] } : { offsets: b.offsets, lengths: b.lengths };
+      if (box.offsets.length !== g.length)
+        throw invalidArgument(
+          `the box of ${name} has ${box.offsets.length} dimensions; the tensor of global shape [${g.join(", ")}] has ${g.length}`,
+        );
+      if (box.offsets.some((o, d) => o + box.lengths[d]! > g[d]!))
+        throw new CkptdError(
+          status.OUT_OF_RANGE,
+          `the box of ${name} (offsets [${box.offsets.join(", ")}], lengths [${box.lengths.join(", ")}]) lies outside its global shape [${g.join(", ")}]`,
+        );
+      boxOutput(b.item, b.key, sharded, box);
+    }
+    return outputs;
+  }
+
+  const as = spec.shardAs!;
+  if (!Number.isSafeInteger(as.worldSize) || as.worldSize < 1 || as.worldSize > MAX_WORLD_SIZE)
+    throw invalidArgument(`shard_as.world_size ${as.worldSize} must be between 1 and ${MAX_WORLD_SIZE}`);
+  if (!Number.isSafeInteger(as.rank) || as.rank < 0 || as.rank >= as.worldSize)
+    throw invalidArgument(`shard_as.rank ${as.rank} is out of range for shard_as.world_size ${as.worldSize} (ranks 0-${as.worldSize - 1})`);
+  if (as.dim !== undefined && (!Number.isSafeInteger(as.dim) || as.dim < 0 || as.dim >= LIMITS.repeatedCount))
+    throw invalidArgument(`shard_as.dim ${as.dim} must be a dimension index`);
+  if (as.sizes.length > 0) {
+    if (as.replicate) throw invalidArgument("shard_as.sizes was set with shard_as.replicate: a replicated tensor is not split");
+    if (as.sizes.length !== as.worldSize)
+      throw invalidArgument(`shard_as.sizes has ${as.sizes.length} values; give one per rank of shard_as.world_size ${as.worldSize}`);
+    checkDims("shard_as.sizes", as.sizes);
+  }
+  const names = spec.items.length > 0 ? spec.items : saved.itemNames;
+  for (const item of names) saved.item(item);
+  for (const item of names) {
+    for (const [key, copies] of saved.item(item)) {
+      const source = sourceOf(item, key, copies);
+      if (source.kind === "whole") {
+        wholeOutput(source.copy);
+        continue;
+      }
+      const name = `item ${quote(item)} key ${quote(key)}`;
+      const g = source.globalShape;
+      if (as.replicate) {
+        boxOutput(item, key, source, { offsets: g.map(() => 0), lengths: [...g] });
+        continue;
+      }
+      let dim = as.dim;
+      if (dim === undefined) {
+        const split = g
+          .map((_, d) => d)
+          .filter((d) => source.shards.some((s) => s.region.offsets[d] !== source.shards[0]!.region.offsets[d]));
+        if (split.length > 1)
+          throw failedPrecondition(
+            `${name} was saved split along dimensions ${split.join(" and ")} of its global shape [${g.join(", ")}]; pass shard_as.dim, or ask for boxes`,
+          );
+        dim = split[0] ?? 0;
+      }
+      if (dim >= g.length) throw invalidArgument(`shard_as.dim ${dim} is not a dimension of ${name}, of global shape [${g.join(", ")}]`);
+      if (as.sizes.length > 0) {
+        const sum = as.sizes.reduce((a, b) => a + b, 0);
+        if (sum !== g[dim])
+          throw invalidArgument(
+            `shard_as.sizes add up to ${sum}, but dimension ${dim} of ${name} (global shape [${g.join(", ")}]) has ${g[dim]} elements`,
+          );
+      }
+      boxOutput(item, key, source, shardBox(g, dim, as.rank, as.worldSize, as.sizes));
+    }
+  }
+  return outputs;
+}
+
+/**
+ * A plain load by a job of another world size: refused when an item it loads holds shards
+ * (one saved rank's shard is not what a rank of another world size holds).
+ */
+function refuseShardsOfOtherWorld(manifest: Manifest, items: readonly string[], worldSize: number): void {
+  const wanted = items.length > 0 ? new Set(items) : undefined;
+  for (const r of manifest.ranks)
+    for (const item of r.items) {
+      if (wanted && !wanted.has(item.name)) continue;
+      const shard = item.entries.find((e) => e.tensor && e.tensor.globalShape.length > 0);
+      if (shard)
+        throw failedPrecondition(
+          `item '${item.name}' holds shards saved by world size ${manifest.worldSize} (e.g. key ${quote(shard.key)}, a shard of global shape ` +
+            `[${shard.tensor!.globalShape.join(", ")}]), and this loader has world size ${worldSize}: pass shard_as or boxes to reshard ` +
+            `on load, or source_rank to read one saved rank's shard as is`,
+        );
+    }
+}
+
+/** Adds to `list` (ascending) the chunks, by their raw `starts`, that hold bytes [from, to). */
+export function markChunks(list: number[], starts: readonly number[], from: number, to: number): void {
+  // The chunk that holds `from`: the last whose start is at most `from`, among those not empty.
+  let lo = 0;
+  let hi = starts.length - 2;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (starts[mid]! <= from) lo = mid;
+    else hi = mid - 1;
+  }
+  for (let i = lo; i < starts.length - 1 && starts[i]! < to; i++) {
+    // Chunks wholly before the range, and empty ones, hold none of its bytes.
+    if (starts[i + 1]! <= from || starts[i + 1] === starts[i]) continue;
+    if (list.length === 0 || list[list.length - 1]! < i) list.push(i);
+  }
+}
+
+/**
+ * Reads one shard's chunks a box needs, in order (reading ahead), and holds the one decoded
+ * last: the box's walk asks for byte offsets that only grow.
+ */
+class ShardCursor {
+  private reads: AsyncGenerator<{ stored: Buffer; bytesRead: number }> | undefined;
+  private fh: fsp.FileHandle | undefined;
+  private next = 0;
+  private current: { start: number; data: Buffer } | undefined;
+  private decoded: Buffer | undefined;
+
+  constructor(
+    private readonly checkpointId: string,
+    private readonly base: string,
+    private readonly copy: Copy,
+    private readonly starts: readonly number[],
+    private readonly needed: readonly number[],
+    private readonly buffers: ReadBuffers,
+    private readonly onStoredRead: (bytes: number) => void,
+  ) {}
+
+  /** The decoded chunk that holds raw byte `pos` of the shard, and where it starts. */
+  async at(pos: number): Promise<{ start: number; data: Buffer }> {
+    const { entry, rank, item } = this.copy;
+    while (!this.current || pos >= this.current.start + this.current.data.length) {
+      if (this.next >= this.needed.length)
+        throw new Error(`item '${item}' key '${entry.key}' rank ${rank}: byte ${pos} lies outside the chunks the box needs`);
+      if (!this.reads) await this.open();
+      const i = this.needed[this.next++]!;
+      const c = entry.chunks[i]!;
+      const r = await this.reads!.next();
+      if (r.done) throw new Error(`item '${item}' key '${entry.key}' rank ${rank}: the read of chunk ${i} ended early`);
+      this.onStoredRead(c.storedBytes);
+      try {
+        if (r.value.bytesRead !== c.storedBytes)
+          throw new ChunkCorruptError(`file is truncated (${r.value.bytesRead} of ${c.storedBytes} bytes)`);
+        this.current = { start: this.starts[i]!, data: await decodeChunk(r.value.stored, c, c.raw ? undefined : this.decoded) };
+      } catch (err) {
+        if (err instanceof ChunkCorruptError)
+          throw dataLoss(
+            `checkpoint '${this.checkpointId}' rank ${rank} item '${item}' key '${entry.key}' chunk ${i} ` +
+              `(file ${entry.file}, offset ${c.offset}) is corrupt: ${err.message}`,
+          );
+        throw err;
+      }
+    }
+    return this.current;
+  }
+
+  private async open(): Promise<void> {
+    const { entry, rank, item } = this.copy;
+    const chunks = this.needed.map((i) => entry.chunks[i]!);
+    // The decode buffer before any read holds buffers (see CheckpointLoader.parts).
+    if (chunks.some((c) => !c.raw)) this.decoded = await this.buffers.get(LZ4_MAX_BLOCK);
+    let direct: boolean;
+    try {
+      ({ fh: this.fh, direct } = await openForRead(path.join(this.base, itemDirName(rank, item), entry.file), chunks, this.buffers));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT")
+        throw dataLoss(
+          `rank ${rank} item '${item}' key '${entry.key}': stored file ${entry.file} is missing (or the checkpoint was deleted during the load)`,
+        );
+      throw err;
+    }
+    this.reads = readAhead(this.fh, chunks, this.buffers, direct);
+  }
+
+  /** Gives back the buffers and closes the file (after the reads in flight). */
+  async close(): Promise<void> {
+    this.current = undefined;
+    const reads = this.reads;
+    const fh = this.fh;
+    this.reads = undefined;
+    this.fh = undefined;
+    // A cursor closed once is not reopened: the walk has no segment of its shard left.
+    this.next = this.needed.length;
+    await reads?.return(undefined);
+    await fh?.close();
+    if (this.decoded) this.buffers.put(this.decoded);
+    this.decoded = undefined;
+  }
+}

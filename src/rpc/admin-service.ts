@@ -1,0 +1,115 @@
+/**
+ * gRPC handlers of AdminService: status, jobs and verification for operators.
+ */
+import type { AdminServiceHandlers } from "../../wire/gen/ckptd/v1/AdminService.js";
+import type { Authorizer } from "./auth.js";
+import type { Catalog } from "../catalog/catalog.js";
+import type { CheckpointCoordinator } from "../commit/coordinator.js";
+import { toServiceError } from "../common/errors.js";
+import type { EventLog } from "../catalog/events.js";
+import type { CheckpointLoader } from "../load/loader.js";
+import type { QuarantineRecord } from "../store/files.js";
+import { timestamp } from "./checkpoint-service.js";
+import { VERSION } from "../common/version.js";
+
+export interface AdminDeps {
+  catalog: Catalog;
+  coordinator: CheckpointCoordinator;
+  events: EventLog;
+  loader: CheckpointLoader;
+  dataDir: string;
+  startTime: Date;
+  state: () => string;
+  address: () => string;
+  auth: Authorizer;
+  /** The quarantined checkpoint directories (newest first, at most `limit`) and how many there are. */
+  quarantine: (limit: number) => Promise<{ entries: QuarantineRecord[]; total: number; dirs: string[] }>;
+}
+
+/** Quarantined checkpoints listed by GetStatus (the count covers all). */
+const MAX_QUARANTINE_LISTED = 100;
+
+export function adminServiceHandlers(deps: AdminDeps): AdminServiceHandlers {
+  const { catalog } = deps;
+  return {
+    GetStatus(call, callback) {
+      Promise.resolve()
+        .then(async () => {
+          deps.auth.check(call.metadata, { admin: true });
+          const jobs = catalog.jobsWithCheckpoints();
+          let count = 0;
+          let stored = 0;
+          for (const j of jobs)
+            for (const c of catalog.list(j)) {
+              count++;
+              stored += c.storedBytes;
+            }
+          const q = await deps.quarantine(MAX_QUARANTINE_LISTED);
+          return {
+            version: VERSION,
+            state: deps.state(),
+            dataDir: deps.dataDir,
+            startTime: timestamp(deps.startTime.toISOString()),
+            jobCount: jobs.length,
+            checkpointCount: count,
+            checkpointsInFlight: deps.coordinator.inFlight(),
+            subscribers: deps.events.subscribers,
+            storedBytes: stored,
+            listenAddress: deps.address(),
+            quarantined: q.entries.map((e, i) => ({
+              job: e.job,
+              checkpointId: e.checkpointId,
+              reason: e.reason,
+              ...(Number.isNaN(Date.parse(e.quarantinedAt)) ? {} : { quarantinedAt: timestamp(e.quarantinedAt) }),
+              path: q.dirs[i] ?? "",
+            })),
+            quarantinedCount: q.total,
+          };
+        })
+        .then(
+          (res) => callback(null, res),
+          (err: unknown) => callback(toServiceError(err)),
+        );
+    },
+
+    ListJobs(call, callback) {
+      try {
+        deps.auth.check(call.metadata, { admin: true });
+      } catch (err) {
+        callback(toServiceError(err));
+        return;
+      }
+      const jobs = catalog
+        .jobsWithCheckpoints()
+        .sort()
+        .map((job) => {
+          const list = catalog.list(job);
+          return {
+            job,
+            checkpointCount: list.length,
+            latestCheckpointId: list[0]?.checkpointId ?? "",
+            latestStep: list[0]?.step ?? 0,
+            storedBytes: list.reduce((n, c) => n + c.storedBytes, 0),
+          };
+        });
+      callback(null, { jobs });
+    },
+
+    VerifyCheckpoint(call, callback) {
+      Promise.resolve()
+        .then(() => deps.auth.check(call.metadata, { admin: true }))
+        .then(() => deps.loader.verify(call.request.job, call.request.checkpointId))
+        .then(
+          (r) =>
+            callback(null, {
+              checkpointId: r.checkpointId,
+              ok: r.damaged.length === 0,
+              chunksChecked: r.chunks,
+              bytesChecked: r.bytes,
+              damaged: r.damaged,
+            }),
+          (err: unknown) => callback(toServiceError(err)),
+        );
+    },
+  };
+}
