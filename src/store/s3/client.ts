@@ -1,7 +1,9 @@
 /**
  * S3Store: the object operations an S3-backed checkpoint store needs, on one bucket and key prefix,
  * over @aws-sdk/client-s3 (pinned exactly in package.json to 3.1175.0, the newest release when chosen;
- * its `engines` is node >=20.0.0, which this daemon runs on).
+ * its `engines` is node >=20.0.0, which this daemon runs on). The SDK announces that releases after the
+ * first week of January 2027 need Node 22 (and warns once per process on Node 20; setting
+ * AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true silences it): moving past this pin means moving to Node 22.
  *
  * Keys are relative to the prefix. Credentials come from the default AWS chain (AWS_ACCESS_KEY_ID /
  * AWS_SECRET_ACCESS_KEY, AWS_PROFILE and ~/.aws, web identity, instance metadata) unless given.
