@@ -2,7 +2,7 @@
  * The RGW the object-store tests run against: test/s3/start-rgw.sh starts it (or reuses a running one)
  * and writes its endpoint and credentials to $CKPTD_RGW_DIR/env; these helpers read that file.
  */
-import { execFileSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -40,13 +40,12 @@ export function readRgwEnv(): RgwEnv {
   };
 }
 
-/** Runs start-rgw.sh or stop-rgw.sh; returns what it said on stderr. */
+/** Runs start-rgw.sh or stop-rgw.sh; returns what it said on stderr, and throws with it if it failed. */
 export function rgwScript(name: "start-rgw.sh" | "stop-rgw.sh", ...args: string[]): string {
-  return execFileSync("bash", [join(here, name), ...args], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "pipe"],
-    timeout: 180_000,
-  }).toString();
+  const run = spawnSync("bash", [join(here, name), ...args], { encoding: "utf8", stdio: ["ignore", "ignore", "pipe"], timeout: 180_000 });
+  if (run.status !== 0)
+    throw new Error(`test/s3/${name} ${args.join(" ")} failed (${run.error?.message ?? `exit ${run.status}`}): ${run.stderr}`);
+  return run.stderr;
 }
 
 /** A prefix no other test or run uses. */
