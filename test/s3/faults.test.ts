@@ -6,20 +6,13 @@
 import { createHash, randomBytes } from "node:crypto";
 import { status } from "@grpc/grpc-js";
 import { S3ServiceException } from "@aws-sdk/client-s3";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { CkptdError } from "../../src/common/errors.js";
-import type { S3Store } from "../../src/store/s3/client.js";
+import { cleanedAfterAll } from "./cleanup.js";
 import { freshPrefix, testStore } from "./rgw.js";
 
 const MiB = 1024 * 1024;
-const stores: S3Store[] = [];
-afterAll(async () => {
-  for (const s of stores) {
-    await s.abortIncompleteUploads("").catch(() => undefined);
-    await s.deletePrefix("").catch(() => undefined);
-    s.close();
-  }
-});
+const keep = cleanedAfterAll();
 
 const serverError = (httpStatusCode: number, name: string) =>
   new S3ServiceException({ name, $fault: "server", $metadata: { httpStatusCode }, message: `injected ${httpStatusCode} ${name}` });
@@ -29,7 +22,7 @@ type Fault = { command: string; when: "before" | "after"; error: S3ServiceExcept
 /** A store whose requests can be made to fail; `sent` counts the commands that reached the gateway. */
 function faultyStore(name: string) {
   const s = testStore(freshPrefix(name), { retry: { attempts: 4, baseDelayMs: 10, maxDelayMs: 50, totalMs: 5_000 } });
-  stores.push(s);
+  keep(s);
   const faults: Fault[] = [];
   const sent: string[] = [];
   const seenOf = new Map<string, number>();

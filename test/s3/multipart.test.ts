@@ -3,24 +3,17 @@
  * small objects as one PutObject, aborts and recovery of incomplete uploads.
  */
 import { createHash, randomBytes, randomFillSync } from "node:crypto";
-import { afterAll, describe, expect, it } from "vitest";
-import type { S3Store } from "../../src/store/s3/client.js";
+import { describe, expect, it } from "vitest";
+import { cleanedAfterAll } from "./cleanup.js";
 import { freshPrefix, testStore } from "./rgw.js";
 
 const MiB = 1024 * 1024;
-const stores: S3Store[] = [];
-afterAll(async () => {
-  for (const s of stores) {
-    await s.abortIncompleteUploads("").catch(() => undefined);
-    await s.deletePrefix("").catch(() => undefined);
-    s.close();
-  }
-});
+const keep = cleanedAfterAll();
 
 /** A store whose requests are watched: commands sent, and the most UploadPart body bytes in flight at once. */
 function watchedStore(name: string) {
   const s = testStore(freshPrefix(name));
-  stores.push(s);
+  keep(s);
   const seen = { commands: [] as string[], partBytesInFlight: 0, maxPartBytesInFlight: 0, maxPartsInFlight: 0, partsInFlight: 0 };
   s.client.middlewareStack.add(
     (next, context) => async (args) => {

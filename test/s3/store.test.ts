@@ -5,23 +5,13 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createServer } from "node:net";
 import { status } from "@grpc/grpc-js";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { CkptdError } from "../../src/common/errors.js";
-import type { S3Store } from "../../src/store/s3/client.js";
+import { cleanedAfterAll } from "./cleanup.js";
 import { freshPrefix, readRgwEnv, testStore } from "./rgw.js";
 
-const stores: S3Store[] = [];
-const store = (name: string, opts?: Parameters<typeof testStore>[1]) => {
-  const s = testStore(freshPrefix(name), opts);
-  stores.push(s);
-  return s;
-};
-afterAll(async () => {
-  for (const s of stores) {
-    await s.deletePrefix("").catch(() => undefined);
-    s.close();
-  }
-});
+const keep = cleanedAfterAll();
+const store = (name: string, opts?: Parameters<typeof testStore>[1]) => keep(testStore(freshPrefix(name), opts));
 
 /** Runs `fn` over `items` with at most `limit` at once. */
 async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {

@@ -258,7 +258,10 @@ export class S3Store {
     return res.kind === "invalidRange" ? dest.subarray(0, 0) : undefined;
   }
 
-  /** Size and ETag (unquoted), or undefined if there is no such object. */
+  /**
+   * Size and ETag (unquoted), or undefined if there is no such object. HeadObject answers have no body,
+   * so a missing bucket looks like a missing object here; every other operation names the bucket.
+   */
   async head(key: string): Promise<{ size: number; etag: string } | undefined> {
     return this.headFull(this.fullKey(key), key);
   }
