@@ -13,7 +13,7 @@ const MiB = 1024 * 1024;
 const store = testStore(freshPrefix("restart"), {
   retry: { attempts: 4, baseDelayMs: 50, maxDelayMs: 500, totalMs: 1_500 },
   connectTimeoutMs: 1_000,
-  requestTimeoutMs: 10_000,
+  idleTimeoutMs: 10_000,
 });
 afterAll(async () => {
   rgwScript("start-rgw.sh"); // whatever happened, leave the gateway running

@@ -3,7 +3,7 @@
  * errors a misconfigured or unreachable store gives.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { createServer } from "node:net";
+import { createServer, type Socket } from "node:net";
 import { status } from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
 import { CkptdError } from "../../src/common/errors.js";
@@ -135,6 +135,34 @@ describe("S3Store errors", () => {
     expect(err.message).toMatch(/ECONNREFUSED/);
     expect(elapsed).toBeLessThan(5_000);
     s.close();
+  });
+
+  it("an endpoint that accepts connections and never answers is UNAVAILABLE after the idle timeout and retries", async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((sock) => {
+      sockets.add(sock);
+      sock.on("close", () => sockets.delete(sock));
+    });
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const { port } = silent.address() as { port: number };
+    const s = testStore("silent", {
+      endpoint: `http://127.0.0.1:${port}`,
+      idleTimeoutMs: 300,
+      retry: { attempts: 3, baseDelayMs: 20, totalMs: 5_000 },
+    });
+    try {
+      const t0 = Date.now();
+      const err = await rejection(s.get("k"));
+      expect(err.code).toBe(status.UNAVAILABLE);
+      expect(err.message).toContain(`http://127.0.0.1:${port}`);
+      // Three attempts of 300 ms idle each, plus short backoffs.
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(850);
+      expect(Date.now() - t0).toBeLessThan(5_000);
+    } finally {
+      s.close();
+      for (const sock of sockets) sock.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   it("a missing bucket is FAILED_PRECONDITION naming the bucket; wrong credentials are PERMISSION_DENIED", async () => {

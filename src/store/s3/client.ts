@@ -54,8 +54,8 @@ export interface S3StoreOptions {
   retry?: Partial<RetryPolicy>;
   /** Time to establish a connection. @default 5000 */
   connectTimeoutMs?: number;
-  /** Time a request may go without progress. @default 60000 */
-  requestTimeoutMs?: number;
+  /** Time a connection may sit idle during a request (no bytes either way) before the request fails and is retried. @default 60000 */
+  idleTimeoutMs?: number;
   /** Concurrent connections to the endpoint. @default 64 */
   maxSockets?: number;
   /** Defaults for createUpload. */
@@ -110,7 +110,8 @@ export class S3Store {
       maxAttempts: 1,
       requestHandler: {
         connectionTimeout: opts.connectTimeoutMs ?? 5_000,
-        requestTimeout: opts.requestTimeoutMs ?? 60_000,
+        // An idle bound, not a total one: a large GET may rightly take long while bytes keep flowing.
+        socketTimeout: opts.idleTimeoutMs ?? 60_000,
         httpAgent: { keepAlive: true, maxSockets: opts.maxSockets ?? 64 },
         httpsAgent: { keepAlive: true, maxSockets: opts.maxSockets ?? 64 },
       },
