@@ -164,7 +164,9 @@ export class S3Store {
    * the key existed. Races between writers are outcomes, not errors, and are not retried. When an
    * answer is lost or is a 5xx (RGW answers some losers of a race with 500), the key is read back: other
    * bytes there mean another writer won (false); the same bytes mean this write landed, possibly on an
-   * earlier attempt (true); nothing there means the write is tried again.
+   * earlier attempt (true); nothing there means the write is tried again. So two writers of identical
+   * bytes can both be told true after a 5xx: writers that must know which one won write bytes of their
+   * own (e.g. naming the writer).
    */
   async putIfAbsent(key: string, body: Uint8Array | string): Promise<boolean> {
     const bytes = typeof body === "string" ? Buffer.from(body) : body;
@@ -192,6 +194,7 @@ export class S3Store {
             try {
               existing = await this.getFull(fullKey, once);
             } catch (readErr) {
+              if (!isRetryable(readErr)) throw readErr;
               lastErr = readErr;
               throw RETRY_CONDITIONAL;
             }
