@@ -32,6 +32,7 @@ import { failedPrecondition, invalidArgument } from "../../common/errors.js";
 import { classify } from "./errors.js";
 
 export const MIN_PART_BYTES = 5 * 1024 * 1024;
+const FIRST_BUFFER_BYTES = 64 * 1024;
 /** S3's limit on parts per upload. */
 export const MAX_PARTS = 10_000;
 
@@ -115,10 +116,17 @@ export class S3Upload {
         if (!this.current) {
           await this.reserve();
           this.checkWritable();
-          this.current = this.spare.pop() ?? Buffer.allocUnsafe(this.partBytes);
+          // The first part's buffer starts at what this write needs and grows, so a small object
+          // does not allocate a whole part (the budget still counts a whole part).
+          const size = this.nextPart === 1 ? Math.min(this.partBytes, Math.max(FIRST_BUFFER_BYTES, data.length - off)) : this.partBytes;
+          this.current = this.spare.pop() ?? Buffer.allocUnsafe(size);
           this.fill = 0;
+        } else if (this.fill === this.current.length) {
+          const bigger = Buffer.allocUnsafe(Math.min(this.partBytes, this.current.length * 2));
+          this.current.copy(bigger, 0, 0, this.fill);
+          this.current = bigger;
         }
-        const n = Math.min(data.length - off, this.partBytes - this.fill);
+        const n = Math.min(data.length - off, this.current.length - this.fill);
         this.current.set(data.subarray(off, off + n), this.fill);
         off += n;
         this.fill += n;
