@@ -5,7 +5,8 @@
 # (-f) in its own session and is stopped by PID (test/s3/stop-rgw.sh).
 #
 #   test/s3/start-rgw.sh            start (or reuse the running cluster in $CKPTD_RGW_DIR)
-#   . "$CKPTD_RGW_DIR/env"          S3 endpoint, bucket and credentials, as AWS_* variables
+#   . "$CKPTD_RGW_DIR/env"          S3 endpoint (CKPTD_S3_ENDPOINT), credentials (AWS_*)
+#   test/s3/stop-rgw.sh rgw; test/s3/start-rgw.sh   restart the gateway alone, keeping the cluster
 #
 # Environment:
 #   CKPTD_RGW_DIR   where the cluster keeps its state, logs and pid files (default /tmp/ckptd-rgw)
@@ -32,8 +33,24 @@ alive() { [ -f "$dir/run/$1.pid" ] && kill -0 "$(cat "$dir/run/$1.pid")" 2>/dev/
 
 s3_up() { curl -s -o /dev/null --max-time 2 "$endpoint/" ; }
 
+conf="$dir/ceph.conf"
+start() { # name, command...
+  local name="$1"; shift
+  setsid "$@" </dev/null >>"$dir/log/$name.out" 2>&1 &
+  echo $! > "$dir/run/$name.pid"
+}
+
 if alive mon && alive osd && alive rgw && [ -f "$dir/env" ] && s3_up; then
   say "already running in $dir ($endpoint)"
+  exit 0
+fi
+# Only the gateway is down (`stop-rgw.sh rgw`): start it again on the same cluster, so the user,
+# buckets and objects stay.
+if alive mon && alive osd && ! alive rgw && [ -f "$dir/env" ]; then
+  start rgw radosgw -c "$conf" -f -n client.rgw.a -k "$dir/rgw/keyring"
+  for _ in $(seq 300); do s3_up && break; sleep 0.1; done
+  s3_up || die "radosgw did not answer on $endpoint"
+  say "gateway restarted on $endpoint (state in $dir)"
   exit 0
 fi
 # Anything half-started goes first.
@@ -42,7 +59,6 @@ rm -rf "$dir"
 mkdir -p "$dir"/{mon,osd,rgw,run,log}
 
 fsid="$(cat /proc/sys/kernel/random/uuid)"
-conf="$dir/ceph.conf"
 cat > "$conf" <<CONF
 [global]
 fsid = $fsid
@@ -89,11 +105,6 @@ ceph-authtool "$dir/keyring" --gen-key -n client.admin --cap mon 'allow *' --cap
 monmaptool --create --addv a "[v2:127.0.0.1:$mon_port]" --fsid "$fsid" "$dir/monmap" >/dev/null
 ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" --keyring "$dir/keyring" >"$dir/log/mkfs-mon.out" 2>&1 || die "ceph-mon --mkfs failed"
 
-start() { # name, command...
-  local name="$1"; shift
-  setsid "$@" </dev/null >"$dir/log/$name.out" 2>&1 &
-  echo $! > "$dir/run/$name.pid"
-}
 ceph_() { timeout 30 ceph -c "$conf" "$@"; }
 
 start mon ceph-mon -c "$conf" -f -i a

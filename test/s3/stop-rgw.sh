@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Stops the cluster test/s3/start-rgw.sh started, by PID, and removes its state.
 #   CKPTD_RGW_DIR  as for start-rgw.sh (default /tmp/ckptd-rgw); KEEP=1 keeps the directory.
+#   stop-rgw.sh rgw  stops the gateway alone and keeps the cluster (start-rgw.sh restarts it).
 set -uo pipefail
 dir="${CKPTD_RGW_DIR:-/tmp/ckptd-rgw}"
-for name in rgw osd mon; do
+names="${*:-rgw osd mon}"
+[ $# -gt 0 ] && KEEP=1
+for name in $names; do
   f="$dir/run/$name.pid"
   [ -f "$f" ] || continue
   pid="$(cat "$f")"

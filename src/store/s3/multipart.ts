@@ -1,0 +1,299 @@
+/**
+ * S3Upload: one object written as a stream of Buffers, uploaded as multipart parts in parallel.
+ *
+ * Memory is bounded by a byte budget: bytes are copied into part-sized buffers, and a new part
+ * buffer is taken only while the parts being filled and uploaded hold less than the budget, so
+ * `write` waits (backpressure) instead of holding the whole object. A caller may reuse the Buffer it
+ * passed to `write` as soon as the returned promise resolves (e.g. hand it back to a pool).
+ *
+ * An object smaller than one part never starts a multipart upload: `finish` sends it as one
+ * PutObject. Parts are at least 5 MiB (S3's minimum) except the last.
+ *
+ * Call order: write × N (one at a time), then finish | abort. After a failed write or finish,
+ * call abort (finish already aborts the upload it could not complete).
+ *
+ * RGW quirks this relies on or works around:
+ * - CompleteMultipartUpload ignores If-None-Match on RGW 16, so an upload cannot be a create-only
+ *   write: records that decide something (a commit decision, a manifest) must be single PutObjects
+ *   with If-None-Match (S3Store.putIfAbsent).
+ * - CompleteMultipartUpload answers with an empty ETag on RGW 16; the ETag is then read with HeadObject.
+ * - Parts still being written when an upload is aborted can outlive the abort, so abort waits for
+ *   every part request to settle first.
+ */
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  type S3Client,
+} from "@aws-sdk/client-s3";
+import { failedPrecondition, invalidArgument } from "../../common/errors.js";
+import { classify } from "./errors.js";
+
+export const MIN_PART_BYTES = 5 * 1024 * 1024;
+const FIRST_BUFFER_BYTES = 64 * 1024;
+/** S3's limit on parts per upload. */
+export const MAX_PARTS = 10_000;
+
+/** What an upload needs from the store that created it. */
+export interface UploadContext {
+  readonly client: S3Client;
+  readonly bucket: string;
+  /** Runs one request with the store's retries; a final failure becomes a CkptdError naming `what`. */
+  call<T>(what: string, fn: () => Promise<T>): Promise<T>;
+  /** The object's ETag without quotes, read with HeadObject. */
+  etagOf(fullKey: string): Promise<string | undefined>;
+}
+
+export interface UploadOptions {
+  /** Bytes per part (≥ 5 MiB). @default 8 MiB */
+  partBytes?: number;
+  /** Bytes the parts being filled and uploaded may hold at once (≥ one part). @default 64 MiB */
+  budgetBytes?: number;
+}
+
+export interface UploadResult {
+  /** The object's ETag, without quotes (the form If-Match wants on RGW). */
+  etag: string;
+  size: number;
+}
+
+type UploadState = "WRITING" | "FINISHING" | "DONE" | "ABORTED" | "FAILED";
+
+export const stripQuotes = (etag: string | undefined) => (etag ?? "").replace(/^"(.*)"$/, "$1");
+
+export class S3Upload {
+  private state: UploadState = "WRITING";
+  private failure: unknown;
+  private uploadId: Promise<string> | undefined;
+  private current: Buffer | undefined;
+  private fill = 0;
+  private size = 0;
+  private nextPart = 1;
+  private readonly parts: { PartNumber: number; ETag: string }[] = [];
+  private readonly pending = new Set<Promise<void>>();
+  private readonly spare: Buffer[] = [];
+  private inFlight = 0;
+  private peak = 0;
+  private wake: (() => void) | undefined;
+  private writing = false;
+  readonly partBytes: number;
+  readonly budgetBytes: number;
+
+  constructor(
+    private readonly ctx: UploadContext,
+    /** The object's full key in the bucket. */
+    readonly key: string,
+    opts: UploadOptions = {},
+  ) {
+    this.partBytes = opts.partBytes ?? 8 * 1024 * 1024;
+    this.budgetBytes = opts.budgetBytes ?? 64 * 1024 * 1024;
+    if (!Number.isSafeInteger(this.partBytes) || this.partBytes < MIN_PART_BYTES)
+      throw invalidArgument(`S3 part size must be at least ${MIN_PART_BYTES} bytes (got ${this.partBytes})`);
+    if (!(this.budgetBytes >= this.partBytes))
+      throw invalidArgument(`S3 upload budget (${this.budgetBytes} bytes) must hold at least one part (${this.partBytes} bytes)`);
+  }
+
+  /** Bytes written so far. */
+  get bytesWritten(): number {
+    return this.size;
+  }
+
+  /** The most bytes the upload's part buffers held at once (filling and in flight); never above the budget. */
+  get peakBytes(): number {
+    return this.peak;
+  }
+
+  /** Takes `data`'s bytes; resolves once they are copied (backpressure: waits while the budget is spent). */
+  async write(data: Uint8Array): Promise<void> {
+    this.checkWritable();
+    if (this.writing) throw failedPrecondition(`upload of ${this.key}: write called while another write is pending`);
+    this.writing = true;
+    try {
+      let off = 0;
+      while (off < data.length) {
+        if (!this.current) {
+          await this.reserve();
+          this.checkWritable();
+          // The first part's buffer starts at what this write needs and grows, so a small object
+          // does not allocate a whole part (the budget still counts a whole part).
+          const size = this.nextPart === 1 ? Math.min(this.partBytes, Math.max(FIRST_BUFFER_BYTES, data.length - off)) : this.partBytes;
+          this.current = this.spare.pop() ?? Buffer.allocUnsafe(size);
+          this.fill = 0;
+        } else if (this.fill === this.current.length) {
+          const bigger = Buffer.allocUnsafe(Math.min(this.partBytes, this.current.length * 2));
+          this.current.copy(bigger, 0, 0, this.fill);
+          this.current = bigger;
+        }
+        const n = Math.min(data.length - off, this.current.length - this.fill);
+        this.current.set(data.subarray(off, off + n), this.fill);
+        off += n;
+        this.fill += n;
+        this.size += n;
+        if (this.fill === this.partBytes) this.sendPart();
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  /** Uploads what is left and completes the object. */
+  async finish(): Promise<UploadResult> {
+    this.checkWritable();
+    if (this.writing) throw failedPrecondition(`upload of ${this.key}: finish called while a write is pending`);
+    this.state = "FINISHING";
+    try {
+      if (!this.uploadId) {
+        // Smaller than one part: a single PutObject, no multipart upload to leave behind.
+        const body = this.current ? this.current.subarray(0, this.fill) : Buffer.alloc(0);
+        const res = await this.ctx.call(`put of ${this.key}`, () =>
+          this.ctx.client.send(new PutObjectCommand({ Bucket: this.ctx.bucket, Key: this.key, Body: body, ContentLength: body.length })),
+        );
+        this.release();
+        this.state = "DONE";
+        return { etag: stripQuotes(res.ETag), size: this.size };
+      }
+      if (this.fill > 0) this.sendPart();
+      await this.settle();
+      if (this.failure !== undefined) throw this.failure;
+      const uploadId = await this.uploadId;
+      const parts = [...this.parts].sort((a, b) => a.PartNumber - b.PartNumber);
+      let res;
+      try {
+        res = await this.ctx.call(`completing the upload of ${this.key}`, () =>
+          this.ctx.client.send(
+            new CompleteMultipartUploadCommand({
+              Bucket: this.ctx.bucket,
+              Key: this.key,
+              UploadId: uploadId,
+              MultipartUpload: { Parts: parts },
+            }),
+          ),
+        );
+      } catch (err) {
+        // A retried Complete whose first try went through finds the upload gone: the object is there.
+        if (classify((err as Error).cause ?? err) !== "noSuchUpload") throw err;
+      }
+      let etag = stripQuotes(res?.ETag);
+      if (!etag) etag = (await this.ctx.etagOf(this.key)) ?? "";
+      this.release();
+      this.state = "DONE";
+      return { etag, size: this.size };
+    } catch (err) {
+      this.failure ??= err;
+      this.state = "FAILED";
+      await this.abortUpload().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Abandons the object: waits for part requests in flight, then aborts the multipart upload. Idempotent. */
+  async abort(): Promise<void> {
+    if (this.state === "DONE") return;
+    if (this.state === "WRITING" || this.state === "FINISHING") this.state = "ABORTED";
+    await this.abortUpload();
+  }
+
+  private async abortUpload(): Promise<void> {
+    await this.settle();
+    this.release();
+    const pendingId = this.uploadId;
+    if (!pendingId) return;
+    this.uploadId = undefined;
+    let uploadId: string;
+    try {
+      uploadId = await pendingId;
+    } catch {
+      return; // The upload was never created.
+    }
+    try {
+      await this.ctx.call(`aborting the upload of ${this.key}`, () =>
+        this.ctx.client.send(new AbortMultipartUploadCommand({ Bucket: this.ctx.bucket, Key: this.key, UploadId: uploadId })),
+      );
+    } catch (err) {
+      if (classify((err as Error).cause ?? err) !== "noSuchUpload") throw err;
+    }
+  }
+
+  private checkWritable(): void {
+    if (this.failure !== undefined) throw this.failure;
+    if (this.state !== "WRITING") throw failedPrecondition(`upload of ${this.key} is ${this.state.toLowerCase()}`);
+  }
+
+  /** Waits until one more part buffer fits in the budget, then counts it. */
+  private async reserve(): Promise<void> {
+    while (this.inFlight > 0 && this.inFlight + this.partBytes > this.budgetBytes && this.failure === undefined) {
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+    this.inFlight += this.partBytes;
+    this.peak = Math.max(this.peak, this.inFlight);
+  }
+
+  private sendPart(): void {
+    const buf = this.current!;
+    const len = this.fill;
+    this.current = undefined;
+    this.fill = 0;
+    const partNumber = this.nextPart++;
+    if (partNumber > MAX_PARTS) {
+      this.failure ??= failedPrecondition(`upload of ${this.key} needs more than ${MAX_PARTS} parts: raise the part size`);
+      this.giveBack(buf);
+      return;
+    }
+    this.uploadId ??= this.ctx
+      .call(`starting the upload of ${this.key}`, () =>
+        this.ctx.client.send(new CreateMultipartUploadCommand({ Bucket: this.ctx.bucket, Key: this.key })),
+      )
+      .then((res) => {
+        if (!res.UploadId) throw failedPrecondition(`the object store returned no upload id for ${this.key}`);
+        return res.UploadId;
+      });
+    const uploadId = this.uploadId;
+    const body = buf.subarray(0, len);
+    const p = (async () => {
+      try {
+        const id = await uploadId;
+        const res = await this.ctx.call(`upload of part ${partNumber} of ${this.key}`, () =>
+          this.ctx.client.send(
+            new UploadPartCommand({
+              Bucket: this.ctx.bucket,
+              Key: this.key,
+              UploadId: id,
+              PartNumber: partNumber,
+              Body: body,
+              ContentLength: len,
+            }),
+          ),
+        );
+        this.parts.push({ PartNumber: partNumber, ETag: res.ETag ?? "" });
+      } catch (err) {
+        this.failure ??= err;
+      } finally {
+        this.giveBack(buf);
+      }
+    })();
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+  }
+
+  private giveBack(buf: Buffer): void {
+    this.inFlight -= this.partBytes;
+    if (this.state === "WRITING") this.spare.push(buf);
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  private async settle(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+  }
+
+  private release(): void {
+    if (this.current) {
+      this.inFlight -= this.partBytes;
+      this.current = undefined;
+    }
+    this.spare.length = 0;
+  }
+}
