@@ -63,6 +63,12 @@ export const LOADER_OPTIONS: protoLoader.Options = {
   includeDirs: [PROTO_ROOT],
 };
 
+/**
+ * The loaded package, memoised: parsing the .proto files takes tens of milliseconds, so it
+ * happens on first use rather than for every importer of this module (most want only the
+ * limits or the dtype table). Written once, never changed after: the definition is a pure
+ * function of PROTO_FILES and LOADER_OPTIONS, both constant.
+ */
 let cached: { definition: protoLoader.PackageDefinition; grpcObject: ProtoGrpcType } | undefined;
 
 /** Loads (once) the ckptd.v1 package definition and its grpc-js object. */
