@@ -43,11 +43,7 @@ export interface Invocation {
 }
 
 /** Runs one command with a connection built from the global options; sets the invocation's exit code. */
-async function withConnection(
-  invocation: Invocation,
-  cmd: Command,
-  run: (ctx: commands.Context) => Promise<number | void>,
-): Promise<void> {
+async function withConnection(invocation: Invocation, cmd: Command, run: (ctx: commands.Context) => Promise<number | void>): Promise<void> {
   const g = cmd.optsWithGlobals<GlobalOptions>();
   const options: ConnectionOptions = { address: g.address };
   if (g.token) options.token = g.token;
@@ -114,21 +110,27 @@ Examples:
     .description("a job's committed checkpoints, newest step first")
     .argument("<job>", "the job")
     .option("--limit <n>", "at most this many checkpoints", count("--limit", 1))
-    .action((job: string, opts: { limit?: number }, cmd: Command) => withConnection(invocation, cmd, (ctx) => commands.list(ctx, job, opts.limit)));
+    .action((job: string, opts: { limit?: number }, cmd: Command) =>
+      withConnection(invocation, cmd, (ctx) => commands.list(ctx, job, opts.limit)),
+    );
 
   program
     .command("show")
     .description("a checkpoint's manifest: per rank its items, and per item its entries (key, dtype, shape, device, sizes, chunks)")
     .argument("<job>", "the job")
     .argument("[checkpoint]", "the checkpoint's id", "latest")
-    .action((job: string, checkpoint: string, _opts, cmd: Command) => withConnection(invocation, cmd, (ctx) => commands.show(ctx, job, checkpoint)));
+    .action((job: string, checkpoint: string, _opts, cmd: Command) =>
+      withConnection(invocation, cmd, (ctx) => commands.show(ctx, job, checkpoint)),
+    );
 
   program
     .command("verify")
     .description("read every stored chunk of a checkpoint and check its checksum; exit code 2 and a report of each damaged chunk if any")
     .argument("<job>", "the job")
     .argument("[checkpoint]", "the checkpoint's id", "latest")
-    .action((job: string, checkpoint: string, _opts, cmd: Command) => withConnection(invocation, cmd, (ctx) => commands.verify(ctx, job, checkpoint)));
+    .action((job: string, checkpoint: string, _opts, cmd: Command) =>
+      withConnection(invocation, cmd, (ctx) => commands.verify(ctx, job, checkpoint)),
+    );
 
   program
     .command("export")
@@ -195,7 +197,9 @@ Examples:
     .option("--keep-best <m>", "keep the M checkpoints with the best --best-metric", count("--keep-best"))
     .option("--best-metric <name>", "the evaluators' metric --keep-best ranks by, e.g. loss")
     .addOption(new Option("--best-mode <mode>", "whether a smaller or a larger metric is better").choices(["min", "max"]))
-    .action((job: string, opts: commands.RetentionFlags, cmd: Command) => withConnection(invocation, cmd, (ctx) => commands.retention(ctx, job, opts)));
+    .action((job: string, opts: commands.RetentionFlags, cmd: Command) =>
+      withConnection(invocation, cmd, (ctx) => commands.retention(ctx, job, opts)),
+    );
 
   program
     .command("pin")
