@@ -94,7 +94,7 @@ function record(name: string): ItemRecord {
       {
         key: "w",
         kind: "tensor",
-        tensor: { dtype: "DTYPE_FLOAT32", shape: [2], device: "cpu" },
+        tensor: { dtype: "DTYPE_FLOAT32", shape: [2], device: "cpu", globalShape: [], globalOffsets: [] },
         file: "pack.lz4",
         rawBytes: 8,
         storedBytes: 27,
@@ -152,7 +152,7 @@ describe("participant messages", () => {
       entries: [
         {
           key: "w",
-          tensor: { dtype: "DTYPE_FLOAT32", shape: [2], device: "cpu" },
+          tensor: { dtype: "DTYPE_FLOAT32", shape: [2], device: "cpu", globalShape: [], globalOffsets: [] },
           file: "pack.lz4",
           rawBytes: 8,
           storedBytes: 27,

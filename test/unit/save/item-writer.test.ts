@@ -21,7 +21,12 @@ function itemDir(): string {
 }
 
 function f32(key: string, bytes: number): EntrySpec {
-  return { key, kind: "tensor", tensor: { dtype: "DTYPE_FLOAT32", shape: [bytes / 4], device: "cpu" }, sizeBytes: bytes };
+  return {
+    key,
+    kind: "tensor",
+    tensor: { dtype: "DTYPE_FLOAT32", shape: [bytes / 4], device: "cpu", globalShape: [], globalOffsets: [] },
+    sizeBytes: bytes,
+  };
 }
 
 /** Bytes LZ4 shrinks (a repeating pattern), distinct per seed. */
