@@ -2,7 +2,6 @@
  * The daemon's lifecycle: starting → recovering → running → draining → stopped.
  * Health reports NOT_SERVING until recovery is done and again while draining.
  */
-import * as fs from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
@@ -307,19 +306,15 @@ export class Daemon {
 
   /** How this daemon calls its peers: TLS (with its own certificate as client certificate) when it serves TLS. */
   private peerCredentials(): grpc.ChannelCredentials {
-    const { tlsCert, tlsKey, tlsCa } = this.options;
-    if (!tlsCert) return grpc.credentials.createInsecure();
-    return grpc.credentials.createSsl(tlsCa ? fs.readFileSync(tlsCa) : null, fs.readFileSync(tlsKey), fs.readFileSync(tlsCert));
+    const { tls } = this.options;
+    if (!tls) return grpc.credentials.createInsecure();
+    return grpc.credentials.createSsl(tls.ca ?? null, tls.key, tls.cert);
   }
 
   private credentials(): grpc.ServerCredentials {
-    const { tlsCert, tlsKey, tlsCa } = this.options;
-    if (!tlsCert) return grpc.ServerCredentials.createInsecure();
-    return grpc.ServerCredentials.createSsl(
-      tlsCa ? fs.readFileSync(tlsCa) : null,
-      [{ cert_chain: fs.readFileSync(tlsCert), private_key: fs.readFileSync(tlsKey) }],
-      Boolean(tlsCa),
-    );
+    const { tls } = this.options;
+    if (!tls) return grpc.ServerCredentials.createInsecure();
+    return grpc.ServerCredentials.createSsl(tls.ca ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.ca !== undefined);
   }
 
   /**

@@ -91,8 +91,18 @@ export interface DaemonOptions extends Omit<DaemonFlags, "memoryBudgetMib" | "lo
   peerToken: string | undefined;
   /** Who may call what: the tokens of --auth-tokens, or every call allowed without the flag. */
   auth: Authorizer;
+  /** The PEM files of --tls-cert, --tls-key and --tls-ca, read; undefined serves plaintext. */
+  tls: TlsFiles | undefined;
   /** Test-only fault point (CKPTD_FAULT). */
   fault: "crash-after-decision" | undefined;
+}
+
+/** The TLS material, read once at start: the daemon serves with it and presents it to its peers. */
+export interface TlsFiles {
+  cert: Buffer;
+  key: Buffer;
+  /** With a CA, clients must present a certificate it signed (mTLS), and peers' certificates are checked against it. */
+  ca: Buffer | undefined;
 }
 
 /** Parses "n1=host:port,n2,n3" (addresses optional); throws one clear line. */
@@ -408,6 +418,13 @@ export function parseOptions(argv: string[]): DaemonOptions {
   if (!o.nodeId && (o.peerTokenFile || o.insecurePeers))
     program.error("ckptd: --peer-token-file and --insecure-peers are for multi-node daemons (--node-id and --peers)");
   if (o.peerTokenFile && o.insecurePeers) program.error("ckptd: give --peer-token-file or --insecure-peers, not both");
+  let tls: TlsFiles | undefined;
+  try {
+    if (o.tlsCert)
+      tls = { cert: fs.readFileSync(o.tlsCert), key: fs.readFileSync(o.tlsKey), ca: o.tlsCa ? fs.readFileSync(o.tlsCa) : undefined };
+  } catch (err) {
+    badFile(`ckptd: cannot read a TLS file: ${(err as Error).message}`);
+  }
   const fault = process.env["CKPTD_FAULT"];
   if (fault !== undefined && fault !== "" && fault !== "crash-after-decision")
     program.error(`ckptd: CKPTD_FAULT must be 'crash-after-decision' or unset, got '${fault}'`);
@@ -420,6 +437,7 @@ export function parseOptions(argv: string[]): DaemonOptions {
     peers,
     peerToken,
     auth,
+    tls,
     fault: fault ? "crash-after-decision" : undefined,
   };
 }

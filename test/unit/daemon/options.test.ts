@@ -49,6 +49,16 @@ describe("options", () => {
     expect(d).not.toHaveProperty("peerTokenFile");
   });
 
+  it("options - the TLS files are read once into buffers; without --tls-cert the daemon serves plaintext", () => {
+    expect(parseOptions([]).tls).toBeUndefined();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-opt-"));
+    for (const f of ["cert.pem", "key.pem", "ca.pem"]) fs.writeFileSync(path.join(dir, f), `-----${f}-----\n`);
+    const files = ["--tls-cert", path.join(dir, "cert.pem"), "--tls-key", path.join(dir, "key.pem")];
+    const tls = parseOptions(files).tls!;
+    expect([tls.cert.toString(), tls.key.toString(), tls.ca]).toEqual(["-----cert.pem-----\n", "-----key.pem-----\n", undefined]);
+    expect(parseOptions([...files, "--tls-ca", path.join(dir, "ca.pem")]).tls!.ca!.toString()).toBe("-----ca.pem-----\n");
+  });
+
   describe("multi-node peer credential", () => {
     /** Runs parseOptions; returns what it printed to stderr when it exits instead. */
     function refusal(argv: string[]): string {
