@@ -3,7 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import type { ItemRecord } from "../../../src/catalog/manifest.js";
 import type { CheckpointRef } from "../../../src/commit/coordinator.js";
 import type { Cluster } from "../../../src/commit/cluster.js";
@@ -67,8 +67,15 @@ function serviceError(code: grpc.status, details: string): grpc.ServiceError {
   return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
 }
 
+const roots: string[] = [];
+afterEach(() => {
+  for (const r of roots.splice(0)) fs.rmSync(r, { recursive: true, force: true });
+});
+
 function participant(fake: FakeCoordinator) {
-  const dataDir = new DataDir(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-participant-")));
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-participant-"));
+  roots.push(root);
+  const dataDir = new DataDir(root);
   const cluster = {
     nodeId: "n2",
     coordinatorId: "n1",
