@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   try {
     daemon = new Daemon(options, log);
   } catch (err) {
-    // A bad token file or peer list: one line that says what to fix, not a stack trace.
+    // A data directory it cannot use: one line that says what to fix, not a stack trace.
     fail(log, err);
   }
   let signals = 0;

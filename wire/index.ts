@@ -18,12 +18,14 @@ import type { ProtoGrpcType as AdminProto } from "./gen/admin_service.js";
 import type { ProtoGrpcType as PeerProto } from "./gen/peer_service.js";
 import type { Dtype } from "./gen/ckptd/v1/Dtype.js";
 
-/** Largest chunk either side sends in one message. */
-export const MAX_CHUNK_BYTES = 4 << 20;
-/** Default chunk size used by the clients. */
-export const DEFAULT_CHUNK_BYTES = 4 << 20;
+/** One mebibyte, the unit of every size below and of the daemon's *-mib flags. */
+export const MiB = 1 << 20;
+/** Largest chunk either side sends in one message (and so the size of an LZ4 block and of a write buffer). */
+export const MAX_CHUNK_BYTES = 4 * MiB;
+/** Default chunk size used by the clients: the largest allowed. */
+export const DEFAULT_CHUNK_BYTES = MAX_CHUNK_BYTES;
 /** gRPC message limit: one chunk plus headroom for the envelope. */
-export const MAX_MESSAGE_BYTES = MAX_CHUNK_BYTES + (1 << 20);
+export const MAX_MESSAGE_BYTES = MAX_CHUNK_BYTES + MiB;
 
 /**
  * Finds `proto/` by walking up from this module, so the same code works from
@@ -63,6 +65,12 @@ export const LOADER_OPTIONS: protoLoader.Options = {
   includeDirs: [PROTO_ROOT],
 };
 
+/**
+ * The loaded package, memoised: parsing the .proto files takes tens of milliseconds, so it
+ * happens on first use rather than for every importer of this module (most want only the
+ * limits or the dtype table). Written once, never changed after: the definition is a pure
+ * function of PROTO_FILES and LOADER_OPTIONS, both constant.
+ */
 let cached: { definition: protoLoader.PackageDefinition; grpcObject: ProtoGrpcType } | undefined;
 
 /** Loads (once) the ckptd.v1 package definition and its grpc-js object. */
@@ -79,7 +87,7 @@ export function loadWire(): { definition: protoLoader.PackageDefinition; grpcObj
 export const CLIENT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
   "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
-  "grpc-node.flow_control_window": 16 << 20,
+  "grpc-node.flow_control_window": 16 * MiB,
 };
 
 /** Element size in bytes of each dtype. */

@@ -6,7 +6,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import * as commands from "./commands.js";
 import { Connection, type ConnectionOptions } from "./connection.js";
-import { describeFailure, EXIT_FAILURE } from "./failure.js";
+import { describeFailure, EXIT_FAILURE, type FailureContext } from "./failure.js";
 import { VERSION } from "../common/version.js";
 
 interface GlobalOptions {
@@ -36,13 +36,14 @@ function positiveSeconds(value: string): number {
   return n;
 }
 
-/** The exit code of the command that ran. */
-let exitCode = 0;
-/** The connection a failure happened on, for its hint. */
-let failureContext = { address: "", hasToken: false };
+/** What one invocation learns as it runs: its exit code, and the connection a failure happened on (for its hint). */
+export interface Invocation {
+  exitCode: number;
+  failureContext: FailureContext;
+}
 
-/** Runs one command with a connection built from the global options; sets the exit code. */
-async function withConnection(cmd: Command, run: (ctx: commands.Context) => Promise<number | void>): Promise<void> {
+/** Runs one command with a connection built from the global options; sets the invocation's exit code. */
+async function withConnection(invocation: Invocation, cmd: Command, run: (ctx: commands.Context) => Promise<number | void>): Promise<void> {
   const g = cmd.optsWithGlobals<GlobalOptions>();
   const options: ConnectionOptions = { address: g.address };
   if (g.token) options.token = g.token;
@@ -51,16 +52,16 @@ async function withConnection(cmd: Command, run: (ctx: commands.Context) => Prom
   if (g.tlsKey) options.tlsKey = g.tlsKey;
   if (g.tlsServerName) options.tlsServerName = g.tlsServerName;
   if (g.timeout !== undefined) options.timeoutSeconds = g.timeout;
-  failureContext = { address: g.address, hasToken: Boolean(g.token) };
+  invocation.failureContext = { address: g.address, hasToken: Boolean(g.token) };
   const conn = new Connection(options);
   try {
-    exitCode = (await run({ conn, json: Boolean(g.json) })) ?? 0;
+    invocation.exitCode = (await run({ conn, json: Boolean(g.json) })) ?? 0;
   } finally {
     conn.close();
   }
 }
 
-export function buildProgram(): Command {
+export function buildProgram(invocation: Invocation): Command {
   const program = new Command("ckptctl");
   program
     .description("Inspect and operate a ckptd checkpoint daemon: status, jobs, checkpoints, verification, export, retention.")
@@ -92,38 +93,44 @@ Examples:
   program
     .command("status")
     .description("the daemon's state, version, data directory and load, and its gRPC health; fails unless SERVING")
-    .action((_opts, cmd: Command) => withConnection(cmd, (ctx) => commands.status(ctx)));
+    .action((_opts, cmd: Command) => withConnection(invocation, cmd, (ctx) => commands.status(ctx)));
 
   program
     .command("quarantine")
     .description("checkpoint directories set aside at start (manifest missing, unparsable or invalid): where, when and why")
-    .action((_opts, cmd: Command) => withConnection(cmd, (ctx) => commands.quarantine(ctx)));
+    .action((_opts, cmd: Command) => withConnection(invocation, cmd, (ctx) => commands.quarantine(ctx)));
 
   program
     .command("jobs")
     .description("the jobs with committed checkpoints")
-    .action((_opts, cmd: Command) => withConnection(cmd, (ctx) => commands.jobs(ctx)));
+    .action((_opts, cmd: Command) => withConnection(invocation, cmd, (ctx) => commands.jobs(ctx)));
 
   program
     .command("list")
     .description("a job's committed checkpoints, newest step first")
     .argument("<job>", "the job")
     .option("--limit <n>", "at most this many checkpoints", count("--limit", 1))
-    .action((job: string, opts: { limit?: number }, cmd: Command) => withConnection(cmd, (ctx) => commands.list(ctx, job, opts.limit)));
+    .action((job: string, opts: { limit?: number }, cmd: Command) =>
+      withConnection(invocation, cmd, (ctx) => commands.list(ctx, job, opts.limit)),
+    );
 
   program
     .command("show")
     .description("a checkpoint's manifest: per rank its items, and per item its entries (key, dtype, shape, device, sizes, chunks)")
     .argument("<job>", "the job")
     .argument("[checkpoint]", "the checkpoint's id", "latest")
-    .action((job: string, checkpoint: string, _opts, cmd: Command) => withConnection(cmd, (ctx) => commands.show(ctx, job, checkpoint)));
+    .action((job: string, checkpoint: string, _opts, cmd: Command) =>
+      withConnection(invocation, cmd, (ctx) => commands.show(ctx, job, checkpoint)),
+    );
 
   program
     .command("verify")
     .description("read every stored chunk of a checkpoint and check its checksum; exit code 2 and a report of each damaged chunk if any")
     .argument("<job>", "the job")
     .argument("[checkpoint]", "the checkpoint's id", "latest")
-    .action((job: string, checkpoint: string, _opts, cmd: Command) => withConnection(cmd, (ctx) => commands.verify(ctx, job, checkpoint)));
+    .action((job: string, checkpoint: string, _opts, cmd: Command) =>
+      withConnection(invocation, cmd, (ctx) => commands.verify(ctx, job, checkpoint)),
+    );
 
   program
     .command("export")
@@ -136,7 +143,7 @@ Examples:
     .option("--rank <r>", "only this rank's shard (default: every rank)", count("--rank"))
     .option("--item <name>", "only this item (default: every item)")
     .action((job: string, checkpoint: string, opts: { out: string; rank?: number; item?: string }, cmd: Command) =>
-      withConnection(cmd, (ctx) => {
+      withConnection(invocation, cmd, (ctx) => {
         const req: Parameters<typeof commands.exportCommand>[1] = { job, checkpointId: checkpoint, out: opts.out };
         if (opts.rank !== undefined) req.rank = opts.rank;
         if (opts.item !== undefined) req.item = opts.item;
@@ -151,7 +158,7 @@ Examples:
     .argument("<checkpoint>", "the checkpoint's id")
     .option("-y, --yes", "do not ask; needed when there is no terminal to ask on")
     .action((job: string, checkpoint: string, opts: { yes?: boolean }, cmd: Command) =>
-      withConnection(cmd, (ctx) => commands.deleteCommand(ctx, job, checkpoint, Boolean(opts.yes))),
+      withConnection(invocation, cmd, (ctx) => commands.deleteCommand(ctx, job, checkpoint, Boolean(opts.yes))),
     );
 
   program
@@ -168,7 +175,7 @@ Examples:
     )
     .option("--from-now", "only events from now on (default: replay the job's whole event log first)")
     .action((job: string, opts: { afterSequence?: number; fromStep?: number; fromNow?: boolean }, cmd: Command) =>
-      withConnection(cmd, (ctx) => {
+      withConnection(invocation, cmd, (ctx) => {
         const start: commands.WatchStart =
           opts.afterSequence !== undefined
             ? { afterSequence: opts.afterSequence }
@@ -190,7 +197,9 @@ Examples:
     .option("--keep-best <m>", "keep the M checkpoints with the best --best-metric", count("--keep-best"))
     .option("--best-metric <name>", "the evaluators' metric --keep-best ranks by, e.g. loss")
     .addOption(new Option("--best-mode <mode>", "whether a smaller or a larger metric is better").choices(["min", "max"]))
-    .action((job: string, opts: commands.RetentionFlags, cmd: Command) => withConnection(cmd, (ctx) => commands.retention(ctx, job, opts)));
+    .action((job: string, opts: commands.RetentionFlags, cmd: Command) =>
+      withConnection(invocation, cmd, (ctx) => commands.retention(ctx, job, opts)),
+    );
 
   program
     .command("pin")
@@ -198,7 +207,7 @@ Examples:
     .argument("<job>", "the job")
     .argument("<checkpoint>", "the checkpoint's id")
     .action((job: string, checkpoint: string, _opts, cmd: Command) =>
-      withConnection(cmd, (ctx) => commands.pin(ctx, job, checkpoint, true)),
+      withConnection(invocation, cmd, (ctx) => commands.pin(ctx, job, checkpoint, true)),
     );
 
   program
@@ -207,7 +216,7 @@ Examples:
     .argument("<job>", "the job")
     .argument("<checkpoint>", "the checkpoint's id")
     .action((job: string, checkpoint: string, _opts, cmd: Command) =>
-      withConnection(cmd, (ctx) => commands.pin(ctx, job, checkpoint, false)),
+      withConnection(invocation, cmd, (ctx) => commands.pin(ctx, job, checkpoint, false)),
     );
 
   return program;
@@ -229,20 +238,21 @@ function silenceIpServerNameWarning(): void {
 
 async function main(): Promise<void> {
   silenceIpServerNameWarning();
+  const invocation: Invocation = { exitCode: 0, failureContext: { address: "", hasToken: false } };
   // `ckptctl ... | head` closes stdout early: that is the reader's choice, not a failure.
   process.stdout.on("error", (err: NodeJS.ErrnoException) => {
-    if (err.code === "EPIPE") process.exit(exitCode);
+    if (err.code === "EPIPE") process.exit(invocation.exitCode);
     throw err;
   });
   try {
-    await buildProgram().parseAsync(process.argv);
+    await buildProgram(invocation).parseAsync(process.argv);
   } catch (err) {
-    const { message, exitCode: code } = describeFailure(err, failureContext);
+    const { message, exitCode: code } = describeFailure(err, invocation.failureContext);
     process.stderr.write(`ckptctl: ${message}\n`);
-    exitCode = code || EXIT_FAILURE;
+    invocation.exitCode = code || EXIT_FAILURE;
   }
   // Exit explicitly: a channel still connecting must not keep a finished command alive.
-  process.stdout.write("", () => process.exit(exitCode));
+  process.stdout.write("", () => process.exit(invocation.exitCode));
 }
 
 void main();

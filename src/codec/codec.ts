@@ -271,20 +271,18 @@ function gf2Square(mat: Uint32Array): Uint32Array {
   return sq;
 }
 
-/** Operators that append 2^k zero bytes to a CRC, k = 0..52, built on first use. */
-let zeroByteOperators: Uint32Array[] | undefined;
+/** Operators that append 2^k zero bytes to a CRC, k = 0..52, built once at load (53 squarings of a 32×32 bit matrix). */
+const ZERO_BYTE_OPERATORS: readonly Uint32Array[] = buildZeroByteOperators();
 
-function zeroBytesOperators(): Uint32Array[] {
-  if (!zeroByteOperators) {
-    // One zero bit, then square three times: one zero byte.
-    let op: Uint32Array = new Uint32Array(32);
-    op[0] = CRC32C_POLY_REFLECTED;
-    for (let n = 1; n < 32; n++) op[n] = (1 << (n - 1)) >>> 0;
-    for (let i = 0; i < 3; i++) op = gf2Square(op);
-    zeroByteOperators = [op];
-    for (let k = 1; k < 53; k++) zeroByteOperators.push(gf2Square(zeroByteOperators[k - 1]!));
-  }
-  return zeroByteOperators;
+function buildZeroByteOperators(): Uint32Array[] {
+  // One zero bit, then square three times: one zero byte.
+  let op: Uint32Array = new Uint32Array(32);
+  op[0] = CRC32C_POLY_REFLECTED;
+  for (let n = 1; n < 32; n++) op[n] = (1 << (n - 1)) >>> 0;
+  for (let i = 0; i < 3; i++) op = gf2Square(op);
+  const ops = [op];
+  for (let k = 1; k < 53; k++) ops.push(gf2Square(ops[k - 1]!));
+  return ops;
 }
 
 /**
@@ -295,7 +293,7 @@ function zeroBytesOperators(): Uint32Array[] {
  */
 export function crc32cCombine(crcA: number, crcB: number, lenB: number): number {
   if (lenB === 0) return crcA >>> 0;
-  const ops = zeroBytesOperators();
+  const ops = ZERO_BYTE_OPERATORS;
   let v = crcA >>> 0;
   for (let k = 0, rest = lenB; rest > 0; k++, rest = Math.floor(rest / 2)) if (rest % 2 === 1) v = gf2Times(ops[k]!, v);
   return (v ^ crcB) >>> 0;

@@ -2,13 +2,12 @@
  * The daemon's lifecycle: starting → recovering → running → draining → stopped.
  * Health reports NOT_SERVING until recovery is done and again while draining.
  */
-import * as fs from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
-import { loadWire, MAX_MESSAGE_BYTES } from "../../wire/index.js";
+import { loadWire, MAX_MESSAGE_BYTES, MiB } from "../../wire/index.js";
 import { adminServiceHandlers } from "../rpc/admin-service.js";
-import { loadTokens, OPEN, peerAuthorizer, type Authorizer, type PeerAuthorizer } from "../rpc/auth.js";
+import { peerAuthorizer, type Authorizer, type PeerAuthorizer } from "../rpc/auth.js";
 import { ByteBudget } from "../common/byte-budget.js";
 import { Catalog } from "../catalog/catalog.js";
 import { unavailable } from "../common/errors.js";
@@ -33,8 +32,8 @@ import { boundedHandlers } from "../common/limits.js";
 import { closeSharedMemoryConfig, openSharedMemoryConfig, SHARED_MEMORY_OFF, type SharedMemoryConfig } from "../store/shared-memory.js";
 
 /** HTTP/2 windows: a few chunks in flight per stream keep a fast client busy without unbounded buffering. */
-const STREAM_WINDOW_BYTES = 8 << 20;
-const CONNECTION_WINDOW_BYTES = 32 << 20;
+const STREAM_WINDOW_BYTES = 8 * MiB;
+const CONNECTION_WINDOW_BYTES = 32 * MiB;
 /** Once a drain has nothing left in flight, how long idle client connections get to close. */
 const IDLE_CONNECTION_GRACE_MS = 1_000;
 
@@ -77,7 +76,7 @@ export class Daemon {
     private readonly options: DaemonOptions,
     private readonly log: Logger,
   ) {
-    this.auth = options.authTokens ? loadTokens(options.authTokens) : OPEN;
+    this.auth = options.auth;
     const multiNode = options.nodeId !== "";
     // options.ts refuses a multi-node daemon with neither a peer token nor --insecure-peers.
     this.peerAuth = multiNode ? peerAuthorizer(options.peerToken, this.auth) : undefined;
@@ -160,7 +159,7 @@ export class Daemon {
     this.log.info(
       {
         directIo: io.pool !== undefined,
-        memoryBudgetMib: this.options.memoryBudgetMib,
+        memoryBudgetBytes: this.options.memoryBudgetBytes,
         ...(io.pool ? {} : { reason: io.directOffReason }),
         sharedMemoryDir: shm.config.dir ?? null,
         ...(shm.config.dir ? {} : { sharedMemoryOff: shm.offReason }),
@@ -288,6 +287,7 @@ export class Daemon {
             nodeId: this.cluster.nodeId,
             peerIds: this.cluster.peerIds,
             auth: this.peerAuth,
+            maxWorldSize: this.options.maxWorldSize,
           }),
         ),
       );
@@ -306,19 +306,15 @@ export class Daemon {
 
   /** How this daemon calls its peers: TLS (with its own certificate as client certificate) when it serves TLS. */
   private peerCredentials(): grpc.ChannelCredentials {
-    const { tlsCert, tlsKey, tlsCa } = this.options;
-    if (!tlsCert) return grpc.credentials.createInsecure();
-    return grpc.credentials.createSsl(tlsCa ? fs.readFileSync(tlsCa) : null, fs.readFileSync(tlsKey), fs.readFileSync(tlsCert));
+    const { tls } = this.options;
+    if (!tls) return grpc.credentials.createInsecure();
+    return grpc.credentials.createSsl(tls.ca ?? null, tls.key, tls.cert);
   }
 
   private credentials(): grpc.ServerCredentials {
-    const { tlsCert, tlsKey, tlsCa } = this.options;
-    if (!tlsCert) return grpc.ServerCredentials.createInsecure();
-    return grpc.ServerCredentials.createSsl(
-      tlsCa ? fs.readFileSync(tlsCa) : null,
-      [{ cert_chain: fs.readFileSync(tlsCert), private_key: fs.readFileSync(tlsKey) }],
-      Boolean(tlsCa),
-    );
+    const { tls } = this.options;
+    if (!tls) return grpc.ServerCredentials.createInsecure();
+    return grpc.ServerCredentials.createSsl(tls.ca ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.ca !== undefined);
   }
 
   /**

@@ -7,9 +7,11 @@
  */
 import * as fs from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { loadPeerToken } from "../rpc/auth.js";
+import { loadPeerToken, loadTokens, OPEN, type Authorizer } from "../rpc/auth.js";
+import { MiB } from "../../wire/index.js";
 import type { PeerSpec } from "../commit/cluster.js";
 import { checkName, MAX_WORLD_SIZE } from "../common/names.js";
+import { DEFAULT_MAX_WORLD_SIZE } from "../common/limits.js";
 import { VERSION } from "../common/version.js";
 
 /** What the flags, the environment and the config file give, as commander parses them. */
@@ -72,8 +74,11 @@ export interface DaemonFlags {
   logFormat: "json" | "pretty";
 }
 
-/** The daemon's options, normalised: sizes in bytes, switches as booleans, the peer list parsed, the peer token read. */
-export interface DaemonOptions extends Omit<DaemonFlags, "loadBudgetMib" | "directIo" | "peers" | "peerTokenFile"> {
+/**
+ * The daemon's options, normalised: sizes in bytes, switches as booleans, the peer list parsed, the token files
+ * read. The daemon takes these as they are: it parses nothing and converts no units.
+ */
+export interface DaemonOptions extends Omit<DaemonFlags, "memoryBudgetMib" | "loadBudgetMib" | "directIo" | "peers" | "peerTokenFile"> {
   /** memoryBudgetMib in bytes. */
   memoryBudgetBytes: number;
   /** loadBudgetMib in bytes. */
@@ -84,11 +89,21 @@ export interface DaemonOptions extends Omit<DaemonFlags, "loadBudgetMib" | "dire
   peers: PeerSpec[];
   /** The token of --peer-token-file; undefined without one (single node, or --insecure-peers). */
   peerToken: string | undefined;
+  /** Who may call what: the tokens of --auth-tokens, or every call allowed without the flag. */
+  auth: Authorizer;
+  /** The PEM files of --tls-cert, --tls-key and --tls-ca, read; undefined serves plaintext. */
+  tls: TlsFiles | undefined;
   /** Test-only fault point (CKPTD_FAULT). */
   fault: "crash-after-decision" | undefined;
 }
 
-const MiB = 2 ** 20;
+/** The TLS material, read once at start: the daemon serves with it and presents it to its peers. */
+export interface TlsFiles {
+  cert: Buffer;
+  key: Buffer;
+  /** With a CA, clients must present a certificate it signed (mTLS), and peers' certificates are checked against it. */
+  ca: Buffer | undefined;
+}
 
 /** Parses "n1=host:port,n2,n3" (addresses optional); throws one clear line. */
 export function parsePeers(spec: string): PeerSpec[] {
@@ -282,7 +297,7 @@ export function daemonCommand(): Command {
     )
     .addOption(
       opt("--max-world-size <n>", "largest world_size a Save or Commit may name (at most 16777216)", "CKPTD_MAX_WORLD_SIZE")
-        .default(65_536)
+        .default(DEFAULT_MAX_WORLD_SIZE)
         .argParser((v) => {
           const n = positiveInt("--max-world-size")(v);
           if (n > MAX_WORLD_SIZE) throw new InvalidArgumentError(`--max-world-size must be at most ${MAX_WORLD_SIZE}, got '${v}'`);
@@ -364,12 +379,22 @@ export function parseOptions(argv: string[]): DaemonOptions {
   const configFile = program.getOptionValue("config") as string | undefined;
   if (configFile) applyConfigFile(program, configFile);
   const o = program.opts<DaemonFlags & { config?: string }>();
-  // Read here, so a bad token file is one clear line at start.
+  // Token files are read here, so a bad one is one clear line at start (no usage text: the flag was right).
+  const badFile = (message: string): never => {
+    program.showHelpAfterError(false);
+    return program.error(message);
+  };
   let peerToken: string | undefined;
   try {
     peerToken = o.peerTokenFile ? loadPeerToken(o.peerTokenFile) : undefined;
   } catch (err) {
-    program.error(`ckptd: --peer-token-file: ${(err as Error).message}`);
+    badFile(`ckptd: --peer-token-file: ${(err as Error).message}`);
+  }
+  let auth: Authorizer = OPEN;
+  try {
+    if (o.authTokens) auth = loadTokens(o.authTokens);
+  } catch (err) {
+    badFile(`ckptd: ${(err as Error).message}`);
   }
   let peers: PeerSpec[] = [];
   try {
@@ -393,17 +418,26 @@ export function parseOptions(argv: string[]): DaemonOptions {
   if (!o.nodeId && (o.peerTokenFile || o.insecurePeers))
     program.error("ckptd: --peer-token-file and --insecure-peers are for multi-node daemons (--node-id and --peers)");
   if (o.peerTokenFile && o.insecurePeers) program.error("ckptd: give --peer-token-file or --insecure-peers, not both");
+  let tls: TlsFiles | undefined;
+  try {
+    if (o.tlsCert)
+      tls = { cert: fs.readFileSync(o.tlsCert), key: fs.readFileSync(o.tlsKey), ca: o.tlsCa ? fs.readFileSync(o.tlsCa) : undefined };
+  } catch (err) {
+    badFile(`ckptd: cannot read a TLS file: ${(err as Error).message}`);
+  }
   const fault = process.env["CKPTD_FAULT"];
   if (fault !== undefined && fault !== "" && fault !== "crash-after-decision")
     program.error(`ckptd: CKPTD_FAULT must be 'crash-after-decision' or unset, got '${fault}'`);
-  const { config: _config, loadBudgetMib, directIo, peers: _peers, peerTokenFile: _peerTokenFile, ...rest } = o;
+  const { config: _config, memoryBudgetMib, loadBudgetMib, directIo, peers: _peers, peerTokenFile: _peerTokenFile, ...rest } = o;
   return {
     ...rest,
-    memoryBudgetBytes: o.memoryBudgetMib * MiB,
+    memoryBudgetBytes: memoryBudgetMib * MiB,
     loadBudgetBytes: loadBudgetMib * MiB,
     directIo: directIo === "on",
     peers,
     peerToken,
+    auth,
+    tls,
     fault: fault ? "crash-after-decision" : undefined,
   };
 }

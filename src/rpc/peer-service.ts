@@ -122,6 +122,10 @@ export function peerServiceHandlers(deps: PeerDeps): PeerServiceHandlers {
         const checkpoint = ref(r);
         const n = attempt(r.attempt);
         const from = node(r.nodeId);
+        if (r.itemsJson.length > 0)
+          throw invalidArgument(
+            `node '${from}' sent items_json (VoteRequest field 7), which is no longer read: item records travel as StagedItem messages in items (field 9); run the same ckptd version on every node`,
+          );
         if (r.items.length > MAX_ITEMS_PER_RANK)
           throw invalidArgument(
             `node '${from}' relayed ${r.items.length} items for rank ${checkpoint.rank}; at most ${MAX_ITEMS_PER_RANK}`,

@@ -20,13 +20,12 @@ import * as fsp from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import * as path from "node:path";
 import { AlignedBufferPool, DIRECT_ALIGN, type PoolShare } from "./buffer-pool.js";
+import { MAX_CHUNK_BYTES, MiB } from "../../wire/index.js";
 
 /** Entries smaller than this stay on buffered I/O: too small for the disk to care, and no pooled buffer is tied up. */
-export const DIRECT_MIN_BYTES = 1 << 20;
-/** Size of one pooled write buffer (and so of each O_DIRECT write). */
-export const WRITE_BUFFER_BYTES = 4 << 20;
-/** Default memory budget for the save path's buffers, across every stream. */
-export const DEFAULT_MEMORY_BUDGET_BYTES = 256 << 20;
+export const DIRECT_MIN_BYTES = MiB;
+/** Size of one pooled write buffer (and so of each O_DIRECT write): one chunk. */
+export const WRITE_BUFFER_BYTES = MAX_CHUNK_BYTES;
 
 /** How the save path writes entry files; one per daemon. */
 export interface WriteIo {

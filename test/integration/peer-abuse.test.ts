@@ -220,6 +220,11 @@ describe("PeerService on a multi-node daemon", () => {
       const r = await call(p.Vote.bind(p), { ...at, attempt, items }, PEER_TOKEN);
       expect(r.error?.code, `${what}: ${JSON.stringify(r.res ?? r.error?.details)}`).toBe(grpc.status.INVALID_ARGUMENT);
     }
+    // A vote in the old shape (records as JSON in field 7, none in items) is refused naming the field, not taken
+    // for a vote with no items.
+    const old = await call(p.Vote.bind(p), { ...at, attempt, itemsJson: Buffer.from(JSON.stringify([good])), items: [] }, PEER_TOKEN);
+    expect(old.error?.code, JSON.stringify(old.res ?? old.error?.details)).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(old.error?.details).toMatch(/items_json \(VoteRequest field 7\), which is no longer read/);
     expect(fs.existsSync(path.join(dataDir, "jobs", "votes", "checkpoints", "c1"))).toBe(false);
     const client = new CkptdClient({ address: daemon.address, token: TOKENS.admin });
     try {

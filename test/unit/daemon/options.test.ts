@@ -43,6 +43,20 @@ describe("options", () => {
     expect(d.memoryBudgetBytes).toBe(256 * 1024 * 1024);
     expect(d.loadBudgetBytes).toBe(96 * 1024 * 1024);
     expect(d.directIo).toBe(true);
+    // Only the normalised forms reach the daemon: nothing left in MiB or as "on"/"off" text.
+    expect(d).not.toHaveProperty("memoryBudgetMib");
+    expect(d).not.toHaveProperty("loadBudgetMib");
+    expect(d).not.toHaveProperty("peerTokenFile");
+  });
+
+  it("options - the TLS files are read once into buffers; without --tls-cert the daemon serves plaintext", () => {
+    expect(parseOptions([]).tls).toBeUndefined();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-opt-"));
+    for (const f of ["cert.pem", "key.pem", "ca.pem"]) fs.writeFileSync(path.join(dir, f), `-----${f}-----\n`);
+    const files = ["--tls-cert", path.join(dir, "cert.pem"), "--tls-key", path.join(dir, "key.pem")];
+    const tls = parseOptions(files).tls!;
+    expect([tls.cert.toString(), tls.key.toString(), tls.ca]).toEqual(["-----cert.pem-----\n", "-----key.pem-----\n", undefined]);
+    expect(parseOptions([...files, "--tls-ca", path.join(dir, "ca.pem")]).tls!.ca!.toString()).toBe("-----ca.pem-----\n");
   });
 
   describe("multi-node peer credential", () => {
@@ -95,6 +109,28 @@ describe("options", () => {
       expect(refusal([...multi, "--peer-token-file", path.join(path.dirname(file), "absent")]).split("\n")[0]).toMatch(
         /^ckptd: --peer-token-file: peer token file .*absent cannot be read/,
       );
+    });
+
+    it("options - --auth-tokens is read once into an authorizer; a bad file is one line naming it, without the usage text", () => {
+      expect(parseOptions([]).auth.enabled).toBe(false);
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-opt-"));
+      const good = path.join(dir, "tokens.json");
+      fs.writeFileSync(good, JSON.stringify({ admin: "an-admin-token", jobs: { j: "a-job-token" } }));
+      const auth = parseOptions(["--auth-tokens", good]).auth;
+      expect(auth.enabled).toBe(true);
+      expect(auth.owner("an-admin-token")).toBe("the admin token");
+      expect(auth.owner("a-job-token")).toMatch(/'j'/);
+      expect(auth.owner("nobody")).toBeUndefined();
+      const bad = path.join(dir, "bad.json");
+      fs.writeFileSync(bad, '{"admin": "x"}');
+      const err = refusal(["--auth-tokens", bad]);
+      expect(err).toMatch(/^ckptd: auth token file .*bad\.json: "admin" must be a string of at least 8 characters\n$/);
+      expect(err).not.toMatch(/Usage:/);
+      expect(refusal([...multi, "--peer-token-file", tokenFile("short")])).not.toMatch(/Usage:/);
+    });
+
+    it("options - a usage mistake still shows the usage text", () => {
+      expect(refusal(["--keep-last", "-1"])).toMatch(/Usage: ckptd/);
     });
 
     it("options - --insecure-peers: only for multi-node, CKPTD_INSECURE_PEERS must be 1 or true, a config file needs a boolean", () => {

@@ -32,6 +32,13 @@ export interface VoteRequestIn {
    */
   'attempt'?: (number);
   /**
+   * Deprecated: the item records as JSON, as daemons before `items` sent them. Never read: a vote that
+   * carries it is refused with INVALID_ARGUMENT, so a daemon of an older version cannot cast a vote that
+   * reads here as a vote for no items.
+   * @deprecated
+   */
+  'itemsJson'?: (Buffer | Uint8Array | string);
+  /**
    * The participant's node id.
    */
   'nodeId'?: (string);
@@ -75,6 +82,13 @@ export interface VoteRequest {
    * The attempt the items were staged into.
    */
   'attempt': (number);
+  /**
+   * Deprecated: the item records as JSON, as daemons before `items` sent them. Never read: a vote that
+   * carries it is refused with INVALID_ARGUMENT, so a daemon of an older version cannot cast a vote that
+   * reads here as a vote for no items.
+   * @deprecated
+   */
+  'itemsJson': (Buffer);
   /**
    * The participant's node id.
    */

@@ -1,0 +1,197 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { crc32c } from "@node-rs/crc32";
+import { afterEach, describe, expect, it } from "vitest";
+import { decodeChunk, LZ4_MAX_BLOCK } from "../../../src/codec/codec.js";
+import { entryFileName, PACK_FILE_NAME, type EntryRecord } from "../../../src/catalog/manifest.js";
+import { ItemWriter, PACK_MAX_ENTRY_BYTES, type EntrySpec } from "../../../src/save/item-writer.js";
+import { BUFFERED_IO } from "../../../src/store/direct-io.js";
+
+const roots: string[] = [];
+afterEach(() => {
+  for (const r of roots.splice(0)) fs.rmSync(r, { recursive: true, force: true });
+});
+
+/** A fresh item directory, as the save path lays it out: <attempt>/<rank>/<item>. */
+function itemDir(): string {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-item-writer-"));
+  roots.push(root);
+  return path.join(root, "attempt-1", "rank-0", "model");
+}
+
+function f32(key: string, bytes: number): EntrySpec {
+  return {
+    key,
+    kind: "tensor",
+    tensor: { dtype: "DTYPE_FLOAT32", shape: [bytes / 4], device: "cpu", globalShape: [], globalOffsets: [] },
+    sizeBytes: bytes,
+  };
+}
+
+/** Bytes LZ4 shrinks (a repeating pattern), distinct per seed. */
+function compressible(n: number, seed: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = ((i % 61) * 7 + seed) & 0xff;
+  return b;
+}
+
+/** Bytes LZ4 cannot shrink. */
+function incompressible(n: number, seed: number): Buffer {
+  const b = Buffer.alloc(n);
+  let x = seed * 2654435761 + 1;
+  for (let i = 0; i < n; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    b[i] = x >>> 24;
+  }
+  return b;
+}
+
+/** Reads an entry back from its file through its recorded chunks, checking every recorded CRC on the way. */
+async function readBack(dir: string, e: EntryRecord): Promise<Buffer> {
+  const file = fs.readFileSync(path.join(dir, e.file));
+  const parts: Buffer[] = [];
+  for (const c of e.chunks) parts.push(Buffer.from(await decodeChunk(file.subarray(c.offset, c.offset + c.storedBytes), c)));
+  return Buffer.concat(parts);
+}
+
+/** Byte equality without a deep compare of megabytes (which takes seconds). */
+function expectSame(actual: Buffer, expected: Buffer): void {
+  expect(actual.length).toBe(expected.length);
+  expect(actual.equals(expected), "bytes read back differ from those written").toBe(true);
+}
+
+/** Writes `entries` (each split into chunks of at most `chunkBytes`) and finishes with a correct trailer. */
+async function writeItem(dir: string, entries: Array<[EntrySpec, Buffer]>, chunkBytes = LZ4_MAX_BLOCK) {
+  const w = new ItemWriter("model", dir, BUFFERED_IO);
+  await w.open();
+  let crc = 0;
+  let bytes = 0;
+  const all: Buffer[] = [];
+  for (const [spec, data] of entries) {
+    await w.beginEntry(spec);
+    for (let off = 0; off < data.length; off += chunkBytes) {
+      const chunk = data.subarray(off, Math.min(data.length, off + chunkBytes));
+      await w.writeChunk(chunk, crc32c(chunk));
+    }
+    all.push(data);
+    bytes += data.length;
+  }
+  crc = crc32c(Buffer.concat(all));
+  const record = await w.finish({ entryCount: entries.length, byteCount: bytes, crc32c: crc });
+  return { w, record };
+}
+
+describe("item writer", () => {
+  it("item writer - small entries share the pack file, large ones get their own file; every entry reads back bit-exact", async () => {
+    const dir = itemDir();
+    const small1 = compressible(4096, 1);
+    const small2 = incompressible(1000, 2);
+    const large = compressible(PACK_MAX_ENTRY_BYTES + 4096, 3);
+    const { record } = await writeItem(dir, [
+      [f32("ln.weight", small1.length), small1],
+      [{ key: "step", kind: "object", object: { sizeBytes: small2.length, format: "pickle" }, sizeBytes: small2.length }, small2],
+      [f32("fc.weight", large.length), large],
+    ]);
+    expect(record.name).toBe("model");
+    expect(record.entries.map((e) => [e.key, e.kind, e.file])).toEqual([
+      ["ln.weight", "tensor", PACK_FILE_NAME],
+      ["step", "object", PACK_FILE_NAME],
+      ["fc.weight", "tensor", entryFileName(2)],
+    ]);
+    expect(fs.readdirSync(dir).sort()).toEqual([entryFileName(2), PACK_FILE_NAME].sort());
+    // Packed entries lie one after the other in the pack file.
+    const [a, b] = record.entries;
+    expect(a!.chunks[0]!.offset).toBe(0);
+    expect(b!.chunks[0]!.offset).toBe(a!.storedBytes);
+    expect(fs.statSync(path.join(dir, PACK_FILE_NAME)).size).toBe(a!.storedBytes + b!.storedBytes);
+    expect(fs.statSync(path.join(dir, entryFileName(2))).size).toBe(record.entries[2]!.storedBytes);
+    expectSame(await readBack(dir, a!), small1);
+    expectSame(await readBack(dir, b!), small2);
+    expectSame(await readBack(dir, record.entries[2]!), large);
+    expect(record.rawBytes).toBe(small1.length + small2.length + large.length);
+    expect(record.storedBytes).toBe(record.entries.reduce((n, e) => n + e.storedBytes, 0));
+    // The compressible data is stored compressed, the random bytes raw.
+    expect(record.entries[0]!.chunks[0]!.raw).toBe(false);
+    expect(record.entries[1]!.chunks[0]!.raw).toBe(true);
+  });
+
+  it("item writer - a large entry is stored as one frame per chunk, each with its offset, sizes and the CRC-32C of its bytes", async () => {
+    const dir = itemDir();
+    const data = compressible(3 * 1024 * 1024 + 123, 7);
+    const chunkBytes = 1024 * 1024;
+    const { record } = await writeItem(
+      dir,
+      [[f32("w", data.length - (data.length % 4)), data.subarray(0, data.length - (data.length % 4))]],
+      chunkBytes,
+    );
+    const e = record.entries[0]!;
+    expect(e.chunks).toHaveLength(4);
+    let offset = 0;
+    let raw = 0;
+    for (const [i, c] of e.chunks.entries()) {
+      const expected = data.subarray(i * chunkBytes, Math.min(e.rawBytes, (i + 1) * chunkBytes));
+      expect(c.offset, `chunk ${i} starts where the previous ended`).toBe(offset);
+      expect(c.rawBytes).toBe(expected.length);
+      expect(c.crc32c, `chunk ${i} records the CRC-32C of its raw bytes`).toBe(crc32c(expected));
+      offset += c.storedBytes;
+      raw += c.rawBytes;
+    }
+    expect(raw).toBe(e.rawBytes);
+    expect(offset).toBe(e.storedBytes);
+    expect(e.storedBytes).toBeLessThan(e.rawBytes);
+    expectSame(await readBack(dir, e), data.subarray(0, e.rawBytes));
+  });
+
+  it("item writer - a chunk whose CRC does not match, too many bytes, a duplicate key or a wrong trailer is refused", async () => {
+    const dir = itemDir();
+    const w = new ItemWriter("model", dir, BUFFERED_IO);
+    await w.open();
+    const data = compressible(4096, 1);
+    await expect(w.writeChunk(data, crc32c(data))).rejects.toThrow(/before any entry header/);
+    await w.beginEntry(f32("a", 4096));
+    await expect(w.writeChunk(data, (crc32c(data) ^ 1) >>> 0)).rejects.toThrow(/chunk 0 of entry 'a' failed its checksum/);
+    await w.writeChunk(data, crc32c(data));
+    await expect(w.writeChunk(Buffer.alloc(4), undefined)).rejects.toThrow(/got 4100 bytes so far but expects 4096 bytes/);
+    await expect(w.beginEntry(f32("a", 8))).rejects.toThrow(/duplicate entry key "a"/);
+    await expect(w.finish({ entryCount: 2, byteCount: 4096, crc32c: crc32c(data) })).rejects.toThrow(/trailer says 2 entries but 1/);
+
+    const w2 = new ItemWriter("model", itemDir(), BUFFERED_IO);
+    await w2.open();
+    await w2.beginEntry(f32("a", 4096));
+    await w2.writeChunk(data, crc32c(data));
+    await expect(w2.finish({ entryCount: 1, byteCount: 4096, crc32c: (crc32c(data) + 1) >>> 0 })).rejects.toThrow(
+      /item 'model' failed its checksum/,
+    );
+    await w2.discard();
+  });
+
+  it("item writer - an entry left short when the next begins is refused", async () => {
+    const w = new ItemWriter("model", itemDir(), BUFFERED_IO);
+    await w.open();
+    await w.beginEntry(f32("a", PACK_MAX_ENTRY_BYTES + 4096));
+    const part = compressible(4096, 1);
+    await w.writeChunk(part, crc32c(part));
+    await expect(w.beginEntry(f32("b", 8))).rejects.toThrow(/'a'/);
+    await w.discard();
+  });
+
+  it("item writer - discard closes the open files and removes the item's directory; open clears what a previous attempt left", async () => {
+    const dir = itemDir();
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, "leftover"), "x");
+    const w = new ItemWriter("model", dir, BUFFERED_IO);
+    await w.open();
+    expect(fs.readdirSync(dir), "open starts from an empty directory").toEqual([]);
+    const small = compressible(100, 1);
+    const large = compressible(PACK_MAX_ENTRY_BYTES + 8, 2);
+    await w.beginEntry(f32("s", small.length));
+    await w.writeChunk(small, crc32c(small));
+    await w.beginEntry(f32("l", large.length));
+    await w.writeChunk(large.subarray(0, 4096), undefined);
+    expect(fs.existsSync(path.join(dir, entryFileName(1)))).toBe(true);
+    await w.discard();
+    expect(fs.existsSync(dir)).toBe(false);
+    expect(fs.existsSync(path.dirname(dir)), "only the item's own directory goes").toBe(true);
+  });
+});
