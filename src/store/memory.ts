@@ -1,7 +1,8 @@
 /**
  * MemoryStorage: a Storage in memory, for unit tests only. It keeps what was made
  * durable apart from what was merely written, so `crash()` can show what a restart
- * would find, and it injects faults (`failPut`: the Nth put fails with ENOSPC).
+ * would find, and it injects faults (`failPut`: the Nth durable write, a put or an append,
+ * fails with ENOSPC and writes nothing).
  *
  * Durability model: put, append, createPrefix and publish are durable when they resolve;
  * move, delete and deletePrefix become durable with syncList of the parent they changed;
@@ -43,7 +44,7 @@ export class MemoryStorage implements Storage {
 
   constructor(readonly name = "memory") {}
 
-  /** The next puts fail: the `nth` one from now (1 = the next) with `code` (ENOSPC by default). */
+  /** The `nth` durable write (put or append) from now (1 = the next) fails with `code` (ENOSPC by default). */
   failPut(nth: number, code = "ENOSPC"): void {
     this.failing = { at: this.puts + nth, code };
   }
