@@ -55,6 +55,9 @@ export interface Storage {
   /**
    * Takes the storage for this process: refused (FAILED_PRECONDITION) while another live
    * daemon holds it; a dead holder's lock is taken over. Empties this daemon's scratch.
+   * Called once at start, before anything else (synchronous: POSIX names the holder by
+   * pid, start time and boot id; an object store would hold a lease object written with
+   * a conditional put and renewed while the daemon runs).
    */
   lock(): void;
   /** Releases the lock if this process holds it. */

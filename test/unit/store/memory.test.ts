@@ -54,4 +54,21 @@ describe("memory storage: crash and faults", () => {
     await s.put(layout.decision("j", "c", 2), "two");
     expect((await s.get(layout.decision("j", "c", 2)))?.toString()).toBe("two");
   });
+
+  it("memory - a crash before publish shows no checkpoint; after it, the whole checkpoint and no staging", async () => {
+    const s = new MemoryStorage("crash-publish");
+    await ensureJob(s, "j");
+    const staging = layout.staging("j", "c", 1);
+    await s.createPrefix(staging);
+    s.write(`${staging}/rank-00000/m/000000.lz4`, Buffer.from("data"));
+    s.sync(staging);
+    const before = s.crash();
+    expect(await before.list(layout.checkpoints("j"))).toEqual([]);
+    expect(await before.list(layout.stagingRoot("j"))).toEqual(["c@1"]);
+    await s.publish({ job: "j", checkpointId: "c", attempt: 1, manifest: "{}", keep: new Set(["rank-00000/m"]) });
+    const after = s.crash();
+    expect((await after.get(layout.manifest("j", "c")))?.toString()).toBe("{}");
+    expect((await after.get(`${layout.checkpoint("j", "c")}/rank-00000/m/000000.lz4`))?.toString()).toBe("data");
+    expect(await after.list(layout.stagingRoot("j"))).toEqual([]);
+  });
 });
