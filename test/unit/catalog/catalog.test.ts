@@ -1,27 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { Catalog } from "../../../src/catalog/catalog.js";
-import { MANIFEST_FORMAT, MANIFEST_VERSION, type Manifest } from "../../../src/catalog/manifest.js";
+import type { Manifest } from "../../../src/catalog/manifest.js";
+import { testManifest } from "./manifest-fixture.js";
 import { layout } from "../../../src/store/layout.js";
 import { MemoryStorage } from "../../../src/store/memory.js";
 import { ensureJob, listQuarantine } from "../../../src/store/storage.js";
 
 let names = 0;
 
-function manifest(checkpointId: string, step: number, job = "j"): Manifest {
-  return {
-    format: MANIFEST_FORMAT,
-    version: MANIFEST_VERSION,
-    job,
-    checkpointId,
-    step,
-    worldSize: 1,
-    attempt: 1,
-    commitTime: "2026-11-30T00:00:00.000Z",
-    rawBytes: 0,
-    storedBytes: 0,
-    ranks: [{ rank: 0, items: [{ name: "model", rawBytes: 0, storedBytes: 0, entries: [] }] }],
-  };
-}
+const manifest = testManifest;
 
 async function committed(storage: MemoryStorage, m: Manifest, dir = m.checkpointId): Promise<void> {
   await ensureJob(storage, m.job);

@@ -2,7 +2,8 @@ import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { Catalog } from "../../../src/catalog/catalog.js";
 import { EventLog } from "../../../src/catalog/events.js";
-import { MANIFEST_FORMAT, MANIFEST_VERSION, summarize, type Manifest } from "../../../src/catalog/manifest.js";
+import { summarize } from "../../../src/catalog/manifest.js";
+import { testManifest } from "../catalog/manifest-fixture.js";
 import { Evaluations } from "../../../src/evaluation/evaluations.js";
 import { KEEP_EVERYTHING, Retention } from "../../../src/evaluation/retention.js";
 import { layout } from "../../../src/store/layout.js";
@@ -10,22 +11,6 @@ import { MemoryStorage } from "../../../src/store/memory.js";
 import { ensureJob } from "../../../src/store/storage.js";
 
 const log = pino({ level: "silent" });
-
-function manifest(checkpointId: string, step: number): Manifest {
-  return {
-    format: MANIFEST_FORMAT,
-    version: MANIFEST_VERSION,
-    job: "j",
-    checkpointId,
-    step,
-    worldSize: 1,
-    attempt: 1,
-    commitTime: "2026-11-30T00:00:00.000Z",
-    rawBytes: 0,
-    storedBytes: 5,
-    ranks: [{ rank: 0, items: [{ name: "model", rawBytes: 0, storedBytes: 0, entries: [] }] }],
-  };
-}
 
 async function setup(name: string) {
   const storage = new MemoryStorage(name);
@@ -35,7 +20,7 @@ async function setup(name: string) {
     ["a", 1],
     ["b", 2],
   ] as const) {
-    const m = manifest(id, step);
+    const m = testManifest(id, step, "j", 5);
     await storage.put(layout.manifest("j", id), JSON.stringify(m));
     await storage.put(
       layout.decision("j", id, 1),
