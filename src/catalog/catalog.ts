@@ -3,12 +3,11 @@
  * after its manifest is durable under checkpoints/, so whatever reads through the
  * catalog (Get, List, Load) can never see a torn checkpoint.
  */
-import * as fsp from "node:fs/promises";
-import * as path from "node:path";
 import { CkptdError, dataLoss, notFound } from "../common/errors.js";
 import { parseManifest, summarize, type CheckpointSummary, type Manifest } from "./manifest.js";
 import { checkName, isLatest } from "../common/names.js";
-import { quarantineDirectory, type DataDir } from "../store/files.js";
+import { layout } from "../store/layout.js";
+import { getText, listJobs, quarantine, type Storage } from "../store/storage.js";
 
 /** A checkpoint directory that Catalog.load found unusable. */
 export interface BadCheckpoint {
@@ -34,32 +33,28 @@ export class Catalog {
    * so reads first re-scan checkpoints/ (refresh); the directory is the truth.
    */
   constructor(
-    private readonly dataDir: DataDir,
+    private readonly storage: Storage,
     private readonly shared = false,
   ) {}
 
   /** Brings a job's entries in line with checkpoints/ on disk (multi-node only; cheap otherwise). */
   async refresh(job: string): Promise<void> {
     if (!this.shared) return;
-    let ids: string[];
-    try {
-      ids = await fsp.readdir(this.dataDir.checkpointsDir(job));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      ids = [];
-    }
+    const ids = await this.storage.list(layout.checkpoints(job));
     const present = new Set(ids);
     const known = this.jobs.get(job);
     for (const id of known?.keys() ?? []) if (!present.has(id)) known!.delete(id);
     for (const id of ids) {
       if (known?.has(id)) continue;
-      const file = path.join(this.dataDir.checkpointDir(job, id), "manifest.json");
+      const key = layout.manifest(job, id);
       try {
-        this.add(summarize(parseManifest(await fsp.readFile(file, "utf8"), file)));
+        const text = await getText(this.storage, key);
+        // Undefined: gone again (deleted meanwhile).
+        if (text !== undefined) this.add(summarize(parseManifest(text, this.storage.where(key))));
       } catch (err) {
-        // Gone again (deleted meanwhile) or not a valid checkpoint: not visible (the next
-        // start of the coordinating daemon quarantines an invalid one).
-        if ((err as NodeJS.ErrnoException).code !== "ENOENT" && !isBadManifest(err)) throw err;
+        // Not a valid checkpoint: not visible (the next start of the coordinating daemon
+        // quarantines it).
+        if (!isBadManifest(err)) throw err;
       }
     }
   }
@@ -72,34 +67,26 @@ export class Catalog {
    */
   async load(options: { quarantine: boolean }): Promise<BadCheckpoint[]> {
     const bad: BadCheckpoint[] = [];
-    for (const job of await this.dataDir.listJobs()) {
-      let ids: string[];
-      try {
-        ids = await fsp.readdir(this.dataDir.checkpointsDir(job));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
-        throw err;
-      }
-      for (const id of ids) {
-        const dir = this.dataDir.checkpointDir(job, id);
-        const file = path.join(dir, "manifest.json");
+    for (const job of await listJobs(this.storage)) {
+      for (const id of await this.storage.list(layout.checkpoints(job))) {
+        const key = layout.checkpoint(job, id);
+        const file = this.storage.where(layout.manifest(job, id));
         let reason: string;
         try {
-          const manifest = parseManifest(await fsp.readFile(file, "utf8"), file);
+          const text = await getText(this.storage, layout.manifest(job, id));
+          const manifest = text === undefined ? undefined : parseManifest(text, file);
           // A manifest copied under another name would be served under the wrong id.
-          if (manifest.job === job && manifest.checkpointId === id) {
+          if (!manifest) reason = `${file} is missing`;
+          else if (manifest.job === job && manifest.checkpointId === id) {
             this.add(summarize(manifest));
             continue;
-          }
-          reason = `${file} describes checkpoint '${manifest.checkpointId}' of job '${manifest.job}', not the directory it is in`;
+          } else reason = `${file} describes checkpoint '${manifest.checkpointId}' of job '${manifest.job}', not the directory it is in`;
         } catch (err) {
-          const code = (err as NodeJS.ErrnoException).code;
-          if (code === "ENOENT" || code === "ENOTDIR") reason = `${file} is missing`;
-          else if (isBadManifest(err)) reason = `${file} is not a valid manifest: ${(err as Error).message}`;
+          if (isBadManifest(err)) reason = `${file} is not a valid manifest: ${(err as Error).message}`;
           else throw err;
         }
-        const quarantinedTo = options.quarantine ? await quarantineDirectory(this.dataDir, job, id, dir, reason) : undefined;
-        bad.push({ job, checkpointId: id, dir, quarantinedTo, reason });
+        const quarantinedTo = options.quarantine ? this.storage.where(await quarantine(this.storage, job, id, key, reason)) : undefined;
+        bad.push({ job, checkpointId: id, dir: this.storage.where(key), quarantinedTo, reason });
       }
     }
     return bad;
@@ -151,12 +138,12 @@ export class Catalog {
   }
 
   async readManifest(summary: CheckpointSummary): Promise<Manifest> {
-    const file = path.join(this.dataDir.checkpointDir(summary.job, summary.checkpointId), "manifest.json");
+    const key = layout.manifest(summary.job, summary.checkpointId);
+    const text = await getText(this.storage, key);
+    if (text === undefined) throw notFound(`checkpoint '${summary.checkpointId}' of job '${summary.job}' was deleted`);
     try {
-      return parseManifest(await fsp.readFile(file, "utf8"), file);
+      return parseManifest(text, this.storage.where(key));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT")
-        throw notFound(`checkpoint '${summary.checkpointId}' of job '${summary.job}' was deleted`);
       // It was valid when the catalog read it: it changed on disk since.
       if (isBadManifest(err))
         throw dataLoss(

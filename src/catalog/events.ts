@@ -14,15 +14,14 @@
  * bad *tail* (a torn last record) is cut; a bad line with good records after it is
  * skipped, never truncated away with them.
  */
-import * as fsp from "node:fs/promises";
-import * as path from "node:path";
 import { crc32c } from "@node-rs/crc32";
 import type { Logger } from "pino";
 import type { Catalog } from "./catalog.js";
 import { injectFault } from "../common/faults.js";
 import type { CheckpointSummary } from "./manifest.js";
 import { LineLog, scanLines, type ScannedLines } from "../store/line-log.js";
-import type { DataDir, WriteAt } from "../store/files.js";
+import { layout } from "../store/layout.js";
+import { listJobs, type Storage } from "../store/storage.js";
 
 export type EventType = "COMMITTED" | "DELETED";
 
@@ -101,36 +100,25 @@ export class EventLog {
    * one only reads it, re-reading the file while subscribers wait.
    */
   constructor(
-    private readonly dataDir: DataDir,
+    private readonly storage: Storage,
     private readonly log: Logger,
     private readonly follower = false,
-    private readonly writeAt?: WriteAt,
   ) {}
 
   /** Reads lines the writer appended since the last look (followers only). */
   async refresh(job: string): Promise<void> {
     if (!this.follower) return;
     const j = this.job(job);
-    let fh: fsp.FileHandle;
-    try {
-      fh = await fsp.open(j.file.file, "r");
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-      throw err;
-    }
-    let tail: Buffer;
-    try {
-      const size = (await fh.stat()).size;
-      // The writer cut a failed append back: re-read from the start (records already
-      // known are skipped by their seq).
-      if (size < j.followedBytes) j.followedBytes = 0;
-      // Only what was appended since the last look: the log is append-only.
-      if (size <= j.followedBytes) return;
-      tail = Buffer.alloc(size - j.followedBytes);
-      await fh.read(tail, 0, tail.length, j.followedBytes);
-    } finally {
-      await fh.close();
-    }
+    const st = await this.storage.stat(j.file.key);
+    if (!st) return;
+    const size = st.size;
+    // The writer cut a failed append back: re-read from the start (records already
+    // known are skipped by their seq).
+    if (size < j.followedBytes) j.followedBytes = 0;
+    // Only what was appended since the last look: the log is append-only.
+    if (size <= j.followedBytes) return;
+    const tail = await this.storage.getRange(j.file.key, j.followedBytes, size - j.followedBytes);
+    if (!tail) return;
     const parsed = parseLog(tail, j.lastSeq);
     j.records.push(...parsed.records);
     // A last line without its newline is still being written: it is read next time.
@@ -141,7 +129,7 @@ export class EventLog {
   private job(job: string): JobLog {
     let j = this.jobs.get(job);
     if (!j) {
-      const file = new LineLog(path.join(this.dataDir.jobDir(job), "events.log"), "event log", this.writeAt, () => injectFault("event"));
+      const file = new LineLog(this.storage, layout.events(job), "event log", () => injectFault("event"));
       this.jobs.set(job, (j = new JobLog(file)));
     }
     return j;
@@ -161,10 +149,10 @@ export class EventLog {
    */
   async load(catalog: Catalog): Promise<void> {
     if (this.follower) {
-      for (const job of await this.dataDir.listJobs()) await this.refresh(job);
+      for (const job of await listJobs(this.storage)) await this.refresh(job);
       return;
     }
-    for (const job of await this.dataDir.listJobs()) {
+    for (const job of await listJobs(this.storage)) {
       const j = this.job(job);
       await this.read(j, job);
       const live = new Map<string, CheckpointEventRecord>();

@@ -6,6 +6,7 @@ import { dtypeSize, tensorByteSize } from "../../wire/index.js";
 import { LZ4_MAX_BLOCK, RAW_FRAME_OVERHEAD, type StoredChunk } from "../codec/codec.js";
 import { invalidArgument } from "../common/errors.js";
 import { checkInt, checkKey, checkName, MAX_WORLD_SIZE, truncated } from "../common/names.js";
+import { entryFileName, PACK_FILE_NAME } from "../store/layout.js";
 
 export const MANIFEST_FORMAT = "ckptd.manifest";
 export const MANIFEST_VERSION = 1;
@@ -339,21 +340,6 @@ export function validateManifest(v: unknown, where = "manifest"): Manifest {
     ranks,
   };
 }
-
-/** Directory of a rank's item inside a checkpoint (or staging) directory. */
-export function itemDirName(rank: number, item: string): string {
-  return `rank-${String(rank).padStart(5, "0")}/${item}`;
-}
-
-export function entryFileName(index: number): string {
-  return `${String(index).padStart(6, "0")}.lz4`;
-}
-
-/**
- * The file an item's small entries share (see ItemWriter): their chunks' LZ4 frames back
- * to back in entry order, so `lz4 -dc pack.lz4` gives the concatenation of their raw bytes.
- */
-export const PACK_FILE_NAME = "pack.lz4";
 
 /** The size each stored file of an item must have, by file name, with the first entry stored in it. */
 export function storedFileSizes(item: ItemRecord): Map<string, { size: number; key: string }> {

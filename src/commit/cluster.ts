@@ -6,13 +6,12 @@
  * writes into the shared data directory at start (`<data>/nodes/<id>.json`), so
  * daemons on port 0 still find each other.
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import type { PeerServiceClient } from "../../wire/gen/ckptd/v1/PeerService.js";
 import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../wire/index.js";
 import { unavailable } from "../common/errors.js";
-import { writeFileDurable } from "../store/files.js";
+import { layout, parentKey } from "../store/layout.js";
+import type { Storage } from "../store/storage.js";
 
 export interface PeerSpec {
   id: string;
@@ -23,12 +22,13 @@ export class Cluster {
   readonly peerIds: string[];
   readonly coordinatorId: string;
   private readonly explicit = new Map<string, string>();
+  private readonly located = new Map<string, string>();
   private client: { address: string; client: PeerServiceClient } | undefined;
 
   constructor(
     readonly nodeId: string,
     peers: PeerSpec[],
-    private readonly dataRoot: string,
+    private readonly storage: Storage,
     private readonly credentials: grpc.ChannelCredentials,
     /** The peer token (undefined with --insecure-peers). */
     private readonly peerToken: string | undefined,
@@ -42,30 +42,48 @@ export class Cluster {
     return this.nodeId === this.coordinatorId;
   }
 
-  private registryFile(id: string): string {
-    return path.join(this.dataRoot, "nodes", `${id}.json`);
-  }
-
   /** Publishes this daemon's address for its peers. */
   async register(address: string): Promise<void> {
-    fs.mkdirSync(path.dirname(this.registryFile(this.nodeId)), { recursive: true });
-    await writeFileDurable(
-      this.registryFile(this.nodeId),
+    await this.storage.createPrefix(parentKey(layout.nodeRegistry(this.nodeId)));
+    await this.storage.put(
+      layout.nodeRegistry(this.nodeId),
       JSON.stringify({ id: this.nodeId, address, pid: process.pid, startedAt: new Date().toISOString() }),
     );
   }
 
-  addressOf(id: string): string {
+  /**
+   * Reads a peer's address (from --peers, else from the registry it wrote at start) and
+   * keeps it for `coordinator()`: called before each peer call, so a restarted peer's new
+   * address is used from the next call on.
+   */
+  async locate(id: string): Promise<string> {
     const fixed = this.explicit.get(id);
     if (fixed) return fixed;
+    const key = layout.nodeRegistry(id);
+    let address: string | undefined;
     try {
-      return (JSON.parse(fs.readFileSync(this.registryFile(id), "utf8")) as { address: string }).address;
+      const text = await this.storage.get(key);
+      address = text && (JSON.parse(text.toString("utf8")) as { address?: string }).address;
     } catch {
-      throw unavailable(`peer '${id}' has not registered an address yet (no ${this.registryFile(id)}); is its daemon running?`);
+      address = undefined;
     }
+    if (!address)
+      throw unavailable(`peer '${id}' has not registered an address yet (no ${this.storage.where(key)}); is its daemon running?`);
+    this.located.set(id, address);
+    return address;
   }
 
-  /** A PeerService client for the coordinator (re-created when its address changes, e.g. after a restart). */
+  /** The address `locate` last read. */
+  addressOf(id: string): string {
+    const address = this.explicit.get(id) ?? this.located.get(id);
+    if (!address) throw unavailable(`peer '${id}' has not been located yet`);
+    return address;
+  }
+
+  /**
+   * A PeerService client for the coordinator at the address `locate` last read (re-created
+   * when it changes, e.g. after a restart).
+   */
   coordinator(): PeerServiceClient {
     const address = this.addressOf(this.coordinatorId);
     if (this.client?.address !== address) {

@@ -22,14 +22,10 @@
  *                                 in the background and on every retried Commit; a COMMIT is
  *                                 acknowledged only once it is listed and its event logged.
  */
-import * as fs from "node:fs";
-import * as fsp from "node:fs/promises";
-import * as path from "node:path";
 import type { Logger } from "pino";
 import type { Catalog } from "../catalog/catalog.js";
 import { aborted, CkptdError, dataLoss, failedPrecondition, invalidArgument, alreadyExists, unavailable } from "../common/errors.js";
 import {
-  itemDirName,
   MANIFEST_FORMAT,
   MANIFEST_VERSION,
   storedFileSizes,
@@ -44,7 +40,8 @@ import { injectFault } from "../common/faults.js";
 import { abortReason, type Metrics } from "../common/metrics.js";
 import { checkRef, DEFAULT_MAX_WORLD_SIZE, missingRanks } from "../common/limits.js";
 import { checkName } from "../common/names.js";
-import { fsyncDir, quarantineDirectory, removeTree, writeFileDurable, type DataDir } from "../store/files.js";
+import { isTmpName, itemDirName, joinKey, layout, parseAttemptName, parseDecisionName } from "../store/layout.js";
+import { ensureJob, getText, listJobs, quarantine, type Storage } from "../store/storage.js";
 
 export type Outcome = "COMMITTED" | "ABORTED";
 
@@ -90,18 +87,14 @@ interface InvisibleCommit {
 }
 
 /** Shrinks a deleted checkpoint's COMMIT record to a tombstone (best effort: a full record is only bigger). */
-export async function shrinkDecision(dataDir: DataDir, job: string, id: string, attempt: number): Promise<void> {
-  const file = dataDir.decisionFile(job, id, attempt);
-  let record: DecisionRecord;
-  try {
-    record = JSON.parse(await fsp.readFile(file, "utf8")) as DecisionRecord;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw err;
-  }
+export async function shrinkDecision(storage: Storage, job: string, id: string, attempt: number): Promise<void> {
+  const key = layout.decision(job, id, attempt);
+  const text = await getText(storage, key);
+  if (text === undefined) return;
+  const record = JSON.parse(text) as DecisionRecord;
   if (record.outcome !== "COMMITTED" || !record.manifest) return;
   const { manifest: _manifest, ...rest } = record;
-  await writeFileDurable(file, JSON.stringify({ ...rest, deleted: true } satisfies DecisionRecord));
+  await storage.put(key, JSON.stringify({ ...rest, deleted: true } satisfies DecisionRecord));
 }
 
 export interface CoordinatorOptions {
@@ -177,6 +170,9 @@ export class Attempt {
     readonly attempt: number,
     readonly step: number,
     readonly worldSize: number,
+    /** The staging's key (layout.staging). */
+    readonly key: string,
+    /** The staging's local directory, where the item writer writes (Storage.localPath). */
     readonly dir: string,
   ) {}
 
@@ -191,7 +187,7 @@ export class Attempt {
       throw failedPrecondition(`rank ${rank} already voted on checkpoint '${this.checkpointId}'; it cannot save more items`);
     this.inflight.add(slot);
     this.lastActivity = Date.now();
-    return { attempt: this, rank, item, dir: path.join(this.dir, itemDirName(rank, item)) };
+    return { attempt: this, rank, item, dir: `${this.dir}/${itemDirName(rank, item)}` };
   }
 
   /** Throws ABORTED once the attempt was decided (its staging is being removed). */
@@ -321,7 +317,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly dataDir: DataDir,
+    private readonly storage: Storage,
     private readonly catalog: Catalog,
     private readonly options: CoordinatorOptions,
     private readonly log: Logger,
@@ -335,36 +331,36 @@ export class CommitCoordinator implements CheckpointCoordinator {
   async recover(): Promise<{ published: number; aborted: number }> {
     let published = 0;
     let abortedCount = 0;
-    for (const job of await this.dataDir.listJobs()) {
-      await this.dataDir.ensureJob(job);
+    for (const job of await listJobs(this.storage)) {
+      await ensureJob(this.storage, job);
       const records: { id: string; attempt: number }[] = [];
-      for (const f of await fsp.readdir(this.dataDir.decisionsDir(job))) {
-        const m = /^(.+)@(\d+)\.json$/.exec(f);
-        if (m?.[1] && m[2]) {
-          this.noteAttempt(`${job}/${m[1]}`, Number(m[2]));
-          records.push({ id: m[1], attempt: Number(m[2]) });
-        } else if (f.includes(".tmp-")) await fsp.rm(path.join(this.dataDir.decisionsDir(job), f), { force: true });
+      for (const f of await this.storage.list(layout.decisions(job))) {
+        const parsed = parseDecisionName(f);
+        if (parsed) {
+          this.noteAttempt(`${job}/${parsed.checkpointId}`, parsed.attempt);
+          records.push({ id: parsed.checkpointId, attempt: parsed.attempt });
+        } else if (isTmpName(f)) await this.storage.delete(joinKey(layout.decisions(job), f));
       }
       const staged = new Set<string>();
-      for (const name of await fsp.readdir(this.dataDir.stagingRoot(job))) {
-        const m = /^(.+)@(\d+)$/.exec(name);
-        if (m?.[1] && m[2]) this.noteAttempt(`${job}/${m[1]}`, Number(m[2]));
+      for (const name of await this.storage.list(layout.stagingRoot(job))) {
+        const parsed = parseAttemptName(name);
+        if (parsed) this.noteAttempt(`${job}/${parsed.checkpointId}`, parsed.attempt);
       }
-      for (const name of await fsp.readdir(this.dataDir.stagingRoot(job))) {
-        const dir = path.join(this.dataDir.stagingRoot(job), name);
-        const m = /^(.+)@(\d+)$/.exec(name);
-        if (!m?.[1] || !m[2]) {
-          await removeTree(dir);
+      for (const name of await this.storage.list(layout.stagingRoot(job))) {
+        const dir = joinKey(layout.stagingRoot(job), name);
+        const parsed = parseAttemptName(name);
+        if (!parsed) {
+          await this.storage.deletePrefix(dir);
           continue;
         }
-        const [id, attempt] = [m[1], Number(m[2])];
+        const { checkpointId: id, attempt } = parsed;
         staged.add(`${id}@${attempt}`);
         let record: DecisionRecord | undefined;
         let manifest: Manifest | undefined;
         try {
           record = await this.readDecision(job, id, attempt);
           if (record?.outcome === "COMMITTED" && record.manifest && !this.catalog.has(job, id)) {
-            manifest = validateManifest(record.manifest, `the manifest in ${this.dataDir.decisionFile(job, id, attempt)}`);
+            manifest = validateManifest(record.manifest, `the manifest in ${this.storage.where(layout.decision(job, id, attempt))}`);
             // Publishing renames the staging the manifest names: it must be this one.
             if (manifest.job !== job || manifest.checkpointId !== id || manifest.attempt !== attempt)
               throw invalidArgument(
@@ -376,7 +372,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
           // A damaged decision record must not keep the daemon from starting, nor may
           // its staging be published or thrown away on a guess: it is set aside.
           const reason = `the decision record of attempt ${attempt} is unusable: ${(err as Error).message}`;
-          const to = await quarantineDirectory(this.dataDir, job, id, dir, reason);
+          const to = this.storage.where(await quarantine(this.storage, job, id, dir, reason));
           this.options.metrics?.quarantined.inc();
           this.log.warn({ job, checkpoint: id, attempt, quarantinedTo: to, reason }, "recovery: quarantined a staged attempt");
           continue;
@@ -403,10 +399,10 @@ export class CommitCoordinator implements CheckpointCoordinator {
           this.options.metrics?.aborts.inc({ reason: "restart" });
           this.log.info({ job, checkpoint: id, attempt }, "recovery: aborted an undecided checkpoint and freed its staging");
         }
-        await removeTree(dir);
+        await this.storage.deletePrefix(dir);
       }
-      await fsyncDir(this.dataDir.stagingRoot(job));
-      for (const name of await fsp.readdir(this.dataDir.trashDir(job))) await removeTree(path.join(this.dataDir.trashDir(job), name));
+      await this.storage.syncList(layout.stagingRoot(job));
+      for (const name of await this.storage.list(layout.trash(job))) await this.storage.deletePrefix(joinKey(layout.trash(job), name));
       await this.compactDecisions(job, records, staged);
     }
     return { published, aborted: abortedCount };
@@ -421,9 +417,9 @@ export class CommitCoordinator implements CheckpointCoordinator {
   private async compactDecisions(job: string, records: { id: string; attempt: number }[], staged: Set<string>): Promise<void> {
     for (const { id, attempt } of records) {
       if (attempt < (this.lastAttempt.get(`${job}/${id}`) ?? 0)) {
-        await fsp.rm(this.dataDir.decisionFile(job, id, attempt), { force: true });
+        await this.storage.delete(layout.decision(job, id, attempt));
       } else if (!this.catalog.has(job, id) && !staged.has(`${id}@${attempt}`)) {
-        await shrinkDecision(this.dataDir, job, id, attempt).catch((err: unknown) =>
+        await shrinkDecision(this.storage, job, id, attempt).catch((err: unknown) =>
           this.log.warn({ err, job, checkpoint: id }, "could not shrink a deleted checkpoint's decision record"),
         );
       }
@@ -563,7 +559,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
    */
   private async abortUnopened(ref: Omit<CheckpointRef, "step" | "worldSize">, reason: string): Promise<Decision> {
     const key = `${ref.job}/${ref.checkpointId}`;
-    await this.dataDir.ensureJob(ref.job);
+    await ensureJob(this.storage, ref.job);
     const scanned = this.lastAttempt.get(key) ?? (await this.scanAttempts(ref.job, ref.checkpointId));
     // A save may have opened an attempt meanwhile: then that one is what this rank aborts.
     const opening = this.opening.get(key);
@@ -718,7 +714,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
       items.set(r.name, r);
     }
     if (current.state === "preparing" && !current.votes.has(ref.rank)) {
-      const problem = await stagedFilesProblem(current.dir, ref.rank, records);
+      const problem = await stagedFilesProblem(this.storage, current.key, ref.rank, records);
       // The attempt may have been decided while the files were checked.
       if (current.state === "preparing" && !current.votes.has(ref.rank)) {
         if (problem) {
@@ -802,7 +798,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
       throw failedPrecondition(
         `checkpoint '${ref.checkpointId}' of job '${ref.job}' is already committed; committed checkpoints are never overwritten`,
       );
-    await this.dataDir.ensureJob(ref.job);
+    await ensureJob(this.storage, ref.job);
     const prev = this.lastAttempt.get(key) ?? (await this.scanAttempts(ref.job, ref.checkpointId));
     if (prev > 0 && (await this.readDecision(ref.job, ref.checkpointId, prev))?.outcome === "COMMITTED")
       throw failedPrecondition(
@@ -812,10 +808,17 @@ export class CommitCoordinator implements CheckpointCoordinator {
     this.noteAttempt(key, n);
     // The staging directory exists before anyone hears the attempt number, so a
     // restart finds it, records ABORT for it and never hands the number out again.
-    const dir = this.dataDir.stagingDir(ref.job, ref.checkpointId, n);
-    await fsp.mkdir(dir, { recursive: true });
-    await fsyncDir(this.dataDir.stagingRoot(ref.job));
-    const attempt = new Attempt(ref.job, ref.checkpointId, n, ref.step, ref.worldSize, dir);
+    const staging = layout.staging(ref.job, ref.checkpointId, n);
+    await this.storage.createPrefix(staging);
+    const attempt = new Attempt(
+      ref.job,
+      ref.checkpointId,
+      n,
+      ref.step,
+      ref.worldSize,
+      staging,
+      this.storage.localPath?.(staging) ?? staging,
+    );
     this.open.set(key, attempt);
     this.log.info(
       { job: ref.job, checkpoint: ref.checkpointId, attempt: n, step: ref.step, worldSize: ref.worldSize },
@@ -830,13 +833,9 @@ export class CommitCoordinator implements CheckpointCoordinator {
 
   private async scanAttempts(job: string, id: string): Promise<number> {
     let max = 0;
-    const files = await fsp.readdir(this.dataDir.decisionsDir(job)).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === "ENOENT") return [] as string[];
-      throw err;
-    });
-    for (const f of files) {
-      const m = /^(.+)@(\d+)\.json$/.exec(f);
-      if (m?.[1] === id) max = Math.max(max, Number(m[2]));
+    for (const f of await this.storage.list(layout.decisions(job))) {
+      const parsed = parseDecisionName(f);
+      if (parsed?.checkpointId === id) max = Math.max(max, parsed.attempt);
     }
     return max;
   }
@@ -879,7 +878,9 @@ export class CommitCoordinator implements CheckpointCoordinator {
     const decision: Decision = { outcome, reason, attempt: n };
     this.log.warn({ ...logCtx, reason }, "checkpoint aborted");
     this.options.metrics?.aborts.inc({ reason: abortReason(reason) });
-    void removeTree(attempt.dir).catch((err: unknown) => this.log.error({ ...logCtx, err }, "could not free aborted staging"));
+    void this.storage
+      .deletePrefix(attempt.key)
+      .catch((err: unknown) => this.log.error({ ...logCtx, err }, "could not free aborted staging"));
     this.open.delete(`${job}/${id}`);
     this.remember(`${job}/${id}@${n}`, decision);
     attempt.settle(decision);
@@ -894,8 +895,8 @@ export class CommitCoordinator implements CheckpointCoordinator {
   private async abandonCommit(attempt: Attempt, err: Error): Promise<void> {
     const { job, checkpointId: id, attempt: n } = attempt;
     const logCtx = { job, checkpoint: id, attempt: n };
-    await fsp.rm(this.dataDir.decisionFile(job, id, n), { force: true }).catch(() => {});
-    await removeTree(attempt.dir).catch((e: unknown) => this.log.error({ ...logCtx, err: e }, "could not free the staging"));
+    await this.storage.delete(layout.decision(job, id, n)).catch(() => {});
+    await this.storage.deletePrefix(attempt.key).catch((e: unknown) => this.log.error({ ...logCtx, err: e }, "could not free the staging"));
     const full = (err as NodeJS.ErrnoException).code === "ENOSPC" || (err as NodeJS.ErrnoException).code === "EDQUOT";
     const reason =
       `the COMMIT decision could not be recorded (${full ? "the daemon's data directory is full" : "write failed"}: ${err.message}); ` +
@@ -1041,51 +1042,34 @@ export class CommitCoordinator implements CheckpointCoordinator {
    * already happened is not redone. The caller lists the checkpoint (catalog).
    */
   private async publish(manifest: Manifest): Promise<CheckpointSummary> {
-    const { job, checkpointId: id, attempt } = manifest;
-    const staging = this.dataDir.stagingDir(job, id, attempt);
-    const target = this.dataDir.checkpointDir(job, id);
-    if (!fs.existsSync(path.join(target, "manifest.json"))) {
-      const keep = new Set(manifest.ranks.flatMap((r) => r.items.map((i) => itemDirName(r.rank, i.name))));
-      for (const rankDir of await fsp.readdir(staging).catch(() => [] as string[])) {
-        if (!rankDir.startsWith("rank-")) {
-          // The manifest of an earlier try stays (rewritten below); tmp files and strays go.
-          if (rankDir !== "manifest.json") await removeTree(path.join(staging, rankDir));
-          continue;
-        }
-        for (const item of await fsp.readdir(path.join(staging, rankDir)))
-          if (!keep.has(`${rankDir}/${item}`)) await removeTree(path.join(staging, rankDir, item));
-      }
-      await fsp.mkdir(staging, { recursive: true });
-      injectFault("manifest");
-      await writeFileDurable(path.join(staging, "manifest.json"), JSON.stringify(manifest));
-      injectFault("publish");
-      await fsp.rename(staging, target);
-    }
-    await fsyncDir(this.dataDir.checkpointsDir(job));
-    await fsyncDir(this.dataDir.stagingRoot(job));
+    const { job, checkpointId, attempt } = manifest;
+    const keep = new Set(manifest.ranks.flatMap((r) => r.items.map((i) => itemDirName(r.rank, i.name))));
+    await this.storage.publish({ job, checkpointId, attempt, manifest: JSON.stringify(manifest), keep });
     return summarize(manifest);
   }
 
   private async writeDecision(job: string, id: string, record: DecisionRecord): Promise<void> {
-    await writeFileDurable(this.dataDir.decisionFile(job, id, record.attempt), JSON.stringify(record));
+    await this.storage.put(layout.decision(job, id, record.attempt), JSON.stringify(record));
     // Lower attempts were all decided ABORTED before this one opened: their records are
     // no longer needed (pastDecision answers them from the attempt number) and would
     // otherwise pile up with every aborted retry.
     for (let k = record.attempt - 1; k >= 1; k--) {
-      const file = this.dataDir.decisionFile(job, id, k);
-      if (!fs.existsSync(file)) break; // older ones went with an earlier pruning
-      await fsp.rm(file, { force: true }).catch(() => {});
+      const key = layout.decision(job, id, k);
+      if (!(await this.storage.stat(key).catch(() => undefined))) break; // older ones went with an earlier pruning
+      await this.storage.delete(key).catch(() => {});
     }
   }
 
   /** The durable decision of an attempt; DATA_LOSS when the record is damaged (recovery quarantines it). */
   private async readDecision(job: string, id: string, attempt: number): Promise<DecisionRecord | undefined> {
-    const file = this.dataDir.decisionFile(job, id, attempt);
+    const key = layout.decision(job, id, attempt);
+    const file = this.storage.where(key);
+    const text = await getText(this.storage, key);
+    if (text === undefined) return undefined;
     let record: Partial<DecisionRecord> | null;
     try {
-      record = JSON.parse(await fsp.readFile(file, "utf8")) as Partial<DecisionRecord> | null;
+      record = JSON.parse(text) as Partial<DecisionRecord> | null;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
       if (err instanceof SyntaxError) throw dataLoss(`the decision record ${file} is not JSON: ${err.message}`);
       throw err;
     }
@@ -1147,23 +1131,16 @@ export class CommitCoordinator implements CheckpointCoordinator {
  * Why the staged files of a rank's items do not match their records (undefined when
  * they do): every stored file must be a regular file (not a link) of the declared size.
  */
-async function stagedFilesProblem(attemptDir: string, rank: number, records: ItemRecord[]): Promise<string | undefined> {
+async function stagedFilesProblem(storage: Storage, attempt: string, rank: number, records: ItemRecord[]): Promise<string | undefined> {
   for (const item of records) {
     // A staged item always has its directory, even without entries (ItemWriter.open).
-    const dir = await fsp.lstat(path.join(attemptDir, itemDirName(rank, item.name))).catch(() => undefined);
-    if (!dir?.isDirectory()) return `item '${item.name}' is not staged`;
+    const dir = await storage.stat(layout.item(attempt, rank, item.name)).catch(() => undefined);
+    if (dir?.kind !== "prefix") return `item '${item.name}' is not staged`;
     // Per stored file, not per entry: small entries share the item's pack file.
     for (const [name, { size, key }] of storedFileSizes(item)) {
-      const file = path.join(attemptDir, itemDirName(rank, item.name), name);
-      let st;
-      try {
-        st = await fsp.lstat(file);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR")
-          return `item '${item.name}' entry '${key}': ${name} is not staged`;
-        throw err;
-      }
-      if (!st.isFile()) return `item '${item.name}' entry '${key}': ${name} is not a regular file`;
+      const st = await storage.stat(joinKey(layout.item(attempt, rank, item.name), name));
+      if (!st) return `item '${item.name}' entry '${key}': ${name} is not staged`;
+      if (st.kind !== "object") return `item '${item.name}' entry '${key}': ${name} is not a regular file`;
       if (st.size !== size) return `item '${item.name}' entry '${key}': ${name} holds ${st.size} bytes, the record says ${size}`;
     }
   }

@@ -11,8 +11,6 @@
  * coordinator for each, and aborts the ones still undecided (its in-memory view of
  * its ranks' items is gone).
  */
-import * as fsp from "node:fs/promises";
-import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { AbortAttemptResponse } from "../../wire/gen/ckptd/v1/AbortAttemptResponse.js";
@@ -23,10 +21,10 @@ import type { VoteResponse } from "../../wire/gen/ckptd/v1/VoteResponse.js";
 import type { Cluster } from "./cluster.js";
 import { Attempt, outcomeFromWire, type CheckpointCoordinator, type CheckpointRef, type Decision, type SaveTicket } from "./coordinator.js";
 import { CkptdError, failedPrecondition } from "../common/errors.js";
-import { itemDirName } from "../catalog/manifest.js";
 import { stagedItem } from "./peer-messages.js";
 import { checkInt, checkName } from "../common/names.js";
-import { removeTree, writeFileDurable, type DataDir } from "../store/files.js";
+import { isTmpName, joinKey, layout } from "../store/layout.js";
+import { getText, type Storage } from "../store/storage.js";
 
 /** Deadline of one peer call to the coordinator (a vote's is longer: see vote). */
 const PEER_CALL_TIMEOUT_MS = 10_000;
@@ -55,31 +53,31 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
   private ticking = false;
 
   constructor(
-    private readonly dataDir: DataDir,
+    private readonly storage: Storage,
     private readonly cluster: Cluster,
     private readonly options: { prepareTimeoutMs: number },
     private readonly log: Logger,
   ) {}
 
   private markerDir(): string {
-    return path.join(this.dataDir.root, "nodes", this.cluster.nodeId, "attempts");
+    return layout.nodeAttempts(this.cluster.nodeId);
   }
 
   private markerFile(m: Marker): string {
-    return path.join(this.markerDir(), `${m.job}@${m.checkpointId}@${m.attempt}.json`);
+    return layout.nodeMarker(this.cluster.nodeId, m.job, m.checkpointId, m.attempt);
   }
 
   async recover(): Promise<{ published: number; aborted: number }> {
-    await fsp.mkdir(this.markerDir(), { recursive: true });
+    await this.storage.createPrefix(this.markerDir());
     let pending = 0;
-    for (const f of await fsp.readdir(this.markerDir())) {
+    for (const f of await this.storage.list(this.markerDir())) {
       // A marker write cut short by a crash (never renamed): no save was reserved under it.
-      if (f.includes(".tmp-")) {
-        await fsp.rm(path.join(this.markerDir(), f), { force: true });
+      if (isTmpName(f)) {
+        await this.storage.delete(joinKey(this.markerDir(), f));
         continue;
       }
       try {
-        const m = JSON.parse(await fsp.readFile(path.join(this.markerDir(), f), "utf8")) as Marker;
+        const m = JSON.parse((await getText(this.storage, joinKey(this.markerDir(), f))) ?? "") as Marker;
         // Markers sit in the shared data directory: their names become paths and peer messages.
         checkName("job", m.job);
         checkName("checkpoint_id", m.checkpointId);
@@ -88,7 +86,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
         a.restarted = true;
         pending++;
       } catch {
-        await fsp.rm(path.join(this.markerDir(), f), { force: true });
+        await this.storage.delete(joinKey(this.markerDir(), f));
       }
     }
     if (pending > 0) this.log.info({ pending }, "recovery: asking the coordinator about attempts staged before the restart");
@@ -238,7 +236,8 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     const k = `${job}/${id}@${n}`;
     let a = this.attempts.get(k);
     if (!a) {
-      a = new Attempt(job, id, n, step, worldSize, this.dataDir.stagingDir(job, id, n));
+      const staging = layout.staging(job, id, n);
+      a = new Attempt(job, id, n, step, worldSize, staging, this.storage.localPath?.(staging) ?? staging);
       this.attempts.set(k, a);
       const key = `${job}/${id}`;
       if (n > (this.latest.get(key) ?? 0)) this.latest.set(key, n);
@@ -249,8 +248,8 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
   private async mark(a: Attempt): Promise<void> {
     if (a.marked) return;
     a.marked = true;
-    await fsp.mkdir(this.markerDir(), { recursive: true });
-    await writeFileDurable(
+    await this.storage.createPrefix(this.markerDir());
+    await this.storage.put(
       this.markerFile(a),
       JSON.stringify({ job: a.job, checkpointId: a.checkpointId, attempt: a.attempt } satisfies Marker),
     );
@@ -274,8 +273,8 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
   private async cleanUp(a: Attempt): Promise<void> {
     try {
       // On abort, this node's ranks' files go (the coordinator removes the rest).
-      if (a.decision?.outcome === "ABORTED") for (const rank of a.staged.keys()) await removeTree(path.join(a.dir, itemDirName(rank, "")));
-      if (a.marked || a.restarted) await fsp.rm(this.markerFile(a), { force: true });
+      if (a.decision?.outcome === "ABORTED") for (const rank of a.staged.keys()) await this.storage.deletePrefix(layout.rank(a.key, rank));
+      if (a.marked || a.restarted) await this.storage.delete(this.markerFile(a));
     } catch (err) {
       this.log.warn({ err, job: a.job, checkpoint: a.checkpointId }, "could not clean up after a decision");
     }
@@ -316,6 +315,13 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
   private once<T>(
     start: (md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: T) => void) => void,
     timeoutMs = 5_000,
+  ): Promise<T> {
+    return this.cluster.locate(this.cluster.coordinatorId).then(() => this.call(start, timeoutMs));
+  }
+
+  private call<T>(
+    start: (md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: T) => void) => void,
+    timeoutMs: number,
   ): Promise<T> {
     return new Promise((resolve, reject) => {
       let md: grpc.Metadata;

@@ -26,7 +26,9 @@ import { addReflection } from "../rpc/reflection.js";
 import { Retention } from "../evaluation/retention.js";
 import { checkpointServiceHandlers } from "../rpc/checkpoint-service.js";
 import type { StreamGuard } from "../common/stream-guard.js";
-import { DataDir, listQuarantine } from "../store/files.js";
+import type { DataDir } from "../store/files.js";
+import { PosixStorage } from "../store/posix.js";
+import { listQuarantine } from "../store/storage.js";
 import { openWriteIo, type WriteIo } from "../store/direct-io.js";
 import { boundedHandlers } from "../common/limits.js";
 import { closeSharedMemoryConfig, openSharedMemoryConfig, SHARED_MEMORY_OFF, type SharedMemoryConfig } from "../store/shared-memory.js";
@@ -46,7 +48,11 @@ const PEER_PROTO = "ckptd/v1/peer_service.proto";
 
 export class Daemon {
   state: DaemonState = "starting";
-  readonly dataDir: DataDir;
+  readonly storage: PosixStorage;
+  /** The data directory (its root and lock). */
+  get dataDir(): DataDir {
+    return this.storage.dataDir;
+  }
   readonly catalog: Catalog;
   /** The commit protocol: the coordinator's, or a participant's relay in a multi-node job. */
   readonly coordinator: CheckpointCoordinator;
@@ -82,17 +88,17 @@ export class Daemon {
     this.peerAuth = multiNode ? peerAuthorizer(options.peerToken, this.auth) : undefined;
     this.serviceNames = multiNode ? [...SERVICE_NAMES, PEER_SERVICE] : SERVICE_NAMES;
     this.health = new HealthImplementation(Object.fromEntries(["", ...this.serviceNames].map((s) => [s, "NOT_SERVING" as const])));
-    this.dataDir = new DataDir(options.dataDir, multiNode ? `ckptd.${options.nodeId}.lock` : "ckptd.lock");
+    this.storage = new PosixStorage(options.dataDir, multiNode ? `ckptd.${options.nodeId}.lock` : "ckptd.lock");
     this.cluster = multiNode
-      ? new Cluster(options.nodeId, options.peers, this.dataDir.root, this.peerCredentials(), this.peerAuth?.token)
+      ? new Cluster(options.nodeId, options.peers, this.storage, this.peerCredentials(), this.peerAuth?.token)
       : undefined;
     // Only the coordinating node writes shared state (decisions, manifests, events, deletions).
     const follower = this.cluster !== undefined && !this.cluster.isCoordinator;
-    this.catalog = new Catalog(this.dataDir, multiNode);
-    this.events = new EventLog(this.dataDir, log, follower);
-    this.evaluations = new Evaluations(this.dataDir, this.catalog, options.leaseTtlMs, log);
+    this.catalog = new Catalog(this.storage, multiNode);
+    this.events = new EventLog(this.storage, log, follower);
+    this.evaluations = new Evaluations(this.storage, this.catalog, options.leaseTtlMs, log);
     this.retention = new Retention(
-      this.dataDir,
+      this.storage,
       this.catalog,
       this.events,
       this.evaluations,
@@ -102,10 +108,10 @@ export class Daemon {
     );
     if (follower) {
       this.commitCoordinator = undefined;
-      this.coordinator = new ParticipantCoordinator(this.dataDir, this.cluster!, { prepareTimeoutMs: options.prepareTimeoutMs }, log);
+      this.coordinator = new ParticipantCoordinator(this.storage, this.cluster!, { prepareTimeoutMs: options.prepareTimeoutMs }, log);
     } else {
       this.commitCoordinator = new CommitCoordinator(
-        this.dataDir,
+        this.storage,
         this.catalog,
         {
           prepareTimeoutMs: options.prepareTimeoutMs,
@@ -147,8 +153,8 @@ export class Daemon {
 
   /** Locks the data dir, recovers, then serves. Throws (with a clear message) if it cannot. */
   async start(): Promise<string> {
-    this.dataDir.lock();
-    const io = openWriteIo(this.dataDir.tmpDir, {
+    this.storage.lock();
+    const io = openWriteIo(this.storage.tmpDir, {
       directIo: this.options.directIo,
       memoryBudgetBytes: this.options.memoryBudgetBytes,
       streamBuffers: this.options.streamWriteBuffers,
@@ -195,7 +201,7 @@ export class Daemon {
       );
     }
     const committed = this.catalog.jobsWithCheckpoints().reduce((n, j) => n + this.catalog.list(j).length, 0);
-    this.log.info({ dataDir: this.dataDir.root, committed, ...recovered }, "recovery done");
+    this.log.info({ dataDir: this.storage.root, committed, ...recovered }, "recovery done");
 
     const port = await new Promise<number>((resolve, reject) =>
       this.server.bindAsync(this.options.listen, credentials, (err, p) => (err ? reject(err) : resolve(p))),
@@ -216,12 +222,12 @@ export class Daemon {
     const v1 = grpcObject.ckptd.v1;
     // One budget for what loads hold: read buffers and messages queued for clients.
     const loadBudget = new ByteBudget(this.options.loadBudgetBytes);
-    const loader = new CheckpointLoader(this.dataDir, this.catalog, (bytes) => this.metrics.loadStoredBytesRead.inc(bytes), loadBudget);
+    const loader = new CheckpointLoader(this.storage, this.catalog, (bytes) => this.metrics.loadStoredBytesRead.inc(bytes), loadBudget);
     this.server.addService(
       v1.CheckpointService.service,
       boundedHandlers(
         checkpointServiceHandlers({
-          dataDir: this.dataDir,
+          dataDir: this.storage.dataDir,
           catalog: this.catalog,
           coordinator: this.coordinator,
           loader,
@@ -264,12 +270,12 @@ export class Daemon {
           coordinator: this.coordinator,
           events: this.events,
           loader,
-          dataDir: this.dataDir.root,
+          dataDir: this.storage.root,
           startTime: new Date(),
           state: () => this.state,
           address: () => this.boundAddress,
           auth: this.auth,
-          quarantine: (limit) => listQuarantine(this.dataDir, limit),
+          quarantine: (limit) => listQuarantine(this.storage, limit),
         }),
       ),
     );
@@ -360,7 +366,7 @@ export class Daemon {
     this.retention.stop();
     this.metrics.close();
     closeSharedMemoryConfig(this.sharedMemory);
-    this.dataDir.unlock();
+    this.storage.unlock();
     this.state = "stopped";
   }
 }

@@ -9,14 +9,14 @@
  * append, e.g. on a full disk, is cut back out); at load only a torn tail is cut, never
  * the reports after a damaged line.
  */
-import * as path from "node:path";
 import type { Logger } from "pino";
 import type { Catalog } from "../catalog/catalog.js";
 import { CkptdError, invalidArgument, resourceExhausted } from "../common/errors.js";
 import { quote } from "../common/limits.js";
 import { checkName } from "../common/names.js";
 import { LineLog } from "../store/line-log.js";
-import type { DataDir } from "../store/files.js";
+import { layout } from "../store/layout.js";
+import { listJobs, type Storage } from "../store/storage.js";
 import { status } from "@grpc/grpc-js";
 
 /** Bounds of one report (what the daemon keeps in memory and in the log for it). */
@@ -76,7 +76,7 @@ export class Evaluations {
   private readonly startedAt = Date.now();
 
   constructor(
-    private readonly dataDir: DataDir,
+    private readonly storage: Storage,
     private readonly catalog: Catalog,
     readonly leaseTtlMs: number,
     private readonly log: Logger,
@@ -85,14 +85,14 @@ export class Evaluations {
   private job(job: string): JobEvaluations {
     let j = this.jobs.get(job);
     if (!j) {
-      const file = new LineLog(path.join(this.dataDir.jobDir(job), "evaluations.log"), "evaluation log");
+      const file = new LineLog(this.storage, layout.evaluations(job), "evaluation log");
       this.jobs.set(job, (j = { reports: new Map(), leases: new Map(), waiters: new Set(), file }));
     }
     return j;
   }
 
   async load(): Promise<void> {
-    for (const job of await this.dataDir.listJobs())
+    for (const job of await listJobs(this.storage))
       for (const r of await this.job(job).file.read(decodeReport, this.log, { job }))
         // Reports of deleted checkpoints stay in the log but not in memory.
         if (this.catalog.has(r.job, r.checkpointId)) this.index(r);

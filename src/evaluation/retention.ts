@@ -8,8 +8,6 @@
  *
  *   <data>/jobs/<job>/retention.json   {policy, pinned} when set by RPC
  */
-import * as fsp from "node:fs/promises";
-import * as path from "node:path";
 import type { Logger } from "pino";
 import type { Catalog } from "../catalog/catalog.js";
 import type { Evaluations } from "./evaluations.js";
@@ -19,7 +17,8 @@ import { failedPrecondition, invalidArgument, unavailable } from "../common/erro
 import type { CheckpointSummary } from "../catalog/manifest.js";
 import type { Metrics } from "../common/metrics.js";
 import { checkName } from "../common/names.js";
-import { fsyncDir, removeTree, writeFileDurable, type DataDir } from "../store/files.js";
+import { layout } from "../store/layout.js";
+import { ensureJob, getText, listJobs, type Storage } from "../store/storage.js";
 
 export interface RetentionPolicy {
   keepLast: number;
@@ -45,7 +44,7 @@ export class Retention {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly dataDir: DataDir,
+    private readonly storage: Storage,
     private readonly catalog: Catalog,
     private readonly events: EventLog,
     private readonly evaluations: Evaluations,
@@ -60,20 +59,14 @@ export class Retention {
     return j;
   }
 
-  private file(job: string): string {
-    return path.join(this.dataDir.jobDir(job), "retention.json");
-  }
-
   async load(): Promise<void> {
-    for (const job of await this.dataDir.listJobs()) {
-      try {
-        const saved = JSON.parse(await fsp.readFile(this.file(job), "utf8")) as { policy?: RetentionPolicy; pinned?: string[] };
-        const j = this.job(job);
-        j.policy = saved.policy;
-        j.pinned = new Set(saved.pinned ?? []);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      }
+    for (const job of await listJobs(this.storage)) {
+      const text = await getText(this.storage, layout.retention(job));
+      if (text === undefined) continue;
+      const saved = JSON.parse(text) as { policy?: RetentionPolicy; pinned?: string[] };
+      const j = this.job(job);
+      j.policy = saved.policy;
+      j.pinned = new Set(saved.pinned ?? []);
     }
   }
 
@@ -133,9 +126,9 @@ export class Retention {
   }
 
   private async persist(job: string): Promise<void> {
-    await this.dataDir.ensureJob(job);
+    await ensureJob(this.storage, job);
     const j = this.job(job);
-    await writeFileDurable(this.file(job), JSON.stringify({ policy: j.policy, pinned: [...j.pinned] }));
+    await this.storage.put(layout.retention(job), JSON.stringify({ policy: j.policy, pinned: [...j.pinned] }));
   }
 
   /**
@@ -160,8 +153,8 @@ export class Retention {
     const summary = this.catalog.get(job, checkpointId);
     if (j.pinned.has(checkpointId))
       throw failedPrecondition(`checkpoint '${checkpointId}' of job '${job}' is pinned; unpin it before deleting it`);
-    const trash = path.join(this.dataDir.trashDir(job), `${checkpointId}.${Date.now()}`);
-    await fsp.rename(this.dataDir.checkpointDir(job, checkpointId), trash);
+    const trash = layout.trashEntry(job, checkpointId, Date.now());
+    await this.storage.move(layout.checkpoint(job, checkpointId), trash);
     this.catalog.remove(job, checkpointId);
     this.evaluations.forget(job, checkpointId);
     // Gone from the listing: from here the deletion only completes (event, freed bytes),
@@ -183,8 +176,8 @@ export class Retention {
     const u = this.job(job).unfinished.get(checkpointId);
     if (!u) return;
     try {
-      await fsyncDir(this.dataDir.checkpointsDir(job));
-      await removeTree(u.trash);
+      await this.storage.syncList(layout.checkpoints(job));
+      await this.storage.deletePrefix(u.trash);
       if (!this.events.isLogged(job, checkpointId, "DELETED")) await this.events.append(job, "DELETED", u.summary, u.reason);
     } catch (err) {
       u.error = err as Error;
@@ -194,7 +187,7 @@ export class Retention {
       );
     }
     this.job(job).unfinished.delete(checkpointId);
-    await shrinkDecision(this.dataDir, job, checkpointId, u.summary.attempt).catch((err: unknown) =>
+    await shrinkDecision(this.storage, job, checkpointId, u.summary.attempt).catch((err: unknown) =>
       this.log.warn({ err, job, checkpoint: checkpointId }, "could not shrink a deleted checkpoint's decision record; the next start does"),
     );
   }

@@ -28,10 +28,11 @@ import { MAX_LOAD_MESSAGE_DATA } from "./load-sender.js";
 import { CoverageError, coveringShards, intersect, type Region, type Segment, segments, shardBox, tilesWhole, volume } from "./reshard.js";
 import { status } from "@grpc/grpc-js";
 import type { CheckpointSummary, EntryRecord, ItemRecord, Manifest } from "../catalog/manifest.js";
-import { itemDirName, PACK_FILE_NAME } from "../catalog/manifest.js";
+import { itemDirName, PACK_FILE_NAME } from "../store/layout.js";
 import { LIMITS, quote } from "../common/limits.js";
 import { checkName, MAX_WORLD_SIZE } from "../common/names.js";
-import type { DataDir } from "../store/files.js";
+import { layout } from "../store/layout.js";
+import type { Storage } from "../store/storage.js";
 
 export interface LoadSpec {
   job: string;
@@ -159,7 +160,7 @@ export interface ChunkDamage {
 
 export class CheckpointLoader {
   constructor(
-    private readonly dataDir: DataDir,
+    private readonly storage: Storage,
     private readonly catalog: Catalog,
     /** Told the stored bytes of every chunk a load reads. */
     private readonly onStoredRead: (bytes: number) => void = () => {},
@@ -167,6 +168,17 @@ export class CheckpointLoader {
     budget: ByteBudget = new ByteBudget(Number.MAX_SAFE_INTEGER),
   ) {
     this.memory = new ReadMemory(budget);
+  }
+
+  /**
+   * A committed checkpoint's local directory: loads read its files directly (O_DIRECT
+   * where it works), so the storage must keep local files.
+   */
+  private checkpointDir(job: string, checkpointId: string): string {
+    const key = layout.checkpoint(job, checkpointId);
+    const dir = this.storage.localPath?.(key);
+    if (dir === undefined) throw new Error(`loads need a storage with local files; ${this.storage.where(key)} is not one`);
+    return dir;
   }
 
   /** The read buffers every stream of this loader shares. */
@@ -264,7 +276,7 @@ export class CheckpointLoader {
   }
 
   private async *parts(plan: LoadPlan, from: LoadPosition, buffers: ReadBuffers, inPlace: boolean): AsyncGenerator<LoadPart> {
-    const base = this.dataDir.checkpointDir(plan.manifest.job, plan.manifest.checkpointId);
+    const base = this.checkpointDir(plan.manifest.job, plan.manifest.checkpointId);
     // An item's pack file stays open across its entries: one open per small tensor cost
     // more than reading it.
     let pack: { rank: number; item: string; fh: fsp.FileHandle; direct: boolean } | undefined;
@@ -384,7 +396,7 @@ export class CheckpointLoader {
       markChunks(needed[seg.shard]!, starts[seg.shard]!, seg.from, seg.from + seg.bytes);
       lastSegment[seg.shard] = segmentNo++;
     }
-    const base = this.dataDir.checkpointDir(plan.manifest.job, plan.manifest.checkpointId);
+    const base = this.checkpointDir(plan.manifest.job, plan.manifest.checkpointId);
     const cursors = o.shards.map(
       (s, i) => new ShardCursor(plan.manifest.checkpointId, base, s.copy, starts[i]!, needed[i]!, buffers, this.onStoredRead),
     );
@@ -442,7 +454,7 @@ export class CheckpointLoader {
     checkName("job", job);
     const summary = this.catalog.get(job, checkpointId);
     const manifest = await this.catalog.readManifest(summary);
-    const base = this.dataDir.checkpointDir(job, summary.checkpointId);
+    const base = this.checkpointDir(job, summary.checkpointId);
     const buffers = new ReadBuffers(this.memory);
     const damaged: ChunkDamage[] = [];
     let chunks = 0;

@@ -37,7 +37,8 @@ import { SpareBuffers, type PoolShare } from "../store/buffer-pool.js";
 import { zeroRunBound } from "../codec/lz4-encode.js";
 import { DIRECT_MIN_BYTES, DirectFileWriter, openDirect, WRITE_BUFFER_BYTES, type WriteIo } from "../store/direct-io.js";
 import { invalidArgument } from "../common/errors.js";
-import { entryFileName, PACK_FILE_NAME, type EntryRecord, type ItemRecord, type ObjectMeta, type TensorMeta } from "../catalog/manifest.js";
+import type { EntryRecord, ItemRecord, ObjectMeta, TensorMeta } from "../catalog/manifest.js";
+import { entryFileName, PACK_FILE_NAME } from "../store/layout.js";
 import type { SharedSegment } from "../store/shared-memory.js";
 import { fsyncDir } from "../store/files.js";
 

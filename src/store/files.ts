@@ -1,102 +1,38 @@
 /**
- * The data directory: layout, durability primitives and the single-daemon lock.
+ * POSIX durability primitives and the single-daemon lock of a data directory. The
+ * directory's layout (every path in it) is layout.ts; PosixStorage (posix.ts) builds the
+ * Storage interface on these primitives.
  *
- *   <data>/ckptd.lock                              "<pid> <start time> <boot id>" of the daemon that owns it
- *   <data>/tmp/<lock name>/                        this daemon's scratch (the O_DIRECT probe, unlinked
- *                                                  once open); emptied at every start
- *   <data>/jobs/<job>/staging/<id>@<attempt>/      an attempt being prepared
- *   <data>/jobs/<job>/decisions/<id>@<attempt>.json  durable COMMIT/ABORT records
- *   <data>/jobs/<job>/checkpoints/<id>/            a committed checkpoint:
- *       manifest.json (written last), rank-NNNNN/<item>/NNNNNN.lz4
- *   <data>/jobs/<job>/trash/                       deleted checkpoints being removed
- *   <data>/jobs/<job>/quarantine/<id>-<time>/      a checkpoint (or staged attempt) whose manifest was
- *       missing, unparsable or invalid at start, moved aside whole with quarantine.json (why, when,
- *       from where) so one bad directory never keeps the daemon from starting; an operator inspects
- *       it (`ckptctl status` lists them) and deletes it by hand
- *   <data>/jobs/<job>/events.log                   the job's event log (events.ts)
- *   <data>/jobs/<job>/retention.json, evaluations  retention policy and evaluation reports
- *   <data>/nodes/<node>/attempts/                  a participant's markers (multi-node, participant.ts)
- *   <file>.tmp-<pid>                               a writeFileDurable in progress; removed on failure
- *                                                  and by recovery after a crash
+ *   <file>.tmp-<pid>    a writeFileDurable in progress; removed on failure and by
+ *                       recovery after a crash
  *
  * Everything lives on one filesystem, so publishing is a rename.
- *
- * Bounded over time: staging and trash are emptied by recovery; an aborted attempt's
- * decision record goes once a later attempt's is written (only the highest number is
- * kept, so numbers are never reused); a deleted checkpoint's COMMIT record shrinks to a
- * tombstone without its manifest (so the id is never reused). What grows is one small
- * tombstone per checkpoint id ever committed and the event log.
  */
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
-import { failedPrecondition } from "../common/errors.js";
+import { DEFAULT_LOCK_NAME, layout } from "./layout.js";
+import { lockedBy } from "./storage.js";
+
+/** Moved to storage.ts with quarantine itself; named here for existing importers. */
+export type { QuarantineRecord } from "./storage.js";
 
 export class DataDir {
   readonly root: string;
   /** @param lockName the lock file's name: one per node when several daemons share the directory. */
   constructor(
     root: string,
-    private readonly lockName = "ckptd.lock",
+    private readonly lockName = DEFAULT_LOCK_NAME,
   ) {
     this.root = path.resolve(root);
   }
-  get jobsDir(): string {
-    return path.join(this.root, "jobs");
-  }
-  jobDir(job: string): string {
-    return path.join(this.jobsDir, job);
-  }
-  stagingRoot(job: string): string {
-    return path.join(this.jobDir(job), "staging");
-  }
-  stagingDir(job: string, checkpointId: string, attempt: number): string {
-    return path.join(this.stagingRoot(job), `${checkpointId}@${attempt}`);
-  }
-  decisionsDir(job: string): string {
-    return path.join(this.jobDir(job), "decisions");
-  }
-  decisionFile(job: string, checkpointId: string, attempt: number): string {
-    return path.join(this.decisionsDir(job), `${checkpointId}@${attempt}.json`);
-  }
-  checkpointsDir(job: string): string {
-    return path.join(this.jobDir(job), "checkpoints");
-  }
-  checkpointDir(job: string, checkpointId: string): string {
-    return path.join(this.checkpointsDir(job), checkpointId);
-  }
-  trashDir(job: string): string {
-    return path.join(this.jobDir(job), "trash");
-  }
-  quarantineDir(job: string): string {
-    return path.join(this.jobDir(job), "quarantine");
-  }
   get lockFile(): string {
-    return path.join(this.root, this.lockName);
+    return path.join(this.root, layout.lock(this.lockName));
   }
   /** Scratch space, emptied at every start: nothing in it outlives the process that made it. */
   get tmpDir(): string {
     // One per lock: the daemons of a multi-node job share the directory, not their scratch.
-    return path.join(this.root, "tmp", this.lockName.replace(/\.lock$/, ""));
-  }
-
-  /** Creates the job's directories (idempotent) and makes their entries durable. */
-  async ensureJob(job: string): Promise<void> {
-    const dirs = [this.stagingRoot(job), this.decisionsDir(job), this.checkpointsDir(job), this.trashDir(job)];
-    if (dirs.every((d) => fs.existsSync(d))) return;
-    for (const d of dirs) await fsp.mkdir(d, { recursive: true });
-    await fsyncDir(this.jobDir(job));
-    await fsyncDir(this.jobsDir);
-  }
-
-  /** Lists the jobs that have a directory. */
-  async listJobs(): Promise<string[]> {
-    try {
-      return (await fsp.readdir(this.jobsDir, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
-      throw err;
-    }
+    return path.join(this.root, ...layout.tmp(this.lockName).split("/"));
   }
 
   /**
@@ -110,7 +46,7 @@ export class DataDir {
    */
   lock(): void {
     fs.mkdirSync(this.root, { recursive: true });
-    fs.mkdirSync(this.jobsDir, { recursive: true });
+    fs.mkdirSync(path.join(this.root, layout.jobs), { recursive: true });
     const tmp = `${this.lockFile}.${process.pid}`;
     fs.writeFileSync(tmp, lockLine(process.pid));
     try {
@@ -123,11 +59,7 @@ export class DataDir {
           if ((err as NodeJS.ErrnoException).code !== "EEXIST" || tries > 0) throw err;
         }
         const holder = parseLock(fs.readFileSync(this.lockFile, "utf8"));
-        if (holder && holder.pid !== process.pid && holderAlive(holder))
-          throw failedPrecondition(
-            `data directory ${this.root} is already in use by ckptd (pid ${holder.pid}); ` +
-              `stop that daemon or pass a different --data-dir`,
-          );
+        if (holder && holder.pid !== process.pid && holderAlive(holder)) throw lockedBy(this.root, holder.pid);
         fs.unlinkSync(this.lockFile);
       }
     } finally {
@@ -294,87 +226,6 @@ export async function appendWhole(
   // A new log's directory entry must be durable too, or the record is lost with it.
   if (created) await fsyncDir(path.dirname(file));
   return at + bytes.length;
-}
-
-/** Why and when a directory was quarantined: quarantine.json inside it. */
-export interface QuarantineRecord {
-  job: string;
-  checkpointId: string;
-  /** Where the directory was, relative to the data directory. */
-  from: string;
-  reason: string;
-  quarantinedAt: string;
-}
-
-/** Largest reason kept in quarantine.json (a validator's message can quote a field). */
-const MAX_QUARANTINE_REASON = 1024;
-
-/**
- * Moves a checkpoint's (or attempt's) directory to <data>/jobs/<job>/quarantine/<id>-<time>/
- * with quarantine.json saying why; returns the new path. A rename on the same filesystem,
- * so the directory is either where it was or in quarantine, never half-moved.
- */
-export async function quarantineDirectory(
-  dataDir: DataDir,
-  job: string,
-  checkpointId: string,
-  dir: string,
-  reason: string,
-): Promise<string> {
-  const root = dataDir.quarantineDir(job);
-  await fsp.mkdir(root, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[-:.]/g, "");
-  let target = path.join(root, `${checkpointId}-${stamp}`);
-  for (let n = 1; fs.existsSync(target); n++) target = path.join(root, `${checkpointId}-${stamp}-${n}`);
-  await fsp.rename(dir, target);
-  await fsyncDir(root);
-  await fsyncDir(path.dirname(dir));
-  const record: QuarantineRecord = {
-    job,
-    checkpointId,
-    from: path.relative(dataDir.root, dir),
-    reason: reason.length > MAX_QUARANTINE_REASON ? `${reason.slice(0, MAX_QUARANTINE_REASON)}…` : reason,
-    quarantinedAt: new Date().toISOString(),
-  };
-  await writeFileDurable(path.join(target, "quarantine.json"), JSON.stringify(record));
-  return target;
-}
-
-/** The quarantined directories of every job, newest first, at most `limit` (with the total count). */
-export async function listQuarantine(
-  dataDir: DataDir,
-  limit: number,
-): Promise<{ entries: QuarantineRecord[]; total: number; dirs: string[] }> {
-  const entries: (QuarantineRecord & { dir: string })[] = [];
-  for (const job of await dataDir.listJobs()) {
-    let names: string[];
-    try {
-      names = await fsp.readdir(dataDir.quarantineDir(job));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
-      throw err;
-    }
-    for (const name of names) {
-      const dir = path.join(dataDir.quarantineDir(job), name);
-      let record: Partial<QuarantineRecord> = {};
-      try {
-        record = JSON.parse(await fsp.readFile(path.join(dir, "quarantine.json"), "utf8")) as Partial<QuarantineRecord>;
-      } catch {
-        // A crash between the rename and quarantine.json: the directory is still listed.
-      }
-      entries.push({
-        job,
-        checkpointId: typeof record.checkpointId === "string" ? record.checkpointId : name,
-        from: typeof record.from === "string" ? record.from : "",
-        reason: typeof record.reason === "string" ? record.reason : "unknown (no quarantine.json)",
-        quarantinedAt: typeof record.quarantinedAt === "string" ? record.quarantinedAt : "",
-        dir,
-      });
-    }
-  }
-  entries.sort((a, b) => (a.quarantinedAt < b.quarantinedAt ? 1 : a.quarantinedAt > b.quarantinedAt ? -1 : 0));
-  const listed = entries.slice(0, limit);
-  return { entries: listed, total: entries.length, dirs: listed.map((e) => e.dir) };
 }
 
 /** Removes a directory tree; a missing one is fine. */

@@ -4,14 +4,13 @@
  * what is shared is how the file is read and appended:
  *
  * - an append writes the whole line (looping over short writes) and fsyncs it, or fails
- *   and cuts the file back to the end of the last good record (storage.appendWhole), so
+ *   and cuts the file back to the end of the last good record (Storage.append), so
  *   the next append never follows a fragment; appends run one at a time, in call order;
  * - at load, only a bad *tail* (a torn last record) is cut; a bad line with good
  *   records after it is skipped and kept in the file, never truncated away with them.
  */
-import * as fsp from "node:fs/promises";
 import type { Logger } from "pino";
-import { appendWhole, type WriteAt } from "./files.js";
+import type { Storage } from "./storage.js";
 
 /** A line (without its newline) as a record, or undefined when it is damaged. */
 export type DecodeLine<T> = (line: Buffer) => T | undefined;
@@ -62,11 +61,16 @@ export class LineLog {
    * append's first write (fault injection).
    */
   constructor(
-    readonly file: string,
+    private readonly storage: Storage,
+    readonly key: string,
     private readonly what: string,
-    private readonly writeAt?: WriteAt,
     private readonly beforeWrite?: () => void,
   ) {}
+
+  /** Where the log is, for messages. */
+  get file(): string {
+    return this.storage.where(this.key);
+  }
 
   get isRead(): boolean {
     return this.size !== undefined;
@@ -77,12 +81,7 @@ export class LineLog {
    * torn tail and remembers where the next append goes.
    */
   async read<T>(decode: DecodeLine<T>, log: Logger, context: object, keep?: (record: T) => boolean): Promise<T[]> {
-    let buf = Buffer.alloc(0);
-    try {
-      buf = await fsp.readFile(this.file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-    }
+    const buf = (await this.storage.get(this.key)) ?? Buffer.alloc(0);
     const scanned = scanLines(buf, decode, keep);
     for (const s of scanned.skipped)
       log.error(
@@ -95,7 +94,7 @@ export class LineLog {
         { ...context, file: this.file, droppedBytes: buf.length - scanned.goodEnd },
         `${this.what} ended in a torn record; truncated`,
       );
-      await fsp.truncate(this.file, scanned.goodEnd);
+      await this.storage.truncate(this.key, scanned.goodEnd);
     }
     this.size = scanned.goodEnd;
     return scanned.records;
@@ -110,10 +109,7 @@ export class LineLog {
 
   /** Appends one whole line durably (inside `serial`); a log not read yet is appended to at its current end. */
   async write(line: Buffer): Promise<void> {
-    this.size ??= await fsp.stat(this.file).then(
-      (st) => st.size,
-      () => 0,
-    );
-    this.size = await appendWhole(this.file, line, this.size, this.writeAt, this.beforeWrite);
+    this.size ??= (await this.storage.stat(this.key).catch(() => undefined))?.size ?? 0;
+    this.size = await this.storage.append(this.key, line, this.size, this.beforeWrite);
   }
 }

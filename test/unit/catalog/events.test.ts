@@ -6,7 +6,9 @@ import { describe, expect, it } from "vitest";
 import { Catalog } from "../../../src/catalog/catalog.js";
 import { EventLog, parseLog, type WriteAt } from "../../../src/catalog/events.js";
 import type { CheckpointSummary } from "../../../src/catalog/manifest.js";
-import { DataDir } from "../../../src/store/files.js";
+import { layout } from "../../../src/store/layout.js";
+import { MemoryStorage } from "../../../src/store/memory.js";
+import { PosixStorage } from "../../../src/store/posix.js";
 
 const log = pino({ level: "silent" });
 
@@ -25,17 +27,17 @@ function summary(id: string, step: number): CheckpointSummary {
 }
 
 function setup() {
-  const dataDir = new DataDir(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-events-")));
-  fs.mkdirSync(dataDir.jobDir("j"), { recursive: true });
-  return { dataDir, file: path.join(dataDir.jobDir("j"), "events.log") };
+  const dataDir = new PosixStorage(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-events-")));
+  fs.mkdirSync(path.join(dataDir.root, "jobs", "j"), { recursive: true });
+  return { dataDir, file: path.join(dataDir.root, "jobs", "j", "events.log") };
 }
 
 /** What a restarted daemon sees: a fresh EventLog loaded against the catalog the log describes. */
-async function reload(dataDir: DataDir) {
+async function reload(dataDir: PosixStorage) {
   const events = new EventLog(dataDir, log);
   // With the committed set the log names, load() appends nothing: the log is compared as written.
   const catalog = new Catalog(dataDir);
-  for (const r of parseLog(fs.readFileSync(path.join(dataDir.jobDir("j"), "events.log"))).records)
+  for (const r of parseLog(fs.readFileSync(path.join(dataDir.root, "jobs", "j", "events.log"))).records)
     if (r.type === "COMMITTED") catalog.add(r.checkpoint);
   await events.load(catalog);
   return events.after("j", 0, 1000).map((r) => `${r.seq}:${r.checkpointId}`);
@@ -46,7 +48,7 @@ describe("event log", () => {
     const { dataDir } = setup();
     // The kernel may write fewer bytes than asked (a filesystem near full does): at most 50 per call here.
     const short: WriteAt = (fh, buf, off, len, pos) => fh.write(buf, off, Math.min(len, 50), pos);
-    const events = new EventLog(dataDir, log, false, short);
+    const events = new EventLog(new PosixStorage(dataDir.root, undefined, short), log, false);
     for (let i = 1; i <= 5; i++) await events.append("j", "COMMITTED", summary(`c${i}`, i), "");
     const follower = new EventLog(dataDir, log, true);
     await follower.refresh("j");
@@ -63,7 +65,7 @@ describe("event log", () => {
       await fh.write(buf, off, Math.min(len, 40), pos);
       throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
     };
-    const events = new EventLog(dataDir, log, false, flaky);
+    const events = new EventLog(new PosixStorage(dataDir.root, undefined, flaky), log, false);
     await events.append("j", "COMMITTED", summary("c1", 1), "");
     const sizeBefore = fs.statSync(file).size;
     failNext = true;
@@ -142,5 +144,49 @@ describe("event log", () => {
     await events.load(catalog); // c3 is committed but not logged: recovered as seq 3
     expect(events.after("j", 0).map((r) => `${r.seq}:${r.checkpointId}`)).toEqual(["1:c1", "2:c2", "3:c3"]);
     expect(fs.readFileSync(file, "utf8").split("\n")[2]).toMatch(/^[0-9a-f]{8} \{/);
+  });
+});
+
+describe("event log on memory storage", () => {
+  it("events - load appends what a crash left out: COMMITTED for a listed checkpoint, DELETED for one gone", async () => {
+    const storage = new MemoryStorage("events-load");
+    const first = new EventLog(storage, log);
+    await first.load(new Catalog(storage));
+    await first.append("j", "COMMITTED", summary("gone", 1), "");
+    // A restart: "gone" was deleted and "new" committed before their events were appended.
+    const after = storage.crash();
+    const catalog = new Catalog(after);
+    catalog.add(summary("new", 2));
+    const events = new EventLog(after, log);
+    await events.load(catalog);
+    expect(events.after("j", 0).map((r) => `${r.seq}:${r.type}:${r.checkpointId}`)).toEqual([
+      "1:COMMITTED:gone",
+      "2:COMMITTED:new",
+      "3:DELETED:gone",
+    ]);
+    expect(events.isLogged("j", "gone", "DELETED")).toBe(true);
+  });
+
+  it("events - a follower reads only what was appended since its last look", async () => {
+    const storage = new MemoryStorage("events-follow");
+    const writer = new EventLog(storage, log);
+    const follower = new EventLog(storage, log, true);
+    await writer.append("j", "COMMITTED", summary("a", 1), "");
+    await follower.refresh("j");
+    await writer.append("j", "COMMITTED", summary("b", 2), "");
+    await follower.refresh("j");
+    await follower.refresh("j");
+    expect(follower.after("j", 0).map((r) => `${r.seq}:${r.checkpointId}`)).toEqual(["1:a", "2:b"]);
+  });
+
+  it("events - a failed append (ENOSPC) is not logged and the next append takes its sequence", async () => {
+    const storage = new MemoryStorage("events-enospc");
+    const events = new EventLog(storage, log);
+    await events.load(new Catalog(storage));
+    storage.failPut(1);
+    await expect(events.append("j", "COMMITTED", summary("a", 1), "")).rejects.toMatchObject({ code: "ENOSPC" });
+    await events.append("j", "COMMITTED", summary("a", 1), "");
+    expect(events.after("j", 0).map((r) => `${r.seq}:${r.checkpointId}`)).toEqual(["1:a"]);
+    expect(parseLog((await storage.get(layout.events("j")))!).records).toHaveLength(1);
   });
 });

@@ -6,11 +6,11 @@ import { describe, expect, it } from "vitest";
 import { Catalog } from "../../../src/catalog/catalog.js";
 import { CommitCoordinator } from "../../../src/commit/coordinator.js";
 import { CkptdError } from "../../../src/common/errors.js";
-import { DataDir } from "../../../src/store/files.js";
+import { PosixStorage } from "../../../src/store/posix.js";
 
 describe("coordinator incarnation memory", () => {
   it("coordinator - incarnations are remembered up to a bound, the least recently fenced checkpoint's forgotten first", async () => {
-    const dataDir = new DataDir(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-fencing-")));
+    const dataDir = new PosixStorage(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-fencing-")));
     const c = new CommitCoordinator(
       dataDir,
       new Catalog(dataDir),
@@ -35,7 +35,7 @@ describe("coordinator incarnation memory", () => {
 
 describe("coordinator aborts before any save", () => {
   it("coordinator - every rank of a fresh job aborting the same new checkpoint at once gets its ABORTED decision", async () => {
-    const dataDir = new DataDir(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-abort-race-")));
+    const dataDir = new PosixStorage(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-abort-race-")));
     const c = new CommitCoordinator(dataDir, new Catalog(dataDir), { prepareTimeoutMs: 60_000 }, pino({ level: "silent" }));
     // As a restarted job's ranks do before their first save: each aborts the tag its
     // predecessors may have left open, while the first rank's ABORT record is being written.
@@ -55,7 +55,7 @@ describe("coordinator aborts before any save", () => {
 
 describe("coordinator aborts while a save opens the attempt", () => {
   it("coordinator - an Abort that arrives while another rank's save opens the first attempt aborts that attempt", async () => {
-    const dataDir = new DataDir(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-abort-open-")));
+    const dataDir = new PosixStorage(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-abort-open-")));
     const c = new CommitCoordinator(dataDir, new Catalog(dataDir), { prepareTimeoutMs: 60_000 }, pino({ level: "silent" }));
     const tick = () => new Promise((resolve) => setImmediate(resolve));
     for (let delay = 0; delay < 40; delay++) {
@@ -71,7 +71,7 @@ describe("coordinator aborts while a save opens the attempt", () => {
 
 describe("coordinator votes while a save opens the attempt", () => {
   it("coordinator - a vote naming items that arrives while another rank's save opens the first attempt is decided, not refused", async () => {
-    const dataDir = new DataDir(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-vote-open-")));
+    const dataDir = new PosixStorage(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-vote-open-")));
     const c = new CommitCoordinator(dataDir, new Catalog(dataDir), { prepareTimeoutMs: 60_000 }, pino({ level: "silent" }));
     const tick = () => new Promise((resolve) => setImmediate(resolve));
     for (let delay = 0; delay < 40; delay++) {

@@ -8,11 +8,11 @@ import type { ItemRecord } from "../../../src/catalog/manifest.js";
 import type { CheckpointRef } from "../../../src/commit/coordinator.js";
 import type { Cluster } from "../../../src/commit/cluster.js";
 import { ParticipantCoordinator } from "../../../src/commit/participant.js";
-import { DataDir } from "../../../src/store/files.js";
+import { PosixStorage } from "../../../src/store/posix.js";
 
 describe("participant recovery", () => {
   it("participant - a marker tmp file left by a crash before its rename is removed, not taken for an attempt", async () => {
-    const dataDir = new DataDir(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-participant-")));
+    const dataDir = new PosixStorage(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-participant-")));
     const markers = path.join(dataDir.root, "nodes", "n2", "attempts");
     fs.mkdirSync(markers, { recursive: true });
     const marker = JSON.stringify({ job: "j", checkpointId: "c", attempt: 1 });

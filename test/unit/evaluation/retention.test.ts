@@ -8,13 +8,13 @@ import { Evaluations } from "../../../src/evaluation/evaluations.js";
 import { EventLog } from "../../../src/catalog/events.js";
 import type { CheckpointSummary } from "../../../src/catalog/manifest.js";
 import { KEEP_EVERYTHING, Retention, type RetentionPolicy } from "../../../src/evaluation/retention.js";
-import { DataDir } from "../../../src/store/files.js";
+import { PosixStorage } from "../../../src/store/posix.js";
 
 const log = pino({ level: "silent" });
 
 function setup(steps: number[], committedBefore = false) {
-  const dataDir = new DataDir(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-retention-")));
-  fs.mkdirSync(dataDir.jobDir("j"), { recursive: true });
+  const dataDir = new PosixStorage(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-retention-")));
+  fs.mkdirSync(path.join(dataDir.root, "jobs", "j"), { recursive: true });
   const catalog = new Catalog(dataDir);
   // A restart grace applies only to checkpoints committed before the daemon started.
   const commitTime = new Date(Date.now() + (committedBefore ? -60_000 : 60_000)).toISOString();
