@@ -8,6 +8,7 @@ import type { ItemRecord } from "../../../src/catalog/manifest.js";
 import type { CheckpointRef } from "../../../src/commit/coordinator.js";
 import type { Cluster } from "../../../src/commit/cluster.js";
 import { ParticipantCoordinator } from "../../../src/commit/participant.js";
+import { layout } from "../../../src/store/layout.js";
 import { PosixStorage } from "../../../src/store/posix.js";
 
 describe("participant recovery", () => {
@@ -75,11 +76,12 @@ afterEach(() => {
 function participant(fake: FakeCoordinator) {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-participant-"));
   roots.push(root);
-  const dataDir = new DataDir(root);
+  const dataDir = new PosixStorage(root);
   const cluster = {
     nodeId: "n2",
     coordinatorId: "n1",
     coordinator: () => fake.client,
+    locate: async () => "127.0.0.1:1",
     metadata: () => {
       const md = new grpc.Metadata();
       md.set("authorization", "Bearer the-peer-token");
@@ -125,7 +127,7 @@ describe("participant messages", () => {
     const { dataDir, p } = participant(fake);
     const t = await p.beginSave(REF, "model");
     expect(t.attempt.attempt, "the coordinator's attempt number is the one staged into").toBe(3);
-    expect(t.dir.startsWith(dataDir.stagingDir("j", "c", 3))).toBe(true);
+    expect(t.dir.startsWith(dataDir.localPath(layout.staging("j", "c", 3)))).toBe(true);
     expect(fake.calls.map((c) => c.rpc)).toEqual(["OpenAttempt"]);
     expect(fake.calls[0]!.token).toBe("Bearer the-peer-token");
     expect(fake.of("OpenAttempt")[0]).toEqual({

@@ -4,7 +4,8 @@ import * as path from "node:path";
 import { crc32c } from "@node-rs/crc32";
 import { afterEach, describe, expect, it } from "vitest";
 import { decodeChunk, LZ4_MAX_BLOCK } from "../../../src/codec/codec.js";
-import { entryFileName, PACK_FILE_NAME, type EntryRecord } from "../../../src/catalog/manifest.js";
+import type { EntryRecord } from "../../../src/catalog/manifest.js";
+import { entryFileName, PACK_FILE_NAME } from "../../../src/store/layout.js";
 import { ItemWriter, PACK_MAX_ENTRY_BYTES, type EntrySpec } from "../../../src/save/item-writer.js";
 import { BUFFERED_IO } from "../../../src/store/direct-io.js";
 
