@@ -22,7 +22,7 @@ import type { OpenAttemptResponse } from "../../wire/gen/ckptd/v1/OpenAttemptRes
 import type { VoteResponse } from "../../wire/gen/ckptd/v1/VoteResponse.js";
 import type { Cluster } from "./cluster.js";
 import { Attempt, outcomeFromWire, type CheckpointCoordinator, type CheckpointRef, type Decision, type SaveTicket } from "./coordinator.js";
-import { CkptdError, failedPrecondition } from "../common/errors.js";
+import { CkptdError, failedPrecondition, type ErrorKind } from "../common/errors.js";
 import { itemDirName } from "../catalog/manifest.js";
 import { stagedItem } from "./peer-messages.js";
 import { checkInt, checkName } from "../common/names.js";
@@ -31,14 +31,14 @@ import { removeTree, writeFileDurable, type DataDir } from "../store/files.js";
 /** Deadline of one peer call to the coordinator (a vote's is longer: see vote). */
 const PEER_CALL_TIMEOUT_MS = 10_000;
 
-/** Statuses that mean "the coordinator is not reachable right now": retry. */
-const RETRYABLE = new Set([
-  grpc.status.UNAVAILABLE,
-  grpc.status.DEADLINE_EXCEEDED,
-  grpc.status.CANCELLED,
-  grpc.status.UNKNOWN,
-  grpc.status.INTERNAL,
-]);
+/** Kinds of peer-call failure that mean "the coordinator is not reachable right now": retry. */
+const RETRYABLE = new Set<ErrorKind>(["unavailable", "deadline_exceeded", "cancelled", "unknown", "internal"]);
+
+/**
+ * Turns a failed peer call into a domain error of the status's kind, its message prefixed
+ * with `who` (given by the daemon: the status mapping lives with the RPC adapter).
+ */
+export type PeerErrorMapper = (err: grpc.ServiceError, who: string) => CkptdError;
 
 interface Marker {
   job: string;
@@ -57,7 +57,11 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
   constructor(
     private readonly dataDir: DataDir,
     private readonly cluster: Cluster,
-    private readonly options: { prepareTimeoutMs: number },
+    private readonly options: {
+      prepareTimeoutMs: number;
+      /** How a failed peer call becomes an error; without it every failure counts as "coordinator unavailable". */
+      peerError?: PeerErrorMapper;
+    },
     private readonly log: Logger,
   ) {}
 
@@ -301,7 +305,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
             await this.abortRemote(a, `node '${this.cluster.nodeId}' restarted while the checkpoint was undecided`);
           }
         } catch (err) {
-          if (err instanceof CkptdError && err.code === grpc.status.FAILED_PRECONDITION) {
+          if (err instanceof CkptdError && err.kind === "failed_precondition") {
             // The coordinator has no such attempt (it restarted before recording it): presumed abort.
             this.settle(a, "COMMIT_OUTCOME_ABORTED", err.message);
           } else this.log.debug({ err, job: a.job, checkpoint: a.checkpointId }, "coordinator not reachable; will retry");
@@ -312,7 +316,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     }
   }
 
-  /** One peer call with a short deadline; failures become CkptdError with the coordinator's status. */
+  /** One peer call with a short deadline; failures become CkptdError of the coordinator's status's kind. */
   private once<T>(
     start: (md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: T) => void) => void,
     timeoutMs = 5_000,
@@ -322,14 +326,16 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
       try {
         md = this.cluster.metadata();
         start(md, { deadline: Date.now() + timeoutMs }, (err, res) =>
-          err
-            ? reject(new CkptdError(err.code, `coordinator '${this.cluster.coordinatorId}': ${err.details}`, { cause: err }))
-            : resolve(res!),
+          err ? reject(this.peerError(err, `coordinator '${this.cluster.coordinatorId}'`)) : resolve(res!),
         );
       } catch (err) {
         reject(err);
       }
     });
+  }
+
+  private peerError(err: grpc.ServiceError, who: string): CkptdError {
+    return this.options.peerError?.(err, who) ?? new CkptdError("unavailable", `${who}: ${err.details}`, { cause: err });
   }
 
   /**
@@ -346,8 +352,8 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
       try {
         return await this.once(start, callTimeoutMs);
       } catch (err) {
-        const code = err instanceof CkptdError ? err.code : grpc.status.UNAVAILABLE;
-        if (!RETRYABLE.has(code) || Date.now() + delay > until) throw err;
+        const kind = err instanceof CkptdError ? err.kind : "unavailable";
+        if (!RETRYABLE.has(kind) || Date.now() + delay > until) throw err;
         this.log.debug({ err, what }, "coordinator unreachable; retrying");
         await new Promise((r) => setTimeout(r, delay));
       }

@@ -97,6 +97,12 @@ export class Metrics {
     labelNames: ["reason"],
     registers: [this.registry],
   });
+  readonly rpcRejections = new Counter({
+    name: "ckptd_rpc_rejections_total",
+    help: "RPCs that ended with an error status, by method (Service/Method) and status code",
+    labelNames: ["method", "code"],
+    registers: [this.registry],
+  });
   readonly deletions = new Counter({
     name: "ckptd_deletions_total",
     help: "Committed checkpoints deleted",
