@@ -41,7 +41,7 @@ import {
   type RankRecord,
 } from "../catalog/manifest.js";
 import { injectFault } from "../common/faults.js";
-import { abortReason, type Metrics } from "../common/metrics.js";
+import type { AbortReason, Metrics } from "../common/metrics.js";
 import { checkRef, DEFAULT_MAX_WORLD_SIZE, missingRanks } from "../common/limits.js";
 import { checkName } from "../common/names.js";
 import { fsyncDir, quarantineDirectory, removeTree, writeFileDurable, type DataDir } from "../store/files.js";
@@ -521,6 +521,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
           attempt,
           "ABORTED",
           `rank ${ref.rank} voted for item(s) ${missing.map((m) => `'${m}'`).join(", ")} that it did not stage in attempt ${attempt.attempt}`,
+          "missing_item",
         );
       } else if (attempt.votes.size === attempt.worldSize) {
         void this.decide(attempt, "COMMITTED", "");
@@ -552,7 +553,8 @@ export class CommitCoordinator implements CheckpointCoordinator {
       if (last) return this.pastDecision(ref, last);
       return this.abortUnopened(ref, reason);
     }
-    if (current.state === "preparing") void this.decide(current, "ABORTED", `rank ${ref.rank} aborted${reason ? `: ${reason}` : ""}`);
+    if (current.state === "preparing")
+      void this.decide(current, "ABORTED", `rank ${ref.rank} aborted${reason ? `: ${reason}` : ""}`, "rank_abort");
     return current.decided();
   }
 
@@ -589,7 +591,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
       this.log.error({ job: ref.job, checkpoint: ref.checkpointId, attempt: n, err }, "could not record the decision");
       this.unwrittenAborts.set(`${key}@${n}`, { job: ref.job, id: ref.checkpointId, record });
     }
-    this.options.metrics?.aborts.inc({ reason: abortReason(decision.reason) });
+    this.options.metrics?.aborts.inc({ reason: "rank_abort" });
     this.log.warn({ job: ref.job, checkpoint: ref.checkpointId, attempt: n, reason: decision.reason }, "checkpoint aborted");
     return decision;
   }
@@ -620,7 +622,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
     const current = this.open.get(key);
     const used = current?.incarnations.get(ref.rank);
     if (current && used !== undefined && used < inc) {
-      void this.decide(current, "ABORTED", `rank ${ref.rank} restarted (incarnation ${used} → ${inc})`);
+      void this.decide(current, "ABORTED", `rank ${ref.rank} restarted (incarnation ${used} → ${inc})`, "restart");
       // A COMMIT already being decided stands: the new attempt is then refused as committed.
       return current.decided().catch(() => undefined);
     }
@@ -722,7 +724,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
       // The attempt may have been decided while the files were checked.
       if (current.state === "preparing" && !current.votes.has(ref.rank)) {
         if (problem) {
-          void this.decide(current, "ABORTED", `rank ${ref.rank}'s vote does not match its staged files: ${problem}`);
+          void this.decide(current, "ABORTED", `rank ${ref.rank}'s vote does not match its staged files: ${problem}`, "error");
           return current.decided();
         }
         current.staged.set(ref.rank, items);
@@ -742,7 +744,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
     await this.fence({ job, checkpointId: id, rank, incarnation });
     const current = this.open.get(`${job}/${id}`);
     if (!current || current.attempt !== attemptNo) return this.pastDecision({ job, checkpointId: id }, attemptNo);
-    if (current.state === "preparing") void this.decide(current, "ABORTED", reason);
+    if (current.state === "preparing") void this.decide(current, "ABORTED", reason, relayedAbortReason(reason));
     return current.decided();
   }
 
@@ -841,7 +843,8 @@ export class CommitCoordinator implements CheckpointCoordinator {
     return max;
   }
 
-  private async decide(attempt: Attempt, outcome: Outcome, reason: string): Promise<void> {
+  /** `why` labels an ABORTED decision in the aborts metric. */
+  private async decide(attempt: Attempt, outcome: Outcome, reason: string, why: AbortReason = "error"): Promise<void> {
     if (attempt.state !== "preparing") return;
     attempt.state = "deciding";
     // Streams still open cannot take part any more: they end now, not at their next message.
@@ -878,7 +881,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
     }
     const decision: Decision = { outcome, reason, attempt: n };
     this.log.warn({ ...logCtx, reason }, "checkpoint aborted");
-    this.options.metrics?.aborts.inc({ reason: abortReason(reason) });
+    this.options.metrics?.aborts.inc({ reason: why });
     void removeTree(attempt.dir).catch((err: unknown) => this.log.error({ ...logCtx, err }, "could not free aborted staging"));
     this.open.delete(`${job}/${id}`);
     this.remember(`${job}/${id}@${n}`, decision);
@@ -1138,6 +1141,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
         attempt,
         "ABORTED",
         `prepare timeout: no activity for ${this.options.prepareTimeoutMs} ms and rank(s) ${missingRanks(attempt.worldSize, attempt.votes.keys())} did not vote`,
+        "timeout",
       );
     }
   }
@@ -1168,4 +1172,16 @@ async function stagedFilesProblem(attemptDir: string, rank: number, records: Ite
     }
   }
   return undefined;
+}
+
+/**
+ * Why a participant node aborted, for the aborts metric. AbortAttempt carries only the
+ * participant's text (ParticipantCoordinator words it: a rank's abort, items it did not
+ * stage, the node's restart), so a relayed abort is labelled by that wording.
+ */
+function relayedAbortReason(reason: string): AbortReason {
+  if (/^rank \d+ aborted/.test(reason)) return "rank_abort";
+  if (/did not stage/.test(reason)) return "missing_item";
+  if (/restarted/.test(reason)) return "restart";
+  return "error";
 }

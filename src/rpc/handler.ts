@@ -81,57 +81,63 @@ export function rpcMethods(env: RpcEnv, service: string) {
     return s;
   }
 
+  /** A handler that answers with the method's result (unary, client-streaming). */
+  function answering<C extends AnyCall, Res>(
+    method: string,
+    fn: (call: C, ctx: CallContext) => Promise<Res>,
+    options: MethodOptions<C> | undefined,
+  ) {
+    return (call: C, callback: grpc.sendUnaryData<Res>) => {
+      run(method, call, fn, options).then(
+        (res) => callback(null, res),
+        (s: grpc.ServiceError) => callback(s),
+      );
+    };
+  }
+
+  /** A handler whose call ends when the method returns (server-streaming, bidi). */
+  function ending<C extends AnyCall & { end(): void; emit(event: "error", err: unknown): boolean }>(
+    method: string,
+    fn: (call: C, ctx: CallContext) => Promise<void>,
+    options: MethodOptions<C> | undefined,
+  ) {
+    return (call: C) => {
+      run(method, call, fn, options).then(
+        () => call.end(),
+        (s: grpc.ServiceError) => call.emit("error", s),
+      );
+    };
+  }
+
+  type Method<C, R> = (call: C, ctx: CallContext) => Promise<R>;
   return {
     unary<Req, Res>(
       method: string,
-      fn: (call: grpc.ServerUnaryCall<Req, Res>, ctx: CallContext) => Promise<Res>,
+      fn: Method<grpc.ServerUnaryCall<Req, Res>, Res>,
       options?: MethodOptions<grpc.ServerUnaryCall<Req, Res>>,
     ): grpc.handleUnaryCall<Req, Res> {
-      return (call, callback) => {
-        run(method, call, fn, options).then(
-          (res) => callback(null, res),
-          (s: grpc.ServiceError) => callback(s),
-        );
-      };
+      return answering(method, fn, options);
     },
-
     clientStream<Req, Res>(
       method: string,
-      fn: (call: grpc.ServerReadableStream<Req, Res>, ctx: CallContext) => Promise<Res>,
+      fn: Method<grpc.ServerReadableStream<Req, Res>, Res>,
       options?: MethodOptions<grpc.ServerReadableStream<Req, Res>>,
     ): grpc.handleClientStreamingCall<Req, Res> {
-      return (call, callback) => {
-        run(method, call, fn, options).then(
-          (res) => callback(null, res),
-          (s: grpc.ServiceError) => callback(s),
-        );
-      };
+      return answering(method, fn, options);
     },
-
     serverStream<Req, Res>(
       method: string,
-      fn: (call: grpc.ServerWritableStream<Req, Res>, ctx: CallContext) => Promise<void>,
+      fn: Method<grpc.ServerWritableStream<Req, Res>, void>,
       options?: MethodOptions<grpc.ServerWritableStream<Req, Res>>,
     ): grpc.handleServerStreamingCall<Req, Res> {
-      return (call) => {
-        run(method, call, fn, options).then(
-          () => call.end(),
-          (s: grpc.ServiceError) => call.emit("error", s),
-        );
-      };
+      return ending(method, fn, options);
     },
-
     bidi<Req, Res>(
       method: string,
-      fn: (call: grpc.ServerDuplexStream<Req, Res>, ctx: CallContext) => Promise<void>,
+      fn: Method<grpc.ServerDuplexStream<Req, Res>, void>,
       options?: MethodOptions<grpc.ServerDuplexStream<Req, Res>>,
     ): grpc.handleBidiStreamingCall<Req, Res> {
-      return (call) => {
-        run(method, call, fn, options).then(
-          () => call.end(),
-          (s: grpc.ServiceError) => call.emit("error", s),
-        );
-      };
+      return ending(method, fn, options);
     },
   };
 }
