@@ -101,8 +101,8 @@ export async function saveItem(
           { job: h.job, checkpointId: h.checkpointId, step: h.step, rank: h.rank, worldSize: h.worldSize, incarnation: h.incarnation },
           h.item,
         );
-        // A decision while the stream waits for its client ends the stream at once.
         Object.assign(call.context, { job: h.job, checkpoint: h.checkpointId, rank: h.rank, item: h.item });
+        // A decision while the stream waits for its client ends the stream at once.
         unwatch = ticket.attempt.watchStream((err) => guard.stop(err));
         const io = deps.writeIo;
         lease = io.pool?.lease(h.job);
