@@ -103,7 +103,10 @@ export function rpcMethods(env: RpcEnv, service: string) {
   ) {
     return (call: C) => {
       run(method, call, fn, options).then(
-        () => call.end(),
+        () => {
+          // A call its client cancelled has nobody left to end it for.
+          if (!call.cancelled) call.end();
+        },
         (s: grpc.ServiceError) => call.emit("error", s),
       );
     };
