@@ -1,8 +1,9 @@
 /**
  * What a client may send, bounded at the edge. Every request message of every RPC is
- * walked once before its handler runs (rpc/handler.ts) (and every message of a client stream as it
- * arrives), so no string, repeated field or map a client controls can make the daemon
- * copy, log, store or echo an unbounded amount, whatever the handler does with it later.
+ * walked once before its handler runs (rpc/handler.ts does it for every method), and every
+ * message of a client stream as it arrives, so no string, repeated field or map a client
+ * controls can make the daemon copy, log, store or echo an unbounded amount, whatever
+ * the handler does with it later.
  * Field-specific rules (names, ranks, sizes) are checked where the field is used; these
  * are the ceilings under all of them. The README's "Limits" table lists them.
  */
