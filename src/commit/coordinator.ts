@@ -37,7 +37,7 @@ import {
   type RankRecord,
 } from "../catalog/manifest.js";
 import { injectFault } from "../common/faults.js";
-import { abortReason, type Metrics } from "../common/metrics.js";
+import type { AbortReason, Metrics } from "../common/metrics.js";
 import { checkRef, DEFAULT_MAX_WORLD_SIZE, missingRanks } from "../common/limits.js";
 import { checkName } from "../common/names.js";
 import { isTmpName, itemDirName, joinKey, layout, parseAttemptName, parseDecisionName } from "../store/layout.js";
@@ -517,6 +517,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
           attempt,
           "ABORTED",
           `rank ${ref.rank} voted for item(s) ${missing.map((m) => `'${m}'`).join(", ")} that it did not stage in attempt ${attempt.attempt}`,
+          "missing_item",
         );
       } else if (attempt.votes.size === attempt.worldSize) {
         void this.decide(attempt, "COMMITTED", "");
@@ -548,7 +549,8 @@ export class CommitCoordinator implements CheckpointCoordinator {
       if (last) return this.pastDecision(ref, last);
       return this.abortUnopened(ref, reason);
     }
-    if (current.state === "preparing") void this.decide(current, "ABORTED", `rank ${ref.rank} aborted${reason ? `: ${reason}` : ""}`);
+    if (current.state === "preparing")
+      void this.decide(current, "ABORTED", `rank ${ref.rank} aborted${reason ? `: ${reason}` : ""}`, "rank_abort");
     return current.decided();
   }
 
@@ -585,7 +587,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
       this.log.error({ job: ref.job, checkpoint: ref.checkpointId, attempt: n, err }, "could not record the decision");
       this.unwrittenAborts.set(`${key}@${n}`, { job: ref.job, id: ref.checkpointId, record });
     }
-    this.options.metrics?.aborts.inc({ reason: abortReason(decision.reason) });
+    this.options.metrics?.aborts.inc({ reason: "rank_abort" });
     this.log.warn({ job: ref.job, checkpoint: ref.checkpointId, attempt: n, reason: decision.reason }, "checkpoint aborted");
     return decision;
   }
@@ -616,7 +618,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
     const current = this.open.get(key);
     const used = current?.incarnations.get(ref.rank);
     if (current && used !== undefined && used < inc) {
-      void this.decide(current, "ABORTED", `rank ${ref.rank} restarted (incarnation ${used} → ${inc})`);
+      void this.decide(current, "ABORTED", `rank ${ref.rank} restarted (incarnation ${used} → ${inc})`, "restart");
       // A COMMIT already being decided stands: the new attempt is then refused as committed.
       return current.decided().catch(() => undefined);
     }
@@ -718,7 +720,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
       // The attempt may have been decided while the files were checked.
       if (current.state === "preparing" && !current.votes.has(ref.rank)) {
         if (problem) {
-          void this.decide(current, "ABORTED", `rank ${ref.rank}'s vote does not match its staged files: ${problem}`);
+          void this.decide(current, "ABORTED", `rank ${ref.rank}'s vote does not match its staged files: ${problem}`, "error");
           return current.decided();
         }
         current.staged.set(ref.rank, items);
@@ -738,7 +740,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
     await this.fence({ job, checkpointId: id, rank, incarnation });
     const current = this.open.get(`${job}/${id}`);
     if (!current || current.attempt !== attemptNo) return this.pastDecision({ job, checkpointId: id }, attemptNo);
-    if (current.state === "preparing") void this.decide(current, "ABORTED", reason);
+    if (current.state === "preparing") void this.decide(current, "ABORTED", reason, relayedAbortReason(reason));
     return current.decided();
   }
 
@@ -840,7 +842,8 @@ export class CommitCoordinator implements CheckpointCoordinator {
     return max;
   }
 
-  private async decide(attempt: Attempt, outcome: Outcome, reason: string): Promise<void> {
+  /** `why` labels an ABORTED decision in the aborts metric. */
+  private async decide(attempt: Attempt, outcome: Outcome, reason: string, why: AbortReason = "error"): Promise<void> {
     if (attempt.state !== "preparing") return;
     attempt.state = "deciding";
     // Streams still open cannot take part any more: they end now, not at their next message.
@@ -877,7 +880,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
     }
     const decision: Decision = { outcome, reason, attempt: n };
     this.log.warn({ ...logCtx, reason }, "checkpoint aborted");
-    this.options.metrics?.aborts.inc({ reason: abortReason(reason) });
+    this.options.metrics?.aborts.inc({ reason: why });
     void this.storage
       .deletePrefix(attempt.key)
       .catch((err: unknown) => this.log.error({ ...logCtx, err }, "could not free aborted staging"));
@@ -1122,6 +1125,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
         attempt,
         "ABORTED",
         `prepare timeout: no activity for ${this.options.prepareTimeoutMs} ms and rank(s) ${missingRanks(attempt.worldSize, attempt.votes.keys())} did not vote`,
+        "timeout",
       );
     }
   }
@@ -1145,4 +1149,16 @@ async function stagedFilesProblem(storage: Storage, attempt: string, rank: numbe
     }
   }
   return undefined;
+}
+
+/**
+ * Why a participant node aborted, for the aborts metric. AbortAttempt carries only the
+ * participant's text (ParticipantCoordinator words it: a rank's abort, items it did not
+ * stage, the node's restart), so a relayed abort is labelled by that wording.
+ */
+function relayedAbortReason(reason: string): AbortReason {
+  if (/^rank \d+ aborted/.test(reason)) return "rank_abort";
+  if (/did not stage/.test(reason)) return "missing_item";
+  if (/restarted/.test(reason)) return "restart";
+  return "error";
 }

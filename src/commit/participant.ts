@@ -20,7 +20,7 @@ import type { OpenAttemptResponse } from "../../wire/gen/ckptd/v1/OpenAttemptRes
 import type { VoteResponse } from "../../wire/gen/ckptd/v1/VoteResponse.js";
 import type { Cluster } from "./cluster.js";
 import { Attempt, outcomeFromWire, type CheckpointCoordinator, type CheckpointRef, type Decision, type SaveTicket } from "./coordinator.js";
-import { CkptdError, failedPrecondition } from "../common/errors.js";
+import { CkptdError, failedPrecondition, type ErrorKind } from "../common/errors.js";
 import { stagedItem } from "./peer-messages.js";
 import { checkInt, checkName } from "../common/names.js";
 import { isTmpName, joinKey, layout } from "../store/layout.js";
@@ -29,14 +29,14 @@ import { getText, type Storage } from "../store/storage.js";
 /** Deadline of one peer call to the coordinator (a vote's is longer: see vote). */
 const PEER_CALL_TIMEOUT_MS = 10_000;
 
-/** Statuses that mean "the coordinator is not reachable right now": retry. */
-const RETRYABLE = new Set([
-  grpc.status.UNAVAILABLE,
-  grpc.status.DEADLINE_EXCEEDED,
-  grpc.status.CANCELLED,
-  grpc.status.UNKNOWN,
-  grpc.status.INTERNAL,
-]);
+/** Kinds of peer-call failure that mean "the coordinator is not reachable right now": retry. */
+const RETRYABLE = new Set<ErrorKind>(["unavailable", "deadline_exceeded", "cancelled", "unknown", "internal"]);
+
+/**
+ * Turns a failed peer call into a domain error of the status's kind, its message prefixed
+ * with `who` (given by the daemon: the status mapping lives with the RPC adapter).
+ */
+export type PeerErrorMapper = (err: grpc.ServiceError, who: string) => CkptdError;
 
 interface Marker {
   job: string;
@@ -55,7 +55,11 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
   constructor(
     private readonly storage: Storage,
     private readonly cluster: Cluster,
-    private readonly options: { prepareTimeoutMs: number },
+    private readonly options: {
+      prepareTimeoutMs: number;
+      /** How a failed peer call becomes an error of the coordinator's status's kind (the status mapping lives with the RPC adapter). */
+      peerError: PeerErrorMapper;
+    },
     private readonly log: Logger,
   ) {}
 
@@ -300,7 +304,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
             await this.abortRemote(a, `node '${this.cluster.nodeId}' restarted while the checkpoint was undecided`);
           }
         } catch (err) {
-          if (err instanceof CkptdError && err.code === grpc.status.FAILED_PRECONDITION) {
+          if (err instanceof CkptdError && err.kind === "failed_precondition") {
             // The coordinator has no such attempt (it restarted before recording it): presumed abort.
             this.settle(a, "COMMIT_OUTCOME_ABORTED", err.message);
           } else this.log.debug({ err, job: a.job, checkpoint: a.checkpointId }, "coordinator not reachable; will retry");
@@ -311,7 +315,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     }
   }
 
-  /** One peer call with a short deadline; failures become CkptdError with the coordinator's status. */
+  /** One peer call with a short deadline; failures become CkptdError of the coordinator's status's kind. */
   private once<T>(
     start: (md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: T) => void) => void,
     timeoutMs = 5_000,
@@ -328,9 +332,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
       try {
         md = this.cluster.metadata();
         start(md, { deadline: Date.now() + timeoutMs }, (err, res) =>
-          err
-            ? reject(new CkptdError(err.code, `coordinator '${this.cluster.coordinatorId}': ${err.details}`, { cause: err }))
-            : resolve(res!),
+          err ? reject(this.options.peerError(err, `coordinator '${this.cluster.coordinatorId}'`)) : resolve(res!),
         );
       } catch (err) {
         reject(err);
@@ -352,8 +354,8 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
       try {
         return await this.once(start, callTimeoutMs);
       } catch (err) {
-        const code = err instanceof CkptdError ? err.code : grpc.status.UNAVAILABLE;
-        if (!RETRYABLE.has(code) || Date.now() + delay > until) throw err;
+        const kind = err instanceof CkptdError ? err.kind : "unavailable";
+        if (!RETRYABLE.has(kind) || Date.now() + delay > until) throw err;
         this.log.debug({ err, what }, "coordinator unreachable; retrying");
         await new Promise((r) => setTimeout(r, delay));
       }

@@ -1,12 +1,51 @@
 /**
- * Domain errors and the one place where any error becomes a gRPC status.
+ * Domain errors: what went wrong, as a kind a caller can act on. They know nothing of the
+ * wire; src/rpc/status.ts is the one place a kind (or any other error) becomes a status.
  */
-import { status, type ServiceError, Metadata } from "@grpc/grpc-js";
 
-/** An error with the gRPC status it should be reported as. */
+/** What kind of failure an error is. */
+export type ErrorKind =
+  | "invalid_argument"
+  | "not_found"
+  | "failed_precondition"
+  | "already_exists"
+  | "aborted"
+  | "data_loss"
+  | "unavailable"
+  | "resource_exhausted"
+  | "deadline_exceeded"
+  | "cancelled"
+  | "out_of_range"
+  | "unauthenticated"
+  | "permission_denied"
+  | "unimplemented"
+  | "unknown"
+  | "internal";
+
+/** Every kind, for tests and mappings that must cover them all. */
+export const ERROR_KINDS: readonly ErrorKind[] = [
+  "invalid_argument",
+  "not_found",
+  "failed_precondition",
+  "already_exists",
+  "aborted",
+  "data_loss",
+  "unavailable",
+  "resource_exhausted",
+  "deadline_exceeded",
+  "cancelled",
+  "out_of_range",
+  "unauthenticated",
+  "permission_denied",
+  "unimplemented",
+  "unknown",
+  "internal",
+];
+
+/** An error of a known kind; its message is what the client is told. */
 export class CkptdError extends Error {
   constructor(
-    readonly code: status,
+    readonly kind: ErrorKind,
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -15,43 +54,31 @@ export class CkptdError extends Error {
   }
 }
 
-export const invalidArgument = (msg: string) => new CkptdError(status.INVALID_ARGUMENT, msg);
-export const notFound = (msg: string) => new CkptdError(status.NOT_FOUND, msg);
-export const failedPrecondition = (msg: string) => new CkptdError(status.FAILED_PRECONDITION, msg);
-export const alreadyExists = (msg: string) => new CkptdError(status.ALREADY_EXISTS, msg);
-export const aborted = (msg: string) => new CkptdError(status.ABORTED, msg);
-export const dataLoss = (msg: string) => new CkptdError(status.DATA_LOSS, msg);
-export const unavailable = (msg: string) => new CkptdError(status.UNAVAILABLE, msg);
-export const resourceExhausted = (msg: string) => new CkptdError(status.RESOURCE_EXHAUSTED, msg);
-export const deadlineExceeded = (msg: string) => new CkptdError(status.DEADLINE_EXCEEDED, msg);
-export const cancelled = (msg: string) => new CkptdError(status.CANCELLED, msg);
-export const internal = (msg: string, cause?: unknown) => new CkptdError(status.INTERNAL, msg, { cause });
+/** The marker every "shared memory unavailable" message starts with (clients fall back to the stream on it). */
+export const SHARED_MEMORY_UNAVAILABLE = "shared memory unavailable";
 
-/** Node errno codes that say something a caller can act on. */
-const ERRNO_STATUS: Record<string, [status, string]> = {
-  ENOSPC: [status.RESOURCE_EXHAUSTED, "the daemon's data directory is full"],
-  EDQUOT: [status.RESOURCE_EXHAUSTED, "the daemon's disk quota is exhausted"],
-  ENOENT: [status.NOT_FOUND, "a file the request needs does not exist"],
-  EACCES: [status.INTERNAL, "the daemon has no permission on its data directory"],
-  EROFS: [status.UNAVAILABLE, "the daemon's data directory is read-only"],
-  EIO: [status.DATA_LOSS, "an I/O error occurred on the daemon's disk"],
-  EMFILE: [status.RESOURCE_EXHAUSTED, "the daemon ran out of file descriptors"],
-};
-
-/** Maps any error to a status the client gets; never leaks a stack trace. */
-export function toServiceError(err: unknown): Partial<ServiceError> & { code: status; details: string } {
-  let code: status = status.INTERNAL;
-  let details: string;
-  if (err instanceof CkptdError) {
-    code = err.code;
-    details = err.message;
-  } else if (err instanceof Error && typeof (err as NodeJS.ErrnoException).code === "string") {
-    const errno = (err as NodeJS.ErrnoException).code!;
-    const mapped = ERRNO_STATUS[errno];
-    if (mapped) code = mapped[0];
-    details = mapped ? `${mapped[1]} (${err.message})` : `internal error: ${err.message}`;
-  } else {
-    details = `internal error: ${err instanceof Error ? err.message : String(err)}`;
+/**
+ * A client's shared-memory file cannot be used here (FAILED_PRECONDITION): the client sends
+ * its bytes on the stream instead. Its message starts with SHARED_MEMORY_UNAVAILABLE.
+ */
+export class SharedMemoryUnavailable extends CkptdError {
+  constructor(why: string) {
+    super("failed_precondition", `${SHARED_MEMORY_UNAVAILABLE}: ${why}; send the bytes in Chunk messages`);
+    this.name = "SharedMemoryUnavailable";
   }
-  return { code, details, message: details, metadata: new Metadata() };
 }
+
+export const invalidArgument = (msg: string) => new CkptdError("invalid_argument", msg);
+export const notFound = (msg: string) => new CkptdError("not_found", msg);
+export const failedPrecondition = (msg: string) => new CkptdError("failed_precondition", msg);
+export const alreadyExists = (msg: string) => new CkptdError("already_exists", msg);
+export const aborted = (msg: string) => new CkptdError("aborted", msg);
+export const dataLoss = (msg: string) => new CkptdError("data_loss", msg);
+export const unavailable = (msg: string) => new CkptdError("unavailable", msg);
+export const resourceExhausted = (msg: string) => new CkptdError("resource_exhausted", msg);
+export const deadlineExceeded = (msg: string) => new CkptdError("deadline_exceeded", msg);
+export const cancelled = (msg: string) => new CkptdError("cancelled", msg);
+export const outOfRange = (msg: string) => new CkptdError("out_of_range", msg);
+export const unauthenticated = (msg: string) => new CkptdError("unauthenticated", msg);
+export const permissionDenied = (msg: string) => new CkptdError("permission_denied", msg);
+export const internal = (msg: string, cause?: unknown) => new CkptdError("internal", msg, { cause });

@@ -1,13 +1,13 @@
 /**
  * What a client may send, bounded at the edge. Every request message of every RPC is
- * walked once before its handler runs (and every message of a client stream as it
- * arrives), so no string, repeated field or map a client controls can make the daemon
- * copy, log, store or echo an unbounded amount, whatever the handler does with it later.
+ * walked once before its handler runs (rpc/handler.ts does it for every method), and every
+ * message of a client stream as it arrives, so no string, repeated field or map a client
+ * controls can make the daemon copy, log, store or echo an unbounded amount, whatever
+ * the handler does with it later.
  * Field-specific rules (names, ranks, sizes) are checked where the field is used; these
  * are the ceilings under all of them. The README's "Limits" table lists them.
  */
-import type * as grpc from "@grpc/grpc-js";
-import { invalidArgument, toServiceError } from "./errors.js";
+import { invalidArgument } from "./errors.js";
 import { checkName } from "./names.js";
 
 export const LIMITS = {
@@ -79,33 +79,6 @@ function lastName(field: string): string {
 
 function snake(camel: string): string {
   return camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-}
-
-type AnyHandler = (call: { request?: unknown; emit(event: "error", err: unknown): boolean }, callback?: unknown) => void;
-
-/**
- * Wraps a service's handlers so each unary and server-streaming request is checked by
- * checkBounds before the handler sees it. Client-streaming handlers check each message
- * themselves (they have no `request`).
- */
-export function boundedHandlers<T extends object>(handlers: T): T {
-  const out: Record<string, AnyHandler> = {};
-  for (const [name, handler] of Object.entries(handlers) as [string, AnyHandler][]) {
-    out[name] = (call, callback) => {
-      if (call.request !== undefined) {
-        try {
-          checkBounds(call.request);
-        } catch (err) {
-          const s = toServiceError(err);
-          if (typeof callback === "function") (callback as grpc.sendUnaryData<unknown>)(s);
-          else call.emit("error", s);
-          return;
-        }
-      }
-      handler(call, callback);
-    };
-  }
-  return out as T;
 }
 
 /** The default of --max-world-size. */

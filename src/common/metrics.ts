@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
-/** Why an attempt aborted, as a bounded label set. */
+/** Why an attempt aborted, as a bounded label set: decided where the abort is, never parsed from its text. */
 export type AbortReason = "rank_abort" | "missing_item" | "timeout" | "restart" | "error";
 
 export class Metrics {
@@ -97,6 +97,12 @@ export class Metrics {
     labelNames: ["reason"],
     registers: [this.registry],
   });
+  readonly rpcRejections = new Counter({
+    name: "ckptd_rpc_rejections_total",
+    help: "RPCs that ended with an error status, by method (Service/Method) and status code",
+    labelNames: ["method", "code"],
+    registers: [this.registry],
+  });
   readonly deletions = new Counter({
     name: "ckptd_deletions_total",
     help: "Committed checkpoints deleted",
@@ -149,12 +155,4 @@ export class Metrics {
   close(): void {
     this.server?.close();
   }
-}
-
-export function abortReason(reason: string): AbortReason {
-  if (reason.startsWith("prepare timeout")) return "timeout";
-  if (/^rank \d+ aborted/.test(reason)) return "rank_abort";
-  if (/did not stage/.test(reason)) return "missing_item";
-  if (/restarted/.test(reason)) return "restart";
-  return "error";
 }

@@ -15,6 +15,9 @@ import { Cluster } from "../commit/cluster.js";
 import { CommitCoordinator, type CheckpointCoordinator } from "../commit/coordinator.js";
 import { ParticipantCoordinator } from "../commit/participant.js";
 import { peerServiceHandlers } from "../rpc/peer-service.js";
+import { fromServiceError } from "../rpc/status.js";
+import type { RpcEnv } from "../rpc/handler.js";
+import { sharedReadBuffers } from "../save/save-stream.js";
 import { evaluationServiceHandlers, retentionServiceHandlers } from "../rpc/evaluation-service.js";
 import { Evaluations } from "../evaluation/evaluations.js";
 import { EventLog } from "../catalog/events.js";
@@ -30,7 +33,6 @@ import type { DataDir } from "../store/files.js";
 import { PosixStorage } from "../store/posix.js";
 import { listQuarantine } from "../store/storage.js";
 import { openWriteIo, type WriteIo } from "../store/direct-io.js";
-import { boundedHandlers } from "../common/limits.js";
 import { closeSharedMemoryConfig, openSharedMemoryConfig, SHARED_MEMORY_OFF, type SharedMemoryConfig } from "../store/shared-memory.js";
 
 /** HTTP/2 windows: a few chunks in flight per stream keep a fast client busy without unbounded buffering. */
@@ -108,7 +110,12 @@ export class Daemon {
     );
     if (follower) {
       this.commitCoordinator = undefined;
-      this.coordinator = new ParticipantCoordinator(this.storage, this.cluster!, { prepareTimeoutMs: options.prepareTimeoutMs }, log);
+      this.coordinator = new ParticipantCoordinator(
+        this.storage,
+        this.cluster!,
+        { prepareTimeoutMs: options.prepareTimeoutMs, peerError: fromServiceError },
+        log,
+      );
     } else {
       this.commitCoordinator = new CommitCoordinator(
         this.storage,
@@ -223,32 +230,32 @@ export class Daemon {
     // One budget for what loads hold: read buffers and messages queued for clients.
     const loadBudget = new ByteBudget(this.options.loadBudgetBytes);
     const loader = new CheckpointLoader(this.storage, this.catalog, (bytes) => this.metrics.loadStoredBytesRead.inc(bytes), loadBudget);
+    const rpc: RpcEnv = { log: this.log, metrics: this.metrics };
     this.server.addService(
       v1.CheckpointService.service,
-      boundedHandlers(
-        checkpointServiceHandlers({
-          dataDir: this.storage.dataDir,
-          catalog: this.catalog,
-          coordinator: this.coordinator,
-          loader,
-          retention: this.retention,
-          log: this.log,
-          auth: this.auth,
-          metrics: this.metrics,
-          acceptingSaves: () => this.state === "running",
-          activeSaves: this.activeSaves,
-          saveGuards: this.saveGuards,
-          sharedMemory: this.sharedMemory,
-          writeIo,
-          maxWorldSize: this.options.maxWorldSize,
-          notCoordinator: this.notCoordinator(),
-          streamLimits: {
-            idleTimeoutMs: this.options.streamIdleTimeoutMs,
-            maxLoadsPerJob: this.options.maxLoadsPerJob,
-            loadBudget,
-          },
-        }),
-      ),
+      checkpointServiceHandlers({
+        dataDir: this.storage.dataDir,
+        catalog: this.catalog,
+        coordinator: this.coordinator,
+        loader,
+        retention: this.retention,
+        log: this.log,
+        auth: this.auth,
+        metrics: this.metrics,
+        acceptingSaves: () => this.state === "running",
+        activeSaves: this.activeSaves,
+        saveGuards: this.saveGuards,
+        sharedMemory: this.sharedMemory,
+        writeIo,
+        sharedReadBuffers: sharedReadBuffers(),
+        maxWorldSize: this.options.maxWorldSize,
+        notCoordinator: this.notCoordinator(),
+        streamLimits: {
+          idleTimeoutMs: this.options.streamIdleTimeoutMs,
+          maxLoadsPerJob: this.options.maxLoadsPerJob,
+          loadBudget,
+        },
+      }),
     );
     const evaluationDeps = {
       catalog: this.catalog,
@@ -260,12 +267,12 @@ export class Daemon {
       shutdown: this.shutdown.signal,
       notCoordinator: this.notCoordinator(),
     };
-    this.server.addService(v1.EvaluationService.service, boundedHandlers(evaluationServiceHandlers(evaluationDeps)));
-    this.server.addService(v1.RetentionService.service, boundedHandlers(retentionServiceHandlers(evaluationDeps)));
+    this.server.addService(v1.EvaluationService.service, evaluationServiceHandlers(evaluationDeps, rpc));
+    this.server.addService(v1.RetentionService.service, retentionServiceHandlers(evaluationDeps, rpc));
     this.server.addService(
       v1.AdminService.service,
-      boundedHandlers(
-        adminServiceHandlers({
+      adminServiceHandlers(
+        {
           catalog: this.catalog,
           coordinator: this.coordinator,
           events: this.events,
@@ -276,7 +283,8 @@ export class Daemon {
           address: () => this.boundAddress,
           auth: this.auth,
           quarantine: (limit) => listQuarantine(this.storage, limit),
-        }),
+        },
+        rpc,
       ),
     );
     if (this.cluster && this.peerAuth) {
@@ -286,15 +294,16 @@ export class Daemon {
         );
       this.server.addService(
         v1.PeerService.service,
-        boundedHandlers(
-          peerServiceHandlers({
+        peerServiceHandlers(
+          {
             coordinator: this.commitCoordinator,
             coordinatorId: this.cluster.coordinatorId,
             nodeId: this.cluster.nodeId,
             peerIds: this.cluster.peerIds,
             auth: this.peerAuth,
             maxWorldSize: this.options.maxWorldSize,
-          }),
+          },
+          rpc,
         ),
       );
     }

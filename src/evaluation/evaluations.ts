@@ -11,13 +11,12 @@
  */
 import type { Logger } from "pino";
 import type { Catalog } from "../catalog/catalog.js";
-import { CkptdError, invalidArgument, resourceExhausted } from "../common/errors.js";
+import { deadlineExceeded, invalidArgument, resourceExhausted } from "../common/errors.js";
 import { quote } from "../common/limits.js";
 import { checkName } from "../common/names.js";
 import { LineLog } from "../store/line-log.js";
 import { layout } from "../store/layout.js";
 import { listJobs, type Storage } from "../store/storage.js";
-import { status } from "@grpc/grpc-js";
 
 /** Bounds of one report (what the daemon keeps in memory and in the log for it). */
 export const MAX_METRICS = 256;
@@ -201,8 +200,7 @@ export class Evaluations {
       if (missing.length === 0) return evaluators.map((e) => reports.get(e)!);
       const left = deadline - Date.now();
       if (left <= 0 || signal.aborted)
-        throw new CkptdError(
-          status.DEADLINE_EXCEEDED,
+        throw deadlineExceeded(
           `waited ${timeoutMs} ms for checkpoint '${id}' of job '${job}': missing evaluator(s) ${missing.map((m) => `'${m}'`).join(", ")}` +
             (reports.size > 0 ? ` (reported: ${[...reports.keys()].map((m) => `'${m}'`).join(", ")})` : ""),
         );

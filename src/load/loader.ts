@@ -23,10 +23,9 @@ import type { Catalog } from "../catalog/catalog.js";
 import { ChunkCorruptError, decodeChunk, LZ4_MAX_BLOCK, RAW_FRAME_OVERHEAD, type StoredChunk } from "../codec/codec.js";
 import { crc32c } from "@node-rs/crc32";
 import { dtypeSize } from "../../wire/index.js";
-import { CkptdError, dataLoss, failedPrecondition, invalidArgument, notFound } from "../common/errors.js";
+import { dataLoss, failedPrecondition, invalidArgument, notFound, outOfRange } from "../common/errors.js";
 import { MAX_LOAD_MESSAGE_DATA } from "./load-sender.js";
 import { CoverageError, coveringShards, intersect, type Region, type Segment, segments, shardBox, tilesWhole, volume } from "./reshard.js";
-import { status } from "@grpc/grpc-js";
 import type { CheckpointSummary, EntryRecord, ItemRecord, Manifest } from "../catalog/manifest.js";
 import { itemDirName, PACK_FILE_NAME } from "../store/layout.js";
 import { LIMITS, quote } from "../common/limits.js";
@@ -1040,8 +1039,7 @@ function planResharded(manifest: Manifest, spec: LoadSpec, place: (item: string,
           `the box of ${name} has ${box.offsets.length} dimensions; the tensor of global shape [${g.join(", ")}] has ${g.length}`,
         );
       if (box.offsets.some((o, d) => o + box.lengths[d]! > g[d]!))
-        throw new CkptdError(
-          status.OUT_OF_RANGE,
+        throw outOfRange(
           `the box of ${name} (offsets [${box.offsets.join(", ")}], lengths [${box.lengths.join(", ")}]) lies outside its global shape [${g.join(", ")}]`,
         );
       boxOutput(b.item, b.key, sharded, box);

@@ -10,8 +10,8 @@
  */
 import { timingSafeEqual, createHash } from "node:crypto";
 import * as fs from "node:fs";
-import { status, type Metadata } from "@grpc/grpc-js";
-import { CkptdError } from "../common/errors.js";
+import type { Metadata } from "@grpc/grpc-js";
+import { permissionDenied, unauthenticated } from "../common/errors.js";
 
 export interface AuthScope {
   /** The job the call touches, or undefined for daemon-wide calls. */
@@ -72,16 +72,11 @@ export function peerAuthorizer(token: string | undefined, clients: Authorizer): 
     checkPeer(metadata) {
       if (token === undefined) return;
       const given = bearer(metadata);
-      if (!given)
-        throw new CkptdError(
-          status.UNAUTHENTICATED,
-          'PeerService is for the daemons of this job: send "authorization: Bearer <peer token>"',
-        );
+      if (!given) throw unauthenticated('PeerService is for the daemons of this job: send "authorization: Bearer <peer token>"');
       if (same(given, token)) return;
       const owner = clients.owner(given);
-      if (owner !== undefined)
-        throw new CkptdError(status.PERMISSION_DENIED, `PeerService needs the peer token (--peer-token-file); the token given is ${owner}`);
-      throw new CkptdError(status.UNAUTHENTICATED, "the bearer token is not this job's peer token");
+      if (owner !== undefined) throw permissionDenied(`PeerService needs the peer token (--peer-token-file); the token given is ${owner}`);
+      throw unauthenticated("the bearer token is not this job's peer token");
     },
   };
 }
@@ -132,17 +127,13 @@ export function loadTokens(file: string): Authorizer {
     },
     check(metadata, scope) {
       const token = bearer(metadata);
-      if (!token)
-        throw new CkptdError(status.UNAUTHENTICATED, 'this daemon requires a token: send metadata "authorization: Bearer <token>"');
+      if (!token) throw unauthenticated('this daemon requires a token: send metadata "authorization: Bearer <token>"');
       if (admin && same(token, admin)) return;
       const ownerJob = [...jobs.entries()].find(([, t]) => same(token, t))?.[0];
-      if (ownerJob === undefined) throw new CkptdError(status.UNAUTHENTICATED, "the bearer token is not known to this daemon");
-      if (scope.admin)
-        throw new CkptdError(status.PERMISSION_DENIED, `this call needs the admin token; the token given belongs to job '${ownerJob}'`);
-      if (scope.job === undefined)
-        throw new CkptdError(status.PERMISSION_DENIED, `this call is not scoped to a job; job '${ownerJob}''s token does not cover it`);
-      if (scope.job !== ownerJob)
-        throw new CkptdError(status.PERMISSION_DENIED, `the token given belongs to job '${ownerJob}', not to job '${scope.job}'`);
+      if (ownerJob === undefined) throw unauthenticated("the bearer token is not known to this daemon");
+      if (scope.admin) throw permissionDenied(`this call needs the admin token; the token given belongs to job '${ownerJob}'`);
+      if (scope.job === undefined) throw permissionDenied(`this call is not scoped to a job; job '${ownerJob}''s token does not cover it`);
+      if (scope.job !== ownerJob) throw permissionDenied(`the token given belongs to job '${ownerJob}', not to job '${scope.job}'`);
     },
   };
 }

@@ -1,65 +1,48 @@
 /**
- * gRPC handlers: wire messages ↔ domain calls. A handler translates and reports
- * errors through toServiceError; the protocol lives in the coordinator.
+ * CheckpointService handlers: the wire adapter of Save, Commit, Load and the catalog
+ * calls. A handler translates messages to domain calls and back; the Save stream's
+ * grammar lives in save/save-stream.ts, the protocol in the coordinator, and every
+ * method is served through rpc/handler.ts (bounds, errors, logging, metrics).
  */
 import type { EventEmitter } from "node:events";
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import { crc32c } from "@node-rs/crc32";
-import type { Logger } from "pino";
 import type { CheckpointServiceHandlers } from "../../wire/gen/ckptd/v1/CheckpointService.js";
-import type { CheckpointIn } from "../../wire/gen/ckptd/v1/Checkpoint.js";
-import type { EntryHeader } from "../../wire/gen/ckptd/v1/EntryHeader.js";
 import type { LoadRequest } from "../../wire/gen/ckptd/v1/LoadRequest.js";
 import type { LoadResponseIn } from "../../wire/gen/ckptd/v1/LoadResponse.js";
 import type { LoadSharedRequest } from "../../wire/gen/ckptd/v1/LoadSharedRequest.js";
 import type { LoadSharedResponseIn } from "../../wire/gen/ckptd/v1/LoadSharedResponse.js";
 import type { SaveRequest } from "../../wire/gen/ckptd/v1/SaveRequest.js";
-import type { SaveResponse } from "../../wire/gen/ckptd/v1/SaveResponse.js";
 import type { SaveSharedRequest } from "../../wire/gen/ckptd/v1/SaveSharedRequest.js";
 import type { SaveSharedResponse } from "../../wire/gen/ckptd/v1/SaveSharedResponse.js";
-import type { TensorSpec } from "../../wire/gen/ckptd/v1/TensorSpec.js";
-import { dtypeSize, tensorByteSize } from "../../wire/index.js";
 import type { Authorizer } from "./auth.js";
 import type { Catalog } from "../catalog/catalog.js";
-import { outcomeToWire, type CheckpointCoordinator, type Decision, type SaveTicket } from "../commit/coordinator.js";
+import { outcomeToWire } from "../commit/coordinator.js";
 import { LZ4_MAX_BLOCK } from "../codec/codec.js";
-import { SpareBuffers, type PoolLease } from "../store/buffer-pool.js";
 import type { ByteBudget } from "../common/byte-budget.js";
-import type { WriteIo } from "../store/direct-io.js";
-import { CkptdError, failedPrecondition, invalidArgument, resourceExhausted, toServiceError, unavailable } from "../common/errors.js";
-import { ItemWriter, type EntrySpec } from "../save/item-writer.js";
-import type { CheckpointLoader, LoadPart, LoadPlan, LoadPosition } from "../load/loader.js";
+import { cancelled, failedPrecondition, invalidArgument, resourceExhausted } from "../common/errors.js";
+import type { CheckpointLoader, LoadPlan, LoadPosition } from "../load/loader.js";
+import { destinationLayout } from "../load/destination.js";
 import { LoadSender, MAX_LOAD_MESSAGE_DATA } from "../load/load-sender.js";
-import { mapCheckpoint, type CheckpointSummary, type EntryRecord, type Manifest } from "../catalog/manifest.js";
 import { checkBounds, checkRef } from "../common/limits.js";
-import { checkKey, checkName } from "../common/names.js";
-import type { Metrics } from "../common/metrics.js";
+import { checkName } from "../common/names.js";
 import type { Retention } from "../evaluation/retention.js";
-import { SharedSegment, type SharedMemoryConfig, type SharedMemoryHandle } from "../store/shared-memory.js";
+import { SharedSegment } from "../store/shared-memory.js";
 import { StreamGuard } from "../common/stream-guard.js";
 import type { DataDir } from "../store/files.js";
+import { saveItem, type SaveStreamDeps } from "../save/save-stream.js";
+import { openRing, SlotRing } from "../save/slot-ring.js";
+import { drained, rpcMethods, type CallContext } from "./handler.js";
+import { checkpointMessage, decisionMessage, decodePageToken, encodePageToken, entryMessage, planMessage } from "./messages.js";
 
-export interface ServiceDeps {
+export interface ServiceDeps extends SaveStreamDeps {
   dataDir: DataDir;
   catalog: Catalog;
-  coordinator: CheckpointCoordinator;
   loader: CheckpointLoader;
   retention: Retention;
-  log: Logger;
   auth: Authorizer;
-  metrics: Metrics;
-  /** False once the daemon drains: new saves are refused with UNAVAILABLE. */
-  acceptingSaves: () => boolean;
-  /** Save streams in progress (the drain waits for them). */
-  activeSaves: { count: number };
   /** The guards of the Save streams in progress (the drain hurries the idle ones). */
   saveGuards: Set<StreamGuard>;
-  /** Where SaveShared clients may put their bytes. */
-  sharedMemory: SharedMemoryConfig;
-  /** How save streams write: the O_DIRECT buffer pool, or buffered I/O. */
-  writeIo: WriteIo;
-  /** Largest world_size a Save or Commit may name. */
-  maxWorldSize: number;
   /** On a multi-node participant: why deletions must go to the coordinator (undefined elsewhere). */
   notCoordinator: string | undefined;
   /** What one client may make a stream hold, and for how long. */
@@ -75,26 +58,29 @@ export interface StreamLimits {
   loadBudget: ByteBudget;
 }
 
-/** Largest object a client may declare (objects stream in chunks like tensors). */
-const MAX_OBJECT_BYTES = 2 ** 50;
-
 export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceHandlers {
   const { coordinator, catalog, loader, log, auth, metrics } = deps;
   /** Load and LoadShared streams open per job. */
   const loadsByJob = new Map<string, number>();
 
-  return {
-    Save(call, callback) {
-      const guard = saveGuard(deps, call, "Save");
-      saveItem(deps, call.metadata, call as AsyncIterable<SaveRequest>, guard)
-        .then(
-          (res) => callback(null, res),
-          (err: unknown) => callback(toServiceError(err)),
-        )
-        .finally(() => endSaveGuard(deps, guard));
-    },
+  const rpc = rpcMethods(deps, "CheckpointService");
+  /** What a Save stream needs of its call: the caller's authorization, and where it names the item. */
+  const saveCall = (call: { metadata: grpc.Metadata }, context: CallContext) => ({
+    authorize: (job: string) => auth.check(call.metadata, { job }),
+    context,
+  });
 
-    SaveShared(call) {
+  return {
+    Save: rpc.clientStream("Save", async (call, ctx) => {
+      const guard = saveGuard(deps, call, "Save");
+      try {
+        return await saveItem(deps, saveCall(call, ctx), call as AsyncIterable<SaveRequest>, guard);
+      } finally {
+        endSaveGuard(deps, guard);
+      }
+    }),
+
+    SaveShared: rpc.bidi("SaveShared", async (call, ctx) => {
       async function* requests(): AsyncGenerator<SaveRequest> {
         // Not `for await (… of call)`: that destroys the stream when the requests end, and
         // a destroyed stream can no longer send the result or the status.
@@ -130,29 +116,26 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         unsent = released;
       };
       const guard = saveGuard(deps, call, "SaveShared");
-      saveItem(deps, call.metadata, requests(), guard, progress)
-        .then(
-          (res) => {
-            flushProgress(); // the last release still comes before the result
-            ended = true;
-            call.write({ result: res } satisfies SaveSharedResponse);
-            call.end();
-          },
-          (err: unknown) => {
-            ended = true;
-            call.emit("error", toServiceError(err));
-          },
-        )
-        .finally(() => endSaveGuard(deps, guard));
-    },
+      try {
+        const res = await saveItem(deps, saveCall(call, ctx), requests(), guard, progress);
+        flushProgress(); // the last release still comes before the result
+        ended = true;
+        call.write({ result: res } satisfies SaveSharedResponse);
+      } finally {
+        ended = true;
+        endSaveGuard(deps, guard);
+      }
+    }),
 
-    Commit(call, callback) {
+    Commit: rpc.unary("Commit", async (call) => {
       const r = call.request;
       const started = process.hrtime.bigint();
-      const cancelled = new Promise<never>((_, reject) =>
-        call.on("cancelled", () => reject(new CkptdError(grpc.status.CANCELLED, "the caller went away"))),
-      );
-      cancelled.catch(() => {});
+      const gone = new Promise<never>((_, reject) => {
+        const fail = () => reject(cancelled("the caller went away"));
+        call.on("cancelled", fail);
+        if (call.cancelled) fail();
+      });
+      gone.catch(() => {});
       const vote = Promise.resolve().then(() => {
         checkName("job", r.job);
         auth.check(call.metadata, { job: r.job });
@@ -164,110 +147,81 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         );
       });
       // The vote stays recorded when the caller goes away; only the wait ends.
-      Promise.race([vote, cancelled]).then(
-        (d) => {
-          metrics.commitSeconds.observe({ outcome: d.outcome }, seconds(started));
-          callback(null, decisionMessage(d));
-        },
-        (err: unknown) => {
-          metrics.commitSeconds.observe({ outcome: "error" }, seconds(started));
-          logRejected(log, "Commit", err);
-          callback(toServiceError(err));
-        },
-      );
-    },
-
-    Abort(call, callback) {
-      const r = call.request;
-      Promise.resolve()
-        .then(() => {
-          checkName("job", r.job);
-          auth.check(call.metadata, { job: r.job });
-          checkName("checkpoint_id", r.checkpointId);
-        })
-        .then(() =>
-          coordinator.abort({ job: r.job, checkpointId: r.checkpointId, rank: r.rank, incarnation: r.incarnation }, r.reason, r.attempt),
-        )
-        .then(
-          (d) => callback(null, { outcome: outcomeToWire(d.outcome), reason: d.reason, attempt: d.attempt }),
-          (err: unknown) => callback(toServiceError(err)),
-        );
-    },
-
-    GetCheckpoint(call, callback) {
-      const r = call.request;
-      void (async () => {
-        checkName("job", r.job);
-        auth.check(call.metadata, { job: r.job });
-        await catalog.refresh(r.job);
-        const summary = catalog.get(r.job, r.checkpointId);
-        const manifest = r.view === "CHECKPOINT_VIEW_FULL" ? await catalog.readManifest(summary) : undefined;
-        return { checkpoint: checkpointMessage(summary, manifest) };
-      })().then(
-        (res) => callback(null, res),
-        (err: unknown) => callback(toServiceError(err)),
-      );
-    },
-
-    ListCheckpoints(call, callback) {
-      const r = call.request;
-      void (async () => {
-        checkName("job", r.job);
-        auth.check(call.metadata, { job: r.job });
-        await catalog.refresh(r.job);
-        const pageSize = r.pageSize === 0 ? 100 : Math.min(r.pageSize, 1000);
-        const all = catalog.list(r.job);
-        let start = 0;
-        if (r.pageToken) {
-          const after = decodePageToken(r.pageToken);
-          // Position after the token's (step, id) so deletions between pages skip nothing.
-          start = all.findIndex((c) => c.step < after.step || (c.step === after.step && c.checkpointId < after.id));
-          if (start < 0) start = all.length;
-        }
-        const page = all.slice(start, start + pageSize);
-        const last = page[page.length - 1];
-        const more = start + pageSize < all.length;
-        return {
-          checkpoints: page.map((c) => checkpointMessage(c)),
-          nextPageToken: more && last ? encodePageToken(last) : "",
-        };
-      })().then(
-        (res) => callback(null, res),
-        (err: unknown) => callback(toServiceError(err)),
-      );
-    },
-
-    DeleteCheckpoint(call, callback) {
-      const r = call.request;
-      if (r.checkpointId === "latest" || r.checkpointId === "") {
-        callback(toServiceError(invalidArgument("DeleteCheckpoint needs an explicit checkpoint_id, not 'latest'")));
-        return;
+      try {
+        const d = await Promise.race([vote, gone]);
+        metrics.commitSeconds.observe({ outcome: d.outcome }, seconds(started));
+        return decisionMessage(d);
+      } catch (err) {
+        metrics.commitSeconds.observe({ outcome: "error" }, seconds(started));
+        throw err;
       }
-      Promise.resolve()
-        .then(() => {
-          checkName("job", r.job);
-          auth.check(call.metadata, { job: r.job, admin: true });
-          checkName("checkpoint_id", r.checkpointId);
-        })
-        .then(() => {
-          if (deps.notCoordinator) throw failedPrecondition(deps.notCoordinator);
-          return deps.retention.delete(r.job, r.checkpointId, "DeleteCheckpoint");
-        })
-        .then(
-          (freedBytes) => {
-            metrics.deletions.inc({ by: "rpc" });
-            callback(null, { freedBytes });
-          },
-          (err: unknown) => callback(toServiceError(err)),
-        );
-    },
+    }),
 
-    Load(call) {
+    Abort: rpc.unary("Abort", async (call) => {
+      const r = call.request;
+      checkName("job", r.job);
+      auth.check(call.metadata, { job: r.job });
+      checkName("checkpoint_id", r.checkpointId);
+      const d = await coordinator.abort(
+        { job: r.job, checkpointId: r.checkpointId, rank: r.rank, incarnation: r.incarnation },
+        r.reason,
+        r.attempt,
+      );
+      return { outcome: outcomeToWire(d.outcome), reason: d.reason, attempt: d.attempt };
+    }),
+
+    GetCheckpoint: rpc.unary("GetCheckpoint", async (call) => {
+      const r = call.request;
+      checkName("job", r.job);
+      auth.check(call.metadata, { job: r.job });
+      await catalog.refresh(r.job);
+      const summary = catalog.get(r.job, r.checkpointId);
+      const manifest = r.view === "CHECKPOINT_VIEW_FULL" ? await catalog.readManifest(summary) : undefined;
+      return { checkpoint: checkpointMessage(summary, manifest) };
+    }),
+
+    ListCheckpoints: rpc.unary("ListCheckpoints", async (call) => {
+      const r = call.request;
+      checkName("job", r.job);
+      auth.check(call.metadata, { job: r.job });
+      await catalog.refresh(r.job);
+      const pageSize = r.pageSize === 0 ? 100 : Math.min(r.pageSize, 1000);
+      const all = catalog.list(r.job);
+      let start = 0;
+      if (r.pageToken) {
+        const after = decodePageToken(r.pageToken);
+        // Position after the token's (step, id) so deletions between pages skip nothing.
+        start = all.findIndex((c) => c.step < after.step || (c.step === after.step && c.checkpointId < after.id));
+        if (start < 0) start = all.length;
+      }
+      const page = all.slice(start, start + pageSize);
+      const last = page[page.length - 1];
+      const more = start + pageSize < all.length;
+      return {
+        checkpoints: page.map((c) => checkpointMessage(c)),
+        nextPageToken: more && last ? encodePageToken(last) : "",
+      };
+    }),
+
+    DeleteCheckpoint: rpc.unary("DeleteCheckpoint", async (call) => {
+      const r = call.request;
+      if (r.checkpointId === "latest" || r.checkpointId === "")
+        throw invalidArgument("DeleteCheckpoint needs an explicit checkpoint_id, not 'latest'");
+      checkName("job", r.job);
+      auth.check(call.metadata, { job: r.job, admin: true });
+      checkName("checkpoint_id", r.checkpointId);
+      if (deps.notCoordinator) throw failedPrecondition(deps.notCoordinator);
+      const freedBytes = await deps.retention.delete(r.job, r.checkpointId, "DeleteCheckpoint");
+      metrics.deletions.inc({ by: "rpc" });
+      return { freedBytes };
+    }),
+
+    Load: rpc.serverStream("Load", async (call) => {
       const started = process.hrtime.bigint();
       const guard = loadGuard(deps, call, "Load");
       const out = new LoadSender<LoadResponseIn>(call, guard, deps.streamLimits.loadBudget);
       let closeLoad: (() => void) | undefined;
-      void (async () => {
+      try {
         closeLoad = openLoad(call.request.job, call.metadata);
         const plan = await planLoad(call.request, call.metadata);
         await out.send(planMessage(plan));
@@ -303,22 +257,18 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
           await out.settle();
         }
         await out.settle();
-        call.end();
         metrics.loadSeconds.observe({ outcome: "ok" }, seconds(started));
-      })()
-        .catch((err: unknown) => {
-          metrics.loadSeconds.observe({ outcome: "error" }, seconds(started));
-          if (!call.cancelled) logRejected(log, "Load", err);
-          call.emit("error", toServiceError(err));
-        })
-        .finally(() => {
-          out.close();
-          closeLoad?.();
-          guard.dispose();
-        });
-    },
+      } catch (err) {
+        metrics.loadSeconds.observe({ outcome: "error" }, seconds(started));
+        throw err;
+      } finally {
+        out.close();
+        closeLoad?.();
+        guard.dispose();
+      }
+    }),
 
-    LoadShared(call) {
+    LoadShared: rpc.bidi("LoadShared", async (call) => {
       const started = process.hrtime.bigint();
       const guard = loadGuard(deps, call, "LoadShared");
       let segment: SharedSegment | undefined;
@@ -326,7 +276,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
       let dest: SharedSegment | undefined;
       let ring: SlotRing | undefined;
       let closeLoad: (() => void) | undefined;
-      void (async () => {
+      try {
         const requests = call.iterator({ destroyOnReturn: false }) as AsyncIterator<LoadSharedRequest>;
         const first = await requests.next();
         if (first.done || first.value.msg !== "start" || !first.value.start?.request)
@@ -334,7 +284,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         checkBounds(first.value, "message");
         const { request, sharedMemoryPath, sharedMemoryHandle } = first.value.start;
         closeLoad = openLoad(request.job, call.metadata);
-        segment = await openRing(deps, sharedMemoryPath, sharedMemoryHandle, "write");
+        segment = await openRing(deps.sharedMemory, sharedMemoryPath, sharedMemoryHandle, "write");
         const slots = Math.floor(segment.size / LZ4_MAX_BLOCK);
         if (slots < 1)
           throw invalidArgument(
@@ -350,7 +300,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         if (layout) {
           // The client answers the plan with its destination (its step: the idle timeout applies).
           const next = await guard.wait(requests.next());
-          if (next.done) throw new CkptdError(grpc.status.CANCELLED, "the client ended its LoadShared stream before its destination");
+          if (next.done) throw cancelled("the client ended its LoadShared stream before its destination");
           if (next.value.msg !== "destination")
             throw invalidArgument("with start.destination set, the message after start must be destination");
           checkBounds(next.value, "message");
@@ -380,7 +330,7 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         void (async () => {
           for (;;) {
             const next = await requests.next();
-            if (next.done) return r.fail(new CkptdError(grpc.status.CANCELLED, "the client ended its LoadShared stream"));
+            if (next.done) return r.fail(cancelled("the client ended its LoadShared stream"));
             // A destination has no slots to release: nothing more may come.
             if (dest) throw invalidArgument("after its destination, a LoadShared client sends nothing more");
             if (next.value.msg !== "progress") throw invalidArgument("after start, LoadShared messages must be progress");
@@ -469,22 +419,18 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
         // the daemon holding none of them.
         await segment.close();
         await dest?.close();
-        call.end();
         metrics.loadSeconds.observe({ outcome: "ok" }, seconds(started));
-      })()
-        .catch((err: unknown) => {
-          metrics.loadSeconds.observe({ outcome: "error" }, seconds(started));
-          if (!call.cancelled) logRejected(log, "LoadShared", err);
-          call.emit("error", toServiceError(err));
-        })
-        .finally(() => {
-          ring?.fail(new CkptdError(grpc.status.CANCELLED, "the load ended"));
-          void segment?.close();
-          void dest?.close();
-          closeLoad?.();
-          guard.dispose();
-        });
-    },
+      } catch (err) {
+        metrics.loadSeconds.observe({ outcome: "error" }, seconds(started));
+        throw err;
+      } finally {
+        ring?.fail(cancelled("the load ended"));
+        void segment?.close();
+        void dest?.close();
+        closeLoad?.();
+        guard.dispose();
+      }
+    }),
   };
 
   /**
@@ -542,207 +488,8 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
   }
 }
 
-/** Alignment of each entry's start in a LoadShared destination file (a cache line; any dtype's element). */
-export const DESTINATION_ALIGN = 64;
-
-/**
- * Where each entry of a plan lands in a LoadShared destination file: consecutive, each start
- * rounded up to DESTINATION_ALIGN (see LoadDestination in the proto).
- */
-export function destinationLayout(plan: LoadPlan): { offsets: number[]; sizes: number[]; bytes: number } {
-  const offsets: number[] = [];
-  const sizes: number[] = [];
-  let at = 0;
-  for (const o of plan.outputs) {
-    const size = o.kind === "box" ? o.entry.rawBytes : o.copy.entry.rawBytes;
-    offsets.push(at);
-    sizes.push(size);
-    at += Math.ceil(size / DESTINATION_ALIGN) * DESTINATION_ALIGN;
-  }
-  return { offsets, sizes, bytes: at };
-}
-
-function planMessage(plan: LoadPlan, destinationBytes = 0): LoadResponseIn {
-  return {
-    plan: {
-      destinationBytes,
-      // Destination mode takes a handle (LoadDestination.shared_memory_handle) as well as a path.
-      destinationHandle: destinationBytes > 0,
-      checkpoint: checkpointMessage(plan.checkpoint),
-      sourceRank: plan.sourceRank,
-      mapLocation: Object.fromEntries(plan.mapLocation),
-      placements: plan.placements,
-      totalBytes: plan.totalBytes,
-      resharded: plan.resharded,
-    },
-  };
-}
-
-function entryMessage(part: Extract<LoadPart, { kind: "entry" }>): LoadResponseIn {
-  return {
-    entry: {
-      item: part.item,
-      key: part.entry.key,
-      ...entryKind(part.entry),
-      sizeBytes: part.entry.rawBytes,
-      targetDevice: part.targetDevice,
-    },
-  };
-}
-
-/**
- * The slots of a LoadShared client's file: chunk i goes to slot i mod n, once the client
- * has released the chunk that was there (releases are cumulative bytes, in order).
- */
-class SlotRing {
-  private next = 0;
-  private readonly pending: number[] = [];
-  private released = 0;
-  private failed: unknown;
-  private wake: (() => void) | undefined;
-
-  constructor(private readonly slots: number) {}
-
-  /** Waits for a free slot for a chunk of `length` bytes and returns its index. */
-  async acquire(length: number): Promise<number> {
-    while (this.pending.length >= this.slots && this.failed === undefined) await new Promise<void>((r) => (this.wake = r));
-    if (this.failed !== undefined) throw this.failed;
-    this.pending.push(length);
-    return this.next++ % this.slots;
-  }
-
-  release(total: number): void {
-    while (this.pending.length > 0 && this.released + this.pending[0]! <= total) this.released += this.pending.shift()!;
-    this.poke();
-  }
-
-  fail(err: unknown): void {
-    this.failed ??= err;
-    this.poke();
-  }
-
-  private poke(): void {
-    const w = this.wake;
-    this.wake = undefined;
-    w?.();
-  }
-}
-
 function seconds(since: bigint): number {
   return Number(process.hrtime.bigint() - since) / 1e9;
-}
-
-export function drained(call: NodeJS.EventEmitter): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      call.off("drain", done);
-      call.off("close", done);
-      resolve();
-    };
-    call.on("drain", done);
-    call.on("close", done);
-  });
-}
-
-function logRejected(log: Logger, rpc: string, err: unknown, ticket?: SaveTicket): void {
-  const s = toServiceError(err);
-  const ctx = ticket ? { job: ticket.attempt.job, checkpoint: ticket.attempt.checkpointId, rank: ticket.rank, item: ticket.item } : {};
-  if (s.code === grpc.status.INTERNAL) log.error({ rpc, err, ...ctx }, s.details);
-  else log.info({ rpc, code: grpc.status[s.code], ...ctx }, s.details);
-}
-
-/** Translates and validates an entry header into the writer's spec. */
-function entrySpec(e: EntryHeader): EntrySpec {
-  const key = checkKey(e.key);
-  if (e.kind === "tensor") {
-    const t = e.tensor!;
-    const size = dtypeSize(t.dtype);
-    if (size === undefined) throw invalidArgument(`entry '${key}' has unknown or unspecified dtype ${JSON.stringify(t.dtype)}`);
-    const bytes = tensorByteSize(size, t.shape);
-    if (typeof bytes === "string") throw invalidArgument(`entry '${key}': ${bytes}`);
-    checkSharding(key, t);
-    return {
-      key,
-      kind: "tensor",
-      tensor: { dtype: t.dtype, shape: t.shape, device: t.device || "cpu", globalShape: t.globalShape, globalOffsets: t.globalOffsets },
-      sizeBytes: bytes,
-    };
-  }
-  if (e.kind === "object") {
-    const o = e.object!;
-    if (!Number.isSafeInteger(o.sizeBytes) || o.sizeBytes < 0 || o.sizeBytes > MAX_OBJECT_BYTES)
-      throw invalidArgument(`entry '${key}' declares an object of ${o.sizeBytes} bytes`);
-    return { key, kind: "object", object: { sizeBytes: o.sizeBytes, format: o.format }, sizeBytes: o.sizeBytes };
-  }
-  throw invalidArgument(`entry '${key}' is neither a tensor nor an object`);
-}
-
-function checkSharding(key: string, t: TensorSpec): void {
-  if (t.globalShape.length === 0 && t.globalOffsets.length === 0) return;
-  if (t.globalShape.length !== t.shape.length || t.globalOffsets.length !== t.shape.length)
-    throw invalidArgument(`entry '${key}': global_shape and global_offsets must have one value per dimension of shape`);
-  t.shape.forEach((d, i) => {
-    const off = t.globalOffsets[i]!;
-    if (off < 0 || off + d > t.globalShape[i]!)
-      throw invalidArgument(`entry '${key}': shard [${off}, ${off + d}) lies outside global dimension ${i} of size ${t.globalShape[i]}`);
-  });
-}
-
-function entryKind(e: EntryRecord) {
-  return e.tensor
-    ? { tensor: { ...e.tensor, dtype: e.tensor.dtype as TensorSpec["dtype"] } }
-    : { object: { sizeBytes: e.object?.sizeBytes ?? 0, format: e.object?.format ?? "" } };
-}
-
-function decisionMessage(d: Decision) {
-  return {
-    outcome: outcomeToWire(d.outcome),
-    reason: d.reason,
-    attempt: d.attempt,
-    ...(d.checkpoint ? { checkpoint: checkpointMessage(d.checkpoint) } : {}),
-  };
-}
-
-/** The wire Checkpoint; with a manifest, the full view with every entry. */
-export function checkpointMessage(s: CheckpointSummary, manifest?: Manifest): CheckpointIn {
-  const full = manifest ? new Map(manifest.ranks.map((r) => [r.rank, new Map(r.items.map((i) => [i.name, i]))])) : undefined;
-  return mapCheckpoint(s, timestamp, (i, rank) => ({
-    name: i.name,
-    rawBytes: i.rawBytes,
-    storedBytes: i.storedBytes,
-    entryCount: i.entryCount,
-    entries:
-      full
-        ?.get(rank)
-        ?.get(i.name)
-        ?.entries.map((e) => ({
-          key: e.key,
-          ...entryKind(e),
-          rawBytes: e.rawBytes,
-          storedBytes: e.storedBytes,
-          chunkCount: e.chunks.length,
-        })) ?? [],
-  }));
-}
-
-/** An ISO-8601 time as a protobuf Timestamp. */
-export function timestamp(iso: string): { seconds: number; nanos: number } {
-  const ms = Date.parse(iso);
-  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 };
-}
-
-function encodePageToken(c: CheckpointSummary): string {
-  return Buffer.from(JSON.stringify({ s: c.step, i: c.checkpointId })).toString("base64url");
-}
-
-function decodePageToken(token: string): { step: number; id: string } {
-  try {
-    const v = JSON.parse(Buffer.from(token, "base64url").toString()) as { s: unknown; i: unknown };
-    if (typeof v.s === "number" && typeof v.i === "string") return { step: v.s, id: v.i };
-  } catch {
-    // Fall through to the error below.
-  }
-  throw invalidArgument("page_token is not one this daemon issued; pass next_page_token from the previous page");
 }
 
 /**
@@ -777,152 +524,4 @@ function saveGuard(deps: ServiceDeps, call: EventEmitter & { cancelled?: boolean
 function endSaveGuard(deps: ServiceDeps, guard: StreamGuard): void {
   deps.saveGuards.delete(guard);
   guard.dispose();
-}
-
-/**
- * Buffers SaveShared streams copy shared chunks into (the chunk limit), lent per chunk:
- * a stream that waits for its client holds none.
- */
-const SHARED_READ_BUFFERS = new SpareBuffers(LZ4_MAX_BLOCK, 8);
-
-/**
- * Opens the ring a SaveHeader or LoadSharedStart names, by path or by handle (at most
- * one). A load's ring must hold one slot of LZ4_MAX_BLOCK; a save's at least a byte.
- */
-async function openRing(
-  deps: ServiceDeps,
-  path: string,
-  handle: SharedMemoryHandle | null | undefined,
-  mode: "read" | "write",
-): Promise<SharedSegment> {
-  if (!handle) return SharedSegment.open(deps.sharedMemory, path, mode);
-  if (path) throw invalidArgument("both shared_memory_path and shared_memory_handle are set; set one of them");
-  return SharedSegment.openHandle(deps.sharedMemory, handle, mode, mode === "write" ? LZ4_MAX_BLOCK : 1);
-}
-
-/**
- * One Save stream, for Save and SaveShared: header, (entry, chunk | shared_chunk*)*,
- * trailer. `onReleased` (SaveShared) hears each time shared chunks were copied out of
- * the client's file (0 once the file is open). Returns the response; throws what the
- * caller reports.
- */
-async function saveItem(
-  deps: ServiceDeps,
-  metadata: grpc.Metadata,
-  requests: AsyncIterable<SaveRequest>,
-  guard: StreamGuard,
-  onReleased?: (bytes: number, handleOpen?: boolean) => void,
-): Promise<SaveResponse> {
-  const { coordinator, log, auth, metrics } = deps;
-  let ticket: SaveTicket | undefined;
-  let writer: ItemWriter | undefined;
-  let shared: SharedSegment | undefined;
-  let released = 0;
-  let trailerSeen = false;
-  let unwatch: (() => void) | undefined;
-  let lease: PoolLease | undefined;
-  const started = process.hrtime.bigint();
-  deps.activeSaves.count++;
-  try {
-    for await (const req of guard.messages(requests)) {
-      if (trailerSeen) throw invalidArgument("a message arrived after the trailer");
-      if (req.msg !== "chunk" && req.msg !== "sharedChunk") checkBounds(req, "message");
-      if (req.msg === "header") {
-        if (ticket) throw invalidArgument("a second header arrived; one Save stream saves one item");
-        if (!deps.acceptingSaves()) throw unavailable("the daemon is shutting down and accepts no new saves; retry on its successor");
-        const h = req.header!;
-        checkName("job", h.job);
-        auth.check(metadata, { job: h.job });
-        checkRef(h, deps.maxWorldSize);
-        if (h.sharedMemoryPath || h.sharedMemoryHandle) shared = await openRing(deps, h.sharedMemoryPath, h.sharedMemoryHandle, "read");
-        ticket = await coordinator.beginSave(
-          { job: h.job, checkpointId: h.checkpointId, step: h.step, rank: h.rank, worldSize: h.worldSize, incarnation: h.incarnation },
-          h.item,
-        );
-        // A decision while the stream waits for its client ends the stream at once.
-        unwatch = ticket.attempt.watchStream((err) => guard.stop(err));
-        const io = deps.writeIo;
-        lease = io.pool?.lease(h.job);
-        writer = new ItemWriter(h.item, ticket.dir, io, lease?.shares);
-        await writer.open();
-        onReleased?.(0, shared?.handle);
-        continue;
-      }
-      if (!ticket || !writer)
-        throw invalidArgument(`a ${req.msg ?? "empty"} message arrived before the header; the first message must be the header`);
-      ticket.attempt.checkLive();
-      if (req.msg === "entry") await writer.beginEntry(entrySpec(req.entry!));
-      else if (req.msg === "chunk") {
-        const before = writer.bytesStored;
-        await writer.writeChunk(req.chunk!.data, req.chunk!.crc32c);
-        metrics.bytesReceived.inc(req.chunk!.data.length);
-        metrics.bytesStoredWritten.inc(writer.bytesStored - before);
-      } else if (req.msg === "sharedChunk") {
-        if (!shared) throw invalidArgument("a shared_chunk arrived but the header named no shared_memory_path");
-        const c = req.sharedChunk!;
-        const before = writer.bytesStored;
-        const receivedBefore = writer.bytesReceived;
-        const buf = SHARED_READ_BUFFERS.take();
-        try {
-          await writer.writeSharedChunk(shared, c.offset, c.length, c.crc32c, buf);
-        } finally {
-          SHARED_READ_BUFFERS.give(buf);
-        }
-        const n = writer.bytesReceived - receivedBefore;
-        metrics.bytesReceived.inc(n);
-        metrics.sharedMemoryBytes.inc({ direction: "save" }, n);
-        metrics.bytesStoredWritten.inc(writer.bytesStored - before);
-        released += n;
-        onReleased?.(released);
-      } else if (req.msg === "entryBatch") {
-        // Each entry exactly as its header and one chunk would be: the same checks, in order.
-        const before = writer.bytesStored;
-        const receivedBefore = writer.bytesReceived;
-        for (const e of req.entryBatch!.entries) {
-          if (!e.header) throw invalidArgument("an entry of an entry_batch has no header");
-          await writer.beginEntry(entrySpec(e.header));
-          await writer.writeChunk(e.data, e.crc32c);
-        }
-        metrics.bytesReceived.inc(writer.bytesReceived - receivedBefore);
-        metrics.bytesStoredWritten.inc(writer.bytesStored - before);
-      } else if (req.msg === "trailer") {
-        const record = await writer.finish(req.trailer!);
-        ticket.attempt.stage(ticket, record);
-        trailerSeen = true;
-        unwatch?.();
-      } else throw invalidArgument("an empty message arrived; set header, entry, chunk, shared_chunk, entry_batch or trailer");
-    }
-    if (!ticket || !writer) throw invalidArgument("the stream ended before the header");
-    if (!trailerSeen) throw invalidArgument("the stream ended without a trailer; the item is discarded");
-    log.debug(
-      {
-        job: ticket.attempt.job,
-        checkpoint: ticket.attempt.checkpointId,
-        rank: ticket.rank,
-        item: ticket.item,
-        bytes: writer.bytesReceived,
-        shared: shared !== undefined,
-      },
-      "item staged",
-    );
-    metrics.saveSeconds.observe({ outcome: "ok" }, seconds(started));
-    return {
-      bytesReceived: writer.bytesReceived,
-      bytesStored: writer.bytesStored,
-      entryCount: writer.entryCount,
-      attempt: ticket.attempt.attempt,
-    };
-  } catch (err) {
-    if (writer && !trailerSeen) await writer.discard().catch((e: unknown) => log.warn({ err: e }, "could not remove a failed item"));
-    if (ticket && !trailerSeen) ticket.attempt.release(ticket);
-    if (!(guard.stopped instanceof CkptdError && guard.stopped.code === grpc.status.CANCELLED)) logRejected(log, "Save", err, ticket);
-    metrics.saveSeconds.observe({ outcome: "error" }, seconds(started));
-    throw err;
-  } finally {
-    unwatch?.();
-    // The writer's buffers are all back by now: finish and discard wait for its writes.
-    lease?.close();
-    deps.activeSaves.count--;
-    await shared?.close();
-  }
 }

@@ -8,12 +8,13 @@ import type { RetentionPolicy as WirePolicy, RetentionPolicyIn } from "../../wir
 import type { RetentionServiceHandlers } from "../../wire/gen/ckptd/v1/RetentionService.js";
 import type { Authorizer } from "./auth.js";
 import type { Catalog } from "../catalog/catalog.js";
-import { failedPrecondition, toServiceError, unavailable } from "../common/errors.js";
+import { failedPrecondition, unavailable } from "../common/errors.js";
 import type { EvaluationReport, Evaluations } from "../evaluation/evaluations.js";
 import type { CheckpointEventRecord, EventLog } from "../catalog/events.js";
 import { checkName } from "../common/names.js";
 import type { Retention, RetentionPolicy } from "../evaluation/retention.js";
-import { checkpointMessage, drained, timestamp } from "./checkpoint-service.js";
+import { drained, rpcMethods, type RpcEnv } from "./handler.js";
+import { checkpointMessage, timestamp } from "./messages.js";
 
 export interface EvaluationDeps {
   catalog: Catalog;
@@ -28,18 +29,19 @@ export interface EvaluationDeps {
   shutdown: AbortSignal;
 }
 
-export function evaluationServiceHandlers(deps: EvaluationDeps): EvaluationServiceHandlers {
+export function evaluationServiceHandlers(deps: EvaluationDeps, env: RpcEnv): EvaluationServiceHandlers {
   const { events, evaluations, retention, catalog, log, shutdown, auth } = deps;
+  const rpc = rpcMethods(env, "EvaluationService");
   const draining = () => unavailable("the daemon is shutting down; reconnect to its successor");
   return {
-    WatchCheckpoints(call) {
+    WatchCheckpoints: rpc.serverStream("WatchCheckpoints", async (call) => {
       const r = call.request;
       const stop = new AbortController();
       call.on("cancelled", () => stop.abort());
       call.on("close", () => stop.abort());
       const onShutdown = () => stop.abort();
       shutdown.addEventListener("abort", onShutdown);
-      void (async () => {
+      {
         checkName("job", r.job);
         auth.check(call.metadata, { job: r.job });
         if (r.evaluator) checkName("evaluator", r.evaluator);
@@ -80,44 +82,33 @@ export function evaluationServiceHandlers(deps: EvaluationDeps): EvaluationServi
           events.subscribers--;
           log.info({ job: r.job, evaluator: r.evaluator, at: cursor }, "subscriber left");
         }
-      })().then(
-        () => call.end(),
-        (err: unknown) => call.emit("error", toServiceError(err)),
-      );
-    },
+      }
+    }),
 
-    ReportEvaluation(call, callback) {
+    ReportEvaluation: rpc.unary("ReportEvaluation", async (call) => {
       const r = call.request;
-      Promise.resolve()
-        .then(() => auth.check(call.metadata, { job: r.job }))
-        .then(() => coordinatorOnly(deps))
-        .then(() =>
-          evaluations.report({
-            job: r.job,
-            checkpointId: r.checkpointId,
-            evaluator: r.evaluator,
-            metrics: r.metrics,
-            failed: r.status === "EVALUATION_STATUS_FAILED",
-            message: r.message,
-          }),
-        )
-        .then(
-          (report) => {
-            log.info({ job: r.job, checkpoint: report.checkpointId, evaluator: r.evaluator, metrics: r.metrics }, "evaluation reported");
-            void retention.gc(r.job);
-            callback(null, { report: reportMessage(report) });
-          },
-          (err: unknown) => callback(toServiceError(err)),
-        );
-    },
+      auth.check(call.metadata, { job: r.job });
+      coordinatorOnly(deps);
+      const report = await evaluations.report({
+        job: r.job,
+        checkpointId: r.checkpointId,
+        evaluator: r.evaluator,
+        metrics: r.metrics,
+        failed: r.status === "EVALUATION_STATUS_FAILED",
+        message: r.message,
+      });
+      log.info({ job: r.job, checkpoint: report.checkpointId, evaluator: r.evaluator, metrics: r.metrics }, "evaluation reported");
+      void retention.gc(r.job);
+      return { report: reportMessage(report) };
+    }),
 
-    WaitForEvaluators(call, callback) {
+    WaitForEvaluators: rpc.unary("WaitForEvaluators", async (call) => {
       const r = call.request;
       const stop = new AbortController();
       call.on("cancelled", () => stop.abort());
       const onShutdown = () => stop.abort();
       shutdown.addEventListener("abort", onShutdown);
-      void (async () => {
+      {
         checkName("job", r.job);
         auth.check(call.metadata, { job: r.job });
         coordinatorOnly(deps);
@@ -138,49 +129,35 @@ export function evaluationServiceHandlers(deps: EvaluationDeps): EvaluationServi
         } finally {
           shutdown.removeEventListener("abort", onShutdown);
         }
-      })().then(
-        (res) => callback(null, res),
-        (err: unknown) => callback(toServiceError(err)),
-      );
-    },
+      }
+    }),
   };
 }
 
-export function retentionServiceHandlers(deps: EvaluationDeps): RetentionServiceHandlers {
+export function retentionServiceHandlers(deps: EvaluationDeps, env: RpcEnv): RetentionServiceHandlers {
   const { retention, auth } = deps;
+  const rpc = rpcMethods(env, "RetentionService");
   return {
-    SetRetentionPolicy(call, callback) {
+    SetRetentionPolicy: rpc.unary("SetRetentionPolicy", async (call) => {
       const r = call.request;
       const policy = fromWire(r.policy);
-      Promise.resolve()
-        .then(() => auth.check(call.metadata, { job: r.job, admin: true }))
-        .then(() => coordinatorOnly(deps))
-        .then(() => retention.setPolicy(r.job, policy))
-        .then(
-          (deleted) => callback(null, { policy: toWire(policy), deletedCheckpointIds: deleted }),
-          (err: unknown) => callback(toServiceError(err)),
-        );
-    },
-    GetRetentionPolicy(call, callback) {
-      try {
-        checkName("job", call.request.job);
-        auth.check(call.metadata, { job: call.request.job });
-        callback(null, { policy: toWire(retention.policy(call.request.job)), pinnedCheckpointIds: retention.pinned(call.request.job) });
-      } catch (err) {
-        callback(toServiceError(err));
-      }
-    },
-    PinCheckpoint(call, callback) {
+      auth.check(call.metadata, { job: r.job, admin: true });
+      coordinatorOnly(deps);
+      const deleted = await retention.setPolicy(r.job, policy);
+      return { policy: toWire(policy), deletedCheckpointIds: deleted };
+    }),
+    GetRetentionPolicy: rpc.unary("GetRetentionPolicy", async (call) => {
+      const job = call.request.job;
+      checkName("job", job);
+      auth.check(call.metadata, { job });
+      return { policy: toWire(retention.policy(job)), pinnedCheckpointIds: retention.pinned(job) };
+    }),
+    PinCheckpoint: rpc.unary("PinCheckpoint", async (call) => {
       const r = call.request;
-      Promise.resolve()
-        .then(() => auth.check(call.metadata, { job: r.job, admin: true }))
-        .then(() => coordinatorOnly(deps))
-        .then(() => retention.pin(r.job, r.checkpointId, r.pinned))
-        .then(
-          (pinned) => callback(null, { pinned }),
-          (err: unknown) => callback(toServiceError(err)),
-        );
-    },
+      auth.check(call.metadata, { job: r.job, admin: true });
+      coordinatorOnly(deps);
+      return { pinned: await retention.pin(r.job, r.checkpointId, r.pinned) };
+    }),
   };
 }
 

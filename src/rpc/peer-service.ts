@@ -9,7 +9,8 @@ import type { Metadata } from "@grpc/grpc-js";
 import type { PeerServiceHandlers } from "../../wire/gen/ckptd/v1/PeerService.js";
 import type { PeerAuthorizer } from "./auth.js";
 import { outcomeToWire, type CheckpointRef, type CommitCoordinator, type Decision } from "../commit/coordinator.js";
-import { failedPrecondition, invalidArgument, toServiceError } from "../common/errors.js";
+import { failedPrecondition, invalidArgument } from "../common/errors.js";
+import { rpcMethods, type RpcEnv } from "./handler.js";
 import { MAX_ITEMS_PER_RANK } from "../catalog/manifest.js";
 import { itemRecordOf } from "../commit/peer-messages.js";
 import { checkInt, checkName, MAX_WORLD_SIZE } from "../common/names.js";
@@ -31,8 +32,6 @@ const MAX_REASON_LENGTH = 1024;
 /** Largest attempt number: attempts are counted per checkpoint id, so this is never reached honestly. */
 const MAX_ATTEMPT = 0xffffffff;
 
-type Callback<T> = (err: ReturnType<typeof toServiceError> | null, res?: T) => void;
-
 function outcome(d: Decision | undefined) {
   if (!d) return { outcome: "COMMIT_OUTCOME_UNSPECIFIED" as const, reason: "" };
   return {
@@ -41,7 +40,8 @@ function outcome(d: Decision | undefined) {
   };
 }
 
-export function peerServiceHandlers(deps: PeerDeps): PeerServiceHandlers {
+export function peerServiceHandlers(deps: PeerDeps, env: RpcEnv): PeerServiceHandlers {
+  const rpc = rpcMethods(env, "PeerService");
   const maxWorldSize = deps.maxWorldSize ?? MAX_WORLD_SIZE;
   const peers = new Set(deps.peerIds);
 
@@ -81,80 +81,64 @@ export function peerServiceHandlers(deps: PeerDeps): PeerServiceHandlers {
     return id;
   }
 
-  /** Checks the peer credential, validates, then runs `fn` on the coordinator; refuses on participants. */
-  function serve<T>(call: { metadata: Metadata }, callback: Callback<T>, fn: (c: CommitCoordinator) => Promise<T>): void {
-    Promise.resolve()
-      .then(() => {
-        deps.auth.checkPeer(call.metadata);
+  /**
+   * One PeerService method: the peer credential is checked first, then `fn` validates and
+   * runs on the coordinator; participants refuse every call.
+   */
+  function serve<Req, Res>(method: string, fn: (r: Req, c: CommitCoordinator) => Promise<Res>) {
+    return rpc.unary<Req, Res>(
+      method,
+      (call) => {
         if (!deps.coordinator)
           throw failedPrecondition(
             `node '${deps.nodeId}' does not coordinate; node '${deps.coordinatorId}' does (check --peers on every node)`,
           );
-        return fn(deps.coordinator);
-      })
-      .then(
-        (res) => callback(null, res),
-        (err: unknown) => callback(toServiceError(err)),
-      );
+        return fn(call.request, deps.coordinator);
+      },
+      { auth: (call: { metadata: Metadata }) => deps.auth.checkPeer(call.metadata) },
+    );
   }
 
   return {
-    OpenAttempt(call, callback) {
-      const r = call.request;
-      serve(call, callback, async (c) => {
-        const checkpoint = ref(r);
-        node(r.nodeId);
-        return { attempt: await c.openForPeer(checkpoint) };
-      });
-    },
-    Heartbeat(call, callback) {
-      const r = call.request;
-      serve(call, callback, async (c) => {
-        checkName("job", r.job);
-        checkName("checkpoint_id", r.checkpointId);
-        node(r.nodeId);
-        return outcome(await c.heartbeat(r.job, r.checkpointId, attempt(r.attempt), true));
-      });
-    },
-    Vote(call, callback) {
-      const r = call.request;
-      serve(call, callback, async (c) => {
-        const checkpoint = ref(r);
-        const n = attempt(r.attempt);
-        const from = node(r.nodeId);
-        if (r.itemsJson.length > 0)
-          throw invalidArgument(
-            `node '${from}' sent items_json (VoteRequest field 7), which is no longer read: item records travel as StagedItem messages in items (field 9); run the same ckptd version on every node`,
-          );
-        if (r.items.length > MAX_ITEMS_PER_RANK)
-          throw invalidArgument(
-            `node '${from}' relayed ${r.items.length} items for rank ${checkpoint.rank}; at most ${MAX_ITEMS_PER_RANK}`,
-          );
-        const records = r.items.map((item, i) => itemRecordOf(item, `items[${i}] from node '${from}'`));
-        const d = await c.peerVote(checkpoint, n, records);
-        return { ...outcome(d), attempt: d.attempt };
-      });
-    },
-    AbortAttempt(call, callback) {
-      const r = call.request;
-      serve(call, callback, async (c) => {
-        checkName("job", r.job);
-        checkName("checkpoint_id", r.checkpointId);
-        const from = node(r.nodeId);
-        if (r.reason.length > MAX_REASON_LENGTH)
-          throw invalidArgument(`reason is ${r.reason.length} characters long; at most ${MAX_REASON_LENGTH} are allowed`);
-        return outcome(
-          await c.peerAbort(r.job, r.checkpointId, attempt(r.attempt), r.reason || `node '${from}' aborted`, r.rank, r.incarnation),
+    OpenAttempt: serve("OpenAttempt", async (r, c) => {
+      const checkpoint = ref(r);
+      node(r.nodeId);
+      return { attempt: await c.openForPeer(checkpoint) };
+    }),
+    Heartbeat: serve("Heartbeat", async (r, c) => {
+      checkName("job", r.job);
+      checkName("checkpoint_id", r.checkpointId);
+      node(r.nodeId);
+      return outcome(await c.heartbeat(r.job, r.checkpointId, attempt(r.attempt), true));
+    }),
+    Vote: serve("Vote", async (r, c) => {
+      const checkpoint = ref(r);
+      const n = attempt(r.attempt);
+      const from = node(r.nodeId);
+      if (r.itemsJson.length > 0)
+        throw invalidArgument(
+          `node '${from}' sent items_json (VoteRequest field 7), which is no longer read: item records travel as StagedItem messages in items (field 9); run the same ckptd version on every node`,
         );
-      });
-    },
-    GetDecision(call, callback) {
-      const r = call.request;
-      serve(call, callback, async (c) => {
-        checkName("job", r.job);
-        checkName("checkpoint_id", r.checkpointId);
-        return outcome(await c.decisionOf(r.job, r.checkpointId, attempt(r.attempt)));
-      });
-    },
+      if (r.items.length > MAX_ITEMS_PER_RANK)
+        throw invalidArgument(`node '${from}' relayed ${r.items.length} items for rank ${checkpoint.rank}; at most ${MAX_ITEMS_PER_RANK}`);
+      const records = r.items.map((item, i) => itemRecordOf(item, `items[${i}] from node '${from}'`));
+      const d = await c.peerVote(checkpoint, n, records);
+      return { ...outcome(d), attempt: d.attempt };
+    }),
+    AbortAttempt: serve("AbortAttempt", async (r, c) => {
+      checkName("job", r.job);
+      checkName("checkpoint_id", r.checkpointId);
+      const from = node(r.nodeId);
+      if (r.reason.length > MAX_REASON_LENGTH)
+        throw invalidArgument(`reason is ${r.reason.length} characters long; at most ${MAX_REASON_LENGTH} are allowed`);
+      return outcome(
+        await c.peerAbort(r.job, r.checkpointId, attempt(r.attempt), r.reason || `node '${from}' aborted`, r.rank, r.incarnation),
+      );
+    }),
+    GetDecision: serve("GetDecision", async (r, c) => {
+      checkName("job", r.job);
+      checkName("checkpoint_id", r.checkpointId);
+      return outcome(await c.decisionOf(r.job, r.checkpointId, attempt(r.attempt)));
+    }),
   };
 }

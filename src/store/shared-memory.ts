@@ -12,8 +12,8 @@
  * path anywhere else:
  * the path must name a regular file directly in the configured directory, owned by the
  * daemon's own user, opened without following symlinks. A client that cannot meet that
- * (another user, another /dev/shm in another container) gets FAILED_PRECONDITION with
- * SHARED_MEMORY_UNAVAILABLE in the message and sends its bytes on the stream instead.
+ * (another user, another /dev/shm in another container) gets a SharedMemoryUnavailable
+ * (FAILED_PRECONDITION, "shared memory unavailable: …") and sends its bytes on the stream instead.
  *
  * A ring may also be named by a handle, (pid, fd, token): an open descriptor of the
  * client's process, of a file that has no name (a memfd "ckptd-ring-<token>", or a file
@@ -25,10 +25,7 @@ import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import * as path from "node:path";
-import { failedPrecondition, invalidArgument } from "../common/errors.js";
-
-/** Marker in the message of a refused shared-memory file; clients fall back on it. */
-export const SHARED_MEMORY_UNAVAILABLE = "shared memory unavailable";
+import { invalidArgument, SharedMemoryUnavailable } from "../common/errors.js";
 
 /** Where the daemon accepts shared-memory files; undefined when the path is off. */
 export interface SharedMemoryConfig {
@@ -137,7 +134,7 @@ export class SharedSegment {
     minSize: number,
     { maxSize = MAX_SHARED_MEMORY_HANDLE_BYTES, destination = false }: { maxSize?: number; destination?: boolean } = {},
   ): Promise<SharedSegment> {
-    const refuse = (why: string) => failedPrecondition(`${SHARED_MEMORY_UNAVAILABLE}: ${why}; send the bytes in Chunk messages`);
+    const refuse = (why: string) => new SharedMemoryUnavailable(why);
     if (config.dir === undefined) throw refuse("this daemon has its shared-memory path off (--shared-memory-dir)");
     if (process.platform !== "linux") throw refuse("shared_memory_handle needs Linux's /proc");
     const { pid, fd, token } = handle;
@@ -212,7 +209,7 @@ export class SharedSegment {
    * file the caller may not read (no size, no checksum, no owner).
    */
   static async open(config: SharedMemoryConfig, file: string, mode: "read" | "write" = "read"): Promise<SharedSegment> {
-    const refuse = (why: string) => failedPrecondition(`${SHARED_MEMORY_UNAVAILABLE}: ${why}; send the bytes in Chunk messages`);
+    const refuse = (why: string) => new SharedMemoryUnavailable(why);
     if (config.dir === undefined) throw refuse("this daemon has its shared-memory path off (--shared-memory-dir)");
     if (typeof file !== "string" || file.length > MAX_SHARED_MEMORY_PATH)
       throw invalidArgument(`shared_memory_path is longer than ${MAX_SHARED_MEMORY_PATH} characters`);

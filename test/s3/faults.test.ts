@@ -4,7 +4,6 @@
  * and create-only puts tell a lost race from a lost answer by reading the key back.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { status } from "@grpc/grpc-js";
 import { S3ServiceException } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
 import { CkptdError } from "../../src/common/errors.js";
@@ -61,13 +60,13 @@ describe("S3Store under injected server failures", () => {
     faults.push({ command: "PutObjectCommand", when: "before", error: serverError(500, "InternalError"), times: 100 });
     const err = await s.put("k", "v").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CkptdError);
-    expect((err as CkptdError).code).toBe(status.UNAVAILABLE);
+    expect((err as CkptdError).kind).toBe("unavailable");
     expect((err as CkptdError).message).toMatch(/kept failing.*InternalError/);
     expect(100 - faults[0]!.times).toBe(4);
     faults.length = 0;
     faults.push({ command: "GetObjectCommand", when: "before", error: serverError(400, "InvalidArgument"), times: 100 });
     const bad = await s.get("k").catch((e: unknown) => e);
-    expect((bad as CkptdError).code).toBe(status.INTERNAL);
+    expect((bad as CkptdError).kind).toBe("internal");
     expect(100 - faults[0]!.times).toBe(1);
   });
 

@@ -4,7 +4,6 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createServer, type Socket } from "node:net";
-import { status } from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
 import { CkptdError } from "../../src/common/errors.js";
 import { cleanedAfterAll } from "./cleanup.js";
@@ -129,7 +128,7 @@ describe("S3Store errors", () => {
     const t0 = Date.now();
     const err = await rejection(s.put("k", "v"));
     const elapsed = Date.now() - t0;
-    expect(err.code).toBe(status.UNAVAILABLE);
+    expect(err.kind).toBe("unavailable");
     expect(err.message).toContain(`http://127.0.0.1:${port}`);
     expect(err.message).toContain("ckptd-test");
     expect(err.message).toMatch(/ECONNREFUSED/);
@@ -153,7 +152,7 @@ describe("S3Store errors", () => {
     try {
       const t0 = Date.now();
       const err = await rejection(s.get("k"));
-      expect(err.code).toBe(status.UNAVAILABLE);
+      expect(err.kind).toBe("unavailable");
       expect(err.message).toContain(`http://127.0.0.1:${port}`);
       // Three attempts of 300 ms idle each, plus short backoffs.
       expect(Date.now() - t0).toBeGreaterThanOrEqual(850);
@@ -170,9 +169,9 @@ describe("S3Store errors", () => {
     const missing = testStore("p", { bucket });
     try {
       const err = await rejection(missing.put("k", "v"));
-      expect(err.code).toBe(status.FAILED_PRECONDITION);
+      expect(err.kind).toBe("failed_precondition");
       expect(err.message).toContain(`"${bucket}" does not exist`);
-      expect((await rejection(missing.list(""))).code).toBe(status.FAILED_PRECONDITION);
+      expect((await rejection(missing.list(""))).kind).toBe("failed_precondition");
     } finally {
       missing.close();
     }
@@ -180,7 +179,7 @@ describe("S3Store errors", () => {
     const denied = testStore("p", { credentials: { accessKeyId: env.accessKeyId, secretAccessKey: "wrong" + env.secretAccessKey } });
     try {
       const err = await rejection(denied.get("k"));
-      expect(err.code).toBe(status.PERMISSION_DENIED);
+      expect(err.kind).toBe("permission_denied");
       expect(err.message).toMatch(/access denied to s3:\/\/ckptd-test\/p at http/);
     } finally {
       denied.close();

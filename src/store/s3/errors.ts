@@ -5,8 +5,7 @@
  * `$metadata.httpStatusCode`) and Node network errors (`code` such as `ECONNREFUSED`, sometimes inside an
  * AggregateError when a host name resolved to several addresses). `classify` reads both.
  */
-import { status } from "@grpc/grpc-js";
-import { CkptdError, failedPrecondition, internal, unavailable } from "../../common/errors.js";
+import { CkptdError, failedPrecondition, internal, permissionDenied, unavailable } from "../../common/errors.js";
 
 export type S3ErrorKind =
   /** 412: a conditional request's condition did not hold (e.g. `If-None-Match: *` on an existing key). */
@@ -132,8 +131,7 @@ export function toCkptdError(err: unknown, what: string, place: S3Place): CkptdE
       out = failedPrecondition(`S3 bucket "${place.bucket}" does not exist at ${place.endpoint} (${what})`);
       break;
     case "accessDenied":
-      out = new CkptdError(
-        status.PERMISSION_DENIED,
+      out = permissionDenied(
         `access denied to ${describe(place)} (${what}): ${detail(err)}; check the AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE) and the bucket policy`,
       );
       break;

@@ -134,7 +134,7 @@ describe("manifest validation", () => {
       try {
         validateManifest(mutated(change));
       } catch (err) {
-        expect((err as { code?: number }).code).toBe(3);
+        expect((err as { kind?: string }).kind, "INVALID_ARGUMENT").toBe("invalid_argument");
       }
     });
 

@@ -10,6 +10,7 @@ import type { Cluster } from "../../../src/commit/cluster.js";
 import { ParticipantCoordinator } from "../../../src/commit/participant.js";
 import { layout } from "../../../src/store/layout.js";
 import { PosixStorage } from "../../../src/store/posix.js";
+import { fromServiceError } from "../../../src/rpc/status.js";
 
 describe("participant recovery", () => {
   it("participant - a marker tmp file left by a crash before its rename is removed, not taken for an attempt", async () => {
@@ -22,7 +23,12 @@ describe("participant recovery", () => {
     fs.writeFileSync(path.join(markers, "j@c@2.json"), JSON.stringify({ job: "j", checkpointId: "c", attempt: 2 }));
     // recover() only reads this node's markers: the cluster is needed for its id alone.
     const cluster = { nodeId: "n2" } as Cluster;
-    const p = new ParticipantCoordinator(dataDir, cluster, { prepareTimeoutMs: 1000 }, pino({ level: "silent" }));
+    const p = new ParticipantCoordinator(
+      dataDir,
+      cluster,
+      { prepareTimeoutMs: 1000, peerError: fromServiceError },
+      pino({ level: "silent" }),
+    );
     await p.recover();
     expect(fs.readdirSync(markers)).toEqual(["j@c@2.json"]);
     expect(p.inFlight(), "only the renamed marker is an attempt to ask the coordinator about").toBe(1);
@@ -89,7 +95,10 @@ function participant(fake: FakeCoordinator) {
     },
     close: () => undefined,
   } as unknown as Cluster;
-  return { dataDir, p: new ParticipantCoordinator(dataDir, cluster, { prepareTimeoutMs: 1000 }, pino({ level: "silent" })) };
+  return {
+    dataDir,
+    p: new ParticipantCoordinator(dataDir, cluster, { prepareTimeoutMs: 1000, peerError: fromServiceError }, pino({ level: "silent" })),
+  };
 }
 
 const REF: CheckpointRef = { job: "j", checkpointId: "c", step: 7, rank: 1, worldSize: 2, incarnation: 42 };
@@ -214,7 +223,7 @@ describe("participant messages", () => {
     await stage(p, ["model"]);
     const err = await p.vote(REF, ["model"], 0).catch((e: unknown) => e);
     expect(err).toMatchObject({
-      code: grpc.status.FAILED_PRECONDITION,
+      kind: "failed_precondition",
       message: "coordinator 'n1': incarnation 42 of rank 1 was superseded",
     });
     expect(fake.of("Vote"), "a refusal is not retried").toHaveLength(1);
