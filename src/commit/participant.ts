@@ -19,7 +19,9 @@ import type { GetDecisionResponse } from "../../wire/gen/ckptd/v1/GetDecisionRes
 import type { OpenAttemptResponse } from "../../wire/gen/ckptd/v1/OpenAttemptResponse.js";
 import type { VoteResponse } from "../../wire/gen/ckptd/v1/VoteResponse.js";
 import type { Cluster } from "./cluster.js";
-import { Attempt, outcomeFromWire, type CheckpointCoordinator, type CheckpointRef, type Decision, type SaveTicket } from "./coordinator.js";
+import { Attempt } from "./attempt.js";
+import { outcomeFromWire, type Decision } from "./decisions.js";
+import type { CheckpointCoordinator, CheckpointRef, SaveTicket } from "./protocol.js";
 import { CkptdError, failedPrecondition, type ErrorKind } from "../common/errors.js";
 import { stagedItem } from "./peer-messages.js";
 import { checkInt, checkName } from "../common/names.js";
@@ -119,7 +121,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     const since = Date.now() - activeWithinMs;
     for (const a of this.attempts.values()) {
       if (a.state === "decided") continue;
-      if (a.inflight.size > 0 || ((a.staged.size > 0 || a.votes.size > 0) && a.lastActivity >= since)) return true;
+      if (a.savesInProgress > 0 || ((a.staged.size > 0 || a.votes.size > 0) && a.lastActivity >= since)) return true;
     }
     return false;
   }
@@ -297,7 +299,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
         const req = { job: a.job, checkpointId: a.checkpointId, attempt: a.attempt, nodeId: this.cluster.nodeId };
         try {
           const res =
-            a.inflight.size > 0
+            a.savesInProgress > 0
               ? await this.once<GetDecisionResponse>((md, o, cb) => this.cluster.coordinator().Heartbeat(req, md, o, cb))
               : await this.once<GetDecisionResponse>((md, o, cb) => this.cluster.coordinator().GetDecision(req, md, o, cb));
           if (!this.settle(a, res.outcome, res.reason) && a.restarted) {

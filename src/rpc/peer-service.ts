@@ -8,7 +8,9 @@
 import type { Metadata } from "@grpc/grpc-js";
 import type { PeerServiceHandlers } from "../../wire/gen/ckptd/v1/PeerService.js";
 import type { PeerAuthorizer } from "./auth.js";
-import { outcomeToWire, type CheckpointRef, type CommitCoordinator, type Decision } from "../commit/coordinator.js";
+import type { CommitCoordinator } from "../commit/coordinator.js";
+import { outcomeToWire, type Decision } from "../commit/decisions.js";
+import type { CheckpointRef } from "../commit/protocol.js";
 import { failedPrecondition, invalidArgument } from "../common/errors.js";
 import { rpcMethods, type RpcEnv } from "./handler.js";
 import { MAX_ITEMS_PER_RANK } from "../catalog/manifest.js";
