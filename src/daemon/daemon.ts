@@ -18,6 +18,7 @@ import { ParticipantCoordinator } from "../commit/participant.js";
 import { peerServiceHandlers } from "../rpc/peer-service.js";
 import { fromServiceError } from "../rpc/status.js";
 import type { RpcEnv } from "../rpc/handler.js";
+import { itemWriterBuffers } from "../save/item-writer.js";
 import { sharedReadBuffers } from "../save/save-stream.js";
 import { evaluationServiceHandlers, retentionServiceHandlers } from "../rpc/evaluation-service.js";
 import { Evaluations } from "../evaluation/evaluations.js";
@@ -249,6 +250,7 @@ export class Daemon {
         sharedMemory: this.sharedMemory,
         writeIo,
         sharedReadBuffers: sharedReadBuffers(),
+        itemWriterBuffers: itemWriterBuffers(),
         maxWorldSize: this.options.maxWorldSize,
         notCoordinator: this.notCoordinator(),
         streamLimits: {

@@ -20,7 +20,7 @@ import type { StreamGuard } from "../common/stream-guard.js";
 import { SpareBuffers, type PoolLease } from "../store/buffer-pool.js";
 import type { WriteIo } from "../store/direct-io.js";
 import type { SharedMemoryConfig, SharedSegment } from "../store/shared-memory.js";
-import { ItemWriter, type EntrySpec } from "./item-writer.js";
+import { ItemWriter, type EntrySpec, type ItemWriterBuffers } from "./item-writer.js";
 import { openRing } from "./slot-ring.js";
 
 /** What a Save stream needs of the daemon. */
@@ -40,6 +40,8 @@ export interface SaveStreamDeps {
   maxWorldSize: number;
   /** Buffers shared chunks are copied into (see sharedReadBuffers). */
   sharedReadBuffers: SpareBuffers;
+  /** The item writers' encode scratch and pack buffers (see itemWriterBuffers). */
+  itemWriterBuffers: ItemWriterBuffers;
 }
 
 /** What a Save stream needs of its call. */
@@ -106,7 +108,7 @@ export async function saveItem(
         unwatch = ticket.watch((err) => guard.stop(err));
         const io = deps.writeIo;
         lease = io.pool?.lease(h.job);
-        writer = new ItemWriter(h.item, ticket.dir, io, lease?.shares);
+        writer = new ItemWriter(h.item, ticket.dir, io, deps.itemWriterBuffers, lease?.shares);
         await writer.open();
         onReleased?.(0, shared?.handle);
         continue;
