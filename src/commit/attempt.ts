@@ -16,18 +16,17 @@ type AttemptState = "preparing" | "deciding" | "decided";
 export class Attempt {
   private currentState: AttemptState = "preparing";
   /** Completed, fsynced items per rank. */
-  readonly staged = new Map<number, Map<string, ItemRecord>>();
+  private readonly stagedItems = new Map<number, Map<string, ItemRecord>>();
   /** "rank/item" of saves in progress. */
   private readonly inflight = new Set<string>();
-  readonly votes = new Map<number, string[]>();
-  /** The incarnation each rank used in this attempt (ranks that sent one). */
-  readonly incarnations = new Map<number, number>();
+  private readonly rankVotes = new Map<number, string[]>();
+  private readonly rankIncarnations = new Map<number, number>();
   private lastActive = Date.now();
   private settled: Decision | undefined;
   private failed: Error | undefined;
   /** Participant bookkeeping: a restart marker was written / the attempt predates a restart. */
-  marked = false;
-  restarted = false;
+  private hasMarker = false;
+  private fromBeforeRestart = false;
   private readonly waiters: { resolve: (d: Decision) => void; reject: (e: Error) => void }[] = [];
   /**
    * How to end each Save stream still open on this attempt. A stream that waits for its
@@ -50,6 +49,61 @@ export class Attempt {
 
   get state(): AttemptState {
     return this.currentState;
+  }
+
+  /** Completed, fsynced items per rank. */
+  get staged(): ReadonlyMap<number, ReadonlyMap<string, ItemRecord>> {
+    return this.stagedItems;
+  }
+
+  /** The items each rank voted for. */
+  get votes(): ReadonlyMap<number, readonly string[]> {
+    return this.rankVotes;
+  }
+
+  /** The incarnation each rank used in this attempt (ranks that sent one). */
+  get incarnations(): ReadonlyMap<number, number> {
+    return this.rankIncarnations;
+  }
+
+  /** A participant wrote the attempt's restart marker. */
+  get marked(): boolean {
+    return this.hasMarker;
+  }
+
+  /** A participant found the attempt's marker at its start: the attempt predates its restart. */
+  get restarted(): boolean {
+    return this.fromBeforeRestart;
+  }
+
+  /** True the first time: the caller then writes the marker. */
+  claimMarker(): boolean {
+    if (this.hasMarker) return false;
+    return (this.hasMarker = true);
+  }
+
+  noteRestarted(): void {
+    this.fromBeforeRestart = true;
+  }
+
+  /** Records a rank's yes-vote (the caller checked that it may vote). */
+  recordVote(rank: number, items: string[]): void {
+    this.rankVotes.set(rank, items);
+  }
+
+  /** Takes back a vote the coordinator refused, unless another replaced it meanwhile. */
+  withdrawVote(rank: number, items: readonly string[]): void {
+    if (this.rankVotes.get(rank) === items) this.rankVotes.delete(rank);
+  }
+
+  /** Records a rank's items staged on another node (a relayed vote's records, checked against the files). */
+  stageRelayed(rank: number, items: Map<string, ItemRecord>): void {
+    this.stagedItems.set(rank, items);
+  }
+
+  /** Records the incarnation a rank uses in this attempt. */
+  enterIncarnation(rank: number, incarnation: number): void {
+    this.rankIncarnations.set(rank, incarnation);
   }
 
   /** The decision, once settled. */
@@ -104,8 +158,8 @@ export class Attempt {
   stageReserved(rank: number, item: string, record: ItemRecord): void {
     this.checkLive();
     this.inflight.delete(`${rank}/${item}`);
-    let items = this.staged.get(rank);
-    if (!items) this.staged.set(rank, (items = new Map()));
+    let items = this.stagedItems.get(rank);
+    if (!items) this.stagedItems.set(rank, (items = new Map()));
     items.set(item, record);
   }
 

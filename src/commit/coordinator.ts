@@ -300,7 +300,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
     // A newer incarnation of the rank entered meanwhile (or this one must fence first).
     if (!this.enter(attempt, ref)) return this.vote(ref, items, attemptNo);
     if (attempt.state === "preparing" && !attempt.votes.has(ref.rank)) {
-      attempt.votes.set(ref.rank, [...new Set(items)]);
+      attempt.recordVote(ref.rank, [...new Set(items)]);
       attempt.touch();
       const staged = attempt.staged.get(ref.rank);
       const missing = items.filter((i) => !staged?.has(i));
@@ -429,7 +429,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
     const used = attempt.incarnations.get(ref.rank);
     if (used !== undefined && used > inc) throw this.superseded(ref, inc, used);
     if (used !== undefined && used < inc && attempt.state === "preparing") return false;
-    attempt.incarnations.set(ref.rank, inc);
+    attempt.enterIncarnation(ref.rank, inc);
     return true;
   }
 
@@ -515,7 +515,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
           void this.decide(current, "ABORTED", `rank ${ref.rank}'s vote does not match its staged files: ${problem}`, "error");
           return current.decided();
         }
-        current.staged.set(ref.rank, items);
+        current.stageRelayed(ref.rank, items);
       }
     }
     return this.vote(

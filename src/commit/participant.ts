@@ -89,7 +89,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
         checkName("checkpoint_id", m.checkpointId);
         checkInt("attempt", m.attempt, 1, 0xffffffff);
         const a = this.local(m.job, m.checkpointId, m.attempt, 0, 0);
-        a.restarted = true;
+        a.noteRestarted();
         pending++;
       } catch {
         await this.storage.delete(joinKey(this.markerDir(), f));
@@ -148,7 +148,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
       // Relayed with the voter's incarnation: a dead incarnation's vote is refused, not an abort.
       return this.abortRemote(attempt, reason, ref);
     }
-    attempt.votes.set(ref.rank, items);
+    attempt.recordVote(ref.rank, items);
     const records = items.map((i) => staged!.get(i)!);
     const relay = this.retry<VoteResponse>(
       "Vote",
@@ -174,7 +174,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     );
     // A vote the coordinator refused (e.g. of a superseded incarnation) is no vote here either.
     const res = await relay.catch((err: unknown) => {
-      if (attempt.votes.get(ref.rank) === items) attempt.votes.delete(ref.rank);
+      attempt.withdrawVote(ref.rank, items);
       throw err;
     });
     return this.settle(attempt, res.outcome, res.reason)!;
@@ -252,8 +252,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
   }
 
   private async mark(a: Attempt): Promise<void> {
-    if (a.marked) return;
-    a.marked = true;
+    if (!a.claimMarker()) return;
     await this.storage.createPrefix(this.markerDir());
     await this.storage.put(
       this.markerFile(a),
