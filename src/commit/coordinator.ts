@@ -44,7 +44,7 @@ import { isTmpName, itemDirName, joinKey, layout, parseAttemptName, parseDecisio
 import { ensureJob, getText, listJobs, quarantine, type Storage } from "../store/storage.js";
 import { Attempt } from "./attempt.js";
 import { shrinkDecision, type Decision, type DecisionRecord, type Outcome } from "./decisions.js";
-import type { CheckpointCoordinator, CheckpointRef, SaveTicket } from "./protocol.js";
+import type { CheckpointCoordinator, CheckpointRef, PeerCoordinator, SaveTicket } from "./protocol.js";
 
 /** A durable COMMIT not yet listed and logged (publish or event append failed). */
 interface InvisibleCommit {
@@ -82,7 +82,7 @@ export interface CoordinatorOptions {
 
 const DEFAULT_MAX_REMEMBERED_INCARNATIONS = 262_144;
 
-export class CommitCoordinator implements CheckpointCoordinator {
+export class CommitCoordinator implements CheckpointCoordinator, PeerCoordinator {
   /** The open (undecided or deciding) attempt of each checkpoint, by "job/id". */
   private readonly open = new Map<string, Attempt>();
   /** Highest attempt number ever used per "job/id" (from the decision records). */

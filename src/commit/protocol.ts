@@ -83,3 +83,27 @@ export interface CheckpointCoordinator {
   /** A rank's no-vote: aborts the open attempt, or answers the decision already made. */
   abort(ref: Omit<CheckpointRef, "step" | "worldSize">, reason: string, attemptNo: number): Promise<Decision>;
 }
+
+/**
+ * What the coordinating node's PeerService asks of its coordinator on behalf of the
+ * participant nodes of a multi-node job (ParticipantCoordinator is the caller, over gRPC).
+ *
+ * Call order per participant rank and checkpoint: openForPeer (the attempt number its
+ * saves stage into, in the shared staging directory), heartbeat while it saves (keeps
+ * the attempt from timing out), then peerVote with the fsynced items' records | peerAbort;
+ * decisionOf and heartbeat learn the decision of an attempt the participant stopped
+ * waiting on. Each answer names one attempt; peerVote, peerAbort and decisionOf on a
+ * closed attempt answer its durable decision and change nothing.
+ */
+export interface PeerCoordinator {
+  /** The attempt a participant's rank stages into (opened if needed). */
+  openForPeer(ref: CheckpointRef): Promise<number>;
+  /** Activity on a participant (`active`) keeps the attempt from timing out; returns the decision once made. */
+  heartbeat(job: string, id: string, attemptNo: number, active: boolean): Promise<Decision | undefined>;
+  /** A rank's vote relayed with the records of the items it staged; its staged files are checked against them. */
+  peerVote(ref: CheckpointRef, attemptNo: number, records: ItemRecord[]): Promise<Decision>;
+  /** A participant's no-vote; `rank` and `incarnation` (0: none) name the rank whose Abort it relays. */
+  peerAbort(job: string, id: string, attemptNo: number, reason: string, rank?: number, incarnation?: number): Promise<Decision>;
+  /** The durable decision of an attempt, or undefined while it is open. */
+  decisionOf(job: string, id: string, attemptNo: number): Promise<Decision | undefined>;
+}
