@@ -24,7 +24,7 @@
  */
 import type { Logger } from "pino";
 import type { Catalog } from "../catalog/catalog.js";
-import { aborted, CkptdError, dataLoss, failedPrecondition, invalidArgument, alreadyExists, unavailable } from "../common/errors.js";
+import { CkptdError, dataLoss, failedPrecondition, invalidArgument, unavailable } from "../common/errors.js";
 import {
   MANIFEST_FORMAT,
   MANIFEST_VERSION,
@@ -42,40 +42,9 @@ import { checkRef, DEFAULT_MAX_WORLD_SIZE, missingRanks } from "../common/limits
 import { checkName } from "../common/names.js";
 import { isTmpName, itemDirName, joinKey, layout, parseAttemptName, parseDecisionName } from "../store/layout.js";
 import { ensureJob, getText, listJobs, quarantine, type Storage } from "../store/storage.js";
-
-export type Outcome = "COMMITTED" | "ABORTED";
-
-/** An outcome as the wire's CommitOutcome. */
-export function outcomeToWire(o: Outcome) {
-  return o === "COMMITTED" ? ("COMMIT_OUTCOME_COMMITTED" as const) : ("COMMIT_OUTCOME_ABORTED" as const);
-}
-
-/** The wire's CommitOutcome as an outcome; undefined while undecided (COMMIT_OUTCOME_UNSPECIFIED). */
-export function outcomeFromWire(o: string): Outcome | undefined {
-  return o === "COMMIT_OUTCOME_COMMITTED" ? "COMMITTED" : o === "COMMIT_OUTCOME_ABORTED" ? "ABORTED" : undefined;
-}
-
-export interface Decision {
-  outcome: Outcome;
-  reason: string;
-  attempt: number;
-  /** The published checkpoint (COMMITTED only). */
-  checkpoint?: CheckpointSummary;
-}
-
-/**
- * The durable decision record, decisions/<id>@<attempt>.json. Once the checkpoint is
- * deleted, a COMMITTED record is shrunk to a tombstone (no manifest, `deleted`) that
- * keeps the id from being reused.
- */
-interface DecisionRecord {
-  outcome: Outcome;
-  reason: string;
-  attempt: number;
-  decidedAt: string;
-  manifest?: Manifest;
-  deleted?: boolean;
-}
+import { Attempt } from "./attempt.js";
+import { shrinkDecision, type Decision, type DecisionRecord, type Outcome } from "./decisions.js";
+import type { CheckpointCoordinator, CheckpointRef, PeerCoordinator, SaveTicket } from "./protocol.js";
 
 /** A durable COMMIT not yet listed and logged (publish or event append failed). */
 interface InvisibleCommit {
@@ -84,17 +53,6 @@ interface InvisibleCommit {
   /** Set once the staging directory is renamed into checkpoints/. */
   summary?: CheckpointSummary;
   lastError?: Error;
-}
-
-/** Shrinks a deleted checkpoint's COMMIT record to a tombstone (best effort: a full record is only bigger). */
-export async function shrinkDecision(storage: Storage, job: string, id: string, attempt: number): Promise<void> {
-  const key = layout.decision(job, id, attempt);
-  const text = await getText(storage, key);
-  if (text === undefined) return;
-  const record = JSON.parse(text) as DecisionRecord;
-  if (record.outcome !== "COMMITTED" || !record.manifest) return;
-  const { manifest: _manifest, ...rest } = record;
-  await storage.put(key, JSON.stringify({ ...rest, deleted: true } satisfies DecisionRecord));
 }
 
 export interface CoordinatorOptions {
@@ -122,175 +80,9 @@ export interface CoordinatorOptions {
   metrics?: Metrics;
 }
 
-/** Who is saving what: identifies one rank's checkpoint for Save and Commit. */
-export interface CheckpointRef {
-  job: string;
-  checkpointId: string;
-  step: number;
-  rank: number;
-  worldSize: number;
-  /**
-   * The trainer process's incarnation (grows across restarts of the rank); 0 or absent:
-   * not sent, no fencing.
-   */
-  incarnation?: number;
-}
-
 const DEFAULT_MAX_REMEMBERED_INCARNATIONS = 262_144;
 
-type AttemptState = "preparing" | "deciding" | "decided";
-
-/** One attempt of one checkpoint as this daemon sees it. */
-export class Attempt {
-  state: AttemptState = "preparing";
-  /** Completed, fsynced items per rank. */
-  readonly staged = new Map<number, Map<string, ItemRecord>>();
-  /** "rank/item" of saves in progress. */
-  readonly inflight = new Set<string>();
-  readonly votes = new Map<number, string[]>();
-  /** The incarnation each rank used in this attempt (ranks that sent one). */
-  readonly incarnations = new Map<number, number>();
-  lastActivity = Date.now();
-  decision: Decision | undefined;
-  failure: Error | undefined;
-  /** Participant bookkeeping: a restart marker was written / the attempt predates a restart. */
-  marked = false;
-  restarted = false;
-  private readonly waiters: { resolve: (d: Decision) => void; reject: (e: Error) => void }[] = [];
-  /**
-   * How to end each Save stream still open on this attempt. A stream that waits for its
-   * client's next message would otherwise learn of the decision only when (if ever) that
-   * message comes, holding its files and buffers meanwhile.
-   */
-  private readonly streams = new Set<(err: Error) => void>();
-
-  constructor(
-    readonly job: string,
-    readonly checkpointId: string,
-    readonly attempt: number,
-    readonly step: number,
-    readonly worldSize: number,
-    /** The staging's key (layout.staging). */
-    readonly key: string,
-    /** The staging's local directory, where the item writer writes (Storage.localPath). */
-    readonly dir: string,
-  ) {}
-
-  /** Reserves (rank, item) for one Save stream; refuses duplicates and saves after the rank's vote. */
-  reserve(rank: number, item: string): SaveTicket {
-    const slot = `${rank}/${item}`;
-    if (this.staged.get(rank)?.has(item))
-      throw alreadyExists(`rank ${rank} already saved item '${item}' in checkpoint '${this.checkpointId}' (attempt ${this.attempt})`);
-    if (this.inflight.has(slot))
-      throw alreadyExists(`rank ${rank} is already saving item '${item}' of checkpoint '${this.checkpointId}' on another stream`);
-    if (this.votes.has(rank))
-      throw failedPrecondition(`rank ${rank} already voted on checkpoint '${this.checkpointId}'; it cannot save more items`);
-    this.inflight.add(slot);
-    this.lastActivity = Date.now();
-    return { attempt: this, rank, item, dir: `${this.dir}/${itemDirName(rank, item)}` };
-  }
-
-  /** Throws ABORTED once the attempt was decided (its staging is being removed). */
-  checkLive(): void {
-    this.lastActivity = Date.now();
-    if (this.state !== "preparing")
-      throw aborted(
-        `checkpoint '${this.checkpointId}' attempt ${this.attempt} was decided while this item streamed: ${this.decision?.reason ?? "it is being decided"}`,
-      );
-  }
-
-  /** Records a durably staged item; the rank may now vote for it. */
-  stage(t: SaveTicket, record: ItemRecord): void {
-    this.checkLive();
-    this.inflight.delete(`${t.rank}/${t.item}`);
-    let items = this.staged.get(t.rank);
-    if (!items) this.staged.set(t.rank, (items = new Map()));
-    items.set(t.item, record);
-  }
-
-  /** Releases a reservation whose save failed; the rank may save the item again. */
-  release(t: SaveTicket): void {
-    this.inflight.delete(`${t.rank}/${t.item}`);
-  }
-
-  /**
-   * Registers an open Save stream: `stop` is called (once) with ABORTED when the attempt is
-   * decided while the stream is open, at once if it already is. Returns the unregistration.
-   */
-  watchStream(stop: (err: Error) => void): () => void {
-    if (this.state !== "preparing") {
-      stop(this.streamAbort(this.decision?.reason ?? "it is being decided"));
-      return () => undefined;
-    }
-    this.streams.add(stop);
-    return () => this.streams.delete(stop);
-  }
-
-  /** Ends every Save stream still open on the attempt; `why` says what was decided. */
-  closeStreams(why: string): void {
-    if (this.streams.size === 0) return;
-    const err = this.streamAbort(why);
-    const stops = [...this.streams];
-    this.streams.clear();
-    for (const stop of stops) stop(err);
-  }
-
-  private streamAbort(why: string): Error {
-    return aborted(`checkpoint '${this.checkpointId}' attempt ${this.attempt} was decided while this item streamed: ${why}`);
-  }
-
-  decided(): Promise<Decision> {
-    if (this.decision) return Promise.resolve(this.decision);
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
-  }
-
-  settle(d: Decision): void {
-    this.decision = d;
-    this.state = "decided";
-    this.closeStreams(d.outcome === "COMMITTED" ? "it was committed without this item" : d.reason || "it was aborted");
-    for (const w of this.waiters.splice(0)) w.resolve(d);
-  }
-
-  /** The decision could not be recorded: voters learn that, never a guess. */
-  fail(err: Error): void {
-    this.failure = err;
-    this.state = "decided";
-    this.closeStreams(err.message);
-    for (const w of this.waiters.splice(0)) w.reject(err);
-  }
-}
-
-/** A reservation of (attempt, rank, item) held by one Save stream. */
-export interface SaveTicket {
-  readonly attempt: Attempt;
-  readonly rank: number;
-  readonly item: string;
-  /** Staging directory of the item. */
-  readonly dir: string;
-}
-
-/**
- * What the gRPC handlers need from the commit protocol. Implemented by the
- * coordinator (single node, or the coordinating node of a multi-node job) and by
- * ParticipantCoordinator (the other nodes, which relay to the coordinator).
- *
- * Call order per rank and checkpoint, for each item: beginSave, then on the ticket's
- * attempt checkLive per message and stage | release; then vote | abort.
- */
-export interface CheckpointCoordinator {
-  recover(): Promise<{ published: number; aborted: number }>;
-  start(): void;
-  stop(): void;
-  inFlight(): number;
-  /** See CommitCoordinator.hasUndecidedWork: attempts with activity in the last `activeWithinMs`. */
-  hasUndecidedWork(activeWithinMs?: number): boolean;
-  beginSave(ref: CheckpointRef, item: string): Promise<SaveTicket>;
-  vote(ref: CheckpointRef, items: string[], attemptNo: number): Promise<Decision>;
-  abort(ref: Omit<CheckpointRef, "step" | "worldSize">, reason: string, attemptNo: number): Promise<Decision>;
-}
-
-export class CommitCoordinator implements CheckpointCoordinator {
+export class CommitCoordinator implements CheckpointCoordinator, PeerCoordinator {
   /** The open (undecided or deciding) attempt of each checkpoint, by "job/id". */
   private readonly open = new Map<string, Attempt>();
   /** Highest attempt number ever used per "job/id" (from the decision records). */
@@ -455,7 +247,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
     for (const q of this.invisible.values()) if (q.length > 0) return true;
     const since = Date.now() - activeWithinMs;
     for (const a of this.open.values()) {
-      if (a.state !== "preparing" || a.inflight.size > 0) return true;
+      if (a.state !== "preparing" || a.savesInProgress > 0) return true;
       if ((a.staged.size > 0 || a.votes.size > 0) && a.lastActivity >= since) return true;
     }
     return false;
@@ -508,8 +300,8 @@ export class CommitCoordinator implements CheckpointCoordinator {
     // A newer incarnation of the rank entered meanwhile (or this one must fence first).
     if (!this.enter(attempt, ref)) return this.vote(ref, items, attemptNo);
     if (attempt.state === "preparing" && !attempt.votes.has(ref.rank)) {
-      attempt.votes.set(ref.rank, [...new Set(items)]);
-      attempt.lastActivity = Date.now();
+      attempt.recordVote(ref.rank, [...new Set(items)]);
+      attempt.touch();
       const staged = attempt.staged.get(ref.rank);
       const missing = items.filter((i) => !staged?.has(i));
       if (missing.length > 0) {
@@ -637,7 +429,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
     const used = attempt.incarnations.get(ref.rank);
     if (used !== undefined && used > inc) throw this.superseded(ref, inc, used);
     if (used !== undefined && used < inc && attempt.state === "preparing") return false;
-    attempt.incarnations.set(ref.rank, inc);
+    attempt.enterIncarnation(ref.rank, inc);
     return true;
   }
 
@@ -677,7 +469,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
       await this.fence(ref);
       const attempt = await this.openAttempt(ref);
       if (!this.enter(attempt, ref)) continue;
-      attempt.lastActivity = Date.now();
+      attempt.touch();
       return attempt.attempt;
     }
   }
@@ -688,7 +480,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
     checkName("checkpoint_id", id);
     const current = this.open.get(`${job}/${id}`);
     if (current?.attempt === attemptNo) {
-      if (active) current.lastActivity = Date.now();
+      if (active) current.touch();
       return current.decision;
     }
     // Not visible yet: a participant told COMMITTED now would acknowledge it early.
@@ -723,7 +515,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
           void this.decide(current, "ABORTED", `rank ${ref.rank}'s vote does not match its staged files: ${problem}`, "error");
           return current.decided();
         }
-        current.staged.set(ref.rank, items);
+        current.stageRelayed(ref.rank, items);
       }
     }
     return this.vote(
@@ -845,9 +637,7 @@ export class CommitCoordinator implements CheckpointCoordinator {
   /** `why` labels an ABORTED decision in the aborts metric. */
   private async decide(attempt: Attempt, outcome: Outcome, reason: string, why: AbortReason = "error"): Promise<void> {
     if (attempt.state !== "preparing") return;
-    attempt.state = "deciding";
-    // Streams still open cannot take part any more: they end now, not at their next message.
-    attempt.closeStreams(outcome === "COMMITTED" ? "it is being committed without this item" : reason);
+    attempt.startDeciding(outcome === "COMMITTED" ? "it is being committed without this item" : reason);
     const { job, checkpointId: id, attempt: n } = attempt;
     const logCtx = { job, checkpoint: id, attempt: n };
     const record: DecisionRecord = { outcome, reason, attempt: n, decidedAt: new Date().toISOString() };

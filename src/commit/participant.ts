@@ -19,7 +19,9 @@ import type { GetDecisionResponse } from "../../wire/gen/ckptd/v1/GetDecisionRes
 import type { OpenAttemptResponse } from "../../wire/gen/ckptd/v1/OpenAttemptResponse.js";
 import type { VoteResponse } from "../../wire/gen/ckptd/v1/VoteResponse.js";
 import type { Cluster } from "./cluster.js";
-import { Attempt, outcomeFromWire, type CheckpointCoordinator, type CheckpointRef, type Decision, type SaveTicket } from "./coordinator.js";
+import { Attempt } from "./attempt.js";
+import { outcomeFromWire, type Decision } from "./decisions.js";
+import type { CheckpointCoordinator, CheckpointRef, SaveTicket } from "./protocol.js";
 import { CkptdError, failedPrecondition, type ErrorKind } from "../common/errors.js";
 import { stagedItem } from "./peer-messages.js";
 import { checkInt, checkName } from "../common/names.js";
@@ -87,7 +89,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
         checkName("checkpoint_id", m.checkpointId);
         checkInt("attempt", m.attempt, 1, 0xffffffff);
         const a = this.local(m.job, m.checkpointId, m.attempt, 0, 0);
-        a.restarted = true;
+        a.noteRestarted();
         pending++;
       } catch {
         await this.storage.delete(joinKey(this.markerDir(), f));
@@ -119,7 +121,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     const since = Date.now() - activeWithinMs;
     for (const a of this.attempts.values()) {
       if (a.state === "decided") continue;
-      if (a.inflight.size > 0 || ((a.staged.size > 0 || a.votes.size > 0) && a.lastActivity >= since)) return true;
+      if (a.savesInProgress > 0 || ((a.staged.size > 0 || a.votes.size > 0) && a.lastActivity >= since)) return true;
     }
     return false;
   }
@@ -146,7 +148,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
       // Relayed with the voter's incarnation: a dead incarnation's vote is refused, not an abort.
       return this.abortRemote(attempt, reason, ref);
     }
-    attempt.votes.set(ref.rank, items);
+    attempt.recordVote(ref.rank, items);
     const records = items.map((i) => staged!.get(i)!);
     const relay = this.retry<VoteResponse>(
       "Vote",
@@ -172,7 +174,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
     );
     // A vote the coordinator refused (e.g. of a superseded incarnation) is no vote here either.
     const res = await relay.catch((err: unknown) => {
-      if (attempt.votes.get(ref.rank) === items) attempt.votes.delete(ref.rank);
+      attempt.withdrawVote(ref.rank, items);
       throw err;
     });
     return this.settle(attempt, res.outcome, res.reason)!;
@@ -250,8 +252,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
   }
 
   private async mark(a: Attempt): Promise<void> {
-    if (a.marked) return;
-    a.marked = true;
+    if (!a.claimMarker()) return;
     await this.storage.createPrefix(this.markerDir());
     await this.storage.put(
       this.markerFile(a),
@@ -297,7 +298,7 @@ export class ParticipantCoordinator implements CheckpointCoordinator {
         const req = { job: a.job, checkpointId: a.checkpointId, attempt: a.attempt, nodeId: this.cluster.nodeId };
         try {
           const res =
-            a.inflight.size > 0
+            a.savesInProgress > 0
               ? await this.once<GetDecisionResponse>((md, o, cb) => this.cluster.coordinator().Heartbeat(req, md, o, cb))
               : await this.once<GetDecisionResponse>((md, o, cb) => this.cluster.coordinator().GetDecision(req, md, o, cb));
           if (!this.settle(a, res.outcome, res.reason) && a.restarted) {

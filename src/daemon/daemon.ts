@@ -12,11 +12,13 @@ import { ByteBudget } from "../common/byte-budget.js";
 import { Catalog } from "../catalog/catalog.js";
 import { unavailable } from "../common/errors.js";
 import { Cluster } from "../commit/cluster.js";
-import { CommitCoordinator, type CheckpointCoordinator } from "../commit/coordinator.js";
+import { CommitCoordinator } from "../commit/coordinator.js";
+import type { CheckpointCoordinator } from "../commit/protocol.js";
 import { ParticipantCoordinator } from "../commit/participant.js";
 import { peerServiceHandlers } from "../rpc/peer-service.js";
 import { fromServiceError } from "../rpc/status.js";
 import type { RpcEnv } from "../rpc/handler.js";
+import { itemWriterBuffers } from "../save/item-writer.js";
 import { sharedReadBuffers } from "../save/save-stream.js";
 import { evaluationServiceHandlers, retentionServiceHandlers } from "../rpc/evaluation-service.js";
 import { Evaluations } from "../evaluation/evaluations.js";
@@ -248,6 +250,7 @@ export class Daemon {
         sharedMemory: this.sharedMemory,
         writeIo,
         sharedReadBuffers: sharedReadBuffers(),
+        itemWriterBuffers: itemWriterBuffers(),
         maxWorldSize: this.options.maxWorldSize,
         notCoordinator: this.notCoordinator(),
         streamLimits: {

@@ -12,7 +12,7 @@ import type { Logger } from "pino";
 import type { Catalog } from "../catalog/catalog.js";
 import type { Evaluations } from "./evaluations.js";
 import type { EventLog } from "../catalog/events.js";
-import { shrinkDecision } from "../commit/coordinator.js";
+import { shrinkDecision } from "../commit/decisions.js";
 import { failedPrecondition, invalidArgument, unavailable } from "../common/errors.js";
 import type { CheckpointSummary } from "../catalog/manifest.js";
 import type { Metrics } from "../common/metrics.js";

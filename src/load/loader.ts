@@ -22,7 +22,7 @@ import { ByteBudget } from "../common/byte-budget.js";
 import type { Catalog } from "../catalog/catalog.js";
 import { ChunkCorruptError, decodeChunk, LZ4_MAX_BLOCK, RAW_FRAME_OVERHEAD, type StoredChunk } from "../codec/codec.js";
 import { crc32c } from "@node-rs/crc32";
-import { dtypeSize } from "../../wire/index.js";
+import { dtypeSize, MiB } from "../../wire/index.js";
 import { dataLoss, failedPrecondition, invalidArgument, notFound, outOfRange } from "../common/errors.js";
 import { MAX_LOAD_MESSAGE_DATA } from "./load-sender.js";
 import { CoverageError, coveringShards, intersect, type Region, type Segment, segments, shardBox, tilesWhole, volume } from "./reshard.js";
@@ -278,7 +278,7 @@ export class CheckpointLoader {
     const base = this.checkpointDir(plan.manifest.job, plan.manifest.checkpointId);
     // An item's pack file stays open across its entries: one open per small tensor cost
     // more than reading it.
-    let pack: { rank: number; item: string; fh: fsp.FileHandle; direct: boolean } | undefined;
+    const pack = new PackFile();
     try {
       for (let entryNo = Math.max(0, from.entry); entryNo < plan.outputs.length; entryNo++) {
         const output = plan.outputs[entryNo]!;
@@ -291,55 +291,19 @@ export class CheckpointLoader {
           continue;
         }
         const { rank, item, entry } = output.copy;
-        const dir = path.join(base, itemDirName(rank, item));
         if (!resumed) yield { kind: "entry", item, entry, targetDevice: output.targetDevice };
-        if (entry.chunks.length <= skip) continue;
-        // The decode buffer first, before any read holds buffers: streams that hold read
-        // buffers while they wait for a decode buffer would wait on each other.
-        if (entry.chunks.some((c) => !c.raw)) await buffers.decodeBuffer();
-        const packed = entry.file === PACK_FILE_NAME;
-        let fh: fsp.FileHandle;
-        let direct: boolean;
-        try {
-          if (packed && pack && (pack.rank !== rank || pack.item !== item)) {
-            const old = pack;
-            pack = undefined;
-            await old.fh.close();
-          }
-          ({ fh, direct } = (packed ? pack : undefined) ?? (await openForRead(path.join(dir, entry.file), entry.chunks, buffers)));
-          if (packed) pack = { rank, item, fh, direct };
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === "ENOENT")
+        for await (const r of readEntryChunks(base, output.copy, skip, buffers, pack)) {
+          if (r.kind === "missing")
             throw dataLoss(
               `item '${item}' key '${entry.key}': stored file ${entry.file} is missing (or the checkpoint was deleted during the load)`,
             );
-          throw err;
-        }
-        try {
-          let i = skip;
-          for await (const { stored, bytesRead } of readAhead(fh, skip > 0 ? entry.chunks.slice(skip) : entry.chunks, buffers, direct)) {
-            const c = entry.chunks[i]!;
-            this.onStoredRead(c.storedBytes);
-            try {
-              if (bytesRead !== c.storedBytes) throw new ChunkCorruptError(`file is truncated (${bytesRead} of ${c.storedBytes} bytes)`);
-              const out = c.raw ? undefined : await buffers.decodeBuffer();
-              yield { kind: "chunk", data: await decodeChunk(stored, c, out), crc32c: c.crc32c };
-            } catch (err) {
-              if (err instanceof ChunkCorruptError)
-                throw dataLoss(
-                  `checkpoint '${plan.manifest.checkpointId}' rank ${rank} item '${item}' key '${entry.key}' chunk ${i} ` +
-                    `(file ${entry.file}, offset ${c.offset}) is corrupt: ${err.message}`,
-                );
-              throw err;
-            }
-            i++;
-          }
-        } finally {
-          if (!packed) await fh.close();
+          this.onStoredRead(r.chunk.storedBytes);
+          if (r.kind === "damaged") throw corruptChunk(plan.manifest.checkpointId, rank, item, entry, r);
+          yield { kind: "chunk", data: r.data, crc32c: r.chunk.crc32c };
         }
       }
     } finally {
-      await pack?.fh.close();
+      await pack.close();
     }
   }
 
@@ -458,47 +422,29 @@ export class CheckpointLoader {
     const damaged: ChunkDamage[] = [];
     let chunks = 0;
     let bytes = 0;
+    const pack = new PackFile();
     // The buffers count against the load budget: they go back however the check ends.
     try {
       for (const rank of manifest.ranks) {
         for (const item of rank.items) {
-          const rel = itemDirName(rank.rank, item.name);
           for (const entry of item.entries) {
-            if (entry.chunks.length === 0) continue;
-            const file = `${rel}/${entry.file}`;
+            const file = `${itemDirName(rank.rank, item.name)}/${entry.file}`;
             const where = (chunkIndex: number, offset: number, problem: string) =>
               damaged.push({ rank: rank.rank, item: item.name, key: entry.key, chunkIndex, file, offset, problem });
-            let fh: fsp.FileHandle;
-            try {
-              fh = await fsp.open(path.join(base, file), "r");
-            } catch (err) {
-              if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-              entry.chunks.forEach((c, i) => where(i, c.offset, "file is missing"));
-              continue;
-            }
-            try {
-              let i = 0;
-              for await (const { stored, bytesRead } of readAhead(fh, entry.chunks, buffers)) {
-                const c = entry.chunks[i]!;
-                chunks++;
-                try {
-                  if (bytesRead !== c.storedBytes)
-                    throw new ChunkCorruptError(`file is truncated (${bytesRead} of ${c.storedBytes} bytes)`);
-                  await decodeChunk(stored, c, c.raw ? undefined : await buffers.decodeBuffer());
-                  bytes += c.rawBytes;
-                } catch (err) {
-                  if (!(err instanceof ChunkCorruptError)) throw err;
-                  where(i, c.offset, err.message);
-                }
-                i++;
+            for await (const r of readEntryChunks(base, { rank: rank.rank, item: item.name, entry }, 0, buffers, pack)) {
+              if (r.kind === "missing") {
+                entry.chunks.forEach((c, i) => where(i, c.offset, "file is missing"));
+                break;
               }
-            } finally {
-              await fh.close();
+              chunks++;
+              if (r.kind === "damaged") where(r.index, r.chunk.offset, r.problem);
+              else bytes += r.chunk.rawBytes;
             }
           }
         }
       }
     } finally {
+      await pack.close();
       buffers.recycle();
     }
     return { checkpointId: summary.checkpointId, chunks, bytes, damaged };
@@ -514,7 +460,7 @@ const READ_AHEAD = 4;
 const REUSE_MIN_BYTES = 64 << 10;
 
 /** Entry files at least this large are read with O_DIRECT where the filesystem allows it. */
-const DIRECT_READ_MIN_BYTES = 1 << 20;
+const DIRECT_READ_MIN_BYTES = MiB;
 /** An aligned read covers a chunk's frame (at most 4 MiB + 15 bytes) widened to block boundaries at both ends. */
 const DIRECT_READ_BUFFER_BYTES = LZ4_MAX_BLOCK + 3 * DIRECT_ALIGN;
 
@@ -757,17 +703,89 @@ interface ChunkRead {
 }
 
 /**
- * An entry's stored chunks in order, read READ_AHEAD ahead: the disk reads the next chunks
- * while chunk i is decoded, checked and sent. A chunk's buffer (and any view of it, such as
- * a raw chunk's data) is reused once the consumer asks for the next chunk. With `direct`
- * (`fh` opened with O_DIRECT) each read covers the chunk's frame widened to whole blocks.
+ * One chunk of an entry as read: its decoded bytes (`data`, valid until the next chunk is
+ * asked for), or why it cannot be (truncated, corrupt); or, once for the whole entry, its
+ * stored file being missing.
  */
-async function* readAhead(
-  fh: fsp.FileHandle,
-  chunks: readonly StoredChunk[],
+type EntryChunk =
+  | { kind: "data"; index: number; chunk: StoredChunk; data: Buffer }
+  | { kind: "damaged"; index: number; chunk: StoredChunk; problem: string }
+  | { kind: "missing" };
+
+/**
+ * The pack file of the item a stream read last, kept open across the item's entries (one
+ * open per small tensor cost more than reading it).
+ */
+class PackFile {
+  private open: { rank: number; item: string; fh: fsp.FileHandle; direct: boolean } | undefined;
+
+  /** The pack file of `copy`'s item, opened unless it is the one open. */
+  async get(file: string, copy: Copy, buffers: ReadBuffers): Promise<{ fh: fsp.FileHandle; direct: boolean }> {
+    const { rank, item, entry } = copy;
+    if (this.open?.rank === rank && this.open.item === item) return this.open;
+    await this.close();
+    const { fh, direct } = await openForRead(file, entry.chunks, buffers);
+    this.open = { rank, item, fh, direct };
+    return this.open;
+  }
+
+  async close(): Promise<void> {
+    const open = this.open;
+    this.open = undefined;
+    await open?.fh.close();
+  }
+}
+
+/** The DATA_LOSS error of a chunk a load cannot use. */
+function corruptChunk(
+  checkpointId: string,
+  rank: number,
+  item: string,
+  entry: EntryRecord,
+  r: { index: number; chunk: StoredChunk; problem: string },
+): Error {
+  return dataLoss(
+    `checkpoint '${checkpointId}' rank ${rank} item '${item}' key '${entry.key}' chunk ${r.index} ` +
+      `(file ${entry.file}, offset ${r.chunk.offset}) is corrupt: ${r.problem}`,
+  );
+}
+
+/**
+ * The one read loop of loads, resharded loads and verify: a stored entry's chunks (all
+ * after the first `select`, or the listed ones), read READ_AHEAD ahead (the disk reads the
+ * next chunks while chunk i is decoded, checked and sent), each checked for truncation and
+ * decoded. A chunk's buffers (and so its `data`) are reused once the consumer asks for the
+ * next chunk. The entry's file is opened with O_DIRECT where that works (see openForRead);
+ * a packed entry's through `pack` when given (which keeps it open), else on its own, closed
+ * when the generator ends. Compressed chunks decode into `decodeInto`, taken before any
+ * read holds buffers (streams that hold read buffers while they wait for a decode buffer
+ * would wait on each other).
+ */
+async function* readEntryChunks(
+  base: string,
+  copy: Copy,
+  select: number | readonly number[],
   buffers: ReadBuffers,
-  direct = false,
-): AsyncGenerator<{ stored: Buffer; bytesRead: number }> {
+  pack?: PackFile,
+  decodeInto: () => Promise<Buffer> = () => buffers.decodeBuffer(),
+): AsyncGenerator<EntryChunk> {
+  const { rank, item, entry } = copy;
+  const indices = typeof select === "number" ? undefined : select;
+  const skip = typeof select === "number" ? select : 0;
+  const chunks = indices ? indices.map((i) => entry.chunks[i]!) : skip > 0 ? entry.chunks.slice(skip) : entry.chunks;
+  if (chunks.length === 0) return;
+  const out = chunks.some((c) => !c.raw) ? await decodeInto() : undefined;
+  const file = path.join(base, itemDirName(rank, item), entry.file);
+  const packed = pack !== undefined && entry.file === PACK_FILE_NAME;
+  let fh: fsp.FileHandle;
+  let direct: boolean;
+  try {
+    ({ fh, direct } = packed ? await pack.get(file, copy, buffers) : await openForRead(file, indices ? chunks : entry.chunks, buffers));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    yield { kind: "missing" };
+    return;
+  }
   /** A read in flight, and how to give its buffer back. */
   interface Started {
     done: Promise<ChunkRead>;
@@ -783,6 +801,7 @@ async function* readAhead(
         giveBack: () => buffers.put(stored),
       };
     }
+    // The chunk's frame widened to whole blocks.
     const start = c.offset - (c.offset % DIRECT_ALIGN);
     const end = Math.ceil((c.offset + c.storedBytes) / DIRECT_ALIGN) * DIRECT_ALIGN;
     const aligned = await buffers.getAligned(fh.fd, optional);
@@ -805,7 +824,7 @@ async function* readAhead(
   /** The chunk the consumer has (its buffer goes back when it asks for the next). */
   let held: Started | undefined;
   try {
-    for (let i = 0; i < chunks.length; i++) {
+    for (let n = 0; n < chunks.length; n++) {
       // The chunk the consumer needs waits for a buffer; reading ahead only uses room there is.
       while (next < chunks.length && inflight.length < READ_AHEAD) {
         const started = await read(chunks[next]!, inflight.length > 0);
@@ -814,7 +833,20 @@ async function* readAhead(
         next++;
       }
       held = inflight.shift()!;
-      yield await held.done;
+      const { stored, bytesRead } = await held.done;
+      const chunk = chunks[n]!;
+      const index = indices ? indices[n]! : skip + n;
+      let result: EntryChunk;
+      if (bytesRead !== chunk.storedBytes)
+        result = { kind: "damaged", index, chunk, problem: `file is truncated (${bytesRead} of ${chunk.storedBytes} bytes)` };
+      else
+        try {
+          result = { kind: "data", index, chunk, data: await decodeChunk(stored, chunk, chunk.raw ? undefined : out) };
+        } catch (err) {
+          if (!(err instanceof ChunkCorruptError)) throw err;
+          result = { kind: "damaged", index, chunk, problem: err.message };
+        }
+      yield result;
       held.giveBack();
       held = undefined;
     }
@@ -824,6 +856,7 @@ async function* readAhead(
     // must not become unhandled rejections (the FileHandle's close waits for them).
     held?.giveBack();
     for (const r of inflight) r.done.then(r.giveBack, r.giveBack);
+    if (!packed) await fh.close();
   }
 }
 
@@ -1141,8 +1174,7 @@ export function markChunks(list: number[], starts: readonly number[], from: numb
  * last: the box's walk asks for byte offsets that only grow.
  */
 class ShardCursor {
-  private reads: AsyncGenerator<{ stored: Buffer; bytesRead: number }> | undefined;
-  private fh: fsp.FileHandle | undefined;
+  private reads: AsyncGenerator<EntryChunk> | undefined;
   private next = 0;
   private current: { start: number; data: Buffer } | undefined;
   private decoded: Buffer | undefined;
@@ -1163,57 +1195,38 @@ class ShardCursor {
     while (!this.current || pos >= this.current.start + this.current.data.length) {
       if (this.next >= this.needed.length)
         throw new Error(`item '${item}' key '${entry.key}' rank ${rank}: byte ${pos} lies outside the chunks the box needs`);
-      if (!this.reads) await this.open();
+      // Its own file handle and decode buffer: the cursors of a box's shards read side by side.
+      this.reads ??= readEntryChunks(
+        this.base,
+        this.copy,
+        this.needed,
+        this.buffers,
+        undefined,
+        async () => (this.decoded = await this.buffers.get(LZ4_MAX_BLOCK))!,
+      );
       const i = this.needed[this.next++]!;
-      const c = entry.chunks[i]!;
-      const r = await this.reads!.next();
+      const r = await this.reads.next();
       if (r.done) throw new Error(`item '${item}' key '${entry.key}' rank ${rank}: the read of chunk ${i} ended early`);
-      this.onStoredRead(c.storedBytes);
-      try {
-        if (r.value.bytesRead !== c.storedBytes)
-          throw new ChunkCorruptError(`file is truncated (${r.value.bytesRead} of ${c.storedBytes} bytes)`);
-        this.current = { start: this.starts[i]!, data: await decodeChunk(r.value.stored, c, c.raw ? undefined : this.decoded) };
-      } catch (err) {
-        if (err instanceof ChunkCorruptError)
-          throw dataLoss(
-            `checkpoint '${this.checkpointId}' rank ${rank} item '${item}' key '${entry.key}' chunk ${i} ` +
-              `(file ${entry.file}, offset ${c.offset}) is corrupt: ${err.message}`,
-          );
-        throw err;
-      }
-    }
-    return this.current;
-  }
-
-  private async open(): Promise<void> {
-    const { entry, rank, item } = this.copy;
-    const chunks = this.needed.map((i) => entry.chunks[i]!);
-    // The decode buffer before any read holds buffers (see CheckpointLoader.parts).
-    if (chunks.some((c) => !c.raw)) this.decoded = await this.buffers.get(LZ4_MAX_BLOCK);
-    let direct: boolean;
-    try {
-      ({ fh: this.fh, direct } = await openForRead(path.join(this.base, itemDirName(rank, item), entry.file), chunks, this.buffers));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT")
+      const got = r.value;
+      if (got.kind === "missing")
         throw dataLoss(
           `rank ${rank} item '${item}' key '${entry.key}': stored file ${entry.file} is missing (or the checkpoint was deleted during the load)`,
         );
-      throw err;
+      this.onStoredRead(got.chunk.storedBytes);
+      if (got.kind === "damaged") throw corruptChunk(this.checkpointId, rank, item, entry, got);
+      this.current = { start: this.starts[i]!, data: got.data };
     }
-    this.reads = readAhead(this.fh, chunks, this.buffers, direct);
+    return this.current;
   }
 
   /** Gives back the buffers and closes the file (after the reads in flight). */
   async close(): Promise<void> {
     this.current = undefined;
     const reads = this.reads;
-    const fh = this.fh;
     this.reads = undefined;
-    this.fh = undefined;
     // A cursor closed once is not reopened: the walk has no segment of its shard left.
     this.next = this.needed.length;
     await reads?.return(undefined);
-    await fh?.close();
     if (this.decoded) this.buffers.put(this.decoded);
     this.decoded = undefined;
   }

@@ -5,7 +5,7 @@ import type { Metadata } from "@grpc/grpc-js";
 import type { AdminServiceHandlers } from "../../wire/gen/ckptd/v1/AdminService.js";
 import type { Authorizer } from "./auth.js";
 import type { Catalog } from "../catalog/catalog.js";
-import type { CheckpointCoordinator } from "../commit/coordinator.js";
+import type { CheckpointCoordinator } from "../commit/protocol.js";
 import type { EventLog } from "../catalog/events.js";
 import type { CheckpointLoader } from "../load/loader.js";
 import type { QuarantineRecord } from "../store/files.js";

@@ -17,7 +17,7 @@ import type { SaveSharedRequest } from "../../wire/gen/ckptd/v1/SaveSharedReques
 import type { SaveSharedResponse } from "../../wire/gen/ckptd/v1/SaveSharedResponse.js";
 import type { Authorizer } from "./auth.js";
 import type { Catalog } from "../catalog/catalog.js";
-import { outcomeToWire } from "../commit/coordinator.js";
+import { outcomeToWire } from "../commit/decisions.js";
 import { LZ4_MAX_BLOCK } from "../codec/codec.js";
 import type { ByteBudget } from "../common/byte-budget.js";
 import { cancelled, failedPrecondition, invalidArgument, resourceExhausted } from "../common/errors.js";

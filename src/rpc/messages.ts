@@ -6,7 +6,7 @@ import type { CheckpointIn } from "../../wire/gen/ckptd/v1/Checkpoint.js";
 import type { LoadResponseIn } from "../../wire/gen/ckptd/v1/LoadResponse.js";
 import type { TensorSpec } from "../../wire/gen/ckptd/v1/TensorSpec.js";
 import { mapCheckpoint, type CheckpointSummary, type EntryRecord, type Manifest } from "../catalog/manifest.js";
-import { outcomeToWire, type Decision } from "../commit/coordinator.js";
+import { outcomeToWire, type Decision } from "../commit/decisions.js";
 import { invalidArgument } from "../common/errors.js";
 import type { LoadPart, LoadPlan } from "../load/loader.js";
 

@@ -8,7 +8,8 @@
 import type { Metadata } from "@grpc/grpc-js";
 import type { PeerServiceHandlers } from "../../wire/gen/ckptd/v1/PeerService.js";
 import type { PeerAuthorizer } from "./auth.js";
-import { outcomeToWire, type CheckpointRef, type CommitCoordinator, type Decision } from "../commit/coordinator.js";
+import { outcomeToWire, type Decision } from "../commit/decisions.js";
+import type { CheckpointRef, PeerCoordinator } from "../commit/protocol.js";
 import { failedPrecondition, invalidArgument } from "../common/errors.js";
 import { rpcMethods, type RpcEnv } from "./handler.js";
 import { MAX_ITEMS_PER_RANK } from "../catalog/manifest.js";
@@ -17,7 +18,7 @@ import { checkInt, checkName, MAX_WORLD_SIZE } from "../common/names.js";
 
 export interface PeerDeps {
   /** The coordinator, or undefined on a participant. */
-  coordinator: CommitCoordinator | undefined;
+  coordinator: PeerCoordinator | undefined;
   coordinatorId: string;
   nodeId: string;
   /** Every node id of the job (--peers and this node). */
@@ -85,7 +86,7 @@ export function peerServiceHandlers(deps: PeerDeps, env: RpcEnv): PeerServiceHan
    * One PeerService method: the peer credential is checked first, then `fn` validates and
    * runs on the coordinator; participants refuse every call.
    */
-  function serve<Req, Res>(method: string, fn: (r: Req, c: CommitCoordinator) => Promise<Res>) {
+  function serve<Req, Res>(method: string, fn: (r: Req, c: PeerCoordinator) => Promise<Res>) {
     return rpc.unary<Req, Res>(
       method,
       (call) => {

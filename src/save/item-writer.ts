@@ -64,9 +64,6 @@ interface OpenEntry {
   received: number;
 }
 
-/** Encode scratch buffers of every save stream; a few are kept for reuse. */
-const ENCODE_SCRATCH = new SpareBuffers(zeroRunBound(LZ4_MAX_BLOCK), 8);
-
 /**
  * Entries of at most this many raw bytes are stored in the item's pack file: a file, a
  * close and an fsync each cost about as much as writing a MiB.
@@ -80,8 +77,19 @@ const PACK_INLINE_CHUNK_BYTES = 64 << 10;
  * never written on its own).
  */
 const PACK_BUFFER_BYTES = WRITE_BUFFER_BYTES;
-/** Pack buffers of every save stream; a few are kept for reuse. */
-const PACK_BUFFERS = new SpareBuffers(PACK_BUFFER_BYTES, 4);
+
+/** The buffers the item writers of one daemon's save streams borrow (one set per daemon, see itemWriterBuffers). */
+export interface ItemWriterBuffers {
+  /** Where a chunk is LZ4-encoded, lent for one writeChunk. */
+  readonly encodeScratch: SpareBuffers;
+  /** Pack buffers (PACK_BUFFER_BYTES), lent from an item's first packed entry to its finish or discard. */
+  readonly pack: SpareBuffers;
+}
+
+/** A daemon's item writer buffers: a few of each are kept for reuse. */
+export function itemWriterBuffers(): ItemWriterBuffers {
+  return { encodeScratch: new SpareBuffers(zeroRunBound(LZ4_MAX_BLOCK), 8), pack: new SpareBuffers(PACK_BUFFER_BYTES, 4) };
+}
 
 /**
  * The item's pack file, written sequentially: bytes [0, written) are in the file (or handed
@@ -120,6 +128,8 @@ export class ItemWriter {
     readonly dir: string,
     /** The daemon's save-path I/O (BUFFERED_IO where nothing is configured). */
     private readonly io: WriteIo,
+    /** The daemon's encode scratch and pack buffers. */
+    private readonly buffers: ItemWriterBuffers,
     /** The stream's shares of the write buffer pool (see AlignedBufferPool.lease). */
     private readonly shares: readonly PoolShare[] = [],
   ) {}
@@ -177,7 +187,7 @@ export class ItemWriter {
     const directFh = pool ? await openDirect(file) : undefined;
     const fh = directFh ?? (await fsp.open(file, "wx"));
     const direct = directFh && pool ? new DirectFileWriter(directFh, pool, this.shares) : undefined;
-    this.pack = { fh, direct, buffer: PACK_BUFFERS.take(), written: 0, filled: 0 };
+    this.pack = { fh, direct, buffer: this.buffers.pack.take(), written: 0, filled: 0 };
     return this.pack;
   }
 
@@ -248,7 +258,7 @@ export class ItemWriter {
     tried ??= cur.policy.shouldTry(data);
     // Where encodeChunk may encode the chunk: lent for this call only (the parts are copied
     // or written by the time it returns), so a stream between chunks holds none.
-    const scratch = tried ? ENCODE_SCRATCH.take() : undefined;
+    const scratch = tried ? this.buffers.encodeScratch.take() : undefined;
     try {
       const enc = await encodeChunk(data, tried, undefined, scratch);
       cur.policy.record(tried, !enc.raw);
@@ -256,7 +266,7 @@ export class ItemWriter {
       else await writeAll(cur.fh, enc.parts, enc.storedBytes);
       this.recordChunk(cur, { rawBytes: data.length, storedBytes: enc.storedBytes, crc32c: crc, raw: enc.raw });
     } finally {
-      if (scratch) ENCODE_SCRATCH.give(scratch);
+      if (scratch) this.buffers.encodeScratch.give(scratch);
     }
   }
 
@@ -407,7 +417,7 @@ export class ItemWriter {
           .then(() => pack.direct?.close())
           .then(() => pack.fh.sync())
           .finally(() => {
-            PACK_BUFFERS.give(pack.buffer);
+            this.buffers.pack.give(pack.buffer);
             return pack.fh.close();
           }),
       );
@@ -426,7 +436,8 @@ export class ItemWriter {
     await Promise.allSettled([
       ...this.pendingSyncs,
       cur?.direct?.abandon().finally(() => cur.fh?.close()) ?? cur?.fh?.close(),
-      pack && (pack.direct?.abandon() ?? Promise.resolve()).finally(() => pack.fh.close()).finally(() => PACK_BUFFERS.give(pack.buffer)),
+      pack &&
+        (pack.direct?.abandon() ?? Promise.resolve()).finally(() => pack.fh.close()).finally(() => this.buffers.pack.give(pack.buffer)),
     ]);
     await fsp.rm(this.dir, { recursive: true, force: true });
   }

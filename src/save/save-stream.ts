@@ -10,7 +10,7 @@ import type { SaveRequest } from "../../wire/gen/ckptd/v1/SaveRequest.js";
 import type { SaveResponse } from "../../wire/gen/ckptd/v1/SaveResponse.js";
 import type { TensorSpec } from "../../wire/gen/ckptd/v1/TensorSpec.js";
 import { dtypeSize, tensorByteSize } from "../../wire/index.js";
-import type { CheckpointCoordinator, SaveTicket } from "../commit/coordinator.js";
+import type { CheckpointCoordinator, SaveTicket } from "../commit/protocol.js";
 import { LZ4_MAX_BLOCK } from "../codec/codec.js";
 import { invalidArgument, unavailable } from "../common/errors.js";
 import { checkBounds, checkRef } from "../common/limits.js";
@@ -20,7 +20,7 @@ import type { StreamGuard } from "../common/stream-guard.js";
 import { SpareBuffers, type PoolLease } from "../store/buffer-pool.js";
 import type { WriteIo } from "../store/direct-io.js";
 import type { SharedMemoryConfig, SharedSegment } from "../store/shared-memory.js";
-import { ItemWriter, type EntrySpec } from "./item-writer.js";
+import { ItemWriter, type EntrySpec, type ItemWriterBuffers } from "./item-writer.js";
 import { openRing } from "./slot-ring.js";
 
 /** What a Save stream needs of the daemon. */
@@ -40,6 +40,8 @@ export interface SaveStreamDeps {
   maxWorldSize: number;
   /** Buffers shared chunks are copied into (see sharedReadBuffers). */
   sharedReadBuffers: SpareBuffers;
+  /** The item writers' encode scratch and pack buffers (see itemWriterBuffers). */
+  itemWriterBuffers: ItemWriterBuffers;
 }
 
 /** What a Save stream needs of its call. */
@@ -103,17 +105,17 @@ export async function saveItem(
         );
         Object.assign(call.context, { job: h.job, checkpoint: h.checkpointId, rank: h.rank, item: h.item });
         // A decision while the stream waits for its client ends the stream at once.
-        unwatch = ticket.attempt.watchStream((err) => guard.stop(err));
+        unwatch = ticket.watch((err) => guard.stop(err));
         const io = deps.writeIo;
         lease = io.pool?.lease(h.job);
-        writer = new ItemWriter(h.item, ticket.dir, io, lease?.shares);
+        writer = new ItemWriter(h.item, ticket.dir, io, deps.itemWriterBuffers, lease?.shares);
         await writer.open();
         onReleased?.(0, shared?.handle);
         continue;
       }
       if (!ticket || !writer)
         throw invalidArgument(`a ${req.msg ?? "empty"} message arrived before the header; the first message must be the header`);
-      ticket.attempt.checkLive();
+      ticket.checkLive();
       if (req.msg === "entry") await writer.beginEntry(entrySpec(req.entry!));
       else if (req.msg === "chunk") {
         const before = writer.bytesStored;
@@ -150,7 +152,7 @@ export async function saveItem(
         metrics.bytesStoredWritten.inc(writer.bytesStored - before);
       } else if (req.msg === "trailer") {
         const record = await writer.finish(req.trailer!);
-        ticket.attempt.stage(ticket, record);
+        ticket.stage(record);
         trailerSeen = true;
         unwatch?.();
       } else throw invalidArgument("an empty message arrived; set header, entry, chunk, shared_chunk, entry_batch or trailer");
@@ -159,8 +161,8 @@ export async function saveItem(
     if (!trailerSeen) throw invalidArgument("the stream ended without a trailer; the item is discarded");
     log.debug(
       {
-        job: ticket.attempt.job,
-        checkpoint: ticket.attempt.checkpointId,
+        job: ticket.job,
+        checkpoint: ticket.checkpointId,
         rank: ticket.rank,
         item: ticket.item,
         bytes: writer.bytesReceived,
@@ -173,11 +175,11 @@ export async function saveItem(
       bytesReceived: writer.bytesReceived,
       bytesStored: writer.bytesStored,
       entryCount: writer.entryCount,
-      attempt: ticket.attempt.attempt,
+      attempt: ticket.attempt,
     };
   } catch (err) {
     if (writer && !trailerSeen) await writer.discard().catch((e: unknown) => log.warn({ err: e }, "could not remove a failed item"));
-    if (ticket && !trailerSeen) ticket.attempt.release(ticket);
+    if (ticket && !trailerSeen) ticket.release();
     metrics.saveSeconds.observe({ outcome: "error" }, seconds(started));
     throw err;
   } finally {

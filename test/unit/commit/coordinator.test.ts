@@ -2,7 +2,8 @@ import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { Catalog } from "../../../src/catalog/catalog.js";
 import type { ItemRecord } from "../../../src/catalog/manifest.js";
-import { CommitCoordinator, type CheckpointRef } from "../../../src/commit/coordinator.js";
+import { CommitCoordinator } from "../../../src/commit/coordinator.js";
+import type { CheckpointRef } from "../../../src/commit/protocol.js";
 import { layout } from "../../../src/store/layout.js";
 import { MemoryStorage } from "../../../src/store/memory.js";
 
@@ -32,9 +33,9 @@ const record = (name: string): ItemRecord => ({ name, rawBytes: 0, storedBytes: 
 /** One rank saves `item` as the item writer would: reserve, durable files, then stage. */
 async function save(c: CommitCoordinator, storage: MemoryStorage, r: CheckpointRef, item: string) {
   const ticket = await c.beginSave(r, item);
-  await storage.createPrefix(layout.item(ticket.attempt.key, r.rank, item));
-  ticket.attempt.stage(ticket, record(item));
-  return ticket.attempt;
+  await storage.createPrefix(layout.item(ticket.stagingKey, r.rank, item));
+  ticket.stage(record(item));
+  return ticket;
 }
 
 describe("commit coordinator on memory storage", () => {

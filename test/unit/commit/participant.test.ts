@@ -5,7 +5,7 @@ import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ItemRecord } from "../../../src/catalog/manifest.js";
-import type { CheckpointRef } from "../../../src/commit/coordinator.js";
+import type { CheckpointRef } from "../../../src/commit/protocol.js";
 import type { Cluster } from "../../../src/commit/cluster.js";
 import { ParticipantCoordinator } from "../../../src/commit/participant.js";
 import { layout } from "../../../src/store/layout.js";
@@ -122,11 +122,11 @@ function record(name: string): ItemRecord {
   };
 }
 
-/** Stages `items` for REF's rank as a Save stream would: beginSave, then stage on the ticket's attempt. */
+/** Stages `items` for REF's rank as a Save stream would: beginSave, then stage on the ticket. */
 async function stage(p: ParticipantCoordinator, items: string[]): Promise<void> {
   for (const item of items) {
     const t = await p.beginSave(REF, item);
-    t.attempt.stage(t, record(item));
+    t.stage(record(item));
   }
 }
 
@@ -135,7 +135,7 @@ describe("participant messages", () => {
     const fake = new FakeCoordinator();
     const { dataDir, p } = participant(fake);
     const t = await p.beginSave(REF, "model");
-    expect(t.attempt.attempt, "the coordinator's attempt number is the one staged into").toBe(3);
+    expect(t.attempt, "the coordinator's attempt number is the one staged into").toBe(3);
     expect(t.dir.startsWith(dataDir.localPath(layout.staging("j", "c", 3)))).toBe(true);
     expect(fake.calls.map((c) => c.rpc)).toEqual(["OpenAttempt"]);
     expect(fake.calls[0]!.token).toBe("Bearer the-peer-token");

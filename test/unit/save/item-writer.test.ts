@@ -2,11 +2,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { crc32c } from "@node-rs/crc32";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { decodeChunk, LZ4_MAX_BLOCK } from "../../../src/codec/codec.js";
 import type { EntryRecord } from "../../../src/catalog/manifest.js";
 import { entryFileName, PACK_FILE_NAME } from "../../../src/store/layout.js";
-import { ItemWriter, PACK_MAX_ENTRY_BYTES, type EntrySpec } from "../../../src/save/item-writer.js";
+import { ItemWriter, itemWriterBuffers, PACK_MAX_ENTRY_BYTES, type EntrySpec } from "../../../src/save/item-writer.js";
 import { BUFFERED_IO } from "../../../src/store/direct-io.js";
 
 const roots: string[] = [];
@@ -64,7 +64,7 @@ function expectSame(actual: Buffer, expected: Buffer): void {
 
 /** Writes `entries` (each split into chunks of at most `chunkBytes`) and finishes with a correct trailer. */
 async function writeItem(dir: string, entries: Array<[EntrySpec, Buffer]>, chunkBytes = LZ4_MAX_BLOCK) {
-  const w = new ItemWriter("model", dir, BUFFERED_IO);
+  const w = new ItemWriter("model", dir, BUFFERED_IO, itemWriterBuffers());
   await w.open();
   let crc = 0;
   let bytes = 0;
@@ -146,7 +146,7 @@ describe("item writer", () => {
 
   it("item writer - a chunk whose CRC does not match, too many bytes, a duplicate key or a wrong trailer is refused", async () => {
     const dir = itemDir();
-    const w = new ItemWriter("model", dir, BUFFERED_IO);
+    const w = new ItemWriter("model", dir, BUFFERED_IO, itemWriterBuffers());
     await w.open();
     const data = compressible(4096, 1);
     await expect(w.writeChunk(data, crc32c(data))).rejects.toThrow(/before any entry header/);
@@ -157,7 +157,7 @@ describe("item writer", () => {
     await expect(w.beginEntry(f32("a", 8))).rejects.toThrow(/duplicate entry key "a"/);
     await expect(w.finish({ entryCount: 2, byteCount: 4096, crc32c: crc32c(data) })).rejects.toThrow(/trailer says 2 entries but 1/);
 
-    const w2 = new ItemWriter("model", itemDir(), BUFFERED_IO);
+    const w2 = new ItemWriter("model", itemDir(), BUFFERED_IO, itemWriterBuffers());
     await w2.open();
     await w2.beginEntry(f32("a", 4096));
     await w2.writeChunk(data, crc32c(data));
@@ -168,7 +168,7 @@ describe("item writer", () => {
   });
 
   it("item writer - an entry left short when the next begins is refused", async () => {
-    const w = new ItemWriter("model", itemDir(), BUFFERED_IO);
+    const w = new ItemWriter("model", itemDir(), BUFFERED_IO, itemWriterBuffers());
     await w.open();
     await w.beginEntry(f32("a", PACK_MAX_ENTRY_BYTES + 4096));
     const part = compressible(4096, 1);
@@ -181,7 +181,7 @@ describe("item writer", () => {
     const dir = itemDir();
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, "leftover"), "x");
-    const w = new ItemWriter("model", dir, BUFFERED_IO);
+    const w = new ItemWriter("model", dir, BUFFERED_IO, itemWriterBuffers());
     await w.open();
     expect(fs.readdirSync(dir), "open starts from an empty directory").toEqual([]);
     const small = compressible(100, 1);
@@ -194,5 +194,44 @@ describe("item writer", () => {
     await w.discard();
     expect(fs.existsSync(dir)).toBe(false);
     expect(fs.existsSync(path.dirname(dir)), "only the item's own directory goes").toBe(true);
+  });
+
+  it("item writer - the pack and encode buffers come from the daemon's buffers and go back to them on finish and discard", async () => {
+    const buffers = itemWriterBuffers();
+    const lent = new Set<Buffer>();
+    for (const pool of [buffers.pack, buffers.encodeScratch]) {
+      const take = pool.take.bind(pool);
+      const give = pool.give.bind(pool);
+      vi.spyOn(pool, "take").mockImplementation(() => {
+        const b = take();
+        lent.add(b);
+        return b;
+      });
+      vi.spyOn(pool, "give").mockImplementation((b) => {
+        expect(lent.delete(b), "only a lent buffer is given back").toBe(true);
+        give(b);
+      });
+    }
+    const small = compressible(100, 1);
+    const large = compressible(PACK_MAX_ENTRY_BYTES + 8, 2);
+    const finished = new ItemWriter("model", itemDir(), BUFFERED_IO, buffers);
+    await finished.open();
+    await finished.beginEntry(f32("s", small.length));
+    await finished.writeChunk(small, crc32c(small));
+    await finished.beginEntry(f32("l", large.length));
+    await finished.writeChunk(large, crc32c(large));
+    expect(buffers.encodeScratch.take).toHaveBeenCalled();
+    expect(lent.size, "the pack buffer is held until finish").toBe(1);
+    await finished.finish({ entryCount: 2, byteCount: small.length + large.length, crc32c: crc32c(Buffer.concat([small, large])) });
+    expect(lent.size).toBe(0);
+
+    const discarded = new ItemWriter("model", itemDir(), BUFFERED_IO, buffers);
+    await discarded.open();
+    await discarded.beginEntry(f32("s", small.length));
+    await discarded.writeChunk(small, crc32c(small));
+    expect(lent.size).toBe(1);
+    await discarded.discard();
+    expect(lent.size).toBe(0);
+    expect(buffers.pack.take).toHaveBeenCalledTimes(2);
   });
 });
