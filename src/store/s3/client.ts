@@ -24,6 +24,7 @@
  */
 import {
   AbortMultipartUploadCommand,
+  CopyObjectCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -209,6 +210,25 @@ export class S3Store {
     } catch (err) {
       throw toCkptdError(err === RETRY_CONDITIONAL ? lastErr : err, what, this.place);
     }
+  }
+
+  /**
+   * Replaces `key` only if its ETag is still `etag` (If-Match): the new ETag, or undefined when the
+   * object changed or is gone (a lease renewed by its holder only while nobody took it over).
+   */
+  async putIfMatch(key: string, body: Uint8Array | string, etag: string): Promise<string | undefined> {
+    const res = await this.callExpecting(`conditional put of ${key}`, ["precondition", "notFound"] as const, () =>
+      this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key), Body: body, IfMatch: etag })),
+    );
+    return "kind" in res ? undefined : stripQuotes(res.ETag);
+  }
+
+  /** Copies `from` to `to` inside the bucket, server-side (CopyObject: objects up to 5 GiB). */
+  async copy(from: string, to: string): Promise<void> {
+    const source = `${this.bucket}/${this.fullKey(from)}`.split("/").map(encodeURIComponent).join("/");
+    await this.call(`copy of ${from} to ${to}`, () =>
+      this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: this.fullKey(to), CopySource: source })),
+    );
   }
 
   /** The whole object, or undefined if there is none. */

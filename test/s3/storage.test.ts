@@ -1,0 +1,210 @@
+/**
+ * S3Storage against a real RGW: the same Storage contract PosixStorage and MemoryStorage meet
+ * (test/unit/store/storage-contract.ts), each storage under a fresh prefix, and what is particular to
+ * an object store: a manifest published once, the lease lock, a crash before publish, leftover uploads.
+ */
+import { spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { layout } from "../../src/store/layout.js";
+import { S3Storage, type S3StorageOptions } from "../../src/store/s3/storage.js";
+import { ensureJob } from "../../src/store/storage.js";
+import { storageContract } from "../unit/store/storage-contract.js";
+import { cleanedAfterAll } from "./cleanup.js";
+import { freshPrefix, readRgwEnv, TEST_BUCKET } from "./rgw.js";
+
+const keep = cleanedAfterAll();
+
+function options(prefix: string): S3StorageOptions {
+  const env = readRgwEnv();
+  return {
+    bucket: TEST_BUCKET,
+    prefix,
+    endpoint: env.endpoint,
+    region: env.region,
+    credentials: { accessKeyId: env.accessKeyId, secretAccessKey: env.secretAccessKey },
+  };
+}
+
+function storage(name: string, prefix = freshPrefix(name), extra: Partial<S3StorageOptions> = {}): S3Storage {
+  const s = new S3Storage({ ...options(prefix), ...extra });
+  keep(s.store);
+  return s;
+}
+
+storageContract("s3", {
+  make: () => storage("contract"),
+  holdElsewhere: (s) => {
+    // Another daemon on the same bucket and prefix: its own lease holder.
+    const other = storage("other", (s as S3Storage).options.prefix);
+    other.lock();
+    return () => other.unlock();
+  },
+  // The item writer would upload a staged file (multipart for large ones); one put stands for it here.
+  stage: async (s, key, data) => void (await (s as S3Storage).store.put(key, data)),
+});
+
+describe("S3Storage on an object store", () => {
+  it("s3 - publishing a checkpoint id twice publishes it once, whichever attempt comes second", async () => {
+    const s = storage("publish-twice");
+    await ensureJob(s, "j");
+    for (const attempt of [1, 2]) {
+      await s.createPrefix(layout.staging("j", "c", attempt));
+      await s.store.put(`${layout.staging("j", "c", attempt)}/rank-00000/m/000000.lz4`, `data of ${attempt}`);
+    }
+    const keepM = new Set(["rank-00000/m"]);
+    await s.publish({ job: "j", checkpointId: "c", attempt: 1, manifest: '{"attempt":1}', keep: keepM });
+    await s.publish({ job: "j", checkpointId: "c", attempt: 2, manifest: '{"attempt":2}', keep: keepM });
+    expect((await s.get(layout.manifest("j", "c")))?.toString()).toBe('{"attempt":1}');
+    expect((await s.get(`${layout.checkpoint("j", "c")}/rank-00000/m/000000.lz4`))?.toString()).toBe("data of 1");
+    // The conditional put itself refuses a second manifest, whatever the caller checked before.
+    expect(await s.store.putIfAbsent(layout.manifest("j", "c"), '{"attempt":3}')).toBe(false);
+    expect((await s.get(layout.manifest("j", "c")))?.toString()).toBe('{"attempt":1}');
+  });
+
+  it("s3 - of two daemons taking the lock, one wins; the other is refused naming the holder's pid", () => {
+    const prefix = freshPrefix("lock-race");
+    const a = storage("a", prefix);
+    const b = storage("b", prefix);
+    a.lock();
+    expect(() => b.lock()).toThrow(new RegExp(`already in use by ckptd \\(pid ${process.pid}\\)`));
+    a.unlock();
+    b.lock();
+    expect(() => a.lock()).toThrow(/already in use by ckptd/);
+    b.unlock();
+  });
+
+  it("s3 - two processes racing for the lease: exactly one gets it", async () => {
+    const prefix = freshPrefix("lock-processes");
+    const s = storage("race", prefix);
+    const script = `
+      const { S3Storage } = await import(${JSON.stringify(new URL("../../dist/src/store/s3/storage.js", import.meta.url).href)});
+      const s = new S3Storage(JSON.parse(process.argv[1]));
+      try { s.lock(); process.stdout.write("won"); await new Promise((r) => setTimeout(r, 3000)); s.unlock(); }
+      catch (e) { process.stdout.write(/already in use/.test(e.message) ? "refused" : "error " + e.message); }
+      s.close();`;
+    const { spawn } = await import("node:child_process");
+    const runs = [0, 1].map(
+      () =>
+        new Promise<string>((resolve) => {
+          const child = spawn(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(options(prefix))], {
+            stdio: ["ignore", "pipe", "inherit"],
+          });
+          let out = "";
+          child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+          child.on("close", () => resolve(out));
+        }),
+    );
+    expect((await Promise.all(runs)).sort()).toEqual(["refused", "won"]);
+    expect(await s.store.get(layout.lock()), "the winner released it").toBeUndefined();
+  });
+
+  it("s3 - a dead holder's lease is taken over: expired, or a pid gone on this host", async () => {
+    const prefix = freshPrefix("lock-takeover");
+    const s = storage("takeover", prefix);
+    const env = { host: (await import("node:os")).hostname() };
+    await s.store.put(layout.lock(), JSON.stringify({ owner: "gone", host: "elsewhere", boot: "x", pid: 1, expiresAt: Date.now() - 1 }));
+    s.lock();
+    expect(JSON.parse((await s.store.get(layout.lock()))!.toString())).toMatchObject({ pid: process.pid });
+    s.unlock();
+    // A live lease of a process that exited on this host since this boot.
+    const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" });
+    const boot = (await import("node:fs")).readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+    const lease = { owner: "dead", host: env.host, boot, pid: Number(dead.stdout), expiresAt: Date.now() + 60_000 };
+    await s.store.put(layout.lock(), JSON.stringify(lease));
+    s.lock();
+    s.unlock();
+    // A live holder elsewhere whose lease has not expired is not taken over.
+    await s.store.put(layout.lock(), JSON.stringify({ ...lease, host: "elsewhere", pid: 4242 }));
+    expect(() => s.lock()).toThrow(/already in use by ckptd \(pid 4242\)/);
+  });
+
+  it("s3 - the lease is renewed while held, and a renewal never overwrites a lease taken over", async () => {
+    const prefix = freshPrefix("lock-renew");
+    const s = storage("renew", prefix, { leaseMs: 600 });
+    s.lock();
+    const first = JSON.parse((await s.store.get(layout.lock()))!.toString()) as { expiresAt: number };
+    await new Promise((r) => setTimeout(r, 700));
+    const later = JSON.parse((await s.store.get(layout.lock()))!.toString()) as { expiresAt: number };
+    expect(later.expiresAt).toBeGreaterThan(first.expiresAt);
+    // Someone else's lease now (as if this daemon had stalled past expiry and been taken over).
+    await s.store.put(layout.lock(), JSON.stringify({ owner: "thief", pid: 7, expiresAt: Date.now() + 60_000 }));
+    await new Promise((r) => setTimeout(r, 700));
+    expect(s.leaseLost).toBe(true);
+    expect(JSON.parse((await s.store.get(layout.lock()))!.toString())).toMatchObject({ owner: "thief" });
+    s.unlock(); // not its lease any more: left alone
+    expect(JSON.parse((await s.store.get(layout.lock()))!.toString())).toMatchObject({ owner: "thief" });
+  });
+
+  it("s3 - a crash between staging and publish leaves no visible checkpoint; the retry publishes it whole", async () => {
+    const prefix = freshPrefix("crash-publish");
+    const s = storage("before", prefix);
+    await ensureJob(s, "j");
+    const staging = layout.staging("j", "c", 1);
+    await s.createPrefix(staging);
+    await s.store.put(`${staging}/rank-00000/m/000000.lz4`, "data");
+    s.close();
+    // The daemon died: a new one on the same prefix finds the staging and no checkpoint.
+    const after = storage("after", prefix);
+    expect(await after.list(layout.checkpoints("j"))).toEqual([]);
+    expect(await after.get(layout.manifest("j", "c"))).toBeUndefined();
+    expect(await after.list(layout.stagingRoot("j"))).toEqual(["c@1"]);
+    // A crash after the copies but before the manifest: no manifest, the staging intact.
+    await after.store.copy(`${staging}/rank-00000/m/000000.lz4`, `${layout.checkpoint("j", "c")}/rank-00000/m/000000.lz4`);
+    expect(await after.get(layout.manifest("j", "c"))).toBeUndefined();
+    await after.publish({ job: "j", checkpointId: "c", attempt: 1, manifest: "{}", keep: new Set(["rank-00000/m"]) });
+    expect((await after.get(layout.manifest("j", "c")))?.toString()).toBe("{}");
+    expect((await after.get(`${layout.checkpoint("j", "c")}/rank-00000/m/000000.lz4`))?.toString()).toBe("data");
+    expect(await after.list(layout.stagingRoot("j"))).toEqual([]);
+  });
+
+  it("s3 - recovery aborts the uploads a dead daemon left incomplete", async () => {
+    const s = storage("recover");
+    await ensureJob(s, "j");
+    const key = `${layout.staging("j", "c", 1)}/rank-00000/m/000000.lz4`;
+    // With room for one part only, each write waits for the part before it: the upload exists by now.
+    const upload = s.store.createUpload(key, { partBytes: 5 * 1024 * 1024, budgetBytes: 5 * 1024 * 1024 });
+    await upload.write(Buffer.alloc(11 * 1024 * 1024, 1));
+    // The daemon dies here: the part is stored, the upload neither completed nor aborted.
+    expect((await s.store.listIncompleteUploads("")).map((u) => u.key)).toEqual([key]);
+    expect(await s.stat(key), "an incomplete upload is no object").toBeUndefined();
+    expect(await s.recover()).toBe(1);
+    expect(await s.store.listIncompleteUploads("")).toEqual([]);
+  });
+
+  it("s3 - a log is one object per record, read back in order; list shows the log, not its records", async () => {
+    const s = storage("log");
+    await ensureJob(s, "j");
+    let end = 0;
+    for (const line of ["a\n", "bb\n", "ccc\n"]) end = await s.append(layout.events("j"), Buffer.from(line), end);
+    expect((await s.store.list(`${layout.events("j")}.records/`)).objects.map((o) => o.key.split("/").pop())).toEqual([
+      "0000000000000000",
+      "0000000000000002",
+      "0000000000000005",
+    ]);
+    expect(await s.stat(layout.events("j"))).toEqual({ kind: "object", size: 9 });
+    expect((await s.getRange(layout.events("j"), 2, 4))?.toString()).toBe("bb\nc");
+    expect(await s.list(layout.job("j"))).toContain("events.log");
+    expect(await s.list(layout.job("j"))).not.toContain("events.log.records");
+    // A cut inside a record rewrites it shorter.
+    await s.truncate(layout.events("j"), 3);
+    expect((await s.get(layout.events("j")))?.toString()).toBe("a\nb");
+    await s.delete(layout.events("j"));
+    expect(await s.get(layout.events("j"))).toBeUndefined();
+  });
+
+  it("s3 - localPath is refused, naming what the S3 storage does not support", () => {
+    const s = storage("local");
+    expect(() => s.localPath(layout.staging("j", "c", 1))).toThrow(/no local file.*O_DIRECT file paths \(Storage\.localPath\)/);
+  });
+
+  it("s3 - move copies then deletes; moving nothing is ENOENT", async () => {
+    const s = storage("move");
+    await ensureJob(s, "j");
+    await s.put(layout.manifest("j", "c"), "{}");
+    await s.store.put(`${layout.checkpoint("j", "c")}/rank-00000/m/000000.lz4`, "x");
+    await s.move(layout.checkpoint("j", "c"), layout.trashEntry("j", "c", 1));
+    expect(await s.list(layout.checkpoints("j"))).toEqual([]);
+    expect((await s.list(layout.trashEntry("j", "c", 1))).sort()).toEqual(["manifest.json", "rank-00000"]);
+    await expect(s.move(layout.checkpoint("j", "c"), layout.trashEntry("j", "c", 2))).rejects.toMatchObject({ code: "ENOENT" });
+  });
+});
