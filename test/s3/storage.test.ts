@@ -4,7 +4,7 @@
  * an object store: a manifest published once, the lease lock, a crash before publish, leftover uploads.
  */
 import { spawnSync } from "node:child_process";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { layout } from "../../src/store/layout.js";
 import { S3Storage, type S3StorageOptions } from "../../src/store/s3/storage.js";
 import { ensureJob } from "../../src/store/storage.js";
@@ -190,6 +190,35 @@ describe("S3Storage on an object store", () => {
     expect((await s.get(layout.events("j")))?.toString()).toBe("a\nb");
     await s.delete(layout.events("j"));
     expect(await s.get(layout.events("j"))).toBeUndefined();
+  });
+
+  it("s3 - an append where this storage's last append ended lists nothing; after a failed one it lists again", async () => {
+    const s = storage("log-end");
+    await ensureJob(s, "j");
+    const list = vi.spyOn(s.store, "list");
+    let end = await s.append(layout.events("j"), Buffer.from("one\n"), 0);
+    expect(list).toHaveBeenCalledTimes(1);
+    end = await s.append(layout.events("j"), Buffer.from("two\n"), end);
+    expect(list, "the end is known").toHaveBeenCalledTimes(1);
+    await expect(
+      s.append(layout.events("j"), Buffer.from("three\n"), end, () => {
+        throw new Error("injected");
+      }),
+    ).rejects.toThrow("injected");
+    await s.append(layout.events("j"), Buffer.from("four\n"), end);
+    expect(list, "after a failure the records are listed again").toHaveBeenCalledTimes(2);
+    expect((await s.get(layout.events("j")))?.toString()).toBe("one\ntwo\nfour\n");
+  });
+
+  it("s3 - an object larger than a copy part is copied in parts (as above CopyObject's 5 GiB)", async () => {
+    const s = storage("copy-parts");
+    const body = Buffer.alloc(12 * 1024 * 1024);
+    for (let i = 0; i < body.length; i += 4) body.writeUInt32LE(i, i);
+    await s.store.put("big", body);
+    await s.store.copy("big", "copied", { partBytes: 5 * 1024 * 1024 });
+    expect((await s.store.get("copied"))?.equals(body)).toBe(true);
+    expect((await s.store.head("copied"))?.etag, "a multipart object of 3 parts").toMatch(/-3$/);
+    expect(await s.store.listIncompleteUploads("")).toEqual([]);
   });
 
   it("s3 - localPath is refused, naming what the S3 storage does not support", () => {

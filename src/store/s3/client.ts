@@ -24,7 +24,9 @@
  */
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CopyObjectCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -33,6 +35,7 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  UploadPartCopyCommand,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
 import { internal, invalidArgument } from "../../common/errors.js";
@@ -84,6 +87,8 @@ export interface IncompleteUpload {
 }
 
 const MAX_DELETE_BATCH = 1000;
+/** The largest object one CopyObject copies (5 GiB); larger ones are copied in parts of this size. */
+const MAX_COPY_BYTES = 5 * 1024 * 1024 * 1024;
 
 export class S3Store {
   readonly client: S3Client;
@@ -223,12 +228,40 @@ export class S3Store {
     return "kind" in res ? undefined : stripQuotes(res.ETag);
   }
 
-  /** Copies `from` to `to` inside the bucket, server-side (CopyObject: objects up to 5 GiB). */
-  async copy(from: string, to: string): Promise<void> {
+  /**
+   * Copies `from` to `to` inside the bucket, server-side: one CopyObject up to `partBytes`, else a
+   * multipart copy (UploadPartCopy of `partBytes` ranges; CopyObject stops at 5 GiB). `size` is the
+   * source's size when the caller listed it (else it is read with HeadObject). A failed multipart copy
+   * is aborted.
+   */
+  async copy(from: string, to: string, opts: { size?: number; partBytes?: number } = {}): Promise<void> {
+    const what = `copy of ${from} to ${to}`;
     const source = `${this.bucket}/${this.fullKey(from)}`.split("/").map(encodeURIComponent).join("/");
-    await this.call(`copy of ${from} to ${to}`, () =>
-      this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: this.fullKey(to), CopySource: source })),
-    );
+    const partBytes = opts.partBytes ?? MAX_COPY_BYTES;
+    const size = opts.size ?? (await this.head(from))?.size ?? 0;
+    const Bucket = this.bucket;
+    const Key = this.fullKey(to);
+    if (size <= partBytes) {
+      await this.call(what, () => this.client.send(new CopyObjectCommand({ Bucket, Key, CopySource: source })));
+      return;
+    }
+    const { UploadId } = await this.call(what, () => this.client.send(new CreateMultipartUploadCommand({ Bucket, Key })));
+    try {
+      const parts: { PartNumber: number; ETag: string }[] = [];
+      for (let offset = 0, n = 1; offset < size; offset += partBytes, n++) {
+        const range = `bytes=${offset}-${Math.min(size, offset + partBytes) - 1}`;
+        const res = await this.call(`${what} (part ${n})`, () =>
+          this.client.send(new UploadPartCopyCommand({ Bucket, Key, UploadId, PartNumber: n, CopySource: source, CopySourceRange: range })),
+        );
+        parts.push({ PartNumber: n, ETag: res.CopyPartResult?.ETag ?? "" });
+      }
+      await this.call(what, () =>
+        this.client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts } })),
+      );
+    } catch (err) {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => undefined);
+      throw err;
+    }
   }
 
   /** The whole object, or undefined if there is none. */

@@ -26,7 +26,8 @@
  *   record; records past that end (an earlier failed append's) are deleted first. `get`/`stat` of the
  *   log key read the records back in order up to the first gap. `truncate` deletes the records past
  *   the cut and rewrites (one put) the record the cut falls in. Reading a log is a listing plus one GET
- *   per record: fine for the event and evaluation logs, not for anything large.
+ *   per record: fine for the event and evaluation logs, not for anything large. An append where this
+ *   storage's last append to the log ended (the usual case under the lock) needs no listing.
  * - lock: a lease object (lease.ts) written with a conditional put, renewed while the daemon runs,
  *   taken over when its holder is dead. There is no scratch to empty (nothing is staged locally).
  * - localPath cannot exist: the item writer and loader hot paths write and read local files with
@@ -82,6 +83,8 @@ export class S3Storage implements Storage {
   private readonly leaseTarget: LeaseTarget;
   private readonly owner = `${process.pid}-${randomBytes(6).toString("hex")}`;
   private lease: { etag: string; timer: NodeJS.Timeout } | undefined;
+  /** Where each log this storage appended to ends (its records were listed or written here): an append there needs no listing. */
+  private readonly logEnds = new Map<string, number>();
   /** Set when a renewal found the lease taken over: this daemon no longer owns the storage. */
   leaseLost = false;
 
@@ -210,11 +213,13 @@ export class S3Storage implements Storage {
   }
 
   async delete(key: string): Promise<void> {
+    this.logEnds.delete(key);
     await this.store.delete(key);
     await this.store.deletePrefix(`${key}${LOG_RECORDS}/`);
   }
 
   async deletePrefix(prefix: string): Promise<void> {
+    this.logEnds.clear();
     await this.store.deletePrefix(below(prefix));
   }
 
@@ -224,6 +229,7 @@ export class S3Storage implements Storage {
   }
 
   async move(from: string, to: string): Promise<void> {
+    this.logEnds.clear();
     if (await this.store.head(from)) {
       await this.store.copy(from, to);
       await this.store.delete(from);
@@ -231,7 +237,7 @@ export class S3Storage implements Storage {
     }
     const objects = (await this.store.list(below(from))).objects;
     if (objects.length === 0) throw Object.assign(new Error(`ENOENT: nothing to move at ${this.where(from)}`), { code: "ENOENT" });
-    await pool(objects, CONCURRENCY, (o) => this.store.copy(o.key, to + o.key.slice(from.length)));
+    await pool(objects, CONCURRENCY, (o) => this.store.copy(o.key, to + o.key.slice(from.length), { size: o.size }));
     // The commit point goes first: from here the source is no checkpoint, whatever is left of it.
     if (objects.some((o) => o.key === joinKey(from, MANIFEST_NAME))) await this.store.delete(joinKey(from, MANIFEST_NAME));
     await this.store.deletePrefix(below(from));
@@ -246,8 +252,8 @@ export class S3Storage implements Storage {
    * checkpoints/<id>/manifest.json, the data left where it was staged) is not what this does, because
    * the callers read a checkpoint's data at layout.checkpoint(job, id)/rank-NNNNN/<item>/…: the loader
    * and the catalog's checks address it there, and retention moves checkpoints/<id> to the trash as
-   * the whole checkpoint. So the kept items are copied server-side (CopyObject: no bytes pass through
-   * the daemon, but the store does copy them) to checkpoints/<id>/, then the manifest is written LAST
+   * the whole checkpoint. So the kept items are copied server-side (CopyObject, UploadPartCopy above
+   * 5 GiB: no bytes pass through the daemon, but the store does copy them) to checkpoints/<id>/, then the manifest is written LAST
    * with If-None-Match: * as the commit point (a checkpoint id is published once: a second publish, of
    * a retry or of another attempt, finds it and publishes nothing), then the staging is deleted.
    *
@@ -272,7 +278,7 @@ export class S3Storage implements Storage {
         const [rankDir, item, ...rest] = o.key.slice(staging.length + 1).split("/");
         if (rankDir && isRankDirName(rankDir) && item && rest.length > 0 && keep.has(joinKey(rankDir, item))) kept.push(o);
       }
-      await pool(kept, CONCURRENCY, (o) => this.store.copy(o.key, target + o.key.slice(staging.length)));
+      await pool(kept, CONCURRENCY, (o) => this.store.copy(o.key, target + o.key.slice(staging.length), { size: o.size }));
       injectFault("manifest");
       // false: published already (a retry, or another attempt won): not published again.
       await this.store.putIfAbsent(manifestKey, manifest);
@@ -282,10 +288,12 @@ export class S3Storage implements Storage {
   }
 
   async append(key: string, bytes: Buffer, at: number, beforeWrite?: () => void): Promise<number> {
-    await this.cut(key, at);
+    if (this.logEnds.get(key) !== at) await this.cut(key, at);
+    this.logEnds.delete(key);
     beforeWrite?.();
     if (!(await this.store.putIfAbsent(recordKey(key, at), bytes)))
       throw failedPrecondition(`the log ${this.where(key)} gained a record at ${at} from another writer`);
+    this.logEnds.set(key, at + bytes.length);
     return at + bytes.length;
   }
 
@@ -300,6 +308,7 @@ export class S3Storage implements Storage {
 
   /** Cuts a log to `size` bytes: records past it are deleted, the one it falls in is rewritten shorter. */
   private async cut(key: string, size: number): Promise<void> {
+    this.logEnds.delete(key);
     const all = (await this.store.list(`${key}${LOG_RECORDS}/`)).objects;
     const past = all.filter((o) => this.offsetOf(o) >= size);
     await pool(past, CONCURRENCY, (o) => this.store.delete(o.key));
