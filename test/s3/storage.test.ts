@@ -56,6 +56,7 @@ describe("S3Storage on an object store", () => {
     await s.publish({ job: "j", checkpointId: "c", attempt: 2, manifest: '{"attempt":2}', keep: keepM });
     expect((await s.get(layout.manifest("j", "c")))?.toString()).toBe('{"attempt":1}');
     expect((await s.get(`${layout.checkpoint("j", "c")}/rank-00000/m/000000.lz4`))?.toString()).toBe("data of 1");
+    expect(await s.list(layout.stagingRoot("j")), "the staging that did not publish is left, as on POSIX").toEqual(["c@2"]);
     // The conditional put itself refuses a second manifest, whatever the caller checked before.
     expect(await s.store.putIfAbsent(layout.manifest("j", "c"), '{"attempt":3}')).toBe(false);
     expect((await s.get(layout.manifest("j", "c")))?.toString()).toBe('{"attempt":1}');
@@ -235,5 +236,16 @@ describe("S3Storage on an object store", () => {
     expect(await s.list(layout.checkpoints("j"))).toEqual([]);
     expect((await s.list(layout.trashEntry("j", "c", 1))).sort()).toEqual(["manifest.json", "rank-00000"]);
     await expect(s.move(layout.checkpoint("j", "c"), layout.trashEntry("j", "c", 2))).rejects.toMatchObject({ code: "ENOENT" });
+    // A single object, and a log (its records), move too; a sibling sharing the name's start does not.
+    await s.put(layout.retention("j"), "r");
+    await s.put(`${layout.retention("j")}x`, "sibling");
+    await s.move(layout.retention("j"), "moved/retention.json");
+    expect((await s.get("moved/retention.json"))?.toString()).toBe("r");
+    expect((await s.get(`${layout.retention("j")}x`))?.toString()).toBe("sibling");
+    expect(await s.get(layout.retention("j"))).toBeUndefined();
+    await s.append(layout.events("j"), Buffer.from("e\n"), 0);
+    await s.move(layout.events("j"), "moved/events.log");
+    expect((await s.get("moved/events.log"))?.toString()).toBe("e\n");
+    expect(await s.stat(layout.events("j"))).toBeUndefined();
   });
 });

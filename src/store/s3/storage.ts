@@ -230,17 +230,15 @@ export class S3Storage implements Storage {
 
   async move(from: string, to: string): Promise<void> {
     this.logEnds.clear();
-    if (await this.store.head(from)) {
-      await this.store.copy(from, to);
-      await this.store.delete(from);
-      return;
-    }
-    const objects = (await this.store.list(below(from))).objects;
+    // One listing finds an object, a prefix's objects and a log's records (`from` itself, `from/…`, `from.records/…`).
+    const objects = (await this.store.list(from)).objects.filter(
+      (o) => o.key === from || o.key.startsWith(`${from}/`) || o.key.startsWith(`${from}${LOG_RECORDS}/`),
+    );
     if (objects.length === 0) throw Object.assign(new Error(`ENOENT: nothing to move at ${this.where(from)}`), { code: "ENOENT" });
     await pool(objects, CONCURRENCY, (o) => this.store.copy(o.key, to + o.key.slice(from.length), { size: o.size }));
     // The commit point goes first: from here the source is no checkpoint, whatever is left of it.
     if (objects.some((o) => o.key === joinKey(from, MANIFEST_NAME))) await this.store.delete(joinKey(from, MANIFEST_NAME));
-    await this.store.deletePrefix(below(from));
+    await pool(objects, CONCURRENCY, (o) => this.store.delete(o.key));
   }
 
   async syncList(_prefix: string): Promise<void> {
@@ -255,7 +253,8 @@ export class S3Storage implements Storage {
    * the whole checkpoint. So the kept items are copied server-side (CopyObject, UploadPartCopy above
    * 5 GiB: no bytes pass through the daemon, but the store does copy them) to checkpoints/<id>/, then the manifest is written LAST
    * with If-None-Match: * as the commit point (a checkpoint id is published once: a second publish, of
-   * a retry or of another attempt, finds it and publishes nothing), then the staging is deleted.
+   * a retry or of another attempt, finds it and publishes nothing), then the staging is deleted (a retry
+   * finding the same manifest finishes that; another attempt's staging is left, as on POSIX).
    *
    * Crash windows: before the manifest, checkpoints/<id>/ holds copies but no manifest: it is no
    * checkpoint (the catalog's recovery quarantines such a prefix), the staging is intact and the
@@ -272,7 +271,9 @@ export class S3Storage implements Storage {
     const staging = layout.staging(job, id, attempt);
     const target = layout.checkpoint(job, id);
     const manifestKey = layout.manifest(job, id);
-    if (!(await this.store.head(manifestKey))) {
+    const published = await this.store.get(manifestKey);
+    let ours = published !== undefined && published.equals(Buffer.from(manifest));
+    if (published === undefined) {
       const kept: ObjectInfo[] = [];
       for (const o of (await this.store.list(below(staging))).objects) {
         const [rankDir, item, ...rest] = o.key.slice(staging.length + 1).split("/");
@@ -280,11 +281,12 @@ export class S3Storage implements Storage {
       }
       await pool(kept, CONCURRENCY, (o) => this.store.copy(o.key, target + o.key.slice(staging.length), { size: o.size }));
       injectFault("manifest");
-      // false: published already (a retry, or another attempt won): not published again.
-      await this.store.putIfAbsent(manifestKey, manifest);
+      // false: published meanwhile by another attempt: not published again.
+      ours = await this.store.putIfAbsent(manifestKey, manifest);
       injectFault("publish");
     }
-    await this.store.deletePrefix(below(staging));
+    // As on POSIX, the staging of an attempt that did not publish the checkpoint is left where it is.
+    if (ours) await this.store.deletePrefix(below(staging));
   }
 
   async append(key: string, bytes: Buffer, at: number, beforeWrite?: () => void): Promise<number> {
