@@ -4,13 +4,15 @@
  * an object store: a manifest published once, the lease lock, a crash before publish, leftover uploads.
  */
 import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { describe, expect, it, vi } from "vitest";
 import { layout } from "../../src/store/layout.js";
 import { S3Storage, type S3StorageOptions } from "../../src/store/s3/storage.js";
 import { ensureJob } from "../../src/store/storage.js";
 import { storageContract } from "../unit/store/storage-contract.js";
 import { cleanedAfterAll } from "./cleanup.js";
-import { freshPrefix, readRgwEnv, TEST_BUCKET } from "./rgw.js";
+import { freshPrefix, readRgwEnv, rgwDir, TEST_BUCKET, testStore } from "./rgw.js";
 
 const keep = cleanedAfterAll();
 
@@ -220,6 +222,28 @@ describe("S3Storage on an object store", () => {
     expect((await s.store.get("copied"))?.equals(body)).toBe(true);
     expect((await s.store.head("copied"))?.etag, "a multipart object of 3 parts").toMatch(/-3$/);
     expect(await s.store.listIncompleteUploads("")).toEqual([]);
+  });
+
+  it("s3 - a used-up bucket quota is RESOURCE_EXHAUSTED with EDQUOT, as a full disk's quota (not access denied)", async () => {
+    const bucket = "ckptd-test-quota";
+    const s = storage("quota", freshPrefix("quota"), { bucket });
+    await s.store.client.send(new CreateBucketCommand({ Bucket: bucket })).catch((err: Error) => {
+      if (!["BucketAlreadyOwnedByYou", "BucketAlreadyExists"].includes(err.name)) throw err;
+    });
+    await keep(testStore("", { bucket })).deletePrefix(""); // what an earlier run left
+    for (const args of [
+      ["quota", "set", "--quota-scope=bucket", `--bucket=${bucket}`, "--max-objects=2"],
+      ["quota", "enable", "--quota-scope=bucket", `--bucket=${bucket}`],
+    ]) {
+      const run = spawnSync("radosgw-admin", ["-c", join(rgwDir(), "ceph.conf"), "-n", "client.admin", ...args], {
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+      expect(run.status, run.stderr).toBe(0);
+    }
+    await s.put("a", "1");
+    await s.put("b", "2");
+    await expect(s.put("c", "3")).rejects.toMatchObject({ kind: "resource_exhausted", code: "EDQUOT", message: /quota/ });
   });
 
   it("s3 - localPath is refused, naming what the S3 storage does not support", () => {

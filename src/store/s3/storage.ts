@@ -32,9 +32,10 @@
  *   taken over when its holder is dead. There is no scratch to empty (nothing is staged locally).
  * - localPath cannot exist: the item writer and loader hot paths write and read local files with
  *   O_DIRECT; on S3 they would need multipart uploads (S3Store.createUpload) and ranged reads.
- *   `localPath` throws saying so, and `requireLocalPaths` lets a caller refuse up front.
+ *   `localPath` throws saying so (callers today call it through `localPath?.(…)`, so they reach it).
  * - Errors are CkptdErrors (store/s3/errors.ts): UNAVAILABLE, FAILED_PRECONDITION, PERMISSION_DENIED;
- *   an object store has no ENOSPC.
+ *   a used-up quota (the object store's full disk) is RESOURCE_EXHAUSTED with code EDQUOT, so callers
+ *   telling a full store apart see it; there is no ENOSPC.
  */
 import { randomBytes } from "node:crypto";
 import { failedPrecondition, internal } from "../../common/errors.js";
