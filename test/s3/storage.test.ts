@@ -133,6 +133,9 @@ describe("S3Storage on an object store", () => {
     await s.store.put(layout.lock(), JSON.stringify({ owner: "thief", pid: 7, expiresAt: Date.now() + 60_000 }));
     await new Promise((r) => setTimeout(r, 700));
     expect(s.leaseLost).toBe(true);
+    await expect(s.put(layout.retention("j"), "{}"), "a daemon taken over writes nothing").rejects.toThrow(/taken over by another ckptd/);
+    await expect(s.publish({ job: "j", checkpointId: "c", attempt: 1, manifest: "{}", keep: new Set() })).rejects.toThrow(/taken over/);
+    expect(await s.get(layout.retention("j"))).toBeUndefined();
     expect(JSON.parse((await s.store.get(layout.lock()))!.toString())).toMatchObject({ owner: "thief" });
     s.unlock(); // not its lease any more: left alone
     expect(JSON.parse((await s.store.get(layout.lock()))!.toString())).toMatchObject({ owner: "thief" });

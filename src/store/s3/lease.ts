@@ -6,7 +6,7 @@
  * POSIX lock is a synchronous file operation). An S3 request is not, so taking and releasing the
  * lease run in a short-lived child Node process (spawnSync) that speaks to the store with the
  * same SDK; the caller blocks until the store answered. That costs a process start (well under a
- * second) once at start and once at stop, never on a hot path. Renewal is asynchronous (lease.ts
+ * second) once at start and once at stop, never on a hot path. Renewal is asynchronous (S3Storage
  * renews with If-Match on the ETag it holds, so a renewal never overwrites a lease taken over).
  *
  * A holder is dead, and its lease is taken over, when its lease has expired (it stopped renewing)

@@ -86,7 +86,7 @@ export class S3Storage implements Storage {
   private lease: { etag: string; timer: NodeJS.Timeout } | undefined;
   /** Where each log this storage appended to ends (its records were listed or written here): an append there needs no listing. */
   private readonly logEnds = new Map<string, number>();
-  /** Set when a renewal found the lease taken over: this daemon no longer owns the storage. */
+  /** Set when a renewal found the lease taken over: this daemon no longer owns the storage, and every write is refused. */
   leaseLost = false;
 
   constructor(private readonly opts: S3StorageOptions) {
@@ -151,6 +151,15 @@ export class S3Storage implements Storage {
     }
   }
 
+  /** Refuses writes once the lease was found taken over: another daemon owns the storage now. */
+  private owned(): void {
+    if (this.leaseLost)
+      throw failedPrecondition(
+        `${this.where("")} was taken over by another ckptd (its lease ${this.lockKey} was renewed by someone else); ` +
+          `this daemon no longer writes to it: restart it`,
+      );
+  }
+
   private holder(): LeaseHolder {
     return holderRecord(this.owner, this.leaseMs);
   }
@@ -164,6 +173,7 @@ export class S3Storage implements Storage {
   }
 
   async put(key: string, data: string | Buffer): Promise<void> {
+    this.owned();
     await this.store.put(key, data);
   }
 
@@ -214,22 +224,26 @@ export class S3Storage implements Storage {
   }
 
   async delete(key: string): Promise<void> {
+    this.owned();
     this.logEnds.delete(key);
     await this.store.delete(key);
     await this.store.deletePrefix(`${key}${LOG_RECORDS}/`);
   }
 
   async deletePrefix(prefix: string): Promise<void> {
+    this.owned();
     this.logEnds.clear();
     await this.store.deletePrefix(below(prefix));
   }
 
   async createPrefix(prefix: string): Promise<void> {
+    this.owned();
     if (prefix === "") return;
     await this.store.put(below(prefix), "");
   }
 
   async move(from: string, to: string): Promise<void> {
+    this.owned();
     this.logEnds.clear();
     // One listing finds an object, a prefix's objects and a log's records (`from` itself, `from/…`, `from.records/…`).
     const objects = (await this.store.list(from)).objects.filter(
@@ -269,6 +283,7 @@ export class S3Storage implements Storage {
    * checkpoint's manifest (deleting the manifest first).
    */
   async publish({ job, checkpointId: id, attempt, manifest, keep }: PublishRequest): Promise<void> {
+    this.owned();
     const staging = layout.staging(job, id, attempt);
     const target = layout.checkpoint(job, id);
     const manifestKey = layout.manifest(job, id);
@@ -291,6 +306,7 @@ export class S3Storage implements Storage {
   }
 
   async append(key: string, bytes: Buffer, at: number, beforeWrite?: () => void): Promise<number> {
+    this.owned();
     if (this.logEnds.get(key) !== at) await this.cut(key, at);
     this.logEnds.delete(key);
     beforeWrite?.();
@@ -301,6 +317,7 @@ export class S3Storage implements Storage {
   }
 
   async truncate(key: string, size: number): Promise<void> {
+    this.owned();
     const whole = await this.store.get(key);
     if (whole !== undefined) {
       if (whole.length > size) await this.store.put(key, whole.subarray(0, size));
