@@ -24,6 +24,9 @@
  */
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -32,6 +35,7 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  UploadPartCopyCommand,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
 import { internal, invalidArgument } from "../../common/errors.js";
@@ -83,6 +87,8 @@ export interface IncompleteUpload {
 }
 
 const MAX_DELETE_BATCH = 1000;
+/** The largest object one CopyObject copies (5 GiB); larger ones are copied in parts of this size. */
+const MAX_COPY_BYTES = 5 * 1024 * 1024 * 1024;
 
 export class S3Store {
   readonly client: S3Client;
@@ -208,6 +214,53 @@ export class S3Store {
       );
     } catch (err) {
       throw toCkptdError(err === RETRY_CONDITIONAL ? lastErr : err, what, this.place);
+    }
+  }
+
+  /**
+   * Replaces `key` only if its ETag is still `etag` (If-Match): the new ETag, or undefined when the
+   * object changed or is gone (a lease renewed by its holder only while nobody took it over).
+   */
+  async putIfMatch(key: string, body: Uint8Array | string, etag: string): Promise<string | undefined> {
+    const res = await this.callExpecting(`conditional put of ${key}`, ["precondition", "notFound"] as const, () =>
+      this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key), Body: body, IfMatch: etag })),
+    );
+    return "kind" in res ? undefined : stripQuotes(res.ETag);
+  }
+
+  /**
+   * Copies `from` to `to` inside the bucket, server-side: one CopyObject up to `partBytes`, else a
+   * multipart copy (UploadPartCopy of `partBytes` ranges; CopyObject stops at 5 GiB). `size` is the
+   * source's size when the caller listed it (else it is read with HeadObject). A failed multipart copy
+   * is aborted.
+   */
+  async copy(from: string, to: string, opts: { size?: number; partBytes?: number } = {}): Promise<void> {
+    const what = `copy of ${from} to ${to}`;
+    const source = `${this.bucket}/${this.fullKey(from)}`.split("/").map(encodeURIComponent).join("/");
+    const partBytes = opts.partBytes ?? MAX_COPY_BYTES;
+    const size = opts.size ?? (await this.head(from))?.size ?? 0;
+    const Bucket = this.bucket;
+    const Key = this.fullKey(to);
+    if (size <= partBytes) {
+      await this.call(what, () => this.client.send(new CopyObjectCommand({ Bucket, Key, CopySource: source })));
+      return;
+    }
+    const { UploadId } = await this.call(what, () => this.client.send(new CreateMultipartUploadCommand({ Bucket, Key })));
+    try {
+      const parts: { PartNumber: number; ETag: string }[] = [];
+      for (let offset = 0, n = 1; offset < size; offset += partBytes, n++) {
+        const range = `bytes=${offset}-${Math.min(size, offset + partBytes) - 1}`;
+        const res = await this.call(`${what} (part ${n})`, () =>
+          this.client.send(new UploadPartCopyCommand({ Bucket, Key, UploadId, PartNumber: n, CopySource: source, CopySourceRange: range })),
+        );
+        parts.push({ PartNumber: n, ETag: res.CopyPartResult?.ETag ?? "" });
+      }
+      await this.call(what, () =>
+        this.client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts } })),
+      );
+    } catch (err) {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => undefined);
+      throw err;
     }
   }
 

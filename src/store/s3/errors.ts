@@ -5,7 +5,7 @@
  * `$metadata.httpStatusCode`) and Node network errors (`code` such as `ECONNREFUSED`, sometimes inside an
  * AggregateError when a host name resolved to several addresses). `classify` reads both.
  */
-import { CkptdError, failedPrecondition, internal, permissionDenied, unavailable } from "../../common/errors.js";
+import { CkptdError, failedPrecondition, internal, permissionDenied, resourceExhausted, unavailable } from "../../common/errors.js";
 
 export type S3ErrorKind =
   /** 412: a conditional request's condition did not hold (e.g. `If-None-Match: *` on an existing key). */
@@ -18,6 +18,8 @@ export type S3ErrorKind =
   /** 416: a range past the object's end. */
   | "invalidRange"
   | "accessDenied"
+  /** 403 QuotaExceeded: the bucket's or the user's quota is used up (the object store's "disk full"). */
+  | "quota"
   /** No HTTP answer at all: refused, unreachable, reset, timed out. Retried. */
   | "network"
   /** 5xx, 429 and throttling answers. Retried. */
@@ -80,6 +82,7 @@ export function classify(err: unknown): S3ErrorKind {
   if (name === "NoSuchUpload") return "noSuchUpload";
   if (name === "NoSuchKey" || name === "NotFound" || http === 404) return "notFound";
   if (http === 416 || name === "InvalidRange") return "invalidRange";
+  if (name === "QuotaExceeded") return "quota";
   if (DENIED.has(name) || http === 403) return "accessDenied";
   if (THROTTLING.has(name) || http === 429 || (http !== undefined && http >= 500)) return "transient";
   return "other";
@@ -129,6 +132,12 @@ export function toCkptdError(err: unknown, what: string, place: S3Place): CkptdE
       break;
     case "noSuchBucket":
       out = failedPrecondition(`S3 bucket "${place.bucket}" does not exist at ${place.endpoint} (${what})`);
+      break;
+    case "quota":
+      // EDQUOT as a full disk's quota says it, so callers telling "full" apart (Storage's promise) see it.
+      out = Object.assign(resourceExhausted(`the object store's quota for ${describe(place)} is used up (${what}): ${detail(err)}`), {
+        code: "EDQUOT",
+      });
       break;
     case "accessDenied":
       out = permissionDenied(
