@@ -6,8 +6,8 @@
  * Starts the daemon in this process (dist/src/cli.js on a temporary data directory and a free
  * loopback port), turns on V8's precise coverage, saves one rank's item of N small tensors
  * plus one 8 MiB tensor over the plain (non shared-memory) stream, and commits it. Coverage is
- * reset just before the Save and read just after the Commit: every daemon file with a function
- * that ran in between is listed with its line count. Timers that fire in that window count
+ * reset just before the Save, read after it and again after the Commit: every daemon file with
+ * a function that ran in each window is listed with its line count (S: the Save, C: the Commit). Timers that fire in that window count
  * too, so the list is an upper bound of what a reader must open to follow a Save to disk.
  */
 import * as fs from "node:fs";
@@ -59,6 +59,19 @@ function daemonSource(url: string): string | undefined {
   return rel.replace(/\.js$/, ".ts");
 }
 
+/** The daemon files (with their line counts) that ran since the last call; resets the counters. */
+async function ranFiles(session: inspector.Session): Promise<Map<string, number>> {
+  const { result } = (await session.post("Profiler.takePreciseCoverage")) as inspector.Profiler.TakePreciseCoverageReturnType;
+  const files = new Map<string, number>();
+  for (const script of result) {
+    const src = daemonSource(script.url);
+    if (!src || !script.functions.some((f) => f.ranges.some((r) => r.count > 0))) continue;
+    const file = path.join(REPO, src);
+    files.set(src, fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n").length : 0);
+  }
+  return files;
+}
+
 async function main(): Promise<void> {
   const entriesN = Number(flag("entries", "200"));
   const json = process.argv.includes("--json");
@@ -86,26 +99,22 @@ async function main(): Promise<void> {
   await session.post("Profiler.startPreciseCoverage", { callCount: true, detailed: false });
   await session.post("Profiler.takePreciseCoverage"); // resets the counters
   const res = await client.save({ job, checkpointId: "c2", step: 2, rank: 0, worldSize: 1, item: "model", entries });
+  const saved = await ranFiles(session);
   const decision = await client.commit({ job, checkpointId: "c2", step: 2, rank: 0, worldSize: 1, items: ["model"], attempt: res.attempt });
-  const { result } = (await session.post("Profiler.takePreciseCoverage")) as inspector.Profiler.TakePreciseCoverageReturnType;
+  const committed = await ranFiles(session);
   if (decision.outcome !== "COMMITTED") throw new Error(`the checkpoint was not committed: ${decision.reason}`);
 
-  const files = new Map<string, number>();
-  for (const script of result) {
-    const src = daemonSource(script.url);
-    if (!src) continue;
-    const ran = script.functions.some((f) => f.ranges.some((r) => r.count > 0));
-    if (!ran) continue;
-    const file = path.join(REPO, src);
-    files.set(src, fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n").length : 0);
-  }
-  const sorted = [...files].sort(([a], [b]) => a.localeCompare(b));
-  const lines = sorted.reduce((n, [, l]) => n + l, 0);
+  const both = new Map([...saved, ...committed]);
   process.stdout.write = write;
-  if (json) console.log(JSON.stringify({ files: sorted.length, lines, list: Object.fromEntries(sorted) }));
-  else {
-    for (const [f, l] of sorted) console.log(`${String(l).padStart(6)}  ${f}`);
-    console.log(`${sorted.length} files, ${lines} lines`);
+  const summary = (m: Map<string, number>) => ({ files: m.size, lines: [...m.values()].reduce((n, l) => n + l, 0) });
+  if (json) {
+    const list = (m: Map<string, number>) => ({ ...summary(m), list: Object.fromEntries([...m].sort(([a], [b]) => a.localeCompare(b))) });
+    console.log(JSON.stringify({ save: list(saved), commit: list(committed), both: list(both) }));
+  } else {
+    for (const [f, l] of [...both].sort(([a], [b]) => a.localeCompare(b)))
+      console.log(`${String(l).padStart(6)}  ${saved.has(f) ? "S" : " "}${committed.has(f) ? "C" : " "}  ${f}`);
+    const line = (what: string, m: Map<string, number>) => `${what}: ${summary(m).files} files, ${summary(m).lines} lines`;
+    console.log([line("Save (S)", saved), line("Commit (C)", committed), line("both", both)].join("; "));
   }
   client.close();
   fs.rmSync(dataDir, { recursive: true, force: true });
