@@ -6,20 +6,16 @@
  */
 import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
-import { type Daemon, rawClient, startDaemon } from "./harness.js";
+import { type Daemon, startDaemon } from "./harness.js";
+import { CkptdClient } from "../../clients/ts/src/index.js";
 import {
-  abortRaw,
   checkpointDir,
-  commitRaw,
   compressibleBytes,
   expectLoadsBitExact,
-  expectOutcome,
   expectStatus,
   f32Entry,
   filesUnder,
   incompressibleBytes,
-  getCheckpointRaw,
   objectEntry,
   type RankItems,
   saveAndCommit,
@@ -29,16 +25,18 @@ import {
   uncommittedBytes,
   uniqueName,
   waitUntil,
+  testClient,
 } from "./wire-helpers.js";
+import { abortRaw, commitRaw, expectOutcome, getCheckpointRaw } from "./raw-wire.js";
 
 const PREPARE_TIMEOUT_MS = 1500;
 
 let daemon: Daemon;
-let client: CheckpointServiceClient;
+let client: CkptdClient;
 
 beforeAll(async () => {
   daemon = await startDaemon({ args: ["--prepare-timeout-ms", String(PREPARE_TIMEOUT_MS)] });
-  client = rawClient(daemon.address);
+  client = testClient(daemon.address);
 });
 
 afterAll(async () => {

@@ -25,13 +25,15 @@ import {
   expectLoadsBitExact,
   f32Entry,
   incompressibleBytes,
-  itemStream,
   objectEntry,
   saveAndCommit,
   statusName,
   tensorEntry,
   waitUntil,
+  testClient,
 } from "./wire-helpers.js";
+import { itemStream } from "./raw-wire.js";
+import { CkptdClient } from "../../clients/ts/src/index.js";
 
 const CASES = Number(process.env["CKPTD_FUZZ_CASES"] ?? 2000);
 const SEED = Number(process.env["CKPTD_FUZZ_SEED"] ?? 20261130);
@@ -60,6 +62,8 @@ const SERVICES = ["CheckpointService", "EvaluationService", "RetentionService", 
 
 let daemon: Daemon;
 const clients = new Map<string, grpc.Client>();
+/** The control job's client: the TypeScript client, as a good trainer uses it. */
+let good: CkptdClient;
 
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -71,10 +75,12 @@ beforeAll(async () => {
   const v1 = loadWire().grpcObject.ckptd.v1 as unknown as Record<string, new (a: string, c: grpc.ChannelCredentials) => grpc.Client>;
   // Stock channel options: the daemon must answer clients that raised no limits.
   for (const s of SERVICES) clients.set(s, new v1[s]!(daemon.address, grpc.credentials.createInsecure()));
+  good = testClient(daemon.address);
 });
 
 afterAll(async () => {
   for (const c of clients.values()) c.close();
+  good?.close();
   await daemon?.stop();
 });
 
@@ -160,7 +166,7 @@ describe(`fuzz (${CASES} cases, seed ${SEED})`, () => {
         .methodsArray.map((m) => [s, m] as [string, protobuf.Method]),
     );
     // Warm up (first compilations, pools) before the baseline.
-    await saveAndCommit(cp(), CONTROL_JOB, "warmup", 1, [{ m: [f32Entry("w", compressibleBytes(64 * 1024, 1))] }]);
+    await saveAndCommit(good, CONTROL_JOB, "warmup", 1, [{ m: [f32Entry("w", compressibleBytes(64 * 1024, 1))] }]);
     const baseline = rssMiB(daemon.proc.pid!);
     const counts = new Map<string, number>();
     const bad: string[] = [];
@@ -195,8 +201,8 @@ describe(`fuzz (${CASES} cases, seed ${SEED})`, () => {
             { m: [f32Entry("w", compressibleBytes(128 * 1024, n))] },
             { m: [f32Entry("w", compressibleBytes(128 * 1024, n + 1))] },
           ];
-          await saveAndCommit(cp(), CONTROL_JOB, id, n + 10, ranks);
-          await expectLoadsBitExact(cp(), CONTROL_JOB, id, 1, ranks[1]!);
+          await saveAndCommit(good, CONTROL_JOB, id, n + 10, ranks);
+          await expectLoadsBitExact(good, CONTROL_JOB, id, 1, ranks[1]!);
           controls++;
         }
       }
@@ -230,7 +236,7 @@ describe(`fuzz (${CASES} cases, seed ${SEED})`, () => {
 
     // And the daemon still does its job.
     const ranks = [{ m: [f32Entry("w", compressibleBytes(512 * 1024, 99))] }];
-    await saveAndCommit(cp(), CONTROL_JOB, "after-fuzz", 100_000, ranks);
-    await expectLoadsBitExact(cp(), CONTROL_JOB, "after-fuzz", 0, ranks[0]!);
+    await saveAndCommit(good, CONTROL_JOB, "after-fuzz", 100_000, ranks);
+    await expectLoadsBitExact(good, CONTROL_JOB, "after-fuzz", 0, ranks[0]!);
   });
 });

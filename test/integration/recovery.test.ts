@@ -7,43 +7,39 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
-import { type Daemon, rawClient, startDaemon } from "./harness.js";
+import { type Daemon, startDaemon } from "./harness.js";
+import { CkptdClient } from "../../clients/ts/src/index.js";
 import {
   MiB,
   bytesUnder,
   checkpointDir,
-  commitRaw,
   compressibleBytes,
   expectLoadsBitExact,
-  expectOutcome,
   expectStatus,
   f32Entry,
   filesUnder,
-  getCheckpointRaw,
   hashTree,
   incompressibleBytes,
-  itemStream,
-  listCheckpointsRaw,
   objectEntry,
-  openSave,
   type RankItems,
   saveAndCommit,
   saveItemOk,
   stagingDir,
   uncommittedBytes,
   waitUntil,
+  testClient,
 } from "./wire-helpers.js";
+import { commitRaw, expectOutcome, getCheckpointRaw, itemStream, listCheckpointsRaw, openSave } from "./raw-wire.js";
 
 const JOB = "recovery-job";
 const CONNECTION_LOST = ["UNAVAILABLE", "CANCELLED", "INTERNAL"] as const;
 
 const daemons: Daemon[] = [];
-const clients: CheckpointServiceClient[] = [];
+const clients: CkptdClient[] = [];
 
-async function start(opts: Parameters<typeof startDaemon>[0] = {}): Promise<{ daemon: Daemon; client: CheckpointServiceClient }> {
+async function start(opts: Parameters<typeof startDaemon>[0] = {}): Promise<{ daemon: Daemon; client: CkptdClient }> {
   const daemon = await startDaemon(opts);
-  const client = rawClient(daemon.address);
+  const client = testClient(daemon.address);
   daemons.push(daemon);
   clients.push(client);
   return { daemon, client };
@@ -61,12 +57,7 @@ function olderCheckpoint(): RankItems[] {
   }));
 }
 
-async function expectOlderIntact(
-  client: CheckpointServiceClient,
-  dataDir: string,
-  older: RankItems[],
-  hashes: Record<string, string>,
-): Promise<void> {
+async function expectOlderIntact(client: CkptdClient, dataDir: string, older: RankItems[], hashes: Record<string, string>): Promise<void> {
   expect(hashTree(checkpointDir(dataDir, JOB, "global_step100")), "older checkpoint files unchanged").toEqual(hashes);
   const got = await getCheckpointRaw(client, { job: JOB, checkpointId: "global_step100" });
   expect(got.error, `get older: ${got.error?.details}`).toBeUndefined();

@@ -6,34 +6,22 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadWire } from "../../wire/index.js";
-import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
+import { CkptdClient } from "../../clients/ts/src/index.js";
 import type { EvaluationServiceClient } from "../../wire/gen/ckptd/v1/EvaluationService.js";
 import type { WatchCheckpointsResponse } from "../../wire/gen/ckptd/v1/WatchCheckpointsResponse.js";
 import { type Daemon, startDaemon } from "./harness.js";
-import {
-  abortRaw,
-  commitRaw,
-  compressibleBytes,
-  expectOutcome,
-  expectStatus,
-  f32Entry,
-  getCheckpointRaw,
-  listCheckpointsRaw,
-  loadAll,
-  saveAndCommit,
-  saveItemOk,
-  uniqueName,
-} from "./wire-helpers.js";
+import { compressibleBytes, expectStatus, f32Entry, saveAndCommit, saveItemOk, uniqueName, testClient } from "./wire-helpers.js";
+import { abortRaw, commitRaw, expectOutcome, getCheckpointRaw, listCheckpointsRaw, loadAll } from "./raw-wire.js";
 
 let daemon: Daemon;
-let cp: CheckpointServiceClient;
+let cp: CkptdClient;
 let ev: EvaluationServiceClient;
 
 beforeAll(async () => {
   daemon = await startDaemon({ args: ["--prepare-timeout-ms", "600000"] });
   const v1 = loadWire().grpcObject.ckptd.v1;
-  // Default channel options, as a stock stub has them.
-  cp = new v1.CheckpointService(daemon.address, grpc.credentials.createInsecure());
+  cp = testClient(daemon.address);
+  // The watch stream message by message, on a stock stub (default channel options).
   ev = new v1.EvaluationService(daemon.address, grpc.credentials.createInsecure());
 });
 
