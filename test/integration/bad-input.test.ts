@@ -23,6 +23,7 @@ import {
   tensorEntry,
   uniqueName,
   testClient,
+  getCheckpoint,
 } from "./wire-helpers.js";
 import {
   chunkMsg,
@@ -30,7 +31,6 @@ import {
   entryMessages,
   entryMsg,
   expectOutcome,
-  getCheckpointRaw,
   headerMsg,
   itemStream,
   loadAll,
@@ -436,7 +436,7 @@ describe("bad input - items and checkpoint state", () => {
       const res = expectOutcome(v, "ABORTED", `rank ${rank}`);
       expect(res.reason, `rank ${rank} reason`).toMatch(/optim_never_saved/);
     });
-    expectStatus(await getCheckpointRaw(client, { job: JOB, checkpointId: id }), "NOT_FOUND");
+    expectStatus(await getCheckpoint(client, JOB, id), "NOT_FOUND");
   });
 
   it("save - a client that vanishes mid-stream harms nothing and the rank can save the item again", async () => {
@@ -469,18 +469,15 @@ describe("bad input - items and checkpoint state", () => {
 
 describe("bad input - unknown jobs and checkpoints", () => {
   it("get - an unknown job is NOT_FOUND", async () => {
-    expectStatus(await getCheckpointRaw(client, { job: "no-such-job", checkpointId: "c1" }), "NOT_FOUND");
+    expectStatus(await getCheckpoint(client, "no-such-job", "c1"), "NOT_FOUND");
   });
 
   it("get - latest of an unknown job is NOT_FOUND", async () => {
-    expectStatus(await getCheckpointRaw(client, { job: "no-such-job", checkpointId: "latest" }), "NOT_FOUND");
+    expectStatus(await getCheckpoint(client, "no-such-job", "latest"), "NOT_FOUND");
   });
 
   it("get - an unknown checkpoint of a known job is NOT_FOUND", async () => {
-    expectStatus(
-      await alongsideGoodCheckpoint(() => getCheckpointRaw(client, { job: JOB, checkpointId: "no-such-checkpoint" })),
-      "NOT_FOUND",
-    );
+    expectStatus(await alongsideGoodCheckpoint(() => getCheckpoint(client, JOB, "no-such-checkpoint")), "NOT_FOUND");
   });
 
   it("load - an unknown job is NOT_FOUND", async () => {

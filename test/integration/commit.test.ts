@@ -26,8 +26,9 @@ import {
   uniqueName,
   waitUntil,
   testClient,
+  getCheckpoint,
 } from "./wire-helpers.js";
-import { abortRaw, commitRaw, expectOutcome, getCheckpointRaw } from "./raw-wire.js";
+import { abortRaw, commitRaw, expectOutcome } from "./raw-wire.js";
 
 const PREPARE_TIMEOUT_MS = 1500;
 
@@ -98,7 +99,7 @@ describe("commit", () => {
       expect(r.checkpoint?.step).toBe(100);
       expect(r.checkpoint?.worldSize).toBe(3);
     }
-    const got = await getCheckpointRaw(client, { job, checkpointId: "global_step100" });
+    const got = await getCheckpoint(client, job, "global_step100");
     expect(got.error).toBeUndefined();
     expect(got.response!.checkpoint!.worldSize).toBe(3);
     for (let rank = 0; rank < 3; rank++) await expectLoadsBitExact(client, job, "global_step100", rank, ranks[rank]!);
@@ -122,7 +123,7 @@ describe("commit", () => {
     expect(elapsed).toBeGreaterThanOrEqual(PREPARE_TIMEOUT_MS - 300);
     expect(elapsed).toBeLessThan(PREPARE_TIMEOUT_MS + 15_000);
 
-    expectStatus(await getCheckpointRaw(client, { job, checkpointId: "global_step200" }), "NOT_FOUND");
+    expectStatus(await getCheckpoint(client, job, "global_step200"), "NOT_FOUND");
     expect(fs.existsSync(checkpointDir(daemon.dataDir, job, "global_step200")), "no published checkpoint directory").toBe(false);
     await expectSpaceFreed(job);
 
@@ -150,7 +151,7 @@ describe("commit", () => {
     });
     expect(Date.now() - started, "pending commits answered promptly after the abort").toBeLessThan(PREPARE_TIMEOUT_MS);
     expectOutcome(await vote(job, "global_step300", 300, 2, 3), "ABORTED", "aborting rank's own commit");
-    expectStatus(await getCheckpointRaw(client, { job, checkpointId: "global_step300" }), "NOT_FOUND");
+    expectStatus(await getCheckpoint(client, job, "global_step300"), "NOT_FOUND");
     await expectSpaceFreed(job);
   });
 
@@ -166,7 +167,7 @@ describe("commit", () => {
       expect(res.attempt).toBe(attempts[rank]);
       expect(res.reason, `rank ${rank} reason`).toMatch(/preempted/);
     });
-    expectStatus(await getCheckpointRaw(client, { job, checkpointId: "global_step350" }), "NOT_FOUND");
+    expectStatus(await getCheckpoint(client, job, "global_step350"), "NOT_FOUND");
   });
 
   it("commit - a retry after a lost reply gets the same COMMITTED decision", async () => {
@@ -248,7 +249,7 @@ describe("commit", () => {
     // If the stale vote had counted for rank 0, rank 1's vote alone would commit.
     const rank1 = vote(job, id, 500, 1, 2, a2);
     await sleep(300);
-    expectStatus(await getCheckpointRaw(client, { job, checkpointId: id }), "NOT_FOUND");
+    expectStatus(await getCheckpoint(client, job, id), "NOT_FOUND");
     const rank0 = vote(job, id, 500, 0, 2, a2);
     const res = [await rank0, await rank1].map((v, rank) => expectOutcome(v, "COMMITTED", `attempt ${a2} rank ${rank}`));
     for (const r of res) {
@@ -274,6 +275,6 @@ describe("commit", () => {
       await expectLoadsBitExact(client, job, "global_step600", rank, kept[rank]!);
       await expectLoadsBitExact(client, job, "global_step800", rank, other[rank]!);
     }
-    expectStatus(await getCheckpointRaw(client, { job, checkpointId: "global_step700" }), "NOT_FOUND");
+    expectStatus(await getCheckpoint(client, job, "global_step700"), "NOT_FOUND");
   });
 });

@@ -30,8 +30,10 @@ import {
   saveItemOk,
   statusName,
   testClient,
+  getCheckpoint,
+  listCheckpoints,
 } from "./wire-helpers.js";
-import { commitRaw, expectOutcome, getCheckpointRaw, listCheckpointsRaw } from "./raw-wire.js";
+import { commitRaw, expectOutcome } from "./raw-wire.js";
 
 const PAGE = 4096;
 
@@ -122,7 +124,7 @@ function expectUnavailable(r: Awaited<ReturnType<typeof commit>>, pattern: RegEx
 }
 
 async function listed(job: string): Promise<string[]> {
-  const r = await listCheckpointsRaw(client, { job, pageSize: 1000 });
+  const r = await listCheckpoints(client, job, 1000);
   expect(r.error, r.error?.details).toBeUndefined();
   return (r.response!.checkpoints ?? []).map((c) => c.checkpointId!).sort();
 }
@@ -243,7 +245,7 @@ describe.skipIf(noMount !== "")("disk full", () => {
     // Nobody retries: the daemon's background retry publishes it.
     let visible = false;
     for (let i = 0; i < 50 && !visible; i++) {
-      visible = (await getCheckpointRaw(client, { job: JOB, checkpointId: "s2" })).error === undefined;
+      visible = (await getCheckpoint(client, JOB, "s2")).error === undefined;
       if (!visible) await new Promise((r) => setTimeout(r, 100));
     }
     expect(visible, "published in the background").toBe(true);

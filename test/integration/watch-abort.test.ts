@@ -10,8 +10,18 @@ import { CkptdClient } from "../../clients/ts/src/index.js";
 import type { EvaluationServiceClient } from "../../wire/gen/ckptd/v1/EvaluationService.js";
 import type { WatchCheckpointsResponse } from "../../wire/gen/ckptd/v1/WatchCheckpointsResponse.js";
 import { type Daemon, startDaemon } from "./harness.js";
-import { compressibleBytes, expectStatus, f32Entry, saveAndCommit, saveItemOk, uniqueName, testClient } from "./wire-helpers.js";
-import { abortRaw, commitRaw, expectOutcome, getCheckpointRaw, listCheckpointsRaw, loadAll } from "./raw-wire.js";
+import {
+  compressibleBytes,
+  expectStatus,
+  f32Entry,
+  saveAndCommit,
+  saveItemOk,
+  uniqueName,
+  testClient,
+  getCheckpoint,
+  listCheckpoints,
+} from "./wire-helpers.js";
+import { abortRaw, commitRaw, expectOutcome, loadAll } from "./raw-wire.js";
 
 let daemon: Daemon;
 let cp: CkptdClient;
@@ -87,11 +97,11 @@ describe("watch - the live marker", () => {
 describe("unknown jobs - one rule", () => {
   it("a job nobody saved into: List is empty, Get and Load are NOT_FOUND naming the job, Watch starts at 0 and gets the first commit", async () => {
     const job = uniqueName("never-saved");
-    const list = await listCheckpointsRaw(cp, { job });
+    const list = await listCheckpoints(cp, job);
     expect(list.error).toBeUndefined();
     expect(list.response!.checkpoints).toEqual([]);
     for (const checkpointId of ["latest", "s1"]) {
-      expectStatus((await getCheckpointRaw(cp, { job, checkpointId })).error, "NOT_FOUND", new RegExp(job));
+      expectStatus((await getCheckpoint(cp, job, checkpointId)).error, "NOT_FOUND", new RegExp(job));
       expectStatus((await loadAll(cp, { job, checkpointId })).error, "NOT_FOUND", new RegExp(job));
     }
     const w = watch({ job });

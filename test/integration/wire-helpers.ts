@@ -13,6 +13,8 @@ import {
   CkptdError,
   fromProtoDtype,
   tensor,
+  type Checkpoint,
+  type CheckpointPage,
   type CkptdClientOptions,
   type CommitResult,
   type LoadEntry,
@@ -193,6 +195,31 @@ export async function saveAndCommit(
     expect(v.outcome, `commit ${job}/${checkpointId} rank ${rank}: reason "${v.reason}"`).toBe("COMMITTED");
     return v;
   });
+}
+
+/** A client call's outcome as a value: its response, or the status it failed with. */
+export interface CallResult<T> {
+  response?: T;
+  error?: CkptdError;
+}
+
+async function settle<T>(call: Promise<T>): Promise<CallResult<T>> {
+  try {
+    return { response: await call };
+  } catch (err) {
+    if (err instanceof CkptdError) return { error: err };
+    throw err;
+  }
+}
+
+/** GetCheckpoint through the client: the checkpoint, or the error (e.g. NOT_FOUND). */
+export function getCheckpoint(client: CkptdClient, job: string, checkpointId: string): Promise<CallResult<{ checkpoint: Checkpoint }>> {
+  return settle(client.getCheckpoint(job, checkpointId, { timeoutMs: 30_000 }).then((checkpoint) => ({ checkpoint })));
+}
+
+/** One page of ListCheckpoints through the client, or the error. */
+export function listCheckpoints(client: CkptdClient, job: string, pageSize?: number): Promise<CallResult<CheckpointPage>> {
+  return settle(client.listCheckpoints(job, { timeoutMs: 30_000, ...(pageSize === undefined ? {} : { pageSize }) }));
 }
 
 /** One entry of a loaded rank, with the bytes of its chunks and how many chunks brought them. */
