@@ -11,7 +11,6 @@ import * as path from "node:path";
 import { pathToFileURL } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
-import { loadWire } from "../../wire/index.js";
 import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
 import type { LoadResponse } from "../../wire/gen/ckptd/v1/LoadResponse.js";
 import type { LoadSharedResponse } from "../../wire/gen/ckptd/v1/LoadSharedResponse.js";
@@ -45,6 +44,7 @@ import {
   type SaveStream,
   rawClient,
   type WireTarget,
+  serviceStub,
 } from "./raw-wire.js";
 
 const require = createRequire(import.meta.url);
@@ -97,19 +97,26 @@ function rssMib(d: Daemon): number {
   return Number(m![1]) / 1024;
 }
 
+/** The entries of a directory; none once the daemon removed it (staging is freed while tests poll). */
+function entriesOf(dir: string): fs.Dirent[] {
+  try {
+    return fs.readdirSync(dir, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+}
+
 /** Item directories under a job's staging: what stalled streams left behind. */
 function stagedItems(d: Daemon, job: string): string[] {
   const root = stagingDir(d.dataDir, job);
-  if (!fs.existsSync(root)) return [];
-  return fs
-    .readdirSync(root)
-    .flatMap((attempt) =>
-      fs
-        .readdirSync(path.join(root, attempt), { withFileTypes: true })
-        .flatMap((rank) =>
-          rank.isDirectory() ? fs.readdirSync(path.join(root, attempt, rank.name)).map((item) => `${attempt}/${rank.name}/${item}`) : [],
-        ),
-    );
+  return entriesOf(root).flatMap((attempt) =>
+    entriesOf(path.join(root, attempt.name)).flatMap((rank) =>
+      rank.isDirectory()
+        ? entriesOf(path.join(root, attempt.name, rank.name)).map((item) => `${attempt.name}/${rank.name}/${item.name}`)
+        : [],
+    ),
+  );
 }
 
 /**
@@ -374,11 +381,7 @@ describe("abuse - loads that are never read", () => {
       }
     };
     // grpc-js's default windows (not the 16 MiB our clients ask for): less in flight to absorb a stall.
-    const { grpcObject } = loadWire();
-    const slow: CheckpointServiceClient = new grpcObject.ckptd.v1.CheckpointService(
-      `127.0.0.1:${(proxy.address() as net.AddressInfo).port}`,
-      grpc.credentials.createInsecure(),
-    );
+    const slow = serviceStub("CheckpointService", `127.0.0.1:${(proxy.address() as net.AddressInfo).port}`);
     clients.push(slow);
     const call = slow.Load({ job, checkpointId: "step-1", rank: 0 });
     const got = new Map<string, Buffer[]>();

@@ -12,7 +12,6 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadWire } from "../../wire/index.js";
 import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
 import type { LoadSharedResponse } from "../../wire/gen/ckptd/v1/LoadSharedResponse.js";
 import { DAEMON_ENTRY, type Daemon, startDaemon, tempDataDir } from "./harness.js";
@@ -27,7 +26,18 @@ import {
   uniqueName,
   testClient,
 } from "./wire-helpers.js";
-import { commitRaw, entryMsg, expectOutcome, getCheckpointRaw, headerMsg, loadAll, rawClient, saveRaw, trailerFor } from "./raw-wire.js";
+import {
+  commitRaw,
+  entryMsg,
+  expectOutcome,
+  getCheckpointRaw,
+  headerMsg,
+  loadAll,
+  rawClient,
+  saveRaw,
+  trailerFor,
+  serviceStub,
+} from "./raw-wire.js";
 import { CkptdClient } from "../../clients/ts/src/index.js";
 
 const JOB = "abuse-job";
@@ -61,9 +71,8 @@ beforeAll(async () => {
   shmDir = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-abuse-shm-"));
   outside = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-abuse-outside-"));
   daemon = await startDaemon({ args: ["--shared-memory-dir", shmDir, "--prepare-timeout-ms", "600000"] });
-  const v1 = loadWire().grpcObject.ckptd.v1 as unknown as Record<string, new (a: string, c: grpc.ChannelCredentials) => grpc.Client>;
-  for (const s of ["CheckpointService", "EvaluationService", "RetentionService", "AdminService"])
-    services[s] = new v1[s]!(daemon.address, grpc.credentials.createInsecure());
+  for (const s of ["CheckpointService", "EvaluationService", "RetentionService", "AdminService"] as const)
+    services[s] = serviceStub(s, daemon.address);
   client = services["CheckpointService"] as unknown as CheckpointServiceClient;
   trainer = testClient(daemon.address);
   await saveAndCommit(trainer, JOB, "base", 1, [{ model: [f32Entry("w", compressibleBytes(64 * 1024, 1))] }]);
@@ -266,10 +275,9 @@ describe("abuse - evaluation metrics", () => {
   it("NaN and ±Infinity metrics read back the same after a restart", async () => {
     const dataDir = tempDataDir();
     let d = await startDaemon({ dataDir });
-    const v1 = loadWire().grpcObject.ckptd.v1;
     let cp = testClient(d.address);
     await saveAndCommit(cp, "nan-job", "c1", 1, [{ m: [f32Entry("w", compressibleBytes(1024, 1))] }]);
-    let ev = new v1.EvaluationService(d.address, grpc.credentials.createInsecure());
+    let ev = serviceStub("EvaluationService", d.address);
     const metrics = { loss: NaN, up: Infinity, down: -Infinity, ok: 1.5 };
     const reported = await new Promise<grpc.ServiceError | null>((resolve) =>
       ev.ReportEvaluation({ job: "nan-job", checkpointId: "c1", evaluator: "e", metrics }, (err) => resolve(err)),
@@ -280,7 +288,7 @@ describe("abuse - evaluation metrics", () => {
     await d.stop();
     d = await startDaemon({ dataDir });
     cp = testClient(d.address);
-    ev = new v1.EvaluationService(d.address, grpc.credentials.createInsecure());
+    ev = serviceStub("EvaluationService", d.address);
     try {
       const res = await new Promise<{ reports: { metrics: Record<string, number> }[] }>((resolve, reject) =>
         ev.WaitForEvaluators({ job: "nan-job", checkpointId: "c1", evaluators: ["e"], timeoutMs: 1000 }, (err, r) =>

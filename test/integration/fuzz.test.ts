@@ -15,7 +15,6 @@ import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import type protobuf from "protobufjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadWire } from "../../wire/index.js";
 import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
 import type { SaveRequestIn } from "../../wire/gen/ckptd/v1/SaveRequest.js";
 import { FUZZ_JOBS, MUTATIONS, mutateStream, protoRoot, randomMessage, Rng } from "../fuzz/generators.js";
@@ -32,7 +31,7 @@ import {
   waitUntil,
   testClient,
 } from "./wire-helpers.js";
-import { itemStream } from "./raw-wire.js";
+import { itemStream, serviceStub } from "./raw-wire.js";
 import { CkptdClient } from "../../clients/ts/src/index.js";
 
 const CASES = Number(process.env["CKPTD_FUZZ_CASES"] ?? 2000);
@@ -72,9 +71,8 @@ function rssMiB(pid: number): number {
 
 beforeAll(async () => {
   daemon = await startDaemon({ args: ["--prepare-timeout-ms", String(PREPARE_TIMEOUT_MS), "--shared-memory-dir", ""] });
-  const v1 = loadWire().grpcObject.ckptd.v1 as unknown as Record<string, new (a: string, c: grpc.ChannelCredentials) => grpc.Client>;
   // Stock channel options: the daemon must answer clients that raised no limits.
-  for (const s of SERVICES) clients.set(s, new v1[s]!(daemon.address, grpc.credentials.createInsecure()));
+  for (const s of SERVICES) clients.set(s, serviceStub(s, daemon.address));
   good = testClient(daemon.address);
 });
 

@@ -7,10 +7,10 @@ import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CkptdClient } from "../../clients/ts/src/index.js";
 import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
-import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../wire/index.js";
+import { CLIENT_CHANNEL_OPTIONS } from "../../wire/index.js";
 import { scrape, startDaemon, tempDataDir, DAEMON_ENTRY, makeTestCertificates, type Daemon } from "./harness.js";
 import { compressibleBytes, f32Entry, MiB, saveItemOk, testClient } from "./wire-helpers.js";
-import { chunkMsg, commitRaw, entryMsg, headerMsg, openSave, rawClient, trailerFor } from "./raw-wire.js";
+import { chunkMsg, commitRaw, entryMsg, headerMsg, openSave, rawClient, trailerFor, serviceStub } from "./raw-wire.js";
 
 function unaryWith<T>(fn: (md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: T) => void) => void, token?: string) {
   const md = new grpc.Metadata();
@@ -82,8 +82,7 @@ describe("TLS and mTLS", () => {
   const read = (n: string) => fs.readFileSync(file(n));
 
   async function listWith(d: Daemon, creds: grpc.ChannelCredentials) {
-    const { grpcObject } = loadWire();
-    const c = new grpcObject.ckptd.v1.CheckpointService(d.address, creds, CLIENT_CHANNEL_OPTIONS);
+    const c = serviceStub("CheckpointService", d.address, CLIENT_CHANNEL_OPTIONS, creds);
     const r = await unaryWith<{ checkpoints: unknown[] }>((md, cb) =>
       c.ListCheckpoints({ job: "t" }, md, { deadline: Date.now() + 5000 }, cb),
     );
@@ -263,8 +262,7 @@ describe("config", () => {
     fs.writeFileSync(cfg, JSON.stringify({ keepLast: 3, keepEverySteps: 100, prepareTimeoutMs: 5000 }));
     const d = await startDaemon({ args: ["--config", cfg, "--keep-every-steps", "50"] });
     try {
-      const { grpcObject } = loadWire();
-      const rt = new grpcObject.ckptd.v1.RetentionService(d.address, grpc.credentials.createInsecure());
+      const rt = serviceStub("RetentionService", d.address);
       const r = await unaryWith<{ policy: { keepLast: number; keepEverySteps: number } | null }>((md, cb) =>
         rt.GetRetentionPolicy({ job: "any" }, md, cb),
       );

@@ -18,8 +18,6 @@ import type { CommitRequestIn } from "../../wire/gen/ckptd/v1/CommitRequest.js";
 import type { CommitResponse } from "../../wire/gen/ckptd/v1/CommitResponse.js";
 import type { GetCheckpointRequestIn } from "../../wire/gen/ckptd/v1/GetCheckpointRequest.js";
 import type { GetCheckpointResponse } from "../../wire/gen/ckptd/v1/GetCheckpointResponse.js";
-import type { ListCheckpointsRequestIn } from "../../wire/gen/ckptd/v1/ListCheckpointsRequest.js";
-import type { ListCheckpointsResponse } from "../../wire/gen/ckptd/v1/ListCheckpointsResponse.js";
 import type { LoadEntry } from "../../wire/gen/ckptd/v1/LoadEntry.js";
 import type { LoadPlan } from "../../wire/gen/ckptd/v1/LoadPlan.js";
 import type { LoadRequestIn } from "../../wire/gen/ckptd/v1/LoadRequest.js";
@@ -44,10 +42,30 @@ function stub(target: WireTarget): CheckpointServiceClient {
   return target instanceof CkptdClient ? target.raw : target;
 }
 
+type Services = ReturnType<typeof loadWire>["grpcObject"]["ckptd"]["v1"];
+export type ServiceName = "CheckpointService" | "EvaluationService" | "RetentionService" | "AdminService" | "PeerService";
+
+/**
+ * A raw stub of one ckptd.v1 service, with grpc-js's stock channel options (4 MiB
+ * messages, default windows) unless `options` says otherwise: a client nobody here wrote.
+ */
+export function serviceStub<S extends ServiceName>(
+  service: S,
+  address: string,
+  options: grpc.ChannelOptions = {},
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+): InstanceType<Services[S]> {
+  const Stub = loadWire().grpcObject.ckptd.v1[service] as unknown as new (
+    address: string,
+    credentials: grpc.ChannelCredentials,
+    options: grpc.ChannelOptions,
+  ) => InstanceType<Services[S]>;
+  return new Stub(address, credentials, options);
+}
+
 /** A raw CheckpointService stub with the client's channel options, for tests that only send exact messages. */
 export function rawClient(address: string, options: grpc.ChannelOptions = {}): CheckpointServiceClient {
-  const { grpcObject } = loadWire();
-  return new grpcObject.ckptd.v1.CheckpointService(address, grpc.credentials.createInsecure(), { ...CLIENT_CHANNEL_OPTIONS, ...options });
+  return serviceStub("CheckpointService", address, { ...CLIENT_CHANNEL_OPTIONS, ...options });
 }
 
 /**
@@ -236,14 +254,6 @@ export function getCheckpointRaw(
   deadlineMs = 30_000,
 ): Promise<UnaryResult<GetCheckpointResponse>> {
   return unary<GetCheckpointResponse>((o, cb) => stub(client).GetCheckpoint(req, o, cb), deadlineMs);
-}
-
-export function listCheckpointsRaw(
-  client: WireTarget,
-  req: ListCheckpointsRequestIn,
-  deadlineMs = 30_000,
-): Promise<UnaryResult<ListCheckpointsResponse>> {
-  return unary<ListCheckpointsResponse>((o, cb) => stub(client).ListCheckpoints(req, o, cb), deadlineMs);
 }
 
 /** Asserts a Commit returned the outcome; returns the response. */

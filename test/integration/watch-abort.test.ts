@@ -5,7 +5,6 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadWire } from "../../wire/index.js";
 import { CkptdClient } from "../../clients/ts/src/index.js";
 import type { EvaluationServiceClient } from "../../wire/gen/ckptd/v1/EvaluationService.js";
 import type { WatchCheckpointsResponse } from "../../wire/gen/ckptd/v1/WatchCheckpointsResponse.js";
@@ -21,7 +20,7 @@ import {
   getCheckpoint,
   listCheckpoints,
 } from "./wire-helpers.js";
-import { abortRaw, commitRaw, expectOutcome, loadAll } from "./raw-wire.js";
+import { abortRaw, commitRaw, expectOutcome, loadAll, serviceStub } from "./raw-wire.js";
 
 let daemon: Daemon;
 let cp: CkptdClient;
@@ -29,10 +28,9 @@ let ev: EvaluationServiceClient;
 
 beforeAll(async () => {
   daemon = await startDaemon({ args: ["--prepare-timeout-ms", "600000"] });
-  const v1 = loadWire().grpcObject.ckptd.v1;
   cp = testClient(daemon.address);
   // The watch stream message by message, on a stock stub (default channel options).
-  ev = new v1.EvaluationService(daemon.address, grpc.credentials.createInsecure());
+  ev = serviceStub("EvaluationService", daemon.address);
 });
 
 afterAll(async () => {

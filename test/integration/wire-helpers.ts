@@ -113,7 +113,7 @@ export function testClient(address: string, options: Omit<CkptdClientOptions, "a
 }
 
 /** The client's form of test entries: tensors by dtype, shape and device, objects by format. */
-export function saveEntries(entries: TestEntry[]): SaveEntry[] {
+function saveEntries(entries: TestEntry[]): SaveEntry[] {
   return entries.map((e) => {
     if (!e.tensor) return { key: e.key, object: { data: e.data, format: e.object?.format ?? "" } };
     const dtype = fromProtoDtype((e.tensor.dtype ?? "DTYPE_UNSPECIFIED") as Dtype);
