@@ -11,40 +11,45 @@ import * as path from "node:path";
 import { pathToFileURL } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
-import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../wire/index.js";
 import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
 import type { LoadResponse } from "../../wire/gen/ckptd/v1/LoadResponse.js";
 import type { LoadSharedResponse } from "../../wire/gen/ckptd/v1/LoadSharedResponse.js";
-import { rawClient, REPO_ROOT, startDaemon, type Daemon } from "./harness.js";
+import { REPO_ROOT, startDaemon, type Daemon } from "./harness.js";
 import {
-  abortRaw,
-  chunkMsg,
-  commitRaw,
   compressibleBytes,
-  entryMsg,
   expectLoadsBitExact,
-  expectOutcome,
   expectStatus,
   f32Entry,
-  headerMsg,
   incompressibleBytes,
-  loadAll,
   MiB,
-  openSave,
   saveAndCommit,
   saveItemOk,
   statusName,
   stagingDir,
   uniqueName,
   waitUntil,
+  type TestEntry,
+  testClient,
+} from "./wire-helpers.js";
+import {
+  abortRaw,
+  chunkMsg,
+  commitRaw,
+  entryMsg,
+  expectOutcome,
+  headerMsg,
+  loadAll,
+  openSave,
   type SaveResult,
   type SaveStream,
-  type TestEntry,
-} from "./wire-helpers.js";
+  rawClient,
+  type WireTarget,
+  serviceStub,
+} from "./raw-wire.js";
 
 const require = createRequire(import.meta.url);
 const daemons: Daemon[] = [];
-const clients: grpc.Client[] = [];
+const clients: { close(): void }[] = [];
 
 const cleanups: (() => void)[] = [];
 
@@ -65,11 +70,7 @@ async function daemonWith(args: string[]): Promise<Daemon> {
 }
 
 function client(address: string, options: grpc.ChannelOptions = {}): CheckpointServiceClient {
-  const { grpcObject } = loadWire();
-  const c = new grpcObject.ckptd.v1.CheckpointService(address, grpc.credentials.createInsecure(), {
-    ...CLIENT_CHANNEL_OPTIONS,
-    ...options,
-  });
+  const c = rawClient(address, options);
   clients.push(c);
   return c;
 }
@@ -96,32 +97,33 @@ function rssMib(d: Daemon): number {
   return Number(m![1]) / 1024;
 }
 
+/** The entries of a directory; none once the daemon removed it (staging is freed while tests poll). */
+function entriesOf(dir: string): fs.Dirent[] {
+  try {
+    return fs.readdirSync(dir, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+}
+
 /** Item directories under a job's staging: what stalled streams left behind. */
 function stagedItems(d: Daemon, job: string): string[] {
   const root = stagingDir(d.dataDir, job);
-  if (!fs.existsSync(root)) return [];
-  return fs
-    .readdirSync(root)
-    .flatMap((attempt) =>
-      fs
-        .readdirSync(path.join(root, attempt), { withFileTypes: true })
-        .flatMap((rank) =>
-          rank.isDirectory() ? fs.readdirSync(path.join(root, attempt, rank.name)).map((item) => `${attempt}/${rank.name}/${item}`) : [],
-        ),
-    );
+  return entriesOf(root).flatMap((attempt) =>
+    entriesOf(path.join(root, attempt.name)).flatMap((rank) =>
+      rank.isDirectory()
+        ? entriesOf(path.join(root, attempt.name, rank.name)).map((item) => `${attempt.name}/${rank.name}/${item.name}`)
+        : [],
+    ),
+  );
 }
 
 /**
  * A Save stream that sends a header, an 8 MiB entry and one 64 KiB chunk of it, then
  * nothing: the stall that starved the write buffer pool.
  */
-async function stallMidChunk(
-  c: CheckpointServiceClient,
-  job: string,
-  checkpointId: string,
-  rank: number,
-  worldSize: number,
-): Promise<SaveStream> {
+async function stallMidChunk(c: WireTarget, job: string, checkpointId: string, rank: number, worldSize: number): Promise<SaveStream> {
   const s = openSave(c);
   const entry = f32Entry("w", Buffer.alloc(8 * MiB));
   await s.write(headerMsg({ job, checkpointId, step: 1, rank, worldSize, item: "model" }));
@@ -152,7 +154,7 @@ describe("abuse - stalled and vanished save streams", () => {
       "stalled streams answered early",
     ).toEqual([]);
 
-    const c = rawClient(d.address);
+    const c = testClient(d.address);
     clients.push(c);
     const job = uniqueName("control");
     const ranks = [0, 1].map((r) => ({
@@ -204,7 +206,7 @@ describe("abuse - stalled and vanished save streams", () => {
     expect(stagedItems(d, "idle2")).toEqual([]);
     expect(openDataFiles(d)).toEqual([]);
     // The reservation went with it: the rank saves the item again and the checkpoint commits.
-    const c = rawClient(d.address);
+    const c = testClient(d.address);
     clients.push(c);
     const entry = f32Entry("w", compressibleBytes(8 * MiB, 1));
     await saveItemOk(c, { job: "idle2", checkpointId: "ckpt-1", step: 1, rank: 0, worldSize: 1, item: "model" }, [entry]);
@@ -303,7 +305,7 @@ function sameTickScript(address: string, ranks: number[]): string {
 describe("abuse - loads that are never read", () => {
   it("unread loads - 24 clients that never read a 32 MiB checkpoint: 16 served within an RSS bound, 8 RESOURCE_EXHAUSTED, all freed by the idle timeout", async () => {
     const d = await daemonWith(["--stream-idle-timeout-ms", "6000"]);
-    const c = rawClient(d.address);
+    const c = testClient(d.address);
     clients.push(c);
     const job = uniqueName("unread");
     const items: Record<string, TestEntry[]> = {
@@ -348,7 +350,7 @@ describe("abuse - loads that are never read", () => {
 
   it("slow reader - a load whose client stops reading for a while lets go of its buffers and resumes where it was, bit-exact", async () => {
     const d = await daemonWith(["--log-level", "debug"]);
-    const c = rawClient(d.address);
+    const c = testClient(d.address);
     clients.push(c);
     const job = uniqueName("slow");
     const items = {
@@ -379,11 +381,7 @@ describe("abuse - loads that are never read", () => {
       }
     };
     // grpc-js's default windows (not the 16 MiB our clients ask for): less in flight to absorb a stall.
-    const { grpcObject } = loadWire();
-    const slow: CheckpointServiceClient = new grpcObject.ckptd.v1.CheckpointService(
-      `127.0.0.1:${(proxy.address() as net.AddressInfo).port}`,
-      grpc.credentials.createInsecure(),
-    );
+    const slow = serviceStub("CheckpointService", `127.0.0.1:${(proxy.address() as net.AddressInfo).port}`);
     clients.push(slow);
     const call = slow.Load({ job, checkpointId: "step-1", rank: 0 });
     const got = new Map<string, Buffer[]>();
@@ -409,7 +407,7 @@ describe("abuse - loads that are never read", () => {
 
   it("slow LoadShared - a client slow to free its ring's slots pauses the load, which resumes bit-exact; one that never frees them is ended by the idle timeout", async () => {
     const d = await daemonWith(["--log-level", "debug", "--stream-idle-timeout-ms", "2000"]);
-    const c = rawClient(d.address);
+    const c = testClient(d.address);
     clients.push(c);
     const job = uniqueName("slowshm");
     const items = { model: [f32Entry("a", incompressibleBytes(16 * MiB)), f32Entry("b", compressibleBytes(12 * MiB, 2))] };
@@ -421,7 +419,7 @@ describe("abuse - loads that are never read", () => {
     /** A LoadShared that frees each chunk's slot after `delayMs(i)` (never when undefined). */
     const loadShared = (delayMs: (i: number) => number | undefined) =>
       new Promise<{ error?: grpc.ServiceError; got: Map<string, Buffer[]> }>((resolve) => {
-        const call = c.LoadShared();
+        const call = c.raw.LoadShared();
         const got = new Map<string, Buffer[]>();
         let current: Buffer[] | undefined;
         let released = 0;
@@ -472,12 +470,13 @@ describe("abuse - loads that are never read", () => {
 
   it("load - no Load message exceeds 4 MiB: a client with the stock 4194304-byte limit loads 4 MiB chunks bit-exact", async () => {
     const d = await daemonWith([]);
-    const c = rawClient(d.address);
+    const c = testClient(d.address);
     clients.push(c);
     const job = uniqueName("stock");
     const items = { model: [f32Entry("raw", incompressibleBytes(12 * MiB)), f32Entry("packed", compressibleBytes(8 * MiB, 9))] };
     await saveAndCommit(c, job, "step-1", 1, [items]);
-    const stock = client(d.address, { "grpc.max_receive_message_length": 4 * MiB });
+    const stock = testClient(d.address, { channelOptions: { "grpc.max_receive_message_length": 4 * MiB } });
+    clients.push(stock);
     const r = await expectLoadsBitExact(stock, job, "step-1", 0, items);
     expect(r.entries.every((e) => e.chunkCount > 0)).toBe(true);
     // Reassembled by entry size: more messages than stored chunks, none of them too large.

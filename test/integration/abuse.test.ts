@@ -12,28 +12,33 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadWire } from "../../wire/index.js";
 import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
 import type { LoadSharedResponse } from "../../wire/gen/ckptd/v1/LoadSharedResponse.js";
 import { DAEMON_ENTRY, type Daemon, startDaemon, tempDataDir } from "./harness.js";
 import {
   MiB,
-  commitRaw,
   compressibleBytes,
-  entryMsg,
   expectLoadsBitExact,
-  expectOutcome,
   expectStatus,
   f32Entry,
+  saveAndCommit,
+  tensorEntry,
+  uniqueName,
+  testClient,
+} from "./wire-helpers.js";
+import {
+  commitRaw,
+  entryMsg,
+  expectOutcome,
   getCheckpointRaw,
   headerMsg,
   loadAll,
-  saveAndCommit,
+  rawClient,
   saveRaw,
-  tensorEntry,
   trailerFor,
-  uniqueName,
-} from "./wire-helpers.js";
+  serviceStub,
+} from "./raw-wire.js";
+import { CkptdClient } from "../../clients/ts/src/index.js";
 
 const JOB = "abuse-job";
 let shmDir: string;
@@ -41,6 +46,8 @@ let outside: string;
 let daemon: Daemon;
 /** Stock stubs: default channel options (4 MiB messages), as a client nobody here wrote. */
 let client: CheckpointServiceClient;
+/** The TypeScript client, for the valid saves and loads around the attacks. */
+let trainer: CkptdClient;
 const services: Record<string, grpc.Client> = {};
 
 type Unary = (req: unknown, cb: (err: grpc.ServiceError | null, res?: unknown) => void) => void;
@@ -56,23 +63,24 @@ function unary(service: string, method: string, req: unknown): Promise<{ error?:
 async function controlRoundTrip(): Promise<void> {
   const id = uniqueName("control");
   const ranks = [{ model: [f32Entry("w", compressibleBytes(256 * 1024, 3))] }];
-  await saveAndCommit(client, JOB, id, 1, ranks);
-  await expectLoadsBitExact(client, JOB, id, 0, ranks[0]!);
+  await saveAndCommit(trainer, JOB, id, 1, ranks);
+  await expectLoadsBitExact(trainer, JOB, id, 0, ranks[0]!);
 }
 
 beforeAll(async () => {
   shmDir = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-abuse-shm-"));
   outside = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-abuse-outside-"));
   daemon = await startDaemon({ args: ["--shared-memory-dir", shmDir, "--prepare-timeout-ms", "600000"] });
-  const v1 = loadWire().grpcObject.ckptd.v1 as unknown as Record<string, new (a: string, c: grpc.ChannelCredentials) => grpc.Client>;
-  for (const s of ["CheckpointService", "EvaluationService", "RetentionService", "AdminService"])
-    services[s] = new v1[s]!(daemon.address, grpc.credentials.createInsecure());
+  for (const s of ["CheckpointService", "EvaluationService", "RetentionService", "AdminService"] as const)
+    services[s] = serviceStub(s, daemon.address);
   client = services["CheckpointService"] as unknown as CheckpointServiceClient;
-  await saveAndCommit(client, JOB, "base", 1, [{ model: [f32Entry("w", compressibleBytes(64 * 1024, 1))] }]);
+  trainer = testClient(daemon.address);
+  await saveAndCommit(trainer, JOB, "base", 1, [{ model: [f32Entry("w", compressibleBytes(64 * 1024, 1))] }]);
 });
 
 afterAll(async () => {
   for (const c of Object.values(services)) c.close();
+  trainer?.close();
   await daemon?.stop();
   fs.rmSync(shmDir, { recursive: true, force: true });
   fs.rmSync(outside, { recursive: true, force: true });
@@ -159,7 +167,7 @@ describe("abuse - world_size", () => {
 
   it("a prepare timeout of the largest world reports the missing ranks as ranges, promptly", async () => {
     const small = await startDaemon({ args: ["--prepare-timeout-ms", "300"] });
-    const c = new (loadWire().grpcObject.ckptd.v1.CheckpointService)(small.address, grpc.credentials.createInsecure());
+    const c = rawClient(small.address);
     try {
       const started = Date.now();
       const res = await commitRaw(c, { job: JOB, checkpointId: "wide", step: 1, rank: 5, worldSize: 65536, items: [] });
@@ -255,7 +263,7 @@ describe("abuse - client-named keys", () => {
     const entries = ["constructor", "__proto__", "toString"].map((d, i) =>
       tensorEntry(`t${i}`, "DTYPE_FLOAT32", [4], compressibleBytes(16, i), `${d}:0`),
     );
-    await saveAndCommit(client, JOB, "protos", 7, [{ model: entries }]);
+    await saveAndCommit(trainer, JOB, "protos", 7, [{ model: entries }]);
     const r = await loadAll(client, { job: JOB, checkpointId: "protos", mapLocation: { toString: "cuda:1" } });
     expect(r.error).toBeUndefined();
     expect(r.plan!.mapLocation).toEqual({ "constructor:0": "cpu", "__proto__:0": "cpu", "toString:0": "cpu" });
@@ -267,10 +275,9 @@ describe("abuse - evaluation metrics", () => {
   it("NaN and ±Infinity metrics read back the same after a restart", async () => {
     const dataDir = tempDataDir();
     let d = await startDaemon({ dataDir });
-    const v1 = loadWire().grpcObject.ckptd.v1;
-    let cp = new v1.CheckpointService(d.address, grpc.credentials.createInsecure());
+    let cp = testClient(d.address);
     await saveAndCommit(cp, "nan-job", "c1", 1, [{ m: [f32Entry("w", compressibleBytes(1024, 1))] }]);
-    let ev = new v1.EvaluationService(d.address, grpc.credentials.createInsecure());
+    let ev = serviceStub("EvaluationService", d.address);
     const metrics = { loss: NaN, up: Infinity, down: -Infinity, ok: 1.5 };
     const reported = await new Promise<grpc.ServiceError | null>((resolve) =>
       ev.ReportEvaluation({ job: "nan-job", checkpointId: "c1", evaluator: "e", metrics }, (err) => resolve(err)),
@@ -280,8 +287,8 @@ describe("abuse - evaluation metrics", () => {
     ev.close();
     await d.stop();
     d = await startDaemon({ dataDir });
-    cp = new v1.CheckpointService(d.address, grpc.credentials.createInsecure());
-    ev = new v1.EvaluationService(d.address, grpc.credentials.createInsecure());
+    cp = testClient(d.address);
+    ev = serviceStub("EvaluationService", d.address);
     try {
       const res = await new Promise<{ reports: { metrics: Record<string, number> }[] }>((resolve, reject) =>
         ev.WaitForEvaluators({ job: "nan-job", checkpointId: "c1", evaluators: ["e"], timeoutMs: 1000 }, (err, r) =>

@@ -6,43 +6,46 @@
  */
 import { crc32c } from "@node-rs/crc32";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
-import { type Daemon, rawClient, startDaemon } from "./harness.js";
+import { type Daemon, startDaemon } from "./harness.js";
+import { CkptdClient } from "../../clients/ts/src/index.js";
 import {
   MiB,
-  chunkMsg,
-  commitRaw,
   compressibleBytes,
-  entryMessages,
-  entryMsg,
   expectLoadsBitExact,
-  expectOutcome,
   expectStatus,
   f32Entry,
-  getCheckpointRaw,
-  headerMsg,
-  itemStream,
   type ItemRef,
-  loadAll,
   objectEntry,
-  openSave,
   type RankItems,
   saveAndCommit,
-  saveItem,
   saveItemOk,
-  saveRaw,
   sleep,
   tensorEntry,
+  uniqueName,
+  testClient,
+  getCheckpoint,
+} from "./wire-helpers.js";
+import {
+  chunkMsg,
+  commitRaw,
+  entryMessages,
+  entryMsg,
+  expectOutcome,
+  headerMsg,
+  itemStream,
+  loadAll,
+  openSave,
+  saveItem,
+  saveRaw,
   trailerFor,
   trailerMsg,
-  uniqueName,
   unlimitedClient,
-} from "./wire-helpers.js";
+} from "./raw-wire.js";
 
 const JOB = "bad-input-job";
 
 let daemon: Daemon;
-let client: CheckpointServiceClient;
+let client: CkptdClient;
 let seed = 100;
 
 // Rank 0 of this checkpoint is staged before any bad input and rank 1 after all
@@ -56,7 +59,7 @@ const early: RankItems[] = [
 beforeAll(async () => {
   // Undecided checkpoints must not time out while the file runs.
   daemon = await startDaemon({ args: ["--prepare-timeout-ms", "600000"] });
-  client = rawClient(daemon.address);
+  client = testClient(daemon.address);
   await saveItemOk(client, { job: JOB, checkpointId: EARLY_ID, step: 1, rank: 0, worldSize: 2, item: "model" }, early[0]!.model!);
 });
 
@@ -433,7 +436,7 @@ describe("bad input - items and checkpoint state", () => {
       const res = expectOutcome(v, "ABORTED", `rank ${rank}`);
       expect(res.reason, `rank ${rank} reason`).toMatch(/optim_never_saved/);
     });
-    expectStatus(await getCheckpointRaw(client, { job: JOB, checkpointId: id }), "NOT_FOUND");
+    expectStatus(await getCheckpoint(client, JOB, id), "NOT_FOUND");
   });
 
   it("save - a client that vanishes mid-stream harms nothing and the rank can save the item again", async () => {
@@ -453,7 +456,8 @@ describe("bad input - items and checkpoint state", () => {
     });
     await sleep(200);
     expect(daemon.proc.exitCode, "daemon still running").toBeNull();
-    await saveItemOk(client, ref(id, 0, 2), big, { chunkBytes: 1 * MiB });
+    const smallChunks = testClient(daemon.address, { chunkBytes: 1 * MiB });
+    await saveItemOk(smallChunks, ref(id, 0, 2), big).finally(() => smallChunks.close());
     const votes = await Promise.all(
       [0, 1].map((rank) => commitRaw(client, { job: JOB, checkpointId: id, step: 10, rank, worldSize: 2, items: ["model"] })),
     );
@@ -465,18 +469,15 @@ describe("bad input - items and checkpoint state", () => {
 
 describe("bad input - unknown jobs and checkpoints", () => {
   it("get - an unknown job is NOT_FOUND", async () => {
-    expectStatus(await getCheckpointRaw(client, { job: "no-such-job", checkpointId: "c1" }), "NOT_FOUND");
+    expectStatus(await getCheckpoint(client, "no-such-job", "c1"), "NOT_FOUND");
   });
 
   it("get - latest of an unknown job is NOT_FOUND", async () => {
-    expectStatus(await getCheckpointRaw(client, { job: "no-such-job", checkpointId: "latest" }), "NOT_FOUND");
+    expectStatus(await getCheckpoint(client, "no-such-job", "latest"), "NOT_FOUND");
   });
 
   it("get - an unknown checkpoint of a known job is NOT_FOUND", async () => {
-    expectStatus(
-      await alongsideGoodCheckpoint(() => getCheckpointRaw(client, { job: JOB, checkpointId: "no-such-checkpoint" })),
-      "NOT_FOUND",
-    );
+    expectStatus(await alongsideGoodCheckpoint(() => getCheckpoint(client, JOB, "no-such-checkpoint")), "NOT_FOUND");
   });
 
   it("load - an unknown job is NOT_FOUND", async () => {

@@ -6,20 +6,16 @@
  */
 import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
-import { type Daemon, rawClient, startDaemon } from "./harness.js";
+import { type Daemon, startDaemon } from "./harness.js";
+import { CkptdClient } from "../../clients/ts/src/index.js";
 import {
-  abortRaw,
   checkpointDir,
-  commitRaw,
   compressibleBytes,
   expectLoadsBitExact,
-  expectOutcome,
   expectStatus,
   f32Entry,
   filesUnder,
   incompressibleBytes,
-  getCheckpointRaw,
   objectEntry,
   type RankItems,
   saveAndCommit,
@@ -29,16 +25,19 @@ import {
   uncommittedBytes,
   uniqueName,
   waitUntil,
+  testClient,
+  getCheckpoint,
 } from "./wire-helpers.js";
+import { abortRaw, commitRaw, expectOutcome } from "./raw-wire.js";
 
 const PREPARE_TIMEOUT_MS = 1500;
 
 let daemon: Daemon;
-let client: CheckpointServiceClient;
+let client: CkptdClient;
 
 beforeAll(async () => {
   daemon = await startDaemon({ args: ["--prepare-timeout-ms", String(PREPARE_TIMEOUT_MS)] });
-  client = rawClient(daemon.address);
+  client = testClient(daemon.address);
 });
 
 afterAll(async () => {
@@ -100,7 +99,7 @@ describe("commit", () => {
       expect(r.checkpoint?.step).toBe(100);
       expect(r.checkpoint?.worldSize).toBe(3);
     }
-    const got = await getCheckpointRaw(client, { job, checkpointId: "global_step100" });
+    const got = await getCheckpoint(client, job, "global_step100");
     expect(got.error).toBeUndefined();
     expect(got.response!.checkpoint!.worldSize).toBe(3);
     for (let rank = 0; rank < 3; rank++) await expectLoadsBitExact(client, job, "global_step100", rank, ranks[rank]!);
@@ -124,7 +123,7 @@ describe("commit", () => {
     expect(elapsed).toBeGreaterThanOrEqual(PREPARE_TIMEOUT_MS - 300);
     expect(elapsed).toBeLessThan(PREPARE_TIMEOUT_MS + 15_000);
 
-    expectStatus(await getCheckpointRaw(client, { job, checkpointId: "global_step200" }), "NOT_FOUND");
+    expectStatus(await getCheckpoint(client, job, "global_step200"), "NOT_FOUND");
     expect(fs.existsSync(checkpointDir(daemon.dataDir, job, "global_step200")), "no published checkpoint directory").toBe(false);
     await expectSpaceFreed(job);
 
@@ -152,7 +151,7 @@ describe("commit", () => {
     });
     expect(Date.now() - started, "pending commits answered promptly after the abort").toBeLessThan(PREPARE_TIMEOUT_MS);
     expectOutcome(await vote(job, "global_step300", 300, 2, 3), "ABORTED", "aborting rank's own commit");
-    expectStatus(await getCheckpointRaw(client, { job, checkpointId: "global_step300" }), "NOT_FOUND");
+    expectStatus(await getCheckpoint(client, job, "global_step300"), "NOT_FOUND");
     await expectSpaceFreed(job);
   });
 
@@ -168,7 +167,7 @@ describe("commit", () => {
       expect(res.attempt).toBe(attempts[rank]);
       expect(res.reason, `rank ${rank} reason`).toMatch(/preempted/);
     });
-    expectStatus(await getCheckpointRaw(client, { job, checkpointId: "global_step350" }), "NOT_FOUND");
+    expectStatus(await getCheckpoint(client, job, "global_step350"), "NOT_FOUND");
   });
 
   it("commit - a retry after a lost reply gets the same COMMITTED decision", async () => {
@@ -250,7 +249,7 @@ describe("commit", () => {
     // If the stale vote had counted for rank 0, rank 1's vote alone would commit.
     const rank1 = vote(job, id, 500, 1, 2, a2);
     await sleep(300);
-    expectStatus(await getCheckpointRaw(client, { job, checkpointId: id }), "NOT_FOUND");
+    expectStatus(await getCheckpoint(client, job, id), "NOT_FOUND");
     const rank0 = vote(job, id, 500, 0, 2, a2);
     const res = [await rank0, await rank1].map((v, rank) => expectOutcome(v, "COMMITTED", `attempt ${a2} rank ${rank}`));
     for (const r of res) {
@@ -276,6 +275,6 @@ describe("commit", () => {
       await expectLoadsBitExact(client, job, "global_step600", rank, kept[rank]!);
       await expectLoadsBitExact(client, job, "global_step800", rank, other[rank]!);
     }
-    expectStatus(await getCheckpointRaw(client, { job, checkpointId: "global_step700" }), "NOT_FOUND");
+    expectStatus(await getCheckpoint(client, job, "global_step700"), "NOT_FOUND");
   });
 });

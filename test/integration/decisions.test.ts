@@ -8,26 +8,24 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
-import { rawClient, startDaemon, type Daemon } from "./harness.js";
+import { startDaemon, type Daemon } from "./harness.js";
+import { CkptdClient } from "../../clients/ts/src/index.js";
 import {
-  abortRaw,
-  commitRaw,
   compressibleBytes,
   expectLoadsBitExact,
-  expectOutcome,
   expectStatus,
   f32Entry,
   type RankItems,
   saveAndCommit,
-  saveItem,
   saveItemOk,
   stagingDir,
+  testClient,
 } from "./wire-helpers.js";
+import { abortRaw, commitRaw, expectOutcome, saveItem } from "./raw-wire.js";
 
 const JOB = "dec";
 const ITEMS: RankItems = { model: [f32Entry("w", compressibleBytes(128 * 1024, 9))] };
-const running: { daemon: Daemon; client: CheckpointServiceClient }[] = [];
+const running: { daemon: Daemon; client: CkptdClient }[] = [];
 
 afterEach(async () => {
   for (const r of running.splice(0)) {
@@ -38,7 +36,7 @@ afterEach(async () => {
 
 async function start(dataDir?: string) {
   const daemon = await startDaemon(dataDir ? { dataDir } : {});
-  const client = rawClient(daemon.address);
+  const client = testClient(daemon.address);
   running.push({ daemon, client });
   return { daemon, client };
 }
@@ -47,12 +45,12 @@ const decisions = (dataDir: string) => fs.readdirSync(path.join(dataDir, "jobs",
 const record = (dataDir: string, f: string) =>
   JSON.parse(fs.readFileSync(path.join(dataDir, "jobs", JOB, "decisions", f), "utf8")) as Record<string, unknown>;
 
-async function saveAttempt(client: CheckpointServiceClient, id: string, step: number): Promise<number> {
+async function saveAttempt(client: CkptdClient, id: string, step: number): Promise<number> {
   return (await saveItemOk(client, { job: JOB, checkpointId: id, step, rank: 0, worldSize: 1, item: "model" }, ITEMS.model!)).attempt;
 }
 
 /** Saves `aborted` attempts of `id` and aborts each, then saves and commits one more. */
-async function abortThenCommit(client: CheckpointServiceClient, id: string, step: number, aborted: number): Promise<void> {
+async function abortThenCommit(client: CkptdClient, id: string, step: number, aborted: number): Promise<void> {
   for (let n = 1; n <= aborted; n++) {
     expect(await saveAttempt(client, id, step)).toBe(n);
     const r = await abortRaw(client, { job: JOB, checkpointId: id, rank: 0, reason: "test", attempt: n });
@@ -90,8 +88,9 @@ describe("decision records", () => {
     await saveAndCommit(client, JOB, "c2", 2, [ITEMS]);
     const full = fs.readFileSync(path.join(dataDir, "jobs", JOB, "decisions", "c2@1.json"));
     expect(record(dataDir, "c2@1.json").manifest, "a live checkpoint's record holds its manifest").toBeDefined();
-    const deleted = await new Promise<Error | null>((resolve) =>
-      client.DeleteCheckpoint({ job: JOB, checkpointId: "c2" }, (err) => resolve(err)),
+    const deleted = await client.deleteCheckpoint(JOB, "c2").then(
+      () => null,
+      (err: Error) => err,
     );
     expect(deleted).toBeNull();
     const tomb = record(dataDir, "c2@1.json");

@@ -15,27 +15,25 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
 import { CkptdClient, CkptdError } from "../../clients/ts/src/index.js";
 import { parseLog } from "../../src/catalog/events.js";
-import { rawClient, startDaemon, type Daemon } from "./harness.js";
+import { startDaemon, type Daemon } from "./harness.js";
 import {
   checkpointDir,
-  commitRaw,
   compressibleBytes,
   expectLoadsBitExact,
-  expectOutcome,
   f32Entry,
   filesUnder,
-  getCheckpointRaw,
-  listCheckpointsRaw,
   objectEntry,
   type RankItems,
   saveItemOk,
   statusName,
+  testClient,
+  getCheckpoint,
+  listCheckpoints,
 } from "./wire-helpers.js";
+import { commitRaw, expectOutcome } from "./raw-wire.js";
 
 const PAGE = 4096;
 
@@ -67,7 +65,7 @@ const ITEMS: RankItems = {
 const JOB = "dfa";
 
 let daemon: Daemon;
-let client: CheckpointServiceClient;
+let client: CkptdClient;
 /** Ids whose Commit returned COMMITTED, in that order, per job; and the ones deleted since. */
 const acknowledged: { job: string; id: string }[] = [];
 const deleted = new Set<string>();
@@ -126,14 +124,15 @@ function expectUnavailable(r: Awaited<ReturnType<typeof commit>>, pattern: RegEx
 }
 
 async function listed(job: string): Promise<string[]> {
-  const r = await listCheckpointsRaw(client, { job, pageSize: 1000 });
+  const r = await listCheckpoints(client, job, 1000);
   expect(r.error, r.error?.details).toBeUndefined();
   return (r.response!.checkpoints ?? []).map((c) => c.checkpointId!).sort();
 }
 
-function deleteCheckpoint(job: string, id: string): Promise<grpc.ServiceError | null> {
-  return new Promise((resolve) =>
-    client.DeleteCheckpoint({ job, checkpointId: id }, { deadline: Date.now() + 20_000 }, (err) => resolve(err)),
+function deleteCheckpoint(job: string, id: string): Promise<CkptdError | null> {
+  return client.deleteCheckpoint(job, id, { timeoutMs: 20_000 }).then(
+    () => null,
+    (err: CkptdError) => err,
   );
 }
 
@@ -183,7 +182,7 @@ describe.skipIf(noMount !== "")("disk full", () => {
       args: ["--prepare-timeout-ms", "20000", "--gc-interval-ms", "500"],
       env: { CKPTD_FAULT_ENOSPC: "publish,event", CKPTD_FAULT_SWITCH: faultSwitch },
     });
-    client = rawClient(daemon.address);
+    client = testClient(daemon.address);
     // Calibration: how many pages this checkpoint's decision record and manifest take.
     await save("dfc", "s0", 1);
     expectOutcome(await commit("dfc", "s0", 1), "COMMITTED", "calibration commit");
@@ -246,7 +245,7 @@ describe.skipIf(noMount !== "")("disk full", () => {
     // Nobody retries: the daemon's background retry publishes it.
     let visible = false;
     for (let i = 0; i < 50 && !visible; i++) {
-      visible = (await getCheckpointRaw(client, { job: JOB, checkpointId: "s2" })).error === undefined;
+      visible = (await getCheckpoint(client, JOB, "s2")).error === undefined;
       if (!visible) await new Promise((r) => setTimeout(r, 100));
     }
     expect(visible, "published in the background").toBe(true);
@@ -356,7 +355,7 @@ describe.skipIf(noMount !== "")("disk full", () => {
     client.close();
     await daemon.stop();
     daemon = await startDaemon({ dataDir });
-    client = rawClient(daemon.address);
+    client = testClient(daemon.address);
     expect(fs.readFileSync(path.join(dataDir, "jobs", JOB, "events.log")).equals(before), "event log unchanged by recovery").toBe(true);
     await expectConsistent();
   });

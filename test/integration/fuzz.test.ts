@@ -15,7 +15,6 @@ import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import type protobuf from "protobufjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadWire } from "../../wire/index.js";
 import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
 import type { SaveRequestIn } from "../../wire/gen/ckptd/v1/SaveRequest.js";
 import { FUZZ_JOBS, MUTATIONS, mutateStream, protoRoot, randomMessage, Rng } from "../fuzz/generators.js";
@@ -25,13 +24,15 @@ import {
   expectLoadsBitExact,
   f32Entry,
   incompressibleBytes,
-  itemStream,
   objectEntry,
   saveAndCommit,
   statusName,
   tensorEntry,
   waitUntil,
+  testClient,
 } from "./wire-helpers.js";
+import { itemStream, serviceStub } from "./raw-wire.js";
+import { CkptdClient } from "../../clients/ts/src/index.js";
 
 const CASES = Number(process.env["CKPTD_FUZZ_CASES"] ?? 2000);
 const SEED = Number(process.env["CKPTD_FUZZ_SEED"] ?? 20261130);
@@ -60,6 +61,8 @@ const SERVICES = ["CheckpointService", "EvaluationService", "RetentionService", 
 
 let daemon: Daemon;
 const clients = new Map<string, grpc.Client>();
+/** The control job's client: the TypeScript client, as a good trainer uses it. */
+let good: CkptdClient;
 
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -68,13 +71,14 @@ function rssMiB(pid: number): number {
 
 beforeAll(async () => {
   daemon = await startDaemon({ args: ["--prepare-timeout-ms", String(PREPARE_TIMEOUT_MS), "--shared-memory-dir", ""] });
-  const v1 = loadWire().grpcObject.ckptd.v1 as unknown as Record<string, new (a: string, c: grpc.ChannelCredentials) => grpc.Client>;
   // Stock channel options: the daemon must answer clients that raised no limits.
-  for (const s of SERVICES) clients.set(s, new v1[s]!(daemon.address, grpc.credentials.createInsecure()));
+  for (const s of SERVICES) clients.set(s, serviceStub(s, daemon.address));
+  good = testClient(daemon.address);
 });
 
 afterAll(async () => {
   for (const c of clients.values()) c.close();
+  good?.close();
   await daemon?.stop();
 });
 
@@ -160,7 +164,7 @@ describe(`fuzz (${CASES} cases, seed ${SEED})`, () => {
         .methodsArray.map((m) => [s, m] as [string, protobuf.Method]),
     );
     // Warm up (first compilations, pools) before the baseline.
-    await saveAndCommit(cp(), CONTROL_JOB, "warmup", 1, [{ m: [f32Entry("w", compressibleBytes(64 * 1024, 1))] }]);
+    await saveAndCommit(good, CONTROL_JOB, "warmup", 1, [{ m: [f32Entry("w", compressibleBytes(64 * 1024, 1))] }]);
     const baseline = rssMiB(daemon.proc.pid!);
     const counts = new Map<string, number>();
     const bad: string[] = [];
@@ -195,8 +199,8 @@ describe(`fuzz (${CASES} cases, seed ${SEED})`, () => {
             { m: [f32Entry("w", compressibleBytes(128 * 1024, n))] },
             { m: [f32Entry("w", compressibleBytes(128 * 1024, n + 1))] },
           ];
-          await saveAndCommit(cp(), CONTROL_JOB, id, n + 10, ranks);
-          await expectLoadsBitExact(cp(), CONTROL_JOB, id, 1, ranks[1]!);
+          await saveAndCommit(good, CONTROL_JOB, id, n + 10, ranks);
+          await expectLoadsBitExact(good, CONTROL_JOB, id, 1, ranks[1]!);
           controls++;
         }
       }
@@ -230,7 +234,7 @@ describe(`fuzz (${CASES} cases, seed ${SEED})`, () => {
 
     // And the daemon still does its job.
     const ranks = [{ m: [f32Entry("w", compressibleBytes(512 * 1024, 99))] }];
-    await saveAndCommit(cp(), CONTROL_JOB, "after-fuzz", 100_000, ranks);
-    await expectLoadsBitExact(cp(), CONTROL_JOB, "after-fuzz", 0, ranks[0]!);
+    await saveAndCommit(good, CONTROL_JOB, "after-fuzz", 100_000, ranks);
+    await expectLoadsBitExact(good, CONTROL_JOB, "after-fuzz", 0, ranks[0]!);
   });
 });

@@ -14,8 +14,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { crc32c } from "@node-rs/crc32";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Daemon, makeTestCertificates, rawClient, REPO_ROOT, startDaemon } from "./harness.js";
-import { compressibleBytes, expectLoadsBitExact, f32Entry, saveAndCommit, sleep } from "./wire-helpers.js";
+import { type Daemon, makeTestCertificates, REPO_ROOT, startDaemon } from "./harness.js";
+import { compressibleBytes, expectLoadsBitExact, f32Entry, saveAndCommit, sleep, testClient } from "./wire-helpers.js";
 
 function findTool(name: string): string | undefined {
   const beside = path.resolve(REPO_ROOT, "..", "shared", "tools", name);
@@ -65,7 +65,7 @@ let daemon: Daemon;
 beforeAll(async () => {
   if (!GRPCURL) return;
   daemon = await startDaemon();
-  const c = rawClient(daemon.address);
+  const c = testClient(daemon.address);
   try {
     for (const step of [500, 1000])
       await saveAndCommit(c, JOB, `global_step${step}`, step, [
@@ -123,7 +123,7 @@ describe.skipIf(!GRPCURL)("grpcurl, as the docs say", () => {
       try {
         // The subscription is live once grpcurl has connected; give it a moment, then commit.
         await sleep(1000);
-        const c = rawClient(daemon.address);
+        const c = testClient(daemon.address);
         try {
           await saveAndCommit(c, JOB, "global_step1500", 1500, [{ model: [f32Entry("w", compressibleBytes(1024, 15))] }]);
         } finally {
@@ -155,7 +155,7 @@ describe.skipIf(!GRPCURL)("grpcurl, as the docs say", () => {
     );
     expect(commit.status, commit.stderr).toBe(0);
     expect(commit.stdout).toMatch(/"outcome": "COMMIT_OUTCOME_COMMITTED"/);
-    const c = rawClient(daemon.address);
+    const c = testClient(daemon.address);
     return expectLoadsBitExact(c, "by-hand", "step1", 0, { model: [f32Entry("w", data)] }).finally(() => c.close());
   });
 

@@ -7,9 +7,6 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import * as grpc from "@grpc/grpc-js";
-import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../wire/index.js";
-import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const DAEMON_ENTRY = path.join(REPO_ROOT, "dist", "src", "cli.js");
@@ -79,12 +76,6 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     stop: () => signalAndWait("SIGTERM"),
     kill9: () => signalAndWait("SIGKILL"),
   };
-}
-
-/** A raw grpc-js CheckpointService client, for tests that need to send exact messages. */
-export function rawClient(address: string): CheckpointServiceClient {
-  const { grpcObject } = loadWire();
-  return new grpcObject.ckptd.v1.CheckpointService(address, grpc.credentials.createInsecure(), CLIENT_CHANNEL_OPTIONS);
 }
 
 /**

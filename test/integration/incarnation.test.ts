@@ -7,36 +7,38 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
 import { CkptdClient, isFailedPrecondition, processIncarnation } from "../../clients/ts/src/index.js";
-import { rawClient, startDaemon, tempDataDir, writePeerTokenFile, type Daemon } from "./harness.js";
+import { startDaemon, tempDataDir, writePeerTokenFile, type Daemon } from "./harness.js";
+import {
+  compressibleBytes,
+  expectLoadsBitExact,
+  expectStatus,
+  f32Entry,
+  stagingDir,
+  type ItemRef,
+  type TestEntry,
+  waitUntil,
+  testClient,
+} from "./wire-helpers.js";
 import {
   abortRaw,
   chunkMsg,
   commitRaw,
-  compressibleBytes,
   entryMsg,
-  expectLoadsBitExact,
   expectOutcome,
-  expectStatus,
-  f32Entry,
   headerMsg,
   itemStream,
   openSave,
   saveRaw,
-  stagingDir,
-  type ItemRef,
   type SaveResult,
-  type TestEntry,
-  waitUntil,
-} from "./wire-helpers.js";
+} from "./raw-wire.js";
 
 const JOB = "fence";
 // Far longer than any test: a restart that had to wait for it would time the test out.
 const PREPARE_TIMEOUT_MS = 600_000;
 const OLD = [f32Entry("w", compressibleBytes(96 * 1024, 1))];
 const NEW = [f32Entry("w", compressibleBytes(96 * 1024, 2))];
-const running: { daemon: Daemon; client: CheckpointServiceClient }[] = [];
+const running: { daemon: Daemon; client: CkptdClient }[] = [];
 
 afterEach(async () => {
   for (const r of running.splice(0)) {
@@ -47,7 +49,7 @@ afterEach(async () => {
 
 async function start(dataDir?: string) {
   const daemon = await startDaemon({ args: ["--prepare-timeout-ms", String(PREPARE_TIMEOUT_MS)], ...(dataDir ? { dataDir } : {}) });
-  const client = rawClient(daemon.address);
+  const client = testClient(daemon.address);
   running.push({ daemon, client });
   return { daemon, client };
 }
@@ -56,17 +58,17 @@ function ref(id: string, rank: number, worldSize: number): ItemRef {
   return { job: JOB, checkpointId: id, step: 7, rank, worldSize, item: "model" };
 }
 
-function save(client: CheckpointServiceClient, r: ItemRef, incarnation: number | string, entries: TestEntry[]): Promise<SaveResult> {
+function save(client: CkptdClient, r: ItemRef, incarnation: number | string, entries: TestEntry[]): Promise<SaveResult> {
   return saveRaw(client, itemStream({ ...r, incarnation }, entries));
 }
 
-async function saveOk(client: CheckpointServiceClient, r: ItemRef, incarnation: number, entries: TestEntry[]): Promise<number> {
+async function saveOk(client: CkptdClient, r: ItemRef, incarnation: number, entries: TestEntry[]): Promise<number> {
   const res = await save(client, r, incarnation, entries);
   expect(res.error, `save rank ${r.rank} incarnation ${incarnation}: ${res.error?.details}`).toBeUndefined();
   return res.response!.attempt;
 }
 
-function commit(client: CheckpointServiceClient, r: ItemRef, incarnation: number, attempt = 0) {
+function commit(client: CkptdClient, r: ItemRef, incarnation: number, attempt = 0) {
   return commitRaw(client, { ...r, items: [r.item], attempt, incarnation });
 }
 
@@ -210,17 +212,17 @@ describe("incarnation fencing across nodes", () => {
   it("fencing - a rank on a participant node restarts: the coordinator aborts its old attempt and refuses the old incarnation", async () => {
     const dataDir = tempDataDir();
     const peerToken = writePeerTokenFile();
-    const clients: CheckpointServiceClient[] = [];
+    const clients: CkptdClient[] = [];
     for (const node of ["n1", "n2"]) {
       const daemon = await startDaemon({
         dataDir,
         args: ["--node-id", node, "--peers", "n1,n2", "--peer-token-file", peerToken, "--prepare-timeout-ms", String(PREPARE_TIMEOUT_MS)],
       });
-      const client = rawClient(daemon.address);
+      const client = testClient(daemon.address);
       running.push({ daemon, client });
       clients.push(client);
     }
-    const [coordinator, participant] = clients as [CheckpointServiceClient, CheckpointServiceClient];
+    const [coordinator, participant] = clients as [CkptdClient, CkptdClient];
     const r0 = ref("mn1", 0, 2);
     const r1 = ref("mn1", 1, 2);
     // Rank 1 lives on the participant n2: its incarnation reaches the coordinator n1.

@@ -7,8 +7,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { DAEMON_ENTRY, rawClient, startDaemon, tempDataDir, type Daemon } from "./harness.js";
-import { compressibleBytes, f32Entry, saveAndCommit } from "./wire-helpers.js";
+import { DAEMON_ENTRY, startDaemon, tempDataDir, type Daemon } from "./harness.js";
+import { compressibleBytes, f32Entry, saveAndCommit, testClient } from "./wire-helpers.js";
 
 const started: Daemon[] = [];
 const others: ChildProcess[] = [];
@@ -26,7 +26,7 @@ function unrelatedProcess(): ChildProcess {
 }
 
 async function expectServes(d: Daemon): Promise<void> {
-  const client = rawClient(d.address);
+  const client = testClient(d.address);
   await saveAndCommit(client, "lock-job", `c-${Date.now()}`, 1, [{ model: [f32Entry("w", compressibleBytes(64 * 1024, 3))] }]);
   client.close();
 }

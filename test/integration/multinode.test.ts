@@ -7,9 +7,9 @@ import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import type { WatchCheckpointsResponse } from "../../wire/gen/ckptd/v1/WatchCheckpointsResponse.js";
-import { loadWire } from "../../wire/index.js";
 import { CkptdClient, isNotFound, type Tensor } from "../../clients/ts/src/index.js";
 import { startDaemon, tempDataDir, writePeerTokenFile, type Daemon } from "./harness.js";
+import { serviceStub } from "./raw-wire.js";
 
 const NODES = ["n1", "n2", "n3"] as const;
 type Node = (typeof NODES)[number];
@@ -152,8 +152,7 @@ describe("multi-node two-phase commit", () => {
     await expectLoads(c, "global_step10", 10, 11, "n2");
     await expectSameCommittedSet(c, ["global_step10"]);
     // Watch on a participant sees the commit.
-    const { grpcObject } = loadWire();
-    const ev = new grpcObject.ckptd.v1.EvaluationService(c.daemons.get("n3")!.address, grpc.credentials.createInsecure());
+    const ev = serviceStub("EvaluationService", c.daemons.get("n3")!.address);
     const watch = ev.WatchCheckpoints({ job: "mn" });
     const first = await firstEvent(watch);
     watch.cancel();
@@ -161,7 +160,7 @@ describe("multi-node two-phase commit", () => {
     expect(first.event?.type).toBe("CHECKPOINT_EVENT_TYPE_COMMITTED");
     expect(first.event?.checkpointId).toBe("global_step10");
     // A participant pushes live commits too, from the coordinator's event log.
-    const live = new grpcObject.ckptd.v1.EvaluationService(c.daemons.get("n2")!.address, grpc.credentials.createInsecure());
+    const live = serviceStub("EvaluationService", c.daemons.get("n2")!.address);
     const follow = live.WatchCheckpoints({ job: "mn", fromNow: true });
     const next = firstEvent(follow);
     expect((await commitAll(c, "global_step20", 20)).every((r) => r.outcome === "COMMITTED")).toBe(true);

@@ -7,20 +7,10 @@ import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CkptdClient } from "../../clients/ts/src/index.js";
 import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
-import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../wire/index.js";
-import { rawClient, scrape, startDaemon, tempDataDir, DAEMON_ENTRY, makeTestCertificates, type Daemon } from "./harness.js";
-import {
-  chunkMsg,
-  commitRaw,
-  compressibleBytes,
-  entryMsg,
-  f32Entry,
-  headerMsg,
-  MiB,
-  openSave,
-  saveItemOk,
-  trailerFor,
-} from "./wire-helpers.js";
+import { CLIENT_CHANNEL_OPTIONS } from "../../wire/index.js";
+import { scrape, startDaemon, tempDataDir, DAEMON_ENTRY, makeTestCertificates, type Daemon } from "./harness.js";
+import { compressibleBytes, f32Entry, MiB, saveItemOk, testClient } from "./wire-helpers.js";
+import { chunkMsg, commitRaw, entryMsg, headerMsg, openSave, rawClient, trailerFor, serviceStub } from "./raw-wire.js";
 
 function unaryWith<T>(fn: (md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: T) => void) => void, token?: string) {
   const md = new grpc.Metadata();
@@ -92,8 +82,7 @@ describe("TLS and mTLS", () => {
   const read = (n: string) => fs.readFileSync(file(n));
 
   async function listWith(d: Daemon, creds: grpc.ChannelCredentials) {
-    const { grpcObject } = loadWire();
-    const c = new grpcObject.ckptd.v1.CheckpointService(d.address, creds, CLIENT_CHANNEL_OPTIONS);
+    const c = serviceStub("CheckpointService", d.address, CLIENT_CHANNEL_OPTIONS, creds);
     const r = await unaryWith<{ checkpoints: unknown[] }>((md, cb) =>
       c.ListCheckpoints({ job: "t" }, md, { deadline: Date.now() + 5000 }, cb),
     );
@@ -273,8 +262,7 @@ describe("config", () => {
     fs.writeFileSync(cfg, JSON.stringify({ keepLast: 3, keepEverySteps: 100, prepareTimeoutMs: 5000 }));
     const d = await startDaemon({ args: ["--config", cfg, "--keep-every-steps", "50"] });
     try {
-      const { grpcObject } = loadWire();
-      const rt = new grpcObject.ckptd.v1.RetentionService(d.address, grpc.credentials.createInsecure());
+      const rt = serviceStub("RetentionService", d.address);
       const r = await unaryWith<{ policy: { keepLast: number; keepEverySteps: number } | null }>((md, cb) =>
         rt.GetRetentionPolicy({ job: "any" }, md, cb),
       );
@@ -325,7 +313,7 @@ describe("config", () => {
 describe("graceful shutdown", () => {
   it("sigterm - an in-flight save completes and commits, new saves get UNAVAILABLE, the daemon exits 0", async () => {
     const d = await startDaemon();
-    const raw = rawClient(d.address);
+    const raw = testClient(d.address);
     const data = compressibleBytes(8 * MiB);
     const entries = [f32Entry("w", data)];
     const ref = { job: "g", checkpointId: "s1", step: 1, rank: 0, worldSize: 1, item: "model" };
@@ -358,9 +346,9 @@ describe("graceful shutdown", () => {
     // The committed checkpoint is there for the next daemon.
     const next = await startDaemon({ dataDir: d.dataDir });
     try {
-      const c = rawClient(next.address);
-      const list = await unaryWith<{ checkpoints: { checkpointId: string }[] }>((md, cb) => c.ListCheckpoints({ job: "g" }, md, cb));
-      expect(list.response?.checkpoints.map((x) => x.checkpointId)).toEqual(["s1"]);
+      const c = testClient(next.address);
+      const list = await c.listCheckpoints("g");
+      expect(list.checkpoints.map((x) => x.checkpointId)).toEqual(["s1"]);
       c.close();
     } finally {
       await next.stop();
@@ -369,7 +357,7 @@ describe("graceful shutdown", () => {
 
   it("sigterm - checkpoints left open by trainers that died (staged, never voted) do not hold the daemon for the grace period", async () => {
     const d = await startDaemon({ args: ["--shutdown-grace-ms", "30000"] });
-    const raw = rawClient(d.address);
+    const raw = testClient(d.address);
     // Rank 0 of each saved and died before voting; rank 1 never came.
     for (const id of ["left1", "left2", "left3"])
       await saveItemOk(raw, { job: "g2", checkpointId: id, step: Number(id.slice(4)), rank: 0, worldSize: 2, item: "model" }, [

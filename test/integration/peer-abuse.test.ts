@@ -13,17 +13,17 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CkptdClient, isNotFound, tensor } from "../../clients/ts/src/index.js";
 import type { PeerServiceClient } from "../../wire/gen/ckptd/v1/PeerService.js";
 import type { StagedItemIn } from "../../wire/gen/ckptd/v1/StagedItem.js";
-import { CLIENT_CHANNEL_OPTIONS, loadWire } from "../../wire/index.js";
+import { CLIENT_CHANNEL_OPTIONS } from "../../wire/index.js";
 import { RAW_FRAME_OVERHEAD } from "../../src/codec/codec.js";
 import { metricsAddress, REPO_ROOT, scrape, startDaemon, writePeerTokenFile, type Daemon } from "./harness.js";
+import { serviceStub } from "./raw-wire.js";
 
 const CKPTCTL = path.join(REPO_ROOT, "dist", "src", "ckptctl", "main.js");
 const PEER_TOKEN = "peer-token-of-the-abuse-test-01";
 const TOKENS = { admin: "admin-token-of-the-abuse-test", jobs: { ctl: "token-of-job-ctl-0001" } };
 
 function peerClient(address: string): PeerServiceClient {
-  const { grpcObject } = loadWire();
-  return new grpcObject.ckptd.v1.PeerService(address, grpc.credentials.createInsecure(), CLIENT_CHANNEL_OPTIONS);
+  return serviceStub("PeerService", address, CLIENT_CHANNEL_OPTIONS);
 }
 
 type Unary<Req, Res> = (req: Req, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Res) => void) => unknown;

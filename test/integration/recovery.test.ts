@@ -7,43 +7,41 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
-import { type Daemon, rawClient, startDaemon } from "./harness.js";
+import { type Daemon, startDaemon } from "./harness.js";
+import { CkptdClient } from "../../clients/ts/src/index.js";
 import {
   MiB,
   bytesUnder,
   checkpointDir,
-  commitRaw,
   compressibleBytes,
   expectLoadsBitExact,
-  expectOutcome,
   expectStatus,
   f32Entry,
   filesUnder,
-  getCheckpointRaw,
   hashTree,
   incompressibleBytes,
-  itemStream,
-  listCheckpointsRaw,
   objectEntry,
-  openSave,
   type RankItems,
   saveAndCommit,
   saveItemOk,
   stagingDir,
   uncommittedBytes,
   waitUntil,
+  testClient,
+  getCheckpoint,
+  listCheckpoints,
 } from "./wire-helpers.js";
+import { commitRaw, expectOutcome, itemStream, openSave } from "./raw-wire.js";
 
 const JOB = "recovery-job";
 const CONNECTION_LOST = ["UNAVAILABLE", "CANCELLED", "INTERNAL"] as const;
 
 const daemons: Daemon[] = [];
-const clients: CheckpointServiceClient[] = [];
+const clients: CkptdClient[] = [];
 
-async function start(opts: Parameters<typeof startDaemon>[0] = {}): Promise<{ daemon: Daemon; client: CheckpointServiceClient }> {
+async function start(opts: Parameters<typeof startDaemon>[0] = {}): Promise<{ daemon: Daemon; client: CkptdClient }> {
   const daemon = await startDaemon(opts);
-  const client = rawClient(daemon.address);
+  const client = testClient(daemon.address);
   daemons.push(daemon);
   clients.push(client);
   return { daemon, client };
@@ -61,14 +59,9 @@ function olderCheckpoint(): RankItems[] {
   }));
 }
 
-async function expectOlderIntact(
-  client: CheckpointServiceClient,
-  dataDir: string,
-  older: RankItems[],
-  hashes: Record<string, string>,
-): Promise<void> {
+async function expectOlderIntact(client: CkptdClient, dataDir: string, older: RankItems[], hashes: Record<string, string>): Promise<void> {
   expect(hashTree(checkpointDir(dataDir, JOB, "global_step100")), "older checkpoint files unchanged").toEqual(hashes);
-  const got = await getCheckpointRaw(client, { job: JOB, checkpointId: "global_step100" });
+  const got = await getCheckpoint(client, JOB, "global_step100");
   expect(got.error, `get older: ${got.error?.details}`).toBeUndefined();
   for (let rank = 0; rank < older.length; rank++) await expectLoadsBitExact(client, JOB, "global_step100", rank, older[rank]!);
 }
@@ -111,12 +104,12 @@ describe("recovery", () => {
     expectStatus(await save.result, [...CONNECTION_LOST]);
 
     const { daemon: d2, client: c2 } = await start({ dataDir, args: ["--prepare-timeout-ms", "600000"] });
-    expectStatus(await getCheckpointRaw(c2, { job: JOB, checkpointId: "global_step200" }), "NOT_FOUND");
+    expectStatus(await getCheckpoint(c2, JOB, "global_step200"), "NOT_FOUND");
     expect(fs.existsSync(checkpointDir(dataDir, JOB, "global_step200")), "no published directory for the torn checkpoint").toBe(false);
-    const list = await listCheckpointsRaw(c2, { job: JOB });
+    const list = await listCheckpoints(c2, JOB);
     expect(list.error, `list: ${list.error?.details}`).toBeUndefined();
     expect(list.response!.checkpoints.map((c) => c.checkpointId)).toEqual(["global_step100"]);
-    const latest = await getCheckpointRaw(c2, { job: JOB, checkpointId: "latest" });
+    const latest = await getCheckpoint(c2, JOB, "latest");
     expect(latest.response?.checkpoint?.checkpointId, `latest: ${latest.error?.details}`).toBe("global_step100");
     await expectStagingFreed(dataDir);
     await expectOlderIntact(c2, dataDir, older, hashes);
@@ -176,7 +169,7 @@ describe("recovery", () => {
     );
 
     const { client: c2 } = await start({ dataDir });
-    const got = await getCheckpointRaw(c2, { job: JOB, checkpointId: "global_step200" });
+    const got = await getCheckpoint(c2, JOB, "global_step200");
     expect(got.error, `get after restart: ${got.error?.details}`).toBeUndefined();
     expect(got.response!.checkpoint!.step).toBe(200);
     expect(got.response!.checkpoint!.worldSize).toBe(2);
@@ -196,7 +189,7 @@ describe("recovery", () => {
       });
       expectOutcome(retry, "COMMITTED", `rank ${rank} retry after restart`);
     }
-    const latest = await getCheckpointRaw(c2, { job: JOB, checkpointId: "latest" });
+    const latest = await getCheckpoint(c2, JOB, "latest");
     expect(latest.response?.checkpoint?.checkpointId, `latest: ${latest.error?.details}`).toBe("global_step200");
     await expectStagingFreed(dataDir);
     await expectOlderIntact(c2, dataDir, older, hashes);

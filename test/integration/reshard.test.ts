@@ -11,30 +11,29 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type * as grpc from "@grpc/grpc-js";
-import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
 import type { Dtype } from "../../wire/gen/ckptd/v1/Dtype.js";
 import type { LoadSharedResponse } from "../../wire/gen/ckptd/v1/LoadSharedResponse.js";
 import type { LoadRequestIn } from "../../wire/gen/ckptd/v1/LoadRequest.js";
 import type { TensorBoxIn } from "../../wire/gen/ckptd/v1/TensorBox.js";
 import { CheckpointEngine, CkptdClient } from "../../clients/ts/src/index.js";
 import { DTYPE_SIZES } from "../../wire/index.js";
-import { type Daemon, metricsAddress, rawClient, scrape, startDaemon } from "./harness.js";
+import { type Daemon, metricsAddress, scrape, startDaemon } from "./harness.js";
 import {
   MiB,
   compressibleBytes,
   entryFile,
   expectStatus,
   incompressibleBytes,
-  loadAll,
-  type LoadResult,
   objectEntry,
   saveAndCommit,
   type TestEntry,
+  testClient,
 } from "./wire-helpers.js";
+import { loadAll, type LoadResult } from "./raw-wire.js";
 
 const JOB = "reshard-job";
 let daemon: Daemon;
-let client: CheckpointServiceClient;
+let client: CkptdClient;
 let shmDir: string;
 
 /** A global tensor the test built, and how the saving ranks split it. */
@@ -176,7 +175,7 @@ function expectBox(r: LoadResult, i: number, g: Global, offsets: number[], lengt
 beforeAll(async () => {
   shmDir = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-reshard-shm-"));
   daemon = await startDaemon({ args: ["--metrics-listen", "127.0.0.1:0", "--shared-memory-dir", shmDir, "--log-level", "debug"] });
-  client = rawClient(daemon.address);
+  client = testClient(daemon.address);
   await saveAndCommit(client, JOB, "two", 1, [twoRankItems(0), twoRankItems(1)]);
   await saveAndCommit(client, JOB, "grid", 2, [gridItems(0), gridItems(1), gridItems(2), gridItems(3)]);
 }, 120_000);
@@ -507,7 +506,7 @@ describe("LoadShared and the TypeScript client", () => {
       [COL, [0, 4], [5, 2]],
     ];
     const error = await new Promise<grpc.ServiceError | undefined>((resolve) => {
-      const call = client.LoadShared();
+      const call = client.raw.LoadShared();
       let released = 0;
       call.on("data", (m: LoadSharedResponse) => {
         const r = m.response!;
@@ -560,7 +559,7 @@ describe("LoadShared and the TypeScript client", () => {
     const slices: { offset: number; length: number }[][] = [];
     let destinationBytes = 0;
     const error = await new Promise<grpc.ServiceError | undefined>((resolve) => {
-      const call = client.LoadShared();
+      const call = client.raw.LoadShared();
       call.on("data", (m: LoadSharedResponse) => {
         const r = m.response!;
         if (r.msg === "plan") {

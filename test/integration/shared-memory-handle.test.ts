@@ -17,41 +17,35 @@ import * as path from "node:path";
 import { crc32c } from "@node-rs/crc32";
 import type * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
 import type { LoadSharedResponse } from "../../wire/gen/ckptd/v1/LoadSharedResponse.js";
 import type { SaveRequestIn } from "../../wire/gen/ckptd/v1/SaveRequest.js";
 import type { SaveSharedResponse } from "../../wire/gen/ckptd/v1/SaveSharedResponse.js";
 import type { SharedMemoryHandleIn } from "../../wire/gen/ckptd/v1/SharedMemoryHandle.js";
-import { type Daemon, REPO_ROOT, rawClient, startDaemon } from "./harness.js";
+import { type Daemon, REPO_ROOT, startDaemon } from "./harness.js";
+import { CkptdClient } from "../../clients/ts/src/index.js";
 import {
   MiB,
-  commitRaw,
-  entryMsg,
   expectLoadsBitExact,
-  expectOutcome,
   expectStatus,
   f32Entry,
-  headerMsg,
   incompressibleBytes,
-  split,
   type TestEntry,
-  trailerFor,
   waitUntil,
-  saveShared,
-  type SharedOutcome,
+  testClient,
 } from "./wire-helpers.js";
+import { commitRaw, entryMsg, expectOutcome, headerMsg, split, trailerFor, saveShared, type SharedOutcome, rawClient } from "./raw-wire.js";
 
 const JOB = "shm-handle-job";
 const PYTHON = "/usr/bin/python3";
 let shmDir: string;
 let daemon: Daemon;
-let client: CheckpointServiceClient;
+let client: CkptdClient;
 const holders: ChildProcessWithoutNullStreams[] = [];
 
 beforeAll(async () => {
   shmDir = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-shm-handle-"));
   daemon = await startDaemon({ args: ["--shared-memory-dir", shmDir, "--prepare-timeout-ms", "600000"] });
-  client = rawClient(daemon.address);
+  client = testClient(daemon.address);
 });
 
 afterAll(async () => {
@@ -146,7 +140,7 @@ function loadShared(
     let key = "";
     let released = 0;
     let responses = 0;
-    const call = client.LoadShared();
+    const call = client.raw.LoadShared();
     const finish = (error?: grpc.ServiceError) => {
       if (fd !== undefined) fs.closeSync(fd);
       resolve({ error, entries: new Map([...parts].map(([k, v]) => [k, Buffer.concat(v)])), responses });

@@ -10,40 +10,33 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { crc32c } from "@node-rs/crc32";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
 import type { SaveRequestIn } from "../../wire/gen/ckptd/v1/SaveRequest.js";
-import { type Daemon, metricsAddress, rawClient, scrape, startDaemon } from "./harness.js";
+import { type Daemon, metricsAddress, scrape, startDaemon } from "./harness.js";
+import { CkptdClient } from "../../clients/ts/src/index.js";
 import {
   MiB,
-  chunkMsg,
-  commitRaw,
   compressibleBytes,
   entryFile,
-  entryMsg,
   expectLoadsBitExact,
-  expectOutcome,
   expectStatus,
   f32Entry,
-  headerMsg,
   incompressibleBytes,
-  saveRaw,
-  split,
   type TestEntry,
-  trailerFor,
-  saveShared,
+  testClient,
 } from "./wire-helpers.js";
+import { chunkMsg, commitRaw, entryMsg, expectOutcome, headerMsg, saveRaw, split, trailerFor, saveShared } from "./raw-wire.js";
 
 const JOB = "shm-job";
 let shmDir: string;
 let daemon: Daemon;
-let client: CheckpointServiceClient;
+let client: CkptdClient;
 
 beforeAll(async () => {
   shmDir = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-shm-"));
   daemon = await startDaemon({
     args: ["--shared-memory-dir", shmDir, "--prepare-timeout-ms", "600000", "--metrics-listen", "127.0.0.1:0"],
   });
-  client = rawClient(daemon.address);
+  client = testClient(daemon.address);
 });
 
 afterAll(async () => {
@@ -271,7 +264,7 @@ describe("SaveShared without client checksums", () => {
 describe("a daemon with --shared-memory-dir ''", () => {
   it("refuses every shared-memory file and still takes Save streams", async () => {
     const off = await startDaemon({ args: ["--shared-memory-dir", ""] });
-    const c = rawClient(off.address);
+    const c = testClient(off.address);
     try {
       expect(off.output()).toMatch(/"sharedMemoryOff":"--shared-memory-dir is empty"/);
       const file = path.join(shmDir, "ckptd-save-off");

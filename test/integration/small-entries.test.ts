@@ -9,41 +9,36 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { crc32c } from "@node-rs/crc32";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
 import type { SaveRequestIn } from "../../wire/gen/ckptd/v1/SaveRequest.js";
-import { type Daemon, rawClient, startDaemon } from "./harness.js";
+import { type Daemon, startDaemon } from "./harness.js";
+import { CkptdClient } from "../../clients/ts/src/index.js";
 import {
   MiB,
-  commitRaw,
   compressibleBytes,
   entryFile,
-  entryMsg,
   expectLoadsBitExact,
-  expectOutcome,
   expectStatus,
   f32Entry,
-  headerMsg,
   incompressibleBytes,
-  loadAll,
   manifestEntry,
   readManifest,
   saveAndCommit,
-  saveRaw,
   type TestEntry,
   tensorEntry,
-  trailerFor,
   uniqueName,
+  testClient,
 } from "./wire-helpers.js";
+import { commitRaw, entryMsg, expectOutcome, headerMsg, loadAll, saveRaw, trailerFor } from "./raw-wire.js";
 
 const JOB = "small-entries";
 const LZ4 = "/usr/bin/lz4";
 
 let daemon: Daemon;
-let client: CheckpointServiceClient;
+let client: CkptdClient;
 
 beforeAll(async () => {
   daemon = await startDaemon();
-  client = rawClient(daemon.address);
+  client = testClient(daemon.address);
 });
 
 afterAll(async () => {

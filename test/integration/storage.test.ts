@@ -8,8 +8,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { crc32c } from "@node-rs/crc32";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
-import { DAEMON_ENTRY, type Daemon, rawClient, startDaemon } from "./harness.js";
+import { DAEMON_ENTRY, type Daemon, startDaemon } from "./harness.js";
+import { CkptdClient } from "../../clients/ts/src/index.js";
 import {
   MiB,
   compressibleBytes,
@@ -20,7 +20,6 @@ import {
   f32Entry,
   hashTree,
   incompressibleBytes,
-  loadAll,
   manifestEntry,
   objectEntry,
   type RankItems,
@@ -28,18 +27,20 @@ import {
   saveAndCommit,
   tensorEntry,
   uniqueName,
+  testClient,
 } from "./wire-helpers.js";
+import { loadAll } from "./raw-wire.js";
 
 const LZ4 = "/usr/bin/lz4";
 const hasLz4 = fs.existsSync(LZ4);
 const JOB = "storage-job";
 
 let daemon: Daemon;
-let client: CheckpointServiceClient;
+let client: CkptdClient;
 
 beforeAll(async () => {
   daemon = await startDaemon();
-  client = rawClient(daemon.address);
+  client = testClient(daemon.address);
 });
 
 afterAll(async () => {

@@ -5,36 +5,32 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadWire } from "../../wire/index.js";
-import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
+import { CkptdClient } from "../../clients/ts/src/index.js";
 import type { EvaluationServiceClient } from "../../wire/gen/ckptd/v1/EvaluationService.js";
 import type { WatchCheckpointsResponse } from "../../wire/gen/ckptd/v1/WatchCheckpointsResponse.js";
 import { type Daemon, startDaemon } from "./harness.js";
 import {
-  abortRaw,
-  commitRaw,
   compressibleBytes,
-  expectOutcome,
   expectStatus,
   f32Entry,
-  getCheckpointRaw,
-  listCheckpointsRaw,
-  loadAll,
   saveAndCommit,
   saveItemOk,
   uniqueName,
+  testClient,
+  getCheckpoint,
+  listCheckpoints,
 } from "./wire-helpers.js";
+import { abortRaw, commitRaw, expectOutcome, loadAll, serviceStub } from "./raw-wire.js";
 
 let daemon: Daemon;
-let cp: CheckpointServiceClient;
+let cp: CkptdClient;
 let ev: EvaluationServiceClient;
 
 beforeAll(async () => {
   daemon = await startDaemon({ args: ["--prepare-timeout-ms", "600000"] });
-  const v1 = loadWire().grpcObject.ckptd.v1;
-  // Default channel options, as a stock stub has them.
-  cp = new v1.CheckpointService(daemon.address, grpc.credentials.createInsecure());
-  ev = new v1.EvaluationService(daemon.address, grpc.credentials.createInsecure());
+  cp = testClient(daemon.address);
+  // The watch stream message by message, on a stock stub (default channel options).
+  ev = serviceStub("EvaluationService", daemon.address);
 });
 
 afterAll(async () => {
@@ -99,11 +95,11 @@ describe("watch - the live marker", () => {
 describe("unknown jobs - one rule", () => {
   it("a job nobody saved into: List is empty, Get and Load are NOT_FOUND naming the job, Watch starts at 0 and gets the first commit", async () => {
     const job = uniqueName("never-saved");
-    const list = await listCheckpointsRaw(cp, { job });
+    const list = await listCheckpoints(cp, job);
     expect(list.error).toBeUndefined();
     expect(list.response!.checkpoints).toEqual([]);
     for (const checkpointId of ["latest", "s1"]) {
-      expectStatus((await getCheckpointRaw(cp, { job, checkpointId })).error, "NOT_FOUND", new RegExp(job));
+      expectStatus((await getCheckpoint(cp, job, checkpointId)).error, "NOT_FOUND", new RegExp(job));
       expectStatus((await loadAll(cp, { job, checkpointId })).error, "NOT_FOUND", new RegExp(job));
     }
     const w = watch({ job });

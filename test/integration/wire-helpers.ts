@@ -1,35 +1,30 @@
 /**
- * Raw-wire helpers for the integration tests: build exact Save streams, send them,
- * vote, load, and inspect the data directory. They speak the generated types
- * directly so a test controls every message the daemon sees.
+ * Helpers of the integration tests: test data, valid traffic through `CkptdClient` (save
+ * and commit, load and compare bit for bit), status assertions, and the data directory.
+ * Messages the client never sends (malformed, hostile or exact-shape) are in raw-wire.ts.
  */
 import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { crc32c } from "@node-rs/crc32";
 import { expect } from "vitest";
-import { CLIENT_CHANNEL_OPTIONS, DTYPE_SIZES, MAX_CHUNK_BYTES, loadWire } from "../../wire/index.js";
-import type { CheckpointServiceClient } from "../../wire/gen/ckptd/v1/CheckpointService.js";
-import type { AbortRequestIn } from "../../wire/gen/ckptd/v1/AbortRequest.js";
-import type { AbortResponse } from "../../wire/gen/ckptd/v1/AbortResponse.js";
-import type { CommitRequestIn } from "../../wire/gen/ckptd/v1/CommitRequest.js";
-import type { CommitResponse } from "../../wire/gen/ckptd/v1/CommitResponse.js";
+import {
+  CkptdClient,
+  CkptdError,
+  fromProtoDtype,
+  tensor,
+  type Checkpoint,
+  type CheckpointPage,
+  type CkptdClientOptions,
+  type CommitResult,
+  type LoadEntry,
+  type LoadPlan,
+  type SaveEntry,
+  type SaveResult,
+} from "../../clients/ts/src/index.js";
+import { DTYPE_SIZES } from "../../wire/index.js";
 import type { Dtype } from "../../wire/gen/ckptd/v1/Dtype.js";
-import type { GetCheckpointRequestIn } from "../../wire/gen/ckptd/v1/GetCheckpointRequest.js";
-import type { GetCheckpointResponse } from "../../wire/gen/ckptd/v1/GetCheckpointResponse.js";
-import type { ListCheckpointsRequestIn } from "../../wire/gen/ckptd/v1/ListCheckpointsRequest.js";
-import type { ListCheckpointsResponse } from "../../wire/gen/ckptd/v1/ListCheckpointsResponse.js";
-import type { LoadEntry } from "../../wire/gen/ckptd/v1/LoadEntry.js";
-import type { LoadPlan } from "../../wire/gen/ckptd/v1/LoadPlan.js";
-import type { LoadRequestIn } from "../../wire/gen/ckptd/v1/LoadRequest.js";
-import type { LoadResponse } from "../../wire/gen/ckptd/v1/LoadResponse.js";
 import type { ObjectSpecIn } from "../../wire/gen/ckptd/v1/ObjectSpec.js";
-import type { SaveHeaderIn } from "../../wire/gen/ckptd/v1/SaveHeader.js";
-import type { SaveRequestIn } from "../../wire/gen/ckptd/v1/SaveRequest.js";
-import type { SaveResponse } from "../../wire/gen/ckptd/v1/SaveResponse.js";
-import type { SaveSharedRequestIn } from "../../wire/gen/ckptd/v1/SaveSharedRequest.js";
-import type { SaveSharedResponse } from "../../wire/gen/ckptd/v1/SaveSharedResponse.js";
 import type { TensorSpecIn } from "../../wire/gen/ckptd/v1/TensorSpec.js";
 
 export const MiB = 1 << 20;
@@ -42,13 +37,16 @@ export function statusName(code: number | undefined): string {
   return code === undefined ? "(no error)" : (grpc.status[code] ?? `code ${code}`);
 }
 
+/** A failed call: a grpc-js ServiceError or the client's CkptdError. */
+export type StatusError = Pick<grpc.ServiceError, "code" | "details">;
+
 /** Asserts that `err` is a gRPC error with the given status and a message matching `message`. */
 export function expectStatus(
-  result: { error?: grpc.ServiceError | undefined } | grpc.ServiceError | undefined,
+  result: { error?: StatusError | undefined } | StatusError | undefined,
   code: keyof typeof grpc.status | ReadonlyArray<keyof typeof grpc.status>,
   message?: RegExp,
 ): void {
-  const err = result && "error" in result ? result.error : (result as grpc.ServiceError | undefined);
+  const err = result && "error" in result ? result.error : (result as StatusError | undefined);
   const codes = typeof code === "string" ? [code] : code;
   const got = err ? `${statusName(err.code)}: ${err.details}` : `success ${JSON.stringify(result)}`.slice(0, 500);
   expect(err, `expected ${codes.join(" | ")}, got ${got}`).toBeDefined();
@@ -102,166 +100,35 @@ export function objectEntry(key: string, data: Buffer, format = "pickle"): TestE
   return { key, object: { sizeBytes: data.length, format }, data };
 }
 
-export function headerMsg(h: SaveHeaderIn): SaveRequestIn {
-  return { header: h };
-}
-
-export function entryMsg(e: Pick<TestEntry, "key" | "tensor" | "object">): SaveRequestIn {
-  return e.tensor ? { entry: { key: e.key, tensor: e.tensor } } : { entry: { key: e.key, object: e.object ?? null } };
-}
-
-export function chunkMsg(data: Buffer, withCrc = true): SaveRequestIn {
-  return withCrc ? { chunk: { data, crc32c: crc32c(data) } } : { chunk: { data } };
-}
-
-export function trailerMsg(entryCount: number, byteCount: number, crc: number): SaveRequestIn {
-  return { trailer: { entryCount, byteCount, crc32c: crc } };
-}
-
-/** Splits `data` into chunks of at most `chunkBytes`; an empty buffer yields no chunk. */
-export function split(data: Buffer, chunkBytes = MAX_CHUNK_BYTES): Buffer[] {
-  const out: Buffer[] = [];
-  for (let off = 0; off < data.length; off += chunkBytes) out.push(data.subarray(off, Math.min(off + chunkBytes, data.length)));
-  return out;
-}
-
-export interface StreamOptions {
-  /** Chunk size; 4 MiB by default. */
-  chunkBytes?: number;
-  /** Send a CRC-32C with every chunk (default true). */
-  chunkCrc?: boolean;
-}
-
-/** The entry and chunk messages of some entries, without header or trailer. */
-export function entryMessages(entries: TestEntry[], opts: StreamOptions = {}): SaveRequestIn[] {
-  const msgs: SaveRequestIn[] = [];
-  for (const e of entries) {
-    msgs.push(entryMsg(e));
-    for (const c of split(e.data, opts.chunkBytes)) msgs.push(chunkMsg(c, opts.chunkCrc ?? true));
-  }
-  return msgs;
-}
-
-/** The correct trailer for these entries: count, total bytes and running CRC-32C. */
-export function trailerFor(entries: TestEntry[]): SaveRequestIn {
-  let crc = 0;
-  let bytes = 0;
-  for (const e of entries) {
-    crc = crc32c(e.data, crc);
-    bytes += e.data.length;
-  }
-  return trailerMsg(entries.length, bytes, crc);
-}
-
-/** A complete, well-formed Save stream: header, entries with their chunks, trailer. */
-export function itemStream(header: SaveHeaderIn, entries: TestEntry[], opts: StreamOptions = {}): SaveRequestIn[] {
-  return [headerMsg(header), ...entryMessages(entries, opts), trailerFor(entries)];
-}
-
 // ---------------------------------------------------------------------------
-// Clients
+// Valid traffic, through the TypeScript client
 
 /**
- * A raw client that lets through messages larger than the daemon's limit, to test
- * the daemon's own enforcement rather than the client's.
+ * A client that takes the daemon paths the tests exercise: saves and loads stream their
+ * bytes on gRPC (no shared memory unless a test asks for it), 4 MiB chunks, and incarnation
+ * 0 (no fencing), as the tests' exact-wire messages send it.
  */
-export function unlimitedClient(address: string): CheckpointServiceClient {
-  const { grpcObject } = loadWire();
-  return new grpcObject.ckptd.v1.CheckpointService(address, grpc.credentials.createInsecure(), {
-    ...CLIENT_CHANNEL_OPTIONS,
-    "grpc.max_send_message_length": -1,
-    "grpc.max_receive_message_length": -1,
+export function testClient(address: string, options: Omit<CkptdClientOptions, "address"> = {}): CkptdClient {
+  return new CkptdClient({ address, sharedMemory: false, incarnation: 0, ...options });
+}
+
+/** The client's form of test entries: tensors by dtype, shape and device, objects by format. */
+function saveEntries(entries: TestEntry[]): SaveEntry[] {
+  return entries.map((e) => {
+    if (!e.tensor) return { key: e.key, object: { data: e.data, format: e.object?.format ?? "" } };
+    const dtype = fromProtoDtype((e.tensor.dtype ?? "DTYPE_UNSPECIFIED") as Dtype);
+    if (!dtype) throw new Error(`entry ${e.key}: the client has no dtype for ${String(e.tensor.dtype)}`);
+    const t = tensor(e.data, { dtype, shape: (e.tensor.shape ?? []).map(Number), device: e.tensor.device ?? "" });
+    const { globalShape, globalOffsets } = e.tensor;
+    return {
+      key: e.key,
+      tensor: {
+        ...t,
+        ...(globalShape?.length ? { globalShape: globalShape.map(Number) } : {}),
+        ...(globalOffsets?.length ? { globalOffsets: globalOffsets.map(Number) } : {}),
+      },
+    };
   });
-}
-
-// ---------------------------------------------------------------------------
-// Save
-
-export interface SaveResult {
-  response?: SaveResponse;
-  error?: grpc.ServiceError;
-  /** Set when neither a response nor an error came within `timeoutMs`. */
-  timedOut?: boolean;
-}
-
-/** An open Save stream written message by message, with backpressure. */
-export interface SaveStream {
-  /** Writes one message; resolves once the stream can take more (or the call ended). */
-  write(msg: SaveRequestIn): Promise<void>;
-  /** Half-closes and resolves with the outcome. */
-  end(): Promise<SaveResult>;
-  /** Cancels the call as a client that vanishes would. */
-  cancel(): void;
-  /** The outcome, whenever it comes. */
-  readonly result: Promise<SaveResult>;
-  /** True once the daemon answered (or the call failed). */
-  finished(): boolean;
-}
-
-export function openSave(client: CheckpointServiceClient, deadlineMs?: number): SaveStream {
-  let finished = false;
-  let call!: grpc.ClientWritableStream<SaveRequestIn>;
-  const options: grpc.CallOptions = deadlineMs ? { deadline: Date.now() + deadlineMs } : {};
-  const result = new Promise<SaveResult>((resolve) => {
-    call = client.Save(options, (err, res) => {
-      finished = true;
-      resolve(err ? { error: err } : { response: res! });
-    });
-  });
-  // A write after the daemon already answered must not crash the test process.
-  call.on("error", () => undefined);
-  return {
-    async write(msg) {
-      if (finished) return;
-      if (!call.write(msg)) {
-        await Promise.race([new Promise<void>((r) => call.once("drain", () => r())), result]);
-      }
-    },
-    end() {
-      if (!finished) call.end();
-      return result;
-    },
-    cancel() {
-      call.cancel();
-    },
-    result,
-    finished: () => finished,
-  };
-}
-
-export interface SaveRawOptions {
-  /** Half-close after the last message (default true). */
-  end?: boolean;
-  /** Give up waiting after this long and report `timedOut` (the call is cancelled). */
-  timeoutMs?: number;
-  /** Client-side deadline for the call. */
-  deadlineMs?: number;
-}
-
-/**
- * Sends exactly `messages` on one Save stream and returns the response or the error.
- * Stops writing as soon as the daemon answers (an early rejection).
- */
-export async function saveRaw(
-  client: CheckpointServiceClient,
-  messages: Iterable<SaveRequestIn>,
-  opts: SaveRawOptions = {},
-): Promise<SaveResult> {
-  const s = openSave(client, opts.deadlineMs);
-  for (const m of messages) {
-    if (s.finished()) break;
-    await s.write(m);
-  }
-  const outcome = opts.end === false ? s.result : s.end();
-  if (opts.timeoutMs === undefined) return outcome;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<SaveResult>((resolve) => {
-    timer = setTimeout(() => resolve({ timedOut: true }), opts.timeoutMs);
-  });
-  const r = await Promise.race([outcome, timeout]);
-  clearTimeout(timer);
-  if (r.timedOut) s.cancel();
-  return r;
 }
 
 /** The coordinates of one rank's item in one checkpoint. */
@@ -274,80 +141,25 @@ export interface ItemRef {
   item: string;
 }
 
-/** Saves one item with a well-formed stream. */
-export function saveItem(
-  client: CheckpointServiceClient,
-  ref: ItemRef,
-  entries: TestEntry[],
-  opts: StreamOptions = {},
-): Promise<SaveResult> {
-  return saveRaw(client, itemStream(ref, entries, opts));
+/** The failure of a client call as an assertion message: status name and details. */
+function failure(err: unknown): string {
+  return err instanceof CkptdError ? `${statusName(err.code)}: ${err.details}` : String(err);
 }
 
-/** Saves one item and fails the test unless the daemon acknowledged it. */
-export async function saveItemOk(
-  client: CheckpointServiceClient,
-  ref: ItemRef,
-  entries: TestEntry[],
-  opts: StreamOptions = {},
-): Promise<SaveResponse> {
-  const r = await saveItem(client, ref, entries, opts);
+/** Saves one item through the client and fails the test unless the daemon acknowledged it. */
+export async function saveItemOk(client: CkptdClient, ref: ItemRef, entries: TestEntry[]): Promise<SaveResult> {
   const what = `save ${ref.job}/${ref.checkpointId} rank ${ref.rank} item ${ref.item}`;
-  expect(r.error, `${what} failed: ${statusName(r.error?.code)}: ${r.error?.details}`).toBeUndefined();
-  expect(r.response, `${what}: no response`).toBeDefined();
+  let res: SaveResult | undefined;
+  try {
+    res = await client.save({ ...ref, entries: saveEntries(entries) });
+  } catch (err) {
+    expect.fail(`${what} failed: ${failure(err)}`);
+  }
+  expect(res, `${what}: no response`).toBeDefined();
   const bytes = entries.reduce((n, e) => n + e.data.length, 0);
-  expect(r.response!.bytesReceived, `${what}: bytesReceived`).toBe(bytes);
-  expect(r.response!.entryCount, `${what}: entryCount`).toBe(entries.length);
-  return r.response!;
-}
-
-// ---------------------------------------------------------------------------
-// Commit, Abort, Get
-
-export interface UnaryResult<T> {
-  response?: T;
-  error?: grpc.ServiceError;
-}
-
-function unary<T>(start: (options: grpc.CallOptions, cb: grpc.requestCallback<T>) => unknown, deadlineMs: number): Promise<UnaryResult<T>> {
-  return new Promise((resolve) => {
-    start({ deadline: Date.now() + deadlineMs }, (err, res) => resolve(err ? { error: err } : { response: res! }));
-  });
-}
-
-export function commitRaw(
-  client: CheckpointServiceClient,
-  req: CommitRequestIn,
-  deadlineMs = 60_000,
-): Promise<UnaryResult<CommitResponse>> {
-  return unary<CommitResponse>((o, cb) => client.Commit(req, o, cb), deadlineMs);
-}
-
-export function abortRaw(client: CheckpointServiceClient, req: AbortRequestIn, deadlineMs = 30_000): Promise<UnaryResult<AbortResponse>> {
-  return unary<AbortResponse>((o, cb) => client.Abort(req, o, cb), deadlineMs);
-}
-
-export function getCheckpointRaw(
-  client: CheckpointServiceClient,
-  req: GetCheckpointRequestIn,
-  deadlineMs = 30_000,
-): Promise<UnaryResult<GetCheckpointResponse>> {
-  return unary<GetCheckpointResponse>((o, cb) => client.GetCheckpoint(req, o, cb), deadlineMs);
-}
-
-export function listCheckpointsRaw(
-  client: CheckpointServiceClient,
-  req: ListCheckpointsRequestIn,
-  deadlineMs = 30_000,
-): Promise<UnaryResult<ListCheckpointsResponse>> {
-  return unary<ListCheckpointsResponse>((o, cb) => client.ListCheckpoints(req, o, cb), deadlineMs);
-}
-
-/** Asserts a Commit returned the outcome; returns the response. */
-export function expectOutcome(r: UnaryResult<CommitResponse>, outcome: "COMMITTED" | "ABORTED", what = "commit"): CommitResponse {
-  expect(r.error, `${what}: expected ${outcome}, got ${statusName(r.error?.code)}: ${r.error?.details}`).toBeUndefined();
-  expect(r.response!.outcome, `${what}: reason "${r.response!.reason}"`).toBe(`COMMIT_OUTCOME_${outcome}`);
-  return r.response!;
+  expect(res!.bytesReceived, `${what}: bytesReceived`).toBe(bytes);
+  expect(res!.entryCount, `${what}: entryCount`).toBe(entries.length);
+  return res!;
 }
 
 /** One rank's part of a checkpoint: item name -> entries. */
@@ -358,12 +170,12 @@ export type RankItems = Record<string, TestEntry[]>;
  * asserts the checkpoint committed. `ranks[r]` is what rank r saves.
  */
 export async function saveAndCommit(
-  client: CheckpointServiceClient,
+  client: CkptdClient,
   job: string,
   checkpointId: string,
   step: number,
   ranks: RankItems[],
-): Promise<CommitResponse[]> {
+): Promise<CommitResult[]> {
   const worldSize = ranks.length;
   await Promise.all(
     ranks.map(async (items, rank) => {
@@ -373,71 +185,107 @@ export async function saveAndCommit(
     }),
   );
   const votes = await Promise.all(
-    ranks.map((items, rank) => commitRaw(client, { job, checkpointId, step, rank, worldSize, items: Object.keys(items) })),
+    ranks.map((items, rank) =>
+      client.commit({ job, checkpointId, step, rank, worldSize, items: Object.keys(items) }).catch((err: unknown) => {
+        expect.fail(`commit ${job}/${checkpointId} rank ${rank}: expected COMMITTED, got ${failure(err)}`);
+      }),
+    ),
   );
-  return votes.map((v, rank) => expectOutcome(v, "COMMITTED", `commit ${job}/${checkpointId} rank ${rank}`));
+  return votes.map((v, rank) => {
+    expect(v.outcome, `commit ${job}/${checkpointId} rank ${rank}: reason "${v.reason}"`).toBe("COMMITTED");
+    return v;
+  });
 }
 
-// ---------------------------------------------------------------------------
-// Load
+/** A client call's outcome as a value: its response, or the status it failed with. */
+export interface CallResult<T> {
+  response?: T;
+  error?: CkptdError;
+}
 
-export interface LoadedEntry {
+async function settle<T>(call: Promise<T>): Promise<CallResult<T>> {
+  try {
+    return { response: await call };
+  } catch (err) {
+    if (err instanceof CkptdError) return { error: err };
+    throw err;
+  }
+}
+
+/** GetCheckpoint through the client: the checkpoint, or the error (e.g. NOT_FOUND). */
+export function getCheckpoint(client: CkptdClient, job: string, checkpointId: string): Promise<CallResult<{ checkpoint: Checkpoint }>> {
+  return settle(client.getCheckpoint(job, checkpointId, { timeoutMs: 30_000 }).then((checkpoint) => ({ checkpoint })));
+}
+
+/** One page of ListCheckpoints through the client, or the error. */
+export function listCheckpoints(client: CkptdClient, job: string, pageSize?: number): Promise<CallResult<CheckpointPage>> {
+  return settle(client.listCheckpoints(job, { timeoutMs: 30_000, ...(pageSize === undefined ? {} : { pageSize }) }));
+}
+
+/** One entry of a loaded rank, with the bytes of its chunks and how many chunks brought them. */
+export interface LoadedBytes {
   entry: LoadEntry;
   data: Buffer;
   chunkCount: number;
 }
 
-export interface LoadResult {
+/** A loaded rank, message by message as the Load stream delivered it. */
+export interface LoadedRank {
   plan?: LoadPlan;
-  entries: LoadedEntry[];
-  /** Every message in order, for tests that check the stream's shape. */
+  entries: LoadedBytes[];
+  /** Every message in order: plan, entry, chunk. */
   kinds: string[];
-  error?: grpc.ServiceError;
 }
 
-/** Reads a whole Load stream, keeping what arrived before any error. */
-export function loadAll(client: CheckpointServiceClient, req: LoadRequestIn, deadlineMs = 60_000): Promise<LoadResult> {
-  return new Promise((resolve) => {
-    const out: LoadResult = { entries: [], kinds: [] };
-    const parts: Buffer[][] = [];
-    const call = client.Load(req, { deadline: Date.now() + deadlineMs });
-    let ended = false;
-    let gotStatus = false;
-    const finish = () => {
-      if (!gotStatus || !(ended || out.error)) return;
-      out.entries.forEach((e, i) => {
-        e.data = Buffer.concat(parts[i] ?? []);
-      });
-      resolve(out);
-    };
-    call.on("data", (m: LoadResponse) => {
-      out.kinds.push(m.msg ?? "?");
-      if (m.msg === "plan") out.plan = m.plan!;
-      else if (m.msg === "entry") {
-        out.entries.push({ entry: m.entry!, data: Buffer.alloc(0), chunkCount: 0 });
+/**
+ * Loads one rank of a committed checkpoint and asserts it returns exactly these
+ * items and entries, in save order within each item, bit for bit.
+ */
+export async function expectLoadsBitExact(
+  client: CkptdClient,
+  job: string,
+  checkpointId: string,
+  rank: number,
+  items: RankItems,
+): Promise<LoadedRank> {
+  const what = `load ${job}/${checkpointId} rank ${rank}`;
+  const r: LoadedRank = { entries: [], kinds: [] };
+  const parts: Buffer[][] = [];
+  try {
+    for await (const ev of client.load({ job, checkpointId, rank }, { deadlineMs: 60_000 })) {
+      r.kinds.push(ev.type);
+      if (ev.type === "plan") r.plan = ev.plan;
+      else if (ev.type === "entry") {
+        r.entries.push({ entry: ev.entry, data: Buffer.alloc(0), chunkCount: 0 });
         parts.push([]);
-      } else if (m.msg === "chunk") {
-        // A chunk before any entry is a protocol error the `kinds` list exposes.
-        const last = out.entries[out.entries.length - 1];
+      } else {
+        const last = r.entries[r.entries.length - 1];
         if (last) {
           last.chunkCount++;
-          parts[parts.length - 1]!.push(m.chunk!.data);
+          parts[parts.length - 1]!.push(ev.data);
         }
       }
-    });
-    call.on("error", (err: grpc.ServiceError) => {
-      out.error = err;
-      finish();
-    });
-    call.on("end", () => {
-      ended = true;
-      finish();
-    });
-    call.on("status", () => {
-      gotStatus = true;
-      finish();
-    });
+    }
+  } catch (err) {
+    expect.fail(`${what}: ${failure(err)}`);
+  }
+  r.entries.forEach((e, i) => {
+    e.data = Buffer.concat(parts[i] ?? []);
   });
+  expect(r.kinds[0], `${what}: first message`).toBe("plan");
+  const expected = Object.entries(items).flatMap(([item, entries]) => entries.map((e) => ({ item, e })));
+  const got = r.entries.map((x) => `${x.entry.item}/${x.entry.key}`).sort();
+  expect(got, `${what}: entries`).toEqual(expected.map(({ item, e }) => `${item}/${e.key}`).sort());
+  for (const { item, e } of expected) {
+    const loaded = r.entries.find((x) => x.entry.item === item && x.entry.key === e.key);
+    expect(loaded!.entry.sizeBytes, `${what}: ${item}/${e.key} sizeBytes`).toBe(e.data.length);
+    expectSameBytes(loaded!.data, e.data, `${what}: ${item}/${e.key}`);
+  }
+  for (const [item, entries] of Object.entries(items)) {
+    const order = r.entries.filter((x) => x.entry.item === item).map((x) => x.entry.key);
+    expect(order, `${what}: entry order of ${item}`).toEqual(entries.map((e) => e.key));
+  }
+  return r;
 }
 
 /** Compares bytes and reports the first difference instead of dumping megabytes. */
@@ -456,36 +304,6 @@ export function expectSameBytes(actual: Buffer | undefined, expected: Buffer, wh
     { length: a.length, firstDiff },
     `${what}: got ${a.length} bytes, expected ${expected.length}; first difference at ${firstDiff}`,
   ).toEqual({ length: expected.length, firstDiff: -1 });
-}
-
-/**
- * Loads one rank of a committed checkpoint and asserts it returns exactly these
- * items and entries, in save order within each item, bit for bit.
- */
-export async function expectLoadsBitExact(
-  client: CheckpointServiceClient,
-  job: string,
-  checkpointId: string,
-  rank: number,
-  items: RankItems,
-): Promise<LoadResult> {
-  const r = await loadAll(client, { job, checkpointId, rank });
-  const what = `load ${job}/${checkpointId} rank ${rank}`;
-  expect(r.error, `${what}: ${statusName(r.error?.code)}: ${r.error?.details}`).toBeUndefined();
-  expect(r.kinds[0], `${what}: first message`).toBe("plan");
-  const expected = Object.entries(items).flatMap(([item, entries]) => entries.map((e) => ({ item, e })));
-  const got = r.entries.map((x) => `${x.entry.item}/${x.entry.key}`).sort();
-  expect(got, `${what}: entries`).toEqual(expected.map(({ item, e }) => `${item}/${e.key}`).sort());
-  for (const { item, e } of expected) {
-    const loaded = r.entries.find((x) => x.entry.item === item && x.entry.key === e.key);
-    expect(loaded!.entry.sizeBytes, `${what}: ${item}/${e.key} sizeBytes`).toBe(e.data.length);
-    expectSameBytes(loaded!.data, e.data, `${what}: ${item}/${e.key}`);
-  }
-  for (const [item, entries] of Object.entries(items)) {
-    const order = r.entries.filter((x) => x.entry.item === item).map((x) => x.entry.key);
-    expect(order, `${what}: entry order of ${item}`).toEqual(entries.map((e) => e.key));
-  }
-  return r;
 }
 
 // ---------------------------------------------------------------------------
@@ -630,38 +448,4 @@ let uniq = 0;
 export function uniqueName(prefix: string): string {
   uniq++;
   return `${prefix}-${process.pid}-${uniq}`;
-}
-
-export interface SharedOutcome {
-  responses: SaveSharedResponse[];
-  error?: grpc.ServiceError;
-}
-
-/** Runs one SaveShared call with these messages (stops writing once the call ended). */
-export function saveShared(client: CheckpointServiceClient, messages: SaveRequestIn[]): Promise<SharedOutcome> {
-  return new Promise((resolve) => {
-    const responses: SaveSharedResponse[] = [];
-    const call = client.SaveShared();
-    let done = false;
-    call.on("data", (r: SaveSharedResponse) => responses.push(r));
-    call.on("error", (error: grpc.ServiceError) => {
-      done = true;
-      resolve({ responses, error });
-    });
-    call.on("end", () => {
-      done = true;
-      resolve({ responses });
-    });
-    void (async () => {
-      for (const m of messages) {
-        if (done) return;
-        if (!call.write({ request: m } satisfies SaveSharedRequestIn))
-          await new Promise<void>((r) => {
-            call.once("drain", r);
-            call.once("error", () => r());
-          });
-      }
-      if (!done) call.end();
-    })();
-  });
 }
