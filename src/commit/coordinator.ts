@@ -138,6 +138,8 @@ export class CommitCoordinator implements CheckpointCoordinator, PeerCoordinator
         const parsed = parseAttemptName(name);
         if (parsed) this.noteAttempt(`${job}/${parsed.checkpointId}`, parsed.attempt);
       }
+      // Checkpoints whose deletion had begun (their manifest is in the trash, emptied below).
+      const trashed = new Set((await this.storage.list(layout.trash(job))).map((n) => n.slice(0, n.lastIndexOf("."))));
       for (const name of await this.storage.list(layout.stagingRoot(job))) {
         const dir = joinKey(layout.stagingRoot(job), name);
         const parsed = parseAttemptName(name);
@@ -146,6 +148,16 @@ export class CommitCoordinator implements CheckpointCoordinator, PeerCoordinator
           continue;
         }
         const { checkpointId: id, attempt } = parsed;
+        // On an object store a published checkpoint's data stays in its attempt's staging
+        // (Storage.dataPrefix): kept while the checkpoint is, freed when its deletion had begun.
+        if (this.storage.dataPrefix(job, id, attempt) === dir) {
+          if (this.catalog.has(job, id) && this.catalog.get(job, id).attempt === attempt) continue;
+          if (trashed.has(id)) {
+            await this.storage.deletePrefix(dir);
+            this.log.info({ job, checkpoint: id, attempt }, "recovery: freed the data of a checkpoint whose deletion had begun");
+            continue;
+          }
+        }
         staged.add(`${id}@${attempt}`);
         let record: DecisionRecord | undefined;
         let manifest: Manifest | undefined;

@@ -36,7 +36,7 @@ interface JobRetention {
   /** Deletions and GC of one job run one at a time. */
   chain: Promise<unknown>;
   /** Deletions done (out of the catalog and checkpoints/) whose DELETED event is not logged yet, by id. */
-  unfinished: Map<string, { summary: CheckpointSummary; trash: string; reason: string; error?: Error }>;
+  unfinished: Map<string, { summary: CheckpointSummary; trash: string; data: string; reason: string; error?: Error }>;
 }
 
 export class Retention {
@@ -154,12 +154,15 @@ export class Retention {
     if (j.pinned.has(checkpointId))
       throw failedPrecondition(`checkpoint '${checkpointId}' of job '${job}' is pinned; unpin it before deleting it`);
     const trash = layout.trashEntry(job, checkpointId, Date.now());
+    // Its manifest goes first (with the checkpoint's prefix, to the trash): from then on it is no checkpoint.
     await this.storage.move(layout.checkpoint(job, checkpointId), trash);
+    // Where its data is, when not moved with it (an object store leaves it in the attempt's staging).
+    const data = this.storage.dataPrefix(job, checkpointId, summary.attempt);
     this.catalog.remove(job, checkpointId);
     this.evaluations.forget(job, checkpointId);
     // Gone from the listing: from here the deletion only completes (event, freed bytes),
     // in the background if a step fails, never half-undone.
-    j.unfinished.set(checkpointId, { summary, trash, reason });
+    j.unfinished.set(checkpointId, { summary, trash, data, reason });
     await this.finishDelete(job, checkpointId);
     this.log.info({ job, checkpoint: checkpointId, step: summary.step, reason }, "checkpoint deleted");
     return summary.storedBytes;
@@ -177,6 +180,8 @@ export class Retention {
     if (!u) return;
     try {
       await this.storage.syncList(layout.checkpoints(job));
+      // The data before the trash: while the trash entry is left, recovery knows the staged data is a deletion's.
+      if (u.data !== layout.checkpoint(job, checkpointId)) await this.storage.deletePrefix(u.data);
       await this.storage.deletePrefix(u.trash);
       if (!this.events.isLogged(job, checkpointId, "DELETED")) await this.events.append(job, "DELETED", u.summary, u.reason);
     } catch (err) {

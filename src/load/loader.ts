@@ -30,7 +30,6 @@ import type { CheckpointSummary, EntryRecord, ItemRecord, Manifest } from "../ca
 import { itemDirName, PACK_FILE_NAME } from "../store/layout.js";
 import { LIMITS, quote } from "../common/limits.js";
 import { checkName, MAX_WORLD_SIZE } from "../common/names.js";
-import { layout } from "../store/layout.js";
 import type { Storage } from "../store/storage.js";
 
 export interface LoadSpec {
@@ -170,14 +169,14 @@ export class CheckpointLoader {
   }
 
   /**
-   * A committed checkpoint's local directory: loads read its files directly (O_DIRECT
-   * where it works), so the storage must keep local files.
+   * Where a committed checkpoint's data is (Storage.dataPrefix of its attempt): its local
+   * directory, whose files loads open themselves (O_DIRECT where it works), or, on a storage
+   * without local files, the prefix its objects are read from by ranges.
    */
-  private checkpointDir(job: string, checkpointId: string): string {
-    const key = layout.checkpoint(job, checkpointId);
-    const dir = this.storage.localPath?.(key);
-    if (dir === undefined) throw new Error(`loads need a storage with local files; ${this.storage.where(key)} is not one`);
-    return dir;
+  private checkpointData(manifest: { job: string; checkpointId: string; attempt: number }): DataBase {
+    const prefix = this.storage.dataPrefix(manifest.job, manifest.checkpointId, manifest.attempt);
+    const dir = this.storage.localPath?.(prefix);
+    return dir !== undefined ? { dir } : { storage: this.storage, prefix };
   }
 
   /** The read buffers every stream of this loader shares. */
@@ -275,7 +274,7 @@ export class CheckpointLoader {
   }
 
   private async *parts(plan: LoadPlan, from: LoadPosition, buffers: ReadBuffers, inPlace: boolean): AsyncGenerator<LoadPart> {
-    const base = this.checkpointDir(plan.manifest.job, plan.manifest.checkpointId);
+    const base = this.checkpointData(plan.manifest);
     // An item's pack file stays open across its entries: one open per small tensor cost
     // more than reading it.
     const pack = new PackFile();
@@ -359,7 +358,7 @@ export class CheckpointLoader {
       markChunks(needed[seg.shard]!, starts[seg.shard]!, seg.from, seg.from + seg.bytes);
       lastSegment[seg.shard] = segmentNo++;
     }
-    const base = this.checkpointDir(plan.manifest.job, plan.manifest.checkpointId);
+    const base = this.checkpointData(plan.manifest);
     const cursors = o.shards.map(
       (s, i) => new ShardCursor(plan.manifest.checkpointId, base, s.copy, starts[i]!, needed[i]!, buffers, this.onStoredRead),
     );
@@ -417,7 +416,7 @@ export class CheckpointLoader {
     checkName("job", job);
     const summary = this.catalog.get(job, checkpointId);
     const manifest = await this.catalog.readManifest(summary);
-    const base = this.checkpointDir(job, summary.checkpointId);
+    const base = this.checkpointData(manifest);
     const buffers = new ReadBuffers(this.memory);
     const damaged: ChunkDamage[] = [];
     let chunks = 0;
@@ -470,10 +469,13 @@ const DIRECT_READ_BUFFER_BYTES = LZ4_MAX_BLOCK + 3 * DIRECT_ALIGN;
  * node's working set, and the kernel does not copy every byte once more), else buffered.
  */
 async function openForRead(
-  file: string,
+  base: DataBase,
+  name: string,
   chunks: readonly StoredChunk[],
   buffers: ReadBuffers,
-): Promise<{ fh: fsp.FileHandle; direct: boolean }> {
+): Promise<{ fh: EntryFile; direct: boolean }> {
+  if (!("dir" in base)) return { fh: await openObject(base.storage, `${base.prefix}/${name}`), direct: false };
+  const file = path.join(base.dir, ...name.split("/"));
   const last = chunks[chunks.length - 1];
   // The entry's bytes, not the file's end: a packed entry may lie far into a pack file.
   const size = last ? last.offset + last.storedBytes - chunks[0]!.offset : 0;
@@ -495,6 +497,32 @@ async function openForRead(
     }
   }
   return { fh: await fsp.open(file, "r"), direct: false };
+}
+
+/** Where a checkpoint's data files are: a local directory, or a prefix of a storage without local files. */
+type DataBase = { dir: string } | { storage: Storage; prefix: string };
+
+/**
+ * An open entry file: a local file, or a data object whose reads are ranged reads of the
+ * storage (`fd` is used only for a direct local file). Reading ahead works the same on both:
+ * the read loop keeps READ_AHEAD chunk reads in flight, each in a buffer of the load budget.
+ */
+interface EntryFile {
+  readonly fd: number;
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  close(): Promise<void>;
+}
+
+/** A data object of a storage without local files, opened for reading (ENOENT when it is absent). */
+async function openObject(storage: Storage, key: string): Promise<EntryFile> {
+  if (!(await storage.stat(key))) throw Object.assign(new Error(`ENOENT: ${storage.where(key)} is missing`), { code: "ENOENT" });
+  return {
+    fd: -1,
+    read: async (buffer, offset, length, position) => ({
+      bytesRead: (await storage.getRange(key, position, length, buffer.subarray(offset, offset + length)))?.length ?? 0,
+    }),
+    close: () => Promise.resolve(),
+  };
 }
 
 type BufferKind = "plain" | "aligned" | "decode";
@@ -717,14 +745,14 @@ type EntryChunk =
  * open per small tensor cost more than reading it).
  */
 class PackFile {
-  private open: { rank: number; item: string; fh: fsp.FileHandle; direct: boolean } | undefined;
+  private open: { rank: number; item: string; fh: EntryFile; direct: boolean } | undefined;
 
   /** The pack file of `copy`'s item, opened unless it is the one open. */
-  async get(file: string, copy: Copy, buffers: ReadBuffers): Promise<{ fh: fsp.FileHandle; direct: boolean }> {
+  async get(base: DataBase, name: string, copy: Copy, buffers: ReadBuffers): Promise<{ fh: EntryFile; direct: boolean }> {
     const { rank, item, entry } = copy;
     if (this.open?.rank === rank && this.open.item === item) return this.open;
     await this.close();
-    const { fh, direct } = await openForRead(file, entry.chunks, buffers);
+    const { fh, direct } = await openForRead(base, name, entry.chunks, buffers);
     this.open = { rank, item, fh, direct };
     return this.open;
   }
@@ -762,7 +790,7 @@ function corruptChunk(
  * would wait on each other).
  */
 async function* readEntryChunks(
-  base: string,
+  base: DataBase,
   copy: Copy,
   select: number | readonly number[],
   buffers: ReadBuffers,
@@ -775,12 +803,14 @@ async function* readEntryChunks(
   const chunks = indices ? indices.map((i) => entry.chunks[i]!) : skip > 0 ? entry.chunks.slice(skip) : entry.chunks;
   if (chunks.length === 0) return;
   const out = chunks.some((c) => !c.raw) ? await decodeInto() : undefined;
-  const file = path.join(base, itemDirName(rank, item), entry.file);
+  const file = `${itemDirName(rank, item)}/${entry.file}`;
   const packed = pack !== undefined && entry.file === PACK_FILE_NAME;
-  let fh: fsp.FileHandle;
+  let fh: EntryFile;
   let direct: boolean;
   try {
-    ({ fh, direct } = packed ? await pack.get(file, copy, buffers) : await openForRead(file, indices ? chunks : entry.chunks, buffers));
+    ({ fh, direct } = packed
+      ? await pack.get(base, file, copy, buffers)
+      : await openForRead(base, file, indices ? chunks : entry.chunks, buffers));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
     yield { kind: "missing" };
@@ -1181,7 +1211,7 @@ class ShardCursor {
 
   constructor(
     private readonly checkpointId: string,
-    private readonly base: string,
+    private readonly base: DataBase,
     private readonly copy: Copy,
     private readonly starts: readonly number[],
     private readonly needed: readonly number[],

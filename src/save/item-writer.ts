@@ -16,6 +16,10 @@
  * hundreds of layer-norm weights and optimizer steps costs a few writes and one fsync, not
  * a file, a close and an fsync per tensor.
  *
+ * On a storage without local files (WriteIo.objects: an object store) `dir` is a storage
+ * key and each file is a data object written through Storage.createObjectWriter (a
+ * multipart upload whose parts go out behind the stream); finish completes them all.
+ *
  * Call order: open → (beginEntry → writeChunk*)* → finish | discard.
  */
 import * as fsp from "node:fs/promises";
@@ -38,7 +42,8 @@ import { zeroRunBound } from "../codec/lz4-encode.js";
 import { DIRECT_MIN_BYTES, DirectFileWriter, openDirect, WRITE_BUFFER_BYTES, type WriteIo } from "../store/direct-io.js";
 import { invalidArgument } from "../common/errors.js";
 import type { EntryRecord, ItemRecord, ObjectMeta, TensorMeta } from "../catalog/manifest.js";
-import { entryFileName, PACK_FILE_NAME } from "../store/layout.js";
+import { entryFileName, joinKey, PACK_FILE_NAME } from "../store/layout.js";
+import type { ObjectWriter } from "../store/storage.js";
 import type { SharedSegment } from "../store/shared-memory.js";
 import { fsyncDir } from "../store/files.js";
 
@@ -53,8 +58,12 @@ export interface EntrySpec {
 
 interface OpenEntry {
   record: EntryRecord;
-  /** Undefined for a packed entry: its frames go to the pack buffer. */
+  /** Its frames go to the pack buffer. */
+  packed: boolean;
+  /** The entry's file; undefined for a packed entry and for a data object (`obj`). */
   fh: FileHandle | undefined;
+  /** The entry's data object, on a storage without local files. */
+  obj: ObjectWriter | undefined;
   policy: CompressionPolicy;
   /** Present when the file is written with O_DIRECT. */
   direct: DirectFileWriter | undefined;
@@ -96,7 +105,9 @@ export function itemWriterBuffers(): ItemWriterBuffers {
  * to `direct`), the next `filled` in `buffer`.
  */
 interface Pack {
-  fh: FileHandle;
+  /** The pack file; undefined when the pack is a data object (`obj`). */
+  fh: FileHandle | undefined;
+  obj: ObjectWriter | undefined;
   /** Present when the pack is written with O_DIRECT: a flush then hands the buffer's bytes over without waiting for the disk. */
   direct: DirectFileWriter | undefined;
   buffer: Buffer;
@@ -135,6 +146,7 @@ export class ItemWriter {
   ) {}
 
   async open(): Promise<void> {
+    if (this.io.objects) return this.io.objects.deletePrefix(this.dir);
     await fsp.rm(this.dir, { recursive: true, force: true });
     await fsp.mkdir(this.dir, { recursive: true });
   }
@@ -159,10 +171,28 @@ export class ItemWriter {
       const pack = await this.openPack();
       this.current = {
         record,
+        packed: true,
         fh: undefined,
+        obj: undefined,
         direct: undefined,
         policy: this.packPolicy,
         position: pack.written + pack.filled,
+        received: 0,
+      };
+      this.entries.push(record);
+      return;
+    }
+    const objects = this.io.objects;
+    if (objects) {
+      const obj = objects.createObjectWriter(joinKey(this.dir, file), { sizeHint: spec.sizeBytes });
+      this.current = {
+        record,
+        packed: false,
+        fh: undefined,
+        obj,
+        direct: undefined,
+        policy: new CompressionPolicy(),
+        position: 0,
         received: 0,
       };
       this.entries.push(record);
@@ -173,12 +203,17 @@ export class ItemWriter {
     const directFh = pool && spec.sizeBytes >= DIRECT_MIN_BYTES ? await openDirect(filePath) : undefined;
     const fh = directFh ?? (await fsp.open(filePath, "wx"));
     const direct = directFh && pool ? new DirectFileWriter(directFh, pool, this.shares) : undefined;
-    this.current = { record, fh, direct, policy: new CompressionPolicy(), position: 0, received: 0 };
+    this.current = { record, packed: false, fh, obj: undefined, direct, policy: new CompressionPolicy(), position: 0, received: 0 };
     this.entries.push(record);
   }
 
   private async openPack(): Promise<Pack> {
     if (this.pack) return this.pack;
+    if (this.io.objects) {
+      const obj = this.io.objects.createObjectWriter(joinKey(this.dir, PACK_FILE_NAME));
+      this.pack = { fh: undefined, obj, direct: undefined, buffer: this.buffers.pack.take(), written: 0, filled: 0 };
+      return this.pack;
+    }
     const file = path.join(this.dir, PACK_FILE_NAME);
     const pool = this.io.pool;
     // With O_DIRECT the pack's bytes reach the disk while the stream goes on, as an entry
@@ -187,7 +222,7 @@ export class ItemWriter {
     const directFh = pool ? await openDirect(file) : undefined;
     const fh = directFh ?? (await fsp.open(file, "wx"));
     const direct = directFh && pool ? new DirectFileWriter(directFh, pool, this.shares) : undefined;
-    this.pack = { fh, direct, buffer: this.buffers.pack.take(), written: 0, filled: 0 };
+    this.pack = { fh, obj: undefined, direct, buffer: this.buffers.pack.take(), written: 0, filled: 0 };
     return this.pack;
   }
 
@@ -198,9 +233,10 @@ export class ItemWriter {
   private async flushPack(pack: Pack): Promise<void> {
     if (pack.filled === 0) return;
     if (pack.direct) await pack.direct.append([pack.buffer.subarray(0, pack.filled)]);
+    else if (pack.obj) await pack.obj.write(pack.buffer.subarray(0, pack.filled));
     else {
       let done = 0;
-      while (done < pack.filled) done += (await pack.fh.write(pack.buffer, done, pack.filled - done)).bytesWritten;
+      while (done < pack.filled) done += (await pack.fh!.write(pack.buffer, done, pack.filled - done)).bytesWritten;
     }
     pack.written += pack.filled;
     pack.filled = 0;
@@ -231,8 +267,11 @@ export class ItemWriter {
     } else if (pack.direct) {
       await pack.direct.append(enc.parts);
       pack.written += enc.storedBytes;
+    } else if (pack.obj) {
+      await writeObject(pack.obj, enc.parts);
+      pack.written += enc.storedBytes;
     } else {
-      await writeAll(pack.fh, enc.parts, enc.storedBytes);
+      await writeAll(pack.fh!, enc.parts, enc.storedBytes);
       pack.written += enc.storedBytes;
     }
     this.recordChunk(cur, { rawBytes: data.length, storedBytes: enc.storedBytes, crc32c: crc, raw: enc.raw });
@@ -254,7 +293,7 @@ export class ItemWriter {
     const crc = crc32c(data);
     this.checkCrc(rec, crc, clientCrc);
     this.addToStreamCrc(crc, data.length, shared && clientCrc === undefined);
-    if (!cur.fh) return this.packChunk(cur, data, crc, tried);
+    if (cur.packed) return this.packChunk(cur, data, crc, tried);
     tried ??= cur.policy.shouldTry(data);
     // Where encodeChunk may encode the chunk: lent for this call only (the parts are copied
     // or written by the time it returns), so a stream between chunks holds none.
@@ -263,7 +302,8 @@ export class ItemWriter {
       const enc = await encodeChunk(data, tried, undefined, scratch);
       cur.policy.record(tried, !enc.raw);
       if (cur.direct) await cur.direct.append(enc.parts);
-      else await writeAll(cur.fh, enc.parts, enc.storedBytes);
+      else if (cur.obj) await writeObject(cur.obj, enc.parts);
+      else await writeAll(cur.fh!, enc.parts, enc.storedBytes);
       this.recordChunk(cur, { rawBytes: data.length, storedBytes: enc.storedBytes, crc32c: crc, raw: enc.raw });
     } finally {
       if (scratch) this.buffers.encodeScratch.give(scratch);
@@ -285,7 +325,7 @@ export class ItemWriter {
   ): Promise<void> {
     const cur = this.checkChunk(length);
     if (!cur) return;
-    if (!cur.fh) return this.writeSharedPackedChunk(cur, segment, offset, length, clientCrc, buffer);
+    if (cur.packed) return this.writeSharedPackedChunk(cur, segment, offset, length, clientCrc, buffer);
     if (!cur.direct || length < cur.policy.gatherMinBytes)
       return this.writeChunk(await segment.read(offset, length, buffer), clientCrc, undefined, true);
     const tried = cur.policy.shouldTryGathered(length, (into, at, from, n) => segment.readSync(offset + from, n, into, at));
@@ -404,21 +444,26 @@ export class ItemWriter {
     // rank directory's entry in the attempt directory. The fsyncs run at once: nothing
     // orders them, the item is acknowledged only after all, and the filesystem may then
     // serve them with one journal commit instead of one each.
-    const syncs = [
-      ...this.pendingSyncs,
-      fsyncDir(this.dir),
-      fsyncDir(path.dirname(this.dir)),
-      fsyncDir(path.dirname(path.dirname(this.dir))),
-    ];
+    // A data object is durable once its writer finishes: it has no directory entries.
+    const syncs = this.io.objects
+      ? [...this.pendingSyncs]
+      : [...this.pendingSyncs, fsyncDir(this.dir), fsyncDir(path.dirname(this.dir)), fsyncDir(path.dirname(path.dirname(this.dir)))];
     this.pendingSyncs = [];
-    if (pack)
+    if (pack?.obj) {
+      const obj = pack.obj;
+      syncs.push(
+        this.flushPack(pack)
+          .then(() => obj.finish())
+          .finally(() => this.buffers.pack.give(pack.buffer)),
+      );
+    } else if (pack)
       syncs.push(
         this.flushPack(pack)
           .then(() => pack.direct?.close())
-          .then(() => pack.fh.sync())
+          .then(() => pack.fh!.sync())
           .finally(() => {
             this.buffers.pack.give(pack.buffer);
-            return pack.fh.close();
+            return pack.fh!.close();
           }),
       );
     const settled = await Promise.allSettled(syncs);
@@ -435,11 +480,14 @@ export class ItemWriter {
     this.pack = undefined;
     await Promise.allSettled([
       ...this.pendingSyncs,
-      cur?.direct?.abandon().finally(() => cur.fh?.close()) ?? cur?.fh?.close(),
+      cur?.direct?.abandon().finally(() => cur.fh?.close()) ?? cur?.fh?.close() ?? cur?.obj?.abort(),
       pack &&
-        (pack.direct?.abandon() ?? Promise.resolve()).finally(() => pack.fh.close()).finally(() => this.buffers.pack.give(pack.buffer)),
+        (pack.direct?.abandon() ?? pack.obj?.abort() ?? Promise.resolve())
+          .finally(() => pack.fh?.close())
+          .finally(() => this.buffers.pack.give(pack.buffer)),
     ]);
-    await fsp.rm(this.dir, { recursive: true, force: true });
+    if (this.io.objects) await this.io.objects.deletePrefix(this.dir);
+    else await fsp.rm(this.dir, { recursive: true, force: true });
   }
 
   private async endEntry(): Promise<void> {
@@ -450,17 +498,27 @@ export class ItemWriter {
     if (got !== cur.record.rawBytes) {
       await cur.direct?.abandon();
       await cur.fh?.close();
+      await cur.obj?.abort();
       throw invalidArgument(
         `entry '${cur.record.key}' of item '${this.name}' ended after ${got} bytes but expects ${cur.record.rawBytes} bytes (${describe(cur.record)})`,
       );
     }
     const fh = cur.fh;
     // A packed entry is made durable with the pack file, in finish.
-    if (!fh) return;
+    if (cur.packed) return;
     if (this.pendingSyncs.length >= MAX_PENDING_SYNCS) {
       await Promise.all(this.pendingSyncs);
       this.pendingSyncs = [];
     }
+    if (cur.obj) {
+      this.pendingSyncs.push(
+        cur.obj.finish().catch((err: unknown) => {
+          this.syncFailure ??= err;
+        }),
+      );
+      return;
+    }
+    if (!fh) return;
     // Closing a direct file waits for its writes in flight; it and the fsync run behind
     // the stream, so the next entry's chunks keep arriving meanwhile.
     const durable = (cur.direct ? cur.direct.close() : Promise.resolve())
@@ -492,6 +550,11 @@ async function appendRawFrame(direct: DirectFileWriter, length: number, read: (i
   });
   await direct.append([RAW_FRAME_END]);
   return crc;
+}
+
+/** Writes a chunk's parts to a data object, one at a time (each may be kept until its write resolves). */
+async function writeObject(obj: ObjectWriter, parts: Buffer[]): Promise<void> {
+  for (const p of parts) await obj.write(p);
 }
 
 /** writev until every byte is written (a large writev may be partial). */

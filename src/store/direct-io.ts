@@ -20,6 +20,7 @@ import * as fsp from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import * as path from "node:path";
 import { AlignedBufferPool, DIRECT_ALIGN, type PoolShare } from "./buffer-pool.js";
+import type { Storage } from "./storage.js";
 import { MAX_CHUNK_BYTES, MiB } from "../../wire/index.js";
 
 /** Entries smaller than this stay on buffered I/O: too small for the disk to care, and no pooled buffer is tied up. */
@@ -33,6 +34,12 @@ export interface WriteIo {
   readonly pool: AlignedBufferPool | undefined;
   /** Why direct I/O is off, for the start-up log; "" when it is on. */
   readonly directOffReason: string;
+  /**
+   * Set when staged data goes to a storage without local files (an object store): the item
+   * writer's directory is then a storage key and its files are data objects written through
+   * Storage.createObjectWriter.
+   */
+  readonly objects?: Storage;
 }
 
 /** Buffered I/O only: what a writer uses when the daemon configured nothing (tests, tools). */

@@ -10,7 +10,7 @@
  * `sync`. The lock is per `name`: two MemoryStorages with the same name refuse each other.
  */
 import { isRankDirName, joinKey, layout, MANIFEST_NAME, parentKey } from "./layout.js";
-import { lockedBy, type ObjectStat, type PublishRequest, type Storage } from "./storage.js";
+import { lockedBy, sliceRange, type ObjectStat, type ObjectWriter, type PublishRequest, type Storage } from "./storage.js";
 
 interface State {
   objects: Map<string, Buffer>;
@@ -109,9 +109,33 @@ export class MemoryStorage implements Storage {
     return b && Buffer.from(b);
   }
 
-  async getRange(key: string, offset: number, length: number): Promise<Buffer | undefined> {
-    const b = await this.get(key);
-    return b?.subarray(offset, offset + length);
+  async getRange(key: string, offset: number, length: number, into?: Buffer): Promise<Buffer | undefined> {
+    return sliceRange(await this.get(key), offset, length, into);
+  }
+
+  /** Gathers the object's bytes; `finish` writes it and makes it durable (as a data file's fsync does). */
+  createObjectWriter(key: string, _options?: { sizeHint?: number }): ObjectWriter {
+    const parts: Buffer[] = [];
+    return {
+      write: async (data) => {
+        await Promise.resolve();
+        parts.push(Buffer.from(data));
+      },
+      finish: async () => {
+        await Promise.resolve();
+        this.write(key, Buffer.concat(parts));
+        this.addParents(key, false);
+        this.sync(key);
+      },
+      abort: async () => {
+        parts.length = 0;
+        await this.delete(key);
+      },
+    };
+  }
+
+  dataPrefix(job: string, checkpointId: string, _attempt: number): string {
+    return layout.checkpoint(job, checkpointId);
   }
 
   async stat(key: string): Promise<ObjectStat | undefined> {

@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { injectFault } from "../common/faults.js";
 import { appendWhole, DataDir, fsyncDir, removeTree, writeFileDurable, type WriteAt } from "./files.js";
 import { DEFAULT_LOCK_NAME, isRankDirName, joinKey, layout, MANIFEST_NAME } from "./layout.js";
-import type { ObjectStat, PublishRequest, Storage } from "./storage.js";
+import type { ObjectStat, ObjectWriter, PublishRequest, Storage } from "./storage.js";
 
 function isAbsent(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
@@ -72,7 +72,7 @@ export class PosixStorage implements Storage {
     }
   }
 
-  async getRange(key: string, offset: number, length: number): Promise<Buffer | undefined> {
+  async getRange(key: string, offset: number, length: number, into?: Buffer): Promise<Buffer | undefined> {
     let fh: fsp.FileHandle;
     try {
       fh = await fsp.open(this.where(key), "r");
@@ -81,7 +81,7 @@ export class PosixStorage implements Storage {
       throw err;
     }
     try {
-      const buf = Buffer.alloc(length);
+      const buf = into ?? Buffer.alloc(length);
       let got = 0;
       while (got < length) {
         const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
@@ -92,6 +92,39 @@ export class PosixStorage implements Storage {
     } finally {
       await fh.close();
     }
+  }
+
+  /**
+   * A buffered file writer (the item writer keeps its own O_DIRECT path through localPath;
+   * this serves callers that only have the Storage): finish fsyncs the file and its directory.
+   */
+  createObjectWriter(key: string, _options?: { sizeHint?: number }): ObjectWriter {
+    const file = this.where(key);
+    let fh: Promise<fsp.FileHandle> | undefined;
+    const open = () => (fh ??= fsp.mkdir(path.dirname(file), { recursive: true }).then(() => fsp.open(file, "w")));
+    return {
+      write: async (data) => {
+        const h = await open();
+        for (let done = 0; done < data.length;) done += (await h.write(data, done, data.length - done)).bytesWritten;
+      },
+      finish: async () => {
+        const h = await open();
+        try {
+          await h.sync();
+        } finally {
+          await h.close();
+        }
+        await fsyncDir(path.dirname(file));
+      },
+      abort: async () => {
+        await (await fh?.catch(() => undefined))?.close().catch(() => undefined);
+        await fsp.rm(file, { force: true });
+      },
+    };
+  }
+
+  dataPrefix(job: string, checkpointId: string, _attempt: number): string {
+    return layout.checkpoint(job, checkpointId);
   }
 
   async stat(key: string): Promise<ObjectStat | undefined> {

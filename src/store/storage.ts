@@ -20,8 +20,12 @@
  *
  * Staged data (the item writer's files) is written on the hot path through file handles
  * with O_DIRECT (store/direct-io.ts): storages that keep data in local files expose
- * `localPath`, and the item writer and loader open those paths themselves. Everything
- * else goes through this interface.
+ * `localPath`, and the item writer and loader open those paths themselves. A storage
+ * without local files (an object store) takes data objects through `createObjectWriter`
+ * and serves them through `getRange`. A committed checkpoint's data lies below
+ * `dataPrefix` (POSIX: the checkpoint's directory; an object store: the attempt's
+ * staging, since nothing is copied at publish). Everything else goes through this
+ * interface.
  */
 import { failedPrecondition } from "../common/errors.js";
 import { joinKey, layout, parentKey, QUARANTINE_RECORD_NAME } from "./layout.js";
@@ -41,6 +45,16 @@ export interface PublishRequest {
   manifest: string;
   /** The items (layout itemDirName, "rank-NNNNN/<item>") that are part of the checkpoint; others staged are dropped. */
   keep: ReadonlySet<string>;
+}
+
+/** A data object being written (Storage.createObjectWriter). Call order: write × N (one at a time), then finish | abort. */
+export interface ObjectWriter {
+  /** Appends `data`; the writer may keep using `data` until the promise resolves (reuse it after). */
+  write(data: Buffer): Promise<void>;
+  /** Makes the object whole and durable at its key (a reader sees all of it, or, before, none). */
+  finish(): Promise<void>;
+  /** Drops what was written: no object and nothing half-written is left (an absent one is fine). */
+  abort(): Promise<void>;
 }
 
 export interface Storage {
@@ -67,8 +81,23 @@ export interface Storage {
   put(key: string, data: string | Buffer): Promise<void>;
   /** The whole object, or undefined when absent. */
   get(key: string): Promise<Buffer | undefined>;
-  /** Up to `length` bytes from `offset` (fewer at the end), or undefined when absent. */
-  getRange(key: string, offset: number, length: number): Promise<Buffer | undefined>;
+  /**
+   * Up to `length` bytes from `offset` (fewer at the end), or undefined when absent; read
+   * into `into` (which holds at least `length` bytes) when given, and returned as a view of it.
+   */
+  getRange(key: string, offset: number, length: number, into?: Buffer): Promise<Buffer | undefined>;
+  /**
+   * A writer of the data object `key` (an item's entry or pack file), for storages without
+   * `localPath`; `sizeHint` is the bytes expected, when known.
+   */
+  createObjectWriter(key: string, options?: { sizeHint?: number }): ObjectWriter;
+  /**
+   * The prefix below which the data of attempt `attempt` of checkpoint `checkpointId` lies
+   * once it is published (rank-NNNNN/<item>/…): POSIX renames the staging to the checkpoint,
+   * so layout.checkpoint; an object store leaves it staged, so layout.staging. Every reader
+   * of a checkpoint's data (loads, verify, retention, the catalog) finds it here.
+   */
+  dataPrefix(job: string, checkpointId: string, attempt: number): string;
   /** What a key is, or undefined when absent (links are not followed). */
   stat(key: string): Promise<ObjectStat | undefined>;
   /** The names one level below `prefix` (objects and prefixes; only prefixes with `prefixesOnly`); [] when absent. */
@@ -105,6 +134,13 @@ export interface Storage {
   append(key: string, bytes: Buffer, at: number, beforeWrite?: () => void): Promise<number>;
   /** Cuts an object to `size` bytes (a log's torn tail). */
   truncate(key: string, size: number): Promise<void>;
+}
+
+/** Bytes [offset, offset + length) of `whole` (fewer at its end), copied into `into` when given (getRange's answer). */
+export function sliceRange(whole: Buffer | undefined, offset: number, length: number, into?: Buffer): Buffer | undefined {
+  const part = whole?.subarray(offset, offset + length);
+  if (!part || !into) return part;
+  return into.subarray(0, part.copy(into));
 }
 
 /** Creates a job's prefixes (idempotent) durably. */

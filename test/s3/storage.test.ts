@@ -9,7 +9,7 @@ import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { describe, expect, it, vi } from "vitest";
 import { layout } from "../../src/store/layout.js";
 import { S3Storage, type S3StorageOptions } from "../../src/store/s3/storage.js";
-import { ensureJob } from "../../src/store/storage.js";
+import { ensureJob, type Storage } from "../../src/store/storage.js";
 import { storageContract } from "../unit/store/storage-contract.js";
 import { cleanedAfterAll } from "./cleanup.js";
 import { freshPrefix, readRgwEnv, rgwDir, TEST_BUCKET, testStore } from "./rgw.js";
@@ -41,8 +41,12 @@ storageContract("s3", {
     other.lock();
     return () => other.unlock();
   },
-  // The item writer would upload a staged file (multipart for large ones); one put stands for it here.
-  stage: async (s, key, data) => void (await (s as S3Storage).store.put(key, data)),
+  // As the item writer uploads a staged file.
+  stage: async (s, key, data) => {
+    const w = s.createObjectWriter(key);
+    await w.write(data);
+    await w.finish();
+  },
 });
 
 describe("S3Storage on an object store", () => {
@@ -57,8 +61,14 @@ describe("S3Storage on an object store", () => {
     await s.publish({ job: "j", checkpointId: "c", attempt: 1, manifest: '{"attempt":1}', keep: keepM });
     await s.publish({ job: "j", checkpointId: "c", attempt: 2, manifest: '{"attempt":2}', keep: keepM });
     expect((await s.get(layout.manifest("j", "c")))?.toString()).toBe('{"attempt":1}');
-    expect((await s.get(`${layout.checkpoint("j", "c")}/rank-00000/m/000000.lz4`))?.toString()).toBe("data of 1");
-    expect(await s.list(layout.stagingRoot("j")), "the staging that did not publish is left, as on POSIX").toEqual(["c@2"]);
+    expect((await s.get(`${s.dataPrefix("j", "c", 1)}/rank-00000/m/000000.lz4`))?.toString()).toBe("data of 1");
+    expect(await s.list(layout.checkpoint("j", "c")), "nothing is copied: the checkpoint prefix holds the manifest").toEqual([
+      "manifest.json",
+    ]);
+    expect(await s.list(layout.stagingRoot("j")), "the published data stays staged; the other staging is left, as on POSIX").toEqual([
+      "c@1",
+      "c@2",
+    ]);
     // The conditional put itself refuses a second manifest, whatever the caller checked before.
     expect(await s.store.putIfAbsent(layout.manifest("j", "c"), '{"attempt":3}')).toBe(false);
     expect((await s.get(layout.manifest("j", "c")))?.toString()).toBe('{"attempt":1}');
@@ -154,13 +164,10 @@ describe("S3Storage on an object store", () => {
     expect(await after.list(layout.checkpoints("j"))).toEqual([]);
     expect(await after.get(layout.manifest("j", "c"))).toBeUndefined();
     expect(await after.list(layout.stagingRoot("j"))).toEqual(["c@1"]);
-    // A crash after the copies but before the manifest: no manifest, the staging intact.
-    await after.store.copy(`${staging}/rank-00000/m/000000.lz4`, `${layout.checkpoint("j", "c")}/rank-00000/m/000000.lz4`);
-    expect(await after.get(layout.manifest("j", "c"))).toBeUndefined();
     await after.publish({ job: "j", checkpointId: "c", attempt: 1, manifest: "{}", keep: new Set(["rank-00000/m"]) });
     expect((await after.get(layout.manifest("j", "c")))?.toString()).toBe("{}");
-    expect((await after.get(`${layout.checkpoint("j", "c")}/rank-00000/m/000000.lz4`))?.toString()).toBe("data");
-    expect(await after.list(layout.stagingRoot("j"))).toEqual([]);
+    expect((await after.get(`${layout.staging("j", "c", 1)}/rank-00000/m/000000.lz4`))?.toString()).toBe("data");
+    expect(after.dataPrefix("j", "c", 1)).toBe(staging);
   });
 
   it("s3 - recovery aborts the uploads a dead daemon left incomplete", async () => {
@@ -249,9 +256,22 @@ describe("S3Storage on an object store", () => {
     await expect(s.put("c", "3")).rejects.toMatchObject({ kind: "resource_exhausted", code: "EDQUOT", message: /quota/ });
   });
 
-  it("s3 - localPath is refused, naming what the S3 storage does not support", () => {
-    const s = storage("local");
-    expect(() => s.localPath(layout.staging("j", "c", 1))).toThrow(/no local file.*O_DIRECT file paths \(Storage\.localPath\)/);
+  it("s3 - no local files: a data object larger than a part is a multipart upload; an aborted one leaves no upload", async () => {
+    const s = storage("objects");
+    expect((s as Storage).localPath, "the item writer and loader take the object path").toBeUndefined();
+    const key = `${layout.staging("j", "c", 1)}/rank-00000/m/000000.lz4`;
+    const body = Buffer.alloc(11 * 1024 * 1024);
+    for (let i = 0; i < body.length; i += 4) body.writeUInt32LE(i, i);
+    const w = s.createObjectWriter(key, { sizeHint: body.length });
+    for (let at = 0; at < body.length; at += 1 << 20) await w.write(body.subarray(at, at + (1 << 20)));
+    await w.finish();
+    expect((await s.store.head(key))?.etag, "a multipart object of 2 parts").toMatch(/-2$/);
+    expect((await s.getRange(key, 9 << 20, 4))?.readUInt32LE(0)).toBe(9 << 20);
+    const a = s.createObjectWriter(`${key}.aborted`);
+    await a.write(body);
+    await a.abort();
+    expect(await s.stat(`${key}.aborted`)).toBeUndefined();
+    expect(await s.store.listIncompleteUploads("")).toEqual([]);
   });
 
   it("s3 - move copies then deletes; moving nothing is ENOENT", async () => {

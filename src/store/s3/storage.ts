@@ -20,7 +20,8 @@
  *   quarantine.json is listed as such and the source, still bad, is quarantined again); and once its
  *   manifest is gone the source is no longer a checkpoint, so a crash during the deletion leaves no
  *   half checkpoint readers could serve.
- * - publish: see `publish` below (a server-side copy; the no-copy design needs callers to change).
+ * - publish: writes the manifest last, copying nothing (see `publish` below); a checkpoint's data
+ *   stays under its attempt's staging (`dataPrefix`).
  * - append / truncate: a log is one object per record, `<key>.records/<offset>` (offset zero-padded,
  *   so listing order is log order), each written with If-None-Match: * at the end of the last good
  *   record; records past that end (an earlier failed append's) are deleted first. `get`/`stat` of the
@@ -30,9 +31,8 @@
  *   storage's last append to the log ended (the usual case under the lock) needs no listing.
  * - lock: a lease object (lease.ts) written with a conditional put, renewed while the daemon runs,
  *   taken over when its holder is dead. There is no scratch to empty (nothing is staged locally).
- * - localPath cannot exist: the item writer and loader hot paths write and read local files with
- *   O_DIRECT; on S3 they would need multipart uploads (S3Store.createUpload) and ranged reads.
- *   `localPath` throws saying so (callers today call it through `localPath?.(…)`, so they reach it).
+ * - localPath does not exist: the item writer writes data objects through `createObjectWriter`
+ *   (multipart uploads, S3Upload) and the loader reads them with ranged GETs (`getRange`).
  * - Errors are CkptdErrors (store/s3/errors.ts): UNAVAILABLE, FAILED_PRECONDITION, PERMISSION_DENIED;
  *   a used-up quota (the object store's full disk) is RESOURCE_EXHAUSTED with code EDQUOT, so callers
  *   telling a full store apart see it; there is no ENOSPC.
@@ -41,7 +41,7 @@ import { randomBytes } from "node:crypto";
 import { failedPrecondition, internal } from "../../common/errors.js";
 import { injectFault } from "../../common/faults.js";
 import { DEFAULT_LOCK_NAME, isRankDirName, joinKey, layout, MANIFEST_NAME } from "../layout.js";
-import { lockedBy, type ObjectStat, type PublishRequest, type Storage } from "../storage.js";
+import { lockedBy, sliceRange, type ObjectStat, type ObjectWriter, type PublishRequest, type Storage } from "../storage.js";
 import { S3Store, type ObjectInfo, type S3StoreOptions } from "./client.js";
 import { holderRecord, leaseSync, type LeaseHolder, type LeaseTarget } from "./lease.js";
 
@@ -50,6 +50,9 @@ export const LOG_RECORDS = ".records";
 const OFFSET_DIGITS = 16;
 /** Copies and deletions in flight at once. */
 const CONCURRENCY = 16;
+/** A data object's multipart part size, and the bytes its parts being filled and uploaded may hold. */
+const UPLOAD_PART_BYTES = 8 * 1024 * 1024;
+const UPLOAD_BUDGET_BYTES = 2 * UPLOAD_PART_BYTES;
 
 export interface S3StorageOptions extends S3StoreOptions {
   /** The lease object's name (one per node when several daemons share the prefix). @default ckptd.lock */
@@ -107,14 +110,6 @@ export class S3Storage implements Storage {
     return `s3://${this.store.bucket}/${this.store.fullKey(key)}`;
   }
 
-  /** Always throws: an object store keeps no local files (see the file's doc). */
-  localPath(key: string): string {
-    throw failedPrecondition(
-      `${this.where(key)} has no local file: the S3 storage does not support the item writer's and loader's ` +
-        `O_DIRECT file paths (Storage.localPath); checkpoint data cannot be written or read through it yet`,
-    );
-  }
-
   lock(): void {
     if (this.lease) return;
     const answer = leaseSync("acquire", this.leaseTarget, this.holder(), this.where(""));
@@ -165,6 +160,16 @@ export class S3Storage implements Storage {
   }
 
   /**
+   * Checks that the bucket answers (one listing under the prefix): throws UNAVAILABLE naming the
+   * endpoint when the store is unreachable, or why it refuses (no such bucket, access denied).
+   */
+  async probe(): Promise<void> {
+    const pages = this.store.listPages(below(layout.jobs), { pageSize: 1 });
+    await pages.next();
+    await pages.return(undefined);
+  }
+
+  /**
    * Recovery after a start (call after lock): aborts the multipart uploads left incomplete under the
    * prefix by a daemon that died, since they hold storage but are invisible to listings. Returns how many.
    */
@@ -195,9 +200,40 @@ export class S3Storage implements Storage {
     return Buffer.concat(parts);
   }
 
-  async getRange(key: string, offset: number, length: number): Promise<Buffer | undefined> {
-    if (await this.store.head(key)) return this.store.getRange(key, offset, length);
-    return (await this.get(key))?.subarray(offset, offset + length);
+  async getRange(key: string, offset: number, length: number, into?: Buffer): Promise<Buffer | undefined> {
+    const got = await this.store.getRange(key, offset, length, into);
+    if (got !== undefined) return got;
+    // Not one object: a log's records (or nothing).
+    return sliceRange(await this.get(key), offset, length, into);
+  }
+
+  /**
+   * A multipart upload (S3Upload) of a data object: parts of UPLOAD_PART_BYTES, at most
+   * UPLOAD_BUDGET_BYTES of them filling or in flight per object; an object smaller than a part
+   * is one PutObject. `finish` completes it (durable and whole); `abort` leaves no upload behind.
+   */
+  createObjectWriter(key: string, _options?: { sizeHint?: number }): ObjectWriter {
+    this.owned();
+    const upload = this.store.createUpload(key, { partBytes: UPLOAD_PART_BYTES, budgetBytes: UPLOAD_BUDGET_BYTES });
+    return {
+      write: (data) => {
+        this.owned();
+        return upload.write(data);
+      },
+      finish: async () => {
+        this.owned();
+        await upload.finish();
+      },
+      abort: async () => {
+        await upload.abort();
+        await this.store.delete(key);
+      },
+    };
+  }
+
+  /** Nothing is copied at publish: a checkpoint's data stays in its attempt's staging. */
+  dataPrefix(job: string, checkpointId: string, attempt: number): string {
+    return layout.staging(job, checkpointId, attempt);
   }
 
   async stat(key: string): Promise<ObjectStat | undefined> {
@@ -261,48 +297,32 @@ export class S3Storage implements Storage {
   }
 
   /**
-   * Commits a staged attempt. The interface's object-store design (the manifest written last at
-   * checkpoints/<id>/manifest.json, the data left where it was staged) is not what this does, because
-   * the callers read a checkpoint's data at layout.checkpoint(job, id)/rank-NNNNN/<item>/…: the loader
-   * and the catalog's checks address it there, and retention moves checkpoints/<id> to the trash as
-   * the whole checkpoint. So the kept items are copied server-side (CopyObject, UploadPartCopy above
-   * 5 GiB: no bytes pass through the daemon, but the store does copy them) to checkpoints/<id>/, then the manifest is written LAST
-   * with If-None-Match: * as the commit point (a checkpoint id is published once: a second publish, of
-   * a retry or of another attempt, finds it and publishes nothing), then the staging is deleted (a retry
-   * finding the same manifest finishes that; another attempt's staging is left, as on POSIX).
+   * Commits a staged attempt without copying: the staged objects of items not in `keep` (and
+   * strays) are deleted, then checkpoints/<id>/manifest.json is written LAST with If-None-Match: *
+   * as the commit point. The data stays at layout.staging(job, id, attempt) (dataPrefix), where
+   * the loader reads it through the manifest's attempt. A checkpoint id is published once: a second
+   * publish (a retry, or another attempt) finds the manifest and publishes nothing, leaving its
+   * staging for recovery to free.
    *
-   * Crash windows: before the manifest, checkpoints/<id>/ holds copies but no manifest: it is no
-   * checkpoint (the catalog's recovery quarantines such a prefix), the staging is intact and the
-   * coordinator's recovery publishes the COMMITTED attempt again. After the manifest, a retry only
-   * deletes what is left of the staging.
-   *
-   * For the no-copy design the callers must change: the loader and catalog must address a published
-   * checkpoint's data at layout.staging(job, id, manifest.attempt) (or a layout function taking the
-   * manifest), publish must then only drop unkept items and write the manifest, recovery must not
-   * delete the staging of a published attempt, and retention must delete that staging along with the
-   * checkpoint's manifest (deleting the manifest first).
+   * Crash windows: before the manifest, the staging is intact (less some unkept items) and the
+   * coordinator's recovery publishes the COMMITTED attempt again; after it, the checkpoint is whole.
    */
   async publish({ job, checkpointId: id, attempt, manifest, keep }: PublishRequest): Promise<void> {
     this.owned();
     const staging = layout.staging(job, id, attempt);
-    const target = layout.checkpoint(job, id);
     const manifestKey = layout.manifest(job, id);
-    const published = await this.store.get(manifestKey);
-    let ours = published !== undefined && published.equals(Buffer.from(manifest));
-    if (published === undefined) {
-      const kept: ObjectInfo[] = [];
-      for (const o of (await this.store.list(below(staging))).objects) {
-        const [rankDir, item, ...rest] = o.key.slice(staging.length + 1).split("/");
-        if (rankDir && isRankDirName(rankDir) && item && rest.length > 0 && keep.has(joinKey(rankDir, item))) kept.push(o);
-      }
-      await pool(kept, CONCURRENCY, (o) => this.store.copy(o.key, target + o.key.slice(staging.length), { size: o.size }));
-      injectFault("manifest");
-      // false: published meanwhile by another attempt: not published again.
-      ours = await this.store.putIfAbsent(manifestKey, manifest);
-      injectFault("publish");
+    if ((await this.store.head(manifestKey)) !== undefined) return;
+    const dropped: ObjectInfo[] = [];
+    for (const o of (await this.store.list(below(staging))).objects) {
+      if (o.key === below(staging)) continue;
+      const [rankDir, item, ...rest] = o.key.slice(staging.length + 1).split("/");
+      if (!(rankDir && isRankDirName(rankDir) && item && rest.length > 0 && keep.has(joinKey(rankDir, item)))) dropped.push(o);
     }
-    // As on POSIX, the staging of an attempt that did not publish the checkpoint is left where it is.
-    if (ours) await this.store.deletePrefix(below(staging));
+    await pool(dropped, CONCURRENCY, (o) => this.store.delete(o.key));
+    injectFault("manifest");
+    // false: published meanwhile by another attempt: not published again.
+    await this.store.putIfAbsent(manifestKey, manifest);
+    injectFault("publish");
   }
 
   async append(key: string, bytes: Buffer, at: number, beforeWrite?: () => void): Promise<number> {

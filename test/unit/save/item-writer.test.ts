@@ -8,6 +8,7 @@ import type { EntryRecord } from "../../../src/catalog/manifest.js";
 import { entryFileName, PACK_FILE_NAME } from "../../../src/store/layout.js";
 import { ItemWriter, itemWriterBuffers, PACK_MAX_ENTRY_BYTES, type EntrySpec } from "../../../src/save/item-writer.js";
 import { BUFFERED_IO } from "../../../src/store/direct-io.js";
+import { MemoryStorage } from "../../../src/store/memory.js";
 
 const roots: string[] = [];
 afterEach(() => {
@@ -63,8 +64,8 @@ function expectSame(actual: Buffer, expected: Buffer): void {
 }
 
 /** Writes `entries` (each split into chunks of at most `chunkBytes`) and finishes with a correct trailer. */
-async function writeItem(dir: string, entries: Array<[EntrySpec, Buffer]>, chunkBytes = LZ4_MAX_BLOCK) {
-  const w = new ItemWriter("model", dir, BUFFERED_IO, itemWriterBuffers());
+async function writeItem(dir: string, entries: Array<[EntrySpec, Buffer]>, chunkBytes = LZ4_MAX_BLOCK, io = BUFFERED_IO) {
+  const w = new ItemWriter("model", dir, io, itemWriterBuffers());
   await w.open();
   let crc = 0;
   let bytes = 0;
@@ -84,6 +85,42 @@ async function writeItem(dir: string, entries: Array<[EntrySpec, Buffer]>, chunk
 }
 
 describe("item writer", () => {
+  it("item writer - on a storage without local files every file is a data object written through it, and discard removes them", async () => {
+    const storage = new MemoryStorage("item-writer-objects");
+    const io = { ...BUFFERED_IO, objects: storage };
+    const dir = "jobs/j/staging/c@1/rank-00000/model";
+    const small = compressible(4096, 1);
+    const large = incompressible(PACK_MAX_ENTRY_BYTES + 4096, 3);
+    const { record } = await writeItem(
+      dir,
+      [
+        [f32("ln.weight", small.length), small],
+        [f32("fc.weight", large.length), large],
+      ],
+      LZ4_MAX_BLOCK,
+      io,
+    );
+    expect((await storage.list(dir)).sort()).toEqual([entryFileName(1), PACK_FILE_NAME].sort());
+    for (const [e, want] of [
+      [record.entries[0]!, small],
+      [record.entries[1]!, large],
+    ] as const) {
+      const file = (await storage.get(`${dir}/${e.file}`))!;
+      const parts: Buffer[] = [];
+      for (const c of e.chunks) parts.push(Buffer.from(await decodeChunk(file.subarray(c.offset, c.offset + c.storedBytes), c)));
+      expectSame(Buffer.concat(parts), want);
+    }
+    const crashed = storage.crash();
+    expect((await crashed.list(dir)).length, "finished objects are durable").toBe(2);
+    const w = new ItemWriter("model", dir, io, itemWriterBuffers());
+    await w.open();
+    expect(await storage.list(dir), "open starts the item afresh").toEqual([]);
+    await w.beginEntry(f32("x", large.length));
+    await w.writeChunk(large.subarray(0, 1 << 20), undefined);
+    await w.discard();
+    expect(await storage.list(dir)).toEqual([]);
+  });
+
   it("item writer - small entries share the pack file, large ones get their own file; every entry reads back bit-exact", async () => {
     const dir = itemDir();
     const small1 = compressible(4096, 1);

@@ -78,12 +78,35 @@ export function storageContract(name: string, t: ContractTarget): void {
       expect(await s.get(layout.manifest("j", "c"))).toBeUndefined();
       await s.publish(request);
       expect((await s.get(layout.manifest("j", "c")))?.toString()).toBe('{"m":1}');
-      expect((await s.get(`${layout.checkpoint("j", "c")}/rank-00000/model/000000.lz4`))?.toString()).toBe("kept");
-      expect(await s.stat(`${layout.checkpoint("j", "c")}/rank-00001/extra/000000.lz4`)).toBeUndefined();
-      expect(await s.stat(`${layout.checkpoint("j", "c")}/stray.tmp-1`)).toBeUndefined();
-      expect(await s.list(layout.stagingRoot("j")), "the staging is gone").toEqual([]);
+      // The data lies where the storage says a published attempt's data lies (POSIX: renamed with the checkpoint).
+      const data = s.dataPrefix("j", "c", 2);
+      expect((await s.get(`${data}/rank-00000/model/000000.lz4`))?.toString()).toBe("kept");
+      expect(await s.stat(`${data}/rank-00001/extra/000000.lz4`)).toBeUndefined();
+      expect(await s.stat(`${data}/stray.tmp-1`)).toBeUndefined();
+      expect(await s.list(layout.stagingRoot("j")), "nothing but the published data stays staged").toEqual(data === staging ? ["c@2"] : []);
       await s.publish({ ...request, manifest: '{"m":2}' });
       expect((await s.get(layout.manifest("j", "c")))?.toString(), "a published checkpoint is not published again").toBe('{"m":1}');
+    });
+
+    it(`${name} - a data object is written through createObjectWriter, read by ranges; an aborted one is gone`, async () => {
+      const s = t.make();
+      await ensureJob(s, "j");
+      const key = `${layout.staging("j", "c", 1)}/rank-00000/m/000000.lz4`;
+      const w = s.createObjectWriter(key, { sizeHint: 10 });
+      await w.write(Buffer.from("01234"));
+      await w.write(Buffer.from("56789"));
+      await w.finish();
+      expect((await s.get(key))?.toString()).toBe("0123456789");
+      expect((await s.getRange(key, 3, 4))?.toString()).toBe("3456");
+      const into = Buffer.alloc(8, "-");
+      expect((await s.getRange(key, 6, 8, into))?.toString(), "fewer at the end, into the buffer given").toBe("6789");
+      expect(into.subarray(0, 4).toString()).toBe("6789");
+      expect(await s.getRange(`${key}.absent`, 0, 4)).toBeUndefined();
+      const gone = `${layout.staging("j", "c", 1)}/rank-00000/m/000001.lz4`;
+      const a = s.createObjectWriter(gone);
+      await a.write(Buffer.from("partial"));
+      await a.abort();
+      expect(await s.stat(gone)).toBeUndefined();
     });
 
     it(`${name} - append adds whole records at the given end; truncate cuts a tail`, async () => {
