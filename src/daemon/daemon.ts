@@ -33,7 +33,8 @@ import { checkpointServiceHandlers } from "../rpc/checkpoint-service.js";
 import type { StreamGuard } from "../common/stream-guard.js";
 import type { DataDir } from "../store/files.js";
 import { PosixStorage } from "../store/posix.js";
-import { listQuarantine } from "../store/storage.js";
+import { listQuarantine, type Storage } from "../store/storage.js";
+import { S3Storage } from "../store/s3/storage.js";
 import { openWriteIo, type WriteIo } from "../store/direct-io.js";
 import { closeSharedMemoryConfig, openSharedMemoryConfig, SHARED_MEMORY_OFF, type SharedMemoryConfig } from "../store/shared-memory.js";
 
@@ -52,10 +53,15 @@ const PEER_PROTO = "ckptd/v1/peer_service.proto";
 
 export class Daemon {
   state: DaemonState = "starting";
-  readonly storage: PosixStorage;
+  /** Where checkpoints live: the data directory, or the object store of --storage s3://… */
+  readonly storage: Storage;
+  /** The local data directory: the checkpoints' storage, or with an object store its scratch and local lock. */
+  private readonly local: PosixStorage;
+  /** Set with --storage s3://… */
+  private readonly objectStore: S3Storage | undefined;
   /** The data directory (its root and lock). */
   get dataDir(): DataDir {
-    return this.storage.dataDir;
+    return this.local.dataDir;
   }
   readonly catalog: Catalog;
   /** The commit protocol: the coordinator's, or a participant's relay in a multi-node job. */
@@ -92,7 +98,12 @@ export class Daemon {
     this.peerAuth = multiNode ? peerAuthorizer(options.peerToken, this.auth) : undefined;
     this.serviceNames = multiNode ? [...SERVICE_NAMES, PEER_SERVICE] : SERVICE_NAMES;
     this.health = new HealthImplementation(Object.fromEntries(["", ...this.serviceNames].map((s) => [s, "NOT_SERVING" as const])));
-    this.storage = new PosixStorage(options.dataDir, multiNode ? `ckptd.${options.nodeId}.lock` : "ckptd.lock");
+    this.local = new PosixStorage(options.dataDir, multiNode ? `ckptd.${options.nodeId}.lock` : "ckptd.lock");
+    const s3 = options.objectStore;
+    this.objectStore = s3
+      ? new S3Storage({ bucket: s3.bucket, prefix: s3.prefix, endpoint: s3.endpoint, region: s3.region, forcePathStyle: s3.forcePathStyle })
+      : undefined;
+    this.storage = this.objectStore ?? this.local;
     this.cluster = multiNode
       ? new Cluster(options.nodeId, options.peers, this.storage, this.peerCredentials(), this.peerAuth?.token)
       : undefined;
@@ -162,13 +173,24 @@ export class Daemon {
 
   /** Locks the data dir, recovers, then serves. Throws (with a clear message) if it cannot. */
   async start(): Promise<string> {
-    this.storage.lock();
-    const io = openWriteIo(this.storage.tmpDir, {
-      directIo: this.options.directIo,
-      memoryBudgetBytes: this.options.memoryBudgetBytes,
-      streamBuffers: this.options.streamWriteBuffers,
-      jobSharePercent: this.options.jobMemorySharePercent,
-    });
+    this.local.lock();
+    const s3 = this.objectStore;
+    if (s3) {
+      // One line naming the endpoint when the store cannot be reached or used, before anything else.
+      await s3.probe();
+      s3.lock();
+      const aborted = await s3.recover();
+      if (aborted > 0) this.log.info({ storage: s3.where(""), aborted }, "recovery: aborted incomplete multipart uploads");
+    }
+    // Data objects of an object store are multipart uploads from their own part buffers: no O_DIRECT pool.
+    const io: WriteIo = s3
+      ? { pool: undefined, directOffReason: `checkpoints are in the object store ${s3.where("")}`, objects: s3 }
+      : openWriteIo(this.local.tmpDir, {
+          directIo: this.options.directIo,
+          memoryBudgetBytes: this.options.memoryBudgetBytes,
+          streamBuffers: this.options.streamWriteBuffers,
+          jobSharePercent: this.options.jobMemorySharePercent,
+        });
     const shm = openSharedMemoryConfig(this.options.sharedMemoryDir);
     this.sharedMemory = shm.config;
     this.log.info(
@@ -210,7 +232,7 @@ export class Daemon {
       );
     }
     const committed = this.catalog.jobsWithCheckpoints().reduce((n, j) => n + this.catalog.list(j).length, 0);
-    this.log.info({ dataDir: this.storage.root, committed, ...recovered }, "recovery done");
+    this.log.info({ dataDir: this.storage.where(""), committed, ...recovered }, "recovery done");
 
     const port = await new Promise<number>((resolve, reject) =>
       this.server.bindAsync(this.options.listen, credentials, (err, p) => (err ? reject(err) : resolve(p))),
@@ -236,7 +258,7 @@ export class Daemon {
     this.server.addService(
       v1.CheckpointService.service,
       checkpointServiceHandlers({
-        dataDir: this.storage.dataDir,
+        dataDir: this.local.dataDir,
         catalog: this.catalog,
         coordinator: this.coordinator,
         loader,
@@ -280,7 +302,7 @@ export class Daemon {
           coordinator: this.coordinator,
           events: this.events,
           loader,
-          dataDir: this.storage.root,
+          dataDir: this.storage.where(""),
           startTime: new Date(),
           state: () => this.state,
           address: () => this.boundAddress,
@@ -378,7 +400,9 @@ export class Daemon {
     this.retention.stop();
     this.metrics.close();
     closeSharedMemoryConfig(this.sharedMemory);
-    this.storage.unlock();
+    this.objectStore?.unlock();
+    this.objectStore?.close();
+    this.local.unlock();
     this.state = "stopped";
   }
 }

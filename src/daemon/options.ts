@@ -20,6 +20,14 @@ export interface DaemonFlags {
   listen: string;
   /** The data directory (staging, decisions, committed checkpoints). @default "./ckptd-data" */
   dataDir: string;
+  /** Where checkpoints live instead of --data-dir: "s3://BUCKET/PREFIX" (an S3-compatible object store); "" is --data-dir. @default "" */
+  storage: string;
+  /** The object store's endpoint URL (e.g. http://127.0.0.1:7480); "" is AWS's endpoint for the region. @default "" */
+  s3Endpoint: string;
+  /** The object store's region; "" takes AWS_REGION / AWS_DEFAULT_REGION. @default "" */
+  s3Region: string;
+  /** Address the bucket in the URL path, not as a host name (always so with --s3-endpoint). @default false */
+  s3PathStyle: boolean;
   /** An undecided checkpoint with no activity for this long is aborted. @default 300000 */
   prepareTimeoutMs: number;
   /** How long SIGTERM waits for in-flight saves and commits before stopping. @default 30000 */
@@ -78,7 +86,12 @@ export interface DaemonFlags {
  * The daemon's options, normalised: sizes in bytes, switches as booleans, the peer list parsed, the token files
  * read. The daemon takes these as they are: it parses nothing and converts no units.
  */
-export interface DaemonOptions extends Omit<DaemonFlags, "memoryBudgetMib" | "loadBudgetMib" | "directIo" | "peers" | "peerTokenFile"> {
+export interface DaemonOptions extends Omit<
+  DaemonFlags,
+  "memoryBudgetMib" | "loadBudgetMib" | "directIo" | "peers" | "peerTokenFile" | "storage" | "s3Endpoint" | "s3Region" | "s3PathStyle"
+> {
+  /** --storage s3://… with its --s3-* flags; undefined keeps checkpoints in --data-dir. */
+  objectStore: ObjectStoreOptions | undefined;
   /** memoryBudgetMib in bytes. */
   memoryBudgetBytes: number;
   /** loadBudgetMib in bytes. */
@@ -95,6 +108,30 @@ export interface DaemonOptions extends Omit<DaemonFlags, "memoryBudgetMib" | "lo
   tls: TlsFiles | undefined;
   /** Test-only fault point (CKPTD_FAULT). */
   fault: "crash-after-decision" | undefined;
+}
+
+/** Where an S3-compatible object store keeps the checkpoints (--storage s3://BUCKET/PREFIX and the --s3-* flags). */
+export interface ObjectStoreOptions {
+  bucket: string;
+  /** The key prefix every object lies under ("" for the bucket's top). */
+  prefix: string;
+  endpoint: string | undefined;
+  region: string | undefined;
+  /** Path-style addressing; undefined leaves it to the client (path style with an endpoint). */
+  forcePathStyle: boolean | undefined;
+}
+
+/** Parses "s3://BUCKET[/PREFIX]"; throws one clear line. */
+export function parseStorageUrl(url: string): { bucket: string; prefix: string } {
+  const m = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(url);
+  if (!m) throw new Error("expected s3://BUCKET/PREFIX (or nothing, for --data-dir)");
+  const bucket = m[1]!;
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket))
+    throw new Error(`bucket '${bucket}' is not a valid bucket name (3-63 lowercase letters, digits, '.' and '-')`);
+  const prefix = (m[2] ?? "").replace(/\/+$/, "");
+  if (prefix.split("/").some((p) => p === "" || p === "." || p === "..") && prefix !== "")
+    throw new Error(`prefix '${prefix}' has an empty, '.' or '..' part`);
+  return { bucket, prefix };
 }
 
 /** The TLS material, read once at start: the daemon serves with it and presents it to its peers. */
@@ -187,6 +224,24 @@ export function daemonCommand(): Command {
         .argParser(hostPort),
     )
     .addOption(opt("--data-dir <dir>", "data directory for staging and committed checkpoints", "CKPTD_DATA_DIR").default("./ckptd-data"))
+    .addOption(
+      opt(
+        "--storage <url>",
+        "keep checkpoints in an S3-compatible object store at s3://BUCKET/PREFIX instead of --data-dir (credentials: the standard AWS environment and config)",
+        "CKPTD_STORAGE",
+      ).default(""),
+    )
+    .addOption(
+      opt("--s3-endpoint <url>", "object store endpoint URL (e.g. http://127.0.0.1:7480); empty: AWS", "CKPTD_S3_ENDPOINT").default(""),
+    )
+    .addOption(opt("--s3-region <region>", "object store region; empty: AWS_REGION", "CKPTD_S3_REGION").default(""))
+    .addOption(
+      opt(
+        "--s3-path-style",
+        "address the bucket in the URL path (always so with --s3-endpoint; CKPTD_S3_PATH_STYLE=1)",
+        "CKPTD_S3_PATH_STYLE",
+      ).default(false),
+    )
     .addOption(
       opt("--prepare-timeout-ms <ms>", "abort an undecided checkpoint after this long without activity", "CKPTD_PREPARE_TIMEOUT_MS")
         .default(300_000)
@@ -425,12 +480,45 @@ export function parseOptions(argv: string[]): DaemonOptions {
   } catch (err) {
     badFile(`ckptd: cannot read a TLS file: ${(err as Error).message}`);
   }
+  let objectStore: ObjectStoreOptions | undefined;
+  if (o.storage) {
+    try {
+      objectStore = {
+        ...parseStorageUrl(o.storage),
+        endpoint: o.s3Endpoint || undefined,
+        region: o.s3Region || undefined,
+        forcePathStyle: o.s3PathStyle || undefined,
+      };
+    } catch (err) {
+      program.error(`ckptd: --storage '${o.storage}': ${(err as Error).message}`);
+    }
+    if (o.s3Endpoint && !/^https?:\/\/[^/\s]+\/?$/.test(o.s3Endpoint))
+      program.error(`ckptd: --s3-endpoint '${o.s3Endpoint}' must be an http:// or https:// URL with no path`);
+    if (o.nodeId) program.error("ckptd: --storage s3:// runs single-node daemons only (no --node-id)");
+  } else if (o.s3Endpoint || o.s3Region || o.s3PathStyle)
+    program.error("ckptd: --s3-endpoint, --s3-region and --s3-path-style need --storage s3://BUCKET/PREFIX");
+  const pathStyleEnv = process.env["CKPTD_S3_PATH_STYLE"];
+  if (program.getOptionValueSource("s3PathStyle") === "env" && pathStyleEnv !== "1" && pathStyleEnv !== "true")
+    program.error(`ckptd: CKPTD_S3_PATH_STYLE must be '1' or 'true' when set, got '${pathStyleEnv}'`);
   const fault = process.env["CKPTD_FAULT"];
   if (fault !== undefined && fault !== "" && fault !== "crash-after-decision")
     program.error(`ckptd: CKPTD_FAULT must be 'crash-after-decision' or unset, got '${fault}'`);
-  const { config: _config, memoryBudgetMib, loadBudgetMib, directIo, peers: _peers, peerTokenFile: _peerTokenFile, ...rest } = o;
+  const {
+    config: _config,
+    memoryBudgetMib,
+    loadBudgetMib,
+    directIo,
+    peers: _peers,
+    peerTokenFile: _peerTokenFile,
+    storage: _storage,
+    s3Endpoint: _s3Endpoint,
+    s3Region: _s3Region,
+    s3PathStyle: _s3PathStyle,
+    ...rest
+  } = o;
   return {
     ...rest,
+    objectStore,
     memoryBudgetBytes: memoryBudgetMib * MiB,
     loadBudgetBytes: loadBudgetMib * MiB,
     directIo: directIo === "on",

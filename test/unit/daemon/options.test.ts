@@ -8,6 +8,25 @@ afterEach(() => {
   vi.unstubAllEnvs();
 });
 
+/** Runs parseOptions; returns what it printed to stderr when it exits instead. */
+function refusal(argv: string[]): string {
+  let err = "";
+  const write = vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
+    err += String(chunk);
+    return true;
+  });
+  const exit = vi.spyOn(process, "exit").mockImplementation((() => {
+    throw new Error("exit");
+  }) as never);
+  try {
+    expect(() => parseOptions(argv)).toThrow("exit");
+  } finally {
+    write.mockRestore();
+    exit.mockRestore();
+  }
+  return err;
+}
+
 describe("options", () => {
   it("defaults: loopback, ./ckptd-data, single node, no TLS or tokens", () => {
     const o = parseOptions([]);
@@ -60,25 +79,6 @@ describe("options", () => {
   });
 
   describe("multi-node peer credential", () => {
-    /** Runs parseOptions; returns what it printed to stderr when it exits instead. */
-    function refusal(argv: string[]): string {
-      let err = "";
-      const write = vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
-        err += String(chunk);
-        return true;
-      });
-      const exit = vi.spyOn(process, "exit").mockImplementation((() => {
-        throw new Error("exit");
-      }) as never);
-      try {
-        expect(() => parseOptions(argv)).toThrow("exit");
-      } finally {
-        write.mockRestore();
-        exit.mockRestore();
-      }
-      return err;
-    }
-
     function tokenFile(token: string): string {
       const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-opt-")), "peer");
       fs.writeFileSync(file, `${token}\n`);
@@ -145,5 +145,40 @@ describe("options", () => {
       fs.writeFileSync(config, JSON.stringify({ insecurePeers: "false" }));
       expect(refusal([...multi, "--config", config])).toMatch(/'insecurePeers' must be true or false/);
     });
+  });
+});
+
+describe("options - object store", () => {
+  it("options - --storage s3://BUCKET/PREFIX with its --s3-* flags (or CKPTD_* env) becomes objectStore; without it there is none", () => {
+    expect(parseOptions([]).objectStore).toBeUndefined();
+    expect(
+      parseOptions(["--storage", "s3://my-bucket/a/b/", "--s3-endpoint", "http://127.0.0.1:7480", "--s3-region", "r1"]).objectStore,
+    ).toEqual({
+      bucket: "my-bucket",
+      prefix: "a/b",
+      endpoint: "http://127.0.0.1:7480",
+      region: "r1",
+      forcePathStyle: undefined,
+    });
+    vi.stubEnv("CKPTD_STORAGE", "s3://env-bucket");
+    vi.stubEnv("CKPTD_S3_PATH_STYLE", "1");
+    expect(parseOptions([]).objectStore).toEqual({
+      bucket: "env-bucket",
+      prefix: "",
+      endpoint: undefined,
+      region: undefined,
+      forcePathStyle: true,
+    });
+  });
+
+  it("options - a bad --storage URL, a bad endpoint, or --s3-* flags without --storage are refused in one line", () => {
+    expect(refusal(["--storage", "gs://b/p"]).split("\n")[0]).toMatch(/--storage 'gs:\/\/b\/p': expected s3:\/\/BUCKET\/PREFIX/);
+    expect(refusal(["--storage", "s3://Bad_Bucket/p"]).split("\n")[0]).toMatch(/bucket 'Bad_Bucket' is not a valid bucket name/);
+    expect(refusal(["--storage", "s3://bucket/a//b"]).split("\n")[0]).toMatch(/prefix 'a\/\/b' has an empty/);
+    expect(refusal(["--storage", "s3://bucket/p", "--s3-endpoint", "127.0.0.1:7480"]).split("\n")[0]).toMatch(/--s3-endpoint .* http:\/\//);
+    expect(refusal(["--s3-region", "r1"]).split("\n")[0]).toMatch(/need --storage s3:\/\/BUCKET\/PREFIX/);
+    expect(refusal(["--storage", "s3://bucket/p", "--node-id", "n1", "--peers", "n1,n2", "--insecure-peers"]).split("\n")[0]).toMatch(
+      /single-node/,
+    );
   });
 });
