@@ -117,6 +117,11 @@ interface Pack {
 
 /** Fsyncs of finished entry files run behind the stream, at most this many at once. */
 const MAX_PENDING_SYNCS = 16;
+/**
+ * Data objects being completed behind the stream, at most this many at once: each still holds
+ * its upload's part buffers (up to the storage's per-object budget) until its last part is sent.
+ */
+const MAX_PENDING_OBJECTS = 2;
 
 export class ItemWriter {
   private readonly entries: EntryRecord[] = [];
@@ -506,7 +511,7 @@ export class ItemWriter {
     const fh = cur.fh;
     // A packed entry is made durable with the pack file, in finish.
     if (cur.packed) return;
-    if (this.pendingSyncs.length >= MAX_PENDING_SYNCS) {
+    if (this.pendingSyncs.length >= (cur.obj ? MAX_PENDING_OBJECTS : MAX_PENDING_SYNCS)) {
       await Promise.all(this.pendingSyncs);
       this.pendingSyncs = [];
     }

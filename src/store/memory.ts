@@ -42,7 +42,14 @@ export class MemoryStorage implements Storage {
   /** Every operation, in order ("put jobs/j/…"): tests assert what happened before what. */
   readonly journal: string[] = [];
 
-  constructor(readonly name = "memory") {}
+  /**
+   * @param publishInPlace publish as an object store does: the manifest is written to
+   *   checkpoints/<id>/ and the data stays in the attempt's staging (dataPrefix), nothing moved.
+   */
+  constructor(
+    readonly name = "memory",
+    readonly publishInPlace = false,
+  ) {}
 
   /** The `nth` durable write (put or append) from now (1 = the next) fails with `code` (ENOSPC by default). */
   failPut(nth: number, code = "ENOSPC"): void {
@@ -51,7 +58,7 @@ export class MemoryStorage implements Storage {
 
   /** What a restart finds after a crash now: a new storage with only what was durable (unlocked). */
   crash(): MemoryStorage {
-    const after = new MemoryStorage(this.name);
+    const after = new MemoryStorage(this.name, this.publishInPlace);
     after.live = copy(this.durable);
     after.durable = copy(this.durable);
     if (this.locked) held.delete(this.name);
@@ -134,8 +141,8 @@ export class MemoryStorage implements Storage {
     };
   }
 
-  dataPrefix(job: string, checkpointId: string, _attempt: number): string {
-    return layout.checkpoint(job, checkpointId);
+  dataPrefix(job: string, checkpointId: string, attempt: number): string {
+    return this.publishInPlace ? layout.staging(job, checkpointId, attempt) : layout.checkpoint(job, checkpointId);
   }
 
   async stat(key: string): Promise<ObjectStat | undefined> {
@@ -234,6 +241,7 @@ export class MemoryStorage implements Storage {
       for (const item of await this.list(joinKey(staging, rankDir)))
         if (!keep.has(joinKey(rankDir, item))) await this.deletePrefix(joinKey(staging, rankDir, item));
     }
+    if (this.publishInPlace) return this.put(layout.manifest(job, id), manifest);
     await this.put(joinKey(staging, MANIFEST_NAME), manifest);
     // The rename and both directories' fsyncs, as one durable step.
     await this.move(staging, target);

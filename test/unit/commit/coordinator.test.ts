@@ -152,3 +152,40 @@ describe("commit coordinator on memory storage", () => {
     await expect(c.beginSave(ref("c", 0, 1), "other")).rejects.toThrow(/already committed/);
   });
 });
+
+describe("commit coordinator on a storage that publishes in place (an object store)", () => {
+  const inPlace = () => coordinator(new MemoryStorage(`coordinator-in-place-${names++}`, true));
+
+  it("coordinator - the data stays in the published attempt's staging, and a restart keeps it while freeing the others", async () => {
+    const { storage, catalog, c } = inPlace();
+    await save(c, storage, ref("c", 0, 1), "model");
+    expect((await c.vote(ref("c", 0, 1), ["model"], 0)).outcome).toBe("COMMITTED");
+    expect(catalog.get("j", "c").attempt).toBe(1);
+    expect(await storage.list(layout.checkpoint("j", "c")), "the checkpoint is its manifest").toEqual(["manifest.json"]);
+    expect(storage.dataPrefix("j", "c", 1)).toBe(layout.staging("j", "c", 1));
+    expect(await storage.list(`${layout.staging("j", "c", 1)}/rank-00000`)).toEqual(["model"]);
+    await save(c, storage, ref("d", 0), "model"); // undecided at the crash
+    storage.sync(layout.stagingRoot("j"));
+    const { recovered, catalog: after, storage: s2 } = await restart(storage);
+    expect(recovered).toEqual({ published: 0, aborted: 1 });
+    expect(after.has("j", "c")).toBe(true);
+    expect(await s2.list(layout.stagingRoot("j")), "only the published data stays staged").toEqual(["c@1"]);
+    expect(await s2.list(`${layout.staging("j", "c", 1)}/rank-00000`)).toEqual(["model"]);
+  });
+
+  it("coordinator - a crash after a deletion moved the manifest to the trash frees the staged data and publishes nothing", async () => {
+    const { storage, c } = inPlace();
+    await save(c, storage, ref("c", 0, 1), "model");
+    expect((await c.vote(ref("c", 0, 1), ["model"], 0)).outcome).toBe("COMMITTED");
+    storage.sync(layout.stagingRoot("j"));
+    // Retention's first step: the checkpoint's prefix (its manifest) to the trash; then the daemon dies.
+    await storage.move(layout.checkpoint("j", "c"), layout.trashEntry("j", "c", 5));
+    await storage.syncList(layout.checkpoints("j"));
+    await storage.syncList(layout.trash("j"));
+    const { recovered, catalog, storage: after } = await restart(storage);
+    expect(recovered.published, "the COMMIT record does not bring a deleted checkpoint back").toBe(0);
+    expect(catalog.has("j", "c")).toBe(false);
+    expect(await after.list(layout.stagingRoot("j"))).toEqual([]);
+    expect(await after.list(layout.trash("j"))).toEqual([]);
+  });
+});

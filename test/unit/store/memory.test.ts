@@ -15,6 +15,17 @@ storageContract("memory", {
   stage: async (s, key, data) => (s as MemoryStorage).write(key, data),
 });
 
+// Publishing as an object store does: the manifest written last, the data left in the staging.
+storageContract("memory-in-place", {
+  make: () => new MemoryStorage(`contract-in-place-${n++}`, true),
+  holdElsewhere: (s) => {
+    const other = new MemoryStorage((s as MemoryStorage).name, true);
+    other.lock();
+    return () => other.unlock();
+  },
+  stage: async (s, key, data) => (s as MemoryStorage).write(key, data),
+});
+
 describe("memory storage: crash and faults", () => {
   it("memory - a crash keeps puts, appends and published checkpoints, and drops staged data never synced", async () => {
     const s = new MemoryStorage("crash-1");
