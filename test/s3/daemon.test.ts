@@ -7,12 +7,12 @@
  */
 import { randomFillSync } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CkptdClient, tensor, type SaveEntry } from "../../clients/ts/src/index.js";
+import { CkptdClient, isUnavailable, tensor, type SaveEntry } from "../../clients/ts/src/index.js";
 import { layout } from "../../src/store/layout.js";
 import type { S3Store } from "../../src/store/s3/client.js";
 import { startDaemon, type Daemon } from "../integration/harness.js";
 import { cleanedAfterAll } from "./cleanup.js";
-import { freshPrefix, readRgwEnv, TEST_BUCKET, testStore } from "./rgw.js";
+import { freshPrefix, readRgwEnv, rgwScript, TEST_BUCKET, testStore } from "./rgw.js";
 
 const keep = cleanedAfterAll();
 const prefix = freshPrefix("daemon");
@@ -159,6 +159,26 @@ describe("ckptd with --storage s3://", () => {
     const loaded = await client!.loadItems({ job, checkpointId: "c1", rank: 0, localRank: 0, devices: [] });
     expectLoaded(loaded.items, saved.get(0)!, "rank 0 after the kill");
   }, 120_000);
+
+  it("s3 daemon - the store unreachable at run time: a save fails UNAVAILABLE naming the endpoint; once it is back, loads work", async () => {
+    const { endpoint } = readRgwEnv();
+    rgwScript("stop-rgw.sh", "rgw");
+    let failure: unknown;
+    try {
+      failure = await client!
+        .save({ job, checkpointId: "c4", step: 40, rank: 0, worldSize: 1, item: "model", entries: rankEntries(0).slice(1) })
+        .then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+    } finally {
+      rgwScript("start-rgw.sh");
+    }
+    expect(isUnavailable(failure), String(failure)).toBe(true);
+    expect((failure as Error).message).toContain(endpoint);
+    const loaded = await client!.loadItems({ job, checkpointId: "c1", rank: 1, localRank: 0, devices: [] });
+    expectLoaded(loaded.items, saved.get(1)!, "rank 1 once the store is back");
+  }, 180_000);
 
   it("s3 daemon - deleting a checkpoint removes its manifest, then its staged data", async () => {
     await client!.deleteCheckpoint(job, "c1");
