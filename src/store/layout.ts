@@ -12,6 +12,8 @@
  *   jobs/<job>/decisions/<id>@<attempt>.json       durable COMMIT/ABORT records
  *   jobs/<job>/checkpoints/<id>/                   a committed checkpoint:
  *       manifest.json (written last), rank-NNNNN/<item>/NNNNNN.lz4 and rank-NNNNN/<item>/pack.lz4
+ *       (on an object store only manifest.json: the data stays in staging/<id>@<attempt>/, the
+ *       manifest's attempt; Storage.dataPrefix says where a checkpoint's data is)
  *   jobs/<job>/trash/<id>.<time>/                  deleted checkpoints being removed
  *   jobs/<job>/quarantine/<id>-<time>/             a checkpoint (or staged attempt) whose manifest was
  *       missing, unparsable or invalid at start, moved aside whole with quarantine.json (why, when,

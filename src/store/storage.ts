@@ -8,9 +8,9 @@
  *   object, or none, or the new one, never a part; after a crash, the new one.
  * - `append` adds one whole record durably at the end of the last good one, or fails
  *   and leaves the log as it was (see LineLog): a fragment is never acknowledged.
- * - `publish` is the commit point of a checkpoint: once it resolves the checkpoint is
- *   readable at layout.checkpoint(job, id) with its manifest, durably; before, it is not
- *   visible at all. It is idempotent (a retry after a failure or a crash finishes it).
+ * - `publish` is the commit point of a checkpoint: once it resolves its manifest is
+ *   readable at layout.manifest(job, id) and its data below `dataPrefix`, durably; before,
+ *   it is not visible at all. It is idempotent (a retry after a failure or a crash finishes it).
  * - `createPrefix` makes an (empty) prefix exist durably, so `list` of its parent shows
  *   it after a crash (an attempt's staging exists before its number is handed out).
  * - `move`, `delete` and `deletePrefix` take effect at once; `syncList(prefix)` makes
