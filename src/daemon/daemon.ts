@@ -101,7 +101,15 @@ export class Daemon {
     this.local = new PosixStorage(options.dataDir, multiNode ? `ckptd.${options.nodeId}.lock` : "ckptd.lock");
     const s3 = options.objectStore;
     this.objectStore = s3
-      ? new S3Storage({ bucket: s3.bucket, prefix: s3.prefix, endpoint: s3.endpoint, region: s3.region, forcePathStyle: s3.forcePathStyle })
+      ? new S3Storage({
+          bucket: s3.bucket,
+          prefix: s3.prefix,
+          endpoint: s3.endpoint,
+          region: s3.region,
+          forcePathStyle: s3.forcePathStyle,
+          // The uploads' part buffers are the save path's memory here (--memory-budget-mib).
+          uploadBudget: new ByteBudget(options.memoryBudgetBytes),
+        })
       : undefined;
     this.storage = this.objectStore ?? this.local;
     this.cluster = multiNode

@@ -4,6 +4,7 @@
  */
 import { createHash, randomBytes, randomFillSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import { ByteBudget } from "../../src/common/byte-budget.js";
 import { cleanedAfterAll } from "./cleanup.js";
 import { freshPrefix, testStore } from "./rgw.js";
 
@@ -40,6 +41,27 @@ const count = (list: string[], name: string) => list.filter((c) => c === name).l
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
 describe("S3Upload", () => {
+  it("uploads sharing a budget of one part: each still gets its first part, none more; all is given back", async () => {
+    const { s, seen } = watchedStore("shared-budget");
+    const shared = new ByteBudget(5 * MiB);
+    const data = [randomBytes(21 * MiB), randomBytes(21 * MiB)];
+    const ups = data.map((_, i) => s.createUpload(`shared-${i}.bin`, { partBytes: 5 * MiB, budgetBytes: 20 * MiB, shared }));
+    let maxInUse = 0;
+    await Promise.all(
+      ups.map(async (up, i) => {
+        for (let at = 0; at < data[i]!.length; at += MiB) {
+          await up.write(data[i]!.subarray(at, at + MiB));
+          maxInUse = Math.max(maxInUse, shared.inUse);
+        }
+        await up.finish();
+      }),
+    );
+    expect(maxInUse, "one forced part per upload, nothing past that while the budget is full").toBeLessThanOrEqual(2 * 5 * MiB);
+    expect(seen.maxPartsInFlight, "two uploads, one part each at a time").toBeLessThanOrEqual(2);
+    expect(shared.inUse, "every part buffer given back").toBe(0);
+    for (const [i, d] of data.entries()) expect(sha((await s.get(`shared-${i}.bin`))!)).toBe(sha(d));
+  });
+
   it("40 MiB from two reused 4 MiB buffers: bit-exact, parts in parallel, in-flight bytes within the budget", async () => {
     const { s, seen } = watchedStore("multipart");
     const budget = 24 * MiB;

@@ -29,6 +29,7 @@ import {
   type S3Client,
 } from "@aws-sdk/client-s3";
 import { failedPrecondition, invalidArgument } from "../../common/errors.js";
+import type { ByteBudget } from "../../common/byte-budget.js";
 import { classify } from "./errors.js";
 
 export const MIN_PART_BYTES = 5 * 1024 * 1024;
@@ -51,6 +52,12 @@ export interface UploadOptions {
   partBytes?: number;
   /** Bytes the parts being filled and uploaded may hold at once (≥ one part). @default 64 MiB */
   budgetBytes?: number;
+  /**
+   * What the part buffers of many uploads count against together (e.g. a daemon's save-path
+   * budget): an upload's first part buffer is always counted (so every upload makes progress and
+   * none waits on another's), each further one only while the shared budget has room.
+   */
+  shared?: ByteBudget;
 }
 
 export interface UploadResult {
@@ -75,6 +82,9 @@ export class S3Upload {
   private readonly pending = new Set<Promise<void>>();
   private readonly spare: Buffer[] = [];
   private inFlight = 0;
+  /** Bytes of inFlight counted against opts.shared. */
+  private sharedBytes = 0;
+  private readonly shared: ByteBudget | undefined;
   private peak = 0;
   private wake: (() => void) | undefined;
   private writing = false;
@@ -89,6 +99,7 @@ export class S3Upload {
   ) {
     this.partBytes = opts.partBytes ?? 8 * 1024 * 1024;
     this.budgetBytes = opts.budgetBytes ?? 64 * 1024 * 1024;
+    this.shared = opts.shared;
     if (!Number.isSafeInteger(this.partBytes) || this.partBytes < MIN_PART_BYTES)
       throw invalidArgument(`S3 part size must be at least ${MIN_PART_BYTES} bytes (got ${this.partBytes})`);
     if (!(this.budgetBytes >= this.partBytes))
@@ -223,7 +234,18 @@ export class S3Upload {
 
   /** Waits until one more part buffer fits in the budget, then counts it. */
   private async reserve(): Promise<void> {
-    while (this.inFlight > 0 && this.inFlight + this.partBytes > this.budgetBytes && this.failure === undefined) {
+    for (;;) {
+      if (this.failure !== undefined) break;
+      if (this.inFlight === 0) {
+        this.shared?.force(this.partBytes);
+        this.sharedBytes += this.shared ? this.partBytes : 0;
+        break;
+      }
+      if (this.inFlight + this.partBytes <= this.budgetBytes && (this.shared?.tryTake(this.partBytes) ?? true)) {
+        this.sharedBytes += this.shared ? this.partBytes : 0;
+        break;
+      }
+      // Woken when one of this upload's parts is sent (its buffer comes back).
       await new Promise<void>((resolve) => (this.wake = resolve));
     }
     this.inFlight += this.partBytes;
@@ -277,8 +299,16 @@ export class S3Upload {
     void p.finally(() => this.pending.delete(p));
   }
 
-  private giveBack(buf: Buffer): void {
+  /** One part buffer is no longer counted. */
+  private uncount(): void {
     this.inFlight -= this.partBytes;
+    const g = Math.min(this.sharedBytes, this.partBytes);
+    this.sharedBytes -= g;
+    this.shared?.give(g);
+  }
+
+  private giveBack(buf: Buffer): void {
+    this.uncount();
     if (this.state === "WRITING") this.spare.push(buf);
     const wake = this.wake;
     this.wake = undefined;
@@ -291,7 +321,7 @@ export class S3Upload {
 
   private release(): void {
     if (this.current) {
-      this.inFlight -= this.partBytes;
+      this.uncount();
       this.current = undefined;
     }
     this.spare.length = 0;

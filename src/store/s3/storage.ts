@@ -38,6 +38,7 @@
  *   telling a full store apart see it; there is no ENOSPC.
  */
 import { randomBytes } from "node:crypto";
+import type { ByteBudget } from "../../common/byte-budget.js";
 import { failedPrecondition, internal } from "../../common/errors.js";
 import { injectFault } from "../../common/faults.js";
 import { DEFAULT_LOCK_NAME, isRankDirName, joinKey, layout, MANIFEST_NAME } from "../layout.js";
@@ -59,6 +60,8 @@ export interface S3StorageOptions extends S3StoreOptions {
   lockName?: string;
   /** How long a lease lives without renewal (renewed every third of it). @default 30000 */
   leaseMs?: number;
+  /** What the part buffers of every data object's upload count against together (see UploadOptions.shared). */
+  uploadBudget?: ByteBudget;
 }
 
 /** Runs `fn` over `items`, at most `limit` at once. */
@@ -214,7 +217,11 @@ export class S3Storage implements Storage {
    */
   createObjectWriter(key: string, _options?: { sizeHint?: number }): ObjectWriter {
     this.owned();
-    const upload = this.store.createUpload(key, { partBytes: UPLOAD_PART_BYTES, budgetBytes: UPLOAD_BUDGET_BYTES });
+    const upload = this.store.createUpload(key, {
+      partBytes: UPLOAD_PART_BYTES,
+      budgetBytes: UPLOAD_BUDGET_BYTES,
+      shared: this.opts.uploadBudget,
+    });
     return {
       write: (data) => {
         this.owned();
