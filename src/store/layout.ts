@@ -27,7 +27,8 @@
  *   <key>.tmp-<pid>                                a durable put in progress; removed on failure and by
  *                                                  recovery after a crash
  *
- * Bounded over time: staging and trash are emptied by recovery; an aborted attempt's
+ * Bounded over time: staging (but for published attempts' data on an object store, which
+ * goes with its checkpoint's deletion) and trash are emptied by recovery; an aborted attempt's
  * decision record goes once a later attempt's is written (only the highest number is
  * kept, so numbers are never reused); a deleted checkpoint's COMMIT record shrinks to a
  * tombstone without its manifest (so the id is never reused). What grows is one small
