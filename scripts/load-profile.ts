@@ -70,12 +70,12 @@ async function main(): Promise<void> {
     process.stderr.write(`load-profile: generating ${missing.join(", ")}\n`);
     await run(PYTHON, [RANKS_PY, "gen", "--dir", data, "--ranks", String(ranks), "--mib", values.mib, "--kinds", missing.join(",")]);
   }
-  const extra: string[] = [];
+  const extra: string[] = []; // node flags of the daemon
   if (values["cpu-prof"]) {
     fs.mkdirSync(values["cpu-prof"], { recursive: true });
     extra.push(`--cpu-prof`, `--cpu-prof-dir=${path.resolve(values["cpu-prof"])}`);
   }
-  const daemon: DaemonProcess = values["cpu-prof"] ? await startDaemonWithNodeFlags(daemonDir, extra) : await startDaemon(daemonDir);
+  const daemon: DaemonProcess = await startDaemon(daemonDir, [], { nodeFlags: extra });
   const rows: string[] = [];
   try {
     for (const kind of kinds) {
@@ -117,18 +117,6 @@ async function main(): Promise<void> {
   }
   console.log(`median of ${repeat} cold loads, ${ranks} ranks × ${values.mib} MiB (ratio = torch.load ÷ ckptd):`);
   for (const r of rows) console.log(r);
-}
-
-/** The daemon under node flags (e.g. --cpu-prof), passed through NODE_OPTIONS at its spawn. */
-async function startDaemonWithNodeFlags(dataDir: string, nodeFlags: string[]): Promise<DaemonProcess> {
-  const before = process.env["NODE_OPTIONS"];
-  process.env["NODE_OPTIONS"] = [before ?? "", ...nodeFlags].join(" ").trim();
-  try {
-    return await startDaemon(dataDir, [], {});
-  } finally {
-    if (before === undefined) delete process.env["NODE_OPTIONS"];
-    else process.env["NODE_OPTIONS"] = before;
-  }
 }
 
 main().catch((err: unknown) => {
