@@ -279,6 +279,17 @@ export class CheckpointLoader {
     // An item's pack file stays open across its entries: one open per small tensor cost
     // more than reading it.
     const pack = new PackFile();
+    /** The entry after the one being sent, its reads started: one in a file of its own (not the shared pack file). */
+    let ahead: { entryNo: number; chunks: AsyncGenerator<EntryChunk>; first: Promise<IteratorResult<EntryChunk>> } | undefined;
+    const readAhead = (entryNo: number) => {
+      const output = plan.outputs[entryNo];
+      if (output?.kind !== "whole" || output.copy.entry.file === PACK_FILE_NAME) return undefined;
+      const chunks = readEntryChunks(base, output.copy, 0, buffers, undefined, () => buffers.decodeBuffer(entryNo));
+      const first = chunks.next();
+      // Its failure is the entry's, raised when the stream gets there.
+      void first.catch(() => undefined);
+      return { entryNo, chunks, first };
+    };
     try {
       for (let entryNo = Math.max(0, from.entry); entryNo < plan.outputs.length; entryNo++) {
         const output = plan.outputs[entryNo]!;
@@ -292,17 +303,35 @@ export class CheckpointLoader {
         }
         const { rank, item, entry } = output.copy;
         if (!resumed) yield { kind: "entry", item, entry, targetDevice: output.targetDevice };
-        for await (const r of readEntryChunks(base, output.copy, skip, buffers, pack)) {
-          if (r.kind === "missing")
-            throw dataLoss(
-              `item '${item}' key '${entry.key}': stored file ${entry.file} is missing (or the checkpoint was deleted during the load)`,
-            );
-          this.onStoredRead(r.chunk.storedBytes);
-          if (r.kind === "damaged") throw corruptChunk(plan.manifest.checkpointId, rank, item, entry, r);
-          yield { kind: "chunk", data: r.data, crc32c: r.chunk.crc32c };
+        // The entry's reads may have started while the one before it was sent.
+        const started = ahead?.entryNo === entryNo ? ahead : undefined;
+        ahead = undefined;
+        const chunks = started?.chunks ?? readEntryChunks(base, output.copy, skip, buffers, pack, () => buffers.decodeBuffer(entryNo));
+        let step = started?.first ?? chunks.next();
+        // The next entry's file is opened and its first chunks read while this one's go out.
+        ahead = readAhead(entryNo + 1);
+        try {
+          for (let r = await step; !r.done; r = await step) {
+            const c = r.value;
+            if (c.kind === "missing")
+              throw dataLoss(
+                `item '${item}' key '${entry.key}': stored file ${entry.file} is missing (or the checkpoint was deleted during the load)`,
+              );
+            this.onStoredRead(c.chunk.storedBytes);
+            if (c.kind === "damaged") throw corruptChunk(plan.manifest.checkpointId, rank, item, entry, c);
+            yield { kind: "chunk", data: c.data, crc32c: c.chunk.crc32c };
+            step = chunks.next();
+          }
+        } finally {
+          await chunks.return(undefined);
         }
       }
     } finally {
+      // A stream stopped early: the entry read ahead gives its buffers back and closes its file.
+      if (ahead) {
+        await ahead.first.catch(() => undefined);
+        await ahead.chunks.return(undefined);
+      }
       await pack.close();
     }
   }
@@ -617,7 +646,8 @@ export class ReadBuffers {
   private readonly freeAligned: Buffer[] = [];
   /** Offset into a fresh backing store that aligned the last one (allocations tend to repeat it). */
   private lastShift = 0;
-  private decoded: Buffer | undefined;
+  /** The decode buffers of even and odd entries (an entry decodes while the one before it is sent). */
+  private readonly decoded: (Buffer | undefined)[] = [undefined, undefined];
   /** Set by recycle: a read abandoned in flight gives its buffer back after the stream ended. */
   private recycled = false;
   /** Buffers this stream took from the shared memory and has not given back. */
@@ -627,9 +657,14 @@ export class ReadBuffers {
     this.memory.active++;
   }
 
-  /** The buffer compressed chunks are decoded into (one chunk at a time). */
-  async decodeBuffer(): Promise<Buffer> {
-    return (this.decoded ??= (await this.take("decode", () => Buffer.allocUnsafeSlow(LZ4_MAX_BLOCK), false))!);
+  /**
+   * The buffer compressed chunks are decoded into (one chunk at a time): one for the entries
+   * numbered even, one for the odd, so that an entry read ahead decodes while the chunk
+   * before it is still being sent.
+   */
+  async decodeBuffer(entryNo = 0): Promise<Buffer> {
+    const i = entryNo % 2;
+    return (this.decoded[i] ??= (await this.take("decode", () => Buffer.allocUnsafeSlow(LZ4_MAX_BLOCK), false))!);
   }
 
   /** Hands every buffer this stream is done with to the streams that come next, and any put from now on. */
@@ -639,8 +674,11 @@ export class ReadBuffers {
     this.memory.active--;
     for (const b of this.free.splice(0)) this.giveBack("plain", b);
     for (const b of this.freeAligned.splice(0)) this.giveBack("aligned", b);
-    if (this.decoded) this.giveBack("decode", this.decoded);
-    this.decoded = undefined;
+    for (let i = 0; i < this.decoded.length; i++) {
+      const b = this.decoded[i];
+      if (b) this.giveBack("decode", b);
+      this.decoded[i] = undefined;
+    }
   }
 
   /** A buffer from the shared memory; an optional one only within the stream's share. */
