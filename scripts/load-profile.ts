@@ -37,7 +37,7 @@ function run(cmd: string, args: string[]): Promise<string> {
   });
 }
 
-async function py(mode: string, args: string[]): Promise<{ seconds: number; phases?: Record<string, number> }> {
+async function py(mode: string, args: string[]): Promise<{ seconds: number }> {
   const out = await run(PYTHON, [RANKS_PY, mode, ...args]);
   return JSON.parse(out.trim().split("\n").pop() ?? "") as { seconds: number };
 }
@@ -92,16 +92,11 @@ async function main(): Promise<void> {
       const ckptDir = path.join(daemonDir, "jobs", "bench", "checkpoints", `${kind}-py`);
       const ck: number[] = [];
       const tl: number[] = [];
+      const loadArgs = [...base, "--address", daemon.address, "--ckpt", `${kind}-py`];
+      if (values.check) loadArgs.push("--check");
       for (let i = 0; i < repeat; i++) {
         await py("evict", [ckptDir]);
-        const l = await py("ckptd-load", [
-          ...base,
-          "--address",
-          daemon.address,
-          "--ckpt",
-          `${kind}-py`,
-          ...(values.check ? ["--check"] : []),
-        ]);
+        const l = await py("ckptd-load", loadArgs);
         ck.push(l.seconds);
         await py("evict", [tsOut]);
         tl.push((await py("torch-load", [...base, "--out", tsOut])).seconds);
