@@ -866,9 +866,11 @@ async function* readPackRun(
   const buf = direct ? await buffers.getAligned(fh.fd) : await buffers.get(hi - lo);
   if (!buf) throw new Error("no buffer alignment suits O_DIRECT reads any more");
   try {
+    // A short read is a truncated file: the chunks past its end say so one by one. A direct
+    // read is one call (its buffer and offset stay aligned only for the first).
     let read = 0;
-    // A short read is a truncated file: the chunks past its end say so one by one.
-    for (let n = -1; n !== 0 && read < hi - lo; read += n) ({ bytesRead: n } = await fh.read(buf, read, hi - lo - read, lo + read));
+    if (direct) read = (await fh.read(buf, 0, hi - lo, lo)).bytesRead;
+    else for (let n = -1; n !== 0 && read < hi - lo; read += n) ({ bytesRead: n } = await fh.read(buf, read, hi - lo - read, lo + read));
     const range = buf.subarray(start - lo);
     const got = read - (start - lo);
     for (let index = 0; index < run.length; index++) {

@@ -1,3 +1,4 @@
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -187,6 +188,29 @@ describe("load and verify read loop", () => {
     );
   });
 
+  it("read loop - a pack file opened with O_DIRECT (its first entry is 1 MiB) is read in whole blocks, its end and a cut in it too", async () => {
+    const small = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`t${i}`, bytes(300 + 101 * i, i)]));
+    const { loader, dir, data, entry } = await checkpoint({ one: crypto.randomBytes(PACK_MAX_ENTRY_BYTES), ...small });
+    expect(entry("one").file).toBe(PACK_FILE_NAME);
+    const pack = path.join(dir, PACK_FILE_NAME);
+    expect(fs.statSync(pack).size % 4096).not.toBe(0);
+    const reads = await packReads(pack);
+    try {
+      const got = await loadAll(loader);
+      for (const [key, d] of Object.entries(data)) expect(got.get(key)?.equals(d), key).toBe(true);
+      expect(reads.count).toBe(1);
+      expect(reads.direct).toBe(1);
+    } finally {
+      reads.restore();
+    }
+    const t5 = entry("t5").chunks[0]!;
+    fs.truncateSync(pack, t5.offset + 7);
+    expect((await loadError(loader)).message).toBe(
+      `checkpoint 'c' rank 0 item 'model' key 't5' chunk 0 (file ${PACK_FILE_NAME}, offset ${t5.offset}) is corrupt: ` +
+        `file is truncated (7 of ${t5.storedBytes} bytes)`,
+    );
+  });
+
   it("read loop - a stream stopped while the next entry's file is read ahead closes every file it opened", async () => {
     const { loader, dir } = await checkpoint({
       big: bytes(PACK_MAX_ENTRY_BYTES + 2 * 65536, 3),
@@ -220,20 +244,28 @@ function openFilesUnder(dir: string): string[] {
   return out;
 }
 
-/** Counts FileHandle reads of `file` until restored. */
-async function packReads(file: string): Promise<{ readonly count: number; restore(): void }> {
+/** Counts FileHandle reads of `file` (and those through O_DIRECT) until restored. */
+async function packReads(file: string): Promise<{ readonly count: number; readonly direct: number; restore(): void }> {
   const probe = await fs.promises.open(file, "r");
   const proto = Object.getPrototypeOf(probe) as { read: (...args: unknown[]) => unknown };
   await probe.close();
   const original = proto.read;
   let count = 0;
+  let direct = 0;
   proto.read = function (this: fs.promises.FileHandle, ...args: unknown[]) {
-    if (fs.readlinkSync(`/proc/self/fd/${this.fd}`) === file) count++;
+    if (fs.readlinkSync(`/proc/self/fd/${this.fd}`) === file) {
+      count++;
+      const flags = /^flags:\s+([0-7]+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${this.fd}`, "utf8"))![1]!;
+      if (parseInt(flags, 8) & fs.constants.O_DIRECT) direct++;
+    }
     return original.apply(this, args);
   };
   return {
     get count() {
       return count;
+    },
+    get direct() {
+      return direct;
     },
     restore: () => {
       proto.read = original;
