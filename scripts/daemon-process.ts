@@ -28,13 +28,15 @@ export interface DaemonStartOptions {
   name?: string;
   /** How long it may take to get ready. @default 30000 */
   readyMs?: number;
+  /** Node flags for the daemon's process (e.g. --cpu-prof), before its entry. */
+  nodeFlags?: string[];
 }
 
 /** Starts `ckptd --listen 127.0.0.1:0 --data-dir DIR ...extra` and waits until it is listening. */
 export async function startDaemon(dataDir: string, extra: string[] = [], opts: DaemonStartOptions = {}): Promise<DaemonProcess> {
   const args = [DAEMON_ENTRY, "--listen", "127.0.0.1:0", "--data-dir", dataDir];
   if (opts.metrics) args.push("--metrics-listen", "127.0.0.1:0");
-  const proc = spawn(process.execPath, [...args, ...extra], { stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, [...(opts.nodeFlags ?? []), ...args, ...extra], { stdio: ["ignore", "pipe", "pipe"] });
   const exited = new Promise((resolve) => proc.on("exit", resolve));
   const name = opts.name ? `ckptd ${opts.name}` : "ckptd";
   const readyMs = opts.readyMs ?? 30_000;

@@ -278,6 +278,17 @@ export class CheckpointLoader {
     // An item's pack file stays open across its entries: one open per small tensor cost
     // more than reading it.
     const pack = new PackFile();
+    /** The entry after the one being sent, its reads started: one in a file of its own (not the shared pack file). */
+    let ahead: { entryNo: number; chunks: AsyncGenerator<EntryChunk>; first: Promise<IteratorResult<EntryChunk>> } | undefined;
+    const readAhead = (entryNo: number) => {
+      const output = plan.outputs[entryNo];
+      if (output?.kind !== "whole" || output.copy.entry.file === PACK_FILE_NAME) return undefined;
+      const chunks = readEntryChunks(base, output.copy, 0, buffers, undefined, () => buffers.decodeBuffer(entryNo));
+      const first = chunks.next();
+      // Its failure is the entry's, raised when the stream gets there.
+      void first.catch(() => undefined);
+      return { entryNo, chunks, first };
+    };
     try {
       for (let entryNo = Math.max(0, from.entry); entryNo < plan.outputs.length; entryNo++) {
         const output = plan.outputs[entryNo]!;
@@ -289,19 +300,56 @@ export class CheckpointLoader {
           yield* this.assemble(plan, output, skipBytes, buffers, inPlace);
           continue;
         }
+        const run = resumed ? [] : packRun(plan.outputs, entryNo);
+        if (run.length > 1) {
+          // Small entries side by side in their item's pack file: one read of the range they span.
+          const last = entryNo + run.length - 1;
+          const reads = readPackRun(base, run, buffers, pack, () => buffers.decodeBuffer(last));
+          let at = -1;
+          for await (const { index, chunk: c } of reads) {
+            const { copy, targetDevice } = run[index]!;
+            if (index !== at) {
+              at = index;
+              yield { kind: "entry", item: copy.item, entry: copy.entry, targetDevice };
+              // The entry after the run is read while the run's entries are sent.
+              if (index === 0) ahead = readAhead(last + 1);
+            }
+            if (c.kind === "missing") throw missingFile(copy);
+            this.onStoredRead(c.chunk.storedBytes);
+            if (c.kind === "damaged") throw corruptChunk(plan.manifest.checkpointId, copy.rank, copy.item, copy.entry, c);
+            yield { kind: "chunk", data: c.data, crc32c: c.chunk.crc32c };
+          }
+          entryNo = last;
+          continue;
+        }
         const { rank, item, entry } = output.copy;
         if (!resumed) yield { kind: "entry", item, entry, targetDevice: output.targetDevice };
-        for await (const r of readEntryChunks(base, output.copy, skip, buffers, pack)) {
-          if (r.kind === "missing")
-            throw dataLoss(
-              `item '${item}' key '${entry.key}': stored file ${entry.file} is missing (or the checkpoint was deleted during the load)`,
-            );
-          this.onStoredRead(r.chunk.storedBytes);
-          if (r.kind === "damaged") throw corruptChunk(plan.manifest.checkpointId, rank, item, entry, r);
-          yield { kind: "chunk", data: r.data, crc32c: r.chunk.crc32c };
+        // The entry's reads may have started while the one before it was sent.
+        const started = ahead?.entryNo === entryNo ? ahead : undefined;
+        ahead = undefined;
+        const chunks = started?.chunks ?? readEntryChunks(base, output.copy, skip, buffers, pack, () => buffers.decodeBuffer(entryNo));
+        let step = started?.first ?? chunks.next();
+        // The next entry's file is opened and its first chunks read while this one's go out.
+        ahead = readAhead(entryNo + 1);
+        try {
+          for (let r = await step; !r.done; r = await step) {
+            const c = r.value;
+            if (c.kind === "missing") throw missingFile(output.copy);
+            this.onStoredRead(c.chunk.storedBytes);
+            if (c.kind === "damaged") throw corruptChunk(plan.manifest.checkpointId, rank, item, entry, c);
+            yield { kind: "chunk", data: c.data, crc32c: c.chunk.crc32c };
+            step = chunks.next();
+          }
+        } finally {
+          await chunks.return(undefined);
         }
       }
     } finally {
+      // A stream stopped early: the entry read ahead gives its buffers back and closes its file.
+      if (ahead) {
+        await ahead.first.catch(() => undefined);
+        await ahead.chunks.return(undefined);
+      }
       await pack.close();
     }
   }
@@ -645,7 +693,8 @@ export class ReadBuffers {
   private readonly freeAligned: Buffer[] = [];
   /** Offset into a fresh backing store that aligned the last one (allocations tend to repeat it). */
   private lastShift = 0;
-  private decoded: Buffer | undefined;
+  /** The decode buffers of even and odd entries (an entry decodes while the one before it is sent). */
+  private readonly decoded: (Buffer | undefined)[] = [undefined, undefined];
   /** Set by recycle: a read abandoned in flight gives its buffer back after the stream ended. */
   private recycled = false;
   /** Buffers this stream took from the shared memory and has not given back. */
@@ -655,9 +704,14 @@ export class ReadBuffers {
     this.memory.active++;
   }
 
-  /** The buffer compressed chunks are decoded into (one chunk at a time). */
-  async decodeBuffer(): Promise<Buffer> {
-    return (this.decoded ??= (await this.take("decode", () => Buffer.allocUnsafeSlow(LZ4_MAX_BLOCK), false))!);
+  /**
+   * The buffer compressed chunks are decoded into (one chunk at a time): one for the entries
+   * numbered even, one for the odd, so that an entry read ahead decodes while the chunk
+   * before it is still being sent.
+   */
+  async decodeBuffer(entryNo = 0): Promise<Buffer> {
+    const i = entryNo % 2;
+    return (this.decoded[i] ??= (await this.take("decode", () => Buffer.allocUnsafeSlow(LZ4_MAX_BLOCK), false))!);
   }
 
   /** Hands every buffer this stream is done with to the streams that come next, and any put from now on. */
@@ -667,8 +721,11 @@ export class ReadBuffers {
     this.memory.active--;
     for (const b of this.free.splice(0)) this.giveBack("plain", b);
     for (const b of this.freeAligned.splice(0)) this.giveBack("aligned", b);
-    if (this.decoded) this.giveBack("decode", this.decoded);
-    this.decoded = undefined;
+    for (let i = 0; i < this.decoded.length; i++) {
+      const b = this.decoded[i];
+      if (b) this.giveBack("decode", b);
+      this.decoded[i] = undefined;
+    }
   }
 
   /** A buffer from the shared memory; an optional one only within the stream's share. */
@@ -761,6 +818,116 @@ class PackFile {
     const open = this.open;
     this.open = undefined;
     await open?.fh.close();
+  }
+}
+
+/** The DATA_LOSS error of an entry whose stored file is gone. */
+function missingFile({ item, entry }: Copy): Error {
+  return dataLoss(
+    `item '${item}' key '${entry.key}': stored file ${entry.file} is missing (or the checkpoint was deleted during the load)`,
+  );
+}
+
+/** A run of packed entries spans at most this many bytes of their pack file (one plain read buffer). */
+const PACK_RUN_MAX_BYTES = LZ4_MAX_BLOCK;
+/** Packed entries at most this far apart in their pack file are read in one run (the gap is read too). */
+const PACK_RUN_MAX_GAP = 64 << 10;
+
+/** The stored range [start, end) of an entry's chunks. */
+function storedRange(entry: EntryRecord): [number, number] {
+  const first = entry.chunks[0]!;
+  const last = entry.chunks[entry.chunks.length - 1]!;
+  return [first.offset, last.offset + last.storedBytes];
+}
+
+/**
+ * The outputs from `from` on that are whole entries of one item's pack file, each after the
+ * one before it there, within PACK_RUN_MAX_BYTES of the first's start: read with one read.
+ */
+function packRun(outputs: readonly Output[], from: number): { copy: Copy; targetDevice: string }[] {
+  const run: { copy: Copy; targetDevice: string }[] = [];
+  let start = 0;
+  let end = 0;
+  for (let i = from; i < outputs.length; i++) {
+    const o = outputs[i]!;
+    if (o.kind !== "whole" || o.copy.entry.file !== PACK_FILE_NAME || o.copy.entry.chunks.length === 0) break;
+    const { rank, item } = o.copy;
+    const [s, e] = storedRange(o.copy.entry);
+    if (run.length === 0) start = s;
+    else if (rank !== run[0]!.copy.rank || item !== run[0]!.copy.item || s < end || s - end > PACK_RUN_MAX_GAP) break;
+    if (e - start > PACK_RUN_MAX_BYTES) break;
+    end = e;
+    run.push({ copy: o.copy, targetDevice: o.targetDevice });
+  }
+  return run;
+}
+
+/**
+ * The chunks of a run of packed entries (see packRun), read from their pack file (through
+ * `pack`) with one read of the range they span, each checked and decoded as readEntryChunks
+ * does; `index` is the entry's in `run`. A chunk's data is valid until the next is asked for.
+ */
+async function* readPackRun(
+  base: string,
+  run: readonly { copy: Copy }[],
+  buffers: ReadBuffers,
+  pack: PackFile,
+  decodeInto: () => Promise<Buffer>,
+): AsyncGenerator<{ index: number; chunk: EntryChunk }> {
+  const first = run[0]!.copy;
+  const [start] = storedRange(first.entry);
+  const [, end] = storedRange(run[run.length - 1]!.copy.entry);
+  const out = run.some(({ copy }) => copy.entry.chunks.some((c) => !c.raw)) ? await decodeInto() : undefined;
+  let fh: fsp.FileHandle;
+  let direct: boolean;
+  try {
+    ({ fh, direct } = await pack.get(path.join(base, itemDirName(first.rank, first.item), PACK_FILE_NAME), first, buffers));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    yield { index: 0, chunk: { kind: "missing" } };
+    return;
+  }
+  // A pack file open with O_DIRECT is read in whole blocks, into an aligned buffer (it holds
+  // PACK_RUN_MAX_BYTES widened to block boundaries at both ends).
+  const lo = direct ? start - (start % DIRECT_ALIGN) : start;
+  const hi = direct ? Math.ceil(end / DIRECT_ALIGN) * DIRECT_ALIGN : end;
+  const buf = direct ? await buffers.getAligned(fh.fd) : await buffers.get(hi - lo);
+  if (!buf) throw new Error("no buffer alignment suits O_DIRECT reads any more");
+  try {
+    // A short read is a truncated file: the chunks past its end say so one by one. A direct
+    // read is one call (its buffer and offset stay aligned only for the first).
+    let read = 0;
+    if (direct) read = (await fh.read(buf, 0, hi - lo, lo)).bytesRead;
+    else for (let n = -1; n !== 0 && read < hi - lo; read += n) ({ bytesRead: n } = await fh.read(buf, read, hi - lo - read, lo + read));
+    const range = buf.subarray(start - lo);
+    const got = read - (start - lo);
+    for (let index = 0; index < run.length; index++) {
+      const { entry } = run[index]!.copy;
+      for (let i = 0; i < entry.chunks.length; i++) {
+        const chunk = entry.chunks[i]!;
+        const at = chunk.offset - start;
+        const have = Math.max(0, Math.min(got - at, chunk.storedBytes));
+        let r: EntryChunk;
+        if (have !== chunk.storedBytes)
+          r = { kind: "damaged", index: i, chunk, problem: `file is truncated (${have} of ${chunk.storedBytes} bytes)` };
+        else
+          try {
+            r = {
+              kind: "data",
+              index: i,
+              chunk,
+              data: await decodeChunk(range.subarray(at, at + chunk.storedBytes), chunk, chunk.raw ? undefined : out),
+            };
+          } catch (err) {
+            if (!(err instanceof ChunkCorruptError)) throw err;
+            r = { kind: "damaged", index: i, chunk, problem: err.message };
+          }
+        yield { index, chunk: r };
+      }
+    }
+  } finally {
+    if (direct) buffers.putAligned(buf);
+    else buffers.put(buf);
   }
 }
 

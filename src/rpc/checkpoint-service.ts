@@ -359,6 +359,8 @@ export function checkpointServiceHandlers(deps: ServiceDeps): CheckpointServiceH
             if (refused !== undefined) throw refused;
             // Both waits are the client's steps (reading, freeing slots). One that takes a
             // while pauses the stream: the loader's buffers go back to the cache meanwhile.
+            // The stream may have drained while this part was read: its 'drain' is then past.
+            if (!ok && !call.writableNeedDrain) ok = true;
             if (!ok) {
               const drain = drained(call);
               if (!(await guard.within(drain, LOAD_PAUSE_AFTER_MS))) {

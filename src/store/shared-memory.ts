@@ -93,6 +93,9 @@ export function closeSharedMemoryConfig(config: SharedMemoryConfig): void {
   if (config.dirFd !== undefined) fs.closeSync(config.dirFd);
 }
 
+/** Writes to a shared-memory file of at most this many bytes are made on the calling thread (see SharedSegment.write). */
+const SYNC_WRITE_MAX_BYTES = 256 << 10;
+
 /** An open shared-memory file of one save (read) or load (write) stream. */
 export class SharedSegment {
   private constructor(
@@ -277,11 +280,17 @@ export class SharedSegment {
     return invalidArgument(`shared chunk [${offset}, +${length}) lies beyond the end of the shared-memory file`);
   }
 
-  /** Writes `data` at `offset` (within the size the file had when opened). */
+  /**
+   * Writes `data` at `offset` (within the size the file had when opened). Up to
+   * SYNC_WRITE_MAX_BYTES are written at once on the calling thread: copying them into
+   * memory costs less than a trip through the thread pool.
+   */
   async write(data: Buffer, offset: number): Promise<void> {
     if (offset + data.length > this.size)
       throw new RangeError(`a write of [${offset}, ${offset + data.length}) past the end of ${this.path} (${this.size} bytes)`);
     let done = 0;
+    if (data.length <= SYNC_WRITE_MAX_BYTES)
+      while (done < data.length) done += fs.writeSync(this.fh.fd, data, done, data.length - done, offset + done);
     while (done < data.length) done += (await this.fh.write(data, done, data.length - done, offset + done)).bytesWritten;
   }
 

@@ -1,3 +1,4 @@
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -30,22 +31,23 @@ const spec = (key: string, sizeBytes: number): EntrySpec => ({ key, kind: "objec
  * A committed checkpoint "c" of job "j" on disk: rank 0's item "model" holds two packed
  * entries ("a", "b") and one entry file of three chunks ("big").
  */
-async function checkpoint() {
+async function checkpoint(
+  data: Record<string, Buffer> = { a: bytes(1000, 1), b: bytes(2000, 2), big: bytes(PACK_MAX_ENTRY_BYTES + 2 * 65536, 3) },
+) {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-read-loop-"));
   roots.push(root);
   const storage = new PosixStorage(root);
   const base = storage.localPath!(layout.checkpoint("j", "c"))!;
   const dir = path.join(base, "rank-00000", "model");
-  const data: Record<string, Buffer> = { a: bytes(1000, 1), b: bytes(2000, 2), big: bytes(PACK_MAX_ENTRY_BYTES + 2 * 65536, 3) };
   const w = new ItemWriter("model", dir, BUFFERED_IO, itemWriterBuffers());
   await w.open();
   for (const [key, d] of Object.entries(data)) {
     await w.beginEntry(spec(key, d.length));
-    const step = key === "big" ? Math.ceil(d.length / 3) : d.length;
+    const step = d.length > PACK_MAX_ENTRY_BYTES ? Math.ceil(d.length / 3) : d.length;
     for (let off = 0; off < d.length; off += step) await w.writeChunk(d.subarray(off, off + step), undefined);
   }
   const all = Buffer.concat(Object.values(data));
-  const item: ItemRecord = await w.finish({ entryCount: 3, byteCount: all.length, crc32c: crc32c(all) });
+  const item: ItemRecord = await w.finish({ entryCount: Object.keys(data).length, byteCount: all.length, crc32c: crc32c(all) });
   const manifest: Manifest = {
     ...testManifest("c", 1),
     rawBytes: item.rawBytes,
@@ -59,8 +61,8 @@ async function checkpoint() {
   return { loader: new CheckpointLoader(storage, catalog), dir, data, entry };
 }
 
-async function loadAll(loader: CheckpointLoader): Promise<Map<string, Buffer>> {
-  const plan = await loader.plan({
+function planAll(loader: CheckpointLoader) {
+  return loader.plan({
     job: "j",
     checkpointId: "c",
     rank: 0,
@@ -73,6 +75,10 @@ async function loadAll(loader: CheckpointLoader): Promise<Map<string, Buffer>> {
     boxes: [],
     shardAs: undefined,
   });
+}
+
+async function loadAll(loader: CheckpointLoader): Promise<Map<string, Buffer>> {
+  const plan = await planAll(loader);
   const got = new Map<string, Buffer[]>();
   let key = "";
   for await (const part of loader.stream(plan)) {
@@ -150,4 +156,119 @@ describe("load and verify read loop", () => {
     expect(v.damaged[1]!.problem).toBe(`file is truncated (10 of ${last.storedBytes} bytes)`);
     expect(v.damaged[0]!.problem).not.toBe("");
   });
+
+  it("read loop - packed entries side by side load with one read of their pack file; one cut short there fails as truncated", async () => {
+    const small = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`t${i}`, bytes(100 + 37 * i, i)]));
+    const { loader, dir, data, entry } = await checkpoint({ ...small, big: bytes(PACK_MAX_ENTRY_BYTES + 2 * 65536, 3) });
+    const pack = path.join(dir, PACK_FILE_NAME);
+    const reads = await packReads(pack);
+    try {
+      const got = await loadAll(loader);
+      for (const [key, d] of Object.entries(data)) expect(got.get(key)?.equals(d), key).toBe(true);
+      expect(reads.count).toBe(1);
+    } finally {
+      reads.restore();
+    }
+    // Cut inside t7's chunk: t0..t6 come out whole, then the load fails naming t7's chunk.
+    const t7 = entry("t7").chunks[0]!;
+    fs.truncateSync(pack, t7.offset + 5);
+    const keys: string[] = [];
+    const plan = await planAll(loader);
+    const err = await (async () => {
+      for await (const part of loader.stream(plan)) if (part.kind === "entry") keys.push(part.entry.key);
+    })().then(
+      () => undefined,
+      (e: unknown) => e as CkptdError,
+    );
+    expect(keys).toEqual(Array.from({ length: 8 }, (_, i) => `t${i}`));
+    expect(err?.kind).toBe("data_loss");
+    expect(err?.message).toBe(
+      `checkpoint 'c' rank 0 item 'model' key 't7' chunk 0 (file ${PACK_FILE_NAME}, offset ${t7.offset}) is corrupt: ` +
+        `file is truncated (5 of ${t7.storedBytes} bytes)`,
+    );
+  });
+
+  it("read loop - a pack file opened with O_DIRECT (its first entry is 1 MiB) is read in whole blocks, its end and a cut in it too", async () => {
+    const small = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`t${i}`, bytes(300 + 101 * i, i)]));
+    const { loader, dir, data, entry } = await checkpoint({ one: crypto.randomBytes(PACK_MAX_ENTRY_BYTES), ...small });
+    expect(entry("one").file).toBe(PACK_FILE_NAME);
+    const pack = path.join(dir, PACK_FILE_NAME);
+    expect(fs.statSync(pack).size % 4096).not.toBe(0);
+    const reads = await packReads(pack);
+    try {
+      const got = await loadAll(loader);
+      for (const [key, d] of Object.entries(data)) expect(got.get(key)?.equals(d), key).toBe(true);
+      expect(reads.count).toBe(1);
+      expect(reads.direct).toBe(1);
+    } finally {
+      reads.restore();
+    }
+    const t5 = entry("t5").chunks[0]!;
+    fs.truncateSync(pack, t5.offset + 7);
+    expect((await loadError(loader)).message).toBe(
+      `checkpoint 'c' rank 0 item 'model' key 't5' chunk 0 (file ${PACK_FILE_NAME}, offset ${t5.offset}) is corrupt: ` +
+        `file is truncated (7 of ${t5.storedBytes} bytes)`,
+    );
+  });
+
+  it("read loop - a stream stopped while the next entry's file is read ahead closes every file it opened", async () => {
+    const { loader, dir } = await checkpoint({
+      big: bytes(PACK_MAX_ENTRY_BYTES + 2 * 65536, 3),
+      big2: bytes(PACK_MAX_ENTRY_BYTES + 2 * 65536, 4),
+    });
+    const plan = await planAll(loader);
+    let chunks = 0;
+    for await (const part of loader.stream(plan)) {
+      if (part.kind === "chunk" && ++chunks === 1) {
+        // big2 is opened while big's chunks go out.
+        await new Promise((r) => setTimeout(r, 50));
+        expect(openFilesUnder(dir).length).toBe(2);
+        break;
+      }
+    }
+    expect(openFilesUnder(dir)).toEqual([]);
+  });
 });
+
+/** The files under `dir` this process holds open. */
+function openFilesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const fd of fs.readdirSync("/proc/self/fd")) {
+    try {
+      const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith(dir + path.sep)) out.push(target);
+    } catch {
+      // Closed meanwhile.
+    }
+  }
+  return out;
+}
+
+/** Counts FileHandle reads of `file` (and those through O_DIRECT) until restored. */
+async function packReads(file: string): Promise<{ readonly count: number; readonly direct: number; restore(): void }> {
+  const probe = await fs.promises.open(file, "r");
+  const proto = Object.getPrototypeOf(probe) as { read: (...args: unknown[]) => unknown };
+  await probe.close();
+  const original = proto.read;
+  let count = 0;
+  let direct = 0;
+  proto.read = function (this: fs.promises.FileHandle, ...args: unknown[]) {
+    if (fs.readlinkSync(`/proc/self/fd/${this.fd}`) === file) {
+      count++;
+      const flags = /^flags:\s+([0-7]+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${this.fd}`, "utf8"))![1]!;
+      if (parseInt(flags, 8) & fs.constants.O_DIRECT) direct++;
+    }
+    return original.apply(this, args);
+  };
+  return {
+    get count() {
+      return count;
+    },
+    get direct() {
+      return direct;
+    },
+    restore: () => {
+      proto.read = original;
+    },
+  };
+}
