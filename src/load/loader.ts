@@ -868,7 +868,7 @@ function packRun(outputs: readonly Output[], from: number): { copy: Copy; target
  * does; `index` is the entry's in `run`. A chunk's data is valid until the next is asked for.
  */
 async function* readPackRun(
-  base: string,
+  base: DataBase,
   run: readonly { copy: Copy }[],
   buffers: ReadBuffers,
   pack: PackFile,
@@ -878,10 +878,10 @@ async function* readPackRun(
   const [start] = storedRange(first.entry);
   const [, end] = storedRange(run[run.length - 1]!.copy.entry);
   const out = run.some(({ copy }) => copy.entry.chunks.some((c) => !c.raw)) ? await decodeInto() : undefined;
-  let fh: fsp.FileHandle;
+  let fh: EntryFile;
   let direct: boolean;
   try {
-    ({ fh, direct } = await pack.get(path.join(base, itemDirName(first.rank, first.item), PACK_FILE_NAME), first, buffers));
+    ({ fh, direct } = await pack.get(base, `${itemDirName(first.rank, first.item)}/${PACK_FILE_NAME}`, first, buffers));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
     yield { index: 0, chunk: { kind: "missing" } };
