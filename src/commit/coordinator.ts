@@ -193,12 +193,14 @@ export class CommitCoordinator implements CheckpointCoordinator, PeerCoordinator
           // never written on a full disk): only its staging is left to free.
           this.log.info({ job, checkpoint: id, attempt }, "recovery: freed the staging of a superseded attempt");
         } else if (!record) {
-          await this.writeDecision(job, id, {
+          const held = await this.writeDecision(job, id, {
             outcome: "ABORTED",
             reason: "the daemon restarted before the checkpoint was decided (presumed abort)",
             attempt,
             decidedAt: new Date().toISOString(),
           });
+          // Another coordinator committed it meanwhile: its staging is that checkpoint's data.
+          if (held?.outcome === "COMMITTED") continue;
           abortedCount++;
           this.options.metrics?.aborts.inc({ reason: "restart" });
           this.log.info({ job, checkpoint: id, attempt }, "recovery: aborted an undecided checkpoint and freed its staging");
@@ -652,11 +654,12 @@ export class CommitCoordinator implements CheckpointCoordinator, PeerCoordinator
     attempt.startDeciding(outcome === "COMMITTED" ? "it is being committed without this item" : reason);
     const { job, checkpointId: id, attempt: n } = attempt;
     const logCtx = { job, checkpoint: id, attempt: n };
-    const record: DecisionRecord = { outcome, reason, attempt: n, decidedAt: new Date().toISOString() };
+    let record: DecisionRecord = { outcome, reason, attempt: n, decidedAt: new Date().toISOString() };
     if (outcome === "COMMITTED") record.manifest = this.buildManifest(attempt, record.decidedAt);
     try {
       injectFault("decision");
-      await this.writeDecision(job, id, record);
+      // Another coordinator's record, when it decided first, is the one acted on.
+      record = (await this.writeDecision(job, id, record)) ?? record;
     } catch (err) {
       this.log.error({ ...logCtx, err, outcome }, "could not record the decision");
       if (outcome === "COMMITTED") return this.abandonCommit(attempt, err as Error);
@@ -664,7 +667,7 @@ export class CommitCoordinator implements CheckpointCoordinator, PeerCoordinator
       // record, which keeps the attempt number from being reused, is retried.
       this.unwrittenAborts.set(`${job}/${id}@${n}`, { job, id, record });
     }
-    if (this.options.fault === "crash-after-decision" && outcome === "COMMITTED") {
+    if (this.options.fault === "crash-after-decision" && record.outcome === "COMMITTED") {
       this.log.warn(logCtx, "fault point crash-after-decision: killing the daemon");
       process.kill(process.pid, "SIGKILL");
       await new Promise(() => {});
@@ -680,8 +683,8 @@ export class CommitCoordinator implements CheckpointCoordinator, PeerCoordinator
       if (!attempt.decision) attempt.fail(this.notVisible(pending));
       return;
     }
-    const decision: Decision = { outcome, reason, attempt: n };
-    this.log.warn({ ...logCtx, reason }, "checkpoint aborted");
+    const decision: Decision = { outcome: "ABORTED", reason: record.reason, attempt: n };
+    this.log.warn({ ...logCtx, reason: record.reason }, "checkpoint aborted");
     this.options.metrics?.aborts.inc({ reason: why });
     void this.storage
       .deletePrefix(attempt.key)
@@ -853,8 +856,26 @@ export class CommitCoordinator implements CheckpointCoordinator, PeerCoordinator
     return summarize(manifest);
   }
 
-  private async writeDecision(job: string, id: string, record: DecisionRecord): Promise<void> {
-    await this.storage.put(layout.decision(job, id, record.attempt), JSON.stringify(record));
+  /**
+   * Records a decision create-only, so two coordinators (a misconfigured cluster, an old
+   * coordinator still running) can never both decide one attempt: returns undefined when this
+   * record holds, or the record another writer made first, which holds instead.
+   */
+  private async writeDecision(job: string, id: string, record: DecisionRecord): Promise<DecisionRecord | undefined> {
+    const key = layout.decision(job, id, record.attempt);
+    const text = JSON.stringify(record);
+    if (!(await this.storage.create(key, text))) {
+      // This record landed on an earlier try whose answer was lost: it holds.
+      if ((await getText(this.storage, key)) === text) return undefined;
+      const held = await this.readDecision(job, id, record.attempt);
+      if (!held) throw unavailable(`the decision record ${this.storage.where(key)} was created and removed by another writer`);
+      this.log.error(
+        { job, checkpoint: id, attempt: record.attempt, outcome: held.outcome, ours: record.outcome },
+        "another coordinator recorded this attempt's decision first; its decision holds " +
+          "(only one daemon may coordinate a job: check --node-id and --peers on every node)",
+      );
+      return held;
+    }
     // Lower attempts were all decided ABORTED before this one opened: their records are
     // no longer needed (pastDecision answers them from the attempt number) and would
     // otherwise pile up with every aborted retry.
@@ -863,6 +884,7 @@ export class CommitCoordinator implements CheckpointCoordinator, PeerCoordinator
       if (!(await this.storage.stat(key).catch(() => undefined))) break; // older ones went with an earlier pruning
       await this.storage.delete(key).catch(() => {});
     }
+    return undefined;
   }
 
   /** The durable decision of an attempt; DATA_LOSS when the record is damaged (recovery quarantines it). */

@@ -176,6 +176,38 @@ export async function writeFileDurable(file: string, data: string | Buffer): Pro
   await fsyncDir(path.dirname(file));
 }
 
+let tmpSerial = 0;
+
+/**
+ * Creates a file durably and atomically only if it does not exist: tmp file, fsync, link(2)
+ * to its name (fails with EEXIST when another writer got there first), fsync the directory.
+ * True when this call created it, false when it existed (left unchanged).
+ */
+export async function createFileDurable(file: string, data: string | Buffer): Promise<boolean> {
+  // Several creates of one key may race within this process too: each its own tmp file.
+  const tmp = `${file}.tmp-${process.pid}-${(tmpSerial++).toString(36)}`;
+  let created = true;
+  try {
+    const fh = await fsp.open(tmp, "w");
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await fsp.link(tmp, file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      created = false;
+    }
+  } finally {
+    await fsp.rm(tmp, { force: true }).catch(() => {});
+  }
+  await fsyncDir(path.dirname(file));
+  return created;
+}
+
 /** Writes bytes at a position; a seam so tests can inject short and failing writes. */
 export type WriteAt = (
   fh: fsp.FileHandle,

@@ -39,6 +39,8 @@ export class MemoryStorage implements Storage {
   private puts = 0;
   private failing: { at: number; code: string } | undefined;
   private locked = false;
+  /** Keys a create is writing. */
+  private readonly creating = new Set<string>();
   /** Every operation, in order ("put jobs/j/…"): tests assert what happened before what. */
   readonly journal: string[] = [];
 
@@ -108,6 +110,22 @@ export class MemoryStorage implements Storage {
     this.live.objects.set(key, bytes);
     this.durable.objects.set(key, bytes);
     this.addParents(key, true);
+  }
+
+  async create(key: string, data: string | Buffer): Promise<boolean> {
+    await Promise.resolve();
+    if (this.live.objects.has(key) || this.creating.has(key)) {
+      this.journal.push(`create ${key} (exists)`);
+      return false;
+    }
+    // Taken from the check on, so a racing create loses even before this put lands.
+    this.creating.add(key);
+    try {
+      await this.put(key, data);
+    } finally {
+      this.creating.delete(key);
+    }
+    return true;
   }
 
   async get(key: string): Promise<Buffer | undefined> {

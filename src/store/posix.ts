@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { injectFault } from "../common/faults.js";
-import { appendWhole, DataDir, fsyncDir, removeTree, writeFileDurable, type WriteAt } from "./files.js";
+import { appendWhole, createFileDurable, DataDir, fsyncDir, removeTree, writeFileDurable, type WriteAt } from "./files.js";
 import { DEFAULT_LOCK_NAME, isRankDirName, joinKey, layout, MANIFEST_NAME } from "./layout.js";
 import type { ObjectStat, ObjectWriter, PublishRequest, Storage } from "./storage.js";
 
@@ -61,6 +61,10 @@ export class PosixStorage implements Storage {
 
   async put(key: string, data: string | Buffer): Promise<void> {
     await writeFileDurable(this.where(key), data);
+  }
+
+  create(key: string, data: string | Buffer): Promise<boolean> {
+    return createFileDurable(this.where(key), data);
   }
 
   async get(key: string): Promise<Buffer | undefined> {

@@ -6,6 +6,10 @@
  * Promises every implementation keeps:
  * - `put` is whole-or-nothing and durable when it resolves: a reader sees the old
  *   object, or none, or the new one, never a part; after a crash, the new one.
+ * - `create` is a put that only creates: of two writers racing for one key (two
+ *   coordinators deciding one attempt), exactly one is told true and its bytes stay;
+ *   the other is told false and changes nothing (POSIX: link(2) of a synced tmp file;
+ *   an object store: PutObject with If-None-Match: *).
  * - `append` adds one whole record durably at the end of the last good one, or fails
  *   and leaves the log as it was (see LineLog): a fragment is never acknowledged.
  * - `publish` is the commit point of a checkpoint: once it resolves its manifest is
@@ -79,6 +83,13 @@ export interface Storage {
 
   /** Writes a small object durably and whole-or-nothing (see above). */
   put(key: string, data: string | Buffer): Promise<void>;
+  /**
+   * Writes a small object durably and whole-or-nothing only if `key` is absent: true when this
+   * call created it, false when it existed (its bytes unchanged). A retry of a create that
+   * landed but whose answer was lost may be told true (same bytes) or false; callers that must
+   * tell the two apart read the object back (see the coordinator's decisions).
+   */
+  create(key: string, data: string | Buffer): Promise<boolean>;
   /** The whole object, or undefined when absent. */
   get(key: string): Promise<Buffer | undefined>;
   /**

@@ -185,6 +185,11 @@ export class S3Storage implements Storage {
     await this.store.put(key, data);
   }
 
+  async create(key: string, data: string | Buffer): Promise<boolean> {
+    this.owned();
+    return this.store.putIfAbsent(key, data);
+  }
+
   async get(key: string): Promise<Buffer | undefined> {
     const whole = await this.store.get(key);
     if (whole !== undefined) return whole;

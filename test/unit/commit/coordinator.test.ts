@@ -145,6 +145,30 @@ describe("commit coordinator on memory storage", () => {
     expect((await c2.vote(ref("c", 0), ["model"], 1)).reason).toMatch(/attempt 1 was aborted; attempt 3 superseded it/);
   });
 
+  it("coordinator - a decision another coordinator recorded first holds: this one's is not written over it", async () => {
+    const { storage, catalog, c } = coordinator();
+    await save(c, storage, ref("c", 0), "model");
+    await save(c, storage, ref("c", 1), "model");
+    const theirs = JSON.stringify({ outcome: "ABORTED", reason: "aborted by the other coordinator", attempt: 1, decidedAt: "x" });
+    expect(await storage.create(layout.decision("j", "c", 1), theirs)).toBe(true);
+    const first = c.vote(ref("c", 0), ["model"], 0);
+    const d = await c.vote(ref("c", 1), ["model"], 0);
+    expect(d).toMatchObject({ outcome: "ABORTED", reason: "aborted by the other coordinator", attempt: 1 });
+    expect((await first).outcome).toBe("ABORTED");
+    expect((await storage.get(layout.decision("j", "c", 1)))?.toString()).toBe(theirs);
+    expect(catalog.has("j", "c")).toBe(false);
+    expect(await storage.get(layout.manifest("j", "c"))).toBeUndefined();
+  });
+
+  it("coordinator - a retried ABORT record that landed earlier is not a conflict", async () => {
+    const { storage, c } = coordinator();
+    const first = await c.abort(ref("c", 0), "stop", 0);
+    expect(first).toMatchObject({ outcome: "ABORTED", attempt: 1 });
+    const after = await restart(storage);
+    expect(after.recovered.aborted).toBe(0);
+    expect(JSON.parse((await after.storage.get(layout.decision("j", "c", 1)))!.toString())).toMatchObject({ outcome: "ABORTED" });
+  });
+
   it("coordinator - a committed id is never reopened", async () => {
     const { storage, c } = coordinator();
     await save(c, storage, ref("c", 0, 1), "model");

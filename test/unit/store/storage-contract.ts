@@ -39,6 +39,20 @@ export function storageContract(name: string, t: ContractTarget): void {
       expect(await s.list(layout.decisions("j")), "no tmp object is left").toEqual(["c@1.json"]);
     });
 
+    it(`${name} - create only creates: of writers racing for one key exactly one wins, the object keeps its bytes`, async () => {
+      const s = t.make();
+      await ensureJob(s, "j");
+      const key = layout.decision("j", "c", 1);
+      expect(await s.create(key, "first")).toBe(true);
+      expect(await s.create(key, "second")).toBe(false);
+      expect((await s.get(key))?.toString()).toBe("first");
+      const racers = await Promise.all(["a", "b", "c", "d"].map((w) => s.create(layout.decision("j", "r", 1), w)));
+      expect(racers.filter(Boolean)).toHaveLength(1);
+      const winner = ["a", "b", "c", "d"][racers.indexOf(true)];
+      expect((await s.get(layout.decision("j", "r", 1)))?.toString()).toBe(winner);
+      expect((await s.list(layout.decisions("j"))).sort(), "no tmp object is left").toEqual(["c@1.json", "r@1.json"]);
+    });
+
     it(`${name} - list is one level; prefixesOnly lists prefixes; delete and deletePrefix`, async () => {
       const s = t.make();
       await ensureJob(s, "a");
