@@ -98,10 +98,13 @@ export class Daemon {
     this.peerAuth = multiNode ? peerAuthorizer(options.peerToken, this.auth) : undefined;
     this.serviceNames = multiNode ? [...SERVICE_NAMES, PEER_SERVICE] : SERVICE_NAMES;
     this.health = new HealthImplementation(Object.fromEntries(["", ...this.serviceNames].map((s) => [s, "NOT_SERVING" as const])));
-    this.local = new PosixStorage(options.dataDir, multiNode ? `ckptd.${options.nodeId}.lock` : "ckptd.lock");
+    // One lock per node where several daemons share the storage (a shared directory, one bucket).
+    const lockName = multiNode ? `ckptd.${options.nodeId}.lock` : "ckptd.lock";
+    this.local = new PosixStorage(options.dataDir, lockName);
     const s3 = options.objectStore;
     this.objectStore = s3
       ? new S3Storage({
+          lockName,
           bucket: s3.bucket,
           prefix: s3.prefix,
           endpoint: s3.endpoint,
@@ -187,8 +190,13 @@ export class Daemon {
       // One line naming the endpoint when the store cannot be reached or used, before anything else.
       await s3.probe();
       s3.lock();
-      const aborted = await s3.recover();
-      if (aborted > 0) this.log.info({ storage: s3.where(""), aborted }, "recovery: aborted incomplete multipart uploads");
+      // A multi-node job's peers upload below the same prefix right now: their uploads are not this
+      // daemon's to abort. Its own, left by a crash, go with their attempts (aborted once the
+      // coordinator hears this node restarted; freeing an attempt's staging aborts the uploads below it).
+      if (!this.cluster) {
+        const aborted = await s3.recover();
+        if (aborted > 0) this.log.info({ storage: s3.where(""), aborted }, "recovery: aborted incomplete multipart uploads");
+      }
     }
     // Data objects of an object store are multipart uploads from their own part buffers: no O_DIRECT pool.
     const io: WriteIo = s3

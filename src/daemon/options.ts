@@ -494,7 +494,6 @@ export function parseOptions(argv: string[]): DaemonOptions {
     }
     if (o.s3Endpoint && !/^https?:\/\/[^/\s]+\/?$/.test(o.s3Endpoint))
       program.error(`ckptd: --s3-endpoint '${o.s3Endpoint}' must be an http:// or https:// URL with no path`);
-    if (o.nodeId) program.error("ckptd: --storage s3:// runs single-node daemons only (no --node-id)");
   } else if (o.s3Endpoint || o.s3Region || o.s3PathStyle)
     program.error("ckptd: --s3-endpoint, --s3-region and --s3-path-style need --storage s3://BUCKET/PREFIX");
   const pathStyleEnv = process.env["CKPTD_S3_PATH_STYLE"];

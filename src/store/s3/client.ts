@@ -336,7 +336,7 @@ export class S3Store {
    * readdir: objects directly under it and the sub-prefixes; without, every object below it.
    * `pageSize` (≤ 1000) is the page each request asks for.
    */
-  async list(prefix: string, opts: { delimiter?: string; pageSize?: number } = {}): Promise<Listing> {
+  async list(prefix: string, opts: { delimiter?: string; pageSize?: number; startAfter?: string } = {}): Promise<Listing> {
     const out: Listing = { objects: [], prefixes: [] };
     for await (const page of this.listPages(prefix, opts)) {
       out.objects.push(...page.objects);
@@ -346,7 +346,7 @@ export class S3Store {
   }
 
   /** `list`, one page at a time. */
-  async *listPages(prefix: string, opts: { delimiter?: string; pageSize?: number } = {}): AsyncGenerator<Listing> {
+  async *listPages(prefix: string, opts: { delimiter?: string; pageSize?: number; startAfter?: string } = {}): AsyncGenerator<Listing> {
     let token: string | undefined;
     do {
       const res = await this.call(`list of ${prefix || "/"}`, () =>
@@ -356,6 +356,8 @@ export class S3Store {
             Prefix: this.fullKey(prefix),
             Delimiter: opts.delimiter,
             MaxKeys: opts.pageSize,
+            // Only keys after this one (listings are in key order): a log's new records.
+            StartAfter: opts.startAfter === undefined ? undefined : this.fullKey(opts.startAfter),
             ContinuationToken: token,
           }),
         ),

@@ -92,6 +92,13 @@ export class S3Storage implements Storage {
   private lease: { etag: string; timer: NodeJS.Timeout } | undefined;
   /** Where each log this storage appended to ends (its records were listed or written here): an append there needs no listing. */
   private readonly logEnds = new Map<string, number>();
+  /**
+   * The records of each log this storage read, in order: records do not change once written
+   * (but for a cut), so the next read lists only the records after the last one known
+   * (StartAfter) and GETs only those its range needs. A record found changed or gone (another
+   * writer cut the log) drops what is known and the log is listed again.
+   */
+  private readonly logsRead = new Map<string, LogRecord[]>();
   /** Set when a renewal found the lease taken over: this daemon no longer owns the storage, and every write is refused. */
   leaseLost = false;
 
@@ -191,28 +198,44 @@ export class S3Storage implements Storage {
   }
 
   async get(key: string): Promise<Buffer | undefined> {
-    const whole = await this.store.get(key);
-    if (whole !== undefined) return whole;
-    const records = await this.logRecords(key);
-    if (records.length === 0) return undefined;
-    const parts: Buffer[] = new Array<Buffer>(records.length);
-    await pool(
-      records.map((r, i) => ({ r, i })),
-      CONCURRENCY,
-      async ({ r, i }) => {
-        const b = await this.store.get(r.key);
-        if (b === undefined || b.length !== r.size) throw internal(`record ${r.key} of the log ${key} changed while it was read`);
-        parts[i] = b;
-      },
-    );
-    return Buffer.concat(parts);
+    if (!this.logsRead.has(key)) {
+      const whole = await this.store.get(key);
+      if (whole !== undefined) return whole;
+    }
+    // Not one object: a log's records (or nothing).
+    return this.readLog(key, 0, Number.MAX_SAFE_INTEGER);
   }
 
   async getRange(key: string, offset: number, length: number, into?: Buffer): Promise<Buffer | undefined> {
-    const got = await this.store.getRange(key, offset, length, into);
-    if (got !== undefined) return got;
-    // Not one object: a log's records (or nothing).
-    return sliceRange(await this.get(key), offset, length, into);
+    if (!this.logsRead.has(key)) {
+      const got = await this.store.getRange(key, offset, length, into);
+      if (got !== undefined) return got;
+    }
+    return this.readLog(key, offset, length, into);
+  }
+
+  /** Bytes [offset, offset + length) of a log: the GETs of the records that overlap them only; undefined when no record exists. */
+  private async readLog(key: string, offset: number, length: number, into?: Buffer): Promise<Buffer | undefined> {
+    for (let tries = 0; ; tries++) {
+      const records = await this.logRecords(key);
+      if (records.length === 0) return undefined;
+      const wanted = records.filter((r) => r.offset + r.size > offset && r.offset < offset + length);
+      const parts = new Array<Buffer>(wanted.length);
+      let changed = false;
+      await pool(
+        wanted.map((r, i) => ({ r, i })),
+        CONCURRENCY,
+        async ({ r, i }) => {
+          const b = await this.store.get(r.key);
+          if (b === undefined || b.length !== r.size) changed = true;
+          else parts[i] = b;
+        },
+      );
+      if (!changed) return sliceRange(Buffer.concat(parts), offset - (wanted[0]?.offset ?? offset), length, into);
+      // Cut by another writer since it was listed: list it again, once.
+      this.logsRead.delete(key);
+      if (tries > 0) throw internal(`the log ${this.where(key)} changed while it was read`);
+    }
   }
 
   /**
@@ -249,7 +272,7 @@ export class S3Storage implements Storage {
   }
 
   async stat(key: string): Promise<ObjectStat | undefined> {
-    const head = await this.store.head(key);
+    const head = this.logsRead.has(key) ? undefined : await this.store.head(key);
     if (head) return { kind: "object", size: head.size };
     const records = await this.logRecords(key);
     if (records.length > 0) return { kind: "object", size: records.reduce((n, r) => n + r.size, 0) };
@@ -274,14 +297,22 @@ export class S3Storage implements Storage {
   async delete(key: string): Promise<void> {
     this.owned();
     this.logEnds.delete(key);
+    this.logsRead.delete(key);
     await this.store.delete(key);
     await this.store.deletePrefix(`${key}${LOG_RECORDS}/`);
   }
 
+  /**
+   * Deletes every object below `prefix` and aborts the multipart uploads left incomplete below it
+   * (an aborted attempt's staging may hold the uploads of a rank that was still saving, or of a
+   * daemon that died: invisible to listings, but they hold storage).
+   */
   async deletePrefix(prefix: string): Promise<void> {
     this.owned();
     this.logEnds.clear();
+    this.logsRead.clear();
     await this.store.deletePrefix(below(prefix));
+    await this.store.abortIncompleteUploads(below(prefix));
   }
 
   async createPrefix(prefix: string): Promise<void> {
@@ -293,6 +324,7 @@ export class S3Storage implements Storage {
   async move(from: string, to: string): Promise<void> {
     this.owned();
     this.logEnds.clear();
+    this.logsRead.clear();
     // One listing finds an object, a prefix's objects and a log's records (`from` itself, `from/…`, `from.records/…`).
     const objects = (await this.store.list(from)).objects.filter(
       (o) => o.key === from || o.key.startsWith(`${from}/`) || o.key.startsWith(`${from}${LOG_RECORDS}/`),
@@ -331,6 +363,8 @@ export class S3Storage implements Storage {
       if (!(rankDir && isRankDirName(rankDir) && item && rest.length > 0 && keep.has(joinKey(rankDir, item)))) dropped.push(o);
     }
     await pool(dropped, CONCURRENCY, (o) => this.store.delete(o.key));
+    // Every kept item is whole (its rank voted): an upload still open here is of an item left out.
+    await this.store.abortIncompleteUploads(below(staging));
     injectFault("manifest");
     // false: published meanwhile by another attempt: not published again.
     await this.store.putIfAbsent(manifestKey, manifest);
@@ -361,6 +395,7 @@ export class S3Storage implements Storage {
   /** Cuts a log to `size` bytes: records past it are deleted, the one it falls in is rewritten shorter. */
   private async cut(key: string, size: number): Promise<void> {
     this.logEnds.delete(key);
+    this.logsRead.delete(key);
     const all = (await this.store.list(`${key}${LOG_RECORDS}/`)).objects;
     const past = all.filter((o) => this.offsetOf(o) >= size);
     await pool(past, CONCURRENCY, (o) => this.store.delete(o.key));
@@ -375,16 +410,29 @@ export class S3Storage implements Storage {
     return Number(o.key.slice(o.key.lastIndexOf("/") + 1));
   }
 
-  /** A log's records in order, up to the first gap (a record past it is no part of the log). */
+  /**
+   * A log's records in order, up to the first gap (a record past it is no part of the log):
+   * those known from the last read, and those listed after the last of them.
+   */
   private async logRecords(key: string): Promise<LogRecord[]> {
-    const out: LogRecord[] = [];
-    let end = 0;
-    const objects = (await this.store.list(`${key}${LOG_RECORDS}/`)).objects.sort((a, b) => this.offsetOf(a) - this.offsetOf(b));
+    const known = this.logsRead.get(key) ?? [];
+    const last = known.at(-1);
+    const out = [...known];
+    let end = last ? last.offset + last.size : 0;
+    const listed = await this.store.list(`${key}${LOG_RECORDS}/`, { startAfter: last?.key });
+    const objects = listed.objects.sort((a, b) => this.offsetOf(a) - this.offsetOf(b));
+    if (last && objects.length > 0 && this.offsetOf(objects[0]!) !== end) {
+      // Not where the known records end: the log was cut and written again since; list it whole.
+      this.logsRead.delete(key);
+      return this.logRecords(key);
+    }
     for (const o of objects) {
       if (this.offsetOf(o) !== end) break;
       out.push({ key: o.key, offset: end, size: o.size });
       end += o.size;
     }
+    if (out.length > 0) this.logsRead.set(key, out);
+    else this.logsRead.delete(key);
     return out;
   }
 

@@ -177,8 +177,11 @@ describe("options - object store", () => {
     expect(refusal(["--storage", "s3://bucket/a//b"]).split("\n")[0]).toMatch(/prefix 'a\/\/b' has an empty/);
     expect(refusal(["--storage", "s3://bucket/p", "--s3-endpoint", "127.0.0.1:7480"]).split("\n")[0]).toMatch(/--s3-endpoint .* http:\/\//);
     expect(refusal(["--s3-region", "r1"]).split("\n")[0]).toMatch(/need --storage s3:\/\/BUCKET\/PREFIX/);
-    expect(refusal(["--storage", "s3://bucket/p", "--node-id", "n1", "--peers", "n1,n2", "--insecure-peers"]).split("\n")[0]).toMatch(
-      /single-node/,
-    );
+  });
+
+  it("options - a multi-node job may keep its checkpoints in one bucket (no shared filesystem)", () => {
+    const o = parseOptions(["--storage", "s3://bucket/p", "--node-id", "n2", "--peers", "n1,n2", "--insecure-peers"]);
+    expect(o.nodeId).toBe("n2");
+    expect(o.objectStore).toMatchObject({ bucket: "bucket", prefix: "p" });
   });
 });
