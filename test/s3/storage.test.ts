@@ -223,6 +223,31 @@ describe("S3Storage on an object store", () => {
     expect((await s.get(layout.events("j")))?.toString()).toBe("one\ntwo\nfour\n");
   });
 
+  it("s3 - a follower reads a log another daemon appends to: only the new records are listed and fetched; a cut is noticed", async () => {
+    const writer = storage("log-follow");
+    const reader = storage("log-follow-reader", writer.options.prefix);
+    await ensureJob(writer, "j");
+    const key = layout.events("j");
+    let end = 0;
+    for (let i = 0; i < 20; i++) end = await writer.append(key, Buffer.from(`record ${i}\n`), end);
+    expect((await reader.get(key))?.toString().split("\n")).toHaveLength(21);
+    const list = vi.spyOn(reader.store, "list");
+    const get = vi.spyOn(reader.store, "get");
+    end = await writer.append(key, Buffer.from("record 20\n"), end);
+    // What a follower does on each look: the size, then the bytes past what it has read.
+    const before = end - "record 20\n".length;
+    expect(await reader.stat(key)).toEqual({ kind: "object", size: end });
+    expect((await reader.getRange(key, before, end - before))?.toString()).toBe("record 20\n");
+    expect(get, "one GET: the new record (no GET of the log key, of the 20 known records)").toHaveBeenCalledTimes(1);
+    for (const call of list.mock.calls) expect(call[1]?.startAfter, "listed after the last known record").toMatch(/\.records\//);
+    // Another writer cuts the log back (a failed append's tail) and appends again: the reader notices.
+    await writer.truncate(key, before);
+    end = await writer.append(key, Buffer.from("other 20\n"), before);
+    end = await writer.append(key, Buffer.from("record 21\n"), end);
+    expect((await reader.get(key))?.toString()).toBe((await writer.get(key))?.toString());
+    expect((await reader.get(key))?.toString().endsWith("other 20\nrecord 21\n")).toBe(true);
+  });
+
   it("s3 - an object larger than a copy part is copied in parts (as above CopyObject's 5 GiB)", async () => {
     const s = storage("copy-parts");
     const body = Buffer.alloc(12 * 1024 * 1024);
