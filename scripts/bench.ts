@@ -22,6 +22,9 @@
  *   load             ckptd Load into CPU tensors vs torch.load / DCP load_state_dict of the
  *                    peers' files, all read cold: every file is fsynced and dropped from the
  *                    page cache (POSIX_FADV_DONTNEED) right before each load
+ *   disk read        the raw bytes read cold by R parallel `dd bs=4M` (iflag=direct, and
+ *                    buffered): the disk's ceiling, and from it the best load ÷ torch.load a
+ *                    reader of ckptd's stored bytes could reach (load_ceiling_vs_torch_load)
  *   daemon RSS       sampled every 20 ms, peak per case and overall
  *
  * and for the transformer kind also:
@@ -394,6 +397,17 @@ async function benchKind(ctx: Context, kind: Kind): Promise<Figures> {
   const torchLoad = await py("torch-load", [...base, "--out", tsOut]);
   f["torch_load_gbps"] = gbps(torchLoad.seconds);
   f["torch_load_s"] = torchLoad.seconds;
+  // What the disk gives a reader of these bytes, cold, the best of direct and buffered reads: with
+  // it, the best load ÷ torch.load a daemon reading its stored bytes (and doing nothing else) could reach.
+  const rawFiles = Array.from({ length: ranks }, (_, r) => rankFile(data, kind, r));
+  const readAll = (extra: string[]) =>
+    timed(() => parallel(ranks, (r) => run("dd", [`if=${rawFiles[r]}`, "of=/dev/null", "bs=4M", ...extra, "status=none"])));
+  await py("evict", [path.join(data, kind)]);
+  f["disk_read_direct_gbps"] = gbps(await readAll(["iflag=direct"]));
+  await py("evict", [path.join(data, kind)]);
+  f["disk_read_buffered_gbps"] = gbps(await readAll([]));
+  const diskRead = Math.max(f["disk_read_direct_gbps"], f["disk_read_buffered_gbps"]) * GB;
+  f["load_ceiling_vs_torch_load"] = f["torch_load_s"] / (f["stored_on_disk_bytes"]! / diskRead);
   if (ctx.dcp) {
     await py("evict", [dcpOut]);
     const dcpLoad = await py("dcp-load", [...base, "--out", dcpOut]);
@@ -524,6 +538,11 @@ function printTable(byKind: Record<string, Figures>, ctx: Context, rssPeak: numb
     ["stored ÷ raw", (f) => fmt(f["stored_on_disk_bytes"]! / (ctx.ranks * f["bytes_per_rank"]!), 3)],
     ["ckptd load, cold (GB/s)", (f) => fmt(f["load_gbps"])],
     ["torch.load, cold (GB/s)", (f) => fmt(f["torch_load_gbps"])],
+    [
+      "disk read, cold: dd iflag=direct / buffered (GB/s)",
+      (f) => `${fmt(f["disk_read_direct_gbps"])}/${fmt(f["disk_read_buffered_gbps"])}`,
+    ],
+    ["  ceiling: stored bytes at disk read ÷ torch.load", (f) => fmt(f["load_ceiling_vs_torch_load"])],
     ["torch DCP load_state_dict, cold (GB/s)", (f) => fmt(f["torch_dcp_load_gbps"])],
     ["ckptd resharded load, R → R-1 ranks, cold (GB/s)", (f) => fmt(f["reshard_load_gbps"])],
     ["torch DCP resharded load_state_dict, cold (GB/s)", (f) => fmt(f["torch_dcp_reshard_load_gbps"])],
