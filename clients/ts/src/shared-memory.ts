@@ -29,6 +29,7 @@ import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { promisify } from "node:util";
+import { MAX_CHUNK_BYTES } from "../../../wire/index.js";
 
 const pwrite = promisify(fs.write) as (
   fd: number,
@@ -117,7 +118,7 @@ async function createRingFile(dir: string, purpose: "save" | "load", size: numbe
     // Node has no posix_fallocate: writing zeros allocates the pages now, so a full tmpfs (a
     // container's 64 MiB /dev/shm, say) fails here with ENOSPC and the client falls back to
     // the stream before the call, instead of failing mid-way.
-    const zeros = Buffer.alloc(Math.min(size, 4 << 20));
+    const zeros = Buffer.alloc(Math.min(size, MAX_CHUNK_BYTES));
     for (let at = 0; at < size;) {
       const { bytesWritten } = await pwrite(fd, zeros, 0, Math.min(zeros.length, size - at), at);
       at += bytesWritten;
