@@ -137,6 +137,8 @@ interface Reply {
   /** The rank's CPU seconds during the case. */
   cpu: number;
   bytes: number;
+  /** ckptd save: when the Save call answered (the Commit follows). */
+  saved?: number;
   /** ckptd save: the daemon's stored bytes of the rank's item, and the attempt. */
   stored?: number;
   attempt?: number;
@@ -168,6 +170,7 @@ async function rankMain(spec: RankSpec): Promise<void> {
     "ckptd-save": async ({ ckpt }) => {
       const req = { job: JOB, checkpointId: ckpt, step: 1, rank: spec.rank, worldSize: spec.ranks, item: "model", entries };
       const res = await client.save(req);
+      const saved = now();
       const c = await client.commit({
         job: JOB,
         checkpointId: ckpt,
@@ -178,7 +181,7 @@ async function rankMain(spec: RankSpec): Promise<void> {
         attempt: res.attempt,
       });
       if (c.outcome !== "COMMITTED") throw new Error(`commit ${c.outcome}: ${c.reason}`);
-      return { bytes: raw.length, stored: res.bytesStored, attempt: res.attempt };
+      return { bytes: raw.length, stored: res.bytesStored, attempt: res.attempt, saved };
     },
     "ckptd-load": async ({ ckpt }) => {
       const got = await client.loadItems({ job: JOB, checkpointId: ckpt, rank: spec.rank, localRank: 0, devices: [] });
@@ -321,6 +324,16 @@ function rgwCpuSeconds(): number {
   return n;
 }
 
+/** CPU seconds of a process's main thread (its JavaScript; the rest is libuv's pool: LZ4, CRC, files, and V8's helpers). */
+function mainThreadCpuSeconds(pid: number): number {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0; // The process is gone.
+  }
+}
+
 /** Frees deleted objects' space in the RGW now rather than hours later (its garbage collector), so repeats fit its memory. */
 function rgwCollectGarbage(): void {
   spawnSync(
@@ -361,6 +374,10 @@ interface Run {
   gbps: number;
   seconds: number;
   daemonCpu: number;
+  /** Of daemonCpu: its main thread's. */
+  daemonMainCpu: number;
+  /** ckptd save: of `seconds`, the commit's (after the last Save answered). */
+  commitSeconds: number;
   rgwCpu: number;
   clientCpu: number;
 }
@@ -499,6 +516,7 @@ async function main(): Promise<void> {
 
     const measure = async (c: Case, cmd: Command) => {
       const d0 = cpuSeconds(daemon!.proc.pid!);
+      const m0 = mainThreadCpuSeconds(daemon!.proc.pid!);
       const g0 = rgwCpuSeconds();
       const { seconds, replies } = await rankProcs!.run(cmd);
       const bytes = replies.reduce((n, r) => n + r.bytes, 0);
@@ -507,6 +525,10 @@ async function main(): Promise<void> {
         gbps: bytes / seconds / GB,
         seconds,
         daemonCpu: cpuSeconds(daemon!.proc.pid!) - d0,
+        daemonMainCpu: mainThreadCpuSeconds(daemon!.proc.pid!) - m0,
+        // The commit's share: from the last rank's Save answer to the last rank's Commit answer.
+        commitSeconds:
+          replies[0]!.saved === undefined ? 0 : (Math.max(...replies.map((x) => x.end)) - Math.max(...replies.map((x) => x.saved!))) / 1000,
         rgwCpu: rgwCpuSeconds() - g0,
         clientCpu: replies.reduce((n, x) => n + x.cpu, 0),
       };
@@ -556,10 +578,12 @@ async function main(): Promise<void> {
     summary[`${c}_gbps`] = med(c, "gbps");
     summary[`${c}_gbps_runs`] = runs[c].map((r) => r.gbps);
     summary[`${c}_daemon_cpu_s`] = med(c, "daemonCpu");
+    summary[`${c}_daemon_main_thread_cpu_s`] = med(c, "daemonMainCpu");
     summary[`${c}_rgw_cpu_s`] = med(c, "rgwCpu");
     summary[`${c}_client_cpu_s`] = med(c, "clientCpu");
     summary[`${c}_s`] = med(c, "seconds");
   }
+  summary["s3_save_commit_s"] = med("s3_save", "commitSeconds");
   summary["s3_save_vs_peer"] = ratio(med("s3_save", "gbps"), med("peer_upload", "gbps"));
   summary["s3_load_vs_peer"] = ratio(med("s3_load", "gbps"), med("peer_download", "gbps"));
   summary["s3_stored_bytes"] = storedBytes;
@@ -580,7 +604,7 @@ async function main(): Promise<void> {
     peer_download: "peer: ranged GETs",
   };
   const head = `${ranks} ranks × ${(rawBytes / ranks / MIB).toFixed(0)} MiB ${kind}`;
-  console.log(`${head.padEnd(26)}${"GB/s".padStart(8)}${"runs".padStart(26)}${"daemon/RGW/ranks CPU s".padStart(26)}`);
+  console.log(`${head.padEnd(26)}${"GB/s".padStart(8)}${"runs".padStart(26)}${"CPU s: daemon (main)/RGW/ranks".padStart(32)}`);
   for (const c of CASES)
     console.log(
       label[c].padEnd(26) +
@@ -589,7 +613,9 @@ async function main(): Promise<void> {
           .map((r) => fmt(r.gbps))
           .join(" ")
           .padStart(26) +
-        `${fmt(med(c, "daemonCpu"), 1)}/${fmt(med(c, "rgwCpu"), 1)}/${fmt(med(c, "clientCpu"), 1)}`.padStart(26),
+        `${fmt(med(c, "daemonCpu"), 1)} (${fmt(med(c, "daemonMainCpu"), 1)})/${fmt(med(c, "rgwCpu"), 1)}/${fmt(med(c, "clientCpu"), 1)}`.padStart(
+          32,
+        ),
     );
   console.log(`save ÷ peer upload:   ${fmt(summary["s3_save_vs_peer"] as number | null)}   (goal ≥ 0.9)`);
   console.log(`load ÷ peer download: ${fmt(summary["s3_load_vs_peer"] as number | null)}   (goal ≥ 0.9)`);
