@@ -518,7 +518,10 @@ async function main(): Promise<void> {
       const d0 = cpuSeconds(daemon!.proc.pid!);
       const m0 = mainThreadCpuSeconds(daemon!.proc.pid!);
       const g0 = rgwCpuSeconds();
+      const mono0 = process.hrtime.bigint() / 1000n;
       const { seconds, replies } = await rankProcs!.run(cmd);
+      // CLOCK_MONOTONIC in µs, the clock of V8's CPU profiles: the case's window in the daemon's profile.
+      if (values["daemon-cpu-prof"]) step(`  ${c} window (monotonic µs): ${mono0} ${process.hrtime.bigint() / 1000n}`);
       const bytes = replies.reduce((n, r) => n + r.bytes, 0);
       if (bytes !== rawBytes) throw new Error(`${c}: ${bytes} bytes moved, ${rawBytes} expected`);
       const r: Run = {
