@@ -75,7 +75,9 @@ const HELP = `npm run bench:s3 [-- FLAGS]: ckptd on an S3 object store (Ceph RGW
   --bucket NAME       the bucket (created if missing; default ckptd-bench); each run uses its own prefix
   --dir DIR           work directory (generated state, the daemon's --data-dir); default a temp dir, removed after
   --daemon-arg ARG    an extra daemon flag, repeatable (e.g. --daemon-arg=--memory-budget-mib=512)
-  --daemon-cpu-prof DIR  run the daemon with node --cpu-prof, its profile written to DIR at the end
+  --daemon-node-arg ARG  a Node flag for the daemon's process, repeatable (e.g. --daemon-node-arg=--max-semi-space-size=64)
+  --daemon-cpu-prof DIR  run the daemon with node --cpu-prof, its profile written to DIR at the end, and print each
+                      case's window on the profile's clock
   --help              this text
 
 Environment: CKPTD_RGW_DIR (default /tmp/ckptd-rgw), CKPTD_RGW_PORT, CKPTD_MON_PORT, CKPTD_RGW_MEM_MIB:
@@ -410,6 +412,7 @@ async function main(): Promise<void> {
       bucket: { type: "string", default: "ckptd-bench" },
       dir: { type: "string" },
       "daemon-arg": { type: "string", multiple: true, default: [] },
+      "daemon-node-arg": { type: "string", multiple: true, default: [] },
       "daemon-cpu-prof": { type: "string" },
       help: { type: "boolean", default: false },
       "rank-child": { type: "string" },
@@ -494,7 +497,10 @@ async function main(): Promise<void> {
       ["--storage", `s3://${bucket}/${prefix}/ckptd`, "--s3-endpoint", env.endpoint, "--s3-region", env.region, ...values["daemon-arg"]],
       {
         metrics: true,
-        nodeFlags: values["daemon-cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", path.resolve(values["daemon-cpu-prof"])] : [],
+        nodeFlags: [
+          ...values["daemon-node-arg"],
+          ...(values["daemon-cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", path.resolve(values["daemon-cpu-prof"])] : []),
+        ],
       },
     );
     client = new CkptdClient({ address: daemon.address, sharedMemory: false });
