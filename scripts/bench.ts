@@ -39,22 +39,31 @@
  * ratio (keys in docs/performance.md). The Python side is scripts/bench_ranks.py, run with
  * /usr/bin/python3 (CKPTD_BENCH_PYTHON overrides).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { CkptdClient, tensor, type DtypeName, type SaveEntry } from "../clients/ts/src/index.js";
+import { CkptdClient, tensor, type SaveEntry } from "../clients/ts/src/index.js";
+import {
+  cpuSeconds,
+  dirBytes,
+  GB,
+  generateState,
+  KINDS,
+  lineReader,
+  lz4Cli,
+  parallel,
+  PYTHON,
+  rankFile,
+  RANKS_PY,
+  readLayout,
+  run,
+  timed,
+  type Kind,
+} from "./bench-common.js";
 import { startDaemon, type DaemonProcess } from "./daemon-process.js";
-
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, "..", "..");
-const RANKS_PY = path.join(REPO, "scripts", "bench_ranks.py");
-const PYTHON = process.env["CKPTD_BENCH_PYTHON"] || "/usr/bin/python3";
-const KINDS = ["dense", "bf16", "sparse", "transformer"] as const;
-type Kind = (typeof KINDS)[number];
-const GB = 1e9;
 
 interface PyResult {
   seconds: number;
@@ -71,31 +80,10 @@ interface PyResult {
 
 // -- processes -------------------------------------------------------------------------
 
-function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } });
-    let out = "";
-    let err = "";
-    p.stdout.on("data", (b: Buffer) => (out += b.toString()));
-    p.stderr.on("data", (b: Buffer) => (err += b.toString()));
-    p.on("error", reject);
-    p.on("exit", (code) => {
-      if (code === 0) resolve(out);
-      else reject(new Error(`${path.basename(cmd)} ${args.slice(0, 2).join(" ")} exited ${code}: ${(err || out).trim().slice(-2000)}`));
-    });
-  });
-}
-
 async function py(mode: string, args: string[]): Promise<PyResult> {
   const out = await run(PYTHON, [RANKS_PY, mode, ...args]);
   const line = out.trim().split("\n").pop() ?? "";
   return JSON.parse(line) as PyResult;
-}
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = performance.now();
-  await fn();
-  return (performance.now() - t0) / 1000;
 }
 
 // -- the daemon ------------------------------------------------------------------------
@@ -138,14 +126,6 @@ class RssSampler {
 
 // -- TypeScript client ranks -------------------------------------------------------------
 
-interface LayoutEntry {
-  name: string;
-  dtype: DtypeName;
-  shape: number[];
-  offset: number;
-  nbytes: number;
-}
-
 /** One TypeScript rank (a child process): load the tensors, say "ready", wait for "go", save + commit. */
 async function tsRank(spec: {
   dir: string;
@@ -157,9 +137,8 @@ async function tsRank(spec: {
   ckpt: string;
   async: boolean;
 }): Promise<void> {
-  const d = path.join(spec.dir, spec.kind);
-  const layout = JSON.parse(fs.readFileSync(path.join(d, "layout.json"), "utf8")) as LayoutEntry[];
-  const raw = fs.readFileSync(path.join(d, `rank-${String(spec.rank).padStart(5, "0")}.bin`));
+  const layout = readLayout(spec.dir, spec.kind);
+  const raw = fs.readFileSync(rankFile(spec.dir, spec.kind, spec.rank));
   const entries: SaveEntry[] = layout.map((t) => ({
     key: t.name,
     tensor: tensor(raw.subarray(t.offset, t.offset + t.nbytes), { dtype: t.dtype, shape: t.shape }),
@@ -232,62 +211,17 @@ async function tsSave(opts: {
   };
 }
 
-/** Lines of a child's stdout, one per call; rejects when the child exits first. */
-function lineReader(c: ChildProcess): () => Promise<string> {
-  let buf = "";
-  const lines: string[] = [];
-  const waiting: Array<{ resolve: (l: string) => void; reject: (e: Error) => void }> = [];
-  let exited = false;
-  c.stdout!.on("data", (b: Buffer) => {
-    buf += b.toString();
-    let i: number;
-    while ((i = buf.indexOf("\n")) >= 0) {
-      lines.push(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-    while (lines.length > 0 && waiting.length > 0) waiting.shift()!.resolve(lines.shift()!);
-  });
-  c.on("exit", (code) => {
-    exited = true;
-    for (const w of waiting.splice(0)) w.reject(new Error(`a TypeScript rank exited ${code}`));
-  });
-  return () =>
-    new Promise<string>((resolve, reject) => {
-      if (lines.length > 0) resolve(lines.shift()!);
-      else if (exited) reject(new Error("a TypeScript rank exited"));
-      else waiting.push({ resolve, reject });
-    });
-}
-
 // -- one kind --------------------------------------------------------------------------
 
 interface Figures {
   [key: string]: number;
 }
 
-async function parallel(n: number, fn: (rank: number) => Promise<unknown>): Promise<void> {
-  await Promise.all(Array.from({ length: n }, (_, r) => fn(r)));
-}
-
-function rankFile(dir: string, kind: Kind, r: number): string {
-  return path.join(dir, kind, `rank-${String(r).padStart(5, "0")}.bin`);
-}
-
-function dirBytes(dir: string): number {
-  let n = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true }))
-    if (e.isFile()) n += fs.statSync(path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)).size;
-  return n;
-}
-
 async function benchKind(ctx: Context, kind: Kind): Promise<Figures> {
   const { ranks, data, work, daemon, rss } = ctx;
   const f: Figures = {};
   // The transformer kind fills at most --mib per rank: rates count the bytes there are.
-  const layoutBytes = (JSON.parse(fs.readFileSync(path.join(data, kind, "layout.json"), "utf8")) as LayoutEntry[]).reduce(
-    (n, t) => n + t.nbytes,
-    0,
-  );
+  const layoutBytes = readLayout(data, kind).reduce((n, t) => n + t.nbytes, 0);
   const total = ranks * layoutBytes;
   f["bytes_per_rank"] = layoutBytes;
   const gbps = (s: number) => total / s / GB;
@@ -315,13 +249,12 @@ async function benchKind(ctx: Context, kind: Kind): Promise<Figures> {
   fs.rmSync(ddOut, { recursive: true, force: true });
 
   step("lz4 -1 CLI");
-  const lzOut = fs.mkdtempSync(path.join(work, "lz4-"));
-  const lzSeconds = await timed(() =>
-    parallel(ranks, (r) => run("lz4", ["-1", "-q", "-f", rankFile(data, kind, r), path.join(lzOut, `r${r}.lz4`)])),
+  const lz = await lz4Cli(
+    Array.from({ length: ranks }, (_, r) => rankFile(data, kind, r)),
+    work,
   );
-  f["lz4cli_stored_bytes"] = dirBytes(lzOut);
-  f["lz4cli_gbps"] = gbps(lzSeconds);
-  fs.rmSync(lzOut, { recursive: true, force: true });
+  f["lz4cli_stored_bytes"] = lz.bytes;
+  f["lz4cli_gbps"] = gbps(lz.seconds);
 
   step("torch.save");
   const tsOut = fs.mkdtempSync(path.join(work, "torch-"));
@@ -465,16 +398,6 @@ async function benchKind(ctx: Context, kind: Kind): Promise<Figures> {
   fs.rmSync(tsOut, { recursive: true, force: true });
   if (dcpOut) fs.rmSync(dcpOut, { recursive: true, force: true });
   return f;
-}
-
-/** CPU seconds (user + system) a process used so far; Linux clock ticks are 1/100 s. */
-function cpuSeconds(pid: number): number {
-  try {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
 }
 
 interface Context {
@@ -623,7 +546,7 @@ async function main(): Promise<void> {
   const dcp = !values["no-torch"] && (probe as unknown as { dcp?: boolean }).dcp === true;
 
   process.stderr.write("bench: generating data\n");
-  await run(PYTHON, [RANKS_PY, "gen", "--dir", data, "--ranks", String(ranks), "--mib", String(mib), "--kinds", kinds.join(",")]);
+  await generateState(data, ranks, mib, kinds);
 
   const extra: string[] = [];
   if (values["memory-budget-mib"]) extra.push("--memory-budget-mib", values["memory-budget-mib"]);
