@@ -11,8 +11,9 @@
  * One daemon (dist/src/cli.js) runs with --storage s3://BUCKET/PREFIX/ckptd on a free loopback
  * port; R rank processes each hold their rank's bytes and, per case, meet at a barrier, then:
  *
- *   ckptd save      CkptdClient.save of the rank's tensors, streamed over gRPC (no shared
- *                   memory, as from another host), then Commit: until the commit's answer
+ *   ckptd save      CkptdClient.save of the rank's tensors, then Commit: until the commit's
+ *                   answer; through a shared-memory ring, as a trainer hands its node's daemon
+ *                   its bytes (--stream: over the gRPC stream instead)
  *   ckptd load      CkptdClient.loadItems of the rank's own shard; checked bit-exact (SHA-256
  *                   of every tensor) after the clock stops
  *   peer upload     the rank's raw bytes (its tensors concatenated) as one object with
@@ -78,6 +79,7 @@ const HELP = `npm run bench:s3 [-- FLAGS]: ckptd on an S3 object store (Ceph RGW
   --daemon-node-arg ARG  a Node flag for the daemon's process, repeatable (e.g. --daemon-node-arg=--max-semi-space-size=64)
   --daemon-cpu-prof DIR  run the daemon with node --cpu-prof, its profile written to DIR at the end, and print each
                       case's window on the profile's clock
+  --stream            ranks send their bytes over the gRPC stream (as from another host), not through shared memory
   --help              this text
 
 Environment: CKPTD_RGW_DIR (default /tmp/ckptd-rgw), CKPTD_RGW_PORT, CKPTD_MON_PORT, CKPTD_RGW_MEM_MIB:
@@ -124,6 +126,8 @@ interface RankSpec {
   peerKey: string;
   partBytes: number;
   parallel: number;
+  /** Ranks hand their bytes over through shared memory (the trainer on the daemon's node); false: the gRPC stream. */
+  sharedMemory: boolean;
 }
 
 type Op = "ckptd-save" | "ckptd-load" | "peer-upload" | "peer-download";
@@ -163,7 +167,7 @@ async function rankMain(spec: RankSpec): Promise<void> {
     key: t.name,
     tensor: tensor(raw.subarray(t.offset, t.offset + t.nbytes), { dtype: t.dtype, shape: t.shape }),
   }));
-  const client = new CkptdClient({ address: spec.address, sharedMemory: false });
+  const client = new CkptdClient({ address: spec.address, sharedMemory: spec.sharedMemory });
   const s3 = s3Client(spec.env);
   const object = { Bucket: spec.bucket, Key: spec.peerKey };
   await client.listCheckpoints(JOB);
@@ -414,6 +418,7 @@ async function main(): Promise<void> {
       "daemon-arg": { type: "string", multiple: true, default: [] },
       "daemon-node-arg": { type: "string", multiple: true, default: [] },
       "daemon-cpu-prof": { type: "string" },
+      stream: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
       "rank-child": { type: "string" },
     },
@@ -522,6 +527,7 @@ async function main(): Promise<void> {
         peerKey: `${prefix}/peer/rank-${rank}.bin`,
         partBytes,
         parallel: peerParallel,
+        sharedMemory: !values.stream,
       })),
     );
     await rankProcs.ready();
@@ -588,6 +594,7 @@ async function main(): Promise<void> {
     peer_part_mib: partBytes / MIB,
     peer_parallel: peerParallel,
     peer_download: "HeadObject + ranged GetObject per part",
+    ckptd_handoff: values.stream ? "grpc stream" : "shared memory",
   };
   for (const c of CASES) {
     summary[`${c}_gbps`] = med(c, "gbps");
