@@ -190,7 +190,7 @@ describe("ckptd on s3:// killed mid-save", () => {
   it("s3 faults - presumed abort: killed with uploads in flight, the attempt is aborted, the same id saves again, nothing orphaned", async () => {
     const job = "presumed-abort";
     const client = await node.start();
-    const first = makeSaved(2, 40 << 20);
+    const first = makeSaved(2, 24 << 20);
     const saving = [...first].map(([rank, entries]) =>
       client.save({ job, checkpointId: "c1", step: 1, rank, worldSize: 2, item: "model", entries }).catch((e: Error) => e),
     );
