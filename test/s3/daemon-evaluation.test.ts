@@ -5,24 +5,19 @@
  * 2 the oldest checkpoints are deleted whole (manifest and staged data objects gone from the bucket),
  * the newest load bit-exact, and a pinned checkpoint survives, also across a restart.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { CkptdClient, type CheckpointEvent, type EvaluationReport } from "../../clients/ts/src/index.js";
 import { layout } from "../../src/store/layout.js";
-import type { S3Store } from "../../src/store/s3/client.js";
-import { cleanedAfterAll } from "./cleanup.js";
 import {
   expectAbsent,
   expectLoadsBitExact,
   expectOnlyCommitted,
   makeSaved,
   objectsBelow,
-  S3Daemon,
+  onFreshPrefix,
   saveAndCommit,
   type Saved,
 } from "./daemon-helpers.js";
-import { freshPrefix, testStore } from "./rgw.js";
-
-const keep = cleanedAfterAll();
 
 /** The job's events from the start of its log, once `count` arrived (the watch is then left). */
 async function replay(client: CkptdClient, job: string, count: number): Promise<CheckpointEvent[]> {
@@ -58,15 +53,7 @@ async function commitOk(client: CkptdClient, job: string, id: string, step: numb
 }
 
 describe("evaluators on s3://", () => {
-  const prefix = freshPrefix("daemon-eval");
-  const node = new S3Daemon(prefix, ["--lease-ttl-ms", "120000"]);
-  let store: S3Store;
-  beforeAll(() => {
-    store = keep(testStore(prefix));
-  });
-  afterAll(async () => {
-    await node.stop("kill9");
-  });
+  const { node, store } = onFreshPrefix("daemon-eval", ["--lease-ttl-ms", "120000"]);
 
   it("s3 evaluation - the evaluator sees the commits and reports; WaitForEvaluators returns it; reports and events survive a kill -9", async () => {
     const job = "evaljob";
@@ -150,15 +137,7 @@ describe("evaluators on s3://", () => {
 });
 
 describe("retention on s3:// (--keep-last 2)", () => {
-  const prefix = freshPrefix("daemon-retention");
-  const node = new S3Daemon(prefix, ["--keep-last", "2", "--gc-interval-ms", "250"]);
-  let store: S3Store;
-  beforeAll(() => {
-    store = keep(testStore(prefix));
-  });
-  afterAll(async () => {
-    await node.stop("kill9");
-  });
+  const { node, store } = onFreshPrefix("daemon-retention", ["--keep-last", "2", "--gc-interval-ms", "250"]);
 
   it("s3 retention - of 4 checkpoints the 2 oldest are deleted: manifest and data objects gone; the newest 2 load bit-exact", async () => {
     const job = "keeplast";

@@ -5,34 +5,20 @@
  * an undecided attempt (presumed abort), and the bucket holds no staged data of an uncommitted
  * attempt and no incomplete multipart upload afterwards.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { CkptdClient } from "../../clients/ts/src/index.js";
 import { layout } from "../../src/store/layout.js";
-import type { S3Store } from "../../src/store/s3/client.js";
-import { cleanedAfterAll } from "./cleanup.js";
 import {
   expectAbsent,
   expectLoadsBitExact,
   expectOnlyCommitted,
   makeSaved,
-  S3Daemon,
+  onFreshPrefix,
   saveAndCommit,
   type Saved,
 } from "./daemon-helpers.js";
-import { freshPrefix, testStore } from "./rgw.js";
 
-const keep = cleanedAfterAll();
-const prefix = freshPrefix("daemon-faults");
-const node = new S3Daemon(prefix);
-let store: S3Store;
-
-beforeAll(() => {
-  store = keep(testStore(prefix));
-});
-
-afterAll(async () => {
-  await node.stop("kill9");
-});
+const { node, store } = onFreshPrefix("daemon-faults");
 
 /** The decision record of an attempt as the bucket holds it. */
 async function decisionOf(job: string, id: string, attempt: number): Promise<{ outcome: string; reason: string } | undefined> {

@@ -8,40 +8,29 @@
  *
  * It restarts the gateway, so it is a file of its own (the files run one at a time).
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { isUnavailable, type CkptdClient } from "../../clients/ts/src/index.js";
-import type { S3Store } from "../../src/store/s3/client.js";
-import { cleanedAfterAll } from "./cleanup.js";
 import {
   expectAbsent,
   expectLoadsBitExact,
   expectOnlyCommitted,
   makeSaved,
-  S3Daemon,
+  onFreshPrefix,
   saveAndCommit,
   type Saved,
 } from "./daemon-helpers.js";
-import { freshPrefix, readRgwEnv, rgwScript, testStore } from "./rgw.js";
+import { readRgwEnv, rgwScript } from "./rgw.js";
 
-const keep = cleanedAfterAll();
-const prefix = freshPrefix("daemon-gateway");
-const node = new S3Daemon(prefix);
+const { node, store } = onFreshPrefix("daemon-gateway", [], { restartsGateway: true });
 const job = "gw";
-let store: S3Store;
 let client: CkptdClient;
 const committed = new Map<string, Saved>();
 
 beforeAll(async () => {
-  store = keep(testStore(prefix));
   client = await node.start();
   const saved = makeSaved(1, 9 << 20);
   for (const d of await saveAndCommit(client, job, "c0", 0, saved)) expect(d.outcome, d.reason).toBe("COMMITTED");
   committed.set("c0", saved);
-});
-
-afterAll(async () => {
-  rgwScript("start-rgw.sh"); // whatever happened, leave the gateway running
-  await node.stop();
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -5,12 +5,13 @@
  * committed checkpoints (manifest + the data under the manifest's attempt), its logs and records.
  */
 import { randomFillSync } from "node:crypto";
-import { expect } from "vitest";
+import { afterAll, expect } from "vitest";
 import { CkptdClient, isNotFound, tensor, type SaveEntry } from "../../clients/ts/src/index.js";
 import { layout } from "../../src/store/layout.js";
 import type { S3Store } from "../../src/store/s3/client.js";
 import { startDaemon, type Daemon } from "../integration/harness.js";
-import { readRgwEnv, TEST_BUCKET } from "./rgw.js";
+import { cleanedAfterAll } from "./cleanup.js";
+import { freshPrefix, readRgwEnv, rgwScript, TEST_BUCKET, testStore } from "./rgw.js";
 
 /** The flags and environment that point a daemon at `s3://TEST_BUCKET/<prefix>` of the test RGW. */
 export function s3Args(prefix: string, endpoint = readRgwEnv().endpoint): { args: string[]; env: Record<string, string> } {
@@ -58,6 +59,28 @@ export class S3Daemon {
   }
 }
 
+/**
+ * For a test file: a daemon (not started) on a fresh prefix of the test bucket and an S3Store on that
+ * prefix. After the file's tests the daemon is killed and the prefix emptied; with `restartsGateway`
+ * the gateway is started again first, whatever the tests did to it.
+ */
+export function onFreshPrefix(
+  name: string,
+  extraArgs: string[] = [],
+  opts: { restartsGateway?: boolean } = {},
+): { node: S3Daemon; store: S3Store } {
+  const keep = cleanedAfterAll();
+  const prefix = freshPrefix(name);
+  const node = new S3Daemon(prefix, extraArgs);
+  const store = keep(testStore(prefix));
+  // Runs before the cleanup (after-hooks run last registered first).
+  afterAll(async () => {
+    if (opts.restartsGateway) rgwScript("start-rgw.sh");
+    await node.stop("kill9");
+  });
+  return { node, store };
+}
+
 export const random = (n: number) => randomFillSync(Buffer.alloc(n));
 
 /**
@@ -98,25 +121,29 @@ export async function saveAndCommit(client: CkptdClient, job: string, checkpoint
   );
 }
 
+/** The loaded items hold "model" with exactly `entries`, byte for byte. */
+export function expectItemsEqual(items: Map<string, Map<string, unknown>>, entries: SaveEntry[], where: string): void {
+  const got = items.get("model")!;
+  expect([...got.keys()].sort(), where).toEqual(entries.map((e) => e.key).sort());
+  for (const e of entries) {
+    const l = got.get(e.key) as { kind: string; tensor?: { data: Uint8Array }; data?: Uint8Array };
+    const want = "tensor" in e ? e.tensor.data : e.object.data;
+    const have = l.kind === "tensor" ? l.tensor!.data : l.data!;
+    expect(
+      Buffer.compare(
+        Buffer.from(have.buffer, have.byteOffset, have.byteLength),
+        Buffer.from(want.buffer, want.byteOffset, want.byteLength),
+      ),
+      `${where} ${e.key}`,
+    ).toBe(0);
+  }
+}
+
 /** Every rank loads the checkpoint back and gets exactly the bytes it saved. */
 export async function expectLoadsBitExact(client: CkptdClient, job: string, checkpointId: string, saved: Saved): Promise<void> {
   for (const [rank, entries] of saved) {
     const loaded = await client.loadItems({ job, checkpointId, rank, localRank: 0, devices: [] });
-    const got = loaded.items.get("model")!;
-    const where = `${job}/${checkpointId} rank ${rank}`;
-    expect([...got.keys()].sort(), where).toEqual(entries.map((e) => e.key).sort());
-    for (const e of entries) {
-      const l = got.get(e.key) as { kind: string; tensor?: { data: Uint8Array }; data?: Uint8Array };
-      const want = "tensor" in e ? e.tensor.data : e.object.data;
-      const have = l.kind === "tensor" ? l.tensor!.data : l.data!;
-      expect(
-        Buffer.compare(
-          Buffer.from(have.buffer, have.byteOffset, have.byteLength),
-          Buffer.from(want.buffer, want.byteOffset, want.byteLength),
-        ),
-        `${where} ${e.key}`,
-      ).toBe(0);
-    }
+    expectItemsEqual(loaded.items, entries, `${job}/${checkpointId} rank ${rank}`);
   }
 }
 

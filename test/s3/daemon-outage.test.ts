@@ -7,35 +7,21 @@
  *
  * It stops the gateway, so it is a file of its own (the files run one at a time).
  */
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { layout } from "../../src/store/layout.js";
-import type { S3Store } from "../../src/store/s3/client.js";
-import { cleanedAfterAll } from "./cleanup.js";
 import {
   expectAbsent,
   expectLoadsBitExact,
   expectOnlyCommitted,
   makeSaved,
   objectsBelow,
-  S3Daemon,
+  onFreshPrefix,
   saveAndCommit,
 } from "./daemon-helpers.js";
-import { freshPrefix, rgwScript, testStore } from "./rgw.js";
+import { rgwScript } from "./rgw.js";
 
-const keep = cleanedAfterAll();
-const prefix = freshPrefix("daemon-outage");
-const node = new S3Daemon(prefix);
+const { node, store } = onFreshPrefix("daemon-outage", [], { restartsGateway: true });
 const job = "outage";
-let store: S3Store;
-
-beforeAll(() => {
-  store = keep(testStore(prefix));
-});
-
-afterAll(async () => {
-  rgwScript("start-rgw.sh"); // whatever happened, leave the gateway running
-  await node.stop();
-});
 
 it("s3 outage - an attempt aborted by the prepare timeout while the store is down has its staged data freed once the store is back", async () => {
   const client = await node.start();
