@@ -377,12 +377,7 @@ export class S3Store {
     await this.call(`delete of ${key}`, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) })));
   }
 
-  /**
-   * Deletes every object under `prefix` in batches of up to 1000, then aborts the multipart uploads
-   * left incomplete under it (an upload whose abort failed while the store was unreachable holds
-   * storage no listing shows, and nothing else would free it while the daemon runs); returns how
-   * many objects it deleted.
-   */
+  /** Deletes every object under `prefix` in batches of up to 1000; returns how many. */
   async deletePrefix(prefix: string): Promise<number> {
     let deleted = 0;
     for await (const page of this.listPages(prefix, { pageSize: MAX_DELETE_BATCH })) {
@@ -402,7 +397,6 @@ export class S3Store {
       }
       deleted += keys.length;
     }
-    await this.abortIncompleteUploads(prefix);
     return deleted;
   }
 
