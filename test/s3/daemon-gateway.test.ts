@@ -21,7 +21,9 @@ import {
 } from "./daemon-helpers.js";
 import { readRgwEnv, rgwScript } from "./rgw.js";
 
-const { node, store } = onFreshPrefix("daemon-gateway", [], { restartsGateway: true });
+// A prepare timeout longer than the outage: the trainer whose save failed aborts the attempt itself, once
+// the store is back (an attempt the timeout aborts while the store is down: daemon-outage.test.ts).
+const { node, store } = onFreshPrefix("daemon-gateway", ["--prepare-timeout-ms", "60000"], { restartsGateway: true });
 const job = "gw";
 let client: CkptdClient;
 const committed = new Map<string, Saved>();
@@ -54,6 +56,12 @@ async function saveThroughRestart(id: string, step: number, saved: Saved, outage
   return saving;
 }
 
+/** The trainer's answer to a failed save: it aborts the attempt (rank 0, the current attempt). */
+async function abortAfterFailure(id: string): Promise<void> {
+  const d = await client.abort({ job, checkpointId: id, rank: 0, reason: "the save failed" });
+  expect(d.outcome).toBe("ABORTED");
+}
+
 /** Afterwards: `id` is committed and bit-exact or absent everywhere; all else committed is intact; nothing stray is left. */
 async function expectWholeOrAbsent(id: string, saved: Saved): Promise<"committed" | "absent"> {
   const listed = (await client.listCheckpoints(job)).checkpoints.map((c) => c.checkpointId);
@@ -67,7 +75,7 @@ async function expectWholeOrAbsent(id: string, saved: Saved): Promise<"committed
     committed.set(id, saved);
   } else await expectAbsent(client, job, id);
   for (const [old, s] of committed) await expectLoadsBitExact(client, job, old, s);
-  // The failed attempt is aborted (by the prepare timeout) and its staging freed: poll until then.
+  // The aborted attempt's staging (and the upload the failed save could not abort) is freed in the background.
   await expect
     .poll(
       () =>
@@ -88,6 +96,7 @@ describe("ckptd on s3:// while the gateway restarts", () => {
     if (failure !== undefined) {
       expect(isUnavailable(failure), String(failure)).toBe(true);
       expect((failure as Error).message).toContain(readRgwEnv().endpoint);
+      await abortAfterFailure("c1");
     } else {
       const d = await client.commit({ job, checkpointId: "c1", step: 1, rank: 0, worldSize: 1, items: ["model"] });
       expect(d.outcome, d.reason).toBe("COMMITTED");
@@ -107,6 +116,7 @@ describe("ckptd on s3:// while the gateway restarts", () => {
     expect(Date.now() - t0, "the save fails within the retry bound").toBeLessThan(60_000);
     expect(isUnavailable(failure), String(failure)).toBe(true);
     expect((failure as Error).message).toContain(readRgwEnv().endpoint);
+    await abortAfterFailure("c3");
     expect(await expectWholeOrAbsent("c3", saved)).toBe("absent");
 
     const next = makeSaved(1, 9 << 20);

@@ -171,8 +171,9 @@ export async function objectsBelow(store: S3Store, key: string): Promise<string[
  * The job's prefix holds only what its committed checkpoints (as the daemon lists them) need and its
  * records: per checkpoint its manifest and data staged under the manifest's attempt (some data, none
  * torn: a manifest always has its data), the decision records, the event and evaluation logs and
- * retention.json; no other staged attempt, nothing in the trash or quarantine, no incomplete
- * multipart upload anywhere under the store's prefix. Returns the committed ids (oldest first).
+ * retention.json; no other staged attempt (not even its empty prefix's marker), nothing in the trash or
+ * quarantine, no incomplete multipart upload anywhere under the store's prefix. Returns the committed
+ * ids (oldest first).
  */
 export async function expectOnlyCommitted(client: CkptdClient, store: S3Store, job: string): Promise<string[]> {
   const listed = (await client.listCheckpoints(job)).checkpoints;
@@ -180,14 +181,16 @@ export async function expectOnlyCommitted(client: CkptdClient, store: S3Store, j
   const stray: string[] = [];
   const withData = new Set<string>();
   const root = `${layout.job(job)}/`;
-  for (const key of await objectsBelow(store, layout.job(job))) {
+  for (const { key } of (await store.list(root)).objects) {
     const rest = key.slice(root.length);
+    // The job's own prefixes (staging/, decisions/, ...) exist empty: their markers are no strays.
+    if (/^([^/]+\/)?$/.test(rest)) continue;
     const [dir, name, ...below] = rest.split("/");
     if (dir === "checkpoints" && below.length === 1 && below[0] === "manifest.json" && committed.has(name!)) continue;
     if (dir === "staging" && below.length > 0) {
       const m = /^(.+)@(\d+)$/.exec(name!);
       if (m && committed.get(m[1]!) === Number(m[2])) {
-        withData.add(m[1]!);
+        if (!key.endsWith("/")) withData.add(m[1]!);
         continue;
       }
     }
@@ -201,6 +204,9 @@ export async function expectOnlyCommitted(client: CkptdClient, store: S3Store, j
     expect(await store.head(layout.manifest(job, id)), `the manifest of ${job}/${id}`).toBeDefined();
     expect(withData.has(id), `the data of ${job}/${id}`).toBe(true);
   }
-  expect(await store.listIncompleteUploads(""), "incomplete multipart uploads").toEqual([]);
+  expect(
+    (await store.listIncompleteUploads("")).map((u) => u.key),
+    "incomplete multipart uploads",
+  ).toEqual([]);
   return listed.map((c) => c.checkpointId).reverse();
 }
