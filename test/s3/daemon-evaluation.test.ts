@@ -3,7 +3,8 @@
  * commit and reports on it, the trainer's WaitForEvaluators returns the report, and after a kill -9
  * and restart the reports and the event log (a replay from the start) are the same. With --keep-last
  * 2 the oldest checkpoints are deleted whole (manifest and staged data objects gone from the bucket),
- * the newest load bit-exact, and a pinned checkpoint survives, also across a restart.
+ * the newest load bit-exact, a pinned checkpoint survives, also across a restart, and a deletion a
+ * kill -9 interrupts completes after the restart.
  */
 import { describe, expect, it } from "vitest";
 import { CkptdClient, type CheckpointEvent, type EvaluationReport } from "../../clients/ts/src/index.js";
@@ -137,7 +138,15 @@ describe("evaluators on s3://", () => {
 });
 
 describe("retention on s3:// (--keep-last 2)", () => {
-  const { node, store } = onFreshPrefix("daemon-retention", ["--keep-last", "2", "--gc-interval-ms", "250"]);
+  const { node, store } = onFreshPrefix("daemon-retention", [
+    "--keep-last",
+    "2",
+    "--gc-interval-ms",
+    "250",
+    // After a restart, checkpoints nobody reported on are held this long (leases lost in the restart may be live).
+    "--lease-ttl-ms",
+    "1000",
+  ]);
 
   it("s3 retention - of 4 checkpoints the 2 oldest are deleted: manifest and data objects gone; the newest 2 load bit-exact", async () => {
     const job = "keeplast";
@@ -189,11 +198,51 @@ describe("retention on s3:// (--keep-last 2)", () => {
     await node.stop();
     const after = await node.start();
     expect((await after.getRetentionPolicy(job)).pinnedCheckpointIds).toEqual(["p1"]);
-    // A GC pass after the restart (its timer runs every 250 ms) keeps the pinned one.
-    await new Promise((r) => setTimeout(r, 1_000));
+    // GC passes after the restart's grace (its timer runs every 250 ms) keep the pinned one.
+    await new Promise((r) => setTimeout(r, 2_500));
     expect(await ids(after)).toEqual(["p4", "p3", "p1"]);
     for (const id of ["p1", "p3", "p4"]) await expectLoadsBitExact(after, job, id, saved.get(id)!);
     expect(await expectOnlyCommitted(after, store, job)).toEqual(["p1", "p3", "p4"]);
+    await node.stop();
+  }, 60_000);
+
+  it("s3 retention - kill -9 while retention deletes: after the restart the deletion completes, whole, with one DELETED event", async () => {
+    const job = "crashgc";
+    const saved = new Map<string, Saved>();
+    const dataOf = new Map<string, string>();
+    let client = await node.start();
+    const commit = async (id: string, step: number) => {
+      saved.set(id, makeSaved(1, 9 << 20));
+      dataOf.set(id, layout.staging(job, id, (await commitOk(client, job, id, step, saved.get(id)!)).attempt));
+    };
+    await commit("x1", 1);
+    await commit("x2", 2);
+    for (let i = 3; i <= 4; i++) {
+      // The commit of x<i> starts the deletion of x<i-2> (keep_last=2) in the background: killed during it.
+      await commit(`x${i}`, i);
+      await new Promise((r) => setTimeout(r, Math.random() * 30));
+      expect(await node.stop("kill9")).toBe("SIGKILL");
+      client = await node.start();
+      const gone = `x${i - 2}`;
+      const found = await store.head(layout.manifest(job, gone));
+      console.log(`killed during the deletion of ${gone}: its manifest ${found ? "was still there" : "was gone"} at the restart`);
+      const kept = [`x${i}`, `x${i - 1}`];
+      await expect
+        .poll(async () => (await client.listCheckpoints(job)).checkpoints.map((c) => c.checkpointId), { timeout: 10_000 })
+        .toEqual(kept);
+      await expectAbsent(client, job, gone);
+      expect(await store.head(layout.manifest(job, gone))).toBeUndefined();
+      await expect.poll(() => objectsBelow(store, dataOf.get(gone)!), { timeout: 10_000 }).toEqual([]);
+      for (const id of kept) await expectLoadsBitExact(client, job, id, saved.get(id)!);
+      await expect
+        .poll(() => expectOnlyCommitted(client, store, job).catch((e: Error) => e.message), { timeout: 10_000 })
+        .toEqual([...kept].reverse());
+      expect(await objectsBelow(store, layout.trash(job)), "the trash is emptied").toEqual([]);
+    }
+    // Each checkpoint committed once, each deleted one deleted once, in order.
+    const events = brief(await replay(client, job, 6)).map((e) => `${e.type} ${e.id}`);
+    expect(events.filter((e) => e.startsWith("COMMITTED"))).toEqual(["COMMITTED x1", "COMMITTED x2", "COMMITTED x3", "COMMITTED x4"]);
+    expect(events.filter((e) => e.startsWith("DELETED"))).toEqual(["DELETED x1", "DELETED x2"]);
     await node.stop();
   }, 60_000);
 });

@@ -87,7 +87,7 @@ export const random = (n: number) => randomFillSync(Buffer.alloc(n));
  * A rank's item: a tensor of `bigBytes` random bytes (one data object; a multipart upload once it is
  * past a part, 8 MiB), small tensors (the pack) and an object.
  */
-export function rankEntries(rank: number, bigBytes = 12 << 20): SaveEntry[] {
+export function rankEntries(rank: number, bigBytes = 9 << 20): SaveEntry[] {
   return [
     { key: "big", tensor: tensor(new Float32Array(random(bigBytes).buffer), { shape: [bigBytes / 4], device: `cuda:${rank}` }) },
     {
