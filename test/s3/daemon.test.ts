@@ -12,8 +12,8 @@ import { layout } from "../../src/store/layout.js";
 import type { S3Store } from "../../src/store/s3/client.js";
 import { startDaemon, type Daemon } from "../integration/harness.js";
 import { cleanedAfterAll } from "./cleanup.js";
-import { expectItemsEqual } from "./daemon-helpers.js";
-import { freshPrefix, readRgwEnv, rgwScript, TEST_BUCKET, testStore } from "./rgw.js";
+import { expectItemsEqual, s3Args } from "./daemon-helpers.js";
+import { freshPrefix, readRgwEnv, rgwScript, testStore } from "./rgw.js";
 
 const keep = cleanedAfterAll();
 const prefix = freshPrefix("daemon");
@@ -21,16 +21,8 @@ let store: S3Store;
 let daemon: Daemon | undefined;
 let client: CkptdClient | undefined;
 
-function s3Args(at = prefix, endpoint = readRgwEnv().endpoint): { args: string[]; env: Record<string, string> } {
-  const env = readRgwEnv();
-  return {
-    args: ["--storage", `s3://${TEST_BUCKET}/${at}`, "--s3-endpoint", endpoint, "--s3-region", env.region],
-    env: { AWS_ACCESS_KEY_ID: env.accessKeyId, AWS_SECRET_ACCESS_KEY: env.secretAccessKey, AWS_REGION: env.region },
-  };
-}
-
 async function start(extra: string[] = []): Promise<void> {
-  const { args, env } = s3Args();
+  const { args, env } = s3Args(prefix);
   daemon = await startDaemon({ args: [...args, "--prepare-timeout-ms", "3000", ...extra], env });
   client = new CkptdClient(daemon.address);
 }
