@@ -16,25 +16,10 @@ import {
   makeSaved,
   objectsBelow,
   onFreshPrefix,
+  replayLog,
   saveAndCommit,
   type Saved,
 } from "./daemon-helpers.js";
-
-/** The job's events from the start of its log, once `count` arrived (the watch is then left). */
-async function replay(client: CkptdClient, job: string, count: number): Promise<CheckpointEvent[]> {
-  const out: CheckpointEvent[] = [];
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), 10_000);
-  try {
-    for await (const ev of client.watch(job, { afterSequence: 0, signal: abort.signal })) {
-      out.push(ev);
-      if (out.length === count) break;
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  return out;
-}
 
 const brief = (events: CheckpointEvent[]) =>
   events.map((e) => ({ seq: e.sequence, type: e.type, id: e.checkpointId, step: e.step, reason: e.reason }));
@@ -91,7 +76,7 @@ describe("evaluators on s3://", () => {
       reports.set(id, got);
     }
     expect(brief(seen).map((e) => `${e.seq} ${e.type} ${e.id}`)).toEqual(["1 COMMITTED e1", "2 COMMITTED e2"]);
-    const before = brief(await replay(trainer, job, 2));
+    const before = brief(await replayLog(trainer, job));
     expect(before).toEqual(brief(seen));
     expect((await objectsBelow(store, `${layout.evaluations(job)}.records`)).length, "the reports are in the bucket").toBeGreaterThan(0);
     abort.abort();
@@ -108,7 +93,7 @@ describe("evaluators on s3://", () => {
       expect(got.map(reportBrief)).toEqual(reports.get(id)!.map(reportBrief));
       await expectLoadsBitExact(after, job, id, saved.get(id)!);
     }
-    expect(brief(await replay(after, job, 2)), "the event log replayed from 0 after the restart").toEqual(before);
+    expect(brief(await replayLog(after, job)), "the event log replayed from 0 after the restart").toEqual(before);
 
     // The log goes on where it was: the next commit is event 3, seen by an evaluator resuming after event 2.
     saved.set("e3", makeSaved(1, 9 << 20));
@@ -172,7 +157,7 @@ describe("retention on s3:// (--keep-last 2)", () => {
     for (const id of ["k3", "k4"]) await expectLoadsBitExact(client, job, id, saved.get(id)!);
     expect(await expectOnlyCommitted(client, store, job)).toEqual(["k3", "k4"]);
     expect(await objectsBelow(store, layout.trash(job)), "the trash is emptied").toEqual([]);
-    const events = brief(await replay(client, job, 6));
+    const events = brief(await replayLog(client, job));
     expect(events.filter((e) => e.type === "DELETED").map((e) => e.id)).toEqual(["k1", "k2"]);
     for (const e of events.filter((e) => e.type === "DELETED")) expect(e.reason).toMatch(/keep_last=2/);
   }, 60_000);
@@ -219,13 +204,21 @@ describe("retention on s3:// (--keep-last 2)", () => {
     await commit("x2", 2);
     for (let i = 3; i <= 4; i++) {
       // The commit of x<i> starts the deletion of x<i-2> (keep_last=2) in the background: killed during it.
-      await commit(`x${i}`, i);
-      await new Promise((r) => setTimeout(r, Math.random() * 30));
-      expect(await node.stop("kill9")).toBe("SIGKILL");
-      client = await node.start();
       const gone = `x${i - 2}`;
-      const found = await store.head(layout.manifest(job, gone));
-      console.log(`killed during the deletion of ${gone}: its manifest ${found ? "was still there" : "was gone"} at the restart`);
+      await commit(`x${i}`, i);
+      // Killed as soon as the deletion shows in the bucket: its manifest copied to the trash, or gone.
+      for (const end = Date.now() + 5_000; Date.now() < end;) {
+        const [trash, manifest] = await Promise.all([objectsBelow(store, layout.trash(job)), store.head(layout.manifest(job, gone))]);
+        if (trash.length > 0 || !manifest) break;
+      }
+      expect(await node.stop("kill9")).toBe("SIGKILL");
+      const state = [
+        (await store.head(layout.manifest(job, gone))) ? "manifest there" : "manifest gone",
+        `${(await objectsBelow(store, layout.trash(job))).length} in the trash`,
+        `${(await objectsBelow(store, dataOf.get(gone)!)).length} data objects`,
+      ];
+      console.log(`killed during the deletion of ${gone}: ${state.join(", ")}`);
+      client = await node.start();
       const kept = [`x${i}`, `x${i - 1}`];
       await expect
         .poll(async () => (await client.listCheckpoints(job)).checkpoints.map((c) => c.checkpointId), { timeout: 10_000 })
@@ -240,7 +233,7 @@ describe("retention on s3:// (--keep-last 2)", () => {
       expect(await objectsBelow(store, layout.trash(job)), "the trash is emptied").toEqual([]);
     }
     // Each checkpoint committed once, each deleted one deleted once, in order.
-    const events = brief(await replay(client, job, 6)).map((e) => `${e.type} ${e.id}`);
+    const events = brief(await replayLog(client, job)).map((e) => `${e.type} ${e.id}`);
     expect(events.filter((e) => e.startsWith("COMMITTED"))).toEqual(["COMMITTED x1", "COMMITTED x2", "COMMITTED x3", "COMMITTED x4"]);
     expect(events.filter((e) => e.startsWith("DELETED"))).toEqual(["DELETED x1", "DELETED x2"]);
     await node.stop();

@@ -14,6 +14,7 @@ import {
   expectOnlyCommitted,
   makeSaved,
   onFreshPrefix,
+  replayLog,
   saveAndCommit,
   type Saved,
 } from "./daemon-helpers.js";
@@ -24,23 +25,6 @@ const { node, store } = onFreshPrefix("daemon-faults");
 async function decisionOf(job: string, id: string, attempt: number): Promise<{ outcome: string; reason: string } | undefined> {
   const b = await store.get(layout.decision(job, id, attempt));
   return b && (JSON.parse(b.toString("utf8")) as { outcome: string; reason: string });
-}
-
-/** The job's events, replayed from the start of its log (the watch is left once `count` arrived). */
-async function replay(client: CkptdClient, job: string, count: number): Promise<{ type: string; id: string; seq: number }[]> {
-  const out: { type: string; id: string; seq: number }[] = [];
-  if (count === 0) return out;
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), 10_000);
-  try {
-    for await (const ev of client.watch(job, { signal: abort.signal })) {
-      out.push({ type: ev.type, id: ev.checkpointId, seq: ev.sequence });
-      if (out.length === count) break;
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  return out;
 }
 
 /** Saves on both ranks and starts both COMMIT votes; resolves with the votes' outcomes (or their errors) once settled. */
@@ -72,8 +56,8 @@ async function expectRecoveredCommit(client: CkptdClient, job: string, id: strin
     const retry = await client.commit({ job, checkpointId: id, step, rank, worldSize: saved.size, items: ["model"], attempt });
     expect(retry.outcome, `rank ${rank} retrying its vote after the restart: ${retry.reason}`).toBe("COMMITTED");
   }
-  const events = await replay(client, job, 1);
-  expect(events.map((e) => `${e.type} ${e.id}`)).toEqual([`COMMITTED ${id}`]);
+  const events = await replayLog(client, job);
+  expect(events.map((e) => `${e.type} ${e.checkpointId}`)).toEqual([`COMMITTED ${id}`]);
   expect(await expectOnlyCommitted(client, store, job)).toEqual([id]);
 }
 
@@ -163,8 +147,8 @@ describe("ckptd on s3:// killed mid-commit", () => {
       }
       committed.set(id, saved);
       expect(await expectOnlyCommitted(after, store, job)).toEqual([...committed.keys()]);
-      const events = await replay(after, job, committed.size);
-      expect(events.map((e) => `${e.type} ${e.id}`)).toEqual([...committed.keys()].map((k) => `COMMITTED ${k}`));
+      const events = await replayLog(after, job);
+      expect(events.map((e) => `${e.type} ${e.checkpointId}`)).toEqual([...committed.keys()].map((k) => `COMMITTED ${k}`));
       if (i === 2) for (const [old, s] of committed) await expectLoadsBitExact(after, job, old, s);
       await node.stop();
     }

@@ -6,7 +6,7 @@
  */
 import { randomFillSync } from "node:crypto";
 import { afterAll, expect } from "vitest";
-import { CkptdClient, isNotFound, tensor, type SaveEntry } from "../../clients/ts/src/index.js";
+import { CkptdClient, isNotFound, tensor, type CheckpointEvent, type SaveEntry } from "../../clients/ts/src/index.js";
 import { layout } from "../../src/store/layout.js";
 import type { S3Store } from "../../src/store/s3/client.js";
 import { startDaemon, type Daemon } from "../integration/harness.js";
@@ -209,4 +209,26 @@ export async function expectOnlyCommitted(client: CkptdClient, store: S3Store, j
     "incomplete multipart uploads",
   ).toEqual([]);
   return listed.map((c) => c.checkpointId).reverse();
+}
+
+/** The job's whole event log as a watch replays it from the start: every event up to the head it reported. */
+export async function replayLog(client: CkptdClient, job: string): Promise<CheckpointEvent[]> {
+  const out: CheckpointEvent[] = [];
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), 10_000);
+  let head = Infinity;
+  const onStarted = (s: { headSequence: number }) => {
+    head = s.headSequence;
+    if (head === 0) abort.abort();
+  };
+  try {
+    for await (const ev of client.watch(job, { afterSequence: 0, signal: abort.signal, onStarted })) {
+      out.push(ev);
+      if (ev.sequence >= head) break;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  expect(out.length, `the replay of ${job}'s log reached its head`).toBe(head);
+  return out;
 }
