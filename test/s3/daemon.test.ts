@@ -12,7 +12,8 @@ import { layout } from "../../src/store/layout.js";
 import type { S3Store } from "../../src/store/s3/client.js";
 import { startDaemon, type Daemon } from "../integration/harness.js";
 import { cleanedAfterAll } from "./cleanup.js";
-import { freshPrefix, readRgwEnv, rgwScript, TEST_BUCKET, testStore } from "./rgw.js";
+import { expectItemsEqual, s3Args } from "./daemon-helpers.js";
+import { freshPrefix, readRgwEnv, rgwScript, testStore } from "./rgw.js";
 
 const keep = cleanedAfterAll();
 const prefix = freshPrefix("daemon");
@@ -20,16 +21,8 @@ let store: S3Store;
 let daemon: Daemon | undefined;
 let client: CkptdClient | undefined;
 
-function s3Args(at = prefix, endpoint = readRgwEnv().endpoint): { args: string[]; env: Record<string, string> } {
-  const env = readRgwEnv();
-  return {
-    args: ["--storage", `s3://${TEST_BUCKET}/${at}`, "--s3-endpoint", endpoint, "--s3-region", env.region],
-    env: { AWS_ACCESS_KEY_ID: env.accessKeyId, AWS_SECRET_ACCESS_KEY: env.secretAccessKey, AWS_REGION: env.region },
-  };
-}
-
 async function start(extra: string[] = []): Promise<void> {
-  const { args, env } = s3Args();
+  const { args, env } = s3Args(prefix);
   daemon = await startDaemon({ args: [...args, "--prepare-timeout-ms", "3000", ...extra], env });
   client = new CkptdClient(daemon.address);
 }
@@ -68,23 +61,6 @@ function rankEntries(rank: number): SaveEntry[] {
   ];
 }
 
-function expectLoaded(items: Map<string, Map<string, unknown>>, entries: SaveEntry[], where: string): void {
-  const got = items.get("model")!;
-  expect([...got.keys()].sort(), where).toEqual(entries.map((e) => e.key).sort());
-  for (const e of entries) {
-    const l = got.get(e.key) as { kind: string; tensor?: { data: Uint8Array }; data?: Uint8Array };
-    const want = "tensor" in e ? e.tensor.data : e.object.data;
-    const have = l.kind === "tensor" ? l.tensor!.data : l.data!;
-    expect(
-      Buffer.compare(
-        Buffer.from(have.buffer, have.byteOffset, have.byteLength),
-        Buffer.from(want.buffer, want.byteOffset, want.byteLength),
-      ),
-      `${where} ${e.key}`,
-    ).toBe(0);
-  }
-}
-
 /** The keys below `key/` (the marker objects of empty prefixes left out). */
 async function objectsBelow(key: string): Promise<string[]> {
   return (await store.list(`${key}/`)).objects.map((o) => o.key).filter((k) => !k.endsWith("/"));
@@ -115,7 +91,7 @@ describe("ckptd with --storage s3://", () => {
     expect(await store.listIncompleteUploads("")).toEqual([]);
     for (const [rank, entries] of saved) {
       const loaded = await client!.loadItems({ job, checkpointId: "c1", rank, localRank: 0, devices: [] });
-      expectLoaded(loaded.items, entries, `rank ${rank}`);
+      expectItemsEqual(loaded.items, entries, `rank ${rank}`);
     }
     const listed = await client!.listCheckpoints(job);
     const got = await client!.getCheckpoint(job, "c1");
@@ -139,7 +115,7 @@ describe("ckptd with --storage s3://", () => {
     await start();
     expect((await client!.listCheckpoints(job)).checkpoints.map((c) => c.checkpointId)).toEqual(["c1"]);
     const loaded = await client!.loadItems({ job, checkpointId: "c1", rank: 2, localRank: 0, devices: [] });
-    expectLoaded(loaded.items, saved.get(2)!, "rank 2 after restart");
+    expectItemsEqual(loaded.items, saved.get(2)!, "rank 2 after restart");
   }, 60_000);
 
   it("s3 daemon - killed mid-save: after the restart nothing is torn, no staged object or upload is left", async () => {
@@ -157,7 +133,7 @@ describe("ckptd with --storage s3://", () => {
     expect(staged.prefixes, "only the published attempt's data stays staged").toEqual([`${layout.staging(job, "c1", 1)}/`]);
     expect((await client!.listCheckpoints(job)).checkpoints.map((c) => c.checkpointId)).toEqual(["c1"]);
     const loaded = await client!.loadItems({ job, checkpointId: "c1", rank: 0, localRank: 0, devices: [] });
-    expectLoaded(loaded.items, saved.get(0)!, "rank 0 after the kill");
+    expectItemsEqual(loaded.items, saved.get(0)!, "rank 0 after the kill");
   }, 120_000);
 
   it("s3 daemon - the store unreachable at run time: a save fails UNAVAILABLE naming the endpoint; once it is back, loads work", async () => {
@@ -177,7 +153,7 @@ describe("ckptd with --storage s3://", () => {
     expect(isUnavailable(failure), String(failure)).toBe(true);
     expect((failure as Error).message).toContain(endpoint);
     const loaded = await client!.loadItems({ job, checkpointId: "c1", rank: 1, localRank: 0, devices: [] });
-    expectLoaded(loaded.items, saved.get(1)!, "rank 1 once the store is back");
+    expectItemsEqual(loaded.items, saved.get(1)!, "rank 1 once the store is back");
   }, 180_000);
 
   it("s3 daemon - deleting a checkpoint removes its manifest, then its staged data", async () => {
