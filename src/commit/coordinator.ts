@@ -106,6 +106,10 @@ export class CommitCoordinator implements CheckpointCoordinator, PeerCoordinator
   private rememberedIncarnations = 0;
   /** ABORT records that could not be written yet, by "job/id@n" (the abort holds anyway: its staging is gone). */
   private readonly unwrittenAborts = new Map<string, { job: string; id: string; record: DecisionRecord }>();
+  /** Staging of aborted attempts that could not be freed (the storage was unreachable): retried by the sweep. */
+  private readonly unfreedStaging = new Map<string, { job: string; checkpoint: string; attempt: number }>();
+  /** Staging being freed right now (a sweep does not start a second deletion of it). */
+  private readonly freeing = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -686,9 +690,7 @@ export class CommitCoordinator implements CheckpointCoordinator, PeerCoordinator
     const decision: Decision = { outcome: "ABORTED", reason: record.reason, attempt: n };
     this.log.warn({ ...logCtx, reason: record.reason }, "checkpoint aborted");
     this.options.metrics?.aborts.inc({ reason: why });
-    void this.storage
-      .deletePrefix(attempt.key)
-      .catch((err: unknown) => this.log.error({ ...logCtx, err }, "could not free aborted staging"));
+    void this.freeStaging(attempt.key, logCtx);
     this.open.delete(`${job}/${id}`);
     this.remember(`${job}/${id}@${n}`, decision);
     attempt.settle(decision);
@@ -704,7 +706,7 @@ export class CommitCoordinator implements CheckpointCoordinator, PeerCoordinator
     const { job, checkpointId: id, attempt: n } = attempt;
     const logCtx = { job, checkpoint: id, attempt: n };
     await this.storage.delete(layout.decision(job, id, n)).catch(() => {});
-    await this.storage.deletePrefix(attempt.key).catch((e: unknown) => this.log.error({ ...logCtx, err: e }, "could not free the staging"));
+    await this.freeStaging(attempt.key, logCtx);
     const full = (err as NodeJS.ErrnoException).code === "ENOSPC" || (err as NodeJS.ErrnoException).code === "EDQUOT";
     const reason =
       `the COMMIT decision could not be recorded (${full ? "the daemon's data directory is full" : "write failed"}: ${err.message}); ` +
@@ -722,6 +724,24 @@ export class CommitCoordinator implements CheckpointCoordinator, PeerCoordinator
     this.open.delete(`${job}/${id}`);
     this.remember(`${job}/${id}@${n}`, decision);
     attempt.settle(decision);
+  }
+
+  /**
+   * Frees an aborted attempt's staging; when that fails (the storage unreachable, an object store's
+   * gateway down), the sweep tries again until it works, so its data does not wait for a restart.
+   */
+  private async freeStaging(key: string, logCtx: { job: string; checkpoint: string; attempt: number }): Promise<void> {
+    if (this.freeing.has(key)) return;
+    this.freeing.add(key);
+    try {
+      await this.storage.deletePrefix(key);
+      if (this.unfreedStaging.delete(key)) this.log.info(logCtx, "freed the staging of an aborted attempt");
+    } catch (err) {
+      if (!this.unfreedStaging.has(key)) this.log.error({ ...logCtx, err }, "could not free aborted staging; retrying");
+      this.unfreedStaging.set(key, logCtx);
+    } finally {
+      this.freeing.delete(key);
+    }
   }
 
   private async writeUnwrittenAbort(key: string, a: { job: string; id: string; record: DecisionRecord }): Promise<void> {
@@ -941,6 +961,7 @@ export class CommitCoordinator implements CheckpointCoordinator, PeerCoordinator
     for (const [job, queue] of this.invisible)
       if (queue.length > 0 && !this.makingVisible.has(job)) void this.makeVisible(job).catch(() => {});
     for (const [key, a] of this.unwrittenAborts) void this.writeUnwrittenAbort(key, a);
+    for (const [key, ctx] of this.unfreedStaging) void this.freeStaging(key, ctx);
     const now = Date.now();
     for (const attempt of this.open.values()) {
       if (attempt.state !== "preparing") continue;
