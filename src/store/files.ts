@@ -156,17 +156,22 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** Writes `data` to a new file `tmp` and fsyncs it. */
+async function writeSynced(tmp: string, data: string | Buffer): Promise<void> {
+  const fh = await fsp.open(tmp, "w");
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Writes a file durably and atomically: tmp file, fsync, rename, fsync the directory. */
 export async function writeFileDurable(file: string, data: string | Buffer): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
   try {
-    const fh = await fsp.open(tmp, "w");
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await writeSynced(tmp, data);
     await fsp.rename(tmp, file);
   } catch (err) {
     // A full disk must not also keep a half-written tmp file on it until the next start.
@@ -188,13 +193,7 @@ export async function createFileDurable(file: string, data: string | Buffer): Pr
   const tmp = `${file}.tmp-${process.pid}-${(tmpSerial++).toString(36)}`;
   let created = true;
   try {
-    const fh = await fsp.open(tmp, "w");
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await writeSynced(tmp, data);
     try {
       await fsp.link(tmp, file);
     } catch (err) {
