@@ -4,6 +4,7 @@
  * per node (test/s3/multinode.test.ts). Three daemons on loopback (their own ports); n1 (the lowest
  * id) coordinates.
  */
+import { randomFillSync } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import type { WatchCheckpointsResponse } from "../../wire/gen/ckptd/v1/WatchCheckpointsResponse.js";
@@ -19,8 +20,8 @@ export interface SharedPlace {
   staged(job: string): Promise<string[]>;
   /** The names under a node's attempt markers. */
   markers(node: string): Promise<string[]>;
-  /** Checks that nothing is left behind once every attempt is decided (e.g. incomplete uploads). */
-  nothingLeft?(): Promise<void>;
+  /** Whether anything is left behind once every attempt is decided and freed (e.g. incomplete uploads): what, or "". */
+  leftOver?(): Promise<string>;
   /** Data objects being written right now (an object store's incomplete uploads), when the place can tell. */
   writing?(): Promise<number>;
 }
@@ -148,6 +149,15 @@ async function commitAll(c: Cluster, id: string, step: number) {
   return Promise.all(saved.map((s, r) => commitRank(c, r, id, step, s.attempt)));
 }
 
+/** Once freeing is done (it may still run when the staging looks empty), nothing is left behind. */
+async function expectNothingLeft(c: Cluster): Promise<void> {
+  const leftOver = c.place.leftOver;
+  if (!leftOver) return;
+  let left = "";
+  await waitFor(async () => (left = await leftOver()) === "", 15_000, "nothing to be left").catch(() => undefined);
+  expect(left, "left behind").toBe("");
+}
+
 async function waitFor(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
   const until = Date.now() + ms;
   while (!(await cond())) {
@@ -205,7 +215,7 @@ export function multinodeCases(backend: MultinodeBackend): void {
       for (const n of NODES) await expect(c.clients.get(n)!.getCheckpoint("mn", "global_step2")).rejects.toSatisfy(isNotFound);
       await waitFor(async () => (await c.place.staged("mn")).length === 0, 10_000, "aborted staging to be removed");
       await expectSameCommittedSet(c, ["global_step1"]);
-      await c.place.nothingLeft?.();
+      await expectNothingLeft(c);
     });
 
     it("multinode - kill -9 of a participant in the middle of a large save: aborted everywhere, its partial data freed without its restart", async () => {
@@ -214,7 +224,8 @@ export function multinodeCases(backend: MultinodeBackend): void {
       const small = Array.from({ length: WORLD }, (_, r) => r).filter((r) => r !== big);
       const saved = await Promise.all(small.map((r) => saveRank(c, r, "global_step3", 3)));
       const attempt = saved[0]!.attempt;
-      const bigData = new Uint8Array(192 << 20).map((_, i) => (i * 2654435761) >>> 24);
+      // Incompressible, so it is stored raw: an upload of many parts, not one small object.
+      const bigData = new Uint8Array(randomFillSync(Buffer.alloc(128 << 20)));
       const bigSave = c.clients
         .get("n3")!
         .save({
@@ -227,16 +238,19 @@ export function multinodeCases(backend: MultinodeBackend): void {
           entries: [{ key: "w", tensor: { dtype: "uint8", shape: [bigData.length], device: "cpu", data: bigData } }],
         })
         .catch((err: unknown) => err);
+      let settled = false;
+      void bigSave.then(() => (settled = true));
       // Killed while its data is being written (an object store: while an upload is open).
       const writing = c.place.writing;
-      if (writing) await waitFor(async () => (await writing()) > 0, 20_000, "n3's upload to start");
+      if (writing) await waitFor(async () => settled || (await writing()) > 0, 30_000, "n3's upload to start");
       else await new Promise((r) => setTimeout(r, 200));
+      expect(settled, "the large save was still running when n3 was killed").toBe(false);
       await c.daemons.get("n3")!.kill9();
       expect(await bigSave).toBeInstanceOf(Error);
       const votes = await Promise.all(small.filter((r) => nodeOf(r) !== "n3").map((r) => commitRank(c, r, "global_step3", 3, attempt)));
       for (const v of votes) expect(v.outcome).toBe("ABORTED");
       await waitFor(async () => (await c.place.staged("mn")).length === 0, 15_000, "the aborted attempt's staging to be freed");
-      await c.place.nothingLeft?.();
+      await expectNothingLeft(c);
       for (const n of ["n1", "n2"] as const)
         await expect(c.clients.get(n)!.getCheckpoint("mn", "global_step3")).rejects.toSatisfy(isNotFound);
     });
@@ -280,7 +294,7 @@ export function multinodeCases(backend: MultinodeBackend): void {
       await waitFor(async () => (await c.place.markers("n3")).length === 0, 10_000, "n3 to clean up its attempt markers");
       await waitFor(async () => (await c.place.staged("mn")).length === 0, 10_000, "aborted staging to be removed");
       await expectSameCommittedSet(c, []);
-      await c.place.nothingLeft?.();
+      await expectNothingLeft(c);
       // The job can save the step again, as a new attempt, across all nodes.
       const again = await commitAll(c, "global_step7", 7);
       expect(again.map((r) => r.outcome)).toEqual(Array(WORLD).fill("COMMITTED"));
