@@ -8,7 +8,7 @@ import { randomFillSync } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import type { WatchCheckpointsResponse } from "../../wire/gen/ckptd/v1/WatchCheckpointsResponse.js";
-import { CkptdClient, isNotFound, type Tensor } from "../../clients/ts/src/index.js";
+import { CkptdClient, isNotFound, type SaveEntry, type Tensor } from "../../clients/ts/src/index.js";
 import { startDaemon, writePeerTokenFile, type Daemon } from "./harness.js";
 import { serviceStub } from "./raw-wire.js";
 
@@ -226,26 +226,32 @@ export function multinodeCases(backend: MultinodeBackend): void {
       const attempt = saved[0]!.attempt;
       // Incompressible, so it is stored raw: an upload of many parts, not one small object.
       const bigData = new Uint8Array(randomFillSync(Buffer.alloc(128 << 20)));
+      // The save's stream stays open after its first entry until n3 is dead, so the kill
+      // lands in the middle of the save however fast the machine writes.
+      let sentFirst!: () => void;
+      const firstSent = new Promise<void>((r) => (sentFirst = r));
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      async function* entries(): AsyncGenerator<SaveEntry> {
+        yield { key: "w", tensor: { dtype: "uint8", shape: [bigData.length], device: "cpu", data: bigData } };
+        sentFirst();
+        await released;
+        yield { key: "v", tensor: { dtype: "uint8", shape: [16], device: "cpu", data: new Uint8Array(16) } };
+      }
       const bigSave = c.clients
         .get("n3")!
-        .save({
-          job: "mn",
-          checkpointId: "global_step3",
-          step: 3,
-          rank: big,
-          worldSize: WORLD,
-          item: "model",
-          entries: [{ key: "w", tensor: { dtype: "uint8", shape: [bigData.length], device: "cpu", data: bigData } }],
-        })
+        .save({ job: "mn", checkpointId: "global_step3", step: 3, rank: big, worldSize: WORLD, item: "model", entries: entries() })
         .catch((err: unknown) => err);
       let settled = false;
       void bigSave.then(() => (settled = true));
       // Killed while its data is being written (an object store: while an upload is open).
       const writing = c.place.writing;
-      if (writing) await waitFor(async () => settled || (await writing()) > 0, 30_000, "n3's upload to start");
-      else await new Promise((r) => setTimeout(r, 200));
+      let sent = false;
+      void firstSent.then(() => (sent = true));
+      await waitFor(async () => settled || (writing ? (await writing()) > 0 : sent), 30_000, "n3's data to be written");
       expect(settled, "the large save was still running when n3 was killed").toBe(false);
       await c.daemons.get("n3")!.kill9();
+      release();
       expect(await bigSave).toBeInstanceOf(Error);
       const votes = await Promise.all(small.filter((r) => nodeOf(r) !== "n3").map((r) => commitRank(c, r, "global_step3", 3, attempt)));
       for (const v of votes) expect(v.outcome).toBe("ABORTED");
