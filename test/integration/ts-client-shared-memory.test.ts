@@ -11,6 +11,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
+import { crc32c } from "@node-rs/crc32";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SaveRequest as SaveRequestMsg } from "../../wire/gen/ckptd/v1/SaveRequest.js";
 import { loadWire } from "../../wire/index.js";
@@ -518,6 +519,86 @@ describe("CkptdClient over shared memory", () => {
       expect(fs.readdirSync(shmDir)).toEqual([]);
     } finally {
       client.close();
+    }
+  });
+
+  it("sends shared chunks without a CRC when the daemon checksums them itself; with verifySharedSaves, or to a daemon that does not, each has one", async () => {
+    // A SaveShared that reads the ring through its handle and records, per shared chunk, whether
+    // it came with a CRC-32C and whether that was right, and the trailer's CRC.
+    const runs: { withCrc: number; withoutCrc: number; wrongCrc: number; data: Buffer; trailerCrc: number; checkedCrc: number }[] = [];
+    let optional = true;
+    const server = new grpc.Server();
+    server.addService(loadWire().grpcObject.ckptd.v1.CheckpointService.service, {
+      SaveShared(call: grpc.ServerDuplexStream<{ request: SaveRequestMsg }, unknown>) {
+        let ring: number | undefined;
+        const run = { withCrc: 0, withoutCrc: 0, wrongCrc: 0, data: Buffer.alloc(0), trailerCrc: -1, checkedCrc: 0 };
+        const parts: Buffer[] = [];
+        let released = 0;
+        call.on("data", ({ request: m }: { request: SaveRequestMsg }) => {
+          if (m.msg === "header") {
+            const h = m.header!.sharedMemoryHandle!;
+            ring = fs.openSync(`/proc/${h.pid}/fd/${h.fd}`, "r");
+            call.write({ progress: { sharedBytesReleased: 0, sharedMemoryHandleOpen: true, sharedChunkCrcOptional: optional } });
+          } else if (m.msg === "sharedChunk") {
+            const c = m.sharedChunk!;
+            const b = Buffer.alloc(c.length);
+            fs.readSync(ring!, b, 0, c.length, Number(c.offset));
+            parts.push(b);
+            if (c.crc32c === undefined || c.crc32c === null) run.withoutCrc++;
+            else {
+              run.withCrc++;
+              if (c.crc32c !== crc32c(b)) run.wrongCrc++;
+              run.checkedCrc = crc32c(b, run.checkedCrc);
+            }
+            released += c.length;
+            call.write({ progress: { sharedBytesReleased: released } });
+          } else if (m.msg === "trailer") run.trailerCrc = m.trailer!.crc32c;
+        });
+        call.on("end", () => {
+          if (ring !== undefined) fs.closeSync(ring);
+          run.data = Buffer.concat(parts);
+          runs.push(run);
+          call.write({ result: { bytesReceived: run.data.length, bytesStored: run.data.length, entryCount: 2, attempt: 1 } });
+          call.end();
+        });
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    const a = randomBytes(3 * CHUNK + 5);
+    const b = randomBytes(CHUNK - 7);
+    const entries = () => [
+      { key: "a", tensor: tensor(a, { dtype: "uint8" }) },
+      { key: "b", tensor: tensor(b, { dtype: "uint8" }) },
+    ];
+    const chunks = 5;
+    const save = async (verifySharedSaves: boolean) => {
+      const client = new CkptdClient({
+        address: `127.0.0.1:${port}`,
+        sharedMemory: true,
+        sharedMemoryDir: shmDir,
+        chunkBytes: CHUNK,
+        verifySharedSaves,
+      });
+      try {
+        await client.save(request("crc", "s1", entries()));
+      } finally {
+        client.close();
+      }
+      const run = runs[runs.length - 1]!;
+      expect(run.data.equals(Buffer.concat([a, b]))).toBe(true);
+      expect(run.wrongCrc).toBe(0);
+      expect(run.trailerCrc, "the trailer's CRC covers exactly the chunks sent with one").toBe(run.checkedCrc);
+      return run;
+    };
+    try {
+      expect(await save(false)).toMatchObject({ withCrc: 0, withoutCrc: chunks, trailerCrc: 0 });
+      expect(await save(true)).toMatchObject({ withCrc: chunks, withoutCrc: 0, trailerCrc: crc32c(Buffer.concat([a, b])) });
+      optional = false;
+      expect(await save(false)).toMatchObject({ withCrc: chunks, withoutCrc: 0, trailerCrc: crc32c(Buffer.concat([a, b])) });
+    } finally {
+      server.forceShutdown();
     }
   });
 

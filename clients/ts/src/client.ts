@@ -71,6 +71,7 @@ import {
 } from "./shared-memory.js";
 import { dtypeByteSize, fromProtoDtype, isDtypeName, toProtoDtype, type Tensor, type TensorData } from "./tensor.js";
 import { CLIENT_CHANNEL_OPTIONS, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES, loadWire, tensorByteSize } from "../../../wire/index.js";
+import { crc32cCombine } from "../../../wire/crc.js";
 
 /** Options of {@link CkptdClient}. */
 export interface CkptdClientOptions {
@@ -107,6 +108,14 @@ export interface CkptdClientOptions {
    * the ring. @default false
    */
   verifySharedLoads?: boolean;
+  /**
+   * Send a CRC-32C with every chunk a save puts in shared memory, as on the stream. Off by
+   * default when the daemon allows it (SaveProgress.shared_chunk_crc_optional): the daemon
+   * checksums what it copies out of the ring, and the ring is memory of this node, so the
+   * pass would only cost the trainer time. With it on, a tensor changed between its checksum
+   * and its copy into the ring fails the save instead of being stored as copied. @default false
+   */
+  verifySharedSaves?: boolean;
   /**
    * The trainer process's incarnation, sent with every save, commit and abort: it must grow
    * across restarts of the rank (the daemon aborts the undecided attempt an older incarnation
@@ -384,6 +393,8 @@ export class CkptdClient {
   readonly chunkBytes: number;
   /** Whether loads through shared memory check each chunk's CRC-32C (see {@link CkptdClientOptions.verifySharedLoads}). */
   readonly verifySharedLoads: boolean;
+  /** Whether saves through shared memory send each chunk's CRC-32C (see {@link CkptdClientOptions.verifySharedSaves}). */
+  readonly verifySharedSaves: boolean;
   /** The incarnation sent with every save, commit and abort (see {@link CkptdClientOptions.incarnation}). */
   readonly incarnation: number;
   /** The directory of shared-memory ring files while saves and loads use them; undefined once they stream. */
@@ -410,6 +421,7 @@ export class CkptdClient {
     const sharedMemory = options.sharedMemory ?? (isLocalAddress(options.address) && isDirectory(sharedMemoryDir));
     this.sharedMemoryDir = sharedMemory ? sharedMemoryDir : undefined;
     this.verifySharedLoads = options.verifySharedLoads ?? false;
+    this.verifySharedSaves = options.verifySharedSaves ?? false;
     const { grpcObject } = loadWire();
     const interceptors = options.token ? [bearerInterceptor(options.token)] : [];
     this.raw = new grpcObject.ckptd.v1.CheckpointService(
@@ -558,6 +570,8 @@ export class CkptdClient {
       /** The daemon ignored the ring's handle (it predates them): chunks go on the stream. */
       let inline = false;
       let result: SaveResponse | undefined;
+      /** The daemon checksums shared chunks sent without a CRC (set from its first progress message). */
+      let crcOptional = false;
       let onOpened!: () => void;
       const openedOrDone = new Promise<void>((resolve) => (onOpened = resolve));
       let finish!: (err?: unknown) => void;
@@ -577,6 +591,7 @@ export class CkptdClient {
         if (msg.msg === "progress" && msg.progress) {
           if (!opened) {
             opened = true;
+            crcOptional = msg.progress.sharedChunkCrcOptional;
             if (ring.handle && !msg.progress.sharedMemoryHandleOpen) {
               inline = true;
               this.unnamedRings = false;
@@ -649,6 +664,7 @@ export class CkptdClient {
             },
             // Every chunk is in the ring: the caller's tensors are free again.
             () => options.onHandedOff?.(),
+            inline || this.verifySharedSaves || !crcOptional,
           ));
         if (trailerSent) call.end();
       } catch (err) {
@@ -681,12 +697,15 @@ export class CkptdClient {
    * message `chunkMessage` makes of each, undefined when the call is over), then the
    * trailer with the counts and the stream's CRC-32C; `beforeTrailer` runs once every chunk
    * is written. True when the trailer was written; false once a write found the call over.
+   * `checksum` false (shared chunks, with a daemon that allows it): chunks get no CRC, and the
+   * trailer's CRC covers none of their bytes.
    */
   private async writeItemBody(
     entries: SaveRequest["entries"],
     write: (msg: SaveRequestIn) => Promise<boolean>,
-    chunkMessage: (chunk: Uint8Array, crc32c: number) => Promise<SaveRequestIn | undefined>,
+    chunkMessage: (chunk: Uint8Array, crc32c: number | undefined) => Promise<SaveRequestIn | undefined>,
     beforeTrailer?: () => void,
+    checksum = true,
   ): Promise<boolean> {
     let entryCount = 0;
     let byteCount = 0;
@@ -697,8 +716,11 @@ export class CkptdClient {
       if (!(await write({ entry: header }))) return false;
       for (let off = 0; off < data.byteLength; off += this.chunkBytes) {
         const chunk = data.subarray(off, Math.min(off + this.chunkBytes, data.byteLength));
-        const chunkCrc = crc32c(chunk);
-        runningCrc = crc32c(chunk, runningCrc);
+        let chunkCrc: number | undefined;
+        if (checksum) {
+          chunkCrc = crc32c(chunk);
+          runningCrc = crc32cCombine(runningCrc, chunkCrc, chunk.byteLength);
+        }
         byteCount += chunk.byteLength;
         const msg = await chunkMessage(chunk, chunkCrc);
         if (msg === undefined || !(await write(msg))) return false;
