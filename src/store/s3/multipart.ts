@@ -5,11 +5,13 @@
  * buffer is taken only while the parts being filled and uploaded hold less than the budget, so
  * `write` waits (backpressure) instead of holding the whole object. A caller may reuse the Buffer it
  * passed to `write` as soon as the returned promise resolves (e.g. hand it back to a pool).
+ * `appendFrom` lets the caller put bytes straight into the part buffers instead (read from a file,
+ * checksummed there): the part buffers are then the only copy of them in the daemon.
  *
  * An object smaller than one part never starts a multipart upload: `finish` sends it as one
  * PutObject. Parts are at least 5 MiB (S3's minimum) except the last.
  *
- * Call order: write × N (one at a time), then finish | abort. After a failed write or finish,
+ * Call order: (write | appendFrom) × N (one at a time), then finish | abort. After a failed write or finish,
  * call abort (finish already aborts the upload it could not complete).
  *
  * RGW quirks this relies on or works around:
@@ -118,30 +120,51 @@ export class S3Upload {
 
   /** Takes `data`'s bytes; resolves once they are copied (backpressure: waits while the budget is spent). */
   async write(data: Uint8Array): Promise<void> {
+    let off = 0;
+    await this.appendFrom(data.length, (buf, at, n) => {
+      buf.set(data.subarray(off, off + n), at);
+      off += n;
+    });
+  }
+
+  /**
+   * Appends `n` bytes that `fill` puts straight into the part buffers, one call per part buffer
+   * they span: `fill(buf, offset, length)` must fill exactly buf[offset, offset + length) (e.g.
+   * read a file into it, or checksum bytes where they lie). Saves the copy `write` makes; the
+   * parts are the same as `write` would make of the same bytes. Waits while the budget is spent.
+   */
+  async appendFrom(n: number, fill: (buf: Buffer, offset: number, length: number) => void | Promise<void>): Promise<void> {
     this.checkWritable();
     if (this.writing) throw failedPrecondition(`upload of ${this.key}: write called while another write is pending`);
     this.writing = true;
     try {
-      let off = 0;
-      while (off < data.length) {
+      let done = 0;
+      while (done < n) {
         if (!this.current) {
           await this.reserve();
           this.checkWritable();
           // The first part's buffer starts at what this write needs and grows, so a small object
           // does not allocate a whole part (the budget still counts a whole part).
-          const size = this.nextPart === 1 ? Math.min(this.partBytes, Math.max(FIRST_BUFFER_BYTES, data.length - off)) : this.partBytes;
+          const size = this.nextPart === 1 ? Math.min(this.partBytes, Math.max(FIRST_BUFFER_BYTES, n - done)) : this.partBytes;
           this.current = this.spare.pop() ?? Buffer.allocUnsafe(size);
           this.fill = 0;
         } else if (this.fill === this.current.length) {
-          const bigger = Buffer.allocUnsafe(Math.min(this.partBytes, this.current.length * 2));
+          const bigger = Buffer.allocUnsafe(Math.min(this.partBytes, Math.max(this.current.length * 2, this.fill + n - done)));
           this.current.copy(bigger, 0, 0, this.fill);
           this.current = bigger;
         }
-        const n = Math.min(data.length - off, this.current.length - this.fill);
-        this.current.set(data.subarray(off, off + n), this.fill);
-        off += n;
-        this.fill += n;
-        this.size += n;
+        const buf = this.current;
+        const k = Math.min(n - done, buf.length - this.fill);
+        const filling = fill(buf, this.fill, k);
+        if (filling) await filling;
+        // An abort while `fill` ran took the buffer back.
+        if (this.current !== buf) {
+          this.checkWritable();
+          throw failedPrecondition(`upload of ${this.key} was aborted during a write`);
+        }
+        done += k;
+        this.fill += k;
+        this.size += k;
         if (this.fill === this.partBytes) this.sendPart();
       }
     } finally {

@@ -241,7 +241,8 @@ export class S3Storage implements Storage {
   /**
    * A multipart upload (S3Upload) of a data object: parts of UPLOAD_PART_BYTES, at most
    * UPLOAD_BUDGET_BYTES of them filling or in flight per object; an object smaller than a part
-   * is one PutObject. `finish` completes it (durable and whole); `abort` leaves no upload behind.
+   * is one PutObject. `appendFrom` fills the part buffers in place (the item writer reads a
+   * shared-memory chunk straight into them). `finish` completes it (durable and whole); `abort` leaves no upload behind.
    */
   createObjectWriter(key: string, _options?: { sizeHint?: number }): ObjectWriter {
     this.owned();
@@ -254,6 +255,10 @@ export class S3Storage implements Storage {
       write: (data) => {
         this.owned();
         return upload.write(data);
+      },
+      appendFrom: (n, fill) => {
+        this.owned();
+        return upload.appendFrom(n, fill);
       },
       finish: async () => {
         this.owned();
