@@ -157,11 +157,8 @@ export class S3Upload {
         const k = Math.min(n - done, buf.length - this.fill);
         const filling = fill(buf, this.fill, k);
         if (filling) await filling;
-        // An abort while `fill` ran took the buffer back.
-        if (this.current !== buf) {
-          this.checkWritable();
-          throw failedPrecondition(`upload of ${this.key} was aborted during a write`);
-        }
+        // An abort (or a failed part) while `fill` ran: nothing more is added.
+        this.checkWritable();
         done += k;
         this.fill += k;
         this.size += k;
