@@ -32,6 +32,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { failedPrecondition, invalidArgument } from "../../common/errors.js";
 import type { ByteBudget } from "../../common/byte-budget.js";
+import type { SpareBuffers } from "../buffer-pool.js";
 import { classify } from "./errors.js";
 
 export const MIN_PART_BYTES = 5 * 1024 * 1024;
@@ -60,6 +61,13 @@ export interface UploadOptions {
    * none waits on another's), each further one only while the shared budget has room.
    */
   shared?: ByteBudget;
+  /**
+   * Where the part buffers come from and go back to (buffers of partBytes), shared by the uploads
+   * of one store: a buffer is reused by the next upload instead of each upload faulting in and
+   * freeing fresh ones (the garbage collector then runs after every few objects). Without it,
+   * each upload allocates its own, the first starting small.
+   */
+  buffers?: SpareBuffers;
 }
 
 export interface UploadResult {
@@ -87,6 +95,7 @@ export class S3Upload {
   /** Bytes of inFlight counted against opts.shared. */
   private sharedBytes = 0;
   private readonly shared: ByteBudget | undefined;
+  private readonly buffers: SpareBuffers | undefined;
   private peak = 0;
   private wake: (() => void) | undefined;
   private writing = false;
@@ -102,8 +111,11 @@ export class S3Upload {
     this.partBytes = opts.partBytes ?? 8 * 1024 * 1024;
     this.budgetBytes = opts.budgetBytes ?? 64 * 1024 * 1024;
     this.shared = opts.shared;
+    this.buffers = opts.buffers;
     if (!Number.isSafeInteger(this.partBytes) || this.partBytes < MIN_PART_BYTES)
       throw invalidArgument(`S3 part size must be at least ${MIN_PART_BYTES} bytes (got ${this.partBytes})`);
+    if (this.buffers && this.buffers.size !== this.partBytes)
+      throw invalidArgument(`S3 upload buffers of ${this.buffers.size} bytes for parts of ${this.partBytes} bytes`);
     if (!(this.budgetBytes >= this.partBytes))
       throw invalidArgument(`S3 upload budget (${this.budgetBytes} bytes) must hold at least one part (${this.partBytes} bytes)`);
   }
@@ -143,10 +155,10 @@ export class S3Upload {
         if (!this.current) {
           await this.reserve();
           this.checkWritable();
-          // The first part's buffer starts at what this write needs and grows, so a small object
-          // does not allocate a whole part (the budget still counts a whole part).
+          // Without shared buffers the first part's buffer starts at what this write needs and
+          // grows, so a small object does not allocate a whole part (the budget still counts one).
           const size = this.nextPart === 1 ? Math.min(this.partBytes, Math.max(FIRST_BUFFER_BYTES, n - done)) : this.partBytes;
-          this.current = this.spare.pop() ?? Buffer.allocUnsafe(size);
+          this.current = this.buffers?.take() ?? this.spare.pop() ?? Buffer.allocUnsafe(size);
           this.fill = 0;
         } else if (this.fill === this.current.length) {
           const bigger = Buffer.allocUnsafe(Math.min(this.partBytes, Math.max(this.current.length * 2, this.fill + n - done)));
@@ -329,7 +341,8 @@ export class S3Upload {
 
   private giveBack(buf: Buffer): void {
     this.uncount();
-    if (this.state === "WRITING") this.spare.push(buf);
+    if (this.buffers) this.buffers.give(buf);
+    else if (this.state === "WRITING") this.spare.push(buf);
     const wake = this.wake;
     this.wake = undefined;
     wake?.();
@@ -342,6 +355,8 @@ export class S3Upload {
   private release(): void {
     if (this.current) {
       this.uncount();
+      // A buffer an appendFrom is still filling (an abort meanwhile) is left to the collector.
+      if (!this.writing) this.buffers?.give(this.current);
       this.current = undefined;
     }
     this.spare.length = 0;

@@ -12,6 +12,7 @@ import { MemoryStorage } from "../../../src/store/memory.js";
 import type { SharedSegment } from "../../../src/store/shared-memory.js";
 import type { ObjectWriter } from "../../../src/store/storage.js";
 import { ByteBudget } from "../../../src/common/byte-budget.js";
+import { SpareBuffers } from "../../../src/store/buffer-pool.js";
 import { MIN_PART_BYTES } from "../../../src/store/s3/multipart.js";
 import { FakeS3 } from "../store/s3/fake-s3.js";
 
@@ -299,12 +300,19 @@ function sharedFile(file: Buffer) {
 class FakeS3Storage extends MemoryStorage {
   readonly s3 = new FakeS3();
   readonly shared = new ByteBudget(64 * 1024 * 1024);
+  /** Part buffers reused from one object to the next, as S3Storage's. */
+  readonly partBuffers = new SpareBuffers(MIN_PART_BYTES, 4);
   readonly writers: (ObjectWriter & { upload: { peakBytes: number } })[] = [];
   /** Calls of the writers' `write` (the copying way in). */
   writeCalls = 0;
 
   override createObjectWriter(key: string): ObjectWriter {
-    const w = this.s3.objectWriter(key, { partBytes: MIN_PART_BYTES, budgetBytes: 2 * MIN_PART_BYTES, shared: this.shared });
+    const w = this.s3.objectWriter(key, {
+      partBytes: MIN_PART_BYTES,
+      budgetBytes: 2 * MIN_PART_BYTES,
+      shared: this.shared,
+      buffers: this.partBuffers,
+    });
     this.writers.push(w);
     return {
       ...w,

@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { ByteBudget } from "../../../../src/common/byte-budget.js";
+import { SpareBuffers } from "../../../../src/store/buffer-pool.js";
 import { MIN_PART_BYTES } from "../../../../src/store/s3/multipart.js";
 import { FakeS3 } from "./fake-s3.js";
 
@@ -124,5 +125,43 @@ describe("S3Upload appendFrom", () => {
     expect(s3.commands).toContain("AbortMultipartUploadCommand");
     expect(shared.inUse, "the part buffers are given back").toBe(0);
     await expect(up.appendFrom(10, () => Promise.resolve())).rejects.toThrow(/aborted/);
+  });
+
+  it("uploads sharing part buffers reuse them from one object to the next, bytes exact; one still being filled is not handed on", async () => {
+    const s3 = new FakeS3();
+    const buffers = new SpareBuffers(5 * MiB, 4);
+    const taken = new Set<Buffer>();
+    const take = buffers.take.bind(buffers);
+    buffers.take = () => {
+      const b = take();
+      taken.add(b);
+      return b;
+    };
+    const opts = { partBytes: 5 * MiB, budgetBytes: 10 * MiB, buffers };
+    expect(() => s3.upload("x", { ...opts, partBytes: 6 * MiB })).toThrow(/buffers of 5242880 bytes for parts of 6291456/);
+    const objects = [randomBytes(12 * MiB), randomBytes(3 * MiB + 1), randomBytes(100), randomBytes(11 * MiB)];
+    for (const [i, data] of objects.entries()) {
+      const up = s3.upload(`o${i}`, opts);
+      await appendAll(up, data, MiB + 1);
+      await up.finish();
+      expect(s3.objects.get(`o${i}`)!.equals(data), `object ${i}`).toBe(true);
+    }
+    expect(taken.size, "four objects, 26 MiB: the same few buffers over and over").toBeLessThanOrEqual(3);
+
+    const up = s3.upload("aborted", opts);
+    let inFill: Buffer | undefined;
+    let finishFill!: () => void;
+    const pending = up.appendFrom(MiB, async (buf) => {
+      inFill = buf;
+      await new Promise<void>((go) => (finishFill = go));
+    });
+    await new Promise((go) => setImmediate(go));
+    const aborting = up.abort();
+    await new Promise((go) => setImmediate(go));
+    finishFill();
+    await expect(pending).rejects.toThrow(/aborted/);
+    await aborting;
+    const next = [take(), take(), take(), take(), take()];
+    expect(next.includes(inFill!), "the buffer a fill was writing into is not lent again").toBe(false);
   });
 });
