@@ -28,20 +28,11 @@ const FRAME_HEAD_BYTES = FRAME_HEADER.length + 4;
 /** Frame header + block size + end mark around a raw block. */
 export const RAW_FRAME_OVERHEAD = FRAME_HEAD_BYTES + END_MARK.length;
 
-/**
- * Writes a frame's header and the size word of its one block of `blockBytes` (`raw`: an
- * uncompressed block) into `out` at `at`; returns where the block goes.
- */
-function writeFrameHead(out: Buffer, at: number, blockBytes: number, raw: boolean): number {
-  FRAME_HEADER.copy(out, at);
-  out.writeUInt32LE(raw ? (blockBytes | UNCOMPRESSED_BIT) >>> 0 : blockBytes, at + FRAME_HEADER.length);
-  return at + FRAME_HEAD_BYTES;
-}
-
-/** A frame's header and block size word as a buffer of their own. */
+/** A frame's header and the size word of its one block of `blockBytes` (`raw`: an uncompressed block). */
 function frameHead(blockBytes: number, raw: boolean): Buffer {
   const head = Buffer.allocUnsafe(FRAME_HEAD_BYTES);
-  writeFrameHead(head, 0, blockBytes, raw);
+  FRAME_HEADER.copy(head, 0);
+  head.writeUInt32LE(raw ? (blockBytes | UNCOMPRESSED_BIT) >>> 0 : blockBytes, FRAME_HEADER.length);
   return head;
 }
 
@@ -102,39 +93,44 @@ export async function encodeChunk(data: Buffer, tryCompress: boolean, minSaving 
     // The whole chunk as one block of a frame written here, so the frame's layout (4 MiB
     // blocks, as lz4 -1 writes them) does not depend on lz4-napi's frame defaults.
     // lz4-napi's block output starts with the raw size, which the frame does not carry.
-    const block = (await compress(data)).subarray(4);
-    const storedBytes = block.length + RAW_FRAME_OVERHEAD;
-    if (storedBytes <= data.length * (1 - minSaving)) {
-      return { parts: [frameHead(block.length, false), block, END_MARK], storedBytes, raw: false };
-    }
+    const framed = compressedFrame((await compress(data)).subarray(4), data.length, minSaving);
+    if (framed) return framed;
   }
   return rawFrame(data);
+}
+
+/** The frame of an LZ4 block of `rawBytes` bytes when it saves `minSaving` of them; undefined when it does not pay. */
+function compressedFrame(block: Buffer, rawBytes: number, minSaving: number): EncodedChunk | undefined {
+  const storedBytes = block.length + RAW_FRAME_OVERHEAD;
+  if (storedBytes > rawBytes * (1 - minSaving)) return undefined;
+  return { parts: [frameHead(block.length, false), block, END_MARK], storedBytes, raw: false };
 }
 
 /** Below this many bytes a chunk is not worth an LZ4 attempt: the frame's 11 bytes eat any saving. */
 const MIN_COMPRESS_BYTES = 64;
 
 /**
- * encodeChunk for a small chunk, written as one LZ4 frame into `out` at `at` (room for
- * data.length + RAW_FRAME_OVERHEAD bytes), compressed on the calling thread: for a few KiB
- * a hop to the thread pool costs more than the compression, and a stream of hundreds of
- * small entries pays it per entry.
+ * encodeChunk for a small chunk, compressed on the calling thread: for a few KiB a hop to
+ * the thread pool costs more than the compression, and a stream of hundreds of small
+ * entries pays it per entry.
+ */
+export function encodeSmallChunk(data: Buffer, minSaving = 0.03): EncodedChunk {
+  if (data.length >= MIN_COMPRESS_BYTES) {
+    const framed = compressedFrame(compressSync(data).subarray(4), data.length, minSaving);
+    if (framed) return framed;
+  }
+  return rawFrame(data);
+}
+
+/**
+ * encodeSmallChunk, its frame written into `out` at `at` (room for data.length +
+ * RAW_FRAME_OVERHEAD bytes).
  */
 export function encodeSmallChunkInto(data: Buffer, out: Buffer, at: number, minSaving = 0.03): { storedBytes: number; raw: boolean } {
-  if (data.length >= MIN_COMPRESS_BYTES) {
-    const block = compressSync(data).subarray(4);
-    const storedBytes = block.length + RAW_FRAME_OVERHEAD;
-    if (storedBytes <= data.length * (1 - minSaving)) {
-      const body = writeFrameHead(out, at, block.length, false);
-      block.copy(out, body);
-      END_MARK.copy(out, body + block.length);
-      return { storedBytes, raw: false };
-    }
-  }
-  const body = writeFrameHead(out, at, data.length, true);
-  data.copy(out, body);
-  END_MARK.copy(out, body + data.length);
-  return { storedBytes: data.length + RAW_FRAME_OVERHEAD, raw: true };
+  const enc = encodeSmallChunk(data, minSaving);
+  let to = at;
+  for (const part of enc.parts) to += part.copy(out, to);
+  return { storedBytes: enc.storedBytes, raw: enc.raw };
 }
 
 /** Bytes of each literal stretch that literalsAreNoise compresses. */

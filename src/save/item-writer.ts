@@ -19,6 +19,10 @@
  * On a storage without local files (WriteIo.objects: an object store) `dir` is a storage
  * key and each file is a data object written through Storage.createObjectWriter (a
  * multipart upload whose parts go out behind the stream); finish completes them all.
+ * Frames go straight into the upload's part buffers (ObjectWriter.appendFrom), the pack's
+ * too: there is no pack buffer, the part buffers gather the small frames. A shared-memory
+ * chunk stored raw is read from the file into them and checksummed there, as into the
+ * O_DIRECT buffers.
  *
  * Call order: open → (beginEntry → writeChunk*)* → finish | discard.
  */
@@ -30,6 +34,8 @@ import {
   CompressionPolicy,
   crc32cCombine,
   encodeChunk,
+  type EncodedChunk,
+  encodeSmallChunk,
   encodeSmallChunkInto,
   hex,
   LZ4_MAX_BLOCK,
@@ -67,6 +73,8 @@ interface OpenEntry {
   policy: CompressionPolicy;
   /** Present when the file is written with O_DIRECT. */
   direct: DirectFileWriter | undefined;
+  /** Where frames go without a write of `fh`: `direct`, or the data object `obj`. */
+  sink: FrameSink | undefined;
   /** Bytes written to the file so far (the next frame's offset). */
   position: number;
   /** Raw bytes received so far for this entry. */
@@ -91,7 +99,10 @@ const PACK_BUFFER_BYTES = WRITE_BUFFER_BYTES;
 export interface ItemWriterBuffers {
   /** Where a chunk is LZ4-encoded, lent for one writeChunk. */
   readonly encodeScratch: SpareBuffers;
-  /** Pack buffers (PACK_BUFFER_BYTES), lent from an item's first packed entry to its finish or discard. */
+  /**
+   * Pack buffers (PACK_BUFFER_BYTES), lent from an item's first packed entry to its finish or
+   * discard; a pack that is a data object takes none.
+   */
   readonly pack: SpareBuffers;
 }
 
@@ -102,7 +113,7 @@ export function itemWriterBuffers(): ItemWriterBuffers {
 
 /**
  * The item's pack file, written sequentially: bytes [0, written) are in the file (or handed
- * to `direct`), the next `filled` in `buffer`.
+ * to `sink`), the next `filled` in `buffer`.
  */
 interface Pack {
   /** The pack file; undefined when the pack is a data object (`obj`). */
@@ -110,7 +121,10 @@ interface Pack {
   obj: ObjectWriter | undefined;
   /** Present when the pack is written with O_DIRECT: a flush then hands the buffer's bytes over without waiting for the disk. */
   direct: DirectFileWriter | undefined;
-  buffer: Buffer;
+  /** `direct`, or the data object `obj`. */
+  sink: FrameSink | undefined;
+  /** Where frames gather for a write of the file; undefined for a data object, whose frames go straight to `sink`. */
+  buffer: Buffer | undefined;
   written: number;
   filled: number;
 }
@@ -180,6 +194,7 @@ export class ItemWriter {
         fh: undefined,
         obj: undefined,
         direct: undefined,
+        sink: undefined,
         policy: this.packPolicy,
         position: pack.written + pack.filled,
         received: 0,
@@ -196,6 +211,7 @@ export class ItemWriter {
         fh: undefined,
         obj,
         direct: undefined,
+        sink: objectSink(obj),
         policy: new CompressionPolicy(),
         position: 0,
         received: 0,
@@ -208,7 +224,17 @@ export class ItemWriter {
     const directFh = pool && spec.sizeBytes >= DIRECT_MIN_BYTES ? await openDirect(filePath) : undefined;
     const fh = directFh ?? (await fsp.open(filePath, "wx"));
     const direct = directFh && pool ? new DirectFileWriter(directFh, pool, this.shares) : undefined;
-    this.current = { record, packed: false, fh, obj: undefined, direct, policy: new CompressionPolicy(), position: 0, received: 0 };
+    this.current = {
+      record,
+      packed: false,
+      fh,
+      obj: undefined,
+      direct,
+      sink: direct,
+      policy: new CompressionPolicy(),
+      position: 0,
+      received: 0,
+    };
     this.entries.push(record);
   }
 
@@ -216,7 +242,7 @@ export class ItemWriter {
     if (this.pack) return this.pack;
     if (this.io.objects) {
       const obj = this.io.objects.createObjectWriter(joinKey(this.dir, PACK_FILE_NAME));
-      this.pack = { fh: undefined, obj, direct: undefined, buffer: this.buffers.pack.take(), written: 0, filled: 0 };
+      this.pack = { fh: undefined, obj, direct: undefined, sink: objectSink(obj), buffer: undefined, written: 0, filled: 0 };
       return this.pack;
     }
     const file = path.join(this.dir, PACK_FILE_NAME);
@@ -227,7 +253,7 @@ export class ItemWriter {
     const directFh = pool ? await openDirect(file) : undefined;
     const fh = directFh ?? (await fsp.open(file, "wx"));
     const direct = directFh && pool ? new DirectFileWriter(directFh, pool, this.shares) : undefined;
-    this.pack = { fh, obj: undefined, direct, buffer: this.buffers.pack.take(), written: 0, filled: 0 };
+    this.pack = { fh, obj: undefined, direct, sink: direct, buffer: this.buffers.pack.take(), written: 0, filled: 0 };
     return this.pack;
   }
 
@@ -236,12 +262,12 @@ export class ItemWriter {
    * buffers whose writes run behind); the buffer is free again when this returns.
    */
   private async flushPack(pack: Pack): Promise<void> {
-    if (pack.filled === 0) return;
-    if (pack.direct) await pack.direct.append([pack.buffer.subarray(0, pack.filled)]);
-    else if (pack.obj) await pack.obj.write(pack.buffer.subarray(0, pack.filled));
+    const buffer = pack.buffer;
+    if (pack.filled === 0 || !buffer) return;
+    if (pack.direct) await pack.direct.append([buffer.subarray(0, pack.filled)]);
     else {
       let done = 0;
-      while (done < pack.filled) done += (await pack.fh!.write(pack.buffer, done, pack.filled - done)).bytesWritten;
+      while (done < pack.filled) done += (await pack.fh!.write(buffer, done, pack.filled - done)).bytesWritten;
     }
     pack.written += pack.filled;
     pack.filled = 0;
@@ -252,31 +278,33 @@ export class ItemWriter {
    * pack buffer: a small one compressed on the event loop, a larger one (compressed on the
    * thread pool when the sample says it pays, as an entry of its own would be) copied in.
    * A pack write costs a pool round trip, which a write per 200 KiB tensor paid 111 times
-   * for one GPT-2-small state dict.
+   * for one GPT-2-small state dict. A pack that is a data object has no pack buffer: its
+   * frames are copied once, into the upload's part buffers.
    */
   private async packChunk(cur: OpenEntry, data: Buffer, crc: number, tried?: boolean): Promise<void> {
     const pack = this.pack!;
-    if (data.length <= PACK_INLINE_CHUNK_BYTES) {
-      if (pack.filled + data.length + RAW_FRAME_OVERHEAD > pack.buffer.length) await this.flushPack(pack);
-      const enc = encodeSmallChunkInto(data, pack.buffer, pack.filled);
+    const buffer = pack.buffer;
+    const inline = data.length <= PACK_INLINE_CHUNK_BYTES;
+    if (inline && buffer) {
+      if (pack.filled + data.length + RAW_FRAME_OVERHEAD > buffer.length) await this.flushPack(pack);
+      const enc = encodeSmallChunkInto(data, buffer, pack.filled);
       pack.filled += enc.storedBytes;
       this.recordChunk(cur, { rawBytes: data.length, storedBytes: enc.storedBytes, crc32c: crc, raw: enc.raw });
       return;
     }
-    tried ??= this.packPolicy.shouldTry(data);
-    const enc = await encodeChunk(data, tried);
-    this.packPolicy.record(tried, !enc.raw);
-    if (pack.filled + enc.storedBytes > pack.buffer.length) await this.flushPack(pack);
-    if (enc.storedBytes <= pack.buffer.length) {
-      for (const part of enc.parts) pack.filled += part.copy(pack.buffer, pack.filled);
-    } else if (pack.direct) {
-      await pack.direct.append(enc.parts);
-      pack.written += enc.storedBytes;
-    } else if (pack.obj) {
-      await writeObject(pack.obj, enc.parts);
-      pack.written += enc.storedBytes;
+    let enc: EncodedChunk;
+    if (inline) enc = encodeSmallChunk(data);
+    else {
+      tried ??= this.packPolicy.shouldTry(data);
+      enc = await encodeChunk(data, tried);
+      this.packPolicy.record(tried, !enc.raw);
+    }
+    if (buffer && pack.filled + enc.storedBytes > buffer.length) await this.flushPack(pack);
+    if (buffer && enc.storedBytes <= buffer.length) {
+      for (const part of enc.parts) pack.filled += part.copy(buffer, pack.filled);
     } else {
-      await writeAll(pack.fh!, enc.parts, enc.storedBytes);
+      if (pack.sink) await pack.sink.append(enc.parts);
+      else await writeAll(pack.fh!, enc.parts, enc.storedBytes);
       pack.written += enc.storedBytes;
     }
     this.recordChunk(cur, { rawBytes: data.length, storedBytes: enc.storedBytes, crc32c: crc, raw: enc.raw });
@@ -306,8 +334,7 @@ export class ItemWriter {
     try {
       const enc = await encodeChunk(data, tried, undefined, scratch);
       cur.policy.record(tried, !enc.raw);
-      if (cur.direct) await cur.direct.append(enc.parts);
-      else if (cur.obj) await writeObject(cur.obj, enc.parts);
+      if (cur.sink) await cur.sink.append(enc.parts);
       else await writeAll(cur.fh!, enc.parts, enc.storedBytes);
       this.recordChunk(cur, { rawBytes: data.length, storedBytes: enc.storedBytes, crc32c: crc, raw: enc.raw });
     } finally {
@@ -318,8 +345,9 @@ export class ItemWriter {
   /**
    * Appends one chunk of the current entry that lies in a client's shared-memory file.
    * A chunk stored raw (the sample says compression does not pay) is read from the file
-   * straight into the pooled O_DIRECT buffers and checksummed there; any other chunk is
-   * read into `buffer` (at least LZ4_MAX_BLOCK bytes) and goes through writeChunk.
+   * straight into the pooled O_DIRECT buffers (or the data object's part buffers) and
+   * checksummed there; any other chunk is read into `buffer` (at least LZ4_MAX_BLOCK bytes)
+   * and goes through writeChunk.
    */
   async writeSharedChunk(
     segment: SharedSegment,
@@ -331,12 +359,13 @@ export class ItemWriter {
     const cur = this.checkChunk(length);
     if (!cur) return;
     if (cur.packed) return this.writeSharedPackedChunk(cur, segment, offset, length, clientCrc, buffer);
-    if (!cur.direct || length < cur.policy.gatherMinBytes)
+    const sink = cur.sink;
+    if (!sink || length < cur.policy.gatherMinBytes)
       return this.writeChunk(await segment.read(offset, length, buffer), clientCrc, undefined, true);
     const tried = cur.policy.shouldTryGathered(length, (into, at, from, n) => segment.readSync(offset + from, n, into, at));
     if (tried) return this.writeChunk(await segment.read(offset, length, buffer), clientCrc, true, true);
     let done = 0;
-    const crc = await appendRawFrame(cur.direct, length, async (into) => {
+    const crc = await appendRawFrame(sink, length, async (into) => {
       const view = await segment.read(offset + done, into.length, into);
       done += into.length;
       return view;
@@ -348,7 +377,8 @@ export class ItemWriter {
    * writeSharedChunk for a chunk of a packed entry (at most PACK_MAX_ENTRY_BYTES), copied
    * out on the event loop: from tmpfs that takes ~100 µs per MiB, less than a round trip to
    * the thread pool. One the sample says to store raw goes from the file straight into the
-   * pack's O_DIRECT buffers (one copy); any other through `buffer` and the pack buffer.
+   * pack's O_DIRECT buffers or part buffers (one copy); any other through `buffer` (and the
+   * pack buffer, if any).
    */
   private async writeSharedPackedChunk(
     cur: OpenEntry,
@@ -360,12 +390,13 @@ export class ItemWriter {
   ): Promise<void> {
     const pack = this.pack!;
     const policy = this.packPolicy;
-    if (pack.direct && length >= policy.gatherMinBytes) {
+    const sink = pack.sink;
+    if (sink && length >= policy.gatherMinBytes) {
       const tried = policy.shouldTryGathered(length, (into, at, from, n) => segment.readSync(offset + from, n, into, at));
       if (!tried) {
         await this.flushPack(pack);
         let done = 0;
-        const crc = await appendRawFrame(pack.direct, length, (into) => {
+        const crc = await appendRawFrame(sink, length, (into) => {
           segment.readSync(offset + done, into.length, into, 0);
           done += into.length;
           return Promise.resolve(into);
@@ -454,20 +485,14 @@ export class ItemWriter {
       ? [...this.pendingSyncs]
       : [...this.pendingSyncs, fsyncDir(this.dir), fsyncDir(path.dirname(this.dir)), fsyncDir(path.dirname(path.dirname(this.dir)))];
     this.pendingSyncs = [];
-    if (pack?.obj) {
-      const obj = pack.obj;
-      syncs.push(
-        this.flushPack(pack)
-          .then(() => obj.finish())
-          .finally(() => this.buffers.pack.give(pack.buffer)),
-      );
-    } else if (pack)
+    if (pack?.obj) syncs.push(pack.obj.finish());
+    else if (pack)
       syncs.push(
         this.flushPack(pack)
           .then(() => pack.direct?.close())
           .then(() => pack.fh!.sync())
           .finally(() => {
-            this.buffers.pack.give(pack.buffer);
+            this.givePackBuffer(pack);
             return pack.fh!.close();
           }),
       );
@@ -489,10 +514,15 @@ export class ItemWriter {
       pack &&
         (pack.direct?.abandon() ?? pack.obj?.abort() ?? Promise.resolve())
           .finally(() => pack.fh?.close())
-          .finally(() => this.buffers.pack.give(pack.buffer)),
+          .finally(() => this.givePackBuffer(pack)),
     ]);
     if (this.io.objects) await this.io.objects.deletePrefix(this.dir);
     else await fsp.rm(this.dir, { recursive: true, force: true });
+  }
+
+  private givePackBuffer(pack: Pack): void {
+    if (pack.buffer) this.buffers.pack.give(pack.buffer);
+    pack.buffer = undefined;
   }
 
   private async endEntry(): Promise<void> {
@@ -542,24 +572,74 @@ function describe(rec: EntryRecord): string {
 }
 
 /**
- * Appends one raw LZ4 frame of `length` bytes to `direct`, its body filled in place by
- * `read(into)` (which fills `into` and returns it), and returns the CRC-32C of the bytes
- * as they lie in the write buffers: what is checksummed is what is stored.
+ * Where frames are appended without a write(2) of a file: an O_DIRECT file's pooled buffers
+ * (DirectFileWriter) or a data object (objectSink). `appendFrom` has the sink's own buffers
+ * filled in place, one `fill` per buffer the bytes span.
  */
-async function appendRawFrame(direct: DirectFileWriter, length: number, read: (into: Buffer) => Promise<Buffer>): Promise<number> {
+interface FrameSink {
+  append(parts: readonly Buffer[]): Promise<void>;
+  appendFrom(n: number, fill: (buf: Buffer, offset: number, length: number) => Promise<void>): Promise<void>;
+}
+
+/**
+ * A data object as a FrameSink: its bytes go straight into the writer's buffers where it
+ * takes appendFrom (an upload's part buffers), through `write` otherwise.
+ */
+function objectSink(obj: ObjectWriter): FrameSink {
+  const appendFrom = obj.appendFrom?.bind(obj);
+  if (appendFrom) return { append: (parts) => appendFrom(byteLength(parts), copyFrom(parts)), appendFrom };
+  return {
+    append: async (parts) => {
+      // Each part may be kept until its write resolves.
+      for (const p of parts) await obj.write(p);
+    },
+    appendFrom: async (n, fill) => {
+      const buf = Buffer.allocUnsafe(n);
+      await fill(buf, 0, n);
+      await obj.write(buf);
+    },
+  };
+}
+
+function byteLength(parts: readonly Buffer[]): number {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  return n;
+}
+
+/** An appendFrom `fill` that copies `parts`' bytes in order, wherever the sink's buffers split them. */
+function copyFrom(parts: readonly Buffer[]): (buf: Buffer, offset: number, length: number) => Promise<void> {
+  let i = 0;
+  let from = 0;
+  return (buf, offset, length) => {
+    for (let to = offset, end = offset + length; to < end;) {
+      const p = parts[i]!;
+      const n = p.copy(buf, to, from, Math.min(p.length, from + end - to));
+      to += n;
+      from += n;
+      if (from === p.length) {
+        i++;
+        from = 0;
+      }
+    }
+    return Promise.resolve();
+  };
+}
+
+/**
+ * Appends one raw LZ4 frame of `length` bytes to `sink`, its body filled in place by
+ * `read(into)` (which fills `into` and returns it), and returns the CRC-32C of the bytes
+ * as they lie in the sink's buffers: what is checksummed is what is stored.
+ */
+async function appendRawFrame(sink: FrameSink, length: number, read: (into: Buffer) => Promise<Buffer>): Promise<number> {
   let crc = 0;
-  await direct.append([rawFrameHead(length)]);
-  await direct.appendFrom(length, async (buf, at, n) => {
+  await sink.append([rawFrameHead(length)]);
+  await sink.appendFrom(length, async (buf, at, n) => {
     const view = await read(buf.subarray(at, at + n));
     crc = crc32cCombine(crc, crc32c(view), n);
   });
-  await direct.append([RAW_FRAME_END]);
+  await sink.append([RAW_FRAME_END]);
   return crc;
-}
-
-/** Writes a chunk's parts to a data object, one at a time (each may be kept until its write resolves). */
-async function writeObject(obj: ObjectWriter, parts: Buffer[]): Promise<void> {
-  for (const p of parts) await obj.write(p);
 }
 
 /** writev until every byte is written (a large writev may be partial). */

@@ -55,6 +55,15 @@ export interface PublishRequest {
 export interface ObjectWriter {
   /** Appends `data`; the writer may keep using `data` until the promise resolves (reuse it after). */
   write(data: Buffer): Promise<void>;
+  /**
+   * Optional, for writers that gather bytes in buffers of their own (an object store's part
+   * buffers): appends `n` bytes that `fill` puts straight into those buffers, one call per
+   * buffer they span; `fill(buf, offset, length)` must fill exactly buf[offset, offset + length)
+   * and may keep nothing of `buf` after it resolves. Saves the copy `write` makes. Waits like
+   * `write` (backpressure); one at a time, not while a write is pending. Writers without it
+   * take `write`.
+   */
+  appendFrom?(n: number, fill: (buf: Buffer, offset: number, length: number) => Promise<void>): Promise<void>;
   /** Makes the object whole and durable at its key (a reader sees all of it, or, before, none). */
   finish(): Promise<void>;
   /** Drops what was written: no object and nothing half-written is left (an absent one is fine). */

@@ -3,16 +3,20 @@
  * checkpoints in the RGW with --storage s3://BUCKET/PREFIX: a 4-rank save, commit and load through
  * CkptdClient, bit-exact; nothing copied at publish; an aborted attempt and a daemon killed mid-save
  * leave no objects and no incomplete multipart uploads; a restart keeps the checkpoint loadable;
- * deletion removes the manifest and the data; an unreachable store keeps the daemon from starting.
+ * deletion removes the manifest and the data; an unreachable store keeps the daemon from starting;
+ * ranks handing their bytes over through shared memory save and load bit-exact.
  */
 import { randomFillSync } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CkptdClient, isUnavailable, tensor, type SaveEntry } from "../../clients/ts/src/index.js";
 import { layout } from "../../src/store/layout.js";
 import type { S3Store } from "../../src/store/s3/client.js";
 import { startDaemon, type Daemon } from "../integration/harness.js";
 import { cleanedAfterAll } from "./cleanup.js";
-import { expectItemsEqual, s3Args } from "./daemon-helpers.js";
+import { expectItemsEqual, expectLoadsBitExact, s3Args, saveAndCommit, type Saved } from "./daemon-helpers.js";
 import { freshPrefix, readRgwEnv, rgwScript, testStore } from "./rgw.js";
 
 const keep = cleanedAfterAll();
@@ -171,4 +175,51 @@ describe("ckptd with an unreachable object store", () => {
     expect(err).toBeInstanceOf(Error);
     expect(err.message).toMatch(/ckptd: .*object store at http:\/\/127\.0\.0\.1:9.*unreachable/);
   }, 60_000);
+});
+
+describe("ckptd with --storage s3:// and ranks on shared memory", () => {
+  it("s3 daemon - chunks read from the ranks' shared memory into the uploads: raw and compressed, packed and not, bit-exact", async () => {
+    const shmDir = fs.mkdtempSync(path.join(os.tmpdir(), "ckptd-s3-shm-"));
+    const sharedPrefix = freshPrefix("shared");
+    const sharedStore = keep(testStore(sharedPrefix));
+    const { args, env } = s3Args(sharedPrefix);
+    const d = await startDaemon({ args: [...args, "--shared-memory-dir", shmDir, "--log-level", "debug"], env });
+    const c = new CkptdClient({ address: d.address, sharedMemory: true, sharedMemoryDir: shmDir });
+    try {
+      /** Bytes LZ4 shrinks: runs of zeros between stretches of a repeating pattern. */
+      const compressible = (n: number, seed: number) => {
+        const b = Buffer.alloc(n);
+        for (let i = 0; i < n; i++) b[i] = i % 8192 < 4096 ? 0 : ((i % 61) * 7 + seed) & 0xff;
+        return new Float32Array(b.buffer, b.byteOffset, n / 4);
+      };
+      const saved: Saved = new Map(
+        [0, 1].map((rank) => [
+          rank,
+          [
+            // An entry object of several parts stored raw, one stored compressed, packed entries of both kinds.
+            { key: "weights", tensor: tensor(new Float32Array(random((9 << 20) + 4 * 333).buffer), { device: `cuda:${rank}` }) },
+            { key: "exp_avg", tensor: tensor(compressible(6 << 20, rank), { device: `cuda:${rank}` }) },
+            { key: "ln.weight", tensor: tensor(new Float32Array(random(600 << 10).buffer)) },
+            { key: "mask", tensor: tensor(compressible(300 << 10, rank + 2)) },
+            { key: "meta", object: { data: Buffer.from(JSON.stringify({ rank })), format: "json" } },
+          ] satisfies SaveEntry[],
+        ]),
+      );
+      const decisions = await saveAndCommit(c, "shm", "c1", 1, saved);
+      expect(decisions.map((x) => x.outcome)).toEqual(["COMMITTED", "COMMITTED"]);
+      expect(c.sharedMemory, "the daemon took the shared-memory files").toBe(true);
+      const staged = d
+        .output()
+        .split("\n")
+        .filter((l) => l.includes('"item staged"'))
+        .map((l) => JSON.parse(l) as { shared: boolean });
+      expect(staged.map((l) => l.shared)).toEqual([true, true]);
+      await expectLoadsBitExact(c, "shm", "c1", saved);
+      expect(await sharedStore.listIncompleteUploads("")).toEqual([]);
+    } finally {
+      c.close();
+      await d.stop();
+      fs.rmSync(shmDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -90,6 +90,32 @@ describe("S3Upload", () => {
     expect(await s.listIncompleteUploads("")).toEqual([]);
   });
 
+  it("appendFrom fills the part buffers in place: bit-exact, the same parts as write, mixed with write", async () => {
+    const { s, seen } = watchedStore("append-from");
+    const up = s.createUpload("filled.bin", { partBytes: 5 * MiB, budgetBytes: 10 * MiB });
+    const data = randomBytes(13 * MiB + 5);
+    let fills = 0;
+    for (let off = 0, i = 0; off < data.length; off += MiB + 3, i++) {
+      const piece = data.subarray(off, Math.min(data.length, off + MiB + 3));
+      if (i % 3 === 0) {
+        await up.write(piece);
+        continue;
+      }
+      let at = 0;
+      await up.appendFrom(piece.length, async (buf, offset, length) => {
+        await Promise.resolve();
+        piece.copy(buf, offset, at, at + length);
+        at += length;
+        fills++;
+      });
+    }
+    expect(fills).toBeGreaterThan(0);
+    expect((await up.finish()).size).toBe(data.length);
+    expect(count(seen.commands, "UploadPartCommand")).toBe(3);
+    expect((await s.get("filled.bin"))!.equals(data)).toBe(true);
+    expect(await s.listIncompleteUploads("")).toEqual([]);
+  });
+
   it("writes of odd sizes make parts of exactly the part size, and a short last part", async () => {
     const { s, seen } = watchedStore("odd");
     const up = s.createUpload("odd.bin", { partBytes: 5 * MiB, budgetBytes: 10 * MiB });

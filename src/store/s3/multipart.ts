@@ -5,11 +5,13 @@
  * buffer is taken only while the parts being filled and uploaded hold less than the budget, so
  * `write` waits (backpressure) instead of holding the whole object. A caller may reuse the Buffer it
  * passed to `write` as soon as the returned promise resolves (e.g. hand it back to a pool).
+ * `appendFrom` lets the caller put bytes straight into the part buffers instead (read from a file,
+ * checksummed there): the part buffers are then the only copy of them in the daemon.
  *
  * An object smaller than one part never starts a multipart upload: `finish` sends it as one
  * PutObject. Parts are at least 5 MiB (S3's minimum) except the last.
  *
- * Call order: write × N (one at a time), then finish | abort. After a failed write or finish,
+ * Call order: (write | appendFrom) × N (one at a time), then finish | abort. After a failed write or finish,
  * call abort (finish already aborts the upload it could not complete).
  *
  * RGW quirks this relies on or works around:
@@ -30,6 +32,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { failedPrecondition, invalidArgument } from "../../common/errors.js";
 import type { ByteBudget } from "../../common/byte-budget.js";
+import type { SpareBuffers } from "../buffer-pool.js";
 import { classify } from "./errors.js";
 
 export const MIN_PART_BYTES = 5 * 1024 * 1024;
@@ -58,6 +61,13 @@ export interface UploadOptions {
    * none waits on another's), each further one only while the shared budget has room.
    */
   shared?: ByteBudget;
+  /**
+   * Where the part buffers come from and go back to (buffers of partBytes), shared by the uploads
+   * of one store: a buffer is reused by the next upload instead of each upload faulting in and
+   * freeing fresh ones (the garbage collector then runs after every few objects). Without it,
+   * each upload allocates its own, the first starting small.
+   */
+  buffers?: SpareBuffers;
 }
 
 export interface UploadResult {
@@ -85,6 +95,7 @@ export class S3Upload {
   /** Bytes of inFlight counted against opts.shared. */
   private sharedBytes = 0;
   private readonly shared: ByteBudget | undefined;
+  private readonly buffers: SpareBuffers | undefined;
   private peak = 0;
   private wake: (() => void) | undefined;
   private writing = false;
@@ -100,8 +111,11 @@ export class S3Upload {
     this.partBytes = opts.partBytes ?? 8 * 1024 * 1024;
     this.budgetBytes = opts.budgetBytes ?? 64 * 1024 * 1024;
     this.shared = opts.shared;
+    this.buffers = opts.buffers;
     if (!Number.isSafeInteger(this.partBytes) || this.partBytes < MIN_PART_BYTES)
       throw invalidArgument(`S3 part size must be at least ${MIN_PART_BYTES} bytes (got ${this.partBytes})`);
+    if (this.buffers && this.buffers.size !== this.partBytes)
+      throw invalidArgument(`S3 upload buffers of ${this.buffers.size} bytes for parts of ${this.partBytes} bytes`);
     if (!(this.budgetBytes >= this.partBytes))
       throw invalidArgument(`S3 upload budget (${this.budgetBytes} bytes) must hold at least one part (${this.partBytes} bytes)`);
   }
@@ -118,30 +132,48 @@ export class S3Upload {
 
   /** Takes `data`'s bytes; resolves once they are copied (backpressure: waits while the budget is spent). */
   async write(data: Uint8Array): Promise<void> {
+    let off = 0;
+    await this.appendFrom(data.length, (buf, at, n) => {
+      buf.set(data.subarray(off, off + n), at);
+      off += n;
+    });
+  }
+
+  /**
+   * Appends `n` bytes that `fill` puts straight into the part buffers, one call per part buffer
+   * they span: `fill(buf, offset, length)` must fill exactly buf[offset, offset + length) (e.g.
+   * read a file into it, or checksum bytes where they lie). Saves the copy `write` makes; the
+   * parts are the same as `write` would make of the same bytes. Waits while the budget is spent.
+   */
+  async appendFrom(n: number, fill: (buf: Buffer, offset: number, length: number) => void | Promise<void>): Promise<void> {
     this.checkWritable();
     if (this.writing) throw failedPrecondition(`upload of ${this.key}: write called while another write is pending`);
     this.writing = true;
     try {
-      let off = 0;
-      while (off < data.length) {
+      let done = 0;
+      while (done < n) {
         if (!this.current) {
           await this.reserve();
           this.checkWritable();
-          // The first part's buffer starts at what this write needs and grows, so a small object
-          // does not allocate a whole part (the budget still counts a whole part).
-          const size = this.nextPart === 1 ? Math.min(this.partBytes, Math.max(FIRST_BUFFER_BYTES, data.length - off)) : this.partBytes;
-          this.current = this.spare.pop() ?? Buffer.allocUnsafe(size);
+          // Without shared buffers the first part's buffer starts at what this write needs and
+          // grows, so a small object does not allocate a whole part (the budget still counts one).
+          const size = this.nextPart === 1 ? Math.min(this.partBytes, Math.max(FIRST_BUFFER_BYTES, n - done)) : this.partBytes;
+          this.current = this.buffers?.take() ?? this.spare.pop() ?? Buffer.allocUnsafe(size);
           this.fill = 0;
         } else if (this.fill === this.current.length) {
-          const bigger = Buffer.allocUnsafe(Math.min(this.partBytes, this.current.length * 2));
+          const bigger = Buffer.allocUnsafe(Math.min(this.partBytes, Math.max(this.current.length * 2, this.fill + n - done)));
           this.current.copy(bigger, 0, 0, this.fill);
           this.current = bigger;
         }
-        const n = Math.min(data.length - off, this.current.length - this.fill);
-        this.current.set(data.subarray(off, off + n), this.fill);
-        off += n;
-        this.fill += n;
-        this.size += n;
+        const buf = this.current;
+        const k = Math.min(n - done, buf.length - this.fill);
+        const filling = fill(buf, this.fill, k);
+        if (filling) await filling;
+        // An abort (or a failed part) while `fill` ran: nothing more is added.
+        this.checkWritable();
+        done += k;
+        this.fill += k;
+        this.size += k;
         if (this.fill === this.partBytes) this.sendPart();
       }
     } finally {
@@ -309,7 +341,8 @@ export class S3Upload {
 
   private giveBack(buf: Buffer): void {
     this.uncount();
-    if (this.state === "WRITING") this.spare.push(buf);
+    if (this.buffers) this.buffers.give(buf);
+    else if (this.state === "WRITING") this.spare.push(buf);
     const wake = this.wake;
     this.wake = undefined;
     wake?.();
@@ -322,6 +355,8 @@ export class S3Upload {
   private release(): void {
     if (this.current) {
       this.uncount();
+      // A buffer an appendFrom is still filling (an abort meanwhile) is left to the collector.
+      if (!this.writing) this.buffers?.give(this.current);
       this.current = undefined;
     }
     this.spare.length = 0;

@@ -41,6 +41,7 @@ import { randomBytes } from "node:crypto";
 import type { ByteBudget } from "../../common/byte-budget.js";
 import { failedPrecondition, internal } from "../../common/errors.js";
 import { injectFault } from "../../common/faults.js";
+import { SpareBuffers } from "../buffer-pool.js";
 import { DEFAULT_LOCK_NAME, isRankDirName, joinKey, layout, MANIFEST_NAME } from "../layout.js";
 import { lockedBy, sliceRange, type ObjectStat, type ObjectWriter, type PublishRequest, type Storage } from "../storage.js";
 import { S3Store, type ObjectInfo, type S3StoreOptions } from "./client.js";
@@ -54,6 +55,8 @@ const CONCURRENCY = 16;
 /** A data object's multipart part size, and the bytes its parts being filled and uploaded may hold. */
 const UPLOAD_PART_BYTES = 8 * 1024 * 1024;
 const UPLOAD_BUDGET_BYTES = 2 * UPLOAD_PART_BYTES;
+/** Part buffers kept for the next uploads once theirs are done (at most this many idle). */
+const SPARE_PART_BUFFERS = 8;
 
 export interface S3StorageOptions extends S3StoreOptions {
   /** The lease object's name (one per node when several daemons share the prefix). @default ckptd.lock */
@@ -101,6 +104,9 @@ export class S3Storage implements Storage {
   private readonly logsRead = new Map<string, LogRecord[]>();
   /** Set when a renewal found the lease taken over: this daemon no longer owns the storage, and every write is refused. */
   leaseLost = false;
+
+  /** The part buffers of every data object's upload, reused from one object to the next. */
+  private readonly partBuffers = new SpareBuffers(UPLOAD_PART_BYTES, SPARE_PART_BUFFERS);
 
   constructor(private readonly opts: S3StorageOptions) {
     this.store = new S3Store(opts);
@@ -241,7 +247,8 @@ export class S3Storage implements Storage {
   /**
    * A multipart upload (S3Upload) of a data object: parts of UPLOAD_PART_BYTES, at most
    * UPLOAD_BUDGET_BYTES of them filling or in flight per object; an object smaller than a part
-   * is one PutObject. `finish` completes it (durable and whole); `abort` leaves no upload behind.
+   * is one PutObject. `appendFrom` fills the part buffers in place (the item writer reads a
+   * shared-memory chunk straight into them); the part buffers go from one object to the next. `finish` completes it (durable and whole); `abort` leaves no upload behind.
    */
   createObjectWriter(key: string, _options?: { sizeHint?: number }): ObjectWriter {
     this.owned();
@@ -249,11 +256,16 @@ export class S3Storage implements Storage {
       partBytes: UPLOAD_PART_BYTES,
       budgetBytes: UPLOAD_BUDGET_BYTES,
       shared: this.opts.uploadBudget,
+      buffers: this.partBuffers,
     });
     return {
       write: (data) => {
         this.owned();
         return upload.write(data);
+      },
+      appendFrom: (n, fill) => {
+        this.owned();
+        return upload.appendFrom(n, fill);
       },
       finish: async () => {
         this.owned();

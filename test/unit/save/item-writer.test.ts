@@ -9,6 +9,12 @@ import { entryFileName, PACK_FILE_NAME } from "../../../src/store/layout.js";
 import { ItemWriter, itemWriterBuffers, PACK_MAX_ENTRY_BYTES, type EntrySpec } from "../../../src/save/item-writer.js";
 import { BUFFERED_IO } from "../../../src/store/direct-io.js";
 import { MemoryStorage } from "../../../src/store/memory.js";
+import type { SharedSegment } from "../../../src/store/shared-memory.js";
+import type { ObjectWriter } from "../../../src/store/storage.js";
+import { ByteBudget } from "../../../src/common/byte-budget.js";
+import { SpareBuffers } from "../../../src/store/buffer-pool.js";
+import { MIN_PART_BYTES } from "../../../src/store/s3/multipart.js";
+import { FakeS3 } from "../store/s3/fake-s3.js";
 
 const roots: string[] = [];
 afterEach(() => {
@@ -270,5 +276,169 @@ describe("item writer", () => {
     await discarded.discard();
     expect(lent.size).toBe(0);
     expect(buffers.pack.take).toHaveBeenCalledTimes(2);
+  });
+});
+
+/** A client's shared-memory file holding `file`, its reads recorded (where to, how many bytes). */
+function sharedFile(file: Buffer) {
+  const reads: { into: Buffer; length: number }[] = [];
+  const segment = {
+    read: (offset: number, length: number, into: Buffer) => {
+      file.copy(into, 0, offset, offset + length);
+      reads.push({ into, length });
+      return Promise.resolve(into.subarray(0, length));
+    },
+    readSync: (offset: number, length: number, into: Buffer, at: number) => {
+      file.copy(into, at, offset, offset + length);
+      reads.push({ into, length });
+    },
+  };
+  return { segment: segment as unknown as SharedSegment, reads };
+}
+
+/** A storage whose data objects are S3Uploads to an in-memory S3 (appendFrom fills their part buffers). */
+class FakeS3Storage extends MemoryStorage {
+  readonly s3 = new FakeS3();
+  readonly shared = new ByteBudget(64 * 1024 * 1024);
+  /** Part buffers reused from one object to the next, as S3Storage's. */
+  readonly partBuffers = new SpareBuffers(MIN_PART_BYTES, 4);
+  readonly writers: (ObjectWriter & { upload: { peakBytes: number } })[] = [];
+  /** Calls of the writers' `write` (the copying way in). */
+  writeCalls = 0;
+
+  override createObjectWriter(key: string): ObjectWriter {
+    const w = this.s3.objectWriter(key, {
+      partBytes: MIN_PART_BYTES,
+      budgetBytes: 2 * MIN_PART_BYTES,
+      shared: this.shared,
+      buffers: this.partBuffers,
+    });
+    this.writers.push(w);
+    return {
+      ...w,
+      write: (data) => {
+        this.writeCalls++;
+        return w.write(data);
+      },
+      abort: async () => {
+        await w.abort();
+        this.s3.objects.delete(key);
+      },
+    };
+  }
+
+  override async deletePrefix(prefix: string): Promise<void> {
+    for (const k of [...this.s3.objects.keys()]) if (k.startsWith(`${prefix}/`)) this.s3.objects.delete(k);
+    await super.deletePrefix(prefix);
+  }
+}
+
+describe("item writer on an object store", () => {
+  const packMedium = 600 * 1024;
+  /** Entries of every kind the writer tells apart: packed inline, packed and gathered, entry objects raw and compressed. */
+  const entries: Array<[EntrySpec, Buffer]> = [
+    [f32("ln.weight", 4096), compressible(4096, 1)],
+    [f32("ln.bias", 1000), incompressible(1000, 2)],
+    [f32("attn.scale", packMedium), incompressible(packMedium, 3)],
+    [f32("mask", 300 * 1024), compressible(300 * 1024, 4)],
+    [f32("fc.weight", 9 * 1024 * 1024 + 4096), incompressible(9 * 1024 * 1024 + 4096, 5)],
+    [f32("exp_avg_sq", 3 * 1024 * 1024), compressible(3 * 1024 * 1024, 6)],
+    [f32("step", 8), incompressible(8, 7)],
+    [f32("head.weight", 2 * 1024 * 1024 + 12), incompressible(2 * 1024 * 1024 + 12, 8)],
+  ];
+  const file = Buffer.concat(entries.map(([, d]) => d));
+  const offsets = entries.map((_, i) => entries.slice(0, i).reduce((n, [, d]) => n + d.length, 0));
+  /** Chunks of at most 1 MiB + 3 bytes, so chunks and part boundaries fall anywhere. */
+  const CHUNK = 1024 * 1024 + 3;
+
+  /** Writes the item, its chunks sent inline or (`shared`) named in the shared-memory file; the reads into the read buffer counted. */
+  async function write(dir: string, io: typeof BUFFERED_IO, shared: boolean, buffers = itemWriterBuffers()) {
+    const w = new ItemWriter("model", dir, io, buffers);
+    await w.open();
+    const { segment, reads } = sharedFile(file);
+    const readBuffer = Buffer.allocUnsafe(LZ4_MAX_BLOCK);
+    for (const [i, [spec, data]] of entries.entries()) {
+      await w.beginEntry(spec);
+      for (let off = 0; off < data.length; off += CHUNK) {
+        const n = Math.min(CHUNK, data.length - off);
+        const crc = crc32c(data.subarray(off, off + n));
+        if (shared) await w.writeSharedChunk(segment, offsets[i]! + off, n, crc, readBuffer);
+        else await w.writeChunk(data.subarray(off, off + n), crc);
+      }
+    }
+    const record = await w.finish({ entryCount: entries.length, byteCount: file.length, crc32c: crc32c(file) });
+    // Bytes read somewhere other than the read buffer, leaving out the policy's 4 KiB samples.
+    const sample = (r: { into: Buffer; length: number }) => r.into.length === 16 * 4096 && r.length === 4096;
+    const inPlace = reads.filter((r) => r.into.buffer !== readBuffer.buffer && !sample(r)).reduce((n, r) => n + r.length, 0);
+    return { record, inPlace };
+  }
+
+  it("item writer - frames and objects are byte-identical to the files, whether the writer takes appendFrom or not, shared or inline", async () => {
+    const dir = itemDir();
+    const reference = await write(dir, BUFFERED_IO, false);
+    const files = new Map(fs.readdirSync(dir).map((f) => [f, fs.readFileSync(path.join(dir, f))]));
+    expect([...files.keys()].sort()).toEqual([PACK_FILE_NAME, entryFileName(4), entryFileName(5), entryFileName(7)].sort());
+    for (const [e, [, data]] of reference.record.entries.map((e, i) => [e, entries[i]!] as const)) expectSame(await readBack(dir, e), data);
+    // The raw and the compressed paths are both taken.
+    const chunks = reference.record.entries.flatMap((e) => e.chunks);
+    expect(chunks.some((c) => c.raw) && chunks.some((c) => !c.raw)).toBe(true);
+
+    const key = "jobs/j/staging/c@1/rank-00000/model";
+    for (const shared of [false, true]) {
+      const posix = await write(itemDir(), BUFFERED_IO, shared);
+      expect(posix.record, `POSIX, ${shared ? "shared" : "inline"} chunks`).toEqual(reference.record);
+      expect(posix.inPlace, "buffered files: every shared chunk goes through the read buffer").toBe(0);
+
+      const memory = new MemoryStorage("item-writer-plain");
+      const plain = await write(key, { ...BUFFERED_IO, objects: memory }, shared);
+      expect(plain.record, `write-only objects, ${shared ? "shared" : "inline"} chunks`).toEqual(reference.record);
+      for (const [f, bytes] of files) expect((await memory.get(`${key}/${f}`))!.equals(bytes), `${f} as written`).toBe(true);
+
+      const s3 = new FakeS3Storage("item-writer-s3");
+      const buffers = itemWriterBuffers();
+      const packTake = vi.spyOn(buffers.pack, "take");
+      const got = await write(key, { ...BUFFERED_IO, objects: s3 }, shared, buffers);
+      expect(got.record, `appendFrom objects, ${shared ? "shared" : "inline"} chunks`).toEqual(reference.record);
+      for (const [f, bytes] of files) expect(s3.s3.objects.get(`${key}/${f}`)!.equals(bytes), `${f} as uploaded`).toBe(true);
+      expect(packTake, "no pack buffer: the part buffers gather the pack's frames").not.toHaveBeenCalled();
+      expect(s3.writeCalls, "every byte went in through appendFrom").toBe(0);
+      // Raw chunks of entries and of packed entries, past the size the policy samples, were
+      // read straight into the part buffers; shorter ones through the read buffer.
+      const rawShared = got.record.entries
+        .flatMap((e) => e.chunks)
+        .filter((c) => c.raw && c.rawBytes > 2 * 16 * 4096)
+        .reduce((n, c) => n + c.rawBytes, 0);
+      expect(rawShared).toBeGreaterThan(10 * 1024 * 1024);
+      expect(got.inPlace).toBe(shared ? rawShared : 0);
+      for (const [f, sizes] of s3.s3.partSizes) {
+        for (const n of sizes.slice(0, -1)) expect(n, `${f}: parts but the last are full`).toBe(MIN_PART_BYTES);
+      }
+      expect(s3.s3.partSizes.get(`${key}/${entryFileName(4)}`)!.length, "the large entry went out in parts").toBeGreaterThan(1);
+      for (const w of s3.writers) expect(w.upload.peakBytes).toBeLessThanOrEqual(2 * MIN_PART_BYTES);
+      expect(s3.shared.inUse, "every part buffer is given back").toBe(0);
+      expect(s3.s3.uploads.size).toBe(0);
+    }
+  });
+
+  it("item writer - discarded part-way on an object store, it leaves no object and no upload behind", async () => {
+    const storage = new FakeS3Storage("item-writer-discard");
+    const key = "jobs/j/staging/c@1/rank-00000/model";
+    const w = new ItemWriter("model", key, { ...BUFFERED_IO, objects: storage }, itemWriterBuffers());
+    await w.open();
+    const { segment } = sharedFile(file);
+    const readBuffer = Buffer.allocUnsafe(LZ4_MAX_BLOCK);
+    // The packed entries in full, then 7 MiB of the large one: the pack's upload open, and the
+    // large entry's with a part out.
+    for (const [i, [spec, data]] of entries.slice(0, 5).entries()) {
+      await w.beginEntry(spec);
+      const end = spec.key === "fc.weight" ? 7 * 1024 * 1024 : data.length;
+      for (let off = 0; off < end; off += CHUNK)
+        await w.writeSharedChunk(segment, offsets[i]! + off, Math.min(CHUNK, end - off), undefined, readBuffer);
+    }
+    expect(storage.s3.uploads.size, "the large entry's upload has parts out").toBeGreaterThan(0);
+    await w.discard();
+    expect(storage.s3.uploads.size).toBe(0);
+    expect([...storage.s3.objects.keys()].filter((k) => k.startsWith(key))).toEqual([]);
+    expect(storage.shared.inUse).toBe(0);
   });
 });
