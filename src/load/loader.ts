@@ -1106,6 +1106,8 @@ async function* readEntryChunks(
       while (next < chunks.length && inflight.length < readAhead) {
         const started = await read(next, inflight.length > 0);
         if (!started) break;
+        // Its failure (a data object gone, the store unreachable) is the chunk's, raised when the loop gets there.
+        void started.done.catch(() => undefined);
         inflight.push(started);
         next += started.count;
       }
