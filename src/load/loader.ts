@@ -289,6 +289,18 @@ export class CheckpointLoader {
       void first.catch(() => undefined);
       return { entryNo, chunks, first };
     };
+    /** On an object store: the run of packed entries after the one being sent, its read started (a request's wait is longer than a disk's). */
+    let aheadPack: { entryNo: number; read: Promise<PackRead | undefined> } | undefined;
+    const runBytes = "dir" in base ? PACK_RUN_MAX_BYTES : OBJECT_RUN_BYTES;
+    const readPackAhead = (entryNo: number) => {
+      if ("dir" in base) return undefined;
+      const run = packRun(plan.outputs, entryNo, runBytes);
+      if (run.length <= 1) return undefined;
+      // Only with room in the budget: the decode buffer is taken when the run is sent.
+      const read = startPackRead(base, run, buffers, pack, true);
+      void read.catch(() => undefined);
+      return { entryNo, read };
+    };
     try {
       for (let entryNo = Math.max(0, from.entry); entryNo < plan.outputs.length; entryNo++) {
         const output = plan.outputs[entryNo]!;
@@ -300,11 +312,14 @@ export class CheckpointLoader {
           yield* this.assemble(plan, output, skipBytes, buffers, inPlace);
           continue;
         }
-        const run = resumed ? [] : packRun(plan.outputs, entryNo, "dir" in base ? PACK_RUN_MAX_BYTES : OBJECT_RUN_BYTES);
+        const run = resumed ? [] : packRun(plan.outputs, entryNo, runBytes);
         if (run.length > 1) {
           // Small entries side by side in their item's pack file: one read of the range they span.
           const last = entryNo + run.length - 1;
-          const reads = readPackRun(base, run, buffers, pack, () => buffers.decodeBuffer(last));
+          // Its read may have started while the run before it was sent.
+          const started = aheadPack?.entryNo === entryNo ? await aheadPack.read : undefined;
+          aheadPack = undefined;
+          const reads = readPackRun(base, run, buffers, pack, () => buffers.decodeBuffer(last), started);
           let at = -1;
           for await (const { index, chunk: c } of reads) {
             const { copy, targetDevice } = run[index]!;
@@ -312,7 +327,10 @@ export class CheckpointLoader {
               at = index;
               yield { kind: "entry", item: copy.item, entry: copy.entry, targetDevice };
               // The entry after the run is read while the run's entries are sent.
-              if (index === 0) ahead = readAhead(last + 1);
+              if (index === 0) {
+                ahead = readAhead(last + 1);
+                aheadPack = readPackAhead(last + 1);
+              }
             }
             if (c.kind === "missing") throw missingFile(copy);
             this.onStoredRead(c.chunk.storedBytes);
@@ -331,6 +349,7 @@ export class CheckpointLoader {
         let step = started?.first ?? chunks.next();
         // The next entry's file is opened and its first chunks read while this one's go out.
         ahead = readAhead(entryNo + 1);
+        aheadPack ??= readPackAhead(entryNo + 1);
         try {
           for (let r = await step; !r.done; r = await step) {
             const c = r.value;
@@ -350,6 +369,8 @@ export class CheckpointLoader {
         await ahead.first.catch(() => undefined);
         await ahead.chunks.return(undefined);
       }
+      const read = await aheadPack?.read.catch(() => undefined);
+      if (read) await read.done.then(read.giveBack, read.giveBack);
       await pack.close();
     }
   }
@@ -896,39 +917,50 @@ function packRun(outputs: readonly Output[], from: number, maxBytes: number): { 
   return run;
 }
 
+/** The read of a run of packed entries' range (see packRun), started: what was read (undefined: the pack file is missing), and how to give its buffer back. */
+interface PackRead {
+  done: Promise<{ range: Buffer; got: number } | undefined>;
+  giveBack: () => void;
+}
+
 /**
- * The chunks of a run of packed entries (see packRun), read from their pack file (through
- * `pack`) with one read of the range they span, each checked and decoded as readEntryChunks
- * does; `index` is the entry's in `run`. A chunk's data is valid until the next is asked for.
+ * Starts the read of the range a run of packed entries spans, from their pack file (through
+ * `pack`), with one read; with `optional`, undefined when the budget has no room for its buffer.
  */
-async function* readPackRun(
+async function startPackRead(
   base: DataBase,
   run: readonly { copy: Copy }[],
   buffers: ReadBuffers,
   pack: PackFile,
-  decodeInto: () => Promise<Buffer>,
-): AsyncGenerator<{ index: number; chunk: EntryChunk }> {
+  optional = false,
+): Promise<PackRead | undefined> {
   const first = run[0]!.copy;
   const [start] = storedRange(first.entry);
   const [, end] = storedRange(run[run.length - 1]!.copy.entry);
-  const out = run.some(({ copy }) => copy.entry.chunks.some((c) => !c.raw)) ? await decodeInto() : undefined;
   let fh: EntryFile;
   let direct: boolean;
   try {
     ({ fh, direct } = await pack.get(base, `${itemDirName(first.rank, first.item)}/${PACK_FILE_NAME}`, first, buffers));
   } catch (err) {
     if (!isMissing(err)) throw err;
-    yield { index: 0, chunk: { kind: "missing" } };
-    return;
+    return { done: Promise.resolve(undefined), giveBack: () => {} };
   }
   // A pack file open with O_DIRECT is read in whole blocks, into an aligned buffer (it holds
   // PACK_RUN_MAX_BYTES widened to block boundaries at both ends); a pack object into a run buffer.
   const object = !("dir" in base);
   const lo = direct ? start - (start % DIRECT_ALIGN) : start;
   const hi = direct ? Math.ceil(end / DIRECT_ALIGN) * DIRECT_ALIGN : end;
-  const buf = direct ? await buffers.getAligned(fh.fd) : object ? await buffers.getRun() : await buffers.get(hi - lo);
-  if (!buf) throw new Error("no buffer alignment suits O_DIRECT reads any more");
-  try {
+  const buf = direct
+    ? await buffers.getAligned(fh.fd, optional)
+    : object
+      ? await buffers.getRun(optional)
+      : await buffers.get(hi - lo, optional);
+  if (!buf) {
+    if (optional) return undefined;
+    throw new Error("no buffer alignment suits O_DIRECT reads any more");
+  }
+  const giveBack = () => (direct ? buffers.putAligned(buf) : object ? buffers.putRun(buf) : buffers.put(buf));
+  const done = (async () => {
     // A short read is a truncated file: the chunks past its end say so one by one. A direct
     // read is one call (its buffer and offset stay aligned only for the first).
     let read = 0;
@@ -937,22 +969,49 @@ async function* readPackRun(
       else for (let n = -1; n !== 0 && read < hi - lo; read += n) ({ bytesRead: n } = await fh.read(buf, read, hi - lo - read, lo + read));
     } catch (err) {
       if (!isMissing(err)) throw err;
+      return undefined;
+    }
+    return { range: buf.subarray(start - lo), got: read - (start - lo) };
+  })();
+  // Its failure is the run's, raised when the stream gets there.
+  void done.catch(() => undefined);
+  return { done, giveBack };
+}
+
+/**
+ * The chunks of a run of packed entries (see packRun), read from their pack file with one
+ * read of the range they span (`started`, or started here), each checked and decoded as
+ * readEntryChunks does; `index` is the entry's in `run`. A chunk's data is valid until the
+ * next is asked for.
+ */
+async function* readPackRun(
+  base: DataBase,
+  run: readonly { copy: Copy }[],
+  buffers: ReadBuffers,
+  pack: PackFile,
+  decodeInto: () => Promise<Buffer>,
+  started?: PackRead,
+): AsyncGenerator<{ index: number; chunk: EntryChunk }> {
+  let read = started;
+  try {
+    const out = run.some(({ copy }) => copy.entry.chunks.some((c) => !c.raw)) ? await decodeInto() : undefined;
+    read ??= (await startPackRead(base, run, buffers, pack))!;
+    const got = await read.done;
+    if (!got) {
       yield { index: 0, chunk: { kind: "missing" } };
       return;
     }
-    const range = buf.subarray(start - lo);
-    const got = read - (start - lo);
+    const [start] = storedRange(run[0]!.copy.entry);
     for (let index = 0; index < run.length; index++) {
       const { entry } = run[index]!.copy;
       for (let i = 0; i < entry.chunks.length; i++) {
         const chunk = entry.chunks[i]!;
-        yield { index, chunk: await frameOf(range, got, chunk.offset - start, chunk, i, out) };
+        yield { index, chunk: await frameOf(got.range, got.got, chunk.offset - start, chunk, i, out) };
       }
     }
   } finally {
-    if (direct) buffers.putAligned(buf);
-    else if (object) buffers.putRun(buf);
-    else buffers.put(buf);
+    // A read still in flight gives its buffer back once it is done.
+    if (read) await read.done.then(read.giveBack, read.giveBack);
   }
 }
 
