@@ -13,6 +13,7 @@ import { Catalog } from "../../src/catalog/catalog.js";
 import { CheckpointLoader } from "../../src/load/loader.js";
 import { itemDirName, PACK_FILE_NAME } from "../../src/store/layout.js";
 import { S3Storage } from "../../src/store/s3/storage.js";
+import { loadAll } from "../unit/load/load-helpers.js";
 import { onFreshPrefix } from "./daemon-helpers.js";
 import { readRgwEnv, TEST_BUCKET } from "./rgw.js";
 
@@ -97,28 +98,10 @@ describe("loads from an object store", () => {
     expect(big.chunks.length, "the big entry is stored in several chunks").toBe(3);
     expect(big.file).not.toBe(PACK_FILE_NAME);
     const loader = new CheckpointLoader(storage, catalog);
-    const plan = await loader.plan({
-      job: JOB,
-      checkpointId: "counted",
-      rank: 0,
-      localRank: 0,
-      devices: [],
-      mapLocation: {},
-      items: [],
-      sourceRank: undefined,
-      worldSize: 0,
-      boxes: [],
-      shardAs: undefined,
-    });
     sent.length = 0;
-    const loaded = new Map<string, Buffer[]>();
-    let key = "";
-    for await (const part of loader.stream(plan)) {
-      if (part.kind === "entry") loaded.set((key = part.entry.key), []);
-      else loaded.get(key)!.push(Buffer.from(part.data));
-    }
+    const loaded = await loadAll(loader, JOB, "counted");
     expect([...loaded.keys()]).toEqual([...data.keys()]);
-    for (const [k, bytes] of data) expect(Buffer.concat(loaded.get(k)!).equals(bytes), k).toBe(true);
+    for (const [k, bytes] of data) expect(loaded.get(k)!.equals(bytes), k).toBe(true);
 
     const commands = sent.map((s) => s.command);
     expect(

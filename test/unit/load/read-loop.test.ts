@@ -14,6 +14,7 @@ import { layout, PACK_FILE_NAME } from "../../../src/store/layout.js";
 import { MemoryStorage } from "../../../src/store/memory.js";
 import { PosixStorage } from "../../../src/store/posix.js";
 import { testManifest } from "../catalog/manifest-fixture.js";
+import { loadAll, planAll } from "./load-helpers.js";
 
 const roots: string[] = [];
 afterEach(() => {
@@ -60,33 +61,6 @@ async function checkpoint(
   catalog.add(summarize(manifest));
   const entry = (key: string) => item.entries.find((e) => e.key === key)!;
   return { loader: new CheckpointLoader(storage, catalog), dir, data, entry, manifest };
-}
-
-function planAll(loader: CheckpointLoader) {
-  return loader.plan({
-    job: "j",
-    checkpointId: "c",
-    rank: 0,
-    localRank: 0,
-    devices: [],
-    mapLocation: {},
-    items: [],
-    sourceRank: undefined,
-    worldSize: 0,
-    boxes: [],
-    shardAs: undefined,
-  });
-}
-
-async function loadAll(loader: CheckpointLoader): Promise<Map<string, Buffer>> {
-  const plan = await planAll(loader);
-  const got = new Map<string, Buffer[]>();
-  let key = "";
-  for await (const part of loader.stream(plan)) {
-    if (part.kind === "entry") got.set((key = part.entry.key), []);
-    else got.get(key)!.push(Buffer.from(part.data));
-  }
-  return new Map([...got].map(([k, parts]) => [k, Buffer.concat(parts)]));
 }
 
 async function loadError(loader: CheckpointLoader): Promise<CkptdError> {
