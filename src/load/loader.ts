@@ -946,20 +946,20 @@ async function startPackRead(
     return { done: Promise.resolve(undefined), giveBack: () => {} };
   }
   // A pack file open with O_DIRECT is read in whole blocks, into an aligned buffer (it holds
-  // PACK_RUN_MAX_BYTES widened to block boundaries at both ends); a pack object into a run buffer.
-  const object = !("dir" in base);
+  // PACK_RUN_MAX_BYTES widened to block boundaries at both ends); a longer run (of a pack object) into a run buffer.
   const lo = direct ? start - (start % DIRECT_ALIGN) : start;
   const hi = direct ? Math.ceil(end / DIRECT_ALIGN) * DIRECT_ALIGN : end;
+  const long = hi - lo > KIND_BYTES.plain;
   const buf = direct
     ? await buffers.getAligned(fh.fd, optional)
-    : object
+    : long
       ? await buffers.getRun(optional)
       : await buffers.get(hi - lo, optional);
   if (!buf) {
     if (optional) return undefined;
     throw new Error("no buffer alignment suits O_DIRECT reads any more");
   }
-  const giveBack = () => (direct ? buffers.putAligned(buf) : object ? buffers.putRun(buf) : buffers.put(buf));
+  const giveBack = () => (direct ? buffers.putAligned(buf) : long ? buffers.putRun(buf) : buffers.put(buf));
   const done = (async () => {
     // A short read is a truncated file: the chunks past its end say so one by one. A direct
     // read is one call (its buffer and offset stay aligned only for the first).
@@ -1118,14 +1118,17 @@ async function* readEntryChunks(
       )
         end++;
       const last = chunks[end - 1]!;
-      const run = await buffers.getRun(optional);
-      if (!run) return undefined;
       const length = last.offset + last.storedBytes - c.offset;
-      return {
-        count: end - from,
-        done: fh.read(run, 0, length, c.offset).then(({ bytesRead }) => ({ stored: run, bytesRead })),
-        giveBack: () => buffers.putRun(run),
-      };
+      // A run buffer only for a run of several chunks (a thin box's lone chunks take less).
+      if (end - from > 1) {
+        const run = await buffers.getRun(optional);
+        if (!run) return undefined;
+        return {
+          count: end - from,
+          done: fh.read(run, 0, length, c.offset).then(({ bytesRead }) => ({ stored: run, bytesRead })),
+          giveBack: () => buffers.putRun(run),
+        };
+      }
     }
     if (!direct) {
       const stored = await buffers.get(c.storedBytes, optional);
