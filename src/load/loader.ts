@@ -289,6 +289,18 @@ export class CheckpointLoader {
       void first.catch(() => undefined);
       return { entryNo, chunks, first };
     };
+    /** On an object store: the run of packed entries after the one being sent, its read started (a request's wait is longer than a disk's). */
+    let aheadPack: { entryNo: number; read: Promise<PackRead | undefined> } | undefined;
+    const runBytes = "dir" in base ? PACK_RUN_MAX_BYTES : OBJECT_RUN_BYTES;
+    const readPackAhead = (entryNo: number) => {
+      if ("dir" in base) return undefined;
+      const run = packRun(plan.outputs, entryNo, runBytes);
+      if (run.length <= 1) return undefined;
+      // Only with room in the budget: the decode buffer is taken when the run is sent.
+      const read = startPackRead(base, run, buffers, pack, true);
+      void read.catch(() => undefined);
+      return { entryNo, read };
+    };
     try {
       for (let entryNo = Math.max(0, from.entry); entryNo < plan.outputs.length; entryNo++) {
         const output = plan.outputs[entryNo]!;
@@ -300,11 +312,14 @@ export class CheckpointLoader {
           yield* this.assemble(plan, output, skipBytes, buffers, inPlace);
           continue;
         }
-        const run = resumed ? [] : packRun(plan.outputs, entryNo);
+        const run = resumed ? [] : packRun(plan.outputs, entryNo, runBytes);
         if (run.length > 1) {
           // Small entries side by side in their item's pack file: one read of the range they span.
           const last = entryNo + run.length - 1;
-          const reads = readPackRun(base, run, buffers, pack, () => buffers.decodeBuffer(last));
+          // Its read may have started while the run before it was sent.
+          const started = aheadPack?.entryNo === entryNo ? await aheadPack.read : undefined;
+          aheadPack = undefined;
+          const reads = readPackRun(base, run, buffers, pack, () => buffers.decodeBuffer(last), started);
           let at = -1;
           for await (const { index, chunk: c } of reads) {
             const { copy, targetDevice } = run[index]!;
@@ -312,7 +327,10 @@ export class CheckpointLoader {
               at = index;
               yield { kind: "entry", item: copy.item, entry: copy.entry, targetDevice };
               // The entry after the run is read while the run's entries are sent.
-              if (index === 0) ahead = readAhead(last + 1);
+              if (index === 0) {
+                ahead = readAhead(last + 1);
+                aheadPack = readPackAhead(last + 1);
+              }
             }
             if (c.kind === "missing") throw missingFile(copy);
             this.onStoredRead(c.chunk.storedBytes);
@@ -331,6 +349,7 @@ export class CheckpointLoader {
         let step = started?.first ?? chunks.next();
         // The next entry's file is opened and its first chunks read while this one's go out.
         ahead = readAhead(entryNo + 1);
+        aheadPack ??= readPackAhead(entryNo + 1);
         try {
           for (let r = await step; !r.done; r = await step) {
             const c = r.value;
@@ -350,6 +369,8 @@ export class CheckpointLoader {
         await ahead.first.catch(() => undefined);
         await ahead.chunks.return(undefined);
       }
+      const read = await aheadPack?.read.catch(() => undefined);
+      if (read) await read.done.then(read.giveBack, read.giveBack);
       await pack.close();
     }
   }
@@ -503,6 +524,16 @@ const IN_PLACE_MIN_RUN = 64 << 10;
 
 /** Chunks a stream reads ahead of the one being decoded and sent. */
 const READ_AHEAD = 4;
+/**
+ * On a storage without local files (an object store), consecutive stored chunks are read in runs
+ * of up to this many with one ranged GET, and split into frames here: a request costs the daemon
+ * far more than a local read does (a connection's turn, signing, headers, a socket's events).
+ */
+const OBJECT_RUN_CHUNKS = 2;
+/** A run's bytes at most (any OBJECT_RUN_CHUNKS stored chunks' frames fit). */
+const OBJECT_RUN_BYTES = OBJECT_RUN_CHUNKS * (LZ4_MAX_BLOCK + RAW_FRAME_OVERHEAD);
+/** Runs a stream reads ahead on an object store: the bytes READ_AHEAD chunks hold, in at least two requests. */
+const OBJECT_READ_AHEAD = Math.max(2, READ_AHEAD / OBJECT_RUN_CHUNKS);
 /** Read buffers of at least this size are kept for reuse; smaller ones are left to the GC. */
 const REUSE_MIN_BYTES = 64 << 10;
 
@@ -522,7 +553,7 @@ async function openForRead(
   chunks: readonly StoredChunk[],
   buffers: ReadBuffers,
 ): Promise<{ fh: EntryFile; direct: boolean }> {
-  if (!("dir" in base)) return { fh: await openObject(base.storage, `${base.prefix}/${name}`), direct: false };
+  if (!("dir" in base)) return { fh: openObject(base.storage, `${base.prefix}/${name}`), direct: false };
   const file = path.join(base.dir, ...name.split("/"));
   const last = chunks[chunks.length - 1];
   // The entry's bytes, not the file's end: a packed entry may lie far into a pack file.
@@ -561,26 +592,37 @@ interface EntryFile {
   close(): Promise<void>;
 }
 
-/** A data object of a storage without local files, opened for reading (ENOENT when it is absent). */
-async function openObject(storage: Storage, key: string): Promise<EntryFile> {
-  if (!(await storage.stat(key))) throw Object.assign(new Error(`ENOENT: ${storage.where(key)} is missing`), { code: "ENOENT" });
+/**
+ * A data object of a storage without local files, opened for reading: nothing is asked of the
+ * storage before the first read (the manifest says what the object holds), and a read of an
+ * absent object fails with ENOENT.
+ */
+function openObject(storage: Storage, key: string): EntryFile {
   return {
     fd: -1,
-    read: async (buffer, offset, length, position) => ({
-      bytesRead: (await storage.getRange(key, position, length, buffer.subarray(offset, offset + length)))?.length ?? 0,
-    }),
+    read: async (buffer, offset, length, position) => {
+      const got = await storage.getRange(key, position, length, buffer.subarray(offset, offset + length));
+      if (!got) throw Object.assign(new Error(`ENOENT: ${storage.where(key)} is missing`), { code: "ENOENT" });
+      return { bytesRead: got.length };
+    },
     close: () => Promise.resolve(),
   };
 }
 
-type BufferKind = "plain" | "aligned" | "decode";
+/** True for the error of an absent file or data object (its open or, on an object store, its first read). */
+const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === "ENOENT";
 
-/** Size of each pooled read buffer, by kind: any stored chunk's frame fits a plain one. */
+type BufferKind = "plain" | "aligned" | "decode" | "run";
+
+/** Size of each pooled read buffer, by kind: any stored chunk's frame fits a plain one, OBJECT_RUN_CHUNKS frames a run. */
 const KIND_BYTES: Record<BufferKind, number> = {
   plain: LZ4_MAX_BLOCK + RAW_FRAME_OVERHEAD,
   aligned: DIRECT_READ_BUFFER_BYTES,
   decode: LZ4_MAX_BLOCK,
+  run: OBJECT_RUN_BYTES,
 };
+/** What a buffer of each kind counts for against a stream's share (in chunks). */
+const KIND_UNITS: Record<BufferKind, number> = { plain: 1, aligned: 1, decode: 1, run: OBJECT_RUN_CHUNKS };
 
 /**
  * The read buffers of every load stream, counted against the daemon's load budget from
@@ -599,7 +641,7 @@ class ReadMemory {
   /** Streams with buffers of their own (ReadBuffers not yet recycled). */
   active = 0;
   private readonly waiters: (() => void)[] = [];
-  private readonly spare: Record<BufferKind, Buffer[]> = { plain: [], aligned: [], decode: [] };
+  private readonly spare: Record<BufferKind, Buffer[]> = { plain: [], aligned: [], decode: [], run: [] };
 
   /**
    * A buffer of `kind` from the spares, or a new one (`make`) if the budget has room now;
@@ -674,7 +716,7 @@ class ReadMemory {
 
   /** Drops spares until `bytes` fit the budget (spares of one kind make no room for another). */
   private makeRoom(bytes: number): void {
-    for (const kind of ["plain", "aligned", "decode"] as const)
+    for (const kind of ["plain", "aligned", "decode", "run"] as const)
       while (!this.budget.fits(bytes) && this.spare[kind].pop()) this.budget.give(KIND_BYTES[kind]);
   }
 }
@@ -691,6 +733,7 @@ const MUST_WAIT_MS = 1_000;
 export class ReadBuffers {
   private readonly free: Buffer[] = [];
   private readonly freeAligned: Buffer[] = [];
+  private readonly freeRuns: Buffer[] = [];
   /** Offset into a fresh backing store that aligned the last one (allocations tend to repeat it). */
   private lastShift = 0;
   /** The decode buffers of even and odd entries (an entry decodes while the one before it is sent). */
@@ -721,6 +764,7 @@ export class ReadBuffers {
     this.memory.active--;
     for (const b of this.free.splice(0)) this.giveBack("plain", b);
     for (const b of this.freeAligned.splice(0)) this.giveBack("aligned", b);
+    for (const b of this.freeRuns.splice(0)) this.giveBack("run", b);
     for (let i = 0; i < this.decoded.length; i++) {
       const b = this.decoded[i];
       if (b) this.giveBack("decode", b);
@@ -730,14 +774,14 @@ export class ReadBuffers {
 
   /** A buffer from the shared memory; an optional one only within the stream's share. */
   private async take(kind: BufferKind, make: () => Buffer | undefined, optional: boolean): Promise<Buffer | undefined> {
-    if (optional && this.owned >= this.memory.share) return undefined;
+    if (optional && this.owned + KIND_UNITS[kind] > this.memory.share) return undefined;
     const b = optional ? this.memory.tryTake(kind, make) : await this.memory.take(kind, make);
-    if (b) this.owned++;
+    if (b) this.owned += KIND_UNITS[kind];
     return b;
   }
 
   private giveBack(kind: BufferKind, b: Buffer): void {
-    this.owned--;
+    this.owned -= KIND_UNITS[kind];
     this.memory.put(kind, b);
   }
 
@@ -777,6 +821,17 @@ export class ReadBuffers {
   putAligned(buf: Buffer): void {
     if (this.recycled || this.memory.waiting) this.giveBack("aligned", buf);
     else this.freeAligned.push(buf);
+  }
+
+  /** A buffer of OBJECT_RUN_BYTES for a run of stored chunks read with one request; with `optional`, undefined when the budget has no room. */
+  async getRun(optional = false): Promise<Buffer | undefined> {
+    return this.freeRuns.pop() ?? this.take("run", () => Buffer.allocUnsafeSlow(OBJECT_RUN_BYTES), optional);
+  }
+
+  /** Gives back a buffer of getRun (the buffer itself, not a view of it). */
+  putRun(buf: Buffer): void {
+    if (this.recycled || this.memory.waiting) this.giveBack("run", buf);
+    else this.freeRuns.push(buf);
   }
 }
 
@@ -828,7 +883,7 @@ function missingFile({ item, entry }: Copy): Error {
   );
 }
 
-/** A run of packed entries spans at most this many bytes of their pack file (one plain read buffer). */
+/** A run of packed entries spans at most this many bytes of their pack file (one plain read buffer; OBJECT_RUN_BYTES on an object store). */
 const PACK_RUN_MAX_BYTES = LZ4_MAX_BLOCK;
 /** Packed entries at most this far apart in their pack file are read in one run (the gap is read too). */
 const PACK_RUN_MAX_GAP = 64 << 10;
@@ -842,9 +897,9 @@ function storedRange(entry: EntryRecord): [number, number] {
 
 /**
  * The outputs from `from` on that are whole entries of one item's pack file, each after the
- * one before it there, within PACK_RUN_MAX_BYTES of the first's start: read with one read.
+ * one before it there, within `maxBytes` of the first's start: read with one read.
  */
-function packRun(outputs: readonly Output[], from: number): { copy: Copy; targetDevice: string }[] {
+function packRun(outputs: readonly Output[], from: number, maxBytes: number): { copy: Copy; targetDevice: string }[] {
   const run: { copy: Copy; targetDevice: string }[] = [];
   let start = 0;
   let end = 0;
@@ -855,17 +910,79 @@ function packRun(outputs: readonly Output[], from: number): { copy: Copy; target
     const [s, e] = storedRange(o.copy.entry);
     if (run.length === 0) start = s;
     else if (rank !== run[0]!.copy.rank || item !== run[0]!.copy.item || s < end || s - end > PACK_RUN_MAX_GAP) break;
-    if (e - start > PACK_RUN_MAX_BYTES) break;
+    if (e - start > maxBytes) break;
     end = e;
     run.push({ copy: o.copy, targetDevice: o.targetDevice });
   }
   return run;
 }
 
+/** The read of a run of packed entries' range (see packRun), started: what was read (undefined: the pack file is missing), and how to give its buffer back. */
+interface PackRead {
+  done: Promise<{ range: Buffer; got: number } | undefined>;
+  giveBack: () => void;
+}
+
 /**
- * The chunks of a run of packed entries (see packRun), read from their pack file (through
- * `pack`) with one read of the range they span, each checked and decoded as readEntryChunks
- * does; `index` is the entry's in `run`. A chunk's data is valid until the next is asked for.
+ * Starts the read of the range a run of packed entries spans, from their pack file (through
+ * `pack`), with one read; with `optional`, undefined when the budget has no room for its buffer.
+ */
+async function startPackRead(
+  base: DataBase,
+  run: readonly { copy: Copy }[],
+  buffers: ReadBuffers,
+  pack: PackFile,
+  optional = false,
+): Promise<PackRead | undefined> {
+  const first = run[0]!.copy;
+  const [start] = storedRange(first.entry);
+  const [, end] = storedRange(run[run.length - 1]!.copy.entry);
+  let fh: EntryFile;
+  let direct: boolean;
+  try {
+    ({ fh, direct } = await pack.get(base, `${itemDirName(first.rank, first.item)}/${PACK_FILE_NAME}`, first, buffers));
+  } catch (err) {
+    if (!isMissing(err)) throw err;
+    return { done: Promise.resolve(undefined), giveBack: () => {} };
+  }
+  // A pack file open with O_DIRECT is read in whole blocks, into an aligned buffer (it holds
+  // PACK_RUN_MAX_BYTES widened to block boundaries at both ends); a longer run (of a pack object) into a run buffer.
+  const lo = direct ? start - (start % DIRECT_ALIGN) : start;
+  const hi = direct ? Math.ceil(end / DIRECT_ALIGN) * DIRECT_ALIGN : end;
+  const long = hi - lo > KIND_BYTES.plain;
+  const buf = direct
+    ? await buffers.getAligned(fh.fd, optional)
+    : long
+      ? await buffers.getRun(optional)
+      : await buffers.get(hi - lo, optional);
+  if (!buf) {
+    if (optional) return undefined;
+    throw new Error("no buffer alignment suits O_DIRECT reads any more");
+  }
+  const giveBack = () => (direct ? buffers.putAligned(buf) : long ? buffers.putRun(buf) : buffers.put(buf));
+  const done = (async () => {
+    // A short read is a truncated file: the chunks past its end say so one by one. A direct
+    // read is one call (its buffer and offset stay aligned only for the first).
+    let read = 0;
+    try {
+      if (direct) read = (await fh.read(buf, 0, hi - lo, lo)).bytesRead;
+      else for (let n = -1; n !== 0 && read < hi - lo; read += n) ({ bytesRead: n } = await fh.read(buf, read, hi - lo - read, lo + read));
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+      return undefined;
+    }
+    return { range: buf.subarray(start - lo), got: read - (start - lo) };
+  })();
+  // Its failure is the run's, raised when the stream gets there.
+  void done.catch(() => undefined);
+  return { done, giveBack };
+}
+
+/**
+ * The chunks of a run of packed entries (see packRun), read from their pack file with one
+ * read of the range they span (`started`, or started here), each checked and decoded as
+ * readEntryChunks does; `index` is the entry's in `run`. A chunk's data is valid until the
+ * next is asked for.
  */
 async function* readPackRun(
   base: DataBase,
@@ -873,61 +990,56 @@ async function* readPackRun(
   buffers: ReadBuffers,
   pack: PackFile,
   decodeInto: () => Promise<Buffer>,
+  started?: PackRead,
 ): AsyncGenerator<{ index: number; chunk: EntryChunk }> {
-  const first = run[0]!.copy;
-  const [start] = storedRange(first.entry);
-  const [, end] = storedRange(run[run.length - 1]!.copy.entry);
-  const out = run.some(({ copy }) => copy.entry.chunks.some((c) => !c.raw)) ? await decodeInto() : undefined;
-  let fh: EntryFile;
-  let direct: boolean;
+  let read = started;
   try {
-    ({ fh, direct } = await pack.get(base, `${itemDirName(first.rank, first.item)}/${PACK_FILE_NAME}`, first, buffers));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-    yield { index: 0, chunk: { kind: "missing" } };
-    return;
-  }
-  // A pack file open with O_DIRECT is read in whole blocks, into an aligned buffer (it holds
-  // PACK_RUN_MAX_BYTES widened to block boundaries at both ends).
-  const lo = direct ? start - (start % DIRECT_ALIGN) : start;
-  const hi = direct ? Math.ceil(end / DIRECT_ALIGN) * DIRECT_ALIGN : end;
-  const buf = direct ? await buffers.getAligned(fh.fd) : await buffers.get(hi - lo);
-  if (!buf) throw new Error("no buffer alignment suits O_DIRECT reads any more");
-  try {
-    // A short read is a truncated file: the chunks past its end say so one by one. A direct
-    // read is one call (its buffer and offset stay aligned only for the first).
-    let read = 0;
-    if (direct) read = (await fh.read(buf, 0, hi - lo, lo)).bytesRead;
-    else for (let n = -1; n !== 0 && read < hi - lo; read += n) ({ bytesRead: n } = await fh.read(buf, read, hi - lo - read, lo + read));
-    const range = buf.subarray(start - lo);
-    const got = read - (start - lo);
+    const out = run.some(({ copy }) => copy.entry.chunks.some((c) => !c.raw)) ? await decodeInto() : undefined;
+    read ??= (await startPackRead(base, run, buffers, pack))!;
+    const got = await read.done;
+    if (!got) {
+      yield { index: 0, chunk: { kind: "missing" } };
+      return;
+    }
+    const [start] = storedRange(run[0]!.copy.entry);
     for (let index = 0; index < run.length; index++) {
       const { entry } = run[index]!.copy;
       for (let i = 0; i < entry.chunks.length; i++) {
         const chunk = entry.chunks[i]!;
-        const at = chunk.offset - start;
-        const have = Math.max(0, Math.min(got - at, chunk.storedBytes));
-        let r: EntryChunk;
-        if (have !== chunk.storedBytes)
-          r = { kind: "damaged", index: i, chunk, problem: `file is truncated (${have} of ${chunk.storedBytes} bytes)` };
-        else
-          try {
-            r = {
-              kind: "data",
-              index: i,
-              chunk,
-              data: await decodeChunk(range.subarray(at, at + chunk.storedBytes), chunk, chunk.raw ? undefined : out),
-            };
-          } catch (err) {
-            if (!(err instanceof ChunkCorruptError)) throw err;
-            r = { kind: "damaged", index: i, chunk, problem: err.message };
-          }
-        yield { index, chunk: r };
+        yield { index, chunk: await frameOf(got.range, got.got, chunk.offset - start, chunk, i, out) };
       }
     }
   } finally {
-    if (direct) buffers.putAligned(buf);
-    else buffers.put(buf);
+    // A read still in flight gives its buffer back once it is done.
+    if (read) await read.done.then(read.giveBack, read.giveBack);
+  }
+}
+
+/**
+ * Chunk `chunk` (its entry's chunk `index`) of a range read from its stored file: it starts `at`
+ * bytes into `range`, of which `got` were read (fewer than the chunk needs: the file is truncated).
+ */
+async function frameOf(
+  range: Buffer,
+  got: number,
+  at: number,
+  chunk: StoredChunk,
+  index: number,
+  out: Buffer | undefined,
+): Promise<EntryChunk> {
+  const have = Math.max(0, Math.min(got - at, chunk.storedBytes));
+  if (have !== chunk.storedBytes)
+    return { kind: "damaged", index, chunk, problem: `file is truncated (${have} of ${chunk.storedBytes} bytes)` };
+  try {
+    return {
+      kind: "data",
+      index,
+      chunk,
+      data: await decodeChunk(range.subarray(at, at + chunk.storedBytes), chunk, chunk.raw ? undefined : out),
+    };
+  } catch (err) {
+    if (!(err instanceof ChunkCorruptError)) throw err;
+    return { kind: "damaged", index, chunk, problem: err.message };
   }
 }
 
@@ -954,7 +1066,9 @@ function corruptChunk(
  * a packed entry's through `pack` when given (which keeps it open), else on its own, closed
  * when the generator ends. Compressed chunks decode into `decodeInto`, taken before any
  * read holds buffers (streams that hold read buffers while they wait for a decode buffer
- * would wait on each other).
+ * would wait on each other). On an object store, chunks that lie side by side are read in
+ * runs (up to OBJECT_RUN_CHUNKS with one request, OBJECT_READ_AHEAD runs ahead), each split
+ * into its frames here; only the chunks asked for are read.
  */
 async function* readEntryChunks(
   base: DataBase,
@@ -979,21 +1093,48 @@ async function* readEntryChunks(
       ? await pack.get(base, file, copy, buffers)
       : await openForRead(base, file, indices ? chunks : entry.chunks, buffers));
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    if (!isMissing(err)) throw err;
     yield { kind: "missing" };
     return;
   }
-  /** A read in flight, and how to give its buffer back. */
+  const object = !("dir" in base);
+  /** A read in flight of `count` chunks (one but on an object store), and how to give its buffer back. */
   interface Started {
+    count: number;
     done: Promise<ChunkRead>;
     giveBack: () => void;
   }
-  /** Starts the read of `c` once it has a buffer; undefined when `optional` and no buffer is to be had now. */
-  const read = async (c: StoredChunk, optional: boolean): Promise<Started | undefined> => {
+  /** Starts the read of the chunks from `chunks[from]` once it has a buffer; undefined when `optional` and no buffer is to be had now. */
+  const read = async (from: number, optional: boolean): Promise<Started | undefined> => {
+    const c = chunks[from]!;
+    if (object) {
+      // The chunks side by side from `from` on that fit a run buffer.
+      let end = from + 1;
+      while (
+        end < chunks.length &&
+        end - from < OBJECT_RUN_CHUNKS &&
+        chunks[end]!.offset === chunks[end - 1]!.offset + chunks[end - 1]!.storedBytes &&
+        chunks[end]!.offset + chunks[end]!.storedBytes - c.offset <= OBJECT_RUN_BYTES
+      )
+        end++;
+      const last = chunks[end - 1]!;
+      const length = last.offset + last.storedBytes - c.offset;
+      // A run buffer only for a run of several chunks (a thin box's lone chunks take less).
+      if (end - from > 1) {
+        const run = await buffers.getRun(optional);
+        if (!run) return undefined;
+        return {
+          count: end - from,
+          done: fh.read(run, 0, length, c.offset).then(({ bytesRead }) => ({ stored: run, bytesRead })),
+          giveBack: () => buffers.putRun(run),
+        };
+      }
+    }
     if (!direct) {
       const stored = await buffers.get(c.storedBytes, optional);
       if (!stored) return undefined;
       return {
+        count: 1,
         done: fh.read(stored, 0, c.storedBytes, c.offset).then(({ bytesRead }) => ({ stored, bytesRead })),
         giveBack: () => buffers.put(stored),
       };
@@ -1014,36 +1155,38 @@ async function* readEntryChunks(
         aligned,
       };
     });
-    return { done, giveBack: () => buffers.putAligned(aligned) };
+    return { count: 1, done, giveBack: () => buffers.putAligned(aligned) };
   };
+  const readAhead = object ? OBJECT_READ_AHEAD : READ_AHEAD;
   const inflight: Started[] = [];
   let next = 0;
-  /** The chunk the consumer has (its buffer goes back when it asks for the next). */
+  /** The read of the chunk the consumer has (its buffer goes back when it asks for the one after the read's last). */
   let held: Started | undefined;
   try {
-    for (let n = 0; n < chunks.length; n++) {
+    for (let n = 0; n < chunks.length;) {
       // The chunk the consumer needs waits for a buffer; reading ahead only uses room there is.
-      while (next < chunks.length && inflight.length < READ_AHEAD) {
-        const started = await read(chunks[next]!, inflight.length > 0);
+      while (next < chunks.length && inflight.length < readAhead) {
+        const started = await read(next, inflight.length > 0);
         if (!started) break;
+        // Its failure (a data object gone, the store unreachable) is the chunk's, raised when the loop gets there.
+        void started.done.catch(() => undefined);
         inflight.push(started);
-        next++;
+        next += started.count;
       }
       held = inflight.shift()!;
-      const { stored, bytesRead } = await held.done;
-      const chunk = chunks[n]!;
-      const index = indices ? indices[n]! : skip + n;
-      let result: EntryChunk;
-      if (bytesRead !== chunk.storedBytes)
-        result = { kind: "damaged", index, chunk, problem: `file is truncated (${bytesRead} of ${chunk.storedBytes} bytes)` };
-      else
-        try {
-          result = { kind: "data", index, chunk, data: await decodeChunk(stored, chunk, chunk.raw ? undefined : out) };
-        } catch (err) {
-          if (!(err instanceof ChunkCorruptError)) throw err;
-          result = { kind: "damaged", index, chunk, problem: err.message };
-        }
-      yield result;
+      let got: ChunkRead;
+      try {
+        got = await held.done;
+      } catch (err) {
+        if (!isMissing(err)) throw err;
+        yield { kind: "missing" };
+        return;
+      }
+      const first = chunks[n]!.offset;
+      for (const end = n + held.count; n < end; n++) {
+        const chunk = chunks[n]!;
+        yield await frameOf(got.stored, got.bytesRead, chunk.offset - first, chunk, indices ? indices[n]! : skip + n, out);
+      }
       held.giveBack();
       held = undefined;
     }

@@ -4,6 +4,7 @@
  * and create-only puts tell a lost race from a lost answer by reading the key back.
  */
 import { createHash, randomBytes } from "node:crypto";
+import type { Readable } from "node:stream";
 import { S3ServiceException } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
 import { CkptdError } from "../../src/common/errors.js";
@@ -106,5 +107,27 @@ describe("S3Store under injected server failures", () => {
     expect(faults[0]!.times).toBe(0);
     const back = await s.get("obj");
     expect(createHash("sha256").update(back!).digest("hex")).toBe(createHash("sha256").update(data).digest("hex"));
+  });
+
+  it("a ranged GET whose body is cut off (connection reset) after some bytes is sent again; the range arrives bit-exact", async () => {
+    const { s, sent } = faultyStore("get-cut");
+    const data = randomBytes(9 * MiB);
+    await s.put("obj", data);
+    let cuts = 1;
+    s.client.middlewareStack.add(
+      (next) => async (args) => {
+        const out = await next(args);
+        const body = (out.output as { Body?: Readable }).Body;
+        if (body && cuts-- > 0) body.once("data", () => body.destroy(Object.assign(new Error("aborted"), { code: "ECONNRESET" })));
+        return out;
+      },
+      { step: "initialize", name: "cutBody" },
+    );
+    const into = Buffer.alloc(8 * MiB);
+    const got = await s.getRange("obj", MiB, 8 * MiB, into);
+    expect(cuts).toBeLessThan(0);
+    expect(count(sent, "GetObjectCommand")).toBe(2);
+    expect(got!.buffer).toBe(into.buffer);
+    expect(got!.equals(data.subarray(MiB, 9 * MiB))).toBe(true);
   });
 });

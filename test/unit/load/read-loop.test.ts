@@ -11,8 +11,10 @@ import { CheckpointLoader } from "../../../src/load/loader.js";
 import { ItemWriter, itemWriterBuffers, PACK_MAX_ENTRY_BYTES, type EntrySpec } from "../../../src/save/item-writer.js";
 import { BUFFERED_IO } from "../../../src/store/direct-io.js";
 import { layout, PACK_FILE_NAME } from "../../../src/store/layout.js";
+import { MemoryStorage } from "../../../src/store/memory.js";
 import { PosixStorage } from "../../../src/store/posix.js";
 import { testManifest } from "../catalog/manifest-fixture.js";
+import { loadAll, planAll } from "./load-helpers.js";
 
 const roots: string[] = [];
 afterEach(() => {
@@ -58,34 +60,7 @@ async function checkpoint(
   const catalog = new Catalog(storage);
   catalog.add(summarize(manifest));
   const entry = (key: string) => item.entries.find((e) => e.key === key)!;
-  return { loader: new CheckpointLoader(storage, catalog), dir, data, entry };
-}
-
-function planAll(loader: CheckpointLoader) {
-  return loader.plan({
-    job: "j",
-    checkpointId: "c",
-    rank: 0,
-    localRank: 0,
-    devices: [],
-    mapLocation: {},
-    items: [],
-    sourceRank: undefined,
-    worldSize: 0,
-    boxes: [],
-    shardAs: undefined,
-  });
-}
-
-async function loadAll(loader: CheckpointLoader): Promise<Map<string, Buffer>> {
-  const plan = await planAll(loader);
-  const got = new Map<string, Buffer[]>();
-  let key = "";
-  for await (const part of loader.stream(plan)) {
-    if (part.kind === "entry") got.set((key = part.entry.key), []);
-    else got.get(key)!.push(Buffer.from(part.data));
-  }
-  return new Map([...got].map(([k, parts]) => [k, Buffer.concat(parts)]));
+  return { loader: new CheckpointLoader(storage, catalog), dir, data, entry, manifest };
 }
 
 async function loadError(loader: CheckpointLoader): Promise<CkptdError> {
@@ -227,6 +202,110 @@ describe("load and verify read loop", () => {
       }
     }
     expect(openFilesUnder(dir)).toEqual([]);
+  });
+});
+
+/**
+ * The checkpoint of `checkpoint()` on a storage without local files (as on an object store): its
+ * files as objects of a MemoryStorage, whose ranged reads and stats are counted.
+ */
+async function objectCheckpoint(data?: Record<string, Buffer>) {
+  const local = await checkpoint(data);
+  const storage = new MemoryStorage("read-loop", true);
+  const prefix = storage.dataPrefix("j", "c", 1);
+  for (const name of fs.readdirSync(local.dir))
+    storage.write(`${prefix}/rank-00000/model/${name}`, fs.readFileSync(path.join(local.dir, name)));
+  await storage.put(layout.manifest("j", "c"), JSON.stringify(local.manifest));
+  const ranges: { key: string; offset: number; length: number }[] = [];
+  let stats = 0;
+  const getRange = storage.getRange.bind(storage);
+  storage.getRange = (key, offset, length, into) => {
+    ranges.push({ key: key.slice(prefix.length + 1), offset, length });
+    return getRange(key, offset, length, into);
+  };
+  const stat = storage.stat.bind(storage);
+  storage.stat = (key) => {
+    stats++;
+    return stat(key);
+  };
+  const catalog = new Catalog(storage);
+  catalog.add(summarize(local.manifest));
+  return { ...local, storage, prefix, ranges, stats: () => stats, loader: new CheckpointLoader(storage, catalog) };
+}
+
+describe("load read loop on a storage without local files", () => {
+  it("read loop on objects - no stat; an entry's side-by-side chunks in runs of one ranged read, the packed entries in one; bit-exact", async () => {
+    const { loader, data, entry, ranges, stats } = await objectCheckpoint();
+    const got = await loadAll(loader);
+    for (const [key, d] of Object.entries(data)) expect(got.get(key)?.equals(d), key).toBe(true);
+    expect(stats()).toBe(0);
+    const big = entry("big");
+    expect(big.chunks).toHaveLength(3);
+    const end = (i: number) => big.chunks[i]!.offset + big.chunks[i]!.storedBytes;
+    // Two runs: chunks 0 and 1 with one read, chunk 2 with another, each exactly their bytes.
+    expect(ranges.filter((r) => r.key.endsWith(big.file))).toEqual([
+      { key: `rank-00000/model/${big.file}`, offset: 0, length: end(1) },
+      { key: `rank-00000/model/${big.file}`, offset: end(1), length: end(2) - end(1) },
+    ]);
+    expect(ranges.filter((r) => r.key.endsWith(PACK_FILE_NAME))).toHaveLength(1);
+    const v = await loader.verify("j", "c");
+    expect(v).toMatchObject({ chunks: 5, damaged: [] });
+  });
+
+  it("read loop on objects - a pack of 12 MiB is read in two runs (7 and 5 entries of 1 MiB), the second while the first's entries are sent; bit-exact", async () => {
+    const data = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`p${i}`, crypto.randomBytes(PACK_MAX_ENTRY_BYTES)]));
+    const { loader, entry, ranges } = await objectCheckpoint(data);
+    const plan = await planAll(loader);
+    const got = new Map<string, Buffer[]>();
+    let key = "";
+    let readsAtFirstChunk = -1;
+    for await (const part of loader.stream(plan)) {
+      if (part.kind === "entry") got.set((key = part.entry.key), []);
+      else {
+        if (readsAtFirstChunk < 0) {
+          await new Promise((r) => setTimeout(r, 10));
+          readsAtFirstChunk = ranges.length;
+        }
+        got.get(key)!.push(Buffer.from(part.data));
+      }
+    }
+    for (const [k, d] of Object.entries(data)) expect(Buffer.concat(got.get(k)!).equals(d), k).toBe(true);
+    expect(readsAtFirstChunk, "the second run is asked for while the first's entries go out").toBe(2);
+    const end = (k: string) => entry(k).chunks[0]!.offset + entry(k).chunks[0]!.storedBytes;
+    expect(ranges.map((r) => [r.offset, r.offset + r.length])).toEqual([
+      [0, end("p6")],
+      [end("p6"), end("p11")],
+    ]);
+  });
+
+  it("read loop on objects - a missing object is DATA_LOSS naming the entry; a byte flipped in a run's second chunk names that chunk", async () => {
+    const missing = await objectCheckpoint();
+    await missing.storage.delete(`${missing.prefix}/rank-00000/model/${missing.entry("big").file}`);
+    expect((await loadError(missing.loader)).message).toBe(
+      `item 'model' key 'big': stored file ${missing.entry("big").file} is missing (or the checkpoint was deleted during the load)`,
+    );
+    const v = await missing.loader.verify("j", "c");
+    expect(v.damaged.map((d) => `${d.key} ${d.chunkIndex} ${d.problem}`)).toEqual([0, 1, 2].map((i) => `big ${i} file is missing`));
+
+    const flipped = await objectCheckpoint();
+    const big = flipped.entry("big");
+    const key = `${flipped.prefix}/rank-00000/model/${big.file}`;
+    const stored = (await flipped.storage.get(key))!;
+    stored[big.chunks[1]!.offset + 100] = stored[big.chunks[1]!.offset + 100]! ^ 0xff;
+    flipped.storage.write(key, stored);
+    expect((await loadError(flipped.loader)).message).toMatch(
+      new RegExp(
+        `^checkpoint 'c' rank 0 item 'model' key 'big' chunk 1 \\(file ${big.file}, offset ${big.chunks[1]!.offset}\\) is corrupt`,
+      ),
+    );
+    // Whole again, then cut short inside its second run: the chunk there is truncated.
+    stored[big.chunks[1]!.offset + 100] = stored[big.chunks[1]!.offset + 100]! ^ 0xff;
+    flipped.storage.write(key, stored.subarray(0, big.chunks[2]!.offset + 10));
+    expect((await loadError(flipped.loader)).message).toMatch(
+      new RegExp(
+        `key 'big' chunk 2 \\(file ${big.file}, offset ${big.chunks[2]!.offset}\\) is corrupt: file is truncated \\(10 of ${big.chunks[2]!.storedBytes} bytes\\)$`,
+      ),
+    );
   });
 });
 
