@@ -34,6 +34,28 @@ interface AnyCall {
   getPeer(): string;
 }
 
+/** What a streaming call's Writable side says of itself. */
+interface StreamState {
+  readonly writableLength: number;
+  readonly destroyed: boolean;
+}
+
+/** How long a failed stream's status may wait for the messages written before it. */
+const STATUS_AFTER_WRITES_MS = 10_000;
+
+/**
+ * Resolves once the messages written to `call` have gone out (or it is destroyed, or after
+ * STATUS_AFTER_WRITES_MS). grpc-js sends an error status only after the pending writes, from
+ * the stream's final step; a bidi method reading its requests through an async iterator
+ * destroys the stream as soon as the 'error' event reaches the iterator, and a destroyed
+ * stream never takes that step: the client would wait for a status that never comes. So the
+ * error is emitted once nothing is pending.
+ */
+async function afterWrites(call: StreamState): Promise<void> {
+  const until = Date.now() + STATUS_AFTER_WRITES_MS;
+  while (call.writableLength > 0 && !call.destroyed && Date.now() < until) await new Promise((r) => setTimeout(r, 1));
+}
+
 /** A method's steps before it runs: its auth check (throws UNAUTHENTICATED or PERMISSION_DENIED). */
 export interface MethodOptions<C> {
   auth?: (call: C) => void;
@@ -96,7 +118,7 @@ export function rpcMethods(env: RpcEnv, service: string) {
   }
 
   /** A handler whose call ends when the method returns (server-streaming, bidi). */
-  function ending<C extends AnyCall & { end(): void; emit(event: "error", err: unknown): boolean }>(
+  function ending<C extends AnyCall & StreamState & { end(): void; emit(event: "error", err: unknown): boolean }>(
     method: string,
     fn: (call: C, ctx: CallContext) => Promise<void>,
     options: MethodOptions<C> | undefined,
@@ -107,7 +129,7 @@ export function rpcMethods(env: RpcEnv, service: string) {
           // A call its client cancelled has nobody left to end it for.
           if (!call.cancelled) call.end();
         },
-        (s: grpc.ServiceError) => call.emit("error", s),
+        (s: grpc.ServiceError) => void afterWrites(call).then(() => call.emit("error", s)),
       );
     };
   }

@@ -2,7 +2,16 @@ import { EventEmitter } from "node:events";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import {
+  Metadata,
+  Server,
+  ServerCredentials,
+  credentials,
+  makeGenericClientConstructor,
+  status,
+  type ClientDuplexStream,
+  type ServiceError,
+} from "@grpc/grpc-js";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { dataLoss, invalidArgument, notFound } from "../../../src/common/errors.js";
@@ -246,5 +255,66 @@ describe("rpc handler wrapper", () => {
     expect(await count(metrics, "AdminService/GetStatus", "UNAUTHENTICATED")).toBe(2);
     expect(await count(metrics, "AdminService/GetStatus", "PERMISSION_DENIED")).toBe(1);
     fs.rmSync(dir, { recursive: true });
+  });
+});
+
+describe("handler over a real gRPC server", () => {
+  it("handler - a bidi method reading its requests through an iterator that fails right after a write: the client gets the status", async () => {
+    const { env: e } = env();
+    const rpc = rpcMethods(e, "Test");
+    const raw = {
+      serialize: (b: Buffer) => b,
+      deserialize: (b: Buffer) => b,
+    };
+    const definition = {
+      Chat: {
+        path: "/test.Test/Chat",
+        requestStream: true,
+        responseStream: true,
+        requestSerialize: raw.serialize,
+        requestDeserialize: raw.deserialize,
+        responseSerialize: raw.serialize,
+        responseDeserialize: raw.deserialize,
+      },
+    };
+    const server = new Server();
+    server.addService(definition, {
+      Chat: rpc.bidi<Buffer, Buffer>("Chat", async (call) => {
+        const requests = call.iterator({ destroyOnReturn: false }) as AsyncIterator<Buffer>;
+        await requests.next();
+        // The client's later messages are read on the side, as LoadShared reads its progress.
+        void (async () => {
+          for (;;) if ((await requests.next()).done) return;
+        })().catch(() => undefined);
+        call.write(Buffer.alloc(64 << 10, 1));
+        throw dataLoss("chunk 1 is corrupt");
+      }),
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    const Client = makeGenericClientConstructor(definition, "Test");
+    const client = new Client(`127.0.0.1:${port}`, credentials.createInsecure()) as unknown as {
+      Chat(): ClientDuplexStream<Buffer, Buffer>;
+      close(): void;
+    };
+    try {
+      for (let i = 0; i < 10; i++) {
+        const call = client.Chat();
+        const got = new Promise<{ code?: number; details?: string; messages: number }>((resolve) => {
+          let messages = 0;
+          call.on("data", () => messages++);
+          call.on("error", (err: ServiceError) => resolve({ code: err.code, details: err.details, messages }));
+          call.on("end", () => resolve({ messages }));
+        });
+        call.write(Buffer.from("start"));
+        const res = await Promise.race([got, new Promise<undefined>((r) => setTimeout(r, 5_000))]);
+        call.cancel();
+        expect(res, `call ${i}: a status within 5 s`).toEqual({ code: status.DATA_LOSS, details: "chunk 1 is corrupt", messages: 1 });
+      }
+    } finally {
+      client.close();
+      server.forceShutdown();
+    }
   });
 });
