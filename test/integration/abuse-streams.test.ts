@@ -86,7 +86,10 @@ function openDataFiles(d: Daemon): string[] {
     } catch {
       continue; // closed meanwhile
     }
-    if (target.startsWith(d.dataDir) && !target.endsWith(".lock") && !target.includes(".direct-io-probe")) open.push(target);
+    if (!target.startsWith(d.dataDir) || target.endsWith(".lock") || target.includes(".direct-io-probe")) continue;
+    // A directory is open only for the moment its fsync takes (a decision record, a rename).
+    if (fs.statSync(target, { throwIfNoEntry: false })?.isDirectory()) continue;
+    open.push(target);
   }
   return open;
 }
