@@ -626,7 +626,8 @@ async function main(): Promise<void> {
     peer_download: "peer: ranged GETs",
   };
   const head = `${ranks} ranks × ${(rawBytes / ranks / MIB).toFixed(0)} MiB ${kind}`;
-  console.log(`${head.padEnd(26)}${"GB/s".padStart(8)}${"runs".padStart(26)}${"CPU s: daemon (main)/RGW/ranks".padStart(32)}`);
+  const runsWidth = Math.max(26, ...CASES.map((c) => runs[c].map((r) => fmt(r.gbps)).join(" ").length + 2));
+  console.log(`${head.padEnd(26)}${"GB/s".padStart(8)}${"runs".padStart(runsWidth)}${"CPU s: daemon (main)/RGW/ranks".padStart(32)}`);
   for (const c of CASES)
     console.log(
       label[c].padEnd(26) +
@@ -634,7 +635,7 @@ async function main(): Promise<void> {
         runs[c]
           .map((r) => fmt(r.gbps))
           .join(" ")
-          .padStart(26) +
+          .padStart(runsWidth) +
         `${fmt(med(c, "daemonCpu"), 1)} (${fmt(med(c, "daemonMainCpu"), 1)})/${fmt(med(c, "rgwCpu"), 1)}/${fmt(med(c, "clientCpu"), 1)}`.padStart(
           32,
         ),
