@@ -44,16 +44,16 @@ interface StreamState {
 const STATUS_AFTER_WRITES_MS = 10_000;
 
 /**
- * Resolves once the messages written to `call` have gone out (or it is destroyed, or after
- * STATUS_AFTER_WRITES_MS). grpc-js sends an error status only after the pending writes, from
+ * Resolves once the messages written to `call` have gone out (or it is destroyed or cancelled,
+ * or after STATUS_AFTER_WRITES_MS). grpc-js sends an error status only after the pending writes, from
  * the stream's final step; a bidi method reading its requests through an async iterator
  * destroys the stream as soon as the 'error' event reaches the iterator, and a destroyed
  * stream never takes that step: the client would wait for a status that never comes. So the
  * error is emitted once nothing is pending.
  */
-async function afterWrites(call: StreamState): Promise<void> {
+async function afterWrites(call: StreamState & { cancelled?: boolean }): Promise<void> {
   const until = Date.now() + STATUS_AFTER_WRITES_MS;
-  while (call.writableLength > 0 && !call.destroyed && Date.now() < until) await new Promise((r) => setTimeout(r, 1));
+  while (call.writableLength > 0 && !call.destroyed && !call.cancelled && Date.now() < until) await new Promise((r) => setTimeout(r, 1));
 }
 
 /** A method's steps before it runs: its auth check (throws UNAUTHENTICATED or PERMISSION_DENIED). */
