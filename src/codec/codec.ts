@@ -31,9 +31,15 @@ export const RAW_FRAME_OVERHEAD = FRAME_HEAD_BYTES + END_MARK.length;
 /** A frame's header and the size word of its one block of `blockBytes` (`raw`: an uncompressed block). */
 function frameHead(blockBytes: number, raw: boolean): Buffer {
   const head = Buffer.allocUnsafe(FRAME_HEAD_BYTES);
-  FRAME_HEADER.copy(head, 0);
-  head.writeUInt32LE(raw ? (blockBytes | UNCOMPRESSED_BIT) >>> 0 : blockBytes, FRAME_HEADER.length);
+  writeFrameHead(head, 0, blockBytes, raw);
   return head;
+}
+
+/** Writes a frame's header and block size word into `out` at `at`; returns where the block goes. */
+function writeFrameHead(out: Buffer, at: number, blockBytes: number, raw: boolean): number {
+  FRAME_HEADER.copy(out, at);
+  out.writeUInt32LE(raw ? (blockBytes | UNCOMPRESSED_BIT) >>> 0 : blockBytes, at + FRAME_HEADER.length);
+  return at + FRAME_HEAD_BYTES;
 }
 
 /** How one chunk was stored. */
@@ -93,17 +99,19 @@ export async function encodeChunk(data: Buffer, tryCompress: boolean, minSaving 
     // The whole chunk as one block of a frame written here, so the frame's layout (4 MiB
     // blocks, as lz4 -1 writes them) does not depend on lz4-napi's frame defaults.
     // lz4-napi's block output starts with the raw size, which the frame does not carry.
-    const framed = compressedFrame((await compress(data)).subarray(4), data.length, minSaving);
-    if (framed) return framed;
+    const block = (await compress(data)).subarray(4);
+    if (pays(block.length, data.length, minSaving)) return compressedFrame(block);
   }
   return rawFrame(data);
 }
 
-/** The frame of an LZ4 block of `rawBytes` bytes when it saves `minSaving` of them; undefined when it does not pay. */
-function compressedFrame(block: Buffer, rawBytes: number, minSaving: number): EncodedChunk | undefined {
-  const storedBytes = block.length + RAW_FRAME_OVERHEAD;
-  if (storedBytes > rawBytes * (1 - minSaving)) return undefined;
-  return { parts: [frameHead(block.length, false), block, END_MARK], storedBytes, raw: false };
+/** Whether an LZ4 block of `blockBytes` saves `minSaving` of the `rawBytes` it encodes, frame included. */
+const pays = (blockBytes: number, rawBytes: number, minSaving: number): boolean =>
+  blockBytes + RAW_FRAME_OVERHEAD <= rawBytes * (1 - minSaving);
+
+/** The frame of an LZ4 block, as parts. */
+function compressedFrame(block: Buffer): EncodedChunk {
+  return { parts: [frameHead(block.length, false), block, END_MARK], storedBytes: block.length + RAW_FRAME_OVERHEAD, raw: false };
 }
 
 /** Below this many bytes a chunk is not worth an LZ4 attempt: the frame's 11 bytes eat any saving. */
@@ -115,22 +123,27 @@ const MIN_COMPRESS_BYTES = 64;
  * entries pays it per entry.
  */
 export function encodeSmallChunk(data: Buffer, minSaving = 0.03): EncodedChunk {
-  if (data.length >= MIN_COMPRESS_BYTES) {
-    const framed = compressedFrame(compressSync(data).subarray(4), data.length, minSaving);
-    if (framed) return framed;
-  }
-  return rawFrame(data);
+  const block = smallBlock(data, minSaving);
+  return block ? compressedFrame(block) : rawFrame(data);
 }
 
 /**
  * encodeSmallChunk, its frame written into `out` at `at` (room for data.length +
- * RAW_FRAME_OVERHEAD bytes).
+ * RAW_FRAME_OVERHEAD bytes) with nothing allocated for its header.
  */
 export function encodeSmallChunkInto(data: Buffer, out: Buffer, at: number, minSaving = 0.03): { storedBytes: number; raw: boolean } {
-  const enc = encodeSmallChunk(data, minSaving);
-  let to = at;
-  for (const part of enc.parts) to += part.copy(out, to);
-  return { storedBytes: enc.storedBytes, raw: enc.raw };
+  const block = smallBlock(data, minSaving);
+  const body = block ?? data;
+  const to = writeFrameHead(out, at, body.length, !block);
+  END_MARK.copy(out, to + body.copy(out, to));
+  return { storedBytes: body.length + RAW_FRAME_OVERHEAD, raw: !block };
+}
+
+/** A small chunk's LZ4 block (compressed on the calling thread) when it saves `minSaving`; undefined when it does not pay. */
+function smallBlock(data: Buffer, minSaving: number): Buffer | undefined {
+  if (data.length < MIN_COMPRESS_BYTES) return undefined;
+  const block = compressSync(data).subarray(4);
+  return pays(block.length, data.length, minSaving) ? block : undefined;
 }
 
 /** Bytes of each literal stretch that literalsAreNoise compresses. */
